@@ -1,0 +1,67 @@
+#pragma once
+// Bridges blocking work on other threads (db_pool, submitter, publisher)
+// into the API's coroutines: the coroutine suspends, the callback resumes it
+// on its own executor. Each callback must be called exactly once.
+
+#include "common/db.hpp"
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/execution.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+
+namespace jobs {
+
+/// co_await await_callback<T>([](std::function<void(T)> done) { ...; done(value); })
+template <class T, class Start>
+boost::asio::awaitable<T> await_callback(Start start) {
+  namespace asio = boost::asio;
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(T)>(
+      [start = std::move(start)](auto handler) mutable {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        // Counted as outstanding work, so the io_context doesn't run out
+        // (and a graceful stop doesn't return) while the callback is pending.
+        auto ex = asio::prefer(asio::get_associated_executor(*h), asio::execution::outstanding_work.tracked);
+        start(std::function<void(T)>([h, ex](T v) {
+          asio::post(ex, [h, v = std::move(v)]() mutable { std::move (*h)(std::move(v)); });
+        }));
+      },
+      asio::use_awaitable);
+}
+
+/// Runs fn(pqxx::connection&) on the pool and returns its value; rethrows
+/// its exception in the coroutine. No connection: throws pqxx::broken_connection.
+// GCC 12 destroys some temporaries of a co_await expression twice, so
+// coroutines here take references and keep their callables in named locals.
+template <class Fn>
+auto db_call(db_pool& pool, const Fn& fn) -> boost::asio::awaitable<decltype(fn(std::declval<pqxx::connection&>()))> {
+  using R = decltype(fn(std::declval<pqxx::connection&>()));
+  struct out {
+    std::shared_ptr<std::optional<R>> value;
+    std::exception_ptr error;
+  };
+  auto start = [&pool, fn](std::function<void(out)> done) mutable {
+    pool.post([fn = std::move(fn), done = std::move(done)](pqxx::connection* c) mutable {
+      out r{std::make_shared<std::optional<R>>(), nullptr};
+      try {
+        if (!c) throw pqxx::broken_connection("PostgreSQL is unreachable");
+        r.value->emplace(fn(*c));
+      } catch (...) {
+        r.error = std::current_exception();
+      }
+      done(std::move(r));
+    });
+  };
+  auto o = co_await await_callback<out>(std::move(start));
+  if (o.error) std::rethrow_exception(o.error);
+  co_return std::move(**o.value);
+}
+
+}  // namespace jobs

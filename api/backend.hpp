@@ -1,0 +1,41 @@
+#pragma once
+// What the router needs from the rest of the platform. The platform's
+// implementation (api/platform.hpp) uses PostgreSQL and RabbitMQ; the
+// router's unit tests use an in-memory one.
+//
+// Errors: a backend throws when a server it needs is unreachable; the router
+// answers 503 `unavailable` (with Retry-After) and logs the reason.
+
+#include "common/problem.hpp"
+#include "common/store.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <optional>
+#include <string>
+
+namespace jobs {
+
+struct readiness {
+  bool database = false;
+  bool broker = false;
+  bool ok() const { return database && broker; }
+};
+
+// Coroutine arguments are references: callers await at once, and GCC 12
+// mishandles temporaries in co_await expressions (see api/async.hpp).
+class api_backend {
+ public:
+  virtual ~api_backend() = default;
+  /// The principal of a live key, or nullopt.
+  virtual boost::asio::awaitable<std::optional<principal>> authenticate(const std::string& api_key) = 0;
+  /// Records and publishes the job; nullopt when it was accepted (committed
+  /// and confirmed), else the problem to answer.
+  virtual boost::asio::awaitable<std::optional<problem>> submit(const new_job& job) = 0;
+  /// The job's JSON, or nullopt if the tenant has no such job.
+  virtual boost::asio::awaitable<std::optional<std::string>> find_job(const tenant_id& t, const job_id& id) = 0;
+  virtual boost::asio::awaitable<std::string> list_jobs(const tenant_id& t, const job_filter& f) = 0;
+  virtual boost::asio::awaitable<readiness> ready() = 0;
+};
+
+}  // namespace jobs

@@ -1,0 +1,66 @@
+#include "api/platform.hpp"
+
+#include "api/async.hpp"
+#include "api/submission.hpp"
+
+namespace jobs {
+
+platform_backend::platform_backend(db_pool& reads, submitter& writes, publisher& pub,
+                                   std::chrono::milliseconds auth_cache)
+    : reads_(reads), writes_(writes), pub_(pub), auth_ttl_(auth_cache) {}
+
+boost::asio::awaitable<std::optional<principal>> platform_backend::authenticate(const std::string& api_key) {
+  // The cache is keyed by the hash, so the key itself is never kept.
+  auto hash = hash_api_key(api_key);
+  auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lk(mu_);
+    auto it = auth_cache_.find(hash);
+    if (it != auth_cache_.end() && it->second.until > now) co_return it->second.who;
+  }
+  auto query = [key = api_key](pqxx::connection& c) { return authenticate_key(c, key); };
+  auto who = co_await db_call(reads_, query);
+  std::lock_guard lk(mu_);
+  if (auth_cache_.size() >= auth_cache_max) auth_cache_.clear();
+  auth_cache_[hash] = {who, now + auth_ttl_};
+  co_return who;
+}
+
+boost::asio::awaitable<std::optional<problem>> platform_backend::submit(const new_job& job) {
+  // Don't record what cannot be published now.
+  if (job.state == job_state::queued && !pub_.connected())
+    co_return make_problem(503, "unavailable", "the message broker is unavailable; retry later");
+  auto start = [this, &job](std::function<void(std::optional<problem>)> done) { writes_.submit(job, std::move(done)); };
+  auto result = co_await await_callback<std::optional<problem>>(std::move(start));
+  co_return result;
+}
+
+boost::asio::awaitable<std::optional<std::string>> platform_backend::find_job(const tenant_id& t, const job_id& id) {
+  auto query = [t, id](pqxx::connection& c) { return find_job_json(c, t, id); };
+  auto job = co_await db_call(reads_, query);
+  co_return job;
+}
+
+boost::asio::awaitable<std::string> platform_backend::list_jobs(const tenant_id& t, const job_filter& f) {
+  auto query = [t, f](pqxx::connection& c) { return list_jobs_json(c, t, f); };
+  auto jobs = co_await db_call(reads_, query);
+  co_return jobs;
+}
+
+boost::asio::awaitable<readiness> platform_backend::ready() {
+  readiness r;
+  r.broker = pub_.connected();
+  try {
+    auto ping = [](pqxx::connection& c) {
+      pqxx::nontransaction n(c);
+      n.exec("SELECT 1");
+      return true;
+    };
+    r.database = co_await db_call(reads_, ping);
+  } catch (const std::exception&) {
+    r.database = false;
+  }
+  co_return r;
+}
+
+}  // namespace jobs

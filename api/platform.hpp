@@ -1,0 +1,43 @@
+#pragma once
+// The API's backend on the real servers: reads through a db_pool, writes
+// through the submitter (group commit + confirmed publish), keys checked
+// against PostgreSQL and cached for `auth_cache` (a revoked key stops
+// working within that time on every API process).
+//
+// Thread-safety: all members may be called from any coroutine.
+
+#include "api/backend.hpp"
+#include "api/submitter.hpp"
+#include "common/db.hpp"
+
+#include <chrono>
+#include <mutex>
+#include <unordered_map>
+
+namespace jobs {
+
+class platform_backend final : public api_backend {
+ public:
+  platform_backend(db_pool& reads, submitter& writes, publisher& pub, std::chrono::milliseconds auth_cache);
+
+  boost::asio::awaitable<std::optional<principal>> authenticate(const std::string& api_key) override;
+  boost::asio::awaitable<std::optional<problem>> submit(const new_job& job) override;
+  boost::asio::awaitable<std::optional<std::string>> find_job(const tenant_id& t, const job_id& id) override;
+  boost::asio::awaitable<std::string> list_jobs(const tenant_id& t, const job_filter& f) override;
+  boost::asio::awaitable<readiness> ready() override;
+
+ private:
+  static constexpr std::size_t auth_cache_max = 10000;
+  struct cached {
+    std::optional<principal> who;
+    std::chrono::steady_clock::time_point until;
+  };
+  db_pool& reads_;
+  submitter& writes_;
+  publisher& pub_;
+  std::chrono::milliseconds auth_ttl_;
+  std::mutex mu_;
+  std::unordered_map<std::string, cached> auth_cache_;  // key hash -> principal
+};
+
+}  // namespace jobs

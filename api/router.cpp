@@ -1,0 +1,181 @@
+#include "api/router.hpp"
+
+#include "common/log.hpp"
+
+#include <boost/beast/http/field.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/url/parse.hpp>
+#include <fmt/format.h>
+
+#include <charconv>
+
+namespace jobs {
+
+namespace {
+
+http_response json_response(http::status s, std::string body, const http_request& req) {
+  http_response res{s, req.version()};
+  res.set(http::field::content_type, "application/json");
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+std::string_view bearer_token(const http_request& req) {
+  auto h = req[http::field::authorization];
+  constexpr std::string_view scheme = "Bearer ";
+  if (h.size() <= scheme.size()) return {};
+  // The scheme is case-insensitive (RFC 9110).
+  for (std::size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(h[i])) != std::tolower(static_cast<unsigned char>(scheme[i]))) return {};
+  return h.substr(scheme.size());
+}
+
+bool is_json_content_type(std::string_view ct) {
+  auto semi = ct.find(';');
+  auto media = ct.substr(0, semi);
+  while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
+  if (media.size() != 16) return false;
+  for (std::size_t i = 0; i < media.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(media[i])) != "application/json"[i]) return false;
+  return true;
+}
+
+}  // namespace
+
+router::router(api_backend& backend, const schema_registry& schemas, router_options o)
+    : backend_(backend), schemas_(schemas), opts_(o) {}
+
+http_response router::problem_response(const problem& p, unsigned version, bool keep_alive) {
+  http_response res{static_cast<http::status>(p.status), version};
+  res.set(http::field::content_type, "application/problem+json");
+  if (p.status == 503) res.set(http::field::retry_after, "1");
+  if (p.status == 401) res.set(http::field::www_authenticate, "Bearer");
+  res.keep_alive(keep_alive);
+  res.body() = boost::json::serialize(p.to_json());
+  res.prepare_payload();
+  return res;
+}
+
+boost::asio::awaitable<http_response> router::handle(const http_request& req) {
+  try {
+    co_return co_await route(req);
+  } catch (const std::exception& e) {
+    // A server we depend on failed; the client may retry.
+    log_warn("request failed", {{"target", std::string(req.target())}, {"error", e.what()}});
+    co_return problem_response(make_problem(503, "unavailable", "a backing service is unavailable; retry later"),
+                               req.version(), req.keep_alive());
+  }
+}
+
+boost::asio::awaitable<http_response> router::route(const http_request& req) {
+  auto fail = [&](const problem& p) { return problem_response(p, req.version(), req.keep_alive()); };
+  auto target = boost::urls::parse_origin_form(req.target());
+  if (!target) co_return fail(make_problem(400, "bad_request", "the request target is not a valid path"));
+  std::string path = target->path();
+  auto method = req.method();
+  auto only = [&](http::verb v, const char* allow) -> std::optional<http_response> {
+    if (method == v) return std::nullopt;
+    auto r = fail(make_problem(405, "method_not_allowed", fmt::format("use {}", allow)));
+    r.set(http::field::allow, allow);
+    return r;
+  };
+
+  if (path == "/healthz") {
+    if (auto r = only(http::verb::get, "GET")) co_return *r;
+    co_return json_response(http::status::ok, R"({"status":"ok"})", req);
+  }
+  if (path == "/readyz") {
+    if (auto r = only(http::verb::get, "GET")) co_return *r;
+    auto rd = co_await backend_.ready();
+    auto body = fmt::format(R"({{"status":"{}","database":{},"broker":{}}})", rd.ok() ? "ready" : "not ready",
+                            rd.database, rd.broker);
+    auto res = json_response(rd.ok() ? http::status::ok : http::status::service_unavailable, body, req);
+    if (!rd.ok()) res.set(http::field::retry_after, "1");
+    co_return res;
+  }
+  if (!path.starts_with("/v1/"))
+    co_return fail(make_problem(404, "not_found", "no such route"));
+
+  auto key = bearer_token(req);
+  std::optional<principal> who;
+  if (!key.empty()) {
+    std::string k(key);
+    who = co_await backend_.authenticate(k);
+  }
+  if (!who) co_return fail(make_problem(401, "unauthorized", "send Authorization: Bearer <api key>"));
+
+  if (path == "/v1/jobs") {
+    if (method == http::verb::post) co_return co_await submit(req, *who);
+    if (auto r = only(http::verb::get, "GET, POST")) co_return *r;
+    auto params = target->params();
+    co_return co_await list(req, *who, params);
+  }
+  if (path.starts_with("/v1/jobs/") && path.find('/', 9) == std::string::npos) {
+    if (auto r = only(http::verb::get, "GET")) co_return *r;
+    job_id id{path.substr(9)};
+    std::optional<std::string> job;
+    if (is_uuid(id.value)) job = co_await backend_.find_job(who->tenant, id);
+    if (!job) co_return fail(make_problem(404, "not_found", "no job with this id"));
+    co_return json_response(http::status::ok, std::move(*job), req);
+  }
+  co_return fail(make_problem(404, "not_found", "no such route"));
+}
+
+boost::asio::awaitable<http_response> router::submit(const http_request& req, const principal& who) {
+  auto fail = [&](const problem& p) { return problem_response(p, req.version(), req.keep_alive()); };
+  if (!is_json_content_type(req[http::field::content_type]))
+    co_return fail(make_problem(415, "unsupported_media_type", "send Content-Type: application/json"));
+  auto parsed = parse_submission(req.body(), schemas_, opts_.limits, std::chrono::system_clock::now());
+  if (auto* p = std::get_if<problem>(&parsed)) co_return fail(*p);
+  auto job = std::move(std::get<new_job>(parsed));
+  job.id = new_job_id();
+  job.tenant = who.tenant;
+  auto id = job.id.value;
+  auto state = job.state;
+  auto refused = co_await backend_.submit(job);
+  if (refused) co_return fail(*refused);
+  auto body = fmt::format(R"({{"id":"{}","state":"{}","links":{{"self":"/v1/jobs/{}"}}}})", id, to_string(state), id);
+  auto res = json_response(http::status::accepted, std::move(body), req);
+  res.set(http::field::location, "/v1/jobs/" + id);
+  co_return res;
+}
+
+boost::asio::awaitable<http_response> router::list(const http_request& req, const principal& who,
+                                                   const boost::urls::params_view& params) {
+  auto fail = [&](problem p) {
+    // Query parameters are named in `parameter`, not as a body pointer.
+    p.parameter = std::move(p.pointer);
+    p.pointer.clear();
+    return problem_response(p, req.version(), req.keep_alive());
+  };
+  job_filter f;
+  for (auto p : params) {
+    if (p.key == "queue") {
+      if (!is_known_queue(p.value))
+        co_return fail(make_problem(400, "unknown_queue", "queue must be one of email, processing, webhooks", "queue"));
+      f.queue = p.value;
+    } else if (p.key == "state") {
+      if (!parse_job_state(p.value))
+        co_return fail(make_problem(400, "invalid_field", "state must be a job state", "state"));
+      f.state = p.value;
+    } else if (p.key == "cursor") {
+      if (!is_uuid(p.value)) co_return fail(make_problem(400, "invalid_field", "cursor is not valid", "cursor"));
+      f.before = p.value;
+    } else if (p.key == "limit") {
+      int n = 0;
+      auto [ptr, ec] = std::from_chars(p.value.data(), p.value.data() + p.value.size(), n);
+      if (ec != std::errc{} || ptr != p.value.data() + p.value.size() || n < 1 || n > opts_.list_limit_max)
+        co_return fail(make_problem(400, "invalid_field",
+                                    fmt::format("limit must be an integer from 1 to {}", opts_.list_limit_max), "limit"));
+      f.limit = n;
+    } else {
+      co_return fail(make_problem(400, "unknown_field", "unknown query parameter " + p.key, p.key));
+    }
+  }
+  auto jobs = co_await backend_.list_jobs(who.tenant, f);
+  co_return json_response(http::status::ok, std::move(jobs), req);
+}
+
+}  // namespace jobs

@@ -1,0 +1,53 @@
+#pragma once
+// The HTTP API without sockets: request in, response out (Beast's
+// handle_request split), so unit tests drive it directly.
+//
+//   GET  /healthz                 200 while the process runs
+//   GET  /readyz                  200 when PostgreSQL and RabbitMQ are reachable, else 503
+//   POST /v1/jobs                 submit (202 {id, state, links})
+//   GET  /v1/jobs/{id}            one job of the caller's tenant (404 otherwise)
+//   GET  /v1/jobs?queue=&state=&limit=&cursor=   the tenant's jobs, newest first
+//
+// Every /v1 route needs `Authorization: Bearer <key>`. Errors are RFC 9457
+// problem+json (api/submission.hpp lists the codes).
+//
+// Thread-safety: handle() may run concurrently on many coroutines.
+
+#include "api/backend.hpp"
+#include "api/submission.hpp"
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/url/params_view.hpp>
+
+namespace jobs {
+
+namespace http = boost::beast::http;
+using http_request = http::request<http::string_body>;
+using http_response = http::response<http::string_body>;
+
+struct router_options {
+  submission_limits limits;
+  int list_limit_max = 500;
+};
+
+class router {
+ public:
+  router(api_backend& backend, const schema_registry& schemas, router_options o);
+  boost::asio::awaitable<http_response> handle(const http_request& req);
+
+  /// A problem+json response (also used by the server for transport errors).
+  static http_response problem_response(const problem& p, unsigned version, bool keep_alive);
+
+ private:
+  boost::asio::awaitable<http_response> route(const http_request& req);
+  boost::asio::awaitable<http_response> submit(const http_request& req, const principal& who);
+  boost::asio::awaitable<http_response> list(const http_request& req, const principal& who,
+                                             const boost::urls::params_view& params);
+
+  api_backend& backend_;
+  const schema_registry& schemas_;
+  router_options opts_;
+};
+
+}  // namespace jobs

@@ -1,0 +1,101 @@
+#include "common/config.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <functional>
+#include <set>
+
+extern char** environ;
+
+namespace jobs {
+
+namespace {
+
+long parse_int(const std::string& name, const std::string& v, long lo, long hi) {
+  long out = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc{} || p != v.data() + v.size() || out < lo || out > hi)
+    throw config_error(fmt::format("{}={:?}: expected an integer in [{}, {}]", name, v, lo, hi));
+  return out;
+}
+
+// Variables the scripts use for themselves (ports of local servers, test
+// wiring); they may be in a daemon's environment and are not errors.
+bool is_script_variable(const std::string& name) {
+  static const std::set<std::string> names{"JOBS_API_PORT", "JOBS_AMQP_PORT", "JOBS_MGMT_PORT",
+                                           "JOBS_DIST_PORT", "JOBS_PG_PORT",  "JOBS_BIN_DIR",
+                                           "JOBS_SOURCE_DIR", "JOBS_SANITIZE"};
+  return names.contains(name) || name.starts_with("JOBS_TEST_");
+}
+
+}  // namespace
+
+config load_config(const std::map<std::string, std::string>& env) {
+  config c;
+  c.schema_dir = std::string(JOBS_SOURCE_DIR) + "/schemas";
+  using setter = std::function<void(const std::string&, const std::string&)>;
+  auto ms = [](std::chrono::milliseconds& field, long lo, long hi) -> setter {
+    return [&field, lo, hi](auto& n, auto& v) { field = std::chrono::milliseconds(parse_int(n, v, lo, hi)); };
+  };
+  auto integer = [](auto& field, long lo, long hi) -> setter {
+    return [&field, lo, hi](auto& n, auto& v) {
+      field = static_cast<std::remove_reference_t<decltype(field)>>(parse_int(n, v, lo, hi));
+    };
+  };
+  auto text = [](std::string& field) -> setter {
+    return [&field](auto& n, auto& v) {
+      if (v.empty()) throw config_error(n + " must not be empty");
+      field = v;
+    };
+  };
+  const std::map<std::string, setter> table{
+      {"JOBS_PG_URL", text(c.pg_url)},
+      {"JOBS_AMQP_URL", text(c.amqp_url)},
+      {"JOBS_SCHEMA_DIR", text(c.schema_dir)},
+      {"JOBS_HTTP_ADDR", text(c.http_addr)},
+      {"JOBS_HTTP_PORT", integer(c.http_port, 0, 65535)},
+      {"JOBS_HTTP_THREADS", integer(c.http_threads, 1, 64)},
+      {"JOBS_HTTP_BODY_LIMIT", integer(c.http_body_limit, 1024, 1L << 30)},
+      {"JOBS_HTTP_HEADER_LIMIT", integer(c.http_header_limit, 1024, 1L << 20)},
+      {"JOBS_HTTP_READ_TIMEOUT_MS", ms(c.http_read_timeout, 100, 3600000)},
+      {"JOBS_HTTP_MAX_CONNECTIONS", integer(c.http_max_connections, 1, 1000000)},
+      {"JOBS_JSON_MAX_DEPTH", integer(c.json_max_depth, 2, 1000)},
+      {"JOBS_PG_POOL_SIZE", integer(c.pg_pool_size, 1, 256)},
+      {"JOBS_SUBMIT_BATCH_MAX", integer(c.submit_batch_max, 1, 100000)},
+      {"JOBS_PUBLISH_TIMEOUT_MS", ms(c.publish_timeout, 100, 600000)},
+      {"JOBS_SCHEDULER_INTERVAL_MS", ms(c.scheduler_interval, 10, 60000)},
+      {"JOBS_AMQP_HEARTBEAT_S", integer(c.amqp_heartbeat_s, 0, 3600)},
+      {"JOBS_QUEUE_DELIVERY_LIMIT", integer(c.queue_delivery_limit, 1, 1000)},
+      {"JOBS_WORKER_QUEUE", text(c.worker_queue)},
+      {"JOBS_WORKER_CONCURRENCY", integer(c.worker_concurrency, 1, 4096)},
+      {"JOBS_WORKER_PREFETCH", integer(c.worker_prefetch, 0, 65535)},
+      {"JOBS_WORKER_LEASE_MS", ms(c.worker_lease, 1000, 86400000)},
+      {"JOBS_WORKER_SHUTDOWN_MS", ms(c.worker_shutdown, 0, 86400000)},
+      {"JOBS_AUTH_CACHE_MS", ms(c.auth_cache, 0, 3600000)},
+      {"JOBS_LOG_LEVEL", text(c.log_level)},
+  };
+  for (const auto& [name, value] : env) {
+    if (!name.starts_with("JOBS_") || is_script_variable(name)) continue;
+    auto it = table.find(name);
+    if (it == table.end()) throw config_error("unknown setting " + name);
+    it->second(name, value);
+  }
+  static const std::set<std::string> levels{"debug", "info", "warn", "error"};
+  if (!levels.contains(c.log_level))
+    throw config_error("JOBS_LOG_LEVEL must be one of debug, info, warn, error");
+  if (c.worker_prefetch == 0) c.worker_prefetch = 2 * c.worker_concurrency;
+  return c;
+}
+
+std::map<std::string, std::string> process_environment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return env;
+}
+
+}  // namespace jobs

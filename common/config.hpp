@@ -1,0 +1,82 @@
+#pragma once
+// Configuration of every daemon, from environment variables.
+//
+// Each setting is a `JOBS_*` variable with a default (table below and in the
+// README). Start-up fails on a malformed value or on an unknown `JOBS_*`
+// variable, so a typo never silently falls back to a default. Secrets (the
+// passwords inside JOBS_PG_URL / JOBS_AMQP_URL) come from the environment,
+// never from a committed file.
+//
+//   JOBS_PG_URL                  postgresql://jobs@127.0.0.1:5542/jobs
+//   JOBS_AMQP_URL                amqp://guest:guest@127.0.0.1:5782/
+//   JOBS_SCHEMA_DIR              <source>/schemas (jobs/ and migrations/ inside)
+//   JOBS_HTTP_ADDR               127.0.0.1
+//   JOBS_HTTP_PORT               8780
+//   JOBS_HTTP_THREADS            2
+//   JOBS_HTTP_BODY_LIMIT         1048576 bytes
+//   JOBS_HTTP_HEADER_LIMIT       16384 bytes
+//   JOBS_HTTP_READ_TIMEOUT_MS    30000 (a whole request, headers and body)
+//   JOBS_HTTP_MAX_CONNECTIONS    4096
+//   JOBS_JSON_MAX_DEPTH          32
+//   JOBS_PG_POOL_SIZE            4 connections for reads
+//   JOBS_SUBMIT_BATCH_MAX        1000 jobs per group commit
+//   JOBS_PUBLISH_TIMEOUT_MS      10000 (broker confirm deadline)
+//   JOBS_SCHEDULER_INTERVAL_MS   200
+//   JOBS_AMQP_HEARTBEAT_S        30
+//   JOBS_QUEUE_DELIVERY_LIMIT    10 deliveries before a message is dead-lettered
+//   JOBS_WORKER_QUEUE            processing
+//   JOBS_WORKER_CONCURRENCY      8 handler threads
+//   JOBS_WORKER_PREFETCH         2 x concurrency
+//   JOBS_WORKER_LEASE_MS         60000
+//   JOBS_WORKER_SHUTDOWN_MS      30000 (drain deadline on SIGTERM)
+//   JOBS_AUTH_CACHE_MS           5000
+//   JOBS_LOG_LEVEL               info (debug, info, warn, error)
+//
+// Thread-safety: a value; load once in main and pass down.
+
+#include <chrono>
+#include <map>
+#include <stdexcept>
+#include <string>
+
+namespace jobs {
+
+struct config_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct config {
+  std::string pg_url = "postgresql://jobs@127.0.0.1:5542/jobs";
+  std::string amqp_url = "amqp://guest:guest@127.0.0.1:5782/";
+  std::string schema_dir;
+  std::string http_addr = "127.0.0.1";
+  int http_port = 8780;
+  int http_threads = 2;
+  std::size_t http_body_limit = 1 << 20;
+  std::size_t http_header_limit = 16 << 10;
+  std::chrono::milliseconds http_read_timeout{30000};
+  int http_max_connections = 4096;
+  int json_max_depth = 32;
+  int pg_pool_size = 4;
+  int submit_batch_max = 1000;
+  std::chrono::milliseconds publish_timeout{10000};
+  std::chrono::milliseconds scheduler_interval{200};
+  int amqp_heartbeat_s = 30;
+  int queue_delivery_limit = 10;
+  std::string worker_queue = "processing";
+  int worker_concurrency = 8;
+  int worker_prefetch = 0;  ///< 0: twice the concurrency
+  std::chrono::milliseconds worker_lease{60000};
+  std::chrono::milliseconds worker_shutdown{30000};
+  std::chrono::milliseconds auth_cache{5000};
+  std::string log_level = "info";
+};
+
+/// Reads `JOBS_*` from `env` (name -> value) over the defaults.
+/// Throws config_error naming the variable on a bad or unknown one.
+config load_config(const std::map<std::string, std::string>& env);
+
+/// The process environment as a map, for load_config.
+std::map<std::string, std::string> process_environment();
+
+}  // namespace jobs

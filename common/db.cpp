@@ -1,0 +1,120 @@
+#include "common/db.hpp"
+
+#include "common/log.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace jobs {
+
+std::unique_ptr<pqxx::connection> pg_connect(const std::string& url) {
+  auto c = std::make_unique<pqxx::connection>(url);
+  return c;
+}
+
+namespace {
+// Any 64-bit constant unique to this project serialises migrations.
+constexpr long long migration_lock_key = 0x6a6f62736d696772;  // "jobsmigr"
+
+constexpr const char* create_migrations_table = R"(
+  CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+  ))";
+}  // namespace
+
+int apply_migrations(pqxx::connection& c, const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".sql") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  if (files.empty()) throw std::runtime_error("no migrations found in " + dir);
+
+  {
+    pqxx::nontransaction n(c);
+    n.exec_params("SELECT pg_advisory_lock($1)", migration_lock_key);
+    n.exec(create_migrations_table);
+  }
+  int applied = 0;
+  try {
+    for (const auto& f : files) {
+      auto name = f.filename().string();
+      int version = std::stoi(name.substr(0, name.find('_')));
+      pqxx::work w(c);
+      if (!w.exec_params("SELECT 1 FROM schema_migrations WHERE version = $1", version).empty())
+        continue;
+      std::ifstream in(f);
+      std::stringstream sql;
+      sql << in.rdbuf();
+      w.exec(sql.str());
+      w.exec_params("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name);
+      w.commit();
+      log_info("migration applied", {{"version", version}, {"name", name}});
+      ++applied;
+    }
+  } catch (...) {
+    pqxx::nontransaction n(c);
+    n.exec_params("SELECT pg_advisory_unlock($1)", migration_lock_key);
+    throw;
+  }
+  pqxx::nontransaction n(c);
+  n.exec_params("SELECT pg_advisory_unlock($1)", migration_lock_key);
+  return applied;
+}
+
+db_pool::db_pool(std::string url, int size) : url_(std::move(url)) {
+  for (int i = 0; i < size; ++i) threads_.emplace_back([this] { run(); });
+}
+
+db_pool::~db_pool() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void db_pool::post(task t) {
+  {
+    std::lock_guard lk(mu_);
+    tasks_.push_back(std::move(t));
+  }
+  cv_.notify_one();
+}
+
+void db_pool::run() {
+  std::unique_ptr<pqxx::connection> conn;
+  for (;;) {
+    task t;
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait(lk, [&] { return stopping_ || !tasks_.empty(); });
+      if (tasks_.empty()) return;
+      t = std::move(tasks_.front());
+      tasks_.pop_front();
+    }
+    try {
+      if (!conn || !conn->is_open()) conn = pg_connect(url_);
+    } catch (const std::exception& e) {
+      log_warn("postgresql unreachable", {{"error", e.what()}});
+      conn.reset();
+    }
+    // A task reports its own errors; a broken connection is dropped so the
+    // next task gets a fresh one.
+    try {
+      t(conn.get());
+    } catch (const pqxx::broken_connection&) {
+      conn.reset();
+    } catch (const std::exception& e) {
+      log_error("database task failed", {{"error", e.what()}});
+    }
+    if (conn && !conn->is_open()) conn.reset();
+  }
+}
+
+}  // namespace jobs

@@ -1,0 +1,86 @@
+#include "common/job.hpp"
+
+#include <openssl/rand.h>
+
+#include <chrono>
+#include <stdexcept>
+
+namespace jobs {
+
+namespace {
+constexpr std::array<std::string_view, all_job_states.size()> state_names{
+    "scheduled", "queued", "running", "succeeded", "failed", "dead", "cancelled"};
+}
+
+std::string_view to_string(job_state s) noexcept { return state_names[static_cast<std::size_t>(s)]; }
+
+std::optional<job_state> parse_job_state(std::string_view s) noexcept {
+  for (auto st : all_job_states)
+    if (to_string(st) == s) return st;
+  return std::nullopt;
+}
+
+bool is_final(job_state s) noexcept {
+  return s == job_state::succeeded || s == job_state::dead || s == job_state::cancelled;
+}
+
+bool is_claimable(job_state s) noexcept { return s == job_state::queued; }
+
+bool can_transition(job_state from, job_state to) noexcept {
+  using enum job_state;
+  if (to == cancelled) return !is_final(from);
+  switch (from) {
+    case scheduled: return to == queued;
+    case queued: return to == running;
+    // A running job whose lease expired goes back to queued (rescued).
+    case running: return to == succeeded || to == failed || to == dead || to == queued;
+    case failed: return to == queued || to == scheduled || to == dead;
+    // A client retry gives a dead job a new life.
+    case dead: return to == queued;
+    case succeeded:
+    case cancelled: return false;
+  }
+  return false;
+}
+
+bool is_known_queue(std::string_view q) noexcept {
+  for (auto k : known_queues)
+    if (k == q) return true;
+  return false;
+}
+
+job_id new_job_id() {
+  std::array<unsigned char, 16> b{};
+  if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1)
+    throw std::runtime_error("RAND_bytes failed");
+  auto ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count());
+  for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(ms >> (40 - 8 * i));
+  b[6] = static_cast<unsigned char>(0x70 | (b[6] & 0x0f));
+  b[8] = static_cast<unsigned char>(0x80 | (b[8] & 0x3f));
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    out.push_back(hex[b[i] >> 4]);
+    out.push_back(hex[b[i] & 0xf]);
+  }
+  return job_id{std::move(out)};
+}
+
+bool is_uuid(std::string_view s) noexcept {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace jobs

@@ -1,0 +1,83 @@
+#pragma once
+// The job model, shared by the API, the workers and the SQL.
+//
+// A job moves through these states (DESIGN.md, "The delivery contract"):
+//
+//   scheduled --> queued --> running --> succeeded
+//       ^           |          |  \----> dead
+//       |           v          v
+//       +------- failed <------+          any non-final --> cancelled
+//
+// Every transition is a compare-and-set in PostgreSQL (see common/store.hpp);
+// `can_transition` is the one list of legal moves, and the SQL claims and
+// completions are written to agree with it (checked by unit tests).
+//
+// Thread-safety: all types here are values; free functions are pure.
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace jobs {
+
+enum class job_state : std::uint8_t {
+  scheduled,  ///< waiting in PostgreSQL for its run_at; not yet published
+  queued,     ///< published to its queue; a worker may claim it
+  running,    ///< claimed by a worker holding a lease
+  succeeded,  ///< final: the handler returned a result
+  failed,     ///< an attempt failed; a retry is scheduled at run_at
+  dead,       ///< final: attempts exhausted or the error was permanent
+  cancelled,  ///< final: cancelled by a client before it could finish
+};
+
+inline constexpr std::array all_job_states{
+    job_state::scheduled, job_state::queued, job_state::running, job_state::succeeded,
+    job_state::failed,    job_state::dead,   job_state::cancelled};
+
+std::string_view to_string(job_state s) noexcept;
+std::optional<job_state> parse_job_state(std::string_view s) noexcept;
+
+/// True for succeeded, dead and cancelled: nothing moves a job out of them
+/// except an explicit client retry of a dead job (which starts a new life).
+bool is_final(job_state s) noexcept;
+
+/// True when a worker may claim a job in this state for execution.
+bool is_claimable(job_state s) noexcept;
+
+/// The legal transitions of the diagram above.
+bool can_transition(job_state from, job_state to) noexcept;
+
+/// Strong types for identifiers that are easily mixed up.
+template <class Tag>
+struct strong_string {
+  std::string value;
+  friend bool operator==(const strong_string&, const strong_string&) = default;
+  friend auto operator<=>(const strong_string&, const strong_string&) = default;
+};
+using job_id = strong_string<struct job_id_tag>;        ///< UUID text, time ordered (v7)
+using tenant_id = strong_string<struct tenant_id_tag>;  ///< owner of jobs and keys
+using queue_name = strong_string<struct queue_tag>;     ///< email, processing, webhooks
+
+/// The job families that ship built in; each is one durable queue.
+inline constexpr std::array<std::string_view, 3> known_queues{"email", "processing", "webhooks"};
+bool is_known_queue(std::string_view q) noexcept;
+
+/// A new UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits.
+/// Thread-safe.
+job_id new_job_id();
+
+/// True for a canonical lower- or upper-case 8-4-4-4-12 hex UUID.
+bool is_uuid(std::string_view s) noexcept;
+
+/// Limits on what a client may ask for, with their defaults.
+struct job_limits {
+  static constexpr int default_max_attempts = 5;
+  static constexpr int max_max_attempts = 100;
+  static constexpr int min_priority = -100;
+  static constexpr int max_priority = 100;
+  static constexpr std::size_t max_type_length = 128;
+};
+
+}  // namespace jobs

@@ -1,0 +1,59 @@
+#include "common/log.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <ctime>
+
+namespace jobs {
+
+namespace {
+// The one process-wide setting: a trivial atomic, set once in main.
+std::atomic<int> min_level{static_cast<int>(log_level::info)};
+constexpr const char* level_names[] = {"debug", "info", "warn", "error"};
+}  // namespace
+
+void set_log_level(std::string_view level) {
+  for (int i = 0; i < 4; ++i)
+    if (level == level_names[i]) min_level = i;
+}
+
+bool log_enabled(log_level l) noexcept { return static_cast<int>(l) >= min_level.load(std::memory_order_relaxed); }
+
+void log_write(log_level l, std::string_view msg, boost::json::object fields) {
+  if (!log_enabled(l)) return;
+  auto now = std::chrono::system_clock::now();
+  auto secs = std::chrono::system_clock::to_time_t(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char ts[32];
+  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  boost::json::object line;
+  line.reserve(fields.size() + 3);
+  line["ts"] = ts;
+  line["level"] = level_names[static_cast<int>(l)];
+  line["msg"] = msg;
+  for (auto& kv : fields) line[kv.key()] = std::move(kv.value());
+  std::string out = boost::json::serialize(line);
+  out.push_back('\n');
+  for (std::size_t off = 0; off < out.size();) {
+    auto n = ::write(STDERR_FILENO, out.data() + off, out.size() - off);
+    if (n <= 0) break;
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+std::string redact_url(std::string_view url) {
+  auto scheme = url.find("://");
+  auto at = url.find('@');
+  if (scheme == std::string_view::npos || at == std::string_view::npos || at < scheme) return std::string(url);
+  auto colon = url.find(':', scheme + 3);
+  if (colon == std::string_view::npos || colon > at) return std::string(url);
+  return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
+}
+
+}  // namespace jobs

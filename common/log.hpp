@@ -1,0 +1,35 @@
+#pragma once
+// Structured logs: one JSON object per line on stderr.
+//
+//   log_info("job completed", {{"job_id", id}, {"ms", 12}});
+//   -> {"ts":"2026-11-22T04:15:48.123Z","level":"info","msg":"job completed","job_id":"…","ms":12}
+//
+// Never log secrets: API keys, passwords, connection URLs with credentials
+// (use `redact_url`).
+//
+// Thread-safety: every call writes its line with one write(2), so lines from
+// different threads never interleave.
+
+#include <boost/json/object.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace jobs {
+
+enum class log_level { debug, info, warn, error };
+
+/// Sets the minimum level written; call once at start-up ("debug", "info", …).
+void set_log_level(std::string_view level);
+bool log_enabled(log_level l) noexcept;
+void log_write(log_level l, std::string_view msg, boost::json::object fields = {});
+
+inline void log_debug(std::string_view m, boost::json::object f = {}) { log_write(log_level::debug, m, std::move(f)); }
+inline void log_info(std::string_view m, boost::json::object f = {}) { log_write(log_level::info, m, std::move(f)); }
+inline void log_warn(std::string_view m, boost::json::object f = {}) { log_write(log_level::warn, m, std::move(f)); }
+inline void log_error(std::string_view m, boost::json::object f = {}) { log_write(log_level::error, m, std::move(f)); }
+
+/// The URL with any password replaced by "***".
+std::string redact_url(std::string_view url);
+
+}  // namespace jobs

@@ -1,0 +1,268 @@
+#include "common/store.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <stdexcept>
+
+namespace jobs {
+
+namespace {
+
+constexpr const char* insert_jobs_sql = R"(
+  INSERT INTO jobs (id, tenant_id, queue, type, payload, state, priority, max_attempts, run_at, queued_at)
+  SELECT x.id, x.tenant_id, x.queue, x.type, x.payload, x.state, x.priority, x.max_attempts,
+         coalesce(x.run_at, now()), CASE WHEN x.state = 'queued' THEN now() END
+  FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, tenant_id text, queue text, type text,
+       payload jsonb, state job_state, priority smallint, max_attempts integer, run_at timestamptz))";
+
+constexpr const char* job_json_sql = R"(
+  SELECT jsonb_build_object(
+    'id', j.id, 'queue', j.queue, 'type', j.type, 'state', j.state, 'priority', j.priority,
+    'attempts', j.attempts, 'max_attempts', j.max_attempts, 'payload', j.payload,
+    'result', j.result, 'error', j.last_error, 'worker_id', j.worker_id, 'run_at', j.run_at,
+    'created_at', j.created_at, 'queued_at', j.queued_at, 'started_at', j.started_at,
+    'finished_at', j.finished_at, 'failed_at', j.failed_at, 'cancelled_at', j.cancelled_at,
+    'attempt_history', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+        'attempt', a.attempt, 'worker_id', a.worker_id, 'started_at', a.started_at,
+        'finished_at', a.finished_at, 'outcome', a.outcome, 'error', a.error) ORDER BY a.id), '[]')
+      FROM job_attempts a WHERE a.job_id = j.id),
+    'links', jsonb_build_object('self', '/v1/jobs/' || j.id))::text
+  FROM jobs j WHERE j.id = $1::uuid AND j.tenant_id = $2)";
+
+// Empty filters match everything; nullif turns them into NULL before the casts.
+constexpr const char* list_jobs_sql = R"(
+  SELECT jsonb_build_object('id', id, 'queue', queue, 'type', type, 'state', state,
+    'priority', priority, 'attempts', attempts, 'max_attempts', max_attempts, 'error', last_error,
+    'run_at', run_at, 'created_at', created_at, 'finished_at', finished_at,
+    'links', jsonb_build_object('self', '/v1/jobs/' || id))::text, id::text
+  FROM jobs
+  WHERE tenant_id = $1
+    AND ($2::text = '' OR queue = $2::text)
+    AND ($3::text = '' OR state = nullif($3::text, '')::job_state)
+    AND ($4::text = '' OR id < nullif($4::text, '')::uuid)
+  ORDER BY id DESC LIMIT $5)";
+
+constexpr const char* claim_sql = R"(
+  UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = now(),
+         worker_id = $2, lease_expires_at = now() + $3 * interval '1 millisecond', updated_at = now()
+  WHERE id = ANY($1::uuid[])
+    AND (state = 'queued' OR (state = 'running' AND lease_expires_at < now()))
+  RETURNING id::text, tenant_id, queue, type, payload::text, attempts, max_attempts)";
+
+// A snoozed job goes back to scheduled and its attempt is not counted.
+constexpr const char* complete_sql = R"(
+  WITH o AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb)
+      AS x(id uuid, attempt integer, state job_state, result jsonb, error text, run_at timestamptz)
+  ), u AS (
+    UPDATE jobs j SET state = o.state, result = o.result,
+           last_error = coalesce(o.error, j.last_error),
+           attempts = CASE WHEN o.state = 'scheduled' THEN j.attempts - 1 ELSE j.attempts END,
+           finished_at = CASE WHEN o.state IN ('succeeded', 'dead') THEN now() END,
+           failed_at = CASE WHEN o.error IS NOT NULL THEN now() ELSE j.failed_at END,
+           run_at = coalesce(o.run_at, j.run_at), lease_expires_at = NULL, updated_at = now()
+    FROM o
+    WHERE j.id = o.id AND j.state = 'running' AND j.attempts = o.attempt AND j.worker_id = $2
+    RETURNING j.id, o.attempt, j.started_at, o.state, o.error
+  )
+  INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error)
+  SELECT id, attempt, $2, started_at, state, error FROM u
+  RETURNING job_id::text)";
+
+constexpr const char* extend_leases_sql = R"(
+  UPDATE jobs SET lease_expires_at = now() + $3 * interval '1 millisecond'
+  WHERE id = ANY($1::uuid[]) AND state = 'running' AND worker_id = $2)";
+
+constexpr const char* lock_due_sql = R"(
+  SELECT id::text, tenant_id, queue, type FROM jobs
+  WHERE state IN ('scheduled', 'failed') AND run_at <= now()
+  ORDER BY run_at, priority DESC LIMIT $1 FOR UPDATE SKIP LOCKED)";
+
+constexpr const char* mark_queued_sql = R"(
+  UPDATE jobs SET state = 'queued', queued_at = now(), updated_at = now()
+  WHERE id = ANY($1::uuid[]) AND state IN ('scheduled', 'failed'))";
+
+constexpr const char* authenticate_sql = R"(
+  SELECT tenant_id, role FROM api_keys
+  WHERE key_hash = decode($1, 'hex') AND revoked_at IS NULL
+    AND (expires_at IS NULL OR expires_at > now()))";
+
+constexpr const char* create_tenant_sql =
+    "INSERT INTO tenants (id) VALUES ($1) ON CONFLICT (id) DO NOTHING";
+constexpr const char* create_key_sql = R"(
+  INSERT INTO api_keys (key_hash, prefix, tenant_id, name, role)
+  VALUES (decode($1, 'hex'), $2, $3, $4, $5))";
+
+// '{a,b,c}' for uuid[]; the ids were checked to be UUIDs by the callers,
+// and anything else is refused here rather than quoted.
+std::string uuid_array(std::span<const std::string> ids) {
+  std::string out = "{";
+  for (const auto& id : ids) {
+    if (!is_uuid(id)) throw std::invalid_argument("not a uuid: " + id);
+    if (out.size() > 1) out.push_back(',');
+    out += id;
+  }
+  out.push_back('}');
+  return out;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  out += boost::json::serialize(boost::json::string(s));
+}
+
+}  // namespace
+
+void insert_jobs(pqxx::work& w, std::span<const new_job> jobs) {
+  if (jobs.empty()) return;
+  std::string rows = "[";
+  for (const auto& j : jobs) {
+    if (rows.size() > 1) rows.push_back(',');
+    rows += "{\"id\":\"" + j.id.value + "\",\"tenant_id\":";
+    append_json_string(rows, j.tenant.value);
+    rows += ",\"queue\":";
+    append_json_string(rows, j.queue);
+    rows += ",\"type\":";
+    append_json_string(rows, j.type);
+    rows += ",\"payload\":" + j.payload_json;
+    rows += ",\"state\":\"" + std::string(to_string(j.state)) + "\"";
+    rows += ",\"priority\":" + std::to_string(j.priority);
+    rows += ",\"max_attempts\":" + std::to_string(j.max_attempts);
+    if (!j.run_at.empty()) {
+      rows += ",\"run_at\":";
+      append_json_string(rows, j.run_at);
+    }
+    rows.push_back('}');
+  }
+  rows.push_back(']');
+  w.exec_params(insert_jobs_sql, rows);
+}
+
+std::optional<std::string> find_job_json(pqxx::connection& c, const tenant_id& t, const job_id& id) {
+  if (!is_uuid(id.value)) return std::nullopt;
+  pqxx::read_transaction r(c);
+  auto res = r.exec_params(job_json_sql, id.value, t.value);
+  if (res.empty()) return std::nullopt;
+  return res[0][0].as<std::string>();
+}
+
+std::string list_jobs_json(pqxx::connection& c, const tenant_id& t, const job_filter& f) {
+  pqxx::read_transaction r(c);
+  auto res = r.exec_params(list_jobs_sql, t.value, f.queue, f.state, f.before, f.limit + 1);
+  std::string out = "{\"jobs\":[";
+  int n = 0;
+  std::string last;
+  for (const auto& row : res) {
+    if (n == f.limit) break;
+    if (n++) out.push_back(',');
+    out += row[0].as<std::string>();
+    last = row[1].as<std::string>();
+  }
+  out += "],\"next_cursor\":";
+  if (static_cast<int>(res.size()) > f.limit)
+    append_json_string(out, last);
+  else
+    out += "null";
+  out += "}";
+  return out;
+}
+
+std::vector<claimed_job> claim_jobs(pqxx::work& w, std::span<const std::string> ids,
+                                    const std::string& worker, std::chrono::milliseconds lease) {
+  std::vector<claimed_job> out;
+  if (ids.empty()) return out;
+  auto res = w.exec_params(claim_sql, uuid_array(ids), worker, static_cast<long long>(lease.count()));
+  out.reserve(res.size());
+  for (const auto& row : res)
+    out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                   row[3].as<std::string>(), row[4].as<std::string>(), row[5].as<int>(),
+                   row[6].as<int>()});
+  return out;
+}
+
+std::vector<std::string> complete_jobs(pqxx::work& w, std::span<const job_outcome> outcomes,
+                                       const std::string& worker) {
+  std::vector<std::string> landed;
+  if (outcomes.empty()) return landed;
+  std::string rows = "[";
+  for (const auto& o : outcomes) {
+    if (rows.size() > 1) rows.push_back(',');
+    rows += "{\"id\":\"" + o.id + "\",\"attempt\":" + std::to_string(o.attempt) + ",\"state\":\"" +
+            std::string(to_string(o.state)) + "\"";
+    if (!o.result_json.empty()) rows += ",\"result\":" + o.result_json;
+    if (!o.error.empty()) {
+      rows += ",\"error\":";
+      append_json_string(rows, o.error);
+    }
+    if (!o.run_at.empty()) {
+      rows += ",\"run_at\":";
+      append_json_string(rows, o.run_at);
+    }
+    rows.push_back('}');
+  }
+  rows.push_back(']');
+  auto res = w.exec_params(complete_sql, rows, worker);
+  landed.reserve(res.size());
+  for (const auto& row : res) landed.push_back(row[0].as<std::string>());
+  return landed;
+}
+
+void extend_leases(pqxx::work& w, std::span<const std::string> ids, const std::string& worker,
+                   std::chrono::milliseconds lease) {
+  if (ids.empty()) return;
+  w.exec_params(extend_leases_sql, uuid_array(ids), worker, static_cast<long long>(lease.count()));
+}
+
+std::vector<due_job> lock_due_jobs(pqxx::work& w, int limit) {
+  std::vector<due_job> out;
+  for (const auto& row : w.exec_params(lock_due_sql, limit))
+    out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                   row[3].as<std::string>()});
+  return out;
+}
+
+void mark_queued(pqxx::work& w, std::span<const std::string> ids) {
+  if (!ids.empty()) w.exec_params(mark_queued_sql, uuid_array(ids));
+}
+
+std::string hash_api_key(std::string_view api_key) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(api_key.data(), api_key.size(), md, &len, EVP_sha256(), nullptr) != 1)
+    throw std::runtime_error("SHA-256 failed");
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out.push_back(hex[md[i] >> 4]);
+    out.push_back(hex[md[i] & 0xf]);
+  }
+  return out;
+}
+
+std::optional<principal> authenticate_key(pqxx::connection& c, std::string_view api_key) {
+  pqxx::read_transaction r(c);
+  auto res = r.exec_params(authenticate_sql, hash_api_key(api_key));
+  if (res.empty()) return std::nullopt;
+  return principal{tenant_id{res[0][0].as<std::string>()}, res[0][1].as<std::string>()};
+}
+
+std::string create_api_key(pqxx::connection& c, const tenant_id& t, const std::string& name,
+                           const std::string& role) {
+  unsigned char raw[24];
+  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("RAND_bytes failed");
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string key = "jk_";
+  for (unsigned char b : raw) {
+    key.push_back(hex[b >> 4]);
+    key.push_back(hex[b & 0xf]);
+  }
+  pqxx::work w(c);
+  w.exec_params(create_tenant_sql, t.value);
+  w.exec_params(create_key_sql, hash_api_key(key), key.substr(0, 10), t.value, name, role);
+  w.commit();
+  return key;
+}
+
+}  // namespace jobs

@@ -1,0 +1,103 @@
+#pragma once
+// The jobs tables (schemas/migrations) seen from C++: every read and every
+// state transition the platform makes, each one SQL statement, batched.
+//
+// Transitions are compare-and-set: a claim only takes a `queued` job (or a
+// `running` one whose lease expired), a completion only lands on the attempt
+// that claimed it. So a redelivered message, a late worker or a job cancelled
+// meanwhile never moves a job backwards or runs it to completion twice.
+//
+// Functions take an open transaction or connection and throw pqxx errors;
+// callers commit. Thread-safety: free functions on caller-owned connections.
+
+#include "common/job.hpp"
+
+#include <pqxx/pqxx>
+
+#include <chrono>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace jobs {
+
+struct new_job {
+  job_id id;
+  tenant_id tenant;
+  std::string queue;
+  std::string type;
+  std::string payload_json;  ///< serialized, already schema-valid
+  job_state state = job_state::queued;  ///< queued, or scheduled when run_at is in the future
+  int priority = 0;
+  int max_attempts = job_limits::default_max_attempts;
+  std::string run_at;  ///< RFC 3339, empty for now
+};
+
+/// Inserts all rows in one statement (group commit: one round trip, one WAL flush).
+void insert_jobs(pqxx::work& w, std::span<const new_job> jobs);
+
+/// The job as the API shows it (JSON text), or nullopt when it does not
+/// exist for this tenant.
+std::optional<std::string> find_job_json(pqxx::connection& c, const tenant_id& t, const job_id& id);
+
+struct job_filter {
+  std::string queue;   ///< empty: any
+  std::string state;   ///< empty: any; else a job_state name
+  std::string before;  ///< cursor: only ids older than this one; empty: from the newest
+  int limit = 50;
+};
+/// {"jobs":[…], "next_cursor": id|null} newest first.
+std::string list_jobs_json(pqxx::connection& c, const tenant_id& t, const job_filter& f);
+
+struct claimed_job {
+  std::string id, tenant, queue, type, payload_json;
+  int attempt = 0;
+  int max_attempts = 0;
+};
+/// Claims the claimable jobs among `ids` for `worker`; the rest are not
+/// returned (already done, cancelled, running elsewhere or unknown).
+std::vector<claimed_job> claim_jobs(pqxx::work& w, std::span<const std::string> ids,
+                                    const std::string& worker, std::chrono::milliseconds lease);
+
+struct job_outcome {
+  std::string id;
+  int attempt = 0;
+  job_state state = job_state::succeeded;  ///< succeeded, failed, dead or scheduled
+  std::string result_json;                 ///< for succeeded
+  std::string error;                       ///< for failed/dead
+  std::string run_at;                      ///< RFC 3339, for failed (retry) and scheduled (snooze)
+};
+/// Records outcomes of attempts this worker claimed, with an attempt row
+/// each. Returns the ids that landed (the others lost a race, e.g. a cancel).
+std::vector<std::string> complete_jobs(pqxx::work& w, std::span<const job_outcome> outcomes,
+                                       const std::string& worker);
+
+/// Extends the lease of jobs this worker is running.
+void extend_leases(pqxx::work& w, std::span<const std::string> ids, const std::string& worker,
+                   std::chrono::milliseconds lease);
+
+struct due_job {
+  std::string id, tenant, queue, type;
+};
+/// Locks (SKIP LOCKED) up to `limit` scheduled or failed jobs whose run_at
+/// has come; the caller publishes them, then `mark_queued` in the same transaction.
+std::vector<due_job> lock_due_jobs(pqxx::work& w, int limit);
+void mark_queued(pqxx::work& w, std::span<const std::string> ids);
+
+struct principal {
+  tenant_id tenant;
+  std::string role;
+};
+/// The tenant of a live (not revoked, not expired) key.
+std::optional<principal> authenticate_key(pqxx::connection& c, std::string_view api_key);
+
+/// Creates the tenant if new and a key for it; returns the key, which is
+/// shown once and stored only as its SHA-256.
+std::string create_api_key(pqxx::connection& c, const tenant_id& t, const std::string& name,
+                           const std::string& role);
+
+/// Hex SHA-256 of a key.
+std::string hash_api_key(std::string_view api_key);
+
+}  // namespace jobs

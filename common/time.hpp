@@ -1,0 +1,22 @@
+#pragma once
+// RFC 3339 timestamps, as the API and PostgreSQL exchange them.
+// Thread-safety: pure functions.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace jobs {
+
+using sys_time = std::chrono::system_clock::time_point;
+
+/// "2026-11-22T04:15:48.123Z" (UTC, milliseconds).
+std::string format_rfc3339(sys_time t);
+
+/// Accepts RFC 3339 date-times: "2026-11-22T04:15:48Z", with optional
+/// fraction (up to 9 digits) and a "Z" or "+hh:mm"/"-hh:mm" offset. Years
+/// 1970..9999. nullopt for anything else.
+std::optional<sys_time> parse_rfc3339(std::string_view s);
+
+}  // namespace jobs

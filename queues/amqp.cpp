@@ -1,0 +1,156 @@
+#include "queues/amqp.hpp"
+
+#include "common/job.hpp"
+
+#include <amqp_tcp_socket.h>
+#include <boost/url/parse.hpp>
+#include <fmt/format.h>
+
+namespace jobs {
+
+amqp_address parse_amqp_url(std::string_view url) {
+  auto u = boost::urls::parse_uri(url);
+  if (!u || (u->scheme() != "amqp")) throw amqp_error("not an amqp:// URL");
+  amqp_address a;
+  if (!u->host().empty()) a.host = u->host();
+  if (u->has_port()) a.port = u->port_number();
+  if (u->has_userinfo()) {
+    a.user = u->user();
+    a.password = u->password();
+  }
+  std::string path = u->path();
+  if (path.size() > 1) a.vhost = path.substr(1);
+  return a;
+}
+
+amqp_connection::amqp_connection(const amqp_address& a, int heartbeat_s) : conn_(amqp_new_connection()) {
+  auto* sock = amqp_tcp_socket_new(conn_);
+  if (!sock) {
+    amqp_destroy_connection(conn_);
+    throw amqp_error("cannot create a socket");
+  }
+  timeval tv{connect_timeout.count(), 0};
+  int st = amqp_socket_open_noblock(sock, a.host.c_str(), a.port, &tv);
+  if (st != AMQP_STATUS_OK) {
+    amqp_destroy_connection(conn_);
+    throw amqp_error(fmt::format("connect to {}:{}: {}", a.host, a.port, amqp_error_string2(st)));
+  }
+  amqp_set_handshake_timeout(conn_, &tv);
+  amqp_set_rpc_timeout(conn_, &tv);
+  auto r = amqp_login(conn_, a.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat_s,
+                      AMQP_SASL_METHOD_PLAIN, a.user.c_str(), a.password.c_str());
+  if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+    amqp_destroy_connection(conn_);
+    throw amqp_error(fmt::format("login to {}:{} as {} failed", a.host, a.port, a.user));
+  }
+  amqp_channel_open(conn_, channel);
+  try {
+    check_rpc("channel.open");
+  } catch (...) {
+    amqp_destroy_connection(conn_);
+    throw;
+  }
+}
+
+amqp_connection::~amqp_connection() {
+  // Best effort: a broken socket makes these fail fast.
+  amqp_channel_close(conn_, channel, AMQP_REPLY_SUCCESS);
+  amqp_connection_close(conn_, AMQP_REPLY_SUCCESS);
+  amqp_destroy_connection(conn_);
+}
+
+bool amqp_connection::has_buffered_input() const {
+  return amqp_frames_enqueued(conn_) || amqp_data_in_buffer(conn_);
+}
+
+void amqp_connection::check_status(int status, const char* what) {
+  if (status < 0) throw amqp_error(fmt::format("{}: {}", what, amqp_error_string2(status)));
+}
+
+void amqp_connection::check_rpc(const char* what) {
+  auto r = amqp_get_rpc_reply(conn_);
+  switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL: return;
+    case AMQP_RESPONSE_NONE: throw amqp_error(fmt::format("{}: missing reply", what));
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+      throw amqp_error(fmt::format("{}: {}", what, amqp_error_string2(r.library_error)));
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+      if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        auto* m = static_cast<amqp_channel_close_t*>(r.reply.decoded);
+        throw amqp_error(fmt::format("{}: channel closed by broker: {} {}", what, m->reply_code,
+                                     as_view(m->reply_text)));
+      }
+      if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        auto* m = static_cast<amqp_connection_close_t*>(r.reply.decoded);
+        throw amqp_error(fmt::format("{}: connection closed by broker: {} {}", what, m->reply_code,
+                                     as_view(m->reply_text)));
+      }
+      throw amqp_error(fmt::format("{}: broker error {:#x}", what, r.reply.id));
+  }
+}
+
+namespace {
+
+amqp_table_entry_t string_entry(const char* key, const char* value) {
+  amqp_table_entry_t e;
+  e.key = amqp_cstring_bytes(key);
+  e.value.kind = AMQP_FIELD_KIND_UTF8;
+  e.value.value.bytes = amqp_cstring_bytes(value);
+  return e;
+}
+
+amqp_table_entry_t int_entry(const char* key, int64_t value) {
+  amqp_table_entry_t e;
+  e.key = amqp_cstring_bytes(key);
+  e.value.kind = AMQP_FIELD_KIND_I64;
+  e.value.value.i64 = value;
+  return e;
+}
+
+void declare_quorum_queue(amqp_connection& c, std::string_view name, amqp_table_t args) {
+  amqp_queue_declare(c.raw(), amqp_connection::channel, as_bytes(name), 0, 1, 0, 0, args);
+  c.check_rpc("queue.declare");
+}
+
+}  // namespace
+
+void declare_topology(amqp_connection& c, const topology_options& o) {
+  auto* raw = c.raw();
+  constexpr auto ch = amqp_connection::channel;
+  amqp_exchange_declare(raw, ch, as_bytes(jobs_exchange), amqp_cstring_bytes("direct"), 0, 1, 0, 0,
+                        amqp_empty_table);
+  c.check_rpc("exchange.declare jobs");
+  amqp_exchange_declare(raw, ch, as_bytes(dead_exchange), amqp_cstring_bytes("fanout"), 0, 1, 0, 0,
+                        amqp_empty_table);
+  c.check_rpc("exchange.declare jobs.dlx");
+
+  amqp_table_entry_t dead_args[] = {string_entry("x-queue-type", "quorum")};
+  declare_quorum_queue(c, dead_queue, amqp_table_t{1, dead_args});
+  amqp_queue_bind(raw, ch, as_bytes(dead_queue), as_bytes(dead_exchange), amqp_cstring_bytes(""),
+                  amqp_empty_table);
+  c.check_rpc("queue.bind jobs.dead");
+
+  for (auto q : known_queues) {
+    amqp_table_entry_t args[] = {string_entry("x-queue-type", "quorum"),
+                                 string_entry("x-dead-letter-exchange", "jobs.dlx"),
+                                 int_entry("x-delivery-limit", o.delivery_limit)};
+    declare_quorum_queue(c, q, amqp_table_t{3, args});
+    amqp_queue_bind(raw, ch, as_bytes(q), as_bytes(jobs_exchange), as_bytes(q), amqp_empty_table);
+    c.check_rpc("queue.bind");
+  }
+}
+
+unsigned purge_queue(amqp_connection& c, std::string_view queue) {
+  auto* ok = amqp_queue_purge(c.raw(), amqp_connection::channel, as_bytes(queue));
+  c.check_rpc("queue.purge");
+  return ok ? ok->message_count : 0;
+}
+
+queue_counts inspect_queue(amqp_connection& c, std::string_view queue) {
+  auto* ok = amqp_queue_declare(c.raw(), amqp_connection::channel, as_bytes(queue), 1, 0, 0, 0,
+                                amqp_empty_table);
+  c.check_rpc("queue.declare passive");
+  return {ok->message_count, ok->consumer_count};
+}
+
+}  // namespace jobs

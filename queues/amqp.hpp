@@ -1,0 +1,89 @@
+#pragma once
+// A RabbitMQ (AMQP 0-9-1) connection on rabbitmq-c, and the platform's
+// queue topology.
+//
+// Topology, declared idempotently by every process at start:
+//   exchange `jobs` (direct, durable)         -> queue per family, bound by its name
+//   queues `email`, `processing`, `webhooks`  quorum, durable, x-delivery-limit,
+//                                             dead-lettered to `jobs.dlx`
+//   exchange `jobs.dlx` (fanout, durable)     -> queue `jobs.dead` (quorum)
+// A message that was delivered `delivery_limit` times without an ack (a
+// worker crashing on it again and again) is dead-lettered, never looping.
+//
+// Errors: every failure throws amqp_error; the connection is then unusable
+// and the owner opens a new one (publisher and consumer do, with backoff).
+// Thread-safety: none; a connection belongs to one thread.
+
+#include <amqp.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace jobs {
+
+struct amqp_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct amqp_address {
+  std::string host = "127.0.0.1";
+  int port = 5672;
+  std::string user = "guest";
+  std::string password = "guest";
+  std::string vhost = "/";
+};
+/// Parses amqp://user:pass@host:port/vhost (vhost percent-decoded; "/" when empty).
+amqp_address parse_amqp_url(std::string_view url);
+
+inline constexpr std::string_view jobs_exchange = "jobs";
+inline constexpr std::string_view dead_exchange = "jobs.dlx";
+inline constexpr std::string_view dead_queue = "jobs.dead";
+
+class amqp_connection {
+ public:
+  static constexpr amqp_channel_t channel = 1;
+  static constexpr std::chrono::seconds connect_timeout{10};
+
+  amqp_connection(const amqp_address& a, int heartbeat_s);
+  ~amqp_connection();
+  amqp_connection(const amqp_connection&) = delete;
+  amqp_connection& operator=(const amqp_connection&) = delete;
+
+  amqp_connection_state_t raw() const { return conn_; }
+  int fd() const { return amqp_get_sockfd(conn_); }
+  /// True when rabbitmq-c holds unread frames or bytes (poll() would not see them).
+  bool has_buffered_input() const;
+
+  /// Throws amqp_error unless the last synchronous call succeeded.
+  void check_rpc(const char* what);
+  /// Throws amqp_error for a negative rabbitmq-c status code.
+  static void check_status(int status, const char* what);
+
+ private:
+  amqp_connection_state_t conn_;
+};
+
+struct topology_options {
+  int delivery_limit = 10;
+};
+/// Declares exchanges, queues and bindings; safe to run any number of times.
+void declare_topology(amqp_connection& c, const topology_options& o);
+
+/// Deletes every message of a queue (tests, admin). Returns how many.
+unsigned purge_queue(amqp_connection& c, std::string_view queue);
+
+/// Ready messages and consumers of a queue (passive declare).
+struct queue_counts {
+  unsigned messages = 0;
+  unsigned consumers = 0;
+};
+queue_counts inspect_queue(amqp_connection& c, std::string_view queue);
+
+inline amqp_bytes_t as_bytes(std::string_view s) {
+  return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
+}
+inline std::string_view as_view(amqp_bytes_t b) { return {static_cast<const char*>(b.bytes), b.len}; }
+
+}  // namespace jobs

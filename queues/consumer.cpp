@@ -1,0 +1,101 @@
+#include "queues/consumer.hpp"
+
+#include <poll.h>
+
+namespace jobs {
+
+consumer::consumer(const amqp_address& a, int heartbeat_s, std::string queue, int prefetch,
+                   const topology_options& t)
+    : conn_(std::make_unique<amqp_connection>(a, heartbeat_s)), queue_(std::move(queue)) {
+  declare_topology(*conn_, t);
+  amqp_basic_qos(conn_->raw(), amqp_connection::channel, 0, static_cast<uint16_t>(prefetch), 0);
+  conn_->check_rpc("basic.qos");
+  auto* ok = amqp_basic_consume(conn_->raw(), amqp_connection::channel, as_bytes(queue_),
+                                amqp_empty_bytes, 0, /*no_ack=*/0, 0, amqp_empty_table);
+  conn_->check_rpc("basic.consume");
+  tag_ = std::string(as_view(ok->consumer_tag));
+  consuming_ = true;
+}
+
+void consumer::poll(std::vector<delivery>& out, int wait_ms, int wake_fd) {
+  if (!conn_->has_buffered_input()) {
+    struct pollfd p[2] = {{conn_->fd(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    ::poll(p, wake_fd >= 0 ? 2 : 1, wait_ms);
+  }
+  // Drain what has arrived; a zero timeout never blocks (and still services heartbeats).
+  timeval zero{0, 0};
+  while (read_one(out, &zero)) {
+  }
+}
+
+bool consumer::read_one(std::vector<delivery>& out, timeval* timeout) {
+  amqp_envelope_t env;
+  amqp_maybe_release_buffers(conn_->raw());
+  auto r = amqp_consume_message(conn_->raw(), &env, timeout, 0);
+  if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+    delivery d;
+    d.tag = env.delivery_tag;
+    d.redelivered = env.redelivered;
+    d.body.assign(as_view(env.message.body));
+    const auto& props = env.message.properties;
+    if (props._flags & AMQP_BASIC_HEADERS_FLAG) {
+      for (int i = 0; i < props.headers.num_entries; ++i) {
+        const auto& e = props.headers.entries[i];
+        if (as_view(e.key) != "x-delivery-count") continue;
+        switch (e.value.kind) {
+          case AMQP_FIELD_KIND_I64: d.delivery_count = static_cast<long>(e.value.value.i64); break;
+          case AMQP_FIELD_KIND_I32: d.delivery_count = e.value.value.i32; break;
+          case AMQP_FIELD_KIND_U32: d.delivery_count = e.value.value.u32; break;
+          case AMQP_FIELD_KIND_I16: d.delivery_count = e.value.value.i16; break;
+          case AMQP_FIELD_KIND_U16: d.delivery_count = e.value.value.u16; break;
+          case AMQP_FIELD_KIND_I8: d.delivery_count = e.value.value.i8; break;
+          case AMQP_FIELD_KIND_U8: d.delivery_count = e.value.value.u8; break;
+          default: break;
+        }
+      }
+    }
+    amqp_destroy_envelope(&env);
+    out.push_back(std::move(d));
+    return true;
+  }
+  if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+    return false;
+  if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+    // A frame other than a delivery: read it to see whether we lost the channel.
+    amqp_frame_t f;
+    int st = amqp_simple_wait_frame_noblock(conn_->raw(), &f, timeout);
+    if (st == AMQP_STATUS_TIMEOUT) return false;
+    amqp_connection::check_status(st, "consumer frame");
+    if (f.frame_type == AMQP_FRAME_METHOD) {
+      switch (f.payload.method.id) {
+        case AMQP_CHANNEL_CLOSE_METHOD:
+        case AMQP_CONNECTION_CLOSE_METHOD: throw amqp_error("broker closed the consumer channel");
+        case AMQP_BASIC_CANCEL_METHOD: throw amqp_error("broker cancelled the consumer (queue deleted?)");
+        default: break;
+      }
+    }
+    return true;
+  }
+  conn_->check_rpc("basic.consume");
+  throw amqp_error("consume failed");
+}
+
+void consumer::ack(uint64_t tag, bool multiple) {
+  amqp_connection::check_status(amqp_basic_ack(conn_->raw(), amqp_connection::channel, tag, multiple),
+                                "basic.ack");
+}
+
+void consumer::reject(uint64_t tag, bool requeue) {
+  amqp_connection::check_status(
+      amqp_basic_nack(conn_->raw(), amqp_connection::channel, tag, 0, requeue), "basic.nack");
+}
+
+void consumer::cancel() {
+  if (!consuming_) return;
+  consuming_ = false;
+  amqp_basic_cancel(conn_->raw(), amqp_connection::channel, as_bytes(tag_));
+  // Deliveries already on the wire before cancel-ok are still ours to handle.
+  conn_->check_rpc("basic.cancel");
+}
+
+}  // namespace jobs

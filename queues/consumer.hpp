@@ -1,0 +1,51 @@
+#pragma once
+// Consumes one queue with a prefetch window (basic.qos) and manual acks.
+//
+// `poll` waits (bounded) until a delivery, or the caller's wake fd, is
+// readable, then returns every delivery already received without blocking
+// again. Acks and rejects go out on the same connection, so the consumer
+// belongs to one thread (the worker's coordinator). Heartbeats are serviced
+// by poll; call it at least every few seconds.
+//
+// Errors: throws amqp_error when the connection or channel is lost; the
+// broker then requeues everything unacked, and the owner reconnects.
+// Thread-safety: none; one thread.
+
+#include "queues/amqp.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace jobs {
+
+struct delivery {
+  uint64_t tag = 0;
+  bool redelivered = false;
+  long delivery_count = 0;  ///< x-delivery-count (quorum queues): earlier deliveries
+  std::string body;
+};
+
+class consumer {
+ public:
+  consumer(const amqp_address& a, int heartbeat_s, std::string queue, int prefetch,
+           const topology_options& t);
+
+  /// Appends available deliveries to `out`; waits up to wait_ms for the first.
+  void poll(std::vector<delivery>& out, int wait_ms, int wake_fd);
+  void ack(uint64_t tag, bool multiple = false);
+  /// Negative ack; without requeue the broker dead-letters the message.
+  void reject(uint64_t tag, bool requeue);
+  /// Stops new deliveries (basic.cancel); acks still work afterwards.
+  void cancel();
+
+ private:
+  bool read_one(std::vector<delivery>& out, timeval* timeout);
+
+  std::unique_ptr<amqp_connection> conn_;
+  std::string queue_;
+  std::string tag_;
+  bool consuming_ = false;
+};
+
+}  // namespace jobs

@@ -1,0 +1,231 @@
+#include "queues/publisher.hpp"
+
+#include "common/log.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace jobs {
+
+namespace {
+constexpr std::chrono::milliseconds max_backoff{5000};
+// Poll at least this often so heartbeats are sent while idle.
+constexpr int idle_poll_ms = 500;
+}  // namespace
+
+publisher::publisher(publisher_options o)
+    : opts_(std::move(o)), addr_(parse_amqp_url(opts_.url)), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
+  thread_ = std::thread([this] { run(); });
+}
+
+publisher::~publisher() {
+  stop();
+  ::close(wake_fd_);
+}
+
+void publisher::stop() {
+  if (stopping_.exchange(true)) return;
+  wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+void publisher::wake() {
+  uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void publisher::publish(std::string routing_key, std::string message_id, std::string body, done_fn done) {
+  item it{std::move(routing_key), std::move(message_id), std::move(body), std::move(done),
+          std::chrono::steady_clock::now() + opts_.confirm_timeout};
+  {
+    std::lock_guard lk(mu_);
+    if (!stopping_) {
+      pending_.push_back(std::move(it));
+      it.done = nullptr;
+    }
+  }
+  if (it.done) return it.done(false, "publisher stopped");
+  wake();
+}
+
+bool publisher::connect() {
+  try {
+    conn_ = std::make_unique<amqp_connection>(addr_, opts_.heartbeat_s);
+    declare_topology(*conn_, opts_.topology);
+    amqp_confirm_select(conn_->raw(), amqp_connection::channel);
+    conn_->check_rpc("confirm.select");
+    next_tag_ = 1;
+    connected_ = true;
+    log_info("publisher connected", {{"host", addr_.host}, {"port", addr_.port}});
+    return true;
+  } catch (const std::exception& e) {
+    log_warn("publisher cannot connect", {{"error", e.what()}});
+    conn_.reset();
+    return false;
+  }
+}
+
+void publisher::run() {
+  auto backoff = std::chrono::milliseconds(100);
+  while (!stopping_) {
+    if (!conn_) {
+      if (!connect()) {
+        expire(std::chrono::steady_clock::now());
+        struct pollfd p{wake_fd_, POLLIN, 0};
+        ::poll(&p, 1, static_cast<int>(backoff.count()));
+        backoff = std::min(backoff * 2, max_backoff);
+        continue;
+      }
+      backoff = std::chrono::milliseconds(100);
+      // Everything unconfirmed on the old connection is sent again first.
+      std::deque<item> again;
+      for (auto& [tag, it] : unconfirmed_) again.push_back(std::move(it));
+      unconfirmed_.clear();
+      returned_.clear();
+      std::lock_guard lk(mu_);
+      for (auto it = again.rbegin(); it != again.rend(); ++it) pending_.push_front(std::move(*it));
+    }
+    try {
+      std::deque<item> batch;
+      {
+        std::lock_guard lk(mu_);
+        batch.swap(pending_);
+      }
+      uint64_t drained;
+      [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
+      send_pending(batch);
+      read_confirms(unconfirmed_.empty() ? idle_poll_ms : 50);
+      expire(std::chrono::steady_clock::now());
+    } catch (const std::exception& e) {
+      log_warn("publisher connection lost", {{"error", e.what()}});
+      connected_ = false;
+      conn_.reset();
+    }
+  }
+  connected_ = false;
+  fail_all("publisher stopped");
+}
+
+void publisher::send_pending(std::deque<item>& batch) {
+  amqp_basic_properties_t props{};
+  props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
+  props.content_type = amqp_cstring_bytes("application/json");
+  props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+  while (!batch.empty()) {
+    auto& it = batch.front();
+    props.message_id = as_bytes(it.message_id);
+    int st = amqp_basic_publish(conn_->raw(), amqp_connection::channel, as_bytes(jobs_exchange),
+                                as_bytes(it.routing_key), /*mandatory=*/1, 0, &props, as_bytes(it.body));
+    if (st != AMQP_STATUS_OK) {
+      // Not sent: put it and the rest back for the next connection.
+      std::lock_guard lk(mu_);
+      for (auto r = batch.rbegin(); r != batch.rend(); ++r) pending_.push_front(std::move(*r));
+      amqp_connection::check_status(st, "basic.publish");
+      throw amqp_error("basic.publish failed");
+    }
+    unconfirmed_.emplace(next_tag_++, std::move(it));
+    batch.pop_front();
+  }
+}
+
+void publisher::read_confirms(int wait_ms) {
+  // Block until the broker or publish() has something, then drain all frames.
+  if (!conn_->has_buffered_input()) {
+    struct pollfd p[2] = {{conn_->fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    ::poll(p, 2, wait_ms);
+  }
+  for (;;) {
+    amqp_frame_t f;
+    timeval zero{0, 0};
+    int st = amqp_simple_wait_frame_noblock(conn_->raw(), &f, &zero);
+    if (st == AMQP_STATUS_TIMEOUT) return;
+    amqp_connection::check_status(st, "wait for confirms");
+    if (f.frame_type != AMQP_FRAME_METHOD) continue;
+    switch (f.payload.method.id) {
+      case AMQP_BASIC_ACK_METHOD: {
+        auto* m = static_cast<amqp_basic_ack_t*>(f.payload.method.decoded);
+        settle(m->delivery_tag, m->multiple, true, nullptr);
+        break;
+      }
+      case AMQP_BASIC_NACK_METHOD: {
+        auto* m = static_cast<amqp_basic_nack_t*>(f.payload.method.decoded);
+        settle(m->delivery_tag, m->multiple, false, "broker refused the message (nack)");
+        break;
+      }
+      case AMQP_BASIC_RETURN_METHOD: {
+        // Unroutable: the broker sends the message back, then acks its tag.
+        amqp_message_t msg;
+        auto r = amqp_read_message(conn_->raw(), f.channel, &msg, 0);
+        if (r.reply_type != AMQP_RESPONSE_NORMAL) throw amqp_error("reading a returned message");
+        if (msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+          returned_[std::string(as_view(msg.properties.message_id))] = "no queue for the routing key";
+        amqp_destroy_message(&msg);
+        break;
+      }
+      case AMQP_CHANNEL_CLOSE_METHOD:
+      case AMQP_CONNECTION_CLOSE_METHOD: throw amqp_error("broker closed the channel");
+      default: break;
+    }
+  }
+}
+
+void publisher::settle(uint64_t tag, bool multiple, bool ok, const char* why) {
+  auto finish = [&](item& it) {
+    auto r = returned_.find(it.message_id);
+    if (r != returned_.end()) {
+      it.done(false, r->second);
+      returned_.erase(r);
+    } else {
+      it.done(ok, ok ? "" : why);
+    }
+  };
+  if (!multiple) {
+    auto it = unconfirmed_.find(tag);
+    if (it != unconfirmed_.end()) {
+      finish(it->second);
+      unconfirmed_.erase(it);
+    }
+    return;
+  }
+  auto end = unconfirmed_.upper_bound(tag);
+  for (auto it = unconfirmed_.begin(); it != end; ++it) finish(it->second);
+  unconfirmed_.erase(unconfirmed_.begin(), end);
+}
+
+void publisher::expire(std::chrono::steady_clock::time_point now) {
+  // Tags grow with enqueue time, so the oldest deadlines come first.
+  while (!unconfirmed_.empty() && unconfirmed_.begin()->second.deadline <= now) {
+    unconfirmed_.begin()->second.done(false, "no confirm from the broker in time");
+    unconfirmed_.erase(unconfirmed_.begin());
+  }
+  std::deque<item> late;
+  {
+    std::lock_guard lk(mu_);
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->deadline <= now) {
+        late.push_back(std::move(*it));
+        it = pending_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& it : late) it.done(false, "broker unreachable");
+}
+
+void publisher::fail_all(const char* why) {
+  for (auto& [tag, it] : unconfirmed_) it.done(false, why);
+  unconfirmed_.clear();
+  std::deque<item> rest;
+  {
+    std::lock_guard lk(mu_);
+    rest.swap(pending_);
+  }
+  for (auto& it : rest) it.done(false, why);
+}
+
+}  // namespace jobs

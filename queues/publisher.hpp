@@ -1,0 +1,85 @@
+#pragma once
+// Publishes job messages with publisher confirms, pipelined.
+//
+// `publish` queues a message and returns at once; a thread of its own owns
+// the connection, sends everything queued without waiting for the previous
+// confirm, and calls each message's `done` when the broker confirmed it
+// (ok = true), refused it (nack, or returned as unroutable: ok = false), or
+// the deadline passed (ok = false). Messages are persistent and mandatory.
+//
+// When the connection fails, it reconnects with backoff and re-sends every
+// message not yet confirmed (the broker may then hold a duplicate; workers
+// drop it because claims are compare-and-set).
+//
+// Config (publisher_options): url, heartbeat, confirm deadline, topology.
+// Thread-safety: publish() and connected() may be called from any thread;
+// `done` runs on the publisher's thread and must not block.
+
+#include "queues/amqp.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace jobs {
+
+struct publisher_options {
+  std::string url;
+  int heartbeat_s = 30;
+  std::chrono::milliseconds confirm_timeout{10000};
+  topology_options topology;
+};
+
+class publisher {
+ public:
+  using done_fn = std::function<void(bool ok, std::string_view error)>;
+
+  explicit publisher(publisher_options o);
+  ~publisher();  ///< stop(): fails what is still unconfirmed, joins
+  publisher(const publisher&) = delete;
+  publisher& operator=(const publisher&) = delete;
+
+  void publish(std::string routing_key, std::string message_id, std::string body, done_fn done);
+  /// True while a confirm-mode channel to the broker is open.
+  bool connected() const noexcept { return connected_.load(); }
+  void stop();
+
+ private:
+  struct item {
+    std::string routing_key, message_id, body;
+    done_fn done;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  void run();
+  bool connect();
+  void send_pending(std::deque<item>& batch);
+  void read_confirms(int wait_ms);
+  void settle(uint64_t tag, bool multiple, bool ok, const char* why);
+  void expire(std::chrono::steady_clock::time_point now);
+  void fail_all(const char* why);
+  void wake();
+
+  publisher_options opts_;
+  amqp_address addr_;
+  std::unique_ptr<amqp_connection> conn_;
+  std::atomic<bool> connected_{false};
+  std::atomic<bool> stopping_{false};
+  int wake_fd_ = -1;  // eventfd: publish() wakes the thread out of poll()
+
+  std::mutex mu_;
+  std::deque<item> pending_;  // guarded by mu_
+
+  // Owned by the publisher thread.
+  uint64_t next_tag_ = 1;
+  std::map<uint64_t, item> unconfirmed_;
+  std::map<std::string, std::string> returned_;  // message_id -> reason
+  std::thread thread_;
+};
+
+}  // namespace jobs

@@ -1,0 +1,64 @@
+// jobs-worker: consumes one queue and runs its jobs (see workers/worker.hpp).
+//   jobs-worker [--queue NAME] [--concurrency N]
+// Settings: JOBS_* environment variables (common/config.hpp).
+#include "common/config.hpp"
+#include "common/log.hpp"
+#include "workers/worker.hpp"
+
+#include <csignal>
+#include <cstring>
+#include <iostream>
+#include <thread>
+
+int main(int argc, char** argv) {
+  using namespace jobs;
+  try {
+    auto env = process_environment();
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      if ((a == "--queue" || a == "--concurrency") && i + 1 < argc) {
+        env[a == "--queue" ? "JOBS_WORKER_QUEUE" : "JOBS_WORKER_CONCURRENCY"] = argv[++i];
+      } else {
+        std::cerr << "usage: jobs-worker [--queue email|processing|webhooks] [--concurrency N]\n";
+        return 2;
+      }
+    }
+    auto cfg = load_config(env);
+    set_log_level(cfg.log_level);
+
+    // Signals are taken by one thread with sigwait, so the worker is stopped from ordinary code.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    handler_registry handlers;
+    register_processing_handlers(handlers);
+    worker w({.pg_url = cfg.pg_url,
+              .amqp_url = cfg.amqp_url,
+              .queue = cfg.worker_queue,
+              .concurrency = cfg.worker_concurrency,
+              .prefetch = cfg.worker_prefetch,
+              .heartbeat_s = cfg.amqp_heartbeat_s,
+              .delivery_limit = cfg.queue_delivery_limit,
+              .lease = cfg.worker_lease,
+              .shutdown = cfg.worker_shutdown},
+             handlers);
+    std::thread signals([&] {
+      int sig = 0;
+      sigwait(&sigs, &sig);
+      log_info("signal received; draining", {{"signal", strsignal(sig)}});
+      w.stop();
+    });
+    signals.detach();
+    w.run();
+    log_info("worker stopped", {{"worker_id", w.id()}, {"succeeded", w.stats().succeeded.load()},
+                                {"failed", w.stats().failed.load()}});
+    return 0;
+  } catch (const std::exception& e) {
+    log_error("worker failed to start", {{"error", e.what()}});
+    return 1;
+  }
+}

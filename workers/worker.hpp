@@ -1,0 +1,73 @@
+#pragma once
+// The worker daemon's engine: consumes one queue and runs its jobs.
+//
+// One coordinator thread owns the RabbitMQ consumer and a PostgreSQL
+// connection; `concurrency` handler threads run the handlers. For each
+// round the coordinator:
+//   1. receives deliveries (up to the prefetch window);
+//   2. claims as many as there are free handler threads, in one UPDATE
+//      (compare-and-set from `queued`); a message whose job is not claimable
+//      (finished, cancelled, running elsewhere) is acked and dropped;
+//   3. commits the outcomes of finished handlers in one transaction, with an
+//      attempt row each, and only then acks their messages;
+//   4. extends the leases of running jobs every lease/3.
+// A message that is not a job message is rejected to the dead-letter queue.
+// If RabbitMQ or PostgreSQL goes away, it reconnects with backoff; unacked
+// messages are redelivered by the broker and claims keep that safe.
+//
+// stop() (from SIGTERM) stops consuming, lets running handlers finish and
+// commits them (bounded by `shutdown`), then run() returns; what was
+// received but not started goes back to the queue.
+//
+// Thread-safety: construct, then run() on one thread; stop() from any.
+
+#include "workers/handler.hpp"
+#include "workers/retry_policy.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace jobs {
+
+struct worker_options {
+  std::string pg_url;
+  std::string amqp_url;
+  std::string queue = "processing";
+  std::string worker_id;  ///< empty: host:pid:random
+  int concurrency = 8;
+  int prefetch = 16;
+  int heartbeat_s = 30;
+  int delivery_limit = 10;
+  std::chrono::milliseconds lease{60000};
+  std::chrono::milliseconds shutdown{30000};
+  retry_policy retry;
+};
+
+class worker {
+ public:
+  worker(worker_options o, const handler_registry& handlers);
+  ~worker();
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  /// Blocks until stop() and the drain complete. Throws only for bad options.
+  void run();
+  void stop() noexcept;
+  const std::string& id() const { return opts_.worker_id; }
+
+  struct counters {
+    std::atomic<long> claimed{0}, succeeded{0}, failed{0}, dropped{0}, rejected{0};
+  };
+  const counters& stats() const { return stats_; }
+
+ private:
+  struct impl;
+  worker_options opts_;
+  const handler_registry& handlers_;
+  counters stats_;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace jobs
