@@ -60,10 +60,12 @@ bool publisher::connect() {
     conn_->check_rpc("confirm.select");
     next_tag_ = 1;
     connected_ = true;
+    outage_logged_ = false;
     log_info("publisher connected", {{"host", addr_.host}, {"port", addr_.port}});
     return true;
   } catch (const std::exception& e) {
-    log_warn("publisher cannot connect", {{"error", e.what()}});
+    if (!outage_logged_) log_warn("publisher cannot connect; retrying with backoff", {{"error", e.what()}});
+    outage_logged_ = true;
     conn_.reset();
     return false;
   }
@@ -75,8 +77,17 @@ void publisher::run() {
     if (!conn_) {
       if (!connect()) {
         expire(std::chrono::steady_clock::now());
-        struct pollfd p{wake_fd_, POLLIN, 0};
-        ::poll(&p, 1, static_cast<int>(backoff.count()));
+        // Sleep out the backoff; publish() wakes us only to expire sooner.
+        auto until = std::chrono::steady_clock::now() + backoff;
+        while (!stopping_ && std::chrono::steady_clock::now() < until) {
+          struct pollfd p{wake_fd_, POLLIN, 0};
+          auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+          if (::poll(&p, 1, static_cast<int>(std::max<long>(left.count(), 0))) > 0) {
+            uint64_t drained;
+            [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
+            expire(std::chrono::steady_clock::now());
+          }
+        }
         backoff = std::min(backoff * 2, max_backoff);
         continue;
       }

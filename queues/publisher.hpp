@@ -77,6 +77,7 @@ class publisher {
 
   // Owned by the publisher thread.
   uint64_t next_tag_ = 1;
+  bool outage_logged_ = false;
   std::map<uint64_t, item> unconfirmed_;
   std::map<std::string, std::string> returned_;  // message_id -> reason
   std::thread thread_;

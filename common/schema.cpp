@@ -1,0 +1,308 @@
+#include "common/schema.hpp"
+
+// Without this valijson reports a bad schema by calling abort(). It changes the
+// body of inline functions, so every file of a binary that includes valijson
+// must agree: the build defines it for all (this only covers a build without).
+#ifndef VALIJSON_USE_EXCEPTIONS
+#define VALIJSON_USE_EXCEPTIONS 1
+#endif
+#include <valijson/adapters/boost_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validation_results.hpp>
+#include <valijson/validator.hpp>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <boost/json/parse.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <regex>
+#include <stdexcept>
+
+namespace jobs {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+constexpr std::string_view schema_suffix = ".schema.json";
+constexpr std::string_view payload_invalid_title = "Payload does not match the job type's schema";
+constexpr std::string_view additional_property_prefix =
+    "Object contains a property that could not be validated using 'properties' or "
+    "'additionalProperties' constraints: '";
+constexpr std::string_view wrong_type_detail = "Value type not permitted by 'type' constraint.";
+
+json::value read_json(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (!in.good() && !in.eof()) throw std::runtime_error("cannot read the file");
+  json::error_code ec;
+  json::value doc = json::parse(text, ec);
+  if (ec) throw std::runtime_error("invalid JSON: " + ec.message());
+  return doc;
+}
+
+// {"if": {"type": "string", "maxLength": limit}, "then": {keyword: value},
+//  "else": {"maxLength": limit}}, or without a limit just the type check.
+json::value guarded(std::string_view keyword, const json::value& value,
+                    std::optional<std::int64_t> limit) {
+  json::object condition{{"type", "string"}};
+  json::object then;
+  then[keyword] = value;
+  json::object guard;
+  if (limit) {
+    condition["maxLength"] = *limit;
+    guard["else"] = json::object{{"maxLength", *limit}};
+  }
+  guard["if"] = std::move(condition);
+  guard["then"] = std::move(then);
+  return guard;
+}
+
+// valijson runs every regex keyword on strings of any length, even after
+// `maxLength` has failed, and libstdc++'s std::regex then overflows the stack;
+// `format` (any format) throws on an array or object. So `pattern` and `format`
+// move under an if/then that reaches them only for strings short enough. Children go first, so the
+// guards added here are never guarded again.
+void guard_regexes(json::value& node) {
+  json::object* o = node.if_object();
+  if (!o) return;
+  for (std::string_view key :
+       {"additionalItems", "additionalProperties", "allOf", "anyOf", "contains", "else", "if",
+        "items", "not", "oneOf", "propertyNames", "then"}) {
+    json::value* child = o->if_contains(key);
+    if (child && child->is_array()) {
+      for (json::value& element : child->get_array()) guard_regexes(element);
+    } else if (child) {
+      guard_regexes(*child);
+    }
+  }
+  for (std::string_view key : {"properties", "definitions", "$defs", "dependencies"}) {
+    if (json::object* map = o->contains(key) ? o->at(key).if_object() : nullptr) {
+      for (auto& member : *map) guard_regexes(member.value());
+    }
+  }
+  if (o->contains("patternProperties")) {
+    throw std::runtime_error("patternProperties is not supported (std::regex on unbounded keys)");
+  }
+
+  json::array guards;
+  if (const json::value* p = o->if_contains("pattern"); p && p->is_string()) {
+    try {
+      std::regex check(std::string(p->get_string()));
+    } catch (const std::regex_error& e) {
+      throw std::runtime_error(
+          fmt::format("invalid pattern {}: {}", json::serialize(*p), e.what()));
+    }
+    std::int64_t limit = schema_registry::max_regex_input;
+    if (const json::value* max = o->if_contains("maxLength"); max && max->is_int64()) {
+      limit = std::clamp<std::int64_t>(max->get_int64(), 0, limit);
+    }
+    guards.push_back(guarded("pattern", *p, limit));
+    o->erase("pattern");
+  }
+  if (const json::value* f = o->if_contains("format"); f && f->is_string()) {
+    const json::string& name = f->get_string();
+    const bool regex = name == "date" || name == "time" || name == "date-time";
+    guards.push_back(guarded(
+        "format", *f,
+        regex ? std::optional<std::int64_t>(schema_registry::max_format_input) : std::nullopt));
+    o->erase("format");
+  }
+  if (guards.empty()) return;
+  json::value& all_of = (*o)["allOf"];
+  if (all_of.is_null()) all_of = json::array();
+  if (!all_of.is_array()) throw std::runtime_error("allOf is not an array");
+  for (json::value& g : guards) all_of.get_array().push_back(std::move(g));
+}
+
+std::unique_ptr<valijson::Schema> compile(json::value doc) {
+  if (!doc.is_object()) throw std::runtime_error("a schema must be a JSON object");
+  if (const json::value* version = doc.get_object().if_contains("$schema")) {
+    // valijson 1.0 knows drafts 3, 4 and 7; only 7 is what we write.
+    if (!version->is_string() || version->get_string().find("draft-07") == json::string::npos) {
+      throw std::runtime_error("unsupported $schema " + json::serialize(*version));
+    }
+  }
+  guard_regexes(doc);
+  auto schema = std::make_unique<valijson::Schema>();
+  valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
+  parser.populateSchema(valijson::adapters::BoostJsonAdapter(doc), *schema);
+  return schema;
+}
+
+std::string_view kind_name(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::null: return "null";
+    case json::kind::bool_: return "boolean";
+    case json::kind::int64:
+    case json::kind::uint64: return "integer";
+    case json::kind::double_: return "number";
+    case json::kind::string: return "string";
+    case json::kind::array: return "array";
+    case json::kind::object: return "object";
+  }
+  return "value";
+}
+
+// valijson prints bounds with std::to_string(double): "60000.000000".
+std::string trim_decimals(std::string s) {
+  auto digit = [&](std::size_t i) { return s[i] >= '0' && s[i] <= '9'; };
+  for (std::size_t dot = s.find('.'); dot != std::string::npos; dot = s.find('.', dot + 1)) {
+    std::size_t end = dot + 1;
+    while (end < s.size() && digit(end)) ++end;
+    if (dot == 0 || !digit(dot - 1) || end == dot + 1) continue;
+    std::size_t keep = end;
+    while (s[keep - 1] == '0') --keep;
+    if (keep == dot + 1) keep = dot;
+    s.erase(keep, end - keep);
+  }
+  return s;
+}
+
+// valijson writes keys and indexes alike as "[x]"; the payload tells which.
+// Advances `at` (null once off the payload) and returns the escaped token.
+std::string step(const json::value*& at, std::string_view token) {
+  if (at && at->is_array()) {
+    std::size_t index = 0;
+    auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), index);
+    if (ec == std::errc{} && end == token.data() + token.size() && index < at->get_array().size()) {
+      at = &at->get_array()[index];
+      return std::string(token);
+    }
+  }
+  at = at && at->is_object() ? at->get_object().if_contains(token) : nullptr;
+  return json_pointer_escape(token);
+}
+
+problem payload_problem(const json::value& payload, const valijson::ValidationResults& results) {
+  problem p{400, "payload_invalid", std::string(payload_invalid_title), "", "/payload"};
+  // Errors arrive inner before outer, each failure followed by its wrappers
+  // ("Failed to validate item #3"); the deepest context is the most specific.
+  const valijson::ValidationResults::Error* best = nullptr;
+  for (const auto& error : results) {
+    if (!best || error.context.size() > best->context.size()) best = &error;
+  }
+  if (!best) {  // a `false` schema at the root reports nothing
+    p.detail = "The schema accepts no payload.";
+    return p;
+  }
+  const json::value* at = &payload;
+  for (std::string_view token : best->context) {
+    if (token.size() < 2 || token.front() != '[' || token.back() != ']') continue;  // "<root>"
+    p.pointer += '/' + step(at, token.substr(1, token.size() - 2));
+  }
+  std::string_view d = best->description;
+  if (d.starts_with(additional_property_prefix) && d.ends_with("'.")) {
+    std::string_view name = d.substr(additional_property_prefix.size());
+    name.remove_suffix(2);
+    p.pointer += '/' + step(at, name);
+    p.detail = fmt::format("Property '{}' is not allowed by the schema.", name);
+  } else if (d == wrong_type_detail && at) {
+    p.detail = fmt::format("{} Got {}.", d, kind_name(*at));
+  } else if (d.starts_with("Expected number") || d.starts_with("Value should be a multiple")) {
+    p.detail = trim_decimals(std::string(d));
+  } else {
+    p.detail = std::string(d);
+  }
+  return p;
+}
+
+}  // namespace
+
+std::string json_pointer_escape(std::string_view token) {
+  std::string out;
+  out.reserve(token.size());
+  for (char c : token) {
+    if (c == '~' || c == '/') {
+      out += c == '~' ? "~0" : "~1";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+struct schema_registry::impl {
+  using by_type = std::map<std::string, std::unique_ptr<valijson::Schema>, std::less<>>;
+  std::map<std::string, by_type, std::less<>> queues;
+
+  const valijson::Schema* find(std::string_view queue, std::string_view type) const {
+    auto q = queues.find(queue);
+    if (q == queues.end()) return nullptr;
+    auto t = q->second.find(type);
+    return t == q->second.end() ? nullptr : t->second.get();
+  }
+};
+
+schema_registry::schema_registry(const fs::path& dir) {
+  auto loaded = std::make_unique<impl>();
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    throw std::runtime_error(fmt::format("schema directory {} not found", dir.string()));
+  }
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.ends_with(schema_suffix) || !entry.is_regular_file()) continue;
+    const std::string_view stem(name.data(), name.size() - schema_suffix.size());
+    const std::size_t dot = stem.find('.');
+    if (dot == std::string_view::npos || dot == 0 || dot + 1 == stem.size()) {
+      throw std::runtime_error(
+          fmt::format("{}: expected a name <queue>.<type>.schema.json", entry.path().string()));
+    }
+    try {
+      loaded->queues[std::string(stem.substr(0, dot))][std::string(stem.substr(dot + 1))] =
+          compile(read_json(entry.path()));
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format("{}: {}", entry.path().string(), e.what()));
+    }
+  }
+  if (loaded->queues.empty()) {
+    throw std::runtime_error(
+        fmt::format("schema directory {} holds no *.schema.json", dir.string()));
+  }
+  impl_ = std::move(loaded);
+}
+
+schema_registry::~schema_registry() = default;
+schema_registry::schema_registry(schema_registry&&) noexcept = default;
+schema_registry& schema_registry::operator=(schema_registry&&) noexcept = default;
+
+bool schema_registry::has_type(std::string_view queue, std::string_view type) const {
+  return impl_->find(queue, type) != nullptr;
+}
+
+std::vector<std::string> schema_registry::types(std::string_view queue) const {
+  std::vector<std::string> out;
+  if (auto q = impl_->queues.find(queue); q != impl_->queues.end()) {
+    for (const auto& [type, schema] : q->second) out.push_back(type);
+  }
+  return out;  // std::map keeps them sorted
+}
+
+std::optional<problem> schema_registry::validate(std::string_view queue, std::string_view type,
+                                                 const json::value& payload) const {
+  const valijson::Schema* schema = impl_->find(queue, type);
+  if (!schema) {
+    const std::vector<std::string> known = types(queue);
+    return problem{400, "unknown_job_type", "Unknown job type",
+                   known.empty() ? fmt::format("Queue '{}' has no job types.", queue)
+                                 : fmt::format("Queue '{}' has no job type '{}'; known types: {}.",
+                                               queue, type, fmt::join(known, ", ")),
+                   "/type"};
+  }
+  // A Validator caches compiled regexes in itself, so it is not shared.
+  valijson::Validator validator;
+  valijson::ValidationResults results;
+  if (validator.validate(*schema, valijson::adapters::BoostJsonAdapter(payload), &results)) {
+    return std::nullopt;
+  }
+  return payload_problem(payload, results);
+}
+
+}  // namespace jobs

@@ -1,0 +1,303 @@
+#include "common/schema.hpp"
+
+#include <doctest/doctest.h>
+#include <boost/json/parse.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using jobs::schema_registry;
+
+// A fresh directory of schema files, removed at the end of the test.
+struct temp_dir {
+  fs::path path;
+
+  explicit temp_dir(const std::map<std::string, std::string>& files) {
+    path = fs::temp_directory_path() / ("schema_test-" + std::to_string(std::random_device{}()));
+    fs::create_directories(path);
+    for (const auto& [name, text] : files) std::ofstream(path / name) << text;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+constexpr const char* kinds_schema = R"({
+  "$schema": "http://json-schema.org/draft-07/schema#",
+  "type": "object",
+  "required": ["name", "items"],
+  "additionalProperties": false,
+  "properties": {
+    "name": {"type": "string", "maxLength": 5, "pattern": "^[a-z]+$"},
+    "mode": {"enum": ["fast", "slow"]},
+    "count": {"type": "integer", "minimum": 1, "maximum": 10},
+    "ratio": {"type": "number", "exclusiveMaximum": 0.5},
+    "items": {
+      "type": "array",
+      "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
+    },
+    "nested": {
+      "type": "object",
+      "properties": {"inner": {"type": "object", "properties": {"flag": {"type": "boolean"}}}}
+    },
+    "a/b~c": {"type": "string"},
+    "7": {"type": "string"},
+    "free": {"type": "string", "pattern": "^x+$"},
+    "when": {"type": "string", "format": "date-time"},
+    "site": {"type": "string", "format": "uri"}
+  }
+})";
+
+const std::map<std::string, std::string> test_files{
+    {"test.all.kinds.schema.json", kinds_schema},
+    {"test.b.schema.json", R"({"type": "object"})"},
+    {"other.x.schema.json", R"({"type": "integer"})"},
+    {"README.md", "not a schema"},
+};
+
+// The payload {"name": "abc", "items": [{"name": "x"}]} with `patch` merged in.
+json::value payload_with(std::string_view patch) {
+  json::object p = json::parse(R"({"name": "abc", "items": [{"name": "x"}]})").as_object();
+  const json::value extra = json::parse(patch);
+  for (const auto& [key, value] : extra.as_object()) p[key] = value;
+  return p;
+}
+
+struct failure {
+  std::string pointer;
+  std::string detail;
+};
+
+failure fail(const schema_registry& r, const json::value& payload) {
+  const auto p = r.validate("test", "all.kinds", payload);
+  REQUIRE(p.has_value());
+  CHECK(p->status == 400);
+  CHECK(p->code == "payload_invalid");
+  CHECK(p->title == "Payload does not match the job type's schema");
+  return {p->pointer, p->detail};
+}
+
+}  // namespace
+
+TEST_CASE("json_pointer_escape escapes ~ before /") {
+  CHECK(jobs::json_pointer_escape("plain") == "plain");
+  CHECK(jobs::json_pointer_escape("a/b~c") == "a~1b~0c");
+  CHECK(jobs::json_pointer_escape("~1") == "~01");
+  CHECK(jobs::json_pointer_escape("") == "");
+}
+
+TEST_CASE("schema_registry lists the types of each queue, sorted, with dotted types") {
+  temp_dir dir(test_files);
+  const schema_registry r(dir.path);
+  CHECK(r.types("test") == std::vector<std::string>{"all.kinds", "b"});
+  CHECK(r.types("other") == std::vector<std::string>{"x"});
+  CHECK(r.types("nope").empty());
+  CHECK(r.has_type("test", "all.kinds"));
+  CHECK_FALSE(r.has_type("test", "all"));
+  CHECK_FALSE(r.has_type("all", "kinds.test"));
+}
+
+TEST_CASE("schema_registry accepts a valid payload") {
+  temp_dir dir(test_files);
+  const schema_registry r(dir.path);
+  CHECK_FALSE(r.validate("test", "all.kinds", payload_with("{}")));
+  CHECK_FALSE(r.validate("test", "all.kinds",
+                         payload_with(R"({"mode": "slow", "count": 10, "nested": {"inner": {}},
+                             "a/b~c": "s", "7": "s", "free": "xx",
+                             "when": "2024-05-01T12:00:00Z"})")));
+  CHECK_FALSE(r.validate("other", "x", json::value(3)));
+}
+
+TEST_CASE("schema_registry reports each kind of payload error with its pointer") {
+  temp_dir dir(test_files);
+  const schema_registry r(dir.path);
+
+  SUBCASE("wrong type at the root") {
+    auto f = fail(r, json::value(5));
+    CHECK(f.pointer == "/payload");
+    CHECK(f.detail == "Value type not permitted by 'type' constraint. Got integer.");
+  }
+  SUBCASE("missing required property: the object lacking it") {
+    auto f = fail(r, json::parse(R"({"name": "abc"})"));
+    CHECK(f.pointer == "/payload");
+    CHECK(f.detail == "Missing required property 'items'.");
+  }
+  SUBCASE("additionalProperties: the unexpected property") {
+    auto f = fail(r, payload_with(R"({"extra": 1})"));
+    CHECK(f.pointer == "/payload/extra");
+    CHECK(f.detail == "Property 'extra' is not allowed by the schema.");
+  }
+  SUBCASE("enum") {
+    auto f = fail(r, payload_with(R"({"mode": "medium"})"));
+    CHECK(f.pointer == "/payload/mode");
+    CHECK(f.detail == "Failed to match against any enum values.");
+  }
+  SUBCASE("minimum, maximum and exclusiveMaximum, with readable numbers") {
+    auto low = fail(r, payload_with(R"({"count": 0})"));
+    CHECK(low.pointer == "/payload/count");
+    CHECK(low.detail == "Expected number greater than or equal to 1");
+    auto high = fail(r, payload_with(R"({"count": 11})"));
+    CHECK(high.pointer == "/payload/count");
+    CHECK(high.detail == "Expected number less than or equal to 10");
+    auto ratio = fail(r, payload_with(R"({"ratio": 0.5})"));
+    CHECK(ratio.pointer == "/payload/ratio");
+    CHECK(ratio.detail == "Expected number less than 0.5");
+  }
+  SUBCASE("wrong type of a member names the type given") {
+    auto f = fail(r, payload_with(R"({"count": 2.5})"));
+    CHECK(f.pointer == "/payload/count");
+    CHECK(f.detail == "Value type not permitted by 'type' constraint. Got number.");
+  }
+  SUBCASE("maxLength") {
+    auto f = fail(r, payload_with(R"({"name": "abcdef"})"));
+    CHECK(f.pointer == "/payload/name");
+    CHECK(f.detail == "String should be no more than 5 characters in length.");
+  }
+  SUBCASE("pattern") {
+    auto f = fail(r, payload_with(R"({"name": "ABC"})"));
+    CHECK(f.pointer == "/payload/name");
+    CHECK(f.detail == "Failed to match regex specified by 'pattern' constraint.");
+  }
+  SUBCASE("array items: the pointer has the index") {
+    auto f = fail(r, payload_with(R"({"items": [{"name": "a"}, {"name": "b"}, {"name": "c"},
+                                             {"name": 5}]})"));
+    CHECK(f.pointer == "/payload/items/3/name");
+    CHECK(f.detail == "Value type not permitted by 'type' constraint. Got integer.");
+    auto missing = fail(r, payload_with(R"({"items": [{"name": "a"}, {}]})"));
+    CHECK(missing.pointer == "/payload/items/1");
+    CHECK(missing.detail == "Missing required property 'name'.");
+  }
+  SUBCASE("nested objects") {
+    auto f = fail(r, payload_with(R"({"nested": {"inner": {"flag": "yes"}}})"));
+    CHECK(f.pointer == "/payload/nested/inner/flag");
+    CHECK(f.detail == "Value type not permitted by 'type' constraint. Got string.");
+  }
+  SUBCASE("a key needing ~ and / escaping, and a key that looks like an index") {
+    CHECK(fail(r, payload_with(R"({"a/b~c": 1})")).pointer == "/payload/a~1b~0c");
+    CHECK(fail(r, payload_with(R"({"7": 1})")).pointer == "/payload/7");
+  }
+  SUBCASE("the most deeply nested error wins over a shallower one") {
+    auto f = fail(r, json::parse(R"({"items": [{"name": 1}]})"));  // also lacks "name"
+    CHECK(f.pointer == "/payload/items/0/name");
+  }
+  SUBCASE("format date-time") {
+    auto f = fail(r, payload_with(R"({"when": "yesterday"})"));
+    CHECK(f.pointer == "/payload/when");
+    CHECK(f.detail == "String should be a valid date-time");
+  }
+}
+
+TEST_CASE("schema_registry survives long strings against pattern and format") {
+  // Unguarded, libstdc++'s std::regex overflows the stack on these.
+  temp_dir dir(test_files);
+  const schema_registry r(dir.path);
+  const std::string long_x(200'000, 'x');
+  auto f = fail(r, payload_with(R"({"free": ")" + long_x + R"("})"));
+  CHECK(f.pointer == "/payload/free");
+  CHECK(f.detail == "String should be no more than 1024 characters in length.");
+  const std::string long_digits(200'000, '1');
+  CHECK(fail(r, payload_with(R"({"when": ")" + long_digits + R"("})")).pointer == "/payload/when");
+  // Up to the limit the pattern is still checked.
+  CHECK_FALSE(r.validate("test", "all.kinds",
+                         payload_with(R"({"free": ")" + std::string(1024, 'x') + R"("})")));
+  // valijson 1.0 alone throws on any format applied to an array or object.
+  CHECK(fail(r, payload_with(R"({"when": [1]})")).pointer == "/payload/when");
+  CHECK(fail(r, payload_with(R"({"site": {"a": 1}})")).pointer == "/payload/site");
+}
+
+TEST_CASE("schema_registry reports an unknown job type") {
+  temp_dir dir(test_files);
+  const schema_registry r(dir.path);
+  const auto p = r.validate("test", "nope", json::object{});
+  REQUIRE(p.has_value());
+  CHECK(p->status == 400);
+  CHECK(p->code == "unknown_job_type");
+  CHECK(p->pointer == "/type");
+  CHECK(p->detail == "Queue 'test' has no job type 'nope'; known types: all.kinds, b.");
+  const auto q = r.validate("nope", "x", json::object{});
+  REQUIRE(q.has_value());
+  CHECK(q->detail == "Queue 'nope' has no job types.");
+}
+
+TEST_CASE("schema_registry fails fast on a bad schema directory, naming the file") {
+  const auto throws_naming = [](const std::string& file, const std::string& text) {
+    temp_dir dir({{"test.ok.schema.json", "{}"}, {file, text}});
+    CHECK_THROWS_WITH_AS(schema_registry(dir.path), doctest::Contains(file.c_str()),
+                         std::runtime_error);
+  };
+  throws_naming("test.json.schema.json", R"({"type": )");
+  throws_naming("test.type.schema.json", R"({"type": "strin"})");
+  throws_naming("test.minimum.schema.json", R"({"minimum": "one"})");
+  throws_naming("test.ref.schema.json", R"({"$ref": "#/definitions/missing"})");
+  throws_naming("test.regex.schema.json", R"({"properties": {"a": {"pattern": "("}}})");
+  throws_naming("test.draft.schema.json",
+                R"({"$schema": "https://json-schema.org/draft/2020-12/schema"})");
+  throws_naming("test.pp.schema.json", R"({"patternProperties": {"^a": {}}})");
+  throws_naming("noqueue.schema.json", "{}");
+  throws_naming("test.array.schema.json", "[]");
+
+  temp_dir empty(std::map<std::string, std::string>{{"README.md", ""}});
+  CHECK_THROWS_AS(schema_registry(empty.path), std::runtime_error);
+  CHECK_THROWS_AS(schema_registry(empty.path / "missing"), std::runtime_error);
+}
+
+TEST_CASE("schema_registry validates concurrently with the same results") {
+  temp_dir dir(test_files);
+  const schema_registry r(dir.path);
+  const std::vector<json::value> payloads{
+      payload_with("{}"),
+      payload_with(R"({"name": "ABC"})"),
+      payload_with(R"({"items": [{"name": "a"}, {"name": 5}]})"),
+      payload_with(R"({"a/b~c": 1})"),
+      payload_with(R"({"when": "2024-05-01T12:00:00Z", "free": "xxx"})"),
+      json::value(5),
+  };
+  std::vector<std::string> expected;
+  for (const auto& p : payloads) {
+    auto problem = r.validate("test", "all.kinds", p);
+    expected.push_back(problem ? problem->pointer + " " + problem->detail : "valid");
+  }
+  std::vector<std::vector<std::string>> seen(4);
+  std::vector<std::thread> threads;
+  for (auto& out : seen) {
+    threads.emplace_back([&] {
+      for (int round = 0; round < 200; ++round) {
+        for (const auto& p : payloads) {
+          auto problem = r.validate("test", "all.kinds", p);
+          out.push_back(problem ? problem->pointer + " " + problem->detail : "valid");
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& out : seen) {
+    REQUIRE(out.size() == 200 * payloads.size());
+    for (std::size_t i = 0; i < out.size(); ++i) CHECK(out[i] == expected[i % payloads.size()]);
+  }
+}
+
+TEST_CASE("the real schemas/jobs directory loads") {
+  const schema_registry r(JOBS_SOURCE_DIR "/schemas/jobs");
+  CHECK(r.has_type("email", "send"));
+  CHECK(r.has_type("webhooks", "deliver"));
+  CHECK_FALSE(
+      r.validate("email", "send", json::parse(R"({"to": ["a@b.example"], "subject": "hi"})")));
+  CHECK(r.validate("email", "send", json::parse(R"({"to": [], "subject": "hi"})"))->pointer ==
+        "/payload/to");
+  CHECK_FALSE(r.validate("webhooks", "deliver",
+                         json::parse(R"({"url": "https://example.com/hook", "method": "PUT",
+                                         "headers": {"x-a": "1"}, "timeout_ms": 500})")));
+  CHECK(
+      r.validate("webhooks", "deliver", json::parse(R"({"url": "https://a", "headers": {"x": 1}})"))
+          ->pointer == "/payload/headers/x");
+}

@@ -1,0 +1,197 @@
+// common/store.hpp and migrations against a live PostgreSQL.
+#include "common/db.hpp"
+#include "common/store.hpp"
+#include "support/live.hpp"
+
+#include <boost/json/parse.hpp>
+#include <doctest/doctest.h>
+
+#include <thread>
+
+using namespace jobs;
+using namespace jobs::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+new_job make_job(const std::string& tenant, const std::string& type = "noop") {
+  new_job j;
+  j.id = new_job_id();
+  j.tenant = tenant_id{tenant};
+  j.queue = "processing";
+  j.type = type;
+  j.payload_json = R"({"echo":"x"})";
+  return j;
+}
+
+std::string insert(pqxx::connection& c, new_job j) {
+  pqxx::work w(c);
+  std::vector<new_job> rows{j};
+  insert_jobs(w, rows);
+  w.commit();
+  return j.id.value;
+}
+
+std::string state_of(pqxx::connection& c, const std::string& id) {
+  pqxx::nontransaction n(c);
+  return n.exec_params("SELECT state::text FROM jobs WHERE id = $1::uuid", id)[0][0].as<std::string>();
+}
+
+}  // namespace
+
+TEST_CASE("migrations apply once even when several processes start at once") {
+  scratch s;  // already migrated once
+  std::vector<std::thread> ts;
+  std::atomic<int> applied{0}, errors{0};
+  for (int i = 0; i < 4; ++i)
+    ts.emplace_back([&] {
+      try {
+        auto c = pg_connect(s.pg_url);
+        applied += apply_migrations(*c, std::string(JOBS_SOURCE_DIR) + "/schemas/migrations");
+      } catch (const std::exception&) {
+        ++errors;
+      }
+    });
+  for (auto& t : ts) t.join();
+  CHECK(errors == 0);
+  CHECK(applied == 0);
+  auto c = pg_connect(s.pg_url);
+  pqxx::nontransaction n(*c);
+  CHECK(n.exec("SELECT count(*) FROM schema_migrations")[0][0].as<int>() >= 1);
+}
+
+TEST_CASE("claims and completions are compare-and-set") {
+  scratch s;
+  auto c = pg_connect(s.pg_url);
+  auto id = insert(*c, make_job("acme"));
+  std::vector<std::string> ids{id};
+
+  std::vector<claimed_job> first;
+  {
+    pqxx::work w1(*c);
+    first = claim_jobs(w1, ids, "w1", 60s);
+    w1.commit();
+  }
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].attempt == 1);
+  CHECK(first[0].payload_json == R"({"echo": "x"})");
+  CHECK(state_of(*c, id) == "running");
+
+  SUBCASE("a second claim (a redelivery) gets nothing while the lease holds") {
+    pqxx::work w2(*c);
+    CHECK(claim_jobs(w2, ids, "w2", 60s).empty());
+  }
+  SUBCASE("a completion from another worker or attempt does not land") {
+    pqxx::work w2(*c);
+    std::vector<job_outcome> o{{id, 1, job_state::succeeded, "{}", "", ""}};
+    CHECK(complete_jobs(w2, o, "w2").empty());
+    std::vector<job_outcome> o2{{id, 2, job_state::succeeded, "{}", "", ""}};
+    CHECK(complete_jobs(w2, o2, "w1").empty());
+    w2.commit();
+    CHECK(state_of(*c, id) == "running");
+  }
+  SUBCASE("the owner's completion lands once, with an attempt row") {
+    pqxx::work w2(*c);
+    std::vector<job_outcome> o{{id, 1, job_state::succeeded, R"({"ok":true})", "", ""}};
+    CHECK(complete_jobs(w2, o, "w1").size() == 1);
+    CHECK(complete_jobs(w2, o, "w1").empty());  // twice: no second landing
+    w2.commit();
+    CHECK(state_of(*c, id) == "succeeded");
+    {
+      pqxx::work w3(*c);
+      CHECK(claim_jobs(w3, ids, "w3", 60s).empty());  // finished jobs are never claimed again
+    }
+    pqxx::nontransaction n(*c);
+    CHECK(n.exec("SELECT count(*) FROM job_attempts")[0][0].as<int>() == 1);
+  }
+  SUBCASE("an expired lease lets another worker take the job, and the old owner can't complete") {
+    {
+      pqxx::nontransaction n(*c);
+      n.exec_params("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1::uuid", id);
+    }
+    pqxx::work w2(*c);
+    auto again = claim_jobs(w2, ids, "w2", 60s);
+    REQUIRE(again.size() == 1);
+    CHECK(again[0].attempt == 2);
+    std::vector<job_outcome> late{{id, 1, job_state::succeeded, "{}", "", ""}};
+    CHECK(complete_jobs(w2, late, "w1").empty());
+    w2.commit();
+  }
+  SUBCASE("a failed attempt is recorded with its error and a retry time") {
+    pqxx::work w2(*c);
+    std::vector<job_outcome> o{{id, 1, job_state::failed, "", "boom", "2030-01-01T00:00:00Z"}};
+    CHECK(complete_jobs(w2, o, "w1").size() == 1);
+    w2.commit();
+    pqxx::nontransaction n(*c);
+    auto r = n.exec_params("SELECT state::text, last_error, run_at = '2030-01-01Z' FROM jobs WHERE id = $1::uuid", id);
+    CHECK(r[0][0].as<std::string>() == "failed");
+    CHECK(r[0][1].as<std::string>() == "boom");
+    CHECK(r[0][2].as<bool>());
+  }
+}
+
+TEST_CASE("two schedulers never lock the same due job") {
+  scratch s;
+  auto c = pg_connect(s.pg_url);
+  for (int i = 0; i < 20; ++i) {
+    auto j = make_job("acme");
+    j.state = job_state::scheduled;
+    j.run_at = "2020-01-01T00:00:00Z";
+    insert(*c, j);
+  }
+  auto c2 = pg_connect(s.pg_url);
+  pqxx::work a(*c), b(*c2);
+  auto first = lock_due_jobs(a, 12);
+  auto second = lock_due_jobs(b, 12);
+  CHECK(first.size() == 12);
+  CHECK(second.size() == 8);
+  for (const auto& x : first)
+    for (const auto& y : second) CHECK(x.id != y.id);
+}
+
+TEST_CASE("reads are scoped to the tenant and paginate newest first") {
+  scratch s;
+  auto c = pg_connect(s.pg_url);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(insert(*c, make_job("acme")));
+  auto other = insert(*c, make_job("globex"));
+
+  CHECK(find_job_json(*c, tenant_id{"acme"}, job_id{ids[0]}).has_value());
+  CHECK_FALSE(find_job_json(*c, tenant_id{"acme"}, job_id{other}).has_value());
+  CHECK_FALSE(find_job_json(*c, tenant_id{"acme"}, job_id{"not-a-uuid"}).has_value());
+
+  job_filter f;
+  f.limit = 3;
+  auto page1 = boost::json::parse(list_jobs_json(*c, tenant_id{"acme"}, f));
+  auto& jobs1 = page1.at("jobs").as_array();
+  REQUIRE(jobs1.size() == 3);
+  CHECK(jobs1[0].at("id").as_string() == ids[4]);
+  auto cursor = std::string(page1.at("next_cursor").as_string());
+  f.before = cursor;
+  auto page2 = boost::json::parse(list_jobs_json(*c, tenant_id{"acme"}, f));
+  CHECK(page2.at("jobs").as_array().size() == 2);
+  CHECK(page2.at("next_cursor").is_null());
+  job_filter dead;
+  dead.state = "dead";
+  auto none = boost::json::parse(list_jobs_json(*c, tenant_id{"acme"}, dead));
+  CHECK(none.at("jobs").as_array().empty());
+}
+
+TEST_CASE("API keys are stored hashed and resolve to their tenant") {
+  scratch s;
+  auto c = pg_connect(s.pg_url);
+  auto key = create_api_key(*c, tenant_id{"acme"}, "ci", "submitter");
+  CHECK(key.starts_with("jk_"));
+  auto who = authenticate_key(*c, key);
+  REQUIRE(who);
+  CHECK(who->tenant.value == "acme");
+  CHECK(who->role == "submitter");
+  CHECK_FALSE(authenticate_key(*c, key + "x"));
+  {
+    pqxx::nontransaction n(*c);
+    CHECK(n.exec_params("SELECT count(*) FROM api_keys WHERE key_hash = convert_to($1, 'UTF8')", key)[0][0].as<int>() ==
+          0);
+    n.exec("UPDATE api_keys SET revoked_at = now()");
+  }
+  CHECK_FALSE(authenticate_key(*c, key));
+}

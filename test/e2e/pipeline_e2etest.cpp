@@ -1,0 +1,204 @@
+// The whole platform as processes: API and workers against real RabbitMQ and
+// PostgreSQL, driven over HTTP.
+#include "common/db.hpp"
+#include "support/live.hpp"
+
+#include <boost/json.hpp>
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <openssl/evp.h>
+
+#include <atomic>
+#include <csignal>
+#include <map>
+#include <mutex>
+
+using namespace jobs;
+using namespace jobs::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string sha256_hex(const std::string& s) {
+  unsigned char md[32];
+  unsigned int n = 0;
+  EVP_Digest(s.data(), s.size(), md, &n, EVP_sha256(), nullptr);
+  std::string out;
+  for (unsigned i = 0; i < n; ++i) out += fmt::format("{:02x}", md[i]);
+  return out;
+}
+
+long count(const std::string& pg_url, const std::string& sql) {
+  auto c = pg_connect(pg_url);
+  pqxx::nontransaction n(*c);
+  return n.exec(sql)[0][0].as<long>();
+}
+
+}  // namespace
+
+TEST_CASE("1,000 jobs of mixed types from three tenants each succeed exactly once") {
+  scratch s;
+  platform p(s);
+  std::vector<std::string> tenants{"acme", "globex", "initech"};
+  std::map<std::string, std::string> keys;
+  for (auto& t : tenants) keys[t] = create_key(s.pg_url, t);
+
+  // What each job must produce, by job id.
+  struct expectation {
+    std::string tenant, type;
+    boost::json::value result;
+  };
+  std::mutex mu;
+  std::map<std::string, expectation> expected;
+  std::atomic<int> refused{0};
+  constexpr int total = 1000, threads = 4;
+  const std::string csv = "region,amount\\nnorth,10\\nsouth,5\\nnorth,2.5\\n";
+
+  std::vector<std::thread> clients;
+  for (int t = 0; t < threads; ++t) {
+    clients.emplace_back([&, t] {
+      http_client h(p.port);
+      for (int i = t; i < total; i += threads) {
+        const auto& tenant = tenants[i % tenants.size()];
+        std::string body, type;
+        boost::json::value result;
+        switch (i % 3) {
+          case 0:
+            type = "noop";
+            body = fmt::format(R"({{"queue":"processing","type":"noop","payload":{{"echo":{}}}}})", i);
+            result = boost::json::object{{"ok", true}, {"echo", i}};
+            break;
+          case 1: {
+            type = "hash";
+            auto input = fmt::format("job-{}", i);
+            body = fmt::format(R"({{"queue":"processing","type":"hash","payload":{{"input":"{}"}}}})", input);
+            result = boost::json::parse(R"({"algorithm":"sha256","encoding":"hex","bytes":)" +
+                                        std::to_string(input.size()) + R"(,"digest":")" + sha256_hex(input) + "\"}");
+            break;
+          }
+          default:
+            type = "csv.aggregate";
+            body = R"({"queue":"processing","type":"csv.aggregate","priority":3,"payload":{"csv":")" + csv +
+                   R"(","group_by":["region"],"aggregates":[{"op":"sum","column":"amount"},{"op":"count"}]}})";
+            result = boost::json::parse(
+                R"({"rows":[{"region":"north","sum_amount":12.5,"count":2},{"region":"south","sum_amount":5,"count":1}],"row_count":3,"group_count":2})");
+        }
+        auto r = h.post_json("/v1/jobs", body, keys[tenant]);
+        if (r.status != 202) {
+          ++refused;
+          MESSAGE("refused: ", r.status, " ", r.body);
+          continue;
+        }
+        auto id = std::string(r.json().at("id").as_string());
+        std::lock_guard lk(mu);
+        expected[id] = {tenant, type, result};
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  REQUIRE(refused == 0);
+  REQUIRE(expected.size() == total);
+
+  bool done = wait_until([&] { return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'") == total; },
+                         120s);
+  CHECK_MESSAGE(done, "succeeded: ", count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'"));
+
+  // Exactly once: one attempt each, no extra jobs, and the right results.
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs") == total);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE attempts <> 1") == 0);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts") == total);
+  auto c = pg_connect(s.pg_url);
+  pqxx::nontransaction n(*c);
+  int wrong = 0;
+  for (const auto& row : n.exec("SELECT id::text, tenant_id, type, result::text FROM jobs")) {
+    auto it = expected.find(row[0].as<std::string>());
+    REQUIRE(it != expected.end());
+    bool ok = it->second.tenant == row[1].as<std::string>() && it->second.type == row[2].as<std::string>() &&
+              boost::json::parse(row[3].as<std::string>()) == it->second.result;
+    if (!ok && ++wrong <= 3) MESSAGE("job ", row[0].as<std::string>(), " result ", row[3].as<std::string>());
+  }
+  CHECK(wrong == 0);
+
+  // Through the API: each tenant reads its own jobs and nobody else's.
+  http_client h(p.port);
+  int checked = 0;
+  for (const auto& [id, e] : expected) {
+    if (++checked > 30) break;
+    auto own = h.get("/v1/jobs/" + id, keys[e.tenant]);
+    REQUIRE(own.status == 200);
+    CHECK(own.json().at("state") == "succeeded");
+    CHECK(own.json().at("result") == e.result);
+    for (const auto& t : tenants) {
+      if (t == e.tenant) continue;
+      auto other = h.get("/v1/jobs/" + id, keys[t]);
+      CHECK(other.status == 404);
+      CHECK(other.headers["content-type"] == "application/problem+json");
+    }
+  }
+  auto listed = h.get("/v1/jobs?limit=500&state=succeeded", keys["acme"]).json();
+  for (const auto& j : listed.at("jobs").as_array())
+    CHECK(expected.at(std::string(j.at("id").as_string())).tenant == "acme");
+}
+
+TEST_CASE("bad requests get problem details, and nothing is recorded") {
+  scratch s;
+  platform p(s);
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+
+  auto r = h.post_json("/v1/jobs", R"({"queue":"processing","type":"hash","payload":{"algorithm":"sha256","input":7}})", key);
+  CHECK(r.status == 400);
+  CHECK(r.headers["content-type"] == "application/problem+json");
+  CHECK(r.json().at("code") == "payload_invalid");
+  CHECK(r.json().at("pointer") == "/payload/input");
+
+  r = h.post_json("/v1/jobs", R"({"queue":"nope","type":"hash","payload":{}})", key);
+  CHECK(r.status == 400);
+  CHECK(r.json().at("code") == "unknown_queue");
+
+  r = h.post_json("/v1/jobs", R"({"queue":"processing","type":"hash",)", key);
+  CHECK(r.status == 400);
+  CHECK(r.json().at("code") == "invalid_json");
+
+  r = h.post_json("/v1/jobs", R"({"queue":"processing","type":"noop","payload":{}})", "jk_wrong");
+  CHECK(r.status == 401);
+
+  // Over the body limit (1 MiB by default): 413, and the connection closes.
+  std::string big = R"({"queue":"processing","type":"noop","payload":{"echo":")" + std::string(2 << 20, 'x') + "\"}}";
+  http_client h2(p.port);
+  try {
+    r = h2.post_json("/v1/jobs", big, key);
+    CHECK(r.status == 413);
+    CHECK(r.json().at("code") == "body_too_large");
+  } catch (const std::exception& e) {
+    // The server may close while the client is still writing; then read what it sent.
+    FAIL("the 413 response was not received: ", e.what());
+  }
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs") == 0);
+}
+
+TEST_CASE("SIGTERM drains a worker: jobs in flight finish, the rest wait for the next worker") {
+  scratch s;
+  platform p(s, {});
+  auto key = create_key(s.pg_url, "acme");
+  auto& first = p.add_worker("processing", {{"JOBS_WORKER_CONCURRENCY", "4"}});
+  http_client h(p.port);
+  constexpr int total = 40;
+  for (int i = 0; i < total; ++i)
+    REQUIRE(h.post_json("/v1/jobs", R"({"queue":"processing","type":"noop","payload":{"sleep_ms":300}})", key).status ==
+            202);
+  REQUIRE(wait_until([&] { return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'running'") > 0; }, 30s));
+  first.signal(SIGTERM);
+  CHECK(first.wait(30s) == 0);
+  // Nothing was left running or lost: every job either finished or waits queued.
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'running'") == 0);
+  auto finished = count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'");
+  CHECK(finished > 0);
+  CHECK(finished < total);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'queued'") == total - finished);
+
+  p.add_worker("processing", {{"JOBS_WORKER_CONCURRENCY", "8"}});
+  CHECK(wait_until([&] { return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'") == total; },
+                   60s));
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE attempts <> 1") == 0);
+}

@@ -1,0 +1,118 @@
+// queues/: topology, confirmed publishing and consuming against a live RabbitMQ.
+#include "common/job.hpp"
+#include "queues/consumer.hpp"
+#include "queues/message.hpp"
+#include "queues/publisher.hpp"
+#include "support/live.hpp"
+
+#include <doctest/doctest.h>
+
+#include <future>
+
+using namespace jobs;
+using namespace jobs::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::pair<bool, std::string> publish_and_wait(publisher& p, const std::string& routing_key, const std::string& body) {
+  auto done = std::make_shared<std::promise<std::pair<bool, std::string>>>();
+  auto f = done->get_future();
+  p.publish(routing_key, "m-" + body.substr(0, 8), body,
+            [done](bool ok, std::string_view why) { done->set_value({ok, std::string(why)}); });
+  REQUIRE(f.wait_for(30s) == std::future_status::ready);
+  return f.get();
+}
+
+std::vector<delivery> receive(consumer& c, std::size_t n) {
+  std::vector<delivery> got;
+  wait_until([&] {
+    c.poll(got, 50, -1);
+    return got.size() >= n;
+  }, 10s);
+  return got;
+}
+
+}  // namespace
+
+TEST_CASE("topology is declared idempotently with quorum queues and a delivery limit") {
+  scratch s;
+  auto addr = parse_amqp_url(s.amqp_url);
+  amqp_connection c(addr, 30);
+  declare_topology(c, {10});
+  declare_topology(c, {10});  // again: no error
+  for (auto q : known_queues) CHECK(inspect_queue(c, q).messages == 0);
+  CHECK(inspect_queue(c, dead_queue).messages == 0);
+  // Declaring with different arguments is refused by the broker: ours are in force.
+  CHECK_THROWS_AS(declare_topology(c, {3}), amqp_error);
+}
+
+TEST_CASE("a confirmed message is consumed, acked and gone") {
+  scratch s;
+  publisher p({s.amqp_url, 30, 10s, {10}});
+  REQUIRE(wait_until([&] { return p.connected(); }, 10s));
+  auto body = encode_job_message({"01a20186-a36f-7fa4-aba8-185e529e034e", "acme", "processing", "noop"});
+  auto [ok, why] = publish_and_wait(p, "processing", body);
+  REQUIRE_MESSAGE(ok, why);
+
+  auto addr = parse_amqp_url(s.amqp_url);
+  {
+    consumer c(addr, 30, "processing", 4, {10});
+    auto got = receive(c, 1);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].body == body);
+    CHECK_FALSE(got[0].redelivered);
+    auto m = decode_job_message(got[0].body);
+    REQUIRE(m);
+    CHECK(m->type == "noop");
+    // Not acked: closing the connection returns it to the queue.
+  }
+  {
+    consumer c(addr, 30, "processing", 4, {10});
+    auto got = receive(c, 1);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].redelivered);
+    CHECK(got[0].delivery_count >= 1);
+    c.ack(got[0].tag);
+  }
+  amqp_connection check(addr, 30);
+  CHECK(wait_until([&] { return inspect_queue(check, "processing").messages == 0; }, 5s));
+}
+
+TEST_CASE("many messages are confirmed in a pipeline and a rejected one is dead-lettered") {
+  scratch s;
+  publisher p({s.amqp_url, 30, 10s, {10}});
+  REQUIRE(wait_until([&] { return p.connected(); }, 10s));
+  constexpr int n = 2000;
+  std::atomic<int> ok{0}, bad{0};
+  for (int i = 0; i < n; ++i)
+    p.publish("processing", std::to_string(i), "{}", [&](bool good, std::string_view) { ++(good ? ok : bad); });
+  REQUIRE(wait_until([&] { return ok + bad == n; }, 30s));
+  CHECK(ok == n);
+
+  auto addr = parse_amqp_url(s.amqp_url);
+  consumer c(addr, 30, "processing", 100, {10});
+  auto got = receive(c, 1);
+  REQUIRE(!got.empty());
+  c.reject(got[0].tag, false);
+  amqp_connection check(addr, 30);
+  CHECK(wait_until([&] { return inspect_queue(check, dead_queue).messages == 1; }, 10s));
+}
+
+TEST_CASE("an unroutable message is reported as not confirmed") {
+  scratch s;
+  publisher p({s.amqp_url, 30, 10s, {10}});
+  REQUIRE(wait_until([&] { return p.connected(); }, 10s));
+  auto [ok, why] = publish_and_wait(p, "no-such-queue", R"({"x":1})");
+  CHECK_FALSE(ok);
+  CHECK(why.find("no queue") != std::string::npos);
+}
+
+TEST_CASE("without a broker, publishing fails within the confirm deadline") {
+  publisher p({"amqp://guest:guest@127.0.0.1:" + std::to_string(free_port()) + "/", 30, 500ms, {10}});
+  auto start = std::chrono::steady_clock::now();
+  auto [ok, why] = publish_and_wait(p, "processing", "{}");
+  CHECK_FALSE(ok);
+  CHECK_FALSE(p.connected());
+  CHECK(std::chrono::steady_clock::now() - start < 10s);
+}

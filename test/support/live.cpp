@@ -1,0 +1,282 @@
+#include "support/live.hpp"
+
+#include "common/db.hpp"
+#include "common/store.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/detail/base64.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/url/parse.hpp>
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+extern char** environ;
+
+namespace jobs::test {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+std::string require_env(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) {
+    std::string why = "missing " + std::string(name) + ": run this test through scripts/test";
+    FAIL(why);
+  }
+  return v;
+}
+
+namespace {
+
+std::string random_name() {
+  unsigned char r[6];
+  RAND_bytes(r, sizeof r);
+  std::string s = "t_";
+  for (auto b : r) s += fmt::format("{:02x}", b);
+  return s;
+}
+
+// http://user:pass@host:port of the management API.
+struct mgmt {
+  int port;
+  std::string auth;
+};
+mgmt management() {
+  auto url = require_env("JOBS_TEST_MGMT_URL");  // the view below points into it
+  auto u = boost::urls::parse_uri(url);
+  REQUIRE(u);
+  std::string creds = std::string(u->user()) + ":" + std::string(u->password());
+  std::string enc(beast::detail::base64::encoded_size(creds.size()), '\0');
+  enc.resize(beast::detail::base64::encode(enc.data(), creds.data(), creds.size()));
+  return {u->port_number(), "Basic " + enc};
+}
+
+std::string with_database(const std::string& url, const std::string& db) {
+  return url.substr(0, url.rfind('/') + 1) + db;
+}
+
+}  // namespace
+
+scratch::scratch() : name(random_name()) {
+  auto base_pg = require_env("JOBS_TEST_PG_URL");
+  {
+    auto c = pg_connect(base_pg);
+    pqxx::nontransaction n(*c);
+    n.exec("CREATE DATABASE " + name);
+  }
+  pg_url = with_database(base_pg, name);
+  {
+    auto c = pg_connect(pg_url);
+    apply_migrations(*c, std::string(JOBS_SOURCE_DIR) + "/schemas/migrations");
+  }
+  auto m = management();
+  http_client h(m.port);
+  auto r = h.request(http::verb::put, "/api/vhosts/" + name, "", {{"authorization", m.auth}});
+  REQUIRE_MESSAGE(r.status / 100 == 2, "create vhost: ", r.status, " ", r.body);
+  r = h.request(http::verb::put, "/api/permissions/" + name + "/guest",
+                R"({"configure":".*","write":".*","read":".*"})",
+                {{"authorization", m.auth}, {"content-type", "application/json"}});
+  REQUIRE_MESSAGE(r.status / 100 == 2, "vhost permissions: ", r.status, " ", r.body);
+  auto base_amqp = require_env("JOBS_TEST_AMQP_URL");
+  amqp_url = base_amqp.substr(0, base_amqp.rfind('/') + 1) + name;
+}
+
+scratch::~scratch() {
+  try {
+    auto m = management();
+    http_client h(m.port);
+    h.request(http::verb::delete_, "/api/vhosts/" + name, "", {{"authorization", m.auth}});
+    auto c = pg_connect(require_env("JOBS_TEST_PG_URL"));
+    pqxx::nontransaction n(*c);
+    n.exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+  } catch (const std::exception&) {
+    // Best effort: the servers are thrown away after the run anyway.
+  }
+}
+
+boost::json::value http_reply::json() const { return boost::json::parse(body); }
+
+struct http_client::impl {
+  asio::io_context ioc;
+  beast::tcp_stream stream{ioc};
+  beast::flat_buffer buffer;
+  int port;
+  bool open = false;
+  void connect() {
+    stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+    open = true;
+  }
+};
+
+http_client::http_client(int port) : impl_(std::make_unique<impl>()) { impl_->port = port; }
+http_client::~http_client() = default;
+
+http_reply http_client::request(http::verb method, const std::string& target, const std::string& body,
+                                const std::map<std::string, std::string>& headers) {
+  for (int attempt = 0;; ++attempt) {
+    try {
+      if (!impl_->open) impl_->connect();
+      http::request<http::string_body> req{method, target, 11};
+      req.set(http::field::host, "127.0.0.1");
+      for (const auto& [k, v] : headers) req.set(k, v);
+      req.body() = body;
+      req.prepare_payload();
+      impl_->stream.expires_after(std::chrono::seconds(30));
+      http::write(impl_->stream, req);
+      http::response<http::string_body> res;
+      http::read(impl_->stream, impl_->buffer, res);
+      http_reply out{static_cast<int>(res.result_int()), res.body(), {}};
+      for (const auto& f : res) {
+        std::string name(f.name_string());
+        for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        out.headers[name] = std::string(f.value());
+      }
+      if (!res.keep_alive()) {
+        beast::error_code ec;
+        impl_->stream.socket().close(ec);
+        impl_->open = false;
+      }
+      return out;
+    } catch (const beast::system_error&) {
+      // A keep-alive connection the server closed meanwhile: retry once on a new one.
+      beast::error_code ec;
+      impl_->stream.socket().close(ec);
+      impl_->open = false;
+      impl_->buffer.clear();
+      if (attempt > 0) throw;
+    }
+  }
+}
+
+http_reply http_client::get(const std::string& target, const std::string& key) {
+  return request(http::verb::get, target, "", {{"authorization", "Bearer " + key}});
+}
+
+http_reply http_client::post_json(const std::string& target, const std::string& body, const std::string& key) {
+  return request(http::verb::post, target, body,
+                 {{"authorization", "Bearer " + key}, {"content-type", "application/json"}});
+}
+
+process::process(const std::string& bin, std::vector<std::string> args, std::map<std::string, std::string> env,
+                 const std::string& log_file) {
+  std::vector<std::string> envs;
+  for (char** e = environ; *e; ++e) {
+    std::string kv(*e);
+    auto name = kv.substr(0, kv.find('='));
+    if (!env.contains(name)) envs.push_back(kv);
+  }
+  for (const auto& [k, v] : env) envs.push_back(k + "=" + v);
+  std::vector<char*> argv{const_cast<char*>(bin.c_str())};
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (auto& e : envs) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  REQUIRE_MESSAGE(rc == 0, "cannot start ", bin);
+}
+
+process::~process() {
+  if (!running()) return;
+  signal(SIGTERM);
+  if (wait(std::chrono::seconds(20)) == -1) {
+    signal(SIGKILL);
+    wait(std::chrono::seconds(5));
+  }
+}
+
+void process::signal(int sig) {
+  if (!reaped_) ::kill(pid_, sig);
+}
+
+int process::wait(std::chrono::milliseconds timeout) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  while (!reaped_) {
+    int st = 0;
+    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+      reaped_ = true;
+      status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      break;
+    }
+    if (std::chrono::steady_clock::now() > until) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return status_;
+}
+
+bool process::running() { return wait(std::chrono::milliseconds(0)) == -1; }
+
+int free_port() {
+  asio::io_context ioc;
+  tcp::acceptor a(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  return a.local_endpoint().port();
+}
+
+std::string binary(const std::string& name) { return require_env("JOBS_BIN_DIR") + "/" + name; }
+
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+platform::platform(scratch& s, std::vector<std::string> worker_queues, std::map<std::string, std::string> extra_env) {
+  port = free_port();
+  env = {{"JOBS_PG_URL", s.pg_url}, {"JOBS_AMQP_URL", s.amqp_url}, {"JOBS_HTTP_PORT", std::to_string(port)}};
+  for (auto& [k, v] : extra_env) env[k] = v;
+  log_dir = require_env("JOBS_BIN_DIR") + "/test-logs/" + s.name;
+  std::filesystem::create_directories(log_dir);
+  api = std::make_unique<process>(binary("jobs-api"), std::vector<std::string>{}, env, log_dir + "/api.log");
+  for (const auto& q : worker_queues) add_worker(q);
+  http_client h(port);
+  bool ready = wait_until(
+      [&] {
+        try {
+          return h.request(http::verb::get, "/readyz").status == 200;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      std::chrono::seconds(30));
+  REQUIRE_MESSAGE(ready, "the API did not become ready; see ", log_dir);
+}
+
+process& platform::add_worker(const std::string& queue, std::map<std::string, std::string> extra_env) {
+  auto e = env;
+  for (auto& [k, v] : extra_env) e[k] = v;
+  auto n = workers.size();
+  workers.push_back(std::make_unique<process>(binary("jobs-worker"), std::vector<std::string>{"--queue", queue}, e,
+                                              log_dir + "/worker-" + queue + "-" + std::to_string(n) + ".log"));
+  return *workers.back();
+}
+
+std::string create_key(const std::string& pg_url, const std::string& tenant) {
+  auto c = pg_connect(pg_url);
+  return create_api_key(*c, tenant_id{tenant}, "test", "admin");
+}
+
+}  // namespace jobs::test

@@ -1,0 +1,100 @@
+#pragma once
+// Helpers for tests against live servers (started by scripts/test and
+// passed in JOBS_TEST_PG_URL, JOBS_TEST_AMQP_URL, JOBS_TEST_MGMT_URL).
+//
+// Each test takes a `scratch`: a database and a RabbitMQ vhost of its own,
+// created fresh and dropped afterwards, so tests never see each other's jobs
+// or messages.
+
+#include <boost/beast/http/verb.hpp>
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace jobs::test {
+
+/// The variable's value; fails the test when it is missing.
+std::string require_env(const char* name);
+
+struct scratch {
+  scratch();
+  ~scratch();
+  scratch(const scratch&) = delete;
+  std::string name;
+  std::string pg_url;    ///< database of its own, migrated
+  std::string amqp_url;  ///< vhost of its own
+};
+
+struct http_reply {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  ///< lower-case names
+  boost::json::value json() const;
+};
+
+/// A keep-alive HTTP/1.1 client for one server on 127.0.0.1.
+class http_client {
+ public:
+  explicit http_client(int port);
+  ~http_client();
+  http_reply request(boost::beast::http::verb method, const std::string& target, const std::string& body = {},
+                     const std::map<std::string, std::string>& headers = {});
+  http_reply get(const std::string& target, const std::string& key);
+  http_reply post_json(const std::string& target, const std::string& body, const std::string& key);
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// A child process (a daemon under test). The destructor stops it with
+/// SIGTERM and waits (bounded), then SIGKILL.
+class process {
+ public:
+  process(const std::string& binary, std::vector<std::string> args, std::map<std::string, std::string> env,
+          const std::string& log_file);
+  ~process();
+  process(const process&) = delete;
+  void signal(int sig);
+  /// Waits for exit up to `timeout`; returns the exit status, or -1 on timeout.
+  int wait(std::chrono::milliseconds timeout);
+  bool running();
+  int pid() const { return pid_; }
+
+ private:
+  int pid_ = -1;
+  int status_ = -1;
+  bool reaped_ = false;
+};
+
+/// A loopback TCP port free right now.
+int free_port();
+
+/// Path of a built binary (JOBS_BIN_DIR).
+std::string binary(const std::string& name);
+
+/// Polls `pred` every 20 ms until it holds or `timeout` passes.
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+
+/// The platform (API + one worker per listed queue) on a scratch.
+struct platform {
+  explicit platform(scratch& s, std::vector<std::string> worker_queues = {"processing"},
+                    std::map<std::string, std::string> extra_env = {});
+  std::map<std::string, std::string> env;
+  int port = 0;
+  std::unique_ptr<process> api;
+  std::vector<std::unique_ptr<process>> workers;
+  std::string log_dir;
+  /// Starts one more worker for `queue`.
+  process& add_worker(const std::string& queue, std::map<std::string, std::string> extra_env = {});
+};
+
+/// Creates an API key for `tenant` directly in the database.
+std::string create_key(const std::string& pg_url, const std::string& tenant);
+
+}  // namespace jobs::test
