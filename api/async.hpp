@@ -6,10 +6,10 @@
 #include "common/db.hpp"
 
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/execution.hpp>
-#include <boost/asio/prefer.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/execution.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <exception>
@@ -28,7 +28,8 @@ boost::asio::awaitable<T> await_callback(Start start) {
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
         // Counted as outstanding work, so the io_context doesn't run out
         // (and a graceful stop doesn't return) while the callback is pending.
-        auto ex = asio::prefer(asio::get_associated_executor(*h), asio::execution::outstanding_work.tracked);
+        auto ex = asio::prefer(asio::get_associated_executor(*h),
+                               asio::execution::outstanding_work.tracked);
         start(std::function<void(T)>([h, ex](T v) {
           asio::post(ex, [h, v = std::move(v)]() mutable { std::move (*h)(std::move(v)); });
         }));
@@ -41,7 +42,8 @@ boost::asio::awaitable<T> await_callback(Start start) {
 // GCC 12 destroys some temporaries of a co_await expression twice, so
 // coroutines here take references and keep their callables in named locals.
 template <class Fn>
-auto db_call(db_pool& pool, const Fn& fn) -> boost::asio::awaitable<decltype(fn(std::declval<pqxx::connection&>()))> {
+auto db_call(db_pool& pool, const Fn& fn)
+    -> boost::asio::awaitable<decltype(fn(std::declval<pqxx::connection&>()))> {
   using R = decltype(fn(std::declval<pqxx::connection&>()));
   struct out {
     std::shared_ptr<std::optional<R>> value;

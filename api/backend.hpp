@@ -28,13 +28,16 @@ class api_backend {
  public:
   virtual ~api_backend() = default;
   /// The principal of a live key, or nullopt.
-  virtual boost::asio::awaitable<std::optional<principal>> authenticate(const std::string& api_key) = 0;
+  virtual boost::asio::awaitable<std::optional<principal>> authenticate(
+      const std::string& api_key) = 0;
   /// Records and publishes the job; nullopt when it was accepted (committed
   /// and confirmed), else the problem to answer.
   virtual boost::asio::awaitable<std::optional<problem>> submit(const new_job& job) = 0;
   /// The job's JSON, or nullopt if the tenant has no such job.
-  virtual boost::asio::awaitable<std::optional<std::string>> find_job(const tenant_id& t, const job_id& id) = 0;
-  virtual boost::asio::awaitable<std::string> list_jobs(const tenant_id& t, const job_filter& f) = 0;
+  virtual boost::asio::awaitable<std::optional<std::string>> find_job(const tenant_id& t,
+                                                                      const job_id& id) = 0;
+  virtual boost::asio::awaitable<std::string> list_jobs(const tenant_id& t,
+                                                        const job_filter& f) = 0;
   virtual boost::asio::awaitable<readiness> ready() = 0;
 };
 

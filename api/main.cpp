@@ -31,14 +31,20 @@ int create_key(const config& cfg, int argc, char** argv) {
   std::string tenant, name, role = "admin";
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--tenant") tenant = argv[i + 1];
-    else if (a == "--name") name = argv[i + 1];
-    else if (a == "--role") role = argv[i + 1];
-    else tenant.clear(), i = argc;
+    if (a == "--tenant")
+      tenant = argv[i + 1];
+    else if (a == "--name")
+      name = argv[i + 1];
+    else if (a == "--role")
+      role = argv[i + 1];
+    else
+      tenant.clear(), i = argc;
   }
   static const std::regex tenant_re("[A-Za-z0-9_.-]{1,64}");
-  if (!std::regex_match(tenant, tenant_re) || (role != "admin" && role != "submitter" && role != "viewer")) {
-    std::cerr << "usage: jobs-api create-key --tenant NAME [--name LABEL] [--role admin|submitter|viewer]\n";
+  if (!std::regex_match(tenant, tenant_re) ||
+      (role != "admin" && role != "submitter" && role != "viewer")) {
+    std::cerr << "usage: jobs-api create-key --tenant NAME [--name LABEL] [--role "
+                 "admin|submitter|viewer]\n";
     return 2;
   }
   auto c = pg_connect(cfg.pg_url);
@@ -56,14 +62,15 @@ int serve(const config& cfg) {
 
   migrate(cfg);
   schema_registry schemas(cfg.schema_dir + "/jobs");
-  publisher pub({cfg.amqp_url, cfg.amqp_heartbeat_s, cfg.publish_timeout, {cfg.queue_delivery_limit}});
+  publisher pub(
+      {cfg.amqp_url, cfg.amqp_heartbeat_s, cfg.publish_timeout, {cfg.queue_delivery_limit}});
   db_pool reads(cfg.pg_url, cfg.pg_pool_size);
   submitter writes(cfg.pg_url, pub, cfg.submit_batch_max);
   scheduler sched(cfg.pg_url, pub, cfg.scheduler_interval);
   platform_backend backend(reads, writes, pub, cfg.auth_cache);
   router routes(backend, schemas, {{cfg.json_max_depth}});
-  http_server server({cfg.http_addr, cfg.http_port, cfg.http_threads, cfg.http_body_limit, cfg.http_header_limit,
-                      cfg.http_read_timeout, cfg.http_max_connections},
+  http_server server({cfg.http_addr, cfg.http_port, cfg.http_threads, cfg.http_body_limit,
+                      cfg.http_header_limit, cfg.http_read_timeout, cfg.http_max_connections},
                      routes);
   std::thread signals([&] {
     int sig = 0;
@@ -72,8 +79,10 @@ int serve(const config& cfg) {
     server.stop();
   });
   signals.detach();
-  log_info("api listening", {{"address", cfg.http_addr}, {"port", server.port()},
-                             {"database", redact_url(cfg.pg_url)}, {"broker", redact_url(cfg.amqp_url)}});
+  log_info("api listening", {{"address", cfg.http_addr},
+                             {"port", server.port()},
+                             {"database", redact_url(cfg.pg_url)},
+                             {"broker", redact_url(cfg.amqp_url)}});
   server.run();
   log_info("api stopped");
   return 0;  // the rest stops in reverse order of construction
@@ -89,7 +98,8 @@ int main(int argc, char** argv) {
     if (cmd == "serve") return serve(cfg);
     if (cmd == "migrate") return migrate(cfg);
     if (cmd == "create-key") return create_key(cfg, argc, argv);
-    std::cerr << "usage: jobs-api [serve | migrate | create-key --tenant NAME [--name LABEL] [--role ROLE]]\n";
+    std::cerr << "usage: jobs-api [serve | migrate | create-key --tenant NAME [--name LABEL] "
+                 "[--role ROLE]]\n";
     return 2;
   } catch (const std::exception& e) {
     log_error("jobs-api failed", {{"error", e.what()}});

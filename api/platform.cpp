@@ -9,7 +9,8 @@ platform_backend::platform_backend(db_pool& reads, submitter& writes, publisher&
                                    std::chrono::milliseconds auth_cache)
     : reads_(reads), writes_(writes), pub_(pub), auth_ttl_(auth_cache) {}
 
-boost::asio::awaitable<std::optional<principal>> platform_backend::authenticate(const std::string& api_key) {
+boost::asio::awaitable<std::optional<principal>> platform_backend::authenticate(
+    const std::string& api_key) {
   // The cache is keyed by the hash, so the key itself is never kept.
   auto hash = hash_api_key(api_key);
   auto now = std::chrono::steady_clock::now();
@@ -30,18 +31,22 @@ boost::asio::awaitable<std::optional<problem>> platform_backend::submit(const ne
   // Don't record what cannot be published now.
   if (job.state == job_state::queued && !pub_.connected())
     co_return make_problem(503, "unavailable", "the message broker is unavailable; retry later");
-  auto start = [this, &job](std::function<void(std::optional<problem>)> done) { writes_.submit(job, std::move(done)); };
+  auto start = [this, &job](std::function<void(std::optional<problem>)> done) {
+    writes_.submit(job, std::move(done));
+  };
   auto result = co_await await_callback<std::optional<problem>>(std::move(start));
   co_return result;
 }
 
-boost::asio::awaitable<std::optional<std::string>> platform_backend::find_job(const tenant_id& t, const job_id& id) {
+boost::asio::awaitable<std::optional<std::string>> platform_backend::find_job(const tenant_id& t,
+                                                                              const job_id& id) {
   auto query = [t, id](pqxx::connection& c) { return find_job_json(c, t, id); };
   auto job = co_await db_call(reads_, query);
   co_return job;
 }
 
-boost::asio::awaitable<std::string> platform_backend::list_jobs(const tenant_id& t, const job_filter& f) {
+boost::asio::awaitable<std::string> platform_backend::list_jobs(const tenant_id& t,
+                                                                const job_filter& f) {
   auto query = [t, f](pqxx::connection& c) { return list_jobs_json(c, t, f); };
   auto jobs = co_await db_call(reads_, query);
   co_return jobs;

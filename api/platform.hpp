@@ -18,11 +18,14 @@ namespace jobs {
 
 class platform_backend final : public api_backend {
  public:
-  platform_backend(db_pool& reads, submitter& writes, publisher& pub, std::chrono::milliseconds auth_cache);
+  platform_backend(db_pool& reads, submitter& writes, publisher& pub,
+                   std::chrono::milliseconds auth_cache);
 
-  boost::asio::awaitable<std::optional<principal>> authenticate(const std::string& api_key) override;
+  boost::asio::awaitable<std::optional<principal>> authenticate(
+      const std::string& api_key) override;
   boost::asio::awaitable<std::optional<problem>> submit(const new_job& job) override;
-  boost::asio::awaitable<std::optional<std::string>> find_job(const tenant_id& t, const job_id& id) override;
+  boost::asio::awaitable<std::optional<std::string>> find_job(const tenant_id& t,
+                                                              const job_id& id) override;
   boost::asio::awaitable<std::string> list_jobs(const tenant_id& t, const job_filter& f) override;
   boost::asio::awaitable<readiness> ready() override;
 

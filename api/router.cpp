@@ -2,10 +2,10 @@
 
 #include "common/log.hpp"
 
+#include <fmt/format.h>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
-#include <fmt/format.h>
 
 #include <charconv>
 
@@ -28,7 +28,9 @@ std::string_view bearer_token(const http_request& req) {
   if (h.size() <= scheme.size()) return {};
   // The scheme is case-insensitive (RFC 9110).
   for (std::size_t i = 0; i < scheme.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(h[i])) != std::tolower(static_cast<unsigned char>(scheme[i]))) return {};
+    if (std::tolower(static_cast<unsigned char>(h[i])) !=
+        std::tolower(static_cast<unsigned char>(scheme[i])))
+      return {};
   return h.substr(scheme.size());
 }
 
@@ -64,70 +66,116 @@ boost::asio::awaitable<http_response> router::handle(const http_request& req) {
   } catch (const std::exception& e) {
     // A server we depend on failed; the client may retry.
     log_warn("request failed", {{"target", std::string(req.target())}, {"error", e.what()}});
-    co_return problem_response(make_problem(503, "unavailable", "a backing service is unavailable; retry later"),
-                               req.version(), req.keep_alive());
+    co_return problem_response(
+        make_problem(503, "unavailable", "a backing service is unavailable; retry later"),
+        req.version(), req.keep_alive());
   }
+}
+
+namespace {
+bool match(std::string_view pattern, std::string_view path, std::string& param) {
+  // Segment by segment; "{name}" matches one non-empty segment.
+  while (!pattern.empty() || !path.empty()) {
+    if (pattern.empty() || path.empty() || pattern[0] != '/' || path[0] != '/') return false;
+    pattern.remove_prefix(1);
+    path.remove_prefix(1);
+    auto pe = pattern.find('/'), se = path.find('/');
+    auto pseg = pattern.substr(0, pe), seg = path.substr(0, se);
+    if (pseg.starts_with('{')) {
+      if (seg.empty()) return false;
+      param = seg;
+    } else if (pseg != seg) {
+      return false;
+    }
+    pattern = pe == std::string_view::npos ? "" : pattern.substr(pe);
+    path = se == std::string_view::npos ? "" : path.substr(se);
+  }
+  return true;
+}
+}  // namespace
+
+const std::vector<router::route_entry>& router::routes() {
+  static const std::vector<route_entry> table{
+      {http::verb::get, "/healthz", false, &router::health},
+      {http::verb::get, "/readyz", false, &router::ready},
+      {http::verb::post, "/v1/jobs", true, &router::submit},
+      {http::verb::get, "/v1/jobs", true, &router::list},
+      {http::verb::get, "/v1/jobs/{id}", true, &router::get_job},
+  };
+  return table;
 }
 
 boost::asio::awaitable<http_response> router::route(const http_request& req) {
-  auto fail = [&](const problem& p) { return problem_response(p, req.version(), req.keep_alive()); };
-  auto target = boost::urls::parse_origin_form(req.target());
-  if (!target) co_return fail(make_problem(400, "bad_request", "the request target is not a valid path"));
-  std::string path = target->path();
-  auto method = req.method();
-  auto only = [&](http::verb v, const char* allow) -> std::optional<http_response> {
-    if (method == v) return std::nullopt;
-    auto r = fail(make_problem(405, "method_not_allowed", fmt::format("use {}", allow)));
-    r.set(http::field::allow, allow);
-    return r;
+  auto fail = [&](const problem& p) {
+    return problem_response(p, req.version(), req.keep_alive());
   };
+  auto target = boost::urls::parse_origin_form(req.target());
+  if (!target)
+    co_return fail(make_problem(400, "bad_request", "the request target is not a valid path"));
+  std::string path = target->path();
 
-  if (path == "/healthz") {
-    if (auto r = only(http::verb::get, "GET")) co_return *r;
-    co_return json_response(http::status::ok, R"({"status":"ok"})", req);
+  const route_entry* found = nullptr;
+  std::string allow, param;
+  for (const auto& r : routes()) {
+    if (!match(r.pattern, path, param)) continue;
+    if (r.method == req.method()) found = &r;
+    allow += (allow.empty() ? "" : ", ") + std::string(http::to_string(r.method));
   }
-  if (path == "/readyz") {
-    if (auto r = only(http::verb::get, "GET")) co_return *r;
-    auto rd = co_await backend_.ready();
-    auto body = fmt::format(R"({{"status":"{}","database":{},"broker":{}}})", rd.ok() ? "ready" : "not ready",
-                            rd.database, rd.broker);
-    auto res = json_response(rd.ok() ? http::status::ok : http::status::service_unavailable, body, req);
-    if (!rd.ok()) res.set(http::field::retry_after, "1");
+  if (!found && allow.empty()) co_return fail(make_problem(404, "not_found", "no such route"));
+  if (!found) {
+    auto res = fail(make_problem(405, "method_not_allowed", "use " + allow));
+    res.set(http::field::allow, allow);
     co_return res;
   }
-  if (!path.starts_with("/v1/"))
-    co_return fail(make_problem(404, "not_found", "no such route"));
 
-  auto key = bearer_token(req);
-  std::optional<principal> who;
-  if (!key.empty()) {
-    std::string k(key);
-    who = co_await backend_.authenticate(k);
+  request_context ctx{req, std::nullopt, param, target->params()};
+  if (found->needs_key) {
+    auto key = bearer_token(req);
+    if (!key.empty()) {
+      std::string k(key);
+      ctx.who = co_await backend_.authenticate(k);
+    }
+    if (!ctx.who)
+      co_return fail(make_problem(401, "unauthorized", "send Authorization: Bearer <api key>"));
   }
-  if (!who) co_return fail(make_problem(401, "unauthorized", "send Authorization: Bearer <api key>"));
-
-  if (path == "/v1/jobs") {
-    if (method == http::verb::post) co_return co_await submit(req, *who);
-    if (auto r = only(http::verb::get, "GET, POST")) co_return *r;
-    auto params = target->params();
-    co_return co_await list(req, *who, params);
-  }
-  if (path.starts_with("/v1/jobs/") && path.find('/', 9) == std::string::npos) {
-    if (auto r = only(http::verb::get, "GET")) co_return *r;
-    job_id id{path.substr(9)};
-    std::optional<std::string> job;
-    if (is_uuid(id.value)) job = co_await backend_.find_job(who->tenant, id);
-    if (!job) co_return fail(make_problem(404, "not_found", "no job with this id"));
-    co_return json_response(http::status::ok, std::move(*job), req);
-  }
-  co_return fail(make_problem(404, "not_found", "no such route"));
+  co_return co_await (this->*found->fn)(ctx);
 }
 
-boost::asio::awaitable<http_response> router::submit(const http_request& req, const principal& who) {
-  auto fail = [&](const problem& p) { return problem_response(p, req.version(), req.keep_alive()); };
+boost::asio::awaitable<http_response> router::health(const request_context& ctx) {
+  co_return json_response(http::status::ok, R"({"status":"ok"})", ctx.req);
+}
+
+boost::asio::awaitable<http_response> router::ready(const request_context& ctx) {
+  auto rd = co_await backend_.ready();
+  auto body = fmt::format(R"({{"status":"{}","database":{},"broker":{}}})",
+                          rd.ok() ? "ready" : "not ready", rd.database, rd.broker);
+  auto res =
+      json_response(rd.ok() ? http::status::ok : http::status::service_unavailable, body, ctx.req);
+  if (!rd.ok()) res.set(http::field::retry_after, "1");
+  co_return res;
+}
+
+boost::asio::awaitable<http_response> router::get_job(const request_context& ctx) {
+  job_id id{ctx.param};
+  std::optional<std::string> job;
+  if (is_uuid(id.value)) job = co_await backend_.find_job(ctx.who->tenant, id);
+  if (!job)
+    co_return problem_response(make_problem(404, "not_found", "no job with this id"),
+                               ctx.req.version(), ctx.req.keep_alive());
+  co_return json_response(http::status::ok, std::move(*job), ctx.req);
+}
+
+boost::asio::awaitable<http_response> router::submit(const request_context& ctx) {
+  const auto& req = ctx.req;
+  const auto& who = *ctx.who;
+  auto fail = [&](const problem& p) {
+    return problem_response(p, req.version(), req.keep_alive());
+  };
   if (!is_json_content_type(req[http::field::content_type]))
-    co_return fail(make_problem(415, "unsupported_media_type", "send Content-Type: application/json"));
-  auto parsed = parse_submission(req.body(), schemas_, opts_.limits, std::chrono::system_clock::now());
+    co_return fail(
+        make_problem(415, "unsupported_media_type", "send Content-Type: application/json"));
+  auto parsed =
+      parse_submission(req.body(), schemas_, opts_.limits, std::chrono::system_clock::now());
   if (auto* p = std::get_if<problem>(&parsed)) co_return fail(*p);
   auto job = std::move(std::get<new_job>(parsed));
   job.id = new_job_id();
@@ -136,14 +184,17 @@ boost::asio::awaitable<http_response> router::submit(const http_request& req, co
   auto state = job.state;
   auto refused = co_await backend_.submit(job);
   if (refused) co_return fail(*refused);
-  auto body = fmt::format(R"({{"id":"{}","state":"{}","links":{{"self":"/v1/jobs/{}"}}}})", id, to_string(state), id);
+  auto body = fmt::format(R"({{"id":"{}","state":"{}","links":{{"self":"/v1/jobs/{}"}}}})", id,
+                          to_string(state), id);
   auto res = json_response(http::status::accepted, std::move(body), req);
   res.set(http::field::location, "/v1/jobs/" + id);
   co_return res;
 }
 
-boost::asio::awaitable<http_response> router::list(const http_request& req, const principal& who,
-                                                   const boost::urls::params_view& params) {
+boost::asio::awaitable<http_response> router::list(const request_context& ctx) {
+  const auto& req = ctx.req;
+  const auto& who = *ctx.who;
+  const auto& params = ctx.query;
   auto fail = [&](problem p) {
     // Query parameters are named in `parameter`, not as a body pointer.
     p.parameter = std::move(p.pointer);
@@ -154,21 +205,25 @@ boost::asio::awaitable<http_response> router::list(const http_request& req, cons
   for (auto p : params) {
     if (p.key == "queue") {
       if (!is_known_queue(p.value))
-        co_return fail(make_problem(400, "unknown_queue", "queue must be one of email, processing, webhooks", "queue"));
+        co_return fail(make_problem(400, "unknown_queue",
+                                    "queue must be one of email, processing, webhooks", "queue"));
       f.queue = p.value;
     } else if (p.key == "state") {
       if (!parse_job_state(p.value))
         co_return fail(make_problem(400, "invalid_field", "state must be a job state", "state"));
       f.state = p.value;
     } else if (p.key == "cursor") {
-      if (!is_uuid(p.value)) co_return fail(make_problem(400, "invalid_field", "cursor is not valid", "cursor"));
+      if (!is_uuid(p.value))
+        co_return fail(make_problem(400, "invalid_field", "cursor is not valid", "cursor"));
       f.before = p.value;
     } else if (p.key == "limit") {
       int n = 0;
       auto [ptr, ec] = std::from_chars(p.value.data(), p.value.data() + p.value.size(), n);
-      if (ec != std::errc{} || ptr != p.value.data() + p.value.size() || n < 1 || n > opts_.list_limit_max)
-        co_return fail(make_problem(400, "invalid_field",
-                                    fmt::format("limit must be an integer from 1 to {}", opts_.list_limit_max), "limit"));
+      if (ec != std::errc{} || ptr != p.value.data() + p.value.size() || n < 1 ||
+          n > opts_.list_limit_max)
+        co_return fail(make_problem(
+            400, "invalid_field",
+            fmt::format("limit must be an integer from 1 to {}", opts_.list_limit_max), "limit"));
       f.limit = n;
     } else {
       co_return fail(make_problem(400, "unknown_field", "unknown query parameter " + p.key, p.key));

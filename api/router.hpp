@@ -20,6 +20,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/url/params_view.hpp>
 
+#include <vector>
+
 namespace jobs {
 
 namespace http = boost::beast::http;
@@ -40,10 +42,31 @@ class router {
   static http_response problem_response(const problem& p, unsigned version, bool keep_alive);
 
  private:
+  struct request_context {
+    const http_request& req;
+    std::optional<principal> who;  ///< set on routes that need a key
+    std::string param;             ///< the {id} segment, if the route has one
+    boost::urls::params_view query;
+  };
+  using handler = boost::asio::awaitable<http_response> (router::*)(const request_context&);
+
+ public:
+  struct route_entry {
+    http::verb method;
+    std::string_view pattern;  ///< "/v1/jobs/{id}": a {name} matches one path segment
+    bool needs_key;
+    handler fn;
+  };
+  /// The route table (the OpenAPI document must describe exactly these).
+  static const std::vector<route_entry>& routes();
+
+ private:
   boost::asio::awaitable<http_response> route(const http_request& req);
-  boost::asio::awaitable<http_response> submit(const http_request& req, const principal& who);
-  boost::asio::awaitable<http_response> list(const http_request& req, const principal& who,
-                                             const boost::urls::params_view& params);
+  boost::asio::awaitable<http_response> health(const request_context& ctx);
+  boost::asio::awaitable<http_response> ready(const request_context& ctx);
+  boost::asio::awaitable<http_response> submit(const request_context& ctx);
+  boost::asio::awaitable<http_response> list(const request_context& ctx);
+  boost::asio::awaitable<http_response> get_job(const request_context& ctx);
 
   api_backend& backend_;
   const schema_registry& schemas_;

@@ -30,7 +30,11 @@ struct http_server::registry {
 };
 
 http_server::http_server(server_options o, router& r)
-    : opts_(std::move(o)), router_(r), ioc_(opts_.threads), acceptor_(ioc_), live_(std::make_unique<registry>()) {
+    : opts_(std::move(o)),
+      router_(r),
+      ioc_(opts_.threads),
+      acceptor_(ioc_),
+      live_(std::make_unique<registry>()) {
   tcp::endpoint ep{asio::ip::make_address(opts_.address), static_cast<unsigned short>(opts_.port)};
   acceptor_.open(ep.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
@@ -114,17 +118,21 @@ asio::awaitable<void> http_server::session(tcp::socket s) {
       parser.body_limit(opts_.body_limit);
       parser.header_limit(static_cast<std::uint32_t>(opts_.header_limit));
       stream.expires_after(opts_.read_timeout);
-      auto [ec, n] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
-      if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
-          ec == asio::error::connection_reset || ec == asio::error::operation_aborted)
+      auto [ec, n] =
+          co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+      if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+          ec == beast::error::timeout || ec == asio::error::connection_reset ||
+          ec == asio::error::operation_aborted)
         break;
       if (ec) {
         problem p = ec == http::error::body_limit
-                        ? make_problem(413, "body_too_large", fmt::format("the limit is {} bytes", opts_.body_limit))
+                        ? make_problem(413, "body_too_large",
+                                       fmt::format("the limit is {} bytes", opts_.body_limit))
                     : ec == http::error::header_limit
                         ? make_problem(431, "header_too_large", "request headers are too large")
                         : make_problem(400, "bad_request", ec.message());
-        auto res = router::problem_response(p, parser.get().version() ? parser.get().version() : 11, false);
+        auto res = router::problem_response(p, parser.get().version() ? parser.get().version() : 11,
+                                            false);
         co_await send(res);
         break;
       }

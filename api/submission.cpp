@@ -1,8 +1,8 @@
 #include "api/submission.hpp"
 
+#include <fmt/format.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <fmt/format.h>
 
 #include <map>
 
@@ -38,40 +38,48 @@ const std::map<std::string, std::string, std::less<>>& titles() {
 
 problem make_problem(int status, std::string code, std::string detail, std::string pointer) {
   auto it = titles().find(code);
-  return problem{status, std::move(code), it == titles().end() ? "Error" : it->second, std::move(detail),
-                 std::move(pointer)};
+  return problem{status, std::move(code), it == titles().end() ? "Error" : it->second,
+                 std::move(detail), std::move(pointer)};
 }
 
-std::variant<new_job, problem> parse_submission(std::string_view body, const schema_registry& schemas,
+std::variant<new_job, problem> parse_submission(std::string_view body,
+                                                const schema_registry& schemas,
                                                 const submission_limits& limits, sys_time now) {
   boost::json::parse_options opts;
   opts.max_depth = static_cast<std::size_t>(limits.max_depth);
   boost::system::error_code ec;
   auto doc = boost::json::parse(body, ec, {}, opts);
   if (ec == boost::json::error::too_deep)
-    return make_problem(400, "json_too_deep", fmt::format("nesting is limited to {} levels", limits.max_depth));
+    return make_problem(400, "json_too_deep",
+                        fmt::format("nesting is limited to {} levels", limits.max_depth));
   if (ec) return make_problem(400, "invalid_json", ec.message());
   auto* obj = doc.if_object();
   if (!obj) return make_problem(400, "invalid_request", "the body must be a JSON object", "");
 
-  static constexpr std::string_view known[] = {"queue", "type", "payload", "priority", "max_attempts", "run_at"};
+  static constexpr std::string_view known[] = {"queue",    "type",         "payload",
+                                               "priority", "max_attempts", "run_at"};
   for (const auto& kv : *obj) {
     if (std::find(std::begin(known), std::end(known), kv.key()) == std::end(known))
-      return make_problem(400, "unknown_field", fmt::format("field {:?} is not part of a job submission", std::string_view(kv.key())),
-                          "/" + json_pointer_escape(kv.key()));
+      return make_problem(
+          400, "unknown_field",
+          fmt::format("field {:?} is not part of a job submission", std::string_view(kv.key())),
+          "/" + json_pointer_escape(kv.key()));
   }
 
   new_job job;
   auto* queue = obj->if_contains("queue");
   if (!queue) return make_problem(400, "missing_field", "queue is required", "/queue");
-  if (!queue->is_string()) return make_problem(400, "invalid_field", "queue must be a string", "/queue");
+  if (!queue->is_string())
+    return make_problem(400, "invalid_field", "queue must be a string", "/queue");
   job.queue = queue->as_string();
   if (!is_known_queue(job.queue))
-    return make_problem(400, "unknown_queue", "queue must be one of email, processing, webhooks", "/queue");
+    return make_problem(400, "unknown_queue", "queue must be one of email, processing, webhooks",
+                        "/queue");
 
   auto* type = obj->if_contains("type");
   if (!type) return make_problem(400, "missing_field", "type is required", "/type");
-  if (!type->is_string() || type->as_string().empty() || type->as_string().size() > job_limits::max_type_length)
+  if (!type->is_string() || type->as_string().empty() ||
+      type->as_string().size() > job_limits::max_type_length)
     return make_problem(400, "invalid_field",
                         fmt::format("type must be a non-empty string of at most {} characters",
                                     job_limits::max_type_length),
@@ -88,18 +96,23 @@ std::variant<new_job, problem> parse_submission(std::string_view body, const sch
     if (!v) return std::nullopt;
     auto n = v->to_number<std::int64_t>(ec);
     if (ec || n < lo || n > hi)
-      return make_problem(400, "invalid_field", fmt::format("{} must be an integer from {} to {}", name, lo, hi),
+      return make_problem(400, "invalid_field",
+                          fmt::format("{} must be an integer from {} to {}", name, lo, hi),
                           std::string("/") + name);
     out = static_cast<int>(n);
     return std::nullopt;
   };
-  if (auto p = int_field("priority", job_limits::min_priority, job_limits::max_priority, job.priority)) return *p;
-  if (auto p = int_field("max_attempts", 1, job_limits::max_max_attempts, job.max_attempts)) return *p;
+  if (auto p =
+          int_field("priority", job_limits::min_priority, job_limits::max_priority, job.priority))
+    return *p;
+  if (auto p = int_field("max_attempts", 1, job_limits::max_max_attempts, job.max_attempts))
+    return *p;
 
   if (auto* run_at = obj->if_contains("run_at"); run_at && !run_at->is_null()) {
     auto t = run_at->is_string() ? parse_rfc3339(run_at->as_string()) : std::nullopt;
     if (!t)
-      return make_problem(400, "invalid_field", "run_at must be an RFC 3339 date-time, e.g. 2026-11-22T10:00:00Z",
+      return make_problem(400, "invalid_field",
+                          "run_at must be an RFC 3339 date-time, e.g. 2026-11-22T10:00:00Z",
                           "/run_at");
     if (*t > now) {
       job.state = job_state::scheduled;

@@ -34,7 +34,8 @@ struct submission_limits {
 };
 
 /// The job (id and tenant left empty for the caller), or the problem.
-std::variant<new_job, problem> parse_submission(std::string_view body, const schema_registry& schemas,
+std::variant<new_job, problem> parse_submission(std::string_view body,
+                                                const schema_registry& schemas,
                                                 const submission_limits& limits, sys_time now);
 
 /// A problem with the standard title for `code`.

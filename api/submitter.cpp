@@ -64,9 +64,11 @@ void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
       return 0;
     });
   } catch (const std::exception& e) {
-    log_warn("submission not recorded", {{"error", e.what()}, {"jobs", static_cast<std::int64_t>(batch.size())}});
+    log_warn("submission not recorded",
+             {{"error", e.what()}, {"jobs", static_cast<std::int64_t>(batch.size())}});
     db_.reset();
-    for (auto& [job, done] : batch) done(make_problem(503, "unavailable", "the database is unavailable; retry later"));
+    for (auto& [job, done] : batch)
+      done(make_problem(503, "unavailable", "the database is unavailable; retry later"));
     return;
   }
   for (auto& [job, done] : batch) {
@@ -106,7 +108,8 @@ void submitter::undo(std::vector<std::pair<std::string, done_fn>>& failed) {
     db_.reset();
   }
   for (auto& [id, done] : failed)
-    done(make_problem(503, "unavailable", "the message broker did not confirm the job; retry later"));
+    done(make_problem(503, "unavailable",
+                      "the message broker did not confirm the job; retry later"));
 }
 
 }  // namespace jobs

@@ -23,9 +23,9 @@ long parse_int(const std::string& name, const std::string& v, long lo, long hi) 
 // Variables the scripts use for themselves (ports of local servers, test
 // wiring); they may be in a daemon's environment and are not errors.
 bool is_script_variable(const std::string& name) {
-  static const std::set<std::string> names{"JOBS_API_PORT", "JOBS_AMQP_PORT", "JOBS_MGMT_PORT",
-                                           "JOBS_DIST_PORT", "JOBS_PG_PORT",  "JOBS_BIN_DIR",
-                                           "JOBS_SOURCE_DIR", "JOBS_SANITIZE"};
+  static const std::set<std::string> names{
+      "JOBS_API_PORT", "JOBS_AMQP_PORT",  "JOBS_MGMT_PORT", "JOBS_DIST_PORT", "JOBS_PG_PORT",
+      "JOBS_BIN_DIR",  "JOBS_SOURCE_DIR", "JOBS_SANITIZE",  "JOBS_PROM_PORT", "JOBS_STOP_TIMEOUT"};
   return names.contains(name) || name.starts_with("JOBS_TEST_");
 }
 
@@ -36,7 +36,9 @@ config load_config(const std::map<std::string, std::string>& env) {
   c.schema_dir = std::string(JOBS_SOURCE_DIR) + "/schemas";
   using setter = std::function<void(const std::string&, const std::string&)>;
   auto ms = [](std::chrono::milliseconds& field, long lo, long hi) -> setter {
-    return [&field, lo, hi](auto& n, auto& v) { field = std::chrono::milliseconds(parse_int(n, v, lo, hi)); };
+    return [&field, lo, hi](auto& n, auto& v) {
+      field = std::chrono::milliseconds(parse_int(n, v, lo, hi));
+    };
   };
   auto integer = [](auto& field, long lo, long hi) -> setter {
     return [&field, lo, hi](auto& n, auto& v) {

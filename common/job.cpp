@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <atomic>
 #include <chrono>
 #include <stdexcept>
 
@@ -12,7 +13,9 @@ constexpr std::array<std::string_view, all_job_states.size()> state_names{
     "scheduled", "queued", "running", "succeeded", "failed", "dead", "cancelled"};
 }
 
-std::string_view to_string(job_state s) noexcept { return state_names[static_cast<std::size_t>(s)]; }
+std::string_view to_string(job_state s) noexcept {
+  return state_names[static_cast<std::size_t>(s)];
+}
 
 std::optional<job_state> parse_job_state(std::string_view s) noexcept {
   for (auto st : all_job_states)
@@ -32,10 +35,9 @@ bool can_transition(job_state from, job_state to) noexcept {
   switch (from) {
     case scheduled: return to == queued;
     case queued: return to == running;
-    // A running job whose lease expired goes back to queued (rescued).
-    case running: return to == succeeded || to == failed || to == dead || to == queued;
-    case failed: return to == queued || to == scheduled || to == dead;
-    // A client retry gives a dead job a new life.
+    case running:
+      return to == succeeded || to == failed || to == dead || to == scheduled || to == queued;
+    case failed: return to == queued;
     case dead: return to == queued;
     case succeeded:
     case cancelled: return false;
@@ -53,11 +55,22 @@ job_id new_job_id() {
   std::array<unsigned char, 16> b{};
   if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1)
     throw std::runtime_error("RAND_bytes failed");
-  auto ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+  auto now = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                             std::chrono::system_clock::now().time_since_epoch())
                                             .count());
+  // RFC 9562 method 1: rand_a is a counter within the millisecond, so ids
+  // made by this process sort in the order they were made. The state packs
+  // (milliseconds << 12 | counter); a full counter borrows the next ms.
+  static std::atomic<std::uint64_t> last{0};
+  std::uint64_t prev = last.load(std::memory_order_relaxed), next;
+  do {
+    std::uint64_t prev_ms = prev >> 12;
+    next = now > prev_ms ? (now << 12) | (b[6] & 0x3ffu) : prev + 1;
+  } while (!last.compare_exchange_weak(prev, next, std::memory_order_relaxed));
+  std::uint64_t ms = next >> 12, seq = next & 0xfff;
   for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(ms >> (40 - 8 * i));
-  b[6] = static_cast<unsigned char>(0x70 | (b[6] & 0x0f));
+  b[6] = static_cast<unsigned char>(0x70 | (seq >> 8));
+  b[7] = static_cast<unsigned char>(seq & 0xff);
   b[8] = static_cast<unsigned char>(0x80 | (b[8] & 0x3f));
   static constexpr char hex[] = "0123456789abcdef";
   std::string out;

@@ -3,16 +3,23 @@
 //
 // A job moves through these states (DESIGN.md, "The delivery contract"):
 //
-//   scheduled --> queued --> running --> succeeded
-//       ^           |          |  \----> dead
-//       |           v          v
-//       +------- failed <------+          any non-final --> cancelled
+//   scheduled -> queued       the scheduler publishes it when run_at comes
+//   queued    -> running      a worker claims it
+//   running   -> succeeded    the handler returned a result
+//   running   -> failed       the attempt failed; a retry waits for run_at
+//   running   -> dead         attempts exhausted, or a permanent error
+//   running   -> scheduled    the handler snoozed (the attempt is not counted)
+//   running   -> queued       rescued: its worker died and the lease expired
+//   failed    -> queued       the retry is published when due
+//   dead      -> queued       a client retries it (a new life)
+//   any non-final -> cancelled
 //
 // Every transition is a compare-and-set in PostgreSQL (see common/store.hpp);
 // `can_transition` is the one list of legal moves, and the SQL claims and
 // completions are written to agree with it (checked by unit tests).
 //
-// Thread-safety: all types here are values; free functions are pure.
+// Thread-safety: all types here are values; free functions are pure, but
+// new_job_id, which is thread-safe.
 
 #include <array>
 #include <cstdint>
@@ -33,7 +40,7 @@ enum class job_state : std::uint8_t {
 };
 
 inline constexpr std::array all_job_states{
-    job_state::scheduled, job_state::queued, job_state::running, job_state::succeeded,
+    job_state::scheduled, job_state::queued, job_state::running,  job_state::succeeded,
     job_state::failed,    job_state::dead,   job_state::cancelled};
 
 std::string_view to_string(job_state s) noexcept;
@@ -64,7 +71,8 @@ using queue_name = strong_string<struct queue_tag>;     ///< email, processing, 
 inline constexpr std::array<std::string_view, 3> known_queues{"email", "processing", "webhooks"};
 bool is_known_queue(std::string_view q) noexcept;
 
-/// A new UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits.
+/// A new UUIDv7 (RFC 9562): 48-bit Unix milliseconds, a 12-bit counter
+/// (ids from one process sort in creation order), then 62 random bits.
 /// Thread-safe.
 job_id new_job_id();
 

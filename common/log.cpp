@@ -1,7 +1,7 @@
 #include "common/log.hpp"
 
-#include <boost/json/serialize.hpp>
 #include <unistd.h>
+#include <boost/json/serialize.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -20,18 +20,21 @@ void set_log_level(std::string_view level) {
     if (level == level_names[i]) min_level = i;
 }
 
-bool log_enabled(log_level l) noexcept { return static_cast<int>(l) >= min_level.load(std::memory_order_relaxed); }
+bool log_enabled(log_level l) noexcept {
+  return static_cast<int>(l) >= min_level.load(std::memory_order_relaxed);
+}
 
 void log_write(log_level l, std::string_view msg, boost::json::object fields) {
   if (!log_enabled(l)) return;
   auto now = std::chrono::system_clock::now();
   auto secs = std::chrono::system_clock::to_time_t(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char ts[32];
-  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
   boost::json::object line;
   line.reserve(fields.size() + 3);
   line["ts"] = ts;
@@ -50,7 +53,8 @@ void log_write(log_level l, std::string_view msg, boost::json::object fields) {
 std::string redact_url(std::string_view url) {
   auto scheme = url.find("://");
   auto at = url.find('@');
-  if (scheme == std::string_view::npos || at == std::string_view::npos || at < scheme) return std::string(url);
+  if (scheme == std::string_view::npos || at == std::string_view::npos || at < scheme)
+    return std::string(url);
   auto colon = url.find(':', scheme + 3);
   if (colon == std::string_view::npos || colon > at) return std::string(url);
   return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));

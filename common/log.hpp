@@ -24,10 +24,18 @@ void set_log_level(std::string_view level);
 bool log_enabled(log_level l) noexcept;
 void log_write(log_level l, std::string_view msg, boost::json::object fields = {});
 
-inline void log_debug(std::string_view m, boost::json::object f = {}) { log_write(log_level::debug, m, std::move(f)); }
-inline void log_info(std::string_view m, boost::json::object f = {}) { log_write(log_level::info, m, std::move(f)); }
-inline void log_warn(std::string_view m, boost::json::object f = {}) { log_write(log_level::warn, m, std::move(f)); }
-inline void log_error(std::string_view m, boost::json::object f = {}) { log_write(log_level::error, m, std::move(f)); }
+inline void log_debug(std::string_view m, boost::json::object f = {}) {
+  log_write(log_level::debug, m, std::move(f));
+}
+inline void log_info(std::string_view m, boost::json::object f = {}) {
+  log_write(log_level::info, m, std::move(f));
+}
+inline void log_warn(std::string_view m, boost::json::object f = {}) {
+  log_write(log_level::warn, m, std::move(f));
+}
+inline void log_error(std::string_view m, boost::json::object f = {}) {
+  log_write(log_level::error, m, std::move(f));
+}
 
 /// The URL with any password replaced by "***".
 std::string redact_url(std::string_view url);

@@ -15,11 +15,11 @@ namespace jobs {
 
 struct problem {
   int status = 400;
-  std::string code;    ///< stable machine-readable code, e.g. "payload_invalid"
-  std::string title;   ///< short human summary of the code
-  std::string detail;  ///< this occurrence, in words
-  std::string pointer;   ///< JSON pointer into the request body, or empty
-  std::string parameter; ///< the query parameter at fault, or empty
+  std::string code;       ///< stable machine-readable code, e.g. "payload_invalid"
+  std::string title;      ///< short human summary of the code
+  std::string detail;     ///< this occurrence, in words
+  std::string pointer;    ///< JSON pointer into the request body, or empty
+  std::string parameter;  ///< the query parameter at fault, or empty
 
   /// The problem+json body.
   boost::json::object to_json() const;

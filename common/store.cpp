@@ -1,9 +1,10 @@
 #include "common/store.hpp"
 
-#include <boost/json/serialize.hpp>
-#include <boost/json/string.hpp>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
 
 #include <stdexcept>
 
@@ -109,6 +110,11 @@ std::string uuid_array(std::span<const std::string> ids) {
   return out;
 }
 
+// jsonb's text form puts spaces after ':' and ','; clients get it compact.
+std::string compact_json(std::string_view text) {
+  return boost::json::serialize(boost::json::parse(text));
+}
+
 void append_json_string(std::string& out, std::string_view s) {
   out += boost::json::serialize(boost::json::string(s));
 }
@@ -140,12 +146,13 @@ void insert_jobs(pqxx::work& w, std::span<const new_job> jobs) {
   w.exec_params(insert_jobs_sql, rows);
 }
 
-std::optional<std::string> find_job_json(pqxx::connection& c, const tenant_id& t, const job_id& id) {
+std::optional<std::string> find_job_json(pqxx::connection& c, const tenant_id& t,
+                                         const job_id& id) {
   if (!is_uuid(id.value)) return std::nullopt;
   pqxx::read_transaction r(c);
   auto res = r.exec_params(job_json_sql, id.value, t.value);
   if (res.empty()) return std::nullopt;
-  return res[0][0].as<std::string>();
+  return compact_json(std::string_view(res[0][0].c_str(), res[0][0].size()));
 }
 
 std::string list_jobs_json(pqxx::connection& c, const tenant_id& t, const job_filter& f) {
@@ -157,7 +164,7 @@ std::string list_jobs_json(pqxx::connection& c, const tenant_id& t, const job_fi
   for (const auto& row : res) {
     if (n == f.limit) break;
     if (n++) out.push_back(',');
-    out += row[0].as<std::string>();
+    out += compact_json(std::string_view(row[0].c_str(), row[0].size()));
     last = row[1].as<std::string>();
   }
   out += "],\"next_cursor\":";
@@ -173,7 +180,8 @@ std::vector<claimed_job> claim_jobs(pqxx::work& w, std::span<const std::string> 
                                     const std::string& worker, std::chrono::milliseconds lease) {
   std::vector<claimed_job> out;
   if (ids.empty()) return out;
-  auto res = w.exec_params(claim_sql, uuid_array(ids), worker, static_cast<long long>(lease.count()));
+  auto res =
+      w.exec_params(claim_sql, uuid_array(ids), worker, static_cast<long long>(lease.count()));
   out.reserve(res.size());
   for (const auto& row : res)
     out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),

@@ -27,7 +27,7 @@ struct new_job {
   tenant_id tenant;
   std::string queue;
   std::string type;
-  std::string payload_json;  ///< serialized, already schema-valid
+  std::string payload_json;             ///< serialized, already schema-valid
   job_state state = job_state::queued;  ///< queued, or scheduled when run_at is in the future
   int priority = 0;
   int max_attempts = job_limits::default_max_attempts;

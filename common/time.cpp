@@ -10,9 +10,10 @@ std::string format_rfc3339(sys_time t) {
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
   return buf;
 }
 
@@ -31,8 +32,8 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
 std::optional<sys_time> parse_rfc3339(std::string_view s) {
   int y, mo, d, h, mi, sec;
   if (!digits(s, 0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' ||
-      !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't') || !digits(s, 11, 2, h) || s[13] != ':' ||
-      !digits(s, 14, 2, mi) || s[16] != ':' || !digits(s, 17, 2, sec))
+      !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't') || !digits(s, 11, 2, h) ||
+      s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' || !digits(s, 17, 2, sec))
     return std::nullopt;
   using namespace std::chrono;
   year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
@@ -43,7 +44,8 @@ std::optional<sys_time> parse_rfc3339(std::string_view s) {
     ++pos;
     std::size_t start = pos;
     long long v = 0;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9' && pos - start < 9) v = v * 10 + (s[pos++] - '0');
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9' && pos - start < 9)
+      v = v * 10 + (s[pos++] - '0');
     if (pos == start || (pos < s.size() && s[pos] >= '0' && s[pos] <= '9')) return std::nullopt;
     for (std::size_t n = pos - start; n < 9; ++n) v *= 10;
     frac = nanoseconds{v};
@@ -54,8 +56,8 @@ std::optional<sys_time> parse_rfc3339(std::string_view s) {
     ++pos;
   } else if (s[pos] == '+' || s[pos] == '-') {
     int oh, om;
-    if (!digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' || !digits(s, pos + 4, 2, om) ||
-        oh > 23 || om > 59)
+    if (!digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !digits(s, pos + 4, 2, om) || oh > 23 || om > 59)
       return std::nullopt;
     offset = hours{oh} + minutes{om};
     if (s[pos] == '-') offset = -offset;
@@ -64,8 +66,15 @@ std::optional<sys_time> parse_rfc3339(std::string_view s) {
     return std::nullopt;
   }
   if (pos != s.size()) return std::nullopt;
-  auto t = sys_days{ymd} + hours{h} + minutes{mi} + seconds{std::min(sec, 59)} - offset;
-  return time_point_cast<system_clock::duration>(t + frac);
+  // In seconds first: nanosecond clocks end in 2262, and must not wrap.
+  sys_seconds t = sys_days{ymd} + hours{h} + minutes{mi} + seconds{std::min(sec, 59)} - offset;
+  constexpr auto last = system_clock::time_point::max();
+  const auto last_second = floor<seconds>(last);
+  if (t < sys_seconds{} || t > last_second) return std::nullopt;
+  auto sub = duration_cast<system_clock::duration>(frac);
+  if (t == last_second && sub > last - time_point_cast<system_clock::duration>(last_second))
+    return std::nullopt;
+  return time_point_cast<system_clock::duration>(t) + sub;
 }
 
 }  // namespace jobs

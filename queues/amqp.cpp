@@ -3,8 +3,8 @@
 #include "common/job.hpp"
 
 #include <amqp_tcp_socket.h>
-#include <boost/url/parse.hpp>
 #include <fmt/format.h>
+#include <boost/url/parse.hpp>
 
 namespace jobs {
 
@@ -23,7 +23,8 @@ amqp_address parse_amqp_url(std::string_view url) {
   return a;
 }
 
-amqp_connection::amqp_connection(const amqp_address& a, int heartbeat_s) : conn_(amqp_new_connection()) {
+amqp_connection::amqp_connection(const amqp_address& a, int heartbeat_s)
+    : conn_(amqp_new_connection()) {
   auto* sock = amqp_tcp_socket_new(conn_);
   if (!sock) {
     amqp_destroy_connection(conn_);

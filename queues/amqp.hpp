@@ -84,6 +84,8 @@ queue_counts inspect_queue(amqp_connection& c, std::string_view queue);
 inline amqp_bytes_t as_bytes(std::string_view s) {
   return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
 }
-inline std::string_view as_view(amqp_bytes_t b) { return {static_cast<const char*>(b.bytes), b.len}; }
+inline std::string_view as_view(amqp_bytes_t b) {
+  return {static_cast<const char*>(b.bytes), b.len};
+}
 
 }  // namespace jobs

@@ -60,7 +60,8 @@ bool consumer::read_one(std::vector<delivery>& out, timeval* timeout) {
   }
   if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
     return false;
-  if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+  if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+      r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
     // A frame other than a delivery: read it to see whether we lost the channel.
     amqp_frame_t f;
     int st = amqp_simple_wait_frame_noblock(conn_->raw(), &f, timeout);
@@ -70,7 +71,8 @@ bool consumer::read_one(std::vector<delivery>& out, timeval* timeout) {
       switch (f.payload.method.id) {
         case AMQP_CHANNEL_CLOSE_METHOD:
         case AMQP_CONNECTION_CLOSE_METHOD: throw amqp_error("broker closed the consumer channel");
-        case AMQP_BASIC_CANCEL_METHOD: throw amqp_error("broker cancelled the consumer (queue deleted?)");
+        case AMQP_BASIC_CANCEL_METHOD:
+          throw amqp_error("broker cancelled the consumer (queue deleted?)");
         default: break;
       }
     }
@@ -81,8 +83,8 @@ bool consumer::read_one(std::vector<delivery>& out, timeval* timeout) {
 }
 
 void consumer::ack(uint64_t tag, bool multiple) {
-  amqp_connection::check_status(amqp_basic_ack(conn_->raw(), amqp_connection::channel, tag, multiple),
-                                "basic.ack");
+  amqp_connection::check_status(
+      amqp_basic_ack(conn_->raw(), amqp_connection::channel, tag, multiple), "basic.ack");
 }
 
 void consumer::reject(uint64_t tag, bool requeue) {

@@ -2,9 +2,9 @@
 
 #include "common/job.hpp"
 
+#include <simdjson.h>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
-#include <simdjson.h>
 
 namespace jobs {
 
@@ -19,20 +19,18 @@ std::optional<job_message> decode_job_message(std::string_view body, std::string
     if (why) *why = std::move(reason);
     return std::nullopt;
   };
-  // simdjson needs SIMDJSON_PADDING readable bytes past the end.
-  simdjson::padded_string padded(body);
-  simdjson::ondemand::parser parser;
-  simdjson::ondemand::document doc;
-  if (parser.iterate(padded).get(doc)) return fail("body is not JSON");
-  simdjson::ondemand::object obj;
+  // simdjson's DOM parser validates the whole body (trailing content included).
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(body.data(), body.size()).get(doc)) return fail("body is not one JSON document");
+  simdjson::dom::object obj;
   if (doc.get_object().get(obj)) return fail("body is not a JSON object");
   job_message m;
-  std::string* fields[] = {&m.id, &m.tenant, &m.queue, &m.type};
-  const char* names[] = {"id", "tenant", "queue", "type"};
-  for (int i = 0; i < 4; ++i) {
+  for (auto [name, target] :
+       {std::pair{"id", &m.id}, {"tenant", &m.tenant}, {"queue", &m.queue}, {"type", &m.type}}) {
     std::string_view v;
-    if (obj[names[i]].get_string().get(v)) return fail(std::string("missing string field ") + names[i]);
-    *fields[i] = std::string(v);
+    if (obj[name].get_string().get(v)) return fail(std::string("missing string field ") + name);
+    *target = std::string(v);
   }
   if (!is_uuid(m.id)) return fail("id is not a UUID");
   if (!is_known_queue(m.queue)) return fail("unknown queue " + m.queue);

@@ -17,7 +17,9 @@ constexpr int idle_poll_ms = 500;
 }  // namespace
 
 publisher::publisher(publisher_options o)
-    : opts_(std::move(o)), addr_(parse_amqp_url(opts_.url)), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    : opts_(std::move(o)),
+      addr_(parse_amqp_url(opts_.url)),
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
   thread_ = std::thread([this] { run(); });
 }
@@ -38,7 +40,8 @@ void publisher::wake() {
   [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
 }
 
-void publisher::publish(std::string routing_key, std::string message_id, std::string body, done_fn done) {
+void publisher::publish(std::string routing_key, std::string message_id, std::string body,
+                        done_fn done) {
   item it{std::move(routing_key), std::move(message_id), std::move(body), std::move(done),
           std::chrono::steady_clock::now() + opts_.confirm_timeout};
   {
@@ -64,7 +67,8 @@ bool publisher::connect() {
     log_info("publisher connected", {{"host", addr_.host}, {"port", addr_.port}});
     return true;
   } catch (const std::exception& e) {
-    if (!outage_logged_) log_warn("publisher cannot connect; retrying with backoff", {{"error", e.what()}});
+    if (!outage_logged_)
+      log_warn("publisher cannot connect; retrying with backoff", {{"error", e.what()}});
     outage_logged_ = true;
     conn_.reset();
     return false;
@@ -80,8 +84,11 @@ void publisher::run() {
         // Sleep out the backoff; publish() wakes us only to expire sooner.
         auto until = std::chrono::steady_clock::now() + backoff;
         while (!stopping_ && std::chrono::steady_clock::now() < until) {
-          struct pollfd p{wake_fd_, POLLIN, 0};
-          auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+          struct pollfd p {
+            wake_fd_, POLLIN, 0
+          };
+          auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+              until - std::chrono::steady_clock::now());
           if (::poll(&p, 1, static_cast<int>(std::max<long>(left.count(), 0))) > 0) {
             uint64_t drained;
             [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
@@ -123,14 +130,16 @@ void publisher::run() {
 
 void publisher::send_pending(std::deque<item>& batch) {
   amqp_basic_properties_t props{};
-  props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
+  props._flags =
+      AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
   props.content_type = amqp_cstring_bytes("application/json");
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
   while (!batch.empty()) {
     auto& it = batch.front();
     props.message_id = as_bytes(it.message_id);
-    int st = amqp_basic_publish(conn_->raw(), amqp_connection::channel, as_bytes(jobs_exchange),
-                                as_bytes(it.routing_key), /*mandatory=*/1, 0, &props, as_bytes(it.body));
+    int st =
+        amqp_basic_publish(conn_->raw(), amqp_connection::channel, as_bytes(jobs_exchange),
+                           as_bytes(it.routing_key), /*mandatory=*/1, 0, &props, as_bytes(it.body));
     if (st != AMQP_STATUS_OK) {
       // Not sent: put it and the rest back for the next connection.
       std::lock_guard lk(mu_);
@@ -173,7 +182,8 @@ void publisher::read_confirms(int wait_ms) {
         auto r = amqp_read_message(conn_->raw(), f.channel, &msg, 0);
         if (r.reply_type != AMQP_RESPONSE_NORMAL) throw amqp_error("reading a returned message");
         if (msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
-          returned_[std::string(as_view(msg.properties.message_id))] = "no queue for the routing key";
+          returned_[std::string(as_view(msg.properties.message_id))] =
+              "no queue for the routing key";
         amqp_destroy_message(&msg);
         break;
       }

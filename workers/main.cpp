@@ -54,7 +54,8 @@ int main(int argc, char** argv) {
     });
     signals.detach();
     w.run();
-    log_info("worker stopped", {{"worker_id", w.id()}, {"succeeded", w.stats().succeeded.load()},
+    log_info("worker stopped", {{"worker_id", w.id()},
+                                {"succeeded", w.stats().succeeded.load()},
                                 {"failed", w.stats().failed.load()}});
     return 0;
   } catch (const std::exception& e) {

@@ -7,12 +7,12 @@
 #include "queues/message.hpp"
 #include "workers/detail/handler_pool.hpp"
 
-#include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 #include <openssl/rand.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include <boost/json/serialize.hpp>
 
 #include <deque>
 #include <random>
@@ -42,7 +42,7 @@ struct worker::impl {
   std::unique_ptr<consumer> amqp;
   std::deque<std::pair<delivery, job_message>> waiting;  // received, not yet claimed
   std::unordered_map<std::string, uint64_t> running;     // job id -> delivery tag (0: channel lost)
-  std::vector<detail::finished_job> finished;             // outcome not yet committed
+  std::vector<detail::finished_job> finished;            // outcome not yet committed
   std::chrono::steady_clock::time_point next_lease_renewal{};
   std::mt19937_64 rng{std::random_device{}()};
 
@@ -52,10 +52,12 @@ struct worker::impl {
   const worker_options& o() const { return w.opts_; }
 
   void connect_amqp() {
-    amqp = std::make_unique<consumer>(parse_amqp_url(o().amqp_url), o().heartbeat_s, o().queue, o().prefetch,
-                                      topology_options{o().delivery_limit});
-    log_info("worker consuming", {{"queue", o().queue}, {"worker_id", o().worker_id},
-                                  {"concurrency", o().concurrency}, {"prefetch", o().prefetch}});
+    amqp = std::make_unique<consumer>(parse_amqp_url(o().amqp_url), o().heartbeat_s, o().queue,
+                                      o().prefetch, topology_options{o().delivery_limit});
+    log_info("worker consuming", {{"queue", o().queue},
+                                  {"worker_id", o().worker_id},
+                                  {"concurrency", o().concurrency},
+                                  {"prefetch", o().prefetch}});
   }
 
   void lose_amqp(const std::exception& e) {
@@ -147,7 +149,8 @@ struct worker::impl {
     } else {
       out.state = job_state::failed;
       double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-      out.run_at = format_rfc3339(std::chrono::system_clock::now() + o().retry.delay(f.job.attempt, u));
+      out.run_at =
+          format_rfc3339(std::chrono::system_clock::now() + o().retry.delay(f.job.attempt, u));
     }
     return out;
   }
@@ -212,7 +215,8 @@ struct worker::impl {
       }
       try {
         if (!amqp && !stopping) connect_amqp();
-        if (amqp && !stopping) receive(idle_poll_ms);
+        if (amqp && !stopping)
+          receive(idle_poll_ms);
         else {
           struct pollfd p[2] = {{pool.wake_fd(), POLLIN, 0}, {stop_fd, POLLIN, 0}};
           ::poll(p, 2, idle_poll_ms);
@@ -234,13 +238,16 @@ struct worker::impl {
   }
 
   void pause(std::chrono::milliseconds& backoff) {
-    struct pollfd p{stop_fd, POLLIN, 0};
+    struct pollfd p {
+      stop_fd, POLLIN, 0
+    };
     ::poll(&p, 1, static_cast<int>(backoff.count()));
     backoff = std::min(backoff * 2, max_backoff);
   }
 };
 
-worker::worker(worker_options o, const handler_registry& handlers) : opts_(std::move(o)), handlers_(handlers) {
+worker::worker(worker_options o, const handler_registry& handlers)
+    : opts_(std::move(o)), handlers_(handlers) {
   if (opts_.worker_id.empty()) opts_.worker_id = default_worker_id();
   if (!is_known_queue(opts_.queue)) throw std::invalid_argument("unknown queue " + opts_.queue);
   if (opts_.prefetch < opts_.concurrency) opts_.prefetch = opts_.concurrency;

@@ -3,8 +3,8 @@
 #include "common/store.hpp"
 #include "support/live.hpp"
 
-#include <boost/json/parse.hpp>
 #include <doctest/doctest.h>
+#include <boost/json/parse.hpp>
 
 #include <thread>
 
@@ -34,7 +34,8 @@ std::string insert(pqxx::connection& c, new_job j) {
 
 std::string state_of(pqxx::connection& c, const std::string& id) {
   pqxx::nontransaction n(c);
-  return n.exec_params("SELECT state::text FROM jobs WHERE id = $1::uuid", id)[0][0].as<std::string>();
+  return n.exec_params("SELECT state::text FROM jobs WHERE id = $1::uuid", id)[0][0]
+      .as<std::string>();
 }
 
 }  // namespace
@@ -107,7 +108,8 @@ TEST_CASE("claims and completions are compare-and-set") {
   SUBCASE("an expired lease lets another worker take the job, and the old owner can't complete") {
     {
       pqxx::nontransaction n(*c);
-      n.exec_params("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1::uuid", id);
+      n.exec_params(
+          "UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1::uuid", id);
     }
     pqxx::work w2(*c);
     auto again = claim_jobs(w2, ids, "w2", 60s);
@@ -123,7 +125,8 @@ TEST_CASE("claims and completions are compare-and-set") {
     CHECK(complete_jobs(w2, o, "w1").size() == 1);
     w2.commit();
     pqxx::nontransaction n(*c);
-    auto r = n.exec_params("SELECT state::text, last_error, run_at = '2030-01-01Z' FROM jobs WHERE id = $1::uuid", id);
+    auto r = n.exec_params(
+        "SELECT state::text, last_error, run_at = '2030-01-01Z' FROM jobs WHERE id = $1::uuid", id);
     CHECK(r[0][0].as<std::string>() == "failed");
     CHECK(r[0][1].as<std::string>() == "boom");
     CHECK(r[0][2].as<bool>());
@@ -189,8 +192,9 @@ TEST_CASE("API keys are stored hashed and resolve to their tenant") {
   CHECK_FALSE(authenticate_key(*c, key + "x"));
   {
     pqxx::nontransaction n(*c);
-    CHECK(n.exec_params("SELECT count(*) FROM api_keys WHERE key_hash = convert_to($1, 'UTF8')", key)[0][0].as<int>() ==
-          0);
+    CHECK(n.exec_params("SELECT count(*) FROM api_keys WHERE key_hash = convert_to($1, 'UTF8')",
+                        key)[0][0]
+              .as<int>() == 0);
     n.exec("UPDATE api_keys SET revoked_at = now()");
   }
   CHECK_FALSE(authenticate_key(*c, key));

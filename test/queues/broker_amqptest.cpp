@@ -15,21 +15,25 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::pair<bool, std::string> publish_and_wait(publisher& p, const std::string& routing_key, const std::string& body) {
+std::pair<bool, std::string> publish_and_wait(publisher& p, const std::string& routing_key,
+                                              const std::string& body) {
   auto done = std::make_shared<std::promise<std::pair<bool, std::string>>>();
   auto f = done->get_future();
-  p.publish(routing_key, "m-" + body.substr(0, 8), body,
-            [done](bool ok, std::string_view why) { done->set_value({ok, std::string(why)}); });
+  p.publish(routing_key, "m-" + body.substr(0, 8), body, [done](bool ok, std::string_view why) {
+    done->set_value({ok, std::string(why)});
+  });
   REQUIRE(f.wait_for(30s) == std::future_status::ready);
   return f.get();
 }
 
 std::vector<delivery> receive(consumer& c, std::size_t n) {
   std::vector<delivery> got;
-  wait_until([&] {
-    c.poll(got, 50, -1);
-    return got.size() >= n;
-  }, 10s);
+  wait_until(
+      [&] {
+        c.poll(got, 50, -1);
+        return got.size() >= n;
+      },
+      10s);
   return got;
 }
 
@@ -51,7 +55,8 @@ TEST_CASE("a confirmed message is consumed, acked and gone") {
   scratch s;
   publisher p({s.amqp_url, 30, 10s, {10}});
   REQUIRE(wait_until([&] { return p.connected(); }, 10s));
-  auto body = encode_job_message({"01a20186-a36f-7fa4-aba8-185e529e034e", "acme", "processing", "noop"});
+  auto body =
+      encode_job_message({"01a20186-a36f-7fa4-aba8-185e529e034e", "acme", "processing", "noop"});
   auto [ok, why] = publish_and_wait(p, "processing", body);
   REQUIRE_MESSAGE(ok, why);
 
@@ -86,7 +91,8 @@ TEST_CASE("many messages are confirmed in a pipeline and a rejected one is dead-
   constexpr int n = 2000;
   std::atomic<int> ok{0}, bad{0};
   for (int i = 0; i < n; ++i)
-    p.publish("processing", std::to_string(i), "{}", [&](bool good, std::string_view) { ++(good ? ok : bad); });
+    p.publish("processing", std::to_string(i), "{}",
+              [&](bool good, std::string_view) { ++(good ? ok : bad); });
   REQUIRE(wait_until([&] { return ok + bad == n; }, 30s));
   CHECK(ok == n);
 
@@ -109,7 +115,8 @@ TEST_CASE("an unroutable message is reported as not confirmed") {
 }
 
 TEST_CASE("without a broker, publishing fails within the confirm deadline") {
-  publisher p({"amqp://guest:guest@127.0.0.1:" + std::to_string(free_port()) + "/", 30, 500ms, {10}});
+  publisher p(
+      {"amqp://guest:guest@127.0.0.1:" + std::to_string(free_port()) + "/", 30, 500ms, {10}});
   auto start = std::chrono::steady_clock::now();
   auto [ok, why] = publish_and_wait(p, "processing", "{}");
   CHECK_FALSE(ok);

@@ -3,6 +3,14 @@
 #include "common/db.hpp"
 #include "common/store.hpp"
 
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -12,14 +20,6 @@
 #include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/url/parse.hpp>
-#include <doctest/doctest.h>
-#include <fcntl.h>
-#include <fmt/format.h>
-#include <openssl/rand.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -119,7 +119,8 @@ struct http_client::impl {
   int port;
   bool open = false;
   void connect() {
-    stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+    stream.connect(
+        tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
     open = true;
   }
 };
@@ -127,7 +128,8 @@ struct http_client::impl {
 http_client::http_client(int port) : impl_(std::make_unique<impl>()) { impl_->port = port; }
 http_client::~http_client() = default;
 
-http_reply http_client::request(http::verb method, const std::string& target, const std::string& body,
+http_reply http_client::request(http::verb method, const std::string& target,
+                                const std::string& body,
                                 const std::map<std::string, std::string>& headers) {
   for (int attempt = 0;; ++attempt) {
     try {
@@ -168,13 +170,14 @@ http_reply http_client::get(const std::string& target, const std::string& key) {
   return request(http::verb::get, target, "", {{"authorization", "Bearer " + key}});
 }
 
-http_reply http_client::post_json(const std::string& target, const std::string& body, const std::string& key) {
+http_reply http_client::post_json(const std::string& target, const std::string& body,
+                                  const std::string& key) {
   return request(http::verb::post, target, body,
                  {{"authorization", "Bearer " + key}, {"content-type", "application/json"}});
 }
 
-process::process(const std::string& bin, std::vector<std::string> args, std::map<std::string, std::string> env,
-                 const std::string& log_file) {
+process::process(const std::string& bin, std::vector<std::string> args,
+                 std::map<std::string, std::string> env, const std::string& log_file) {
   std::vector<std::string> envs;
   for (char** e = environ; *e; ++e) {
     std::string kv(*e);
@@ -244,13 +247,17 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
   }
 }
 
-platform::platform(scratch& s, std::vector<std::string> worker_queues, std::map<std::string, std::string> extra_env) {
+platform::platform(scratch& s, std::vector<std::string> worker_queues,
+                   std::map<std::string, std::string> extra_env) {
   port = free_port();
-  env = {{"JOBS_PG_URL", s.pg_url}, {"JOBS_AMQP_URL", s.amqp_url}, {"JOBS_HTTP_PORT", std::to_string(port)}};
+  env = {{"JOBS_PG_URL", s.pg_url},
+         {"JOBS_AMQP_URL", s.amqp_url},
+         {"JOBS_HTTP_PORT", std::to_string(port)}};
   for (auto& [k, v] : extra_env) env[k] = v;
   log_dir = require_env("JOBS_BIN_DIR") + "/test-logs/" + s.name;
   std::filesystem::create_directories(log_dir);
-  api = std::make_unique<process>(binary("jobs-api"), std::vector<std::string>{}, env, log_dir + "/api.log");
+  api = std::make_unique<process>(binary("jobs-api"), std::vector<std::string>{}, env,
+                                  log_dir + "/api.log");
   for (const auto& q : worker_queues) add_worker(q);
   http_client h(port);
   bool ready = wait_until(
@@ -265,12 +272,14 @@ platform::platform(scratch& s, std::vector<std::string> worker_queues, std::map<
   REQUIRE_MESSAGE(ready, "the API did not become ready; see ", log_dir);
 }
 
-process& platform::add_worker(const std::string& queue, std::map<std::string, std::string> extra_env) {
+process& platform::add_worker(const std::string& queue,
+                              std::map<std::string, std::string> extra_env) {
   auto e = env;
   for (auto& [k, v] : extra_env) e[k] = v;
   auto n = workers.size();
-  workers.push_back(std::make_unique<process>(binary("jobs-worker"), std::vector<std::string>{"--queue", queue}, e,
-                                              log_dir + "/worker-" + queue + "-" + std::to_string(n) + ".log"));
+  workers.push_back(std::make_unique<process>(
+      binary("jobs-worker"), std::vector<std::string>{"--queue", queue}, e,
+      log_dir + "/worker-" + queue + "-" + std::to_string(n) + ".log"));
   return *workers.back();
 }
 

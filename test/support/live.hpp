@@ -42,7 +42,8 @@ class http_client {
  public:
   explicit http_client(int port);
   ~http_client();
-  http_reply request(boost::beast::http::verb method, const std::string& target, const std::string& body = {},
+  http_reply request(boost::beast::http::verb method, const std::string& target,
+                     const std::string& body = {},
                      const std::map<std::string, std::string>& headers = {});
   http_reply get(const std::string& target, const std::string& key);
   http_reply post_json(const std::string& target, const std::string& body, const std::string& key);
@@ -56,8 +57,8 @@ class http_client {
 /// SIGTERM and waits (bounded), then SIGKILL.
 class process {
  public:
-  process(const std::string& binary, std::vector<std::string> args, std::map<std::string, std::string> env,
-          const std::string& log_file);
+  process(const std::string& binary, std::vector<std::string> args,
+          std::map<std::string, std::string> env, const std::string& log_file);
   ~process();
   process(const process&) = delete;
   void signal(int sig);

@@ -1,8 +1,8 @@
 #include "workers/detail/handler_pool.hpp"
 
-#include <boost/json/parse.hpp>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include <boost/json/parse.hpp>
 
 namespace jobs::detail {
 
@@ -40,7 +40,8 @@ void handler_pool::take_finished(std::vector<finished_job>& out) {
 
 handler_result handler_pool::execute(const claimed_job& j) {
   const handler_fn* fn = handlers_.find(j.queue, j.type);
-  if (!fn) return handler_error::permanent("no handler for job type " + j.type + " on queue " + j.queue);
+  if (!fn)
+    return handler_error::permanent("no handler for job type " + j.type + " on queue " + j.queue);
   boost::json::value payload;
   try {
     payload = boost::json::parse(j.payload_json);

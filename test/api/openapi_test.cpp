@@ -1,0 +1,31 @@
+// The OpenAPI document is the contract: it documents exactly the routes the
+// router serves, and its schemas accept what the server sends.
+#include "support/openapi.hpp"
+#include "api/router.hpp"
+
+#include <doctest/doctest.h>
+#include <boost/json/parse.hpp>
+
+using namespace jobs;
+
+TEST_CASE("the OpenAPI document describes exactly the router's routes") {
+  test::openapi_contract api;
+  std::set<std::string> served;
+  for (const auto& r : router::routes())
+    served.insert(std::string(boost::beast::http::to_string(r.method)) + " " +
+                  std::string(r.pattern));
+  CHECK(api.operations() == served);
+}
+
+TEST_CASE("the contract's schemas accept the server's shapes and reject others") {
+  test::openapi_contract api;
+  auto accepted = boost::json::parse(
+      R"({"id":"01a20186-a36f-7fa4-aba8-185e529e034e","state":"queued","links":{"self":"/v1/jobs/01a20186-a36f-7fa4-aba8-185e529e034e"}})");
+  CHECK(api.violations("Accepted", accepted).empty());
+  accepted.as_object()["state"] = "running";
+  CHECK_FALSE(api.violations("Accepted", accepted).empty());
+
+  auto p = make_problem(400, "payload_invalid", "bad", "/payload/x");
+  CHECK(api.violations("Problem", p.to_json()).empty());
+  CHECK_FALSE(api.violations("Problem", boost::json::parse(R"({"title":"x"})")).empty());
+}

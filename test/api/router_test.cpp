@@ -1,0 +1,520 @@
+// Unit tests of the HTTP API without sockets (api/router.hpp): the router is
+// driven on an io_context against an in-memory api_backend.
+#include "api/router.hpp"
+
+#include <doctest/doctest.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/json/parse.hpp>
+
+#include <exception>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+namespace asio = boost::asio;
+namespace http = jobs::http;
+namespace json = boost::json;
+using jobs::http_request;
+using jobs::http_response;
+
+const jobs::schema_registry& registry() {
+  static const jobs::schema_registry r(JOBS_SOURCE_DIR "/schemas/jobs");
+  return r;
+}
+
+constexpr const char* id_a = "01890a5d-ac96-774b-bcce-b302099a8057";
+constexpr const char* id_b = "01890a5d-ac96-774b-bcce-b302099a8058";
+
+// The platform in memory. Coroutines here never co_await, so they hold no
+// temporaries across a suspension (GCC 12, see api/backend.hpp).
+class fake_backend final : public jobs::api_backend {
+ public:
+  std::map<std::string, jobs::principal> keys;                        // api key -> principal
+  std::vector<jobs::new_job> submitted;                               // accepted submissions
+  std::map<std::pair<std::string, std::string>, std::string> stored;  // (tenant, id) -> JSON
+  std::vector<std::pair<std::string, jobs::job_filter>> list_calls;   // (tenant, filter)
+  std::string list_body = R"({"jobs":[],"next_cursor":null})";
+  std::optional<jobs::problem> submit_problem;  // submit refuses with this problem
+  bool outage = false;                          // every call throws
+  bool submit_throws = false;                   // only submit throws
+  jobs::readiness state{true, true};
+  int authenticate_calls = 0;
+  int submit_calls = 0;
+  int find_calls = 0;
+
+  asio::awaitable<std::optional<jobs::principal>> authenticate(const std::string& key) override {
+    ++authenticate_calls;
+    if (outage) throw std::runtime_error("PostgreSQL is unreachable");
+    auto it = keys.find(key);
+    if (it == keys.end()) co_return std::nullopt;
+    co_return it->second;
+  }
+
+  asio::awaitable<std::optional<jobs::problem>> submit(const jobs::new_job& job) override {
+    ++submit_calls;
+    if (outage || submit_throws) throw std::runtime_error("broker is unreachable");
+    if (submit_problem) co_return submit_problem;
+    submitted.push_back(job);
+    co_return std::nullopt;
+  }
+
+  asio::awaitable<std::optional<std::string>> find_job(const jobs::tenant_id& t,
+                                                       const jobs::job_id& id) override {
+    ++find_calls;
+    if (outage) throw std::runtime_error("PostgreSQL is unreachable");
+    auto it = stored.find({t.value, id.value});
+    if (it == stored.end()) co_return std::nullopt;
+    co_return it->second;
+  }
+
+  asio::awaitable<std::string> list_jobs(const jobs::tenant_id& t,
+                                         const jobs::job_filter& f) override {
+    if (outage) throw std::runtime_error("PostgreSQL is unreachable");
+    list_calls.emplace_back(t.value, f);
+    co_return list_body;
+  }
+
+  asio::awaitable<jobs::readiness> ready() override {
+    if (outage) throw std::runtime_error("PostgreSQL is unreachable");
+    co_return state;
+  }
+};
+
+struct fixture {
+  fake_backend backend;
+  jobs::router router;
+
+  explicit fixture(jobs::router_options options = {})
+      : router(backend, registry(), std::move(options)) {
+    backend.keys["key-a"] = jobs::principal{jobs::tenant_id{"tenant-a"}, "admin"};
+    backend.keys["key-b"] = jobs::principal{jobs::tenant_id{"tenant-b"}, "admin"};
+  }
+
+  // Runs router.handle(req) to completion.
+  http_response run(const http_request& req) {
+    asio::io_context ioc;
+    std::optional<http_response> out;
+    std::exception_ptr error;
+    asio::co_spawn(ioc, router.handle(req), [&](std::exception_ptr e, http_response res) {
+      error = e;
+      out = std::move(res);
+    });
+    ioc.run();
+    if (error) std::rethrow_exception(error);
+    REQUIRE(out.has_value());
+    // Every response carries a Content-Length matching its body.
+    CHECK(out->at(http::field::content_length) == std::to_string(out->body().size()));
+    return std::move(*out);
+  }
+
+  http_response send(http::verb method, const std::string& target,
+                     const std::string& auth = "Bearer key-a", const std::string& body = {},
+                     const std::string& content_type = "application/json") {
+    http_request req{method, target, 11};
+    if (!auth.empty()) req.set(http::field::authorization, auth);
+    if (method == http::verb::post || !body.empty()) {
+      if (!content_type.empty()) req.set(http::field::content_type, content_type);
+      req.body() = body;
+      req.prepare_payload();
+    }
+    return run(req);
+  }
+
+  http_response get(const std::string& target, const std::string& auth = "Bearer key-a") {
+    return send(http::verb::get, target, auth);
+  }
+
+  http_response post_job(const std::string& body,
+                         const std::string& content_type = "application/json",
+                         const std::string& auth = "Bearer key-a") {
+    return send(http::verb::post, "/v1/jobs", auth, body, content_type);
+  }
+};
+
+json::object parse_object(const std::string& body) {
+  boost::system::error_code ec;
+  auto v = json::parse(body, ec);
+  INFO("body: " << body);
+  REQUIRE_FALSE(ec);
+  REQUIRE(v.is_object());
+  return v.as_object();
+}
+
+// Checks the RFC 9457 shape of a problem response and returns its body.
+json::object check_problem(const http_response& res, int status, const std::string& code) {
+  INFO("body: " << res.body());
+  CHECK(res.result_int() == static_cast<unsigned>(status));
+  CHECK(res[http::field::content_type] == "application/problem+json");
+  auto o = parse_object(res.body());
+  REQUIRE(o.contains("type"));
+  REQUIRE(o.at("type").is_string());
+  CHECK_FALSE(o.at("type").as_string().empty());
+  REQUIRE(o.contains("title"));
+  REQUIRE(o.at("title").is_string());
+  CHECK_FALSE(o.at("title").as_string().empty());
+  REQUIRE(o.contains("status"));
+  CHECK(o.at("status") == status);
+  REQUIRE(o.contains("code"));
+  CHECK(o.at("code") == code.c_str());
+  return o;
+}
+
+void check_json(const http_response& res, unsigned status) {
+  INFO("body: " << res.body());
+  CHECK(res.result_int() == status);
+  CHECK(res[http::field::content_type] == "application/json");
+}
+
+const std::string noop_job = R"({"queue":"processing","type":"noop","payload":{}})";
+
+}  // namespace
+
+TEST_CASE("GET /healthz is 200 and needs neither a key nor the backend") {
+  fixture f;
+  f.backend.outage = true;
+  auto res = f.get("/healthz", "");
+  check_json(res, 200);
+  CHECK(parse_object(res.body()).at("status") == "ok");
+  CHECK(f.backend.authenticate_calls == 0);
+}
+
+TEST_CASE("GET /readyz is 200 when the database and the broker are reachable") {
+  fixture f;
+  auto res = f.get("/readyz", "");
+  check_json(res, 200);
+  CHECK(res.find(http::field::retry_after) == res.end());
+}
+
+TEST_CASE("GET /readyz is 503 with Retry-After when a server is unreachable") {
+  for (auto [database, broker] : {std::pair{false, true}, {true, false}, {false, false}}) {
+    CAPTURE(database);
+    CAPTURE(broker);
+    fixture f;
+    f.backend.state = jobs::readiness{database, broker};
+    auto res = f.get("/readyz", "");
+    CHECK(res.result_int() == 503);
+    CHECK_FALSE(res[http::field::retry_after].empty());
+  }
+}
+
+TEST_CASE("GET /readyz is 503 unavailable when the readiness check throws") {
+  fixture f;
+  f.backend.outage = true;
+  auto res = f.get("/readyz", "");
+  check_problem(res, 503, "unavailable");
+  CHECK_FALSE(res[http::field::retry_after].empty());
+}
+
+TEST_CASE("unknown routes are 404 problems") {
+  fixture f;
+  for (std::string target : {"/", "/nope", "/v2/jobs", "/healthzx", "/v1/nope", "/v1/jobs/",
+                             "/v1/jobs/01890a5d-ac96-774b-bcce-b302099a8057/extra"}) {
+    CAPTURE(target);
+    check_problem(f.get(target), 404, "not_found");
+  }
+}
+
+TEST_CASE("a /v1 route without Authorization is 401 with WWW-Authenticate") {
+  fixture f;
+  for (auto method : {http::verb::get, http::verb::post}) {
+    auto res = f.send(method, "/v1/jobs", "", noop_job);
+    check_problem(res, 401, "unauthorized");
+    CHECK(res[http::field::www_authenticate].find("Bearer") != std::string_view::npos);
+  }
+  CHECK(f.backend.submit_calls == 0);
+  CHECK(f.backend.list_calls.empty());
+}
+
+TEST_CASE("a wrong key or another scheme is 401") {
+  fixture f;
+  for (std::string auth : {"Bearer nope", "Bearer key-a-but-longer", "Bearer KEY-A", "Bearer",
+                           "Bearer ", "Basic a2V5LWE6", "Token key-a", "key-a", "Bearerkey-a"}) {
+    CAPTURE(auth);
+    auto res = f.get("/v1/jobs", auth);
+    check_problem(res, 401, "unauthorized");
+    CHECK(res[http::field::www_authenticate].find("Bearer") != std::string_view::npos);
+  }
+  CHECK(f.backend.list_calls.empty());
+  auto res = f.get("/v1/jobs/01890a5d-ac96-774b-bcce-b302099a8057", "Bearer nope");
+  check_problem(res, 401, "unauthorized");
+  CHECK(f.backend.find_calls == 0);
+}
+
+TEST_CASE("the Bearer scheme is case-insensitive") {
+  fixture f;
+  for (std::string auth : {"bearer key-a", "BEARER key-a", "bEaReR key-a"}) {
+    CAPTURE(auth);
+    check_json(f.get("/v1/jobs", auth), 200);
+  }
+  REQUIRE(f.backend.list_calls.size() == 3);
+  for (const auto& [tenant, filter] : f.backend.list_calls) CHECK(tenant == "tenant-a");
+}
+
+TEST_CASE("POST /v1/jobs is 202 with Location and {id, state, links}") {
+  fixture f;
+  auto res =
+      f.post_job(R"({"queue":"processing","type":"hash","payload":{"input":"hi"},"priority":3})");
+  check_json(res, 202);
+  auto o = parse_object(res.body());
+  REQUIRE(o.at("id").is_string());
+  std::string id(o.at("id").as_string());
+  CHECK(jobs::is_uuid(id));
+  CHECK(o.at("state") == "queued");
+  CHECK(o.at("links").at("self") == ("/v1/jobs/" + id).c_str());
+  CHECK(res[http::field::location] == "/v1/jobs/" + id);
+
+  REQUIRE(f.backend.submitted.size() == 1);
+  const auto& job = f.backend.submitted[0];
+  CHECK(job.id.value == id);
+  CHECK(job.tenant.value == "tenant-a");
+  CHECK(job.queue == "processing");
+  CHECK(job.type == "hash");
+  CHECK(json::parse(job.payload_json) == json::parse(R"({"input":"hi"})"));
+  CHECK(job.priority == 3);
+  CHECK(job.state == jobs::job_state::queued);
+}
+
+TEST_CASE("POST /v1/jobs gives each job a new id and the caller's tenant") {
+  fixture f;
+  check_json(f.post_job(noop_job), 202);
+  check_json(f.post_job(noop_job, "application/json", "Bearer key-b"), 202);
+  REQUIRE(f.backend.submitted.size() == 2);
+  CHECK(f.backend.submitted[0].tenant.value == "tenant-a");
+  CHECK(f.backend.submitted[1].tenant.value == "tenant-b");
+  CHECK(f.backend.submitted[0].id != f.backend.submitted[1].id);
+  CHECK(jobs::is_uuid(f.backend.submitted[1].id.value));
+}
+
+TEST_CASE("POST /v1/jobs with a future run_at answers state scheduled") {
+  fixture f;
+  auto res = f.post_job(
+      R"({"queue":"processing","type":"noop","payload":{},"run_at":"2099-01-01T00:00:00Z"})");
+  check_json(res, 202);
+  CHECK(parse_object(res.body()).at("state") == "scheduled");
+  REQUIRE(f.backend.submitted.size() == 1);
+  CHECK(f.backend.submitted[0].state == jobs::job_state::scheduled);
+  CHECK(f.backend.submitted[0].run_at == "2099-01-01T00:00:00.000Z");
+}
+
+TEST_CASE("POST /v1/jobs without a JSON content type is 415") {
+  fixture f;
+  for (std::string type :
+       {"", "text/plain", "application/jsonp", "application/x-www-form-urlencoded",
+        "application/json-patch+json", "json"}) {
+    CAPTURE(type);
+    check_problem(f.post_job(noop_job, type), 415, "unsupported_media_type");
+  }
+  CHECK(f.backend.submit_calls == 0);
+}
+
+TEST_CASE("POST /v1/jobs accepts JSON media types with parameters and any case") {
+  fixture f;
+  for (std::string type :
+       {"application/json; charset=utf-8", "application/json;charset=UTF-8", "Application/JSON"}) {
+    CAPTURE(type);
+    check_json(f.post_job(noop_job, type), 202);
+  }
+  CHECK(f.backend.submitted.size() == 3);
+}
+
+TEST_CASE("POST /v1/jobs passes a body problem through with its pointer") {
+  fixture f;
+  auto o =
+      check_problem(f.post_job(R"({"queue":"processing","type":"noop","payload":{"sleep_ms":-1}})"),
+                    400, "payload_invalid");
+  CHECK(o.at("pointer") == "/payload/sleep_ms");
+
+  o = check_problem(f.post_job(R"({"queue":"processing","type":"noop","payload":{},"priorty":1})"),
+                    400, "unknown_field");
+  CHECK(o.at("pointer") == "/priorty");
+
+  o = check_problem(f.post_job(R"({"queue":"processing","type":"nope","payload":{}})"), 400,
+                    "unknown_job_type");
+  CHECK(o.at("pointer") == "/type");
+
+  check_problem(f.post_job("{"), 400, "invalid_json");
+  CHECK(f.backend.submit_calls == 0);
+}
+
+TEST_CASE("POST /v1/jobs applies the router's JSON depth limit") {
+  jobs::router_options options;
+  options.limits.max_depth = 8;
+  fixture f(options);
+  // 9 levels: the body, the payload, then 7 arrays.
+  check_problem(
+      f.post_job(R"({"queue":"processing","type":"noop","payload":{"echo":[[[[[[[]]]]]]]}})"), 400,
+      "json_too_deep");
+  CHECK(f.backend.submit_calls == 0);
+}
+
+TEST_CASE("POST /v1/jobs answers the backend's problem when it refuses the job") {
+  SUBCASE("503") {
+    fixture f;
+    f.backend.submit_problem = jobs::make_problem(503, "unavailable", "the broker did not confirm");
+    auto res = f.post_job(noop_job);
+    check_problem(res, 503, "unavailable");
+    CHECK_FALSE(res[http::field::retry_after].empty());
+    CHECK(res.find(http::field::location) == res.end());
+  }
+  SUBCASE("429") {
+    fixture f;
+    f.backend.submit_problem = jobs::make_problem(429, "too_many_requests", "slow down");
+    auto o = check_problem(f.post_job(noop_job), 429, "too_many_requests");
+    CHECK(o.at("detail") == "slow down");
+  }
+}
+
+TEST_CASE("POST /v1/jobs is 503 unavailable when the backend throws") {
+  fixture f;
+  f.backend.submit_throws = true;
+  auto res = f.post_job(noop_job);
+  auto o = check_problem(res, 503, "unavailable");
+  CHECK_FALSE(res[http::field::retry_after].empty());
+  // The reason stays in the log, not in the answer.
+  CHECK(res.body().find("broker is unreachable") == std::string::npos);
+  CHECK(f.backend.submit_calls == 1);
+}
+
+TEST_CASE("a /v1 call is 503 unavailable when authentication throws") {
+  fixture f;
+  f.backend.outage = true;
+  auto res = f.get(std::string("/v1/jobs/") + id_a);
+  check_problem(res, 503, "unavailable");
+  CHECK_FALSE(res[http::field::retry_after].empty());
+}
+
+TEST_CASE("GET /v1/jobs/{id} returns the caller's own job") {
+  fixture f;
+  const std::string job = R"({"id":"01890a5d-ac96-774b-bcce-b302099a8057","state":"queued"})";
+  f.backend.stored[{"tenant-a", id_a}] = job;
+  auto res = f.get(std::string("/v1/jobs/") + id_a);
+  check_json(res, 200);
+  CHECK(res.body() == job);
+}
+
+TEST_CASE("GET /v1/jobs/{id} of another tenant's job is 404") {
+  fixture f;
+  f.backend.stored[{"tenant-b", id_b}] = R"({"id":"01890a5d-ac96-774b-bcce-b302099a8058"})";
+  check_problem(f.get(std::string("/v1/jobs/") + id_b), 404, "not_found");
+  // The owner sees it.
+  check_json(f.get(std::string("/v1/jobs/") + id_b, "Bearer key-b"), 200);
+}
+
+TEST_CASE("GET /v1/jobs/{id} with an id that is not a UUID is 404 without a lookup") {
+  fixture f;
+  for (std::string id : {"nope", "42", "01890a5d-ac96-774b-bcce-b302099a805",
+                         "01890a5d-ac96-774b-bcce-b302099a8057x", "%27%20OR%201%3D1"}) {
+    CAPTURE(id);
+    check_problem(f.get(std::string("/v1/jobs/") + id), 404, "not_found");
+  }
+  CHECK(f.backend.find_calls == 0);
+}
+
+TEST_CASE("a method a route does not take is 405 with Allow") {
+  fixture f;
+  SUBCASE("DELETE /v1/jobs") {
+    auto res = f.send(http::verb::delete_, "/v1/jobs");
+    check_problem(res, 405, "method_not_allowed");
+    auto allow = std::string(res[http::field::allow]);
+    CHECK(allow.find("GET") != std::string::npos);
+    CHECK(allow.find("POST") != std::string::npos);
+  }
+  SUBCASE("PUT /healthz") {
+    auto res = f.send(http::verb::put, "/healthz", "", "{}");
+    check_problem(res, 405, "method_not_allowed");
+    CHECK(res[http::field::allow] == "GET");
+  }
+  SUBCASE("POST /readyz") {
+    auto res = f.send(http::verb::post, "/readyz", "", "{}");
+    check_problem(res, 405, "method_not_allowed");
+    CHECK(res[http::field::allow] == "GET");
+  }
+  SUBCASE("DELETE /v1/jobs/{id}") {
+    auto res = f.send(http::verb::delete_, std::string("/v1/jobs/") + id_a);
+    check_problem(res, 405, "method_not_allowed");
+    CHECK(res[http::field::allow] == "GET");
+  }
+  CHECK(f.backend.submit_calls == 0);
+  CHECK(f.backend.list_calls.empty());
+}
+
+TEST_CASE("GET /v1/jobs refuses a bad query parameter and names it") {
+  struct row {
+    const char* query;
+    const char* parameter;
+    const char* code;
+  };
+  const row rows[] = {
+      {"limit=0", "limit", "invalid_field"},
+      {"limit=501", "limit", "invalid_field"},
+      {"limit=abc", "limit", "invalid_field"},
+      {"limit=", "limit", "invalid_field"},
+      {"limit=-1", "limit", "invalid_field"},
+      {"limit=1.5", "limit", "invalid_field"},
+      {"limit=10x", "limit", "invalid_field"},
+      {"limit=99999999999", "limit", "invalid_field"},
+      {"state=done", "state", "invalid_field"},
+      {"state=", "state", "invalid_field"},
+      {"state=QUEUED", "state", "invalid_field"},
+      {"queue=reports", "queue", "unknown_queue"},
+      {"queue=", "queue", "unknown_queue"},
+      {"cursor=abc", "cursor", "invalid_field"},
+      {"cursor=01890a5d-ac96-774b-bcce-b302099a805", "cursor", "invalid_field"},
+      {"sort=asc", "sort", "unknown_field"},
+      {"queue=email&page=2", "page", "unknown_field"},
+  };
+  for (const auto& r : rows) {
+    std::string query = r.query;
+    CAPTURE(query);
+    fixture f;
+    auto o = check_problem(f.get(std::string("/v1/jobs?") + r.query), 400, r.code);
+    REQUIRE(o.contains("parameter"));
+    CHECK(o.at("parameter") == r.parameter);
+    CHECK_FALSE(o.contains("pointer"));
+    CHECK(f.backend.list_calls.empty());
+  }
+}
+
+TEST_CASE("GET /v1/jobs passes valid filters to the backend") {
+  fixture f;
+  f.backend.list_body =
+      R"({"jobs":[{"id":"01890a5d-ac96-774b-bcce-b302099a8057"}],"next_cursor":null})";
+  auto res = f.get(std::string("/v1/jobs?queue=email&state=failed&limit=500&cursor=") + id_a);
+  check_json(res, 200);
+  CHECK(res.body() == f.backend.list_body);
+  REQUIRE(f.backend.list_calls.size() == 1);
+  const auto& [tenant, filter] = f.backend.list_calls[0];
+  CHECK(tenant == "tenant-a");
+  CHECK(filter.queue == "email");
+  CHECK(filter.state == "failed");
+  CHECK(filter.limit == 500);
+  CHECK(filter.before == id_a);
+}
+
+TEST_CASE("GET /v1/jobs without parameters lists everything of the tenant") {
+  fixture f;
+  check_json(f.get("/v1/jobs", "Bearer key-b"), 200);
+  REQUIRE(f.backend.list_calls.size() == 1);
+  const auto& [tenant, filter] = f.backend.list_calls[0];
+  CHECK(tenant == "tenant-b");
+  CHECK(filter.queue.empty());
+  CHECK(filter.state.empty());
+  CHECK(filter.before.empty());
+  CHECK(filter.limit == jobs::job_filter{}.limit);
+}
+
+TEST_CASE("GET /v1/jobs decodes percent-encoded parameters and takes limit 1") {
+  fixture f;
+  check_json(f.get("/v1/jobs?queue=%65mail&state=%71ueued&limit=1"), 200);
+  REQUIRE(f.backend.list_calls.size() == 1);
+  CHECK(f.backend.list_calls[0].second.queue == "email");
+  CHECK(f.backend.list_calls[0].second.state == "queued");
+  CHECK(f.backend.list_calls[0].second.limit == 1);
+}

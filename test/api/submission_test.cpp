@@ -1,0 +1,289 @@
+// Unit tests of POST /v1/jobs body parsing (api/submission.hpp), against the
+// real job schemas in schemas/jobs.
+#include "api/submission.hpp"
+
+#include <doctest/doctest.h>
+#include <boost/json/parse.hpp>
+
+#include <chrono>
+#include <string>
+#include <variant>
+
+namespace {
+
+using namespace std::chrono;
+using jobs::job_state;
+
+const jobs::schema_registry& registry() {
+  static const jobs::schema_registry r(JOBS_SOURCE_DIR "/schemas/jobs");
+  return r;
+}
+
+// A fixed "now": 2026-06-01T12:00:00Z.
+const jobs::sys_time now = sys_days{year{2026} / 6 / 1} + hours{12};
+
+std::variant<jobs::new_job, jobs::problem> parse(std::string_view body, int max_depth = 32) {
+  jobs::submission_limits limits;
+  limits.max_depth = max_depth;
+  return jobs::parse_submission(body, registry(), limits, now);
+}
+
+jobs::new_job accepted(std::string_view body) {
+  auto r = parse(body);
+  if (auto* p = std::get_if<jobs::problem>(&r))
+    FAIL("refused " << body << ": " << p->code << " " << p->pointer << " " << p->detail);
+  return std::get<jobs::new_job>(r);
+}
+
+void check_problem(std::string_view body, const std::string& code, const std::string& pointer,
+                   int max_depth = 32) {
+  CAPTURE(body);
+  auto r = parse(body, max_depth);
+  auto* p = std::get_if<jobs::problem>(&r);
+  REQUIRE_MESSAGE(p != nullptr, "the body was accepted");
+  CHECK(p->status == 400);
+  CHECK(p->code == code);
+  CHECK(p->pointer == pointer);
+  CHECK_FALSE(p->title.empty());
+  CHECK_FALSE(p->detail.empty());
+}
+
+// Nesting of exactly `depth` levels, counting the body object as level 1:
+// {"queue":...,"payload":{"echo":[[...]]}} (the noop type echoes anything).
+std::string nested_body(int depth) {
+  REQUIRE(depth >= 2);
+  std::string echo;
+  for (int i = 2; i < depth; ++i) echo += "[";
+  for (int i = 2; i < depth; ++i) echo += "]";
+  if (echo.empty()) echo = "0";
+  return R"({"queue":"processing","type":"noop","payload":{"echo":)" + echo + "}}";
+}
+
+}  // namespace
+
+TEST_CASE("a full submission is copied into the job") {
+  auto job = accepted(
+      R"({"queue":"processing","type":"hash","payload":{"algorithm":"sha256","input":"hi"},)"
+      R"("priority":7,"max_attempts":3})");
+  CHECK(job.queue == "processing");
+  CHECK(job.type == "hash");
+  CHECK(boost::json::parse(job.payload_json) ==
+        boost::json::parse(R"({"algorithm":"sha256","input":"hi"})"));
+  CHECK(job.priority == 7);
+  CHECK(job.max_attempts == 3);
+  CHECK(job.state == job_state::queued);
+  CHECK(job.run_at.empty());
+  // The caller fills these in.
+  CHECK(job.id.value.empty());
+  CHECK(job.tenant.value.empty());
+}
+
+TEST_CASE("payload_json is the payload serialized, nested values included") {
+  auto job = accepted(R"({"payload":{"echo":{"a":[1,2.5,"x\"y",null,true],"ü":{}}},"type":"noop",)"
+                      R"("queue":"processing"})");
+  CHECK(boost::json::parse(job.payload_json) ==
+        boost::json::parse(R"({"echo":{"a":[1,2.5,"x\"y",null,true],"ü":{}}})"));
+  CHECK(job.type == "noop");
+}
+
+TEST_CASE("defaults: priority 0, max_attempts 5, queued now") {
+  auto job = accepted(R"({"queue":"processing","type":"noop","payload":{}})");
+  CHECK(job.priority == 0);
+  CHECK(job.max_attempts == 5);
+  CHECK(job.max_attempts == jobs::job_limits::default_max_attempts);
+  CHECK(job.state == job_state::queued);
+  CHECK(job.run_at.empty());
+  CHECK(job.payload_json == "{}");
+}
+
+TEST_CASE("the edges of priority and max_attempts are accepted") {
+  auto low = accepted(R"({"queue":"processing","type":"noop","payload":{},"priority":-100,)"
+                      R"("max_attempts":1})");
+  CHECK(low.priority == -100);
+  CHECK(low.max_attempts == 1);
+  auto high = accepted(R"({"queue":"processing","type":"noop","payload":{},"priority":100,)"
+                       R"("max_attempts":100})");
+  CHECK(high.priority == 100);
+  CHECK(high.max_attempts == 100);
+}
+
+TEST_CASE("run_at in the past is queued now, with no run_at") {
+  auto job = accepted(R"({"queue":"processing","type":"noop","payload":{},)"
+                      R"("run_at":"2026-06-01T11:59:59Z"})");
+  CHECK(job.state == job_state::queued);
+  CHECK(job.run_at.empty());
+  auto old = accepted(R"({"queue":"processing","type":"noop","payload":{},)"
+                      R"("run_at":"1999-01-01T00:00:00Z"})");
+  CHECK(old.state == job_state::queued);
+  CHECK(old.run_at.empty());
+}
+
+TEST_CASE("run_at in the future is scheduled at that instant, in UTC") {
+  auto job = accepted(R"({"queue":"processing","type":"noop","payload":{},)"
+                      R"("run_at":"2026-06-01T12:00:01Z"})");
+  CHECK(job.state == job_state::scheduled);
+  CHECK(job.run_at == "2026-06-01T12:00:01.000Z");
+
+  auto offset = accepted(R"({"queue":"processing","type":"noop","payload":{},)"
+                         R"("run_at":"2030-01-02T08:34:05.25+05:30"})");
+  CHECK(offset.state == job_state::scheduled);
+  CHECK(offset.run_at == "2030-01-02T03:04:05.250Z");
+}
+
+// A far-future run_at must wait (or be refused), never run now: sys_time
+// ends in 2262, and parse_rfc3339 accepts years up to 9999.
+TEST_CASE("run_at far in the future is never queued to run now") {
+  for (std::string run_at :
+       {"2300-01-01T00:00:00Z", "2999-01-01T00:00:00Z", "9999-12-31T23:59:59Z"}) {
+    CAPTURE(run_at);
+    auto r = parse(std::string(R"({"queue":"processing","type":"noop","payload":{},"run_at":")") +
+                   run_at + R"("})");
+    if (auto* job = std::get_if<jobs::new_job>(&r)) {
+      CHECK(job->state == job_state::scheduled);
+      CHECK_FALSE(job->run_at.empty());
+    } else {
+      auto& p = std::get<jobs::problem>(r);
+      CHECK(p.code == "invalid_field");
+      CHECK(p.pointer == "/run_at");
+    }
+  }
+}
+
+TEST_CASE("invalid_json: not JSON") {
+  for (std::string_view body : {"", "{", "not json", R"({"queue":"processing",})",
+                                R"({"queue":"processing"} trailing)", "{'queue':'email'}"}) {
+    check_problem(body, "invalid_json", "");
+  }
+}
+
+TEST_CASE("invalid_json: invalid UTF-8 inside a string") {
+  check_problem("{\"queue\":\"processing\",\"type\":\"noop\",\"payload\":{\"echo\":\"\xff\xfe\"}}",
+                "invalid_json", "");
+  // A truncated multi-byte sequence, and an overlong encoding of '/'.
+  check_problem("{\"queue\":\"email\xe2\x82\"}", "invalid_json", "");
+  check_problem("{\"queue\":\"\xc0\xaf\"}", "invalid_json", "");
+}
+
+TEST_CASE("json_too_deep: nesting deeper than the limit") {
+  // Exactly at the limit is fine; one level more is refused.
+  auto at_limit = parse(nested_body(8), 8);
+  CHECK(std::holds_alternative<jobs::new_job>(at_limit));
+  check_problem(nested_body(9), "json_too_deep", "", 8);
+  check_problem(nested_body(200), "json_too_deep", "", 8);
+  // The default limit is 32.
+  CHECK(std::holds_alternative<jobs::new_job>(parse(nested_body(32))));
+  check_problem(nested_body(33), "json_too_deep", "");
+}
+
+TEST_CASE("invalid_request: a body that is not a JSON object") {
+  for (std::string_view body :
+       {"[]", R"([{"queue":"processing"}])", "42", R"("text")", "null", "true"}) {
+    check_problem(body, "invalid_request", "");
+  }
+}
+
+TEST_CASE("missing_field for each required member") {
+  check_problem(R"({"type":"noop","payload":{}})", "missing_field", "/queue");
+  check_problem(R"({"queue":"processing","payload":{}})", "missing_field", "/type");
+  check_problem(R"({"queue":"processing","type":"noop"})", "missing_field", "/payload");
+  check_problem(R"({})", "missing_field", "/queue");
+}
+
+TEST_CASE("invalid_field: queue is not a string") {
+  check_problem(R"({"queue":5,"type":"noop","payload":{}})", "invalid_field", "/queue");
+  check_problem(R"({"queue":["processing"],"type":"noop","payload":{}})", "invalid_field",
+                "/queue");
+  check_problem(R"({"queue":null,"type":"noop","payload":{}})", "invalid_field", "/queue");
+}
+
+TEST_CASE("invalid_field: type empty, too long or not a string") {
+  check_problem(R"({"queue":"processing","type":"","payload":{}})", "invalid_field", "/type");
+  check_problem(R"({"queue":"processing","type":7,"payload":{}})", "invalid_field", "/type");
+  std::string too_long(jobs::job_limits::max_type_length + 1, 'a');
+  check_problem(R"({"queue":"processing","type":")" + too_long + R"(","payload":{}})",
+                "invalid_field", "/type");
+  // At the maximum length the type passes this check and is then unknown.
+  std::string longest(jobs::job_limits::max_type_length, 'a');
+  check_problem(R"({"queue":"processing","type":")" + longest + R"(","payload":{}})",
+                "unknown_job_type", "/type");
+}
+
+TEST_CASE("invalid_field: priority out of range or not an integer") {
+  for (std::string priority :
+       {"101", "-101", "1.5", "\"1\"", "true", "[]", "{}", "99999999999999999999"}) {
+    CAPTURE(priority);
+    check_problem(std::string(R"({"queue":"processing","type":"noop","payload":{},"priority":)") +
+                      priority + "}",
+                  "invalid_field", "/priority");
+  }
+}
+
+TEST_CASE("invalid_field: max_attempts out of range or not an integer") {
+  for (std::string attempts : {"0", "-1", "101", "2.5", "\"3\""}) {
+    CAPTURE(attempts);
+    check_problem(
+        std::string(R"({"queue":"processing","type":"noop","payload":{},"max_attempts":)") +
+            attempts + "}",
+        "invalid_field", "/max_attempts");
+  }
+}
+
+TEST_CASE("invalid_field: run_at is not an RFC 3339 date-time") {
+  for (std::string run_at : {R"("tomorrow")", R"("2026-06-01")", R"("2026-06-01T12:00:00")",
+                             R"("2026-13-01T00:00:00Z")", R"("")", "1780000000", "{}"}) {
+    CAPTURE(run_at);
+    check_problem(
+        std::string(R"({"queue":"processing","type":"noop","payload":{},"run_at":)") + run_at + "}",
+        "invalid_field", "/run_at");
+  }
+}
+
+TEST_CASE("unknown_field names the member, escaped as a JSON pointer") {
+  check_problem(R"({"queue":"processing","type":"noop","payload":{},"priorty":1})", "unknown_field",
+                "/priorty");
+  check_problem(R"({"queue":"processing","type":"noop","payload":{},"a/b~c":1})", "unknown_field",
+                "/a~1b~0c");
+  // Field names are case-sensitive.
+  check_problem(R"({"Queue":"processing","type":"noop","payload":{}})", "unknown_field", "/Queue");
+}
+
+TEST_CASE("unknown_queue") {
+  for (std::string queue : {"reports", "Processing", "", "email "}) {
+    CAPTURE(queue);
+    check_problem(std::string(R"({"queue":")") + queue + R"(","type":"noop","payload":{}})",
+                  "unknown_queue", "/queue");
+  }
+}
+
+TEST_CASE("unknown_job_type points at /type") {
+  check_problem(R"({"queue":"processing","type":"nope","payload":{}})", "unknown_job_type",
+                "/type");
+  // A type of another queue is unknown in this one.
+  check_problem(R"({"queue":"email","type":"hash","payload":{}})", "unknown_job_type", "/type");
+}
+
+TEST_CASE("payload_invalid points under /payload") {
+  check_problem(R"({"queue":"processing","type":"hash","payload":{"input":5}})", "payload_invalid",
+                "/payload/input");
+  check_problem(R"({"queue":"processing","type":"noop","payload":{"sleep_ms":-1}})",
+                "payload_invalid", "/payload/sleep_ms");
+  check_problem(R"({"queue":"processing","type":"noop","payload":{"extra":1}})", "payload_invalid",
+                "/payload/extra");
+  check_problem(R"({"queue":"processing","type":"noop","payload":[]})", "payload_invalid",
+                "/payload");
+  check_problem(R"({"queue":"processing","type":"hash","payload":{"algorithm":"sha256"}})",
+                "payload_invalid", "/payload");
+}
+
+TEST_CASE("make_problem fills in the standard title for a code") {
+  auto p = jobs::make_problem(400, "missing_field", "queue is required", "/queue");
+  CHECK(p.status == 400);
+  CHECK(p.code == "missing_field");
+  CHECK(p.detail == "queue is required");
+  CHECK(p.pointer == "/queue");
+  CHECK_FALSE(p.title.empty());
+  CHECK(p.title != p.detail);
+  auto other = jobs::make_problem(404, "not_found", "x");
+  CHECK(other.title != p.title);
+  CHECK(other.pointer.empty());
+}

@@ -1,0 +1,196 @@
+// Unit tests of configuration from the environment (common/config.hpp).
+#include "common/config.hpp"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+
+namespace {
+
+using env_map = std::map<std::string, std::string>;
+using namespace std::chrono_literals;
+
+// The message of the config_error that load_config throws for `env`, or a
+// failed check when it does not throw one.
+std::string error_for(const env_map& env) {
+  try {
+    jobs::load_config(env);
+  } catch (const jobs::config_error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    FAIL("threw something other than config_error: " << e.what());
+  }
+  FAIL("load_config did not throw");
+  return {};
+}
+
+void check_refused(const std::string& name, const std::string& value) {
+  CAPTURE(name);
+  CAPTURE(value);
+  auto what = error_for({{name, value}});
+  CHECK(what.find(name) != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("load_config with an empty environment gives the documented defaults") {
+  auto c = jobs::load_config({});
+  CHECK(c.pg_url == "postgresql://jobs@127.0.0.1:5542/jobs");
+  CHECK(c.amqp_url == "amqp://guest:guest@127.0.0.1:5782/");
+  CHECK(c.schema_dir == std::string(JOBS_SOURCE_DIR) + "/schemas");
+  CHECK(c.http_addr == "127.0.0.1");
+  CHECK(c.http_port == 8780);
+  CHECK(c.http_threads == 2);
+  CHECK(c.http_body_limit == 1048576);
+  CHECK(c.http_header_limit == 16384);
+  CHECK(c.http_read_timeout == 30000ms);
+  CHECK(c.http_max_connections == 4096);
+  CHECK(c.json_max_depth == 32);
+  CHECK(c.pg_pool_size == 4);
+  CHECK(c.submit_batch_max == 1000);
+  CHECK(c.publish_timeout == 10000ms);
+  CHECK(c.scheduler_interval == 200ms);
+  CHECK(c.amqp_heartbeat_s == 30);
+  CHECK(c.queue_delivery_limit == 10);
+  CHECK(c.worker_queue == "processing");
+  CHECK(c.worker_concurrency == 8);
+  CHECK(c.worker_prefetch == 16);  // 2 x concurrency
+  CHECK(c.worker_lease == 60000ms);
+  CHECK(c.worker_shutdown == 30000ms);
+  CHECK(c.auth_cache == 5000ms);
+  CHECK(c.log_level == "info");
+}
+
+TEST_CASE("text settings are applied") {
+  auto c = jobs::load_config({
+      {"JOBS_PG_URL", "postgresql://u:secret@db:5432/x"},
+      {"JOBS_AMQP_URL", "amqp://u:p@mq:5672/vh"},
+      {"JOBS_SCHEMA_DIR", "/etc/jobs/schemas"},
+      {"JOBS_HTTP_ADDR", "0.0.0.0"},
+      {"JOBS_WORKER_QUEUE", "email"},
+  });
+  CHECK(c.pg_url == "postgresql://u:secret@db:5432/x");
+  CHECK(c.amqp_url == "amqp://u:p@mq:5672/vh");
+  CHECK(c.schema_dir == "/etc/jobs/schemas");
+  CHECK(c.http_addr == "0.0.0.0");
+  CHECK(c.worker_queue == "email");
+  // Untouched settings keep their defaults.
+  CHECK(c.http_port == 8780);
+}
+
+TEST_CASE("integer settings are applied") {
+  auto c = jobs::load_config({
+      {"JOBS_HTTP_PORT", "9000"},
+      {"JOBS_HTTP_THREADS", "4"},
+      {"JOBS_HTTP_BODY_LIMIT", "2048"},
+      {"JOBS_HTTP_HEADER_LIMIT", "4096"},
+      {"JOBS_HTTP_MAX_CONNECTIONS", "10"},
+      {"JOBS_JSON_MAX_DEPTH", "8"},
+      {"JOBS_PG_POOL_SIZE", "7"},
+      {"JOBS_SUBMIT_BATCH_MAX", "50"},
+      {"JOBS_AMQP_HEARTBEAT_S", "15"},
+      {"JOBS_QUEUE_DELIVERY_LIMIT", "3"},
+      {"JOBS_WORKER_CONCURRENCY", "5"},
+      {"JOBS_WORKER_PREFETCH", "11"},
+  });
+  CHECK(c.http_port == 9000);
+  CHECK(c.http_threads == 4);
+  CHECK(c.http_body_limit == 2048);
+  CHECK(c.http_header_limit == 4096);
+  CHECK(c.http_max_connections == 10);
+  CHECK(c.json_max_depth == 8);
+  CHECK(c.pg_pool_size == 7);
+  CHECK(c.submit_batch_max == 50);
+  CHECK(c.amqp_heartbeat_s == 15);
+  CHECK(c.queue_delivery_limit == 3);
+  CHECK(c.worker_concurrency == 5);
+  CHECK(c.worker_prefetch == 11);  // explicit, not 2 x 5
+}
+
+TEST_CASE("millisecond settings are applied") {
+  auto c = jobs::load_config({
+      {"JOBS_HTTP_READ_TIMEOUT_MS", "1500"},
+      {"JOBS_PUBLISH_TIMEOUT_MS", "2500"},
+      {"JOBS_SCHEDULER_INTERVAL_MS", "50"},
+      {"JOBS_WORKER_LEASE_MS", "120000"},
+      {"JOBS_WORKER_SHUTDOWN_MS", "0"},
+      {"JOBS_AUTH_CACHE_MS", "250"},
+  });
+  CHECK(c.http_read_timeout == 1500ms);
+  CHECK(c.publish_timeout == 2500ms);
+  CHECK(c.scheduler_interval == 50ms);
+  CHECK(c.worker_lease == 120000ms);
+  CHECK(c.worker_shutdown == 0ms);
+  CHECK(c.auth_cache == 250ms);
+}
+
+TEST_CASE("worker_prefetch defaults to twice the configured concurrency") {
+  CHECK(jobs::load_config({{"JOBS_WORKER_CONCURRENCY", "3"}}).worker_prefetch == 6);
+  CHECK(jobs::load_config({{"JOBS_WORKER_CONCURRENCY", "1"}}).worker_prefetch == 2);
+  // 0 means "the default" too.
+  auto c = jobs::load_config({{"JOBS_WORKER_CONCURRENCY", "4"}, {"JOBS_WORKER_PREFETCH", "0"}});
+  CHECK(c.worker_prefetch == 8);
+}
+
+TEST_CASE("the edges of a range are accepted") {
+  CHECK(jobs::load_config({{"JOBS_HTTP_PORT", "0"}}).http_port == 0);  // port 0: any free port
+  CHECK(jobs::load_config({{"JOBS_HTTP_PORT", "65535"}}).http_port == 65535);
+}
+
+TEST_CASE("out-of-range integers throw config_error naming the variable") {
+  check_refused("JOBS_HTTP_PORT", "65536");
+  check_refused("JOBS_HTTP_PORT", "-1");
+  check_refused("JOBS_HTTP_THREADS", "0");
+  check_refused("JOBS_PG_POOL_SIZE", "0");
+  check_refused("JOBS_WORKER_CONCURRENCY", "0");
+  check_refused("JOBS_WORKER_PREFETCH", "-2");
+  check_refused("JOBS_HTTP_BODY_LIMIT", "99999999999999999999");  // beyond long
+  check_refused("JOBS_WORKER_LEASE_MS", "-1");
+  check_refused("JOBS_HTTP_READ_TIMEOUT_MS", "0");
+}
+
+TEST_CASE("non-numeric integers and durations throw config_error naming the variable") {
+  for (std::string value : {"abc", "", "12x", "1.5", " 12", "12 ", "0x10", "1e3", "+"}) {
+    check_refused("JOBS_HTTP_PORT", value);
+    check_refused("JOBS_WORKER_LEASE_MS", value);
+  }
+}
+
+TEST_CASE("an empty text setting throws config_error naming the variable") {
+  check_refused("JOBS_PG_URL", "");
+  check_refused("JOBS_WORKER_QUEUE", "");
+}
+
+TEST_CASE("an unknown JOBS_ variable throws config_error naming it") {
+  check_refused("JOBS_HTTP_PROT", "8780");       // a typo of JOBS_HTTP_PORT
+  check_refused("JOBS_WORKER_PREFETCH_X", "1");  // a known name plus a suffix
+  check_refused("JOBS_", "x");
+  // Also among valid settings: one bad key spoils the lot.
+  auto what = error_for({{"JOBS_HTTP_PORT", "9000"}, {"JOBS_LOGLEVEL", "debug"}});
+  CHECK(what.find("JOBS_LOGLEVEL") != std::string::npos);
+}
+
+TEST_CASE("variables outside JOBS_ and JOBS_TEST_* ones are ignored") {
+  auto c = jobs::load_config({
+      {"PATH", "/usr/bin"},
+      {"HOME", "/root"},
+      {"HTTP_PORT", "not a number"},
+      {"XJOBS_HTTP_PORT", "1"},
+      {"JOBS_TEST_ANYTHING", "whatever"},
+      {"JOBS_TEST_PG_URL", ""},
+  });
+  CHECK(c.http_port == 8780);
+  CHECK(c.pg_url == "postgresql://jobs@127.0.0.1:5542/jobs");
+}
+
+TEST_CASE("JOBS_LOG_LEVEL takes debug, info, warn or error only") {
+  for (std::string level : {"debug", "info", "warn", "error"}) {
+    CAPTURE(level);
+    CHECK(jobs::load_config({{"JOBS_LOG_LEVEL", level}}).log_level == level);
+  }
+  for (std::string level : {"verbose", "warning", "INFO", "trace", " info", ""}) {
+    check_refused("JOBS_LOG_LEVEL", level);
+  }
+}
