@@ -2,7 +2,6 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
 
@@ -20,25 +19,25 @@ constexpr const char* insert_jobs_sql = R"(
        payload jsonb, state job_state, priority smallint, max_attempts integer, run_at timestamptz))";
 
 constexpr const char* job_json_sql = R"(
-  SELECT jsonb_build_object(
+  SELECT json_build_object(
     'id', j.id, 'queue', j.queue, 'type', j.type, 'state', j.state, 'priority', j.priority,
     'attempts', j.attempts, 'max_attempts', j.max_attempts, 'payload', j.payload,
     'result', j.result, 'error', j.last_error, 'worker_id', j.worker_id, 'run_at', j.run_at,
     'created_at', j.created_at, 'queued_at', j.queued_at, 'started_at', j.started_at,
     'finished_at', j.finished_at, 'failed_at', j.failed_at, 'cancelled_at', j.cancelled_at,
-    'attempt_history', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+    'attempt_history', (SELECT coalesce(json_agg(json_build_object(
         'attempt', a.attempt, 'worker_id', a.worker_id, 'started_at', a.started_at,
-        'finished_at', a.finished_at, 'outcome', a.outcome, 'error', a.error) ORDER BY a.id), '[]')
+        'finished_at', a.finished_at, 'outcome', a.outcome, 'error', a.error) ORDER BY a.id), '[]'::json)
       FROM job_attempts a WHERE a.job_id = j.id),
-    'links', jsonb_build_object('self', '/v1/jobs/' || j.id))::text
+    'links', json_build_object('self', '/v1/jobs/' || j.id))::text
   FROM jobs j WHERE j.id = $1::uuid AND j.tenant_id = $2)";
 
 // Empty filters match everything; nullif turns them into NULL before the casts.
 constexpr const char* list_jobs_sql = R"(
-  SELECT jsonb_build_object('id', id, 'queue', queue, 'type', type, 'state', state,
+  SELECT json_build_object('id', id, 'queue', queue, 'type', type, 'state', state,
     'priority', priority, 'attempts', attempts, 'max_attempts', max_attempts, 'error', last_error,
     'run_at', run_at, 'created_at', created_at, 'finished_at', finished_at,
-    'links', jsonb_build_object('self', '/v1/jobs/' || id))::text, id::text
+    'links', json_build_object('self', '/v1/jobs/' || id))::text, id::text
   FROM jobs
   WHERE tenant_id = $1
     AND ($2::text = '' OR queue = $2::text)
@@ -110,9 +109,28 @@ std::string uuid_array(std::span<const std::string> ids) {
   return out;
 }
 
-// jsonb's text form puts spaces after ':' and ','; clients get it compact.
+// PostgreSQL's JSON text has spaces around ':' and after ','; clients get it
+// compact. Only whitespace outside strings goes; numbers keep their text.
 std::string compact_json(std::string_view text) {
-  return boost::json::serialize(boost::json::parse(text));
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
 }
 
 void append_json_string(std::string& out, std::string_view s) {

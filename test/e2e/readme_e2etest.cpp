@@ -1,0 +1,61 @@
+// The README's curl examples, run against a live platform so they never rot.
+#include "support/live.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+using namespace jobs::test;
+
+namespace {
+
+// The ```sh blocks between the readme-test markers, in order.
+std::string readme_examples() {
+  std::ifstream in(std::string(JOBS_SOURCE_DIR) + "/README.md");
+  std::string line, script;
+  bool region = false, block = false;
+  while (std::getline(in, line)) {
+    if (line.find("<!-- readme-test:begin -->") != std::string::npos) region = true;
+    if (line.find("<!-- readme-test:end -->") != std::string::npos) region = false;
+    if (!region) continue;
+    if (!block && line == "```sh") {
+      block = true;
+    } else if (block && line == "```") {
+      block = false;
+    } else if (block) {
+      script += line + "\n";
+    }
+  }
+  return script;
+}
+
+}  // namespace
+
+TEST_CASE("the README's curl examples work against a running platform") {
+  auto examples = readme_examples();
+  REQUIRE(examples.find("curl") != std::string::npos);
+  scratch s;
+  platform p(s);
+  auto key = create_key(s.pg_url, "readme");
+
+  auto dir = require_env("JOBS_BIN_DIR") + "/test-logs/" + s.name;
+  std::ofstream(dir + "/readme.sh") << "set -euo pipefail\n" << examples;
+  auto cmd = "cd '" + dir + "' && API=http://127.0.0.1:" + std::to_string(p.port) + " KEY=" + key +
+             " timeout 60 bash readme.sh > readme.out 2>&1";
+  int rc = std::system(cmd.c_str());
+  std::ifstream out(dir + "/readme.out");
+  std::stringstream text;
+  text << out.rdbuf();
+  INFO("output:\n", text.str());
+  CHECK(rc == 0);
+  // What the comments in the README promise.
+  CHECK(text.str().find(R"("state":"queued")") != std::string::npos);
+  CHECK(text.str().find(R"("state":"scheduled")") != std::string::npos);
+  CHECK(text.str().find(R"("sum_amount":12.5)") != std::string::npos);
+  CHECK(text.str().find(R"("code":"payload_invalid")") != std::string::npos);
+  CHECK(text.str().find(R"("pointer":"/payload/input")") != std::string::npos);
+  CHECK(text.str().find(R"({"status":"ready","database":true,"broker":true})") !=
+        std::string::npos);
+}
