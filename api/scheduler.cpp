@@ -45,25 +45,55 @@ int scheduler::tick() {
   return with_reconnect(db_, pg_url_, [&](pqxx::connection& c) { return publish_due(c); });
 }
 
-int scheduler::publish_due(pqxx::connection& c) {
-  pqxx::work w(c);
-  auto due = lock_due_jobs(w, batch);
-  if (due.empty()) return 0;
-  // Publish all, then wait for every confirm (they pipeline).
+namespace {
+// Publishes every job and returns the ids the broker confirmed (pipelined).
+std::vector<std::string> publish_all(publisher& pub, const std::vector<due_job>& jobs) {
   std::vector<std::future<bool>> confirms;
-  for (const auto& j : due) {
+  for (const auto& j : jobs) {
     auto done = std::make_shared<std::promise<bool>>();
     confirms.push_back(done->get_future());
-    pub_.publish(j.queue, j.id, encode_job_message({j.id, j.tenant, j.queue, j.type}),
-                 [done](bool ok, std::string_view) { done->set_value(ok); });
+    pub.publish(j.queue, j.id, encode_job_message({j.id, j.tenant, j.queue, j.type}),
+                [done](bool ok, std::string_view) { done->set_value(ok); });
   }
   std::vector<std::string> ok;
-  for (std::size_t i = 0; i < due.size(); ++i)
-    if (confirms[i].get()) ok.push_back(due[i].id);
-  mark_queued(w, ok);
+  for (std::size_t i = 0; i < jobs.size(); ++i)
+    if (confirms[i].get()) ok.push_back(jobs[i].id);
+  return ok;
+}
+}  // namespace
+
+int scheduler::publish_due(pqxx::connection& c) {
+  int work = 0;
+  {
+    pqxx::work w(c);
+    auto due = lock_due_jobs(w, batch);
+    auto ok = publish_all(pub_, due);
+    mark_queued(w, ok);
+    w.commit();
+    published += static_cast<long>(ok.size());
+    work += static_cast<int>(due.size());
+  }
+  // The rescuer: jobs whose worker died go back to their queue, or die
+  // when no attempt is left. A job stays locked until it is republished.
+  pqxx::work w(c);
+  auto lost = lock_lost_jobs(w, batch);
+  std::vector<due_job> again;
+  std::vector<std::string> buried;
+  for (auto& l : lost) {
+    if (l.exhausted)
+      buried.push_back(l.job.id);
+    else
+      again.push_back(std::move(l.job));
+  }
+  auto ok = publish_all(pub_, again);
+  rescue_lost_jobs(w, ok, job_state::queued);
+  rescue_lost_jobs(w, buried, job_state::dead);
   w.commit();
-  published += static_cast<long>(ok.size());
-  return static_cast<int>(due.size());
+  if (!lost.empty())
+    log_warn("jobs of lost workers rescued", {{"requeued", static_cast<std::int64_t>(ok.size())},
+                                              {"dead", static_cast<std::int64_t>(buried.size())}});
+  rescued += static_cast<long>(ok.size() + buried.size());
+  return work + static_cast<int>(lost.size());
 }
 
 }  // namespace jobs

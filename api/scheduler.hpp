@@ -9,6 +9,11 @@
 // A worker whose claim reaches a row still locked here waits for the commit
 // and then sees it `queued`.
 //
+// It is also the rescuer: a `running` job whose lease expired (its worker
+// died, or lost PostgreSQL for longer than the lease) gets an attempt row
+// for the lost attempt and is republished, or ends `dead` when it has no
+// attempt left. A late completion from the old worker no longer lands.
+//
 // Thread-safety: owns its thread; construct and destroy from one thread.
 
 #include "queues/publisher.hpp"
@@ -32,6 +37,7 @@ class scheduler {
   ~scheduler();
 
   std::atomic<long> published{0};
+  std::atomic<long> rescued{0};
 
  private:
   void run();

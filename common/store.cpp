@@ -85,6 +85,26 @@ constexpr const char* mark_queued_sql = R"(
   UPDATE jobs SET state = 'queued', queued_at = now(), updated_at = now()
   WHERE id = ANY($1::uuid[]) AND state IN ('scheduled', 'failed'))";
 
+constexpr const char* lock_lost_sql = R"(
+  SELECT id::text, tenant_id, queue, type, attempts >= max_attempts FROM jobs
+  WHERE state = 'running' AND lease_expires_at < now()
+  ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)";
+
+constexpr const char* rescue_lost_sql = R"(
+  WITH u AS (
+    UPDATE jobs j SET state = $2::job_state,
+           last_error = 'worker lost: its lease expired during attempt ' || j.attempts,
+           queued_at = CASE WHEN $2 = 'queued' THEN now() ELSE j.queued_at END,
+           finished_at = CASE WHEN $2 = 'dead' THEN now() ELSE j.finished_at END,
+           failed_at = now(), lease_expires_at = NULL, updated_at = now()
+    WHERE j.id = ANY($1::uuid[]) AND j.state = 'running' AND j.lease_expires_at < now()
+    RETURNING j.id, j.attempts, j.worker_id, j.started_at, j.last_error
+  )
+  INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error)
+  SELECT id, attempts, coalesce(worker_id, ''), coalesce(started_at, now()),
+         CASE WHEN $2 = 'dead' THEN 'dead'::job_state ELSE 'failed'::job_state END, last_error
+  FROM u)";
+
 constexpr const char* authenticate_sql = R"(
   SELECT tenant_id, role FROM api_keys
   WHERE key_hash = decode($1, 'hex') AND revoked_at IS NULL
@@ -251,6 +271,19 @@ std::vector<due_job> lock_due_jobs(pqxx::work& w, int limit) {
 
 void mark_queued(pqxx::work& w, std::span<const std::string> ids) {
   if (!ids.empty()) w.exec_params(mark_queued_sql, uuid_array(ids));
+}
+
+std::vector<lost_job> lock_lost_jobs(pqxx::work& w, int limit) {
+  std::vector<lost_job> out;
+  for (const auto& row : w.exec_params(lock_lost_sql, limit))
+    out.push_back({{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                    row[3].as<std::string>()},
+                   row[4].as<bool>()});
+  return out;
+}
+
+void rescue_lost_jobs(pqxx::work& w, std::span<const std::string> ids, job_state to) {
+  if (!ids.empty()) w.exec_params(rescue_lost_sql, uuid_array(ids), std::string(to_string(to)));
 }
 
 std::string hash_api_key(std::string_view api_key) {

@@ -85,6 +85,17 @@ struct due_job {
 std::vector<due_job> lock_due_jobs(pqxx::work& w, int limit);
 void mark_queued(pqxx::work& w, std::span<const std::string> ids);
 
+/// Locks (SKIP LOCKED) up to `limit` running jobs whose lease expired: their
+/// worker died or lost PostgreSQL. `exhausted` when no attempt is left.
+struct lost_job {
+  due_job job;
+  bool exhausted = false;
+};
+std::vector<lost_job> lock_lost_jobs(pqxx::work& w, int limit);
+/// Ends the lost attempt (an attempt row with the error) and moves the jobs
+/// to `to`: queued (the caller has republished them) or dead.
+void rescue_lost_jobs(pqxx::work& w, std::span<const std::string> ids, job_state to);
+
 struct principal {
   tenant_id tenant;
   std::string role;

@@ -247,3 +247,39 @@ TEST_CASE("SIGTERM drains a worker: jobs in flight finish, the rest wait for the
       60s));
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE attempts <> 1") == 0);
 }
+
+TEST_CASE("kill -9 of a worker loses nothing: its jobs are rescued when their lease expires") {
+  scratch s;
+  platform p(s, {});
+  auto key = create_key(s.pg_url, "acme");
+  std::map<std::string, std::string> short_lease{{"JOBS_WORKER_LEASE_MS", "2000"},
+                                                 {"JOBS_WORKER_CONCURRENCY", "4"}};
+  auto& doomed = p.add_worker("processing", short_lease);
+  http_client h(p.port);
+  constexpr int total = 40;
+  for (int i = 0; i < total; ++i)
+    REQUIRE(h.post_json("/v1/jobs",
+                        R"({"queue":"processing","type":"noop","payload":{"sleep_ms":400}})", key)
+                .status == 202);
+  REQUIRE(wait_until(
+      [&] { return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'running'") > 0; },
+      30s));
+  doomed.signal(SIGKILL);
+  doomed.wait(10s);
+  auto lost = count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'running'");
+  CHECK(lost > 0);
+
+  p.add_worker("processing", short_lease);
+  CHECK(wait_until(
+      [&] {
+        return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'") == total;
+      },
+      60s));
+  // Each lost attempt is on record, and no job succeeded twice.
+  CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts WHERE error LIKE 'worker lost%'") ==
+        lost);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE attempts = 2") == lost);
+  CHECK(count(s.pg_url,
+              "SELECT count(*) FROM (SELECT job_id FROM job_attempts WHERE outcome = 'succeeded' "
+              "GROUP BY job_id HAVING count(*) > 1) d") == 0);
+}
