@@ -7,6 +7,7 @@
 // answers 503 `unavailable` (with Retry-After) and logs the reason.
 
 #include "common/problem.hpp"
+#include "common/keys.hpp"
 #include "common/store.hpp"
 
 #include <boost/asio/awaitable.hpp>

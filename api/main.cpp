@@ -9,9 +9,8 @@
 #include "api/server.hpp"
 #include "common/config.hpp"
 #include "common/log.hpp"
+#include "common/signals.hpp"
 
-#include <csignal>
-#include <cstring>
 #include <iostream>
 #include <regex>
 #include <thread>
@@ -53,13 +52,7 @@ int create_key(const config& cfg, int argc, char** argv) {
 }
 
 int serve(const config& cfg) {
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
-
+  block_stop_signals();
   migrate(cfg);
   schema_registry schemas(cfg.schema_dir + "/jobs");
   publisher pub(
@@ -72,13 +65,7 @@ int serve(const config& cfg) {
   http_server server({cfg.http_addr, cfg.http_port, cfg.http_threads, cfg.http_body_limit,
                       cfg.http_header_limit, cfg.http_read_timeout, cfg.http_max_connections},
                      routes);
-  std::thread signals([&] {
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    log_info("signal received; stopping", {{"signal", strsignal(sig)}});
-    server.stop();
-  });
-  signals.detach();
+  stop_signals stop([&] { server.stop(); });
   log_info("api listening", {{"address", cfg.http_addr},
                              {"port", server.port()},
                              {"database", redact_url(cfg.pg_url)},

@@ -1,7 +1,5 @@
 #include "common/store.hpp"
 
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
 
@@ -104,17 +102,6 @@ constexpr const char* rescue_lost_sql = R"(
   SELECT id, attempts, coalesce(worker_id, ''), coalesce(started_at, now()),
          CASE WHEN $2 = 'dead' THEN 'dead'::job_state ELSE 'failed'::job_state END, last_error
   FROM u)";
-
-constexpr const char* authenticate_sql = R"(
-  SELECT tenant_id, role FROM api_keys
-  WHERE key_hash = decode($1, 'hex') AND revoked_at IS NULL
-    AND (expires_at IS NULL OR expires_at > now()))";
-
-constexpr const char* create_tenant_sql =
-    "INSERT INTO tenants (id) VALUES ($1) ON CONFLICT (id) DO NOTHING";
-constexpr const char* create_key_sql = R"(
-  INSERT INTO api_keys (key_hash, prefix, tenant_id, name, role)
-  VALUES (decode($1, 'hex'), $2, $3, $4, $5))";
 
 // '{a,b,c}' for uuid[]; the ids were checked to be UUIDs by the callers,
 // and anything else is refused here rather than quoted.
@@ -284,44 +271,6 @@ std::vector<lost_job> lock_lost_jobs(pqxx::work& w, int limit) {
 
 void rescue_lost_jobs(pqxx::work& w, std::span<const std::string> ids, job_state to) {
   if (!ids.empty()) w.exec_params(rescue_lost_sql, uuid_array(ids), std::string(to_string(to)));
-}
-
-std::string hash_api_key(std::string_view api_key) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(api_key.data(), api_key.size(), md, &len, EVP_sha256(), nullptr) != 1)
-    throw std::runtime_error("SHA-256 failed");
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out.push_back(hex[md[i] >> 4]);
-    out.push_back(hex[md[i] & 0xf]);
-  }
-  return out;
-}
-
-std::optional<principal> authenticate_key(pqxx::connection& c, std::string_view api_key) {
-  pqxx::read_transaction r(c);
-  auto res = r.exec_params(authenticate_sql, hash_api_key(api_key));
-  if (res.empty()) return std::nullopt;
-  return principal{tenant_id{res[0][0].as<std::string>()}, res[0][1].as<std::string>()};
-}
-
-std::string create_api_key(pqxx::connection& c, const tenant_id& t, const std::string& name,
-                           const std::string& role) {
-  unsigned char raw[24];
-  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("RAND_bytes failed");
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string key = "jk_";
-  for (unsigned char b : raw) {
-    key.push_back(hex[b >> 4]);
-    key.push_back(hex[b & 0xf]);
-  }
-  pqxx::work w(c);
-  w.exec_params(create_tenant_sql, t.value);
-  w.exec_params(create_key_sql, hash_api_key(key), key.substr(0, 10), t.value, name, role);
-  w.commit();
-  return key;
 }
 
 }  // namespace jobs

@@ -96,19 +96,4 @@ std::vector<lost_job> lock_lost_jobs(pqxx::work& w, int limit);
 /// to `to`: queued (the caller has republished them) or dead.
 void rescue_lost_jobs(pqxx::work& w, std::span<const std::string> ids, job_state to);
 
-struct principal {
-  tenant_id tenant;
-  std::string role;
-};
-/// The tenant of a live (not revoked, not expired) key.
-std::optional<principal> authenticate_key(pqxx::connection& c, std::string_view api_key);
-
-/// Creates the tenant if new and a key for it; returns the key, which is
-/// shown once and stored only as its SHA-256.
-std::string create_api_key(pqxx::connection& c, const tenant_id& t, const std::string& name,
-                           const std::string& role);
-
-/// Hex SHA-256 of a key.
-std::string hash_api_key(std::string_view api_key);
-
 }  // namespace jobs

@@ -3,10 +3,9 @@
 // Settings: JOBS_* environment variables (common/config.hpp).
 #include "common/config.hpp"
 #include "common/log.hpp"
+#include "common/signals.hpp"
 #include "workers/worker.hpp"
 
-#include <csignal>
-#include <cstring>
 #include <iostream>
 #include <thread>
 
@@ -26,13 +25,7 @@ int main(int argc, char** argv) {
     auto cfg = load_config(env);
     set_log_level(cfg.log_level);
 
-    // Signals are taken by one thread with sigwait, so the worker is stopped from ordinary code.
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-    std::signal(SIGPIPE, SIG_IGN);
+    block_stop_signals();
 
     handler_registry handlers;
     register_processing_handlers(handlers);
@@ -46,13 +39,7 @@ int main(int argc, char** argv) {
               .lease = cfg.worker_lease,
               .shutdown = cfg.worker_shutdown},
              handlers);
-    std::thread signals([&] {
-      int sig = 0;
-      sigwait(&sigs, &sig);
-      log_info("signal received; draining", {{"signal", strsignal(sig)}});
-      w.stop();
-    });
-    signals.detach();
+    stop_signals stop([&] { w.stop(); });
     w.run();
     log_info("worker stopped", {{"worker_id", w.id()},
                                 {"succeeded", w.stats().succeeded.load()},

@@ -1,5 +1,6 @@
 // common/store.hpp and migrations against a live PostgreSQL.
 #include "common/db.hpp"
+#include "common/keys.hpp"
 #include "common/store.hpp"
 #include "support/live.hpp"
 

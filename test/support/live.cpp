@@ -1,6 +1,7 @@
 #include "support/live.hpp"
 
 #include "common/db.hpp"
+#include "common/keys.hpp"
 #include "common/store.hpp"
 
 #include <doctest/doctest.h>
