@@ -33,11 +33,11 @@ bool can_transition(job_state from, job_state to) noexcept {
   using enum job_state;
   if (to == cancelled) return !is_final(from);
   switch (from) {
-    case scheduled: return to == queued;
+    case scheduled: return to == queued || to == running;
     case queued: return to == running;
     case running:
       return to == succeeded || to == failed || to == dead || to == scheduled || to == queued;
-    case failed: return to == queued;
+    case failed: return to == queued || to == running;
     case dead: return to == queued;
     case succeeded:
     case cancelled: return false;

@@ -5,6 +5,8 @@
 //
 //   scheduled -> queued       the scheduler publishes it when run_at comes
 //   queued    -> running      a worker claims it
+//   scheduled -> running      the same, when the message of a due job reached a
+//   failed    -> running        worker before the scheduler's commit did
 //   running   -> succeeded    the handler returned a result
 //   running   -> failed       the attempt failed; a retry waits for run_at
 //   running   -> dead         attempts exhausted, or a permanent error
@@ -50,7 +52,8 @@ std::optional<job_state> parse_job_state(std::string_view s) noexcept;
 /// except an explicit client retry of a dead job (which starts a new life).
 bool is_final(job_state s) noexcept;
 
-/// True when a worker may claim a job in this state for execution.
+/// True when a worker may claim a job in this state at any time. (A due
+/// scheduled or failed job may be claimed too; the SQL checks run_at.)for execution.
 bool is_claimable(job_state s) noexcept;
 
 /// The legal transitions of the diagram above.

@@ -43,11 +43,18 @@ constexpr const char* list_jobs_sql = R"(
     AND ($4::text = '' OR id < nullif($4::text, '')::uuid)
   ORDER BY id DESC LIMIT $5)";
 
+// A row is judged by the claim's snapshot before any lock is waited for. The
+// scheduler publishes a due job while it still holds the row `scheduled`, so
+// a worker can get the message first: a due scheduled/failed row must match
+// here, so that the UPDATE waits for the scheduler's commit and re-checks the
+// row (then `queued`). Matching only `queued` would skip it and drop the job.
 constexpr const char* claim_sql = R"(
   UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = now(),
          worker_id = $2, lease_expires_at = now() + $3 * interval '1 millisecond', updated_at = now()
   WHERE id = ANY($1::uuid[])
-    AND (state = 'queued' OR (state = 'running' AND lease_expires_at < now()))
+    AND (state = 'queued'
+         OR (state IN ('scheduled', 'failed') AND run_at <= now())
+         OR (state = 'running' AND lease_expires_at < now()))
   RETURNING id::text, tenant_id, queue, type, payload::text, attempts, max_attempts)";
 
 // A snoozed job goes back to scheduled and its attempt is not counted.

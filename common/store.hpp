@@ -2,8 +2,9 @@
 // The jobs tables (schemas/migrations) seen from C++: every read and every
 // state transition the platform makes, each one SQL statement, batched.
 //
-// Transitions are compare-and-set: a claim only takes a `queued` job (or a
-// `running` one whose lease expired), a completion only lands on the attempt
+// Transitions are compare-and-set: a claim only takes a `queued` job, a due
+// `scheduled`/`failed` one whose publishing transaction has not committed
+// yet, or a `running` one whose lease expired, a completion only lands on the attempt
 // that claimed it. So a redelivered message, a late worker or a job cancelled
 // meanwhile never moves a job backwards or runs it to completion twice.
 //

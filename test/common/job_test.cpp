@@ -58,6 +58,8 @@ TEST_CASE("all_job_states lists the seven states once, in declaration order") {
 // common/job.hpp, plus the moves common/store.hpp documents for the SQL
 // ("the SQL claims and completions are written to agree with it"):
 //   scheduled -> queued                     the scheduler publishes it at run_at
+//   scheduled | failed -> running           a worker claims a due job whose message
+//                                           arrived before the scheduler's commit
 //   queued    -> running                    a worker claims it
 //   running   -> succeeded | failed | dead  the attempt completes
 //   running   -> scheduled                  a snooze (workers/handler.hpp:
@@ -74,11 +76,11 @@ TEST_CASE("can_transition matches the full table of legal moves") {
   constexpr bool F = false;
   // Rows: from; columns: to. Order: scheduled, queued, running, succeeded, failed, dead, cancelled.
   constexpr bool expected[n_states][n_states] = {
-      /* scheduled */ {F, T, F, F, F, F, T},
+      /* scheduled */ {F, T, T, F, F, F, T},
       /* queued    */ {F, F, T, F, F, F, T},
       /* running   */ {T, T, F, T, T, T, T},
       /* succeeded */ {F, F, F, F, F, F, F},
-      /* failed    */ {F, T, F, F, F, F, T},
+      /* failed    */ {F, T, T, F, F, F, T},
       /* dead      */ {F, T, F, F, F, F, F},
       /* cancelled */ {F, F, F, F, F, F, F},
   };

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 #include <boost/json/parse.hpp>
 
+#include <future>
 #include <thread>
 
 using namespace jobs;
@@ -199,4 +200,36 @@ TEST_CASE("API keys are stored hashed and resolve to their tenant") {
     n.exec("UPDATE api_keys SET revoked_at = now()");
   }
   CHECK_FALSE(authenticate_key(*c, key));
+}
+
+TEST_CASE("a claim racing the scheduler's publish waits for its commit and takes the job") {
+  scratch s;
+  auto scheduler_conn = pg_connect(s.pg_url);
+  auto j = make_job("acme");
+  j.state = job_state::scheduled;
+  j.run_at = "2020-01-01T00:00:00Z";
+  auto id = insert(*scheduler_conn, j);
+
+  // The scheduler holds the due row while it publishes…
+  pqxx::work sched(*scheduler_conn);
+  auto due = lock_due_jobs(sched, 10);
+  REQUIRE(due.size() == 1);
+  // …and the worker, which already got the message, claims meanwhile.
+  std::promise<std::size_t> claimed;
+  auto result = claimed.get_future();
+  std::thread worker([&] {
+    auto c = pg_connect(s.pg_url);
+    pqxx::work w(*c);
+    std::vector<std::string> ids{id};
+    claimed.set_value(claim_jobs(w, ids, "w1", 60s).size());
+    w.commit();
+  });
+  CHECK(result.wait_for(300ms) == std::future_status::timeout);  // blocked on the row lock
+  std::vector<std::string> ids{id};
+  mark_queued(sched, ids);
+  sched.commit();
+  REQUIRE(result.wait_for(10s) == std::future_status::ready);
+  CHECK(result.get() == 1);
+  worker.join();
+  CHECK(state_of(*scheduler_conn, id) == "running");
 }

@@ -1,6 +1,7 @@
 // The whole platform as processes: API and workers against real RabbitMQ and
 // PostgreSQL, driven over HTTP.
 #include "common/db.hpp"
+#include "common/time.hpp"
 #include "support/live.hpp"
 #include "support/openapi.hpp"
 
@@ -282,4 +283,32 @@ TEST_CASE("kill -9 of a worker loses nothing: its jobs are rescued when their le
   CHECK(count(s.pg_url,
               "SELECT count(*) FROM (SELECT job_id FROM job_attempts WHERE outcome = 'succeeded' "
               "GROUP BY job_id HAVING count(*) > 1) d") == 0);
+}
+
+TEST_CASE("jobs with a future run_at run when due, each exactly once") {
+  scratch s;
+  platform p(s);
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  // Spread over two seconds, so the scheduler publishes them in several rounds.
+  constexpr int total = 30;
+  auto start = std::chrono::system_clock::now() + 1500ms;
+  for (int i = 0; i < total; ++i) {
+    auto at = jobs::format_rfc3339(start + std::chrono::milliseconds(70 * i));
+    auto r = h.post_json(
+        "/v1/jobs", R"({"queue":"processing","type":"noop","payload":{},"run_at":")" + at + "\"}",
+        key);
+    REQUIRE(r.status == 202);
+    CHECK(r.json().at("state") == "scheduled");
+  }
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'scheduled'") == total);
+  CHECK(wait_until(
+      [&] {
+        return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'") == total;
+      },
+      30s));
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'queued'") == 0);
+  // None ran before its time.
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE started_at < run_at") == 0);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts") == total);
 }
