@@ -27,23 +27,34 @@ int migrate(const config& cfg) {
 }
 
 int create_key(const config& cfg, int argc, char** argv) {
+  constexpr const char* usage =
+      "usage: jobs-api create-key --tenant NAME [--name LABEL] [--role admin|submitter|viewer]\n"
+      "  roles: admin and submitter submit and read; viewer only reads\n";
   std::string tenant, name, role = "admin";
-  for (int i = 2; i + 1 < argc; i += 2) {
-    std::string a = argv[i];
-    if (a == "--tenant")
+  for (int i = 2; i < argc; i += 2) {
+    std::string flag = argv[i];
+    if (i + 1 >= argc) {
+      std::cerr << "create-key: " << flag << " needs a value\n" << usage;
+      return 2;
+    }
+    if (flag == "--tenant")
       tenant = argv[i + 1];
-    else if (a == "--name")
+    else if (flag == "--name")
       name = argv[i + 1];
-    else if (a == "--role")
+    else if (flag == "--role")
       role = argv[i + 1];
-    else
-      tenant.clear(), i = argc;
+    else {
+      std::cerr << "create-key: unknown option " << flag << "\n" << usage;
+      return 2;
+    }
   }
   static const std::regex tenant_re("[A-Za-z0-9_.-]{1,64}");
-  if (!std::regex_match(tenant, tenant_re) ||
-      (role != "admin" && role != "submitter" && role != "viewer")) {
-    std::cerr << "usage: jobs-api create-key --tenant NAME [--name LABEL] [--role "
-                 "admin|submitter|viewer]\n";
+  if (!std::regex_match(tenant, tenant_re)) {
+    std::cerr << "create-key: --tenant must be 1 to 64 letters, digits, '_', '.' or '-'\n" << usage;
+    return 2;
+  }
+  if (role != "admin" && role != "submitter" && role != "viewer") {
+    std::cerr << "create-key: --role must be admin, submitter or viewer\n" << usage;
     return 2;
   }
   auto c = pg_connect(cfg.pg_url);

@@ -96,11 +96,11 @@ bool match(std::string_view pattern, std::string_view path, std::string& param) 
 
 const std::vector<router::route_entry>& router::routes() {
   static const std::vector<route_entry> table{
-      {http::verb::get, "/healthz", false, &router::health},
-      {http::verb::get, "/readyz", false, &router::ready},
-      {http::verb::post, "/v1/jobs", true, &router::submit},
-      {http::verb::get, "/v1/jobs", true, &router::list},
-      {http::verb::get, "/v1/jobs/{id}", true, &router::get_job},
+      {http::verb::get, "/healthz", false, false, &router::health},
+      {http::verb::get, "/readyz", false, false, &router::ready},
+      {http::verb::post, "/v1/jobs", true, true, &router::submit},
+      {http::verb::get, "/v1/jobs", true, false, &router::list},
+      {http::verb::get, "/v1/jobs/{id}", true, false, &router::get_job},
   };
   return table;
 }
@@ -137,6 +137,9 @@ boost::asio::awaitable<http_response> router::route(const http_request& req) {
     }
     if (!ctx.who)
       co_return fail(make_problem(401, "unauthorized", "send Authorization: Bearer <api key>"));
+    if (found->writes && ctx.who->role == "viewer")
+      co_return fail(
+          make_problem(403, "forbidden", "this key has the viewer role: it can only read"));
   }
   co_return co_await (this->*found->fn)(ctx);
 }

@@ -8,7 +8,8 @@
 //   GET  /v1/jobs/{id}            one job of the caller's tenant (404 otherwise)
 //   GET  /v1/jobs?queue=&state=&limit=&cursor=   the tenant's jobs, newest first
 //
-// Every /v1 route needs `Authorization: Bearer <key>`. Errors are RFC 9457
+// Every /v1 route needs `Authorization: Bearer <key>`; routes that write
+// refuse keys with the `viewer` role (403 forbidden). Errors are RFC 9457
 // problem+json (api/submission.hpp lists the codes).
 //
 // Thread-safety: handle() may run concurrently on many coroutines.
@@ -55,6 +56,7 @@ class router {
     http::verb method;
     std::string_view pattern;  ///< "/v1/jobs/{id}": a {name} matches one path segment
     bool needs_key;
+    bool writes;  ///< refused (403) to viewer keys
     handler fn;
   };
   /// The route table (the OpenAPI document must describe exactly these).

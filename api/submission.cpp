@@ -22,6 +22,7 @@ const std::map<std::string, std::string, std::less<>>& titles() {
       {"unknown_job_type", "Unknown job type"},
       {"payload_invalid", "Payload does not match the job type's schema"},
       {"unauthorized", "Missing or invalid API key"},
+      {"forbidden", "The API key's role does not allow this"},
       {"not_found", "Not found"},
       {"method_not_allowed", "Method not allowed"},
       {"unsupported_media_type", "Content-Type must be application/json"},
@@ -111,9 +112,10 @@ std::variant<new_job, problem> parse_submission(std::string_view body,
   if (auto* run_at = obj->if_contains("run_at"); run_at && !run_at->is_null()) {
     auto t = run_at->is_string() ? parse_rfc3339(run_at->as_string()) : std::nullopt;
     if (!t)
-      return make_problem(400, "invalid_field",
-                          "run_at must be an RFC 3339 date-time, e.g. 2026-11-22T10:00:00Z",
-                          "/run_at");
+      return make_problem(
+          400, "invalid_field",
+          "run_at must be an RFC 3339 date-time between 1970 and 2262, e.g. 2026-11-22T10:00:00Z",
+          "/run_at");
     if (*t > now) {
       job.state = job_state::scheduled;
       job.run_at = format_rfc3339(*t);

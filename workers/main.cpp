@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
     w.run();
     log_info("worker stopped", {{"worker_id", w.id()},
                                 {"succeeded", w.stats().succeeded.load()},
-                                {"failed", w.stats().failed.load()}});
+                                {"failed", w.stats().failed.load()},
+                                {"dead", w.stats().dead.load()}});
     return 0;
   } catch (const std::exception& e) {
     log_error("worker failed to start", {{"error", e.what()}});

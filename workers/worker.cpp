@@ -173,7 +173,22 @@ struct worker::impl {
       if (it == running.end()) continue;
       if (it->second != 0 && amqp) amqp->ack(it->second);
       running.erase(it);
-      ++(out.state == job_state::succeeded ? w.stats_.succeeded : w.stats_.failed);
+      switch (out.state) {
+        case job_state::succeeded: ++w.stats_.succeeded; break;
+        case job_state::failed:
+          ++w.stats_.failed;
+          log_info("attempt failed; retry scheduled", {{"job_id", out.id},
+                                                       {"attempt", out.attempt},
+                                                       {"error", out.error},
+                                                       {"retry_at", out.run_at}});
+          break;
+        case job_state::dead:
+          ++w.stats_.dead;
+          log_warn("job dead",
+                   {{"job_id", out.id}, {"attempt", out.attempt}, {"error", out.error}});
+          break;
+        default: ++w.stats_.snoozed; break;
+      }
     }
     finished.clear();
   }

@@ -58,7 +58,10 @@ class worker {
   const std::string& id() const { return opts_.worker_id; }
 
   struct counters {
-    std::atomic<long> claimed{0}, succeeded{0}, failed{0}, dropped{0}, rejected{0};
+    /// failed: retry scheduled; snoozed: back to scheduled; dropped: a message
+    /// whose job was not claimable; rejected: not a job message (dead-lettered).
+    std::atomic<long> claimed{0}, succeeded{0}, failed{0}, dead{0}, snoozed{0}, dropped{0},
+        rejected{0};
   };
   const counters& stats() const { return stats_; }
 

@@ -518,3 +518,14 @@ TEST_CASE("GET /v1/jobs decodes percent-encoded parameters and takes limit 1") {
   CHECK(f.backend.list_calls[0].second.state == "queued");
   CHECK(f.backend.list_calls[0].second.limit == 1);
 }
+
+TEST_CASE("a viewer key reads but cannot submit; submitter and admin keys can") {
+  fixture f;
+  f.backend.keys["key-viewer"] = jobs::principal{jobs::tenant_id{"tenant-a"}, "viewer"};
+  f.backend.keys["key-submitter"] = jobs::principal{jobs::tenant_id{"tenant-a"}, "submitter"};
+  check_problem(f.post_job(noop_job, "application/json", "Bearer key-viewer"), 403, "forbidden");
+  CHECK(f.backend.submitted.empty());
+  check_json(f.get("/v1/jobs", "Bearer key-viewer"), 200);
+  check_json(f.post_job(noop_job, "application/json", "Bearer key-submitter"), 202);
+  check_json(f.post_job(noop_job), 202);
+}
