@@ -6,8 +6,8 @@
 // Errors: a backend throws when a server it needs is unreachable; the router
 // answers 503 `unavailable` (with Retry-After) and logs the reason.
 
-#include "common/problem.hpp"
 #include "common/keys.hpp"
+#include "common/problem.hpp"
 #include "common/store.hpp"
 
 #include <boost/asio/awaitable.hpp>

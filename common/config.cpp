@@ -23,9 +23,10 @@ long parse_int(const std::string& name, const std::string& v, long lo, long hi) 
 // Variables the scripts use for themselves (ports of local servers, test
 // wiring); they may be in a daemon's environment and are not errors.
 bool is_script_variable(const std::string& name) {
-  static const std::set<std::string> names{
-      "JOBS_API_PORT", "JOBS_AMQP_PORT",  "JOBS_MGMT_PORT", "JOBS_DIST_PORT", "JOBS_PG_PORT",
-      "JOBS_BIN_DIR",  "JOBS_SOURCE_DIR", "JOBS_SANITIZE",  "JOBS_PROM_PORT", "JOBS_STOP_TIMEOUT"};
+  static const std::set<std::string> names{"JOBS_API_PORT",     "JOBS_AMQP_PORT", "JOBS_MGMT_PORT",
+                                           "JOBS_DIST_PORT",    "JOBS_PG_PORT",   "JOBS_BIN_DIR",
+                                           "JOBS_SOURCE_DIR",   "JOBS_SANITIZE",  "JOBS_PROM_PORT",
+                                           "JOBS_STOP_TIMEOUT", "JOBS_BUILD_DIR"};
   return names.contains(name) || name.starts_with("JOBS_TEST_");
 }
 
