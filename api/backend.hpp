@@ -6,6 +6,7 @@
 // Errors: a backend throws when a server it needs is unreachable; the router
 // answers 503 `unavailable` (with Retry-After) and logs the reason.
 
+#include "api/submission.hpp"
 #include "common/keys.hpp"
 #include "common/problem.hpp"
 #include "common/store.hpp"
@@ -23,6 +24,12 @@ struct readiness {
   bool ok() const { return database && broker; }
 };
 
+/// What a cancel did, and the job afterwards.
+struct cancel_reply {
+  cancel_outcome outcome;
+  std::string job;  ///< the job's JSON as find_job shows it; empty when not found
+};
+
 // Coroutine arguments are references: callers await at once, and GCC 12
 // mishandles temporaries in co_await expressions (see api/async.hpp).
 class api_backend {
@@ -31,14 +38,21 @@ class api_backend {
   /// The principal of a live key, or nullopt.
   virtual boost::asio::awaitable<std::optional<principal>> authenticate(
       const std::string& api_key) = 0;
-  /// Records and publishes the job; nullopt when it was accepted (committed
-  /// and confirmed), else the problem to answer.
-  virtual boost::asio::awaitable<std::optional<problem>> submit(const new_job& job) = 0;
+  /// Records and publishes the job: accepted (committed and confirmed), a
+  /// replay of the job its idempotency key already names, or the problem to
+  /// answer (409 idempotency_key_reused when that job was another request).
+  virtual boost::asio::awaitable<submit_result> submit(const new_job& job) = 0;
   /// The job's JSON, or nullopt if the tenant has no such job.
   virtual boost::asio::awaitable<std::optional<std::string>> find_job(const tenant_id& t,
                                                                       const job_id& id) = 0;
   virtual boost::asio::awaitable<std::string> list_jobs(const tenant_id& t,
                                                         const job_filter& f) = 0;
+  /// Cancels the tenant's job (common/store.hpp, cancel_job).
+  virtual boost::asio::awaitable<cancel_reply> cancel_job(const tenant_id& t, const job_id& id) = 0;
+  /// Retries the tenant's dead or failed job (common/store.hpp, retry_job);
+  /// the job's JSON afterwards, empty when not found.
+  virtual boost::asio::awaitable<std::pair<retry_result, std::string>> retry_job(
+      const tenant_id& t, const job_id& id) = 0;
   virtual boost::asio::awaitable<readiness> ready() = 0;
 };
 

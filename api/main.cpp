@@ -69,7 +69,11 @@ int serve(const config& cfg) {
   publisher pub(
       {cfg.amqp_url, cfg.amqp_heartbeat_s, cfg.publish_timeout, {cfg.queue_delivery_limit}});
   db_pool reads(cfg.pg_url, cfg.pg_pool_size);
-  submitter writes(cfg.pg_url, pub, cfg.submit_batch_max);
+  // A job whose confirm never came is republished after the confirm deadline
+  // has surely passed.
+  submitter writes(cfg.pg_url, pub, cfg.submit_batch_max,
+                   cfg.publish_timeout + std::chrono::seconds(5), cfg.test_fault,
+                   cfg.idempotency_ttl);
   scheduler sched(cfg.pg_url, pub, cfg.scheduler_interval);
   platform_backend backend(reads, writes, pub, cfg.auth_cache);
   router routes(backend, schemas, {{cfg.json_max_depth}});

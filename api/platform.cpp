@@ -27,14 +27,14 @@ boost::asio::awaitable<std::optional<principal>> platform_backend::authenticate(
   co_return who;
 }
 
-boost::asio::awaitable<std::optional<problem>> platform_backend::submit(const new_job& job) {
+boost::asio::awaitable<submit_result> platform_backend::submit(const new_job& job) {
   // Don't record what cannot be published now.
   if (job.state == job_state::queued && !pub_.connected())
     co_return make_problem(503, "unavailable", "the message broker is unavailable; retry later");
-  auto start = [this, &job](std::function<void(std::optional<problem>)> done) {
+  auto start = [this, &job](std::function<void(submit_result)> done) {
     writes_.submit(job, std::move(done));
   };
-  auto result = co_await await_callback<std::optional<problem>>(std::move(start));
+  auto result = co_await await_callback<submit_result>(std::move(start));
   co_return result;
 }
 
@@ -50,6 +50,38 @@ boost::asio::awaitable<std::string> platform_backend::list_jobs(const tenant_id&
   auto query = [t, f](pqxx::connection& c) { return list_jobs_json(c, t, f); };
   auto jobs = co_await db_call(reads_, query);
   co_return jobs;
+}
+
+boost::asio::awaitable<cancel_reply> platform_backend::cancel_job(const tenant_id& t,
+                                                                  const job_id& id) {
+  auto op = [t, id](pqxx::connection& c) {
+    cancel_reply r;
+    {
+      pqxx::work w(c);
+      r.outcome = jobs::cancel_job(w, t, id);
+      w.commit();
+    }
+    if (r.outcome.result != cancel_result::not_found) r.job = find_job_json(c, t, id).value_or("");
+    return r;
+  };
+  auto reply = co_await db_call(reads_, op);
+  co_return reply;
+}
+
+boost::asio::awaitable<std::pair<retry_result, std::string>> platform_backend::retry_job(
+    const tenant_id& t, const job_id& id) {
+  auto op = [t, id](pqxx::connection& c) {
+    std::pair<retry_result, std::string> r;
+    {
+      pqxx::work w(c);
+      r.first = jobs::retry_job(w, t, id);
+      w.commit();
+    }
+    if (r.first != retry_result::not_found) r.second = find_job_json(c, t, id).value_or("");
+    return r;
+  };
+  auto reply = co_await db_call(reads_, op);
+  co_return reply;
 }
 
 boost::asio::awaitable<readiness> platform_backend::ready() {

@@ -1,6 +1,7 @@
 #pragma once
-// The API's backend on the real servers: reads through a db_pool, writes
-// through the submitter (group commit + confirmed publish), keys checked
+// The API's backend on the real servers: reads and cancels through a
+// db_pool, submissions through the submitter (group commit + confirmed
+// publish), keys checked
 // against PostgreSQL and cached for `auth_cache` (a revoked key stops
 // working within that time on every API process).
 //
@@ -23,10 +24,13 @@ class platform_backend final : public api_backend {
 
   boost::asio::awaitable<std::optional<principal>> authenticate(
       const std::string& api_key) override;
-  boost::asio::awaitable<std::optional<problem>> submit(const new_job& job) override;
+  boost::asio::awaitable<submit_result> submit(const new_job& job) override;
   boost::asio::awaitable<std::optional<std::string>> find_job(const tenant_id& t,
                                                               const job_id& id) override;
   boost::asio::awaitable<std::string> list_jobs(const tenant_id& t, const job_filter& f) override;
+  boost::asio::awaitable<cancel_reply> cancel_job(const tenant_id& t, const job_id& id) override;
+  boost::asio::awaitable<std::pair<retry_result, std::string>> retry_job(const tenant_id& t,
+                                                                         const job_id& id) override;
   boost::asio::awaitable<readiness> ready() override;
 
  private:

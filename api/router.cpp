@@ -34,6 +34,9 @@ std::string_view bearer_token(const http_request& req) {
   return h.substr(scheme.size());
 }
 
+constexpr std::string_view idempotency_key_header = "Idempotency-Key";
+constexpr std::string_view idempotent_replayed_header = "Idempotent-Replayed";
+
 bool is_json_content_type(std::string_view ct) {
   auto semi = ct.find(';');
   auto media = ct.substr(0, semi);
@@ -101,6 +104,8 @@ const std::vector<router::route_entry>& router::routes() {
       {http::verb::post, "/v1/jobs", true, true, &router::submit},
       {http::verb::get, "/v1/jobs", true, false, &router::list},
       {http::verb::get, "/v1/jobs/{id}", true, false, &router::get_job},
+      {http::verb::post, "/v1/jobs/{id}/cancel", true, true, &router::cancel},
+      {http::verb::post, "/v1/jobs/{id}/retry", true, true, &router::retry},
   };
   return table;
 }
@@ -168,6 +173,38 @@ boost::asio::awaitable<http_response> router::get_job(const request_context& ctx
   co_return json_response(http::status::ok, std::move(*job), ctx.req);
 }
 
+boost::asio::awaitable<http_response> router::retry(const request_context& ctx) {
+  job_id id{ctx.param};
+  std::pair<retry_result, std::string> reply{retry_result::not_found, {}};
+  if (is_uuid(id.value)) reply = co_await backend_.retry_job(ctx.who->tenant, id);
+  if (reply.first == retry_result::retried)
+    co_return json_response(http::status::accepted, std::move(reply.second), ctx.req);
+  auto p = reply.first == retry_result::not_found
+               ? make_problem(404, "not_found", "no job with this id")
+               : make_problem(409, "not_retryable", "only a dead or failed job can be retried");
+  co_return problem_response(p, ctx.req.version(), ctx.req.keep_alive());
+}
+
+boost::asio::awaitable<http_response> router::cancel(const request_context& ctx) {
+  job_id id{ctx.param};
+  cancel_reply reply;
+  if (is_uuid(id.value)) reply = co_await backend_.cancel_job(ctx.who->tenant, id);
+  switch (reply.outcome.result) {
+    case cancel_result::cancelled:
+      co_return json_response(http::status::ok, std::move(reply.job), ctx.req);
+    case cancel_result::requested:
+      co_return json_response(http::status::accepted, std::move(reply.job), ctx.req);
+    case cancel_result::not_cancellable:
+      co_return problem_response(
+          make_problem(409, "not_cancellable",
+                       fmt::format("the job is already {}", to_string(reply.outcome.state))),
+          ctx.req.version(), ctx.req.keep_alive());
+    case cancel_result::not_found: break;
+  }
+  co_return problem_response(make_problem(404, "not_found", "no job with this id"),
+                             ctx.req.version(), ctx.req.keep_alive());
+}
+
 boost::asio::awaitable<http_response> router::submit(const request_context& ctx) {
   const auto& req = ctx.req;
   const auto& who = *ctx.who;
@@ -177,20 +214,36 @@ boost::asio::awaitable<http_response> router::submit(const request_context& ctx)
   if (!is_json_content_type(req[http::field::content_type]))
     co_return fail(
         make_problem(415, "unsupported_media_type", "send Content-Type: application/json"));
-  auto parsed =
-      parse_submission(req.body(), schemas_, opts_.limits, std::chrono::system_clock::now());
+  std::optional<std::string_view> key_header;
+  if (auto h = req.find(idempotency_key_header); h != req.end()) {
+    if (req.count(idempotency_key_header) > 1) {
+      auto p = make_problem(400, "invalid_field", "send one Idempotency-Key header");
+      p.parameter = idempotency_key_header;
+      co_return fail(p);
+    }
+    key_header = h->value();
+  }
+  auto parsed = parse_submission(req.body(), schemas_, opts_.limits,
+                                 std::chrono::system_clock::now(), key_header);
   if (auto* p = std::get_if<problem>(&parsed)) co_return fail(*p);
   auto job = std::move(std::get<new_job>(parsed));
   job.id = new_job_id();
   job.tenant = who.tenant;
   auto id = job.id.value;
   auto state = job.state;
-  auto refused = co_await backend_.submit(job);
-  if (refused) co_return fail(*refused);
+  auto outcome = co_await backend_.submit(job);
+  if (outcome.refused) co_return fail(*outcome.refused);
+  // A replay answers with the job the key already names, as it is now.
+  if (outcome.replayed) {
+    id = outcome.replayed->id.value;
+    state = outcome.replayed->state;
+  }
   auto body = fmt::format(R"({{"id":"{}","state":"{}","links":{{"self":"/v1/jobs/{}"}}}})", id,
                           to_string(state), id);
-  auto res = json_response(http::status::accepted, std::move(body), req);
+  auto res = json_response(outcome.replayed ? http::status::ok : http::status::accepted,
+                           std::move(body), req);
   res.set(http::field::location, "/v1/jobs/" + id);
+  if (outcome.replayed) res.set(idempotent_replayed_header, "true");
   co_return res;
 }
 

@@ -4,9 +4,16 @@
 //
 //   GET  /healthz                 200 while the process runs
 //   GET  /readyz                  200 when PostgreSQL and RabbitMQ are reachable, else 503
-//   POST /v1/jobs                 submit (202 {id, state, links})
+//   POST /v1/jobs                 submit (202 {id, state, links}); with an Idempotency-Key
+//                                 already used for the same request: 200 with that job
+//                                 and `Idempotent-Replayed: true`; for another request:
+//                                 409 idempotency_key_reused
 //   GET  /v1/jobs/{id}            one job of the caller's tenant (404 otherwise)
 //   GET  /v1/jobs?queue=&state=&limit=&cursor=   the tenant's jobs, newest first
+//   POST /v1/jobs/{id}/retry      a dead or failed job runs again (202), else 409
+//   POST /v1/jobs/{id}/cancel     200 {job}: cancelled now (it was scheduled, queued or
+//                                 failed); 202 {job}: running, its worker is asked to
+//                                 stop; 409 not_cancellable: already final
 //
 // Every /v1 route needs `Authorization: Bearer <key>`; routes that write
 // refuse keys with the `viewer` role (403 forbidden). Errors are RFC 9457
@@ -69,6 +76,8 @@ class router {
   boost::asio::awaitable<http_response> submit(const request_context& ctx);
   boost::asio::awaitable<http_response> list(const request_context& ctx);
   boost::asio::awaitable<http_response> get_job(const request_context& ctx);
+  boost::asio::awaitable<http_response> cancel(const request_context& ctx);
+  boost::asio::awaitable<http_response> retry(const request_context& ctx);
 
   api_backend& backend_;
   const schema_registry& schemas_;

@@ -73,6 +73,20 @@ int scheduler::publish_due(pqxx::connection& c) {
     published += static_cast<long>(ok.size());
     work += static_cast<int>(due.size());
   }
+  // The recovery: queued jobs whose confirm never came (the API died between
+  // its commit and the broker's confirm) are published again.
+  {
+    pqxx::work w(c);
+    auto unconfirmed = lock_unconfirmed_jobs(w, batch);
+    auto ok = publish_all(pub_, unconfirmed);
+    mark_published(w, ok);
+    w.commit();
+    if (!unconfirmed.empty())
+      log_warn("unconfirmed jobs published again",
+               {{"jobs", static_cast<std::int64_t>(ok.size())}});
+    recovered += static_cast<long>(ok.size());
+    work += static_cast<int>(unconfirmed.size());
+  }
   // The rescuer: jobs whose worker died go back to their queue, or die
   // when no attempt is left. A job stays locked until it is republished.
   pqxx::work w(c);

@@ -1,5 +1,7 @@
 #include "api/submission.hpp"
 
+#include "common/idempotency.hpp"
+
 #include <fmt/format.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -23,7 +25,10 @@ const std::map<std::string, std::string, std::less<>>& titles() {
       {"payload_invalid", "Payload does not match the job type's schema"},
       {"unauthorized", "Missing or invalid API key"},
       {"forbidden", "The API key's role does not allow this"},
+      {"not_retryable", "Only a dead or failed job can be retried"},
       {"not_found", "Not found"},
+      {"not_cancellable", "The job is already finished and cannot be cancelled"},
+      {"idempotency_key_reused", "The idempotency key was used for a different request"},
       {"method_not_allowed", "Method not allowed"},
       {"unsupported_media_type", "Content-Type must be application/json"},
       {"body_too_large", "Request body is too large"},
@@ -43,9 +48,9 @@ problem make_problem(int status, std::string code, std::string detail, std::stri
                  std::move(detail), std::move(pointer)};
 }
 
-std::variant<new_job, problem> parse_submission(std::string_view body,
-                                                const schema_registry& schemas,
-                                                const submission_limits& limits, sys_time now) {
+std::variant<new_job, problem> parse_submission(
+    std::string_view body, const schema_registry& schemas, const submission_limits& limits,
+    sys_time now, std::optional<std::string_view> idempotency_header) {
   boost::json::parse_options opts;
   opts.max_depth = static_cast<std::size_t>(limits.max_depth);
   boost::system::error_code ec;
@@ -57,8 +62,9 @@ std::variant<new_job, problem> parse_submission(std::string_view body,
   auto* obj = doc.if_object();
   if (!obj) return make_problem(400, "invalid_request", "the body must be a JSON object", "");
 
-  static constexpr std::string_view known[] = {"queue",    "type",         "payload",
-                                               "priority", "max_attempts", "run_at"};
+  static constexpr std::string_view known[] = {
+      "queue",  "type",       "payload",         "priority", "max_attempts",
+      "run_at", "timeout_ms", "idempotency_key", "delay_ms", "backoff"};
   for (const auto& kv : *obj) {
     if (std::find(std::begin(known), std::end(known), kv.key()) == std::end(known))
       return make_problem(
@@ -108,7 +114,11 @@ std::variant<new_job, problem> parse_submission(std::string_view body,
     return *p;
   if (auto p = int_field("max_attempts", 1, job_limits::max_max_attempts, job.max_attempts))
     return *p;
+  if (auto p = int_field("timeout_ms", job_limits::min_timeout_ms, job_limits::max_timeout_ms,
+                         job.timeout_ms))
+    return *p;
 
+  std::string asked_run_at;  // as asked, even if past: a retry later is the same request
   if (auto* run_at = obj->if_contains("run_at"); run_at && !run_at->is_null()) {
     auto t = run_at->is_string() ? parse_rfc3339(run_at->as_string()) : std::nullopt;
     if (!t)
@@ -116,11 +126,77 @@ std::variant<new_job, problem> parse_submission(std::string_view body,
           400, "invalid_field",
           "run_at must be an RFC 3339 date-time between 1970 and 2262, e.g. 2026-11-22T10:00:00Z",
           "/run_at");
+    asked_run_at = format_rfc3339(*t);
     if (*t > now) {
       job.state = job_state::scheduled;
-      job.run_at = format_rfc3339(*t);
+      job.run_at = asked_run_at;
     }
   }
+
+  if (auto* delay = obj->if_contains("delay_ms")) {
+    int ms = 0;
+    if (auto p = int_field("delay_ms", 0, job_limits::max_delay_ms, ms)) return *p;
+    if (!asked_run_at.empty())
+      return make_problem(400, "invalid_field", "send run_at or delay_ms, not both", "/delay_ms");
+    if (ms > 0) {
+      job.state = job_state::scheduled;
+      job.run_at = format_rfc3339(now + std::chrono::milliseconds(ms));
+    }
+    // A retried request asks for the same delay, not the same instant.
+    asked_run_at = "+" + std::to_string(ms) + "ms";
+    (void)delay;
+  }
+
+  if (auto* backoff = obj->if_contains("backoff")) {
+    auto* b = backoff->if_object();
+    if (!b) return make_problem(400, "invalid_field", "backoff must be an object", "/backoff");
+    for (const auto& kv : *b) {
+      std::string_view k = kv.key();
+      std::string ptr = "/backoff/" + json_pointer_escape(k);
+      if (k == "base_ms" || k == "cap_ms") {
+        auto n = kv.value().to_number<std::int64_t>(ec);
+        if (ec || n < 1 || n > job_limits::max_backoff_ms)
+          return make_problem(400, "invalid_field",
+                              fmt::format("backoff.{} must be an integer from 1 to {}", k,
+                                          job_limits::max_backoff_ms),
+                              ptr);
+        (k == "base_ms" ? job.backoff_base_ms : job.backoff_cap_ms) = static_cast<int>(n);
+      } else if (k == "jitter") {
+        const auto* j = kv.value().if_string();
+        if (!j || (*j != "full" && *j != "equal" && *j != "none"))
+          return make_problem(400, "invalid_field", "backoff.jitter must be full, equal or none",
+                              ptr);
+        job.backoff_jitter = *j;
+      } else {
+        return make_problem(400, "unknown_field",
+                            fmt::format("backoff takes base_ms, cap_ms and jitter, not {:?}", k),
+                            ptr);
+      }
+    }
+  }
+
+  constexpr const char* key_rule = "1 to 255 printable ASCII characters";
+  if (auto* key = obj->if_contains("idempotency_key")) {
+    if (!key->is_string() || !is_valid_idempotency_key(key->as_string()))
+      return make_problem(400, "invalid_field", fmt::format("idempotency_key must be {}", key_rule),
+                          "/idempotency_key");
+    job.idempotency_key = key->as_string();
+  }
+  if (idempotency_header) {
+    if (!is_valid_idempotency_key(*idempotency_header)) {
+      auto p = make_problem(400, "invalid_field",
+                            fmt::format("the Idempotency-Key header must be {}", key_rule));
+      p.parameter = "Idempotency-Key";
+      return p;
+    }
+    if (!job.idempotency_key.empty() && job.idempotency_key != *idempotency_header)
+      return make_problem(400, "invalid_field",
+                          "the Idempotency-Key header and idempotency_key differ; send one of "
+                          "them, or the same key in both",
+                          "/idempotency_key");
+    job.idempotency_key = *idempotency_header;
+  }
+  if (!job.idempotency_key.empty()) job.request_hash = request_hash(job, *payload, asked_run_at);
   return job;
 }
 

@@ -2,17 +2,25 @@
 // Turns a POST /v1/jobs body into a job row, or a problem for the client.
 //
 // Body: {"queue": "processing", "type": "hash", "payload": {...},
-//        "priority": 0, "max_attempts": 5, "run_at": "2026-11-22T10:00:00Z"}
-// queue, type and payload are required; unknown members are refused so a
+//        "priority": 0, "max_attempts": 5, "run_at": "2026-11-22T10:00:00Z",
+//        "timeout_ms": 300000}
+// queue, type and payload are required; timeout_ms (1..86,400,000) defaults
+// to the worker's JOBS_WORKER_JOB_TIMEOUT_MS. Unknown members are refused so a
 // misspelled option never goes unnoticed. The payload is validated against
 // its job type's JSON Schema before anything is written.
+//
+// An idempotency key (common/idempotency.hpp) comes from an `idempotency_key`
+// member or the `Idempotency-Key` header; both may be given only if they are
+// equal. With a key, the job carries the request's fingerprint (request_hash).
 //
 // Problems (status 400 unless noted), each with the JSON pointer it concerns:
 //   invalid_json      body is not JSON (or invalid UTF-8)
 //   json_too_deep     nesting deeper than the limit
 //   invalid_request   body is not a JSON object
 //   missing_field     a required member is absent
-//   invalid_field     a member has the wrong type or is out of range
+//   invalid_field     a member has the wrong type or is out of range; a bad
+//                     Idempotency-Key header (`parameter` names it), or one
+//                     that differs from idempotency_key
 //   unknown_field     a member this API does not know
 //   unknown_queue     queue is not email, processing or webhooks
 //   unknown_job_type, payload_invalid   (from common/schema.hpp)
@@ -24,6 +32,7 @@
 #include "common/store.hpp"
 #include "common/time.hpp"
 
+#include <optional>
 #include <string_view>
 #include <variant>
 
@@ -34,9 +43,28 @@ struct submission_limits {
 };
 
 /// The job (id and tenant left empty for the caller), or the problem.
-std::variant<new_job, problem> parse_submission(std::string_view body,
-                                                const schema_registry& schemas,
-                                                const submission_limits& limits, sys_time now);
+/// `idempotency_header`: the Idempotency-Key header's value, if it was sent.
+std::variant<new_job, problem> parse_submission(
+    std::string_view body, const schema_registry& schemas, const submission_limits& limits,
+    sys_time now, std::optional<std::string_view> idempotency_header = std::nullopt);
+
+/// The job an idempotency key already names: the answer is that job (200).
+struct replayed_job {
+  job_id id;
+  job_state state = job_state::queued;  ///< its state now
+};
+
+/// What the write path made of a submission: accepted (neither member set),
+/// refused with a problem, or a replay of the job its idempotency key names.
+/// Converts implicitly from what the write path completes with.
+struct submit_result {
+  submit_result(std::nullopt_t = std::nullopt) {}
+  submit_result(problem p) : refused(std::move(p)) {}
+  submit_result(std::optional<problem> p) : refused(std::move(p)) {}
+  submit_result(replayed_job r) : replayed(std::move(r)) {}
+  std::optional<problem> refused;
+  std::optional<replayed_job> replayed;
+};
 
 /// A problem with the standard title for `code`.
 problem make_problem(int status, std::string code, std::string detail, std::string pointer = {});

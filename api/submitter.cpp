@@ -5,14 +5,45 @@
 #include "common/log.hpp"
 #include "queues/message.hpp"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <unordered_set>
+
 namespace jobs {
 
 namespace {
 constexpr const char* undo_sql = "DELETE FROM jobs WHERE id = ANY($1::uuid[]) AND state = 'queued'";
+constexpr const char* confirmed_sql =
+    "UPDATE jobs SET publish_deadline = NULL WHERE id = ANY($1::uuid[]) AND publish_deadline IS "
+    "NOT NULL";
+
+// Expired keys are freed on use anyway; the sweep only keeps the key index
+// small, so once a minute is plenty (a short TTL, as in tests, goes faster).
+std::chrono::milliseconds sweep_interval(std::chrono::milliseconds ttl) {
+  using std::chrono::milliseconds;
+  return std::clamp<milliseconds>(ttl / 2, milliseconds(100), milliseconds(60000));
 }
 
-submitter::submitter(std::string pg_url, publisher& pub, int batch_max)
-    : pg_url_(std::move(pg_url)), pub_(pub), batch_max_(batch_max) {
+std::string uuid_list(const std::vector<std::string>& ids) {
+  std::string arr = "{";
+  for (const auto& id : ids) arr += (arr.size() > 1 ? "," : "") + id;
+  return arr + "}";
+}
+}  // namespace
+
+submitter::submitter(std::string pg_url, publisher& pub, int batch_max,
+                     std::chrono::milliseconds publish_grace, std::string test_fault,
+                     std::chrono::milliseconds idempotency_ttl)
+    : pg_url_(std::move(pg_url)),
+      pub_(pub),
+      batch_max_(batch_max),
+      publish_grace_(publish_grace),
+      idempotency_ttl_(idempotency_ttl),
+      next_sweep_(std::chrono::steady_clock::now()) {
+  if (test_fault.starts_with("api_crash_after_commit:"))
+    crash_after_batches_ = std::stoi(test_fault.substr(test_fault.find(':') + 1));
   thread_ = std::thread([this] { run(); });
 }
 
@@ -37,29 +68,49 @@ void submitter::run() {
   for (;;) {
     std::vector<std::pair<new_job, done_fn>> batch;
     std::vector<std::pair<std::string, done_fn>> failed;
+    std::vector<std::string> confirmed;
     {
       std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || !unconfirmed_.empty(); });
-      if (stopping_ && queue_.empty() && unconfirmed_.empty()) return;
+      cv_.wait_until(lk, next_sweep_, [&] {
+        return stopping_ || !queue_.empty() || !unconfirmed_.empty() || !confirmed_.empty();
+      });
+      if (stopping_ && queue_.empty() && unconfirmed_.empty() && confirmed_.empty()) return;
       while (!queue_.empty() && static_cast<int>(batch.size()) < batch_max_) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
       failed.swap(unconfirmed_);
+      confirmed.swap(confirmed_);
     }
     if (!failed.empty()) undo(failed);
     if (!batch.empty()) write(batch);
+    if (!confirmed.empty()) mark_confirmed(confirmed);
+    if (std::chrono::steady_clock::now() >= next_sweep_) sweep_keys();
   }
 }
 
 void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
   std::vector<new_job> rows;
   rows.reserve(batch.size());
-  for (auto& [job, done] : batch) rows.push_back(job);
+  for (auto& [job, done] : batch) {
+    rows.push_back(job);
+    rows.back().publish_grace_ms = static_cast<int>(publish_grace_.count());
+  }
+  std::vector<std::string> inserted;
+  std::vector<key_holder> holders;
   try {
     with_reconnect(db_, pg_url_, [&](pqxx::connection& c) {
       pqxx::work w(c);
-      insert_jobs(w, rows);
+      release_expired_keys(w, rows, idempotency_ttl_);
+      inserted = insert_jobs(w, rows);
+      holders.clear();
+      if (inserted.size() < rows.size()) {
+        std::unordered_set<std::string> fresh(inserted.begin(), inserted.end());
+        std::vector<new_job> skipped;
+        for (const auto& r : rows)
+          if (!fresh.contains(r.id.value)) skipped.push_back(r);
+        holders = find_key_holders(w, skipped);
+      }
       w.commit();
       return 0;
     });
@@ -71,7 +122,13 @@ void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
       done(make_problem(503, "unavailable", "the database is unavailable; retry later"));
     return;
   }
+  if (crash_after_batches_ > 0 && ++batches_ >= crash_after_batches_) {
+    log_warn("test fault: crashing after the commit, before publishing");
+    std::_Exit(70);
+  }
+  settle_duplicates(batch, inserted, holders);
   for (auto& [job, done] : batch) {
+    if (!done) continue;  // a duplicate, settled above
     if (job.state != job_state::queued) {
       done(std::nullopt);
       continue;
@@ -79,7 +136,14 @@ void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
     auto body = encode_job_message({job.id.value, job.tenant.value, job.queue, job.type});
     pub_.publish(job.queue, job.id.value, std::move(body),
                  [this, id = job.id.value, done = std::move(done)](bool ok, std::string_view why) {
-                   if (ok) return done(std::nullopt);
+                   if (ok) {
+                     {
+                       std::lock_guard lk(mu_);
+                       confirmed_.push_back(id);
+                     }
+                     cv_.notify_one();
+                     return done(std::nullopt);
+                   }
                    log_warn("publish not confirmed", {{"job_id", id}, {"error", why}});
                    {
                      std::lock_guard lk(mu_);
@@ -90,15 +154,114 @@ void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
   }
 }
 
+void submitter::settle_duplicates(std::vector<std::pair<new_job, done_fn>>& batch,
+                                  const std::vector<std::string>& inserted,
+                                  const std::vector<key_holder>& holders) {
+  if (inserted.size() == batch.size() && std::none_of(batch.begin(), batch.end(), [](auto& b) {
+        return !b.first.idempotency_key.empty() && b.first.state == job_state::queued;
+      }))
+    return;
+  std::unordered_set<std::string_view> fresh(inserted.begin(), inserted.end());
+  std::map<std::pair<std::string_view, std::string_view>, const key_holder*> by_key;
+  for (const auto& h : holders) by_key[{h.tenant.value, h.key}] = &h;
+  std::vector<std::pair<done_fn, submit_result>> answers;
+  {
+    std::lock_guard lk(in_flight_mu_);
+    // Keyed jobs of this batch first, so that their duplicates in it wait too.
+    for (auto& [job, done] : batch) {
+      if (!fresh.contains(job.id.value) || job.idempotency_key.empty() ||
+          job.state != job_state::queued)
+        continue;
+      in_flight_.try_emplace(job.id.value);
+      done = [this, id = job.id.value, state = job.state, done = std::move(done)](submit_result r) {
+        finish_in_flight(id, state, done, std::move(r));
+      };
+    }
+    for (auto& [job, done] : batch) {
+      if (fresh.contains(job.id.value)) continue;
+      auto it = by_key.find({job.tenant.value, job.idempotency_key});
+      if (it == by_key.end()) {
+        // Its holder lost the key between the INSERT and the look-up (expired).
+        answers.emplace_back(std::move(done), make_problem(503, "unavailable",
+                                                           "the idempotency key was released "
+                                                           "meanwhile; retry"));
+      } else if (it->second->request_hash != job.request_hash) {
+        answers.emplace_back(
+            std::move(done),
+            make_problem(409, "idempotency_key_reused",
+                         fmt::format("idempotency key {:?} belongs to job {}, submitted with a "
+                                     "different request",
+                                     job.idempotency_key, it->second->id.value)));
+      } else if (auto waiting = in_flight_.find(it->second->id.value);
+                 waiting != in_flight_.end()) {
+        waiting->second.push_back(std::move(done));
+      } else {
+        answers.emplace_back(std::move(done), replayed_job{it->second->id, it->second->state});
+      }
+      done = nullptr;
+    }
+  }
+  for (auto& [done, r] : answers) done(std::move(r));
+}
+
+void submitter::finish_in_flight(const std::string& id, job_state state, const done_fn& done,
+                                 submit_result r) {
+  std::vector<done_fn> waiting;
+  {
+    std::lock_guard lk(in_flight_mu_);
+    if (auto it = in_flight_.find(id); it != in_flight_.end()) {
+      waiting = std::move(it->second);
+      in_flight_.erase(it);
+    }
+  }
+  submit_result replay = r.refused ? r : submit_result(replayed_job{job_id{id}, state});
+  done(std::move(r));
+  for (auto& w : waiting) w(replay);
+}
+
+void submitter::sweep_keys() {
+  int swept = 0;
+  try {
+    swept = with_reconnect(db_, pg_url_, [&](pqxx::connection& c) {
+      pqxx::work w(c);
+      int n = sweep_idempotency_keys(w, idempotency_ttl_, idempotency_limits::sweep_batch);
+      w.commit();
+      return n;
+    });
+  } catch (const std::exception& e) {
+    log_warn("cannot sweep expired idempotency keys", {{"error", e.what()}});
+    db_.reset();
+  }
+  if (swept > 0) log_debug("expired idempotency keys cleared", {{"keys", swept}});
+  // A full batch: more are due, go on after the next round of submissions.
+  auto now = std::chrono::steady_clock::now();
+  next_sweep_ =
+      swept == idempotency_limits::sweep_batch ? now : now + sweep_interval(idempotency_ttl_);
+}
+
+void submitter::mark_confirmed(std::vector<std::string>& ids) {
+  // Bookkeeping only: if it fails, the recovery publishes these once more
+  // and workers drop the duplicates.
+  try {
+    with_reconnect(db_, pg_url_, [&](pqxx::connection& c) {
+      pqxx::work w(c);
+      w.exec_params(confirmed_sql, uuid_list(ids));
+      w.commit();
+      return 0;
+    });
+  } catch (const std::exception& e) {
+    log_warn("cannot record publisher confirms", {{"error", e.what()}});
+    db_.reset();
+  }
+}
+
 void submitter::undo(std::vector<std::pair<std::string, done_fn>>& failed) {
   std::vector<std::string> ids;
   for (auto& [id, done] : failed) ids.push_back(id);
   try {
     with_reconnect(db_, pg_url_, [&](pqxx::connection& c) {
       pqxx::work w(c);
-      std::string arr = "{";
-      for (auto& id : ids) arr += (arr.size() > 1 ? "," : "") + id;
-      w.exec_params(undo_sql, arr + "}");
+      w.exec_params(undo_sql, uuid_list(ids));
       w.commit();
       return 0;
     });

@@ -8,6 +8,20 @@
 // message. A `scheduled` job completes at commit (the scheduler publishes it
 // when due).
 //
+// Until its confirm arrives a queued row carries a publish_deadline (cleared
+// in batches afterwards): if this process dies in between, the scheduler's
+// recovery publishes the job when the deadline passes.
+//
+// Idempotency keys (common/idempotency.hpp): the INSERT skips a row whose
+// key its tenant's job already holds, and the request is answered with that
+// job (a replay, 200) or 409 when it was another request. A replay of a job
+// whose confirm is still pending in this process (inserted in the same batch
+// or an earlier one) answers when the original does: a replay then, or the
+// original's 503. Never is a second job recorded or published for a key.
+// Expired keys are freed just before a new job takes them, and swept in
+// batches of idempotency_limits::sweep_batch (at most every minute, or every
+// half TTL when that is shorter).
+//
 // If the broker refuses or does not confirm in time, the row is deleted
 // again (if no worker took it meanwhile) and the request gets 503: a 202 is
 // only ever given for a job that is both committed and confirmed.
@@ -15,13 +29,17 @@
 // Thread-safety: submit() from any thread; `done` runs on the submitter's or
 // the publisher's thread and must not block.
 
+#include "api/submission.hpp"
+#include "common/idempotency.hpp"
 #include "common/problem.hpp"
 #include "common/store.hpp"
 #include "queues/publisher.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -30,9 +48,15 @@ namespace jobs {
 
 class submitter {
  public:
-  using done_fn = std::function<void(std::optional<problem>)>;
+  using done_fn = std::function<void(submit_result)>;
 
-  submitter(std::string pg_url, publisher& pub, int batch_max);
+  /// `publish_grace`: how long after its commit a job whose confirm never
+  /// arrived (the API died) waits before the scheduler's recovery publishes it.
+  /// `test_fault` (tests only): "api_crash_after_commit:N" exits the process
+  /// right after the Nth group commit, before anything is published.
+  submitter(std::string pg_url, publisher& pub, int batch_max,
+            std::chrono::milliseconds publish_grace, std::string test_fault = {},
+            std::chrono::milliseconds idempotency_ttl = idempotency_limits::default_ttl);
   ~submitter();  ///< finishes what is queued, then joins
 
   void submit(new_job job, done_fn done);
@@ -41,16 +65,32 @@ class submitter {
   void run();
   void write(std::vector<std::pair<new_job, done_fn>>& batch);
   void undo(std::vector<std::pair<std::string, done_fn>>& failed);
+  void mark_confirmed(std::vector<std::string>& ids);
+  void settle_duplicates(std::vector<std::pair<new_job, done_fn>>& batch,
+                         const std::vector<std::string>& inserted,
+                         const std::vector<key_holder>& holders);
+  void finish_in_flight(const std::string& id, job_state state, const done_fn& done,
+                        submit_result r);
+  void sweep_keys();
 
   std::string pg_url_;
   publisher& pub_;
   int batch_max_;
+  std::chrono::milliseconds publish_grace_;
+  int crash_after_batches_ = 0;  // tests only; 0: never
+  int batches_ = 0;
   std::unique_ptr<pqxx::connection> db_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<new_job, done_fn>> queue_;
   std::vector<std::pair<std::string, done_fn>> unconfirmed_;  // job id, request: to undo
+  std::vector<std::string> confirmed_;  // their publish_deadline is cleared in a batch
   bool stopping_ = false;
+  std::chrono::milliseconds idempotency_ttl_;
+  std::chrono::steady_clock::time_point next_sweep_;  // the submitter thread's
+  std::mutex in_flight_mu_;                           // not mu_: a done may run where mu_ is held
+  // Keyed jobs waiting for their confirm -> the replays waiting for them.
+  std::map<std::string, std::vector<done_fn>> in_flight_;
   std::thread thread_;
 };
 

@@ -75,13 +75,25 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_WORKER_PREFETCH", integer(c.worker_prefetch, 0, 65535)},
       {"JOBS_WORKER_LEASE_MS", ms(c.worker_lease, 1000, 86400000)},
       {"JOBS_WORKER_SHUTDOWN_MS", ms(c.worker_shutdown, 0, 86400000)},
+      {"JOBS_WORKER_JOB_TIMEOUT_MS", ms(c.worker_job_timeout, 1, 86400000)},
+      {"JOBS_WORKER_CANCEL_GRACE_MS", ms(c.worker_cancel_grace, 0, 3600000)},
       {"JOBS_AUTH_CACHE_MS", ms(c.auth_cache, 0, 3600000)},
+      {"JOBS_IDEMPOTENCY_TTL_MS", ms(c.idempotency_ttl, 1, 31536000000)},
       {"JOBS_LOG_LEVEL", text(c.log_level)},
+      {"JOBS_TEST_HANDLERS",
+       [&c](auto& n, auto& v) {
+         if (v != "on" && v != "off") throw config_error(n + " must be on or off");
+         c.test_handlers = v == "on";
+       }},
+      {"JOBS_TEST_FAULT", [&c](auto&, auto& v) { c.test_fault = v; }},
   };
   for (const auto& [name, value] : env) {
-    if (!name.starts_with("JOBS_") || is_script_variable(name)) continue;
+    if (!name.starts_with("JOBS_")) continue;
     auto it = table.find(name);
-    if (it == table.end()) throw config_error("unknown setting " + name);
+    if (it == table.end()) {
+      if (is_script_variable(name)) continue;
+      throw config_error("unknown setting " + name);
+    }
     it->second(name, value);
   }
   static const std::set<std::string> levels{"debug", "info", "warn", "error"};

@@ -29,8 +29,16 @@
 //   JOBS_WORKER_PREFETCH         2 x concurrency
 //   JOBS_WORKER_LEASE_MS         60000
 //   JOBS_WORKER_SHUTDOWN_MS      30000 (drain deadline on SIGTERM)
+//   JOBS_WORKER_JOB_TIMEOUT_MS   300000 (a job's execution timeout unless it sets timeout_ms)
+//   JOBS_WORKER_CANCEL_GRACE_MS  5000 (how long a stopped handler may take to return)
 //   JOBS_AUTH_CACHE_MS           5000
+//   JOBS_IDEMPOTENCY_TTL_MS      86400000 (24 h: how long an Idempotency-Key names its job)
 //   JOBS_LOG_LEVEL               info (debug, info, warn, error)
+//
+// For the platform's own tests only, never in production:
+//   JOBS_TEST_HANDLERS           off; on registers workers/testing.hpp's handlers
+//   JOBS_TEST_FAULT              empty; a fault-injection point, e.g.
+//                                worker_crash_after_commit, api_crash_after_commit:N
 //
 // Thread-safety: a value; load once in main and pass down.
 
@@ -68,8 +76,13 @@ struct config {
   int worker_prefetch = 0;  ///< 0: twice the concurrency
   std::chrono::milliseconds worker_lease{60000};
   std::chrono::milliseconds worker_shutdown{30000};
+  std::chrono::milliseconds worker_job_timeout{300000};
+  std::chrono::milliseconds worker_cancel_grace{5000};
   std::chrono::milliseconds auth_cache{5000};
+  std::chrono::milliseconds idempotency_ttl{86400000};
   std::string log_level = "info";
+  bool test_handlers = false;
+  std::string test_fault;
 };
 
 /// Reads `JOBS_*` from `env` (name -> value) over the defaults.

@@ -37,8 +37,8 @@ bool can_transition(job_state from, job_state to) noexcept {
     case queued: return to == running;
     case running:
       return to == succeeded || to == failed || to == dead || to == scheduled || to == queued;
-    case failed: return to == queued || to == running;
-    case dead: return to == queued;
+    case failed: return to == queued || to == running || to == scheduled;
+    case dead: return to == scheduled;
     case succeeded:
     case cancelled: return false;
   }

@@ -13,7 +13,8 @@
 //   running   -> scheduled    the handler snoozed (the attempt is not counted)
 //   running   -> queued       rescued: its worker died and the lease expired
 //   failed    -> queued       the retry is published when due
-//   dead      -> queued       a client retries it (a new life)
+//   dead      -> scheduled    a client retries it (a new life, published at once)
+//   failed    -> scheduled    a client retries it now
 //   any non-final -> cancelled
 //
 // Every transition is a compare-and-set in PostgreSQL (see common/store.hpp);
@@ -53,7 +54,7 @@ std::optional<job_state> parse_job_state(std::string_view s) noexcept;
 bool is_final(job_state s) noexcept;
 
 /// True when a worker may claim a job in this state at any time. (A due
-/// scheduled or failed job may be claimed too; the SQL checks run_at.)for execution.
+/// scheduled or failed job may be claimed too; the SQL checks run_at.)
 bool is_claimable(job_state s) noexcept;
 
 /// The legal transitions of the diagram above.
@@ -89,6 +90,10 @@ struct job_limits {
   static constexpr int min_priority = -100;
   static constexpr int max_priority = 100;
   static constexpr std::size_t max_type_length = 128;
+  static constexpr int max_delay_ms = 7 * 24 * 3600 * 1000;    ///< a week; later: use run_at
+  static constexpr int max_backoff_ms = 7 * 24 * 3600 * 1000;  ///< a week
+  static constexpr int min_timeout_ms = 1;                     ///< execution timeout per attempt
+  static constexpr int max_timeout_ms = 86400000;              ///< one day
 };
 
 }  // namespace jobs

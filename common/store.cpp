@@ -10,11 +10,20 @@ namespace jobs {
 namespace {
 
 constexpr const char* insert_jobs_sql = R"(
-  INSERT INTO jobs (id, tenant_id, queue, type, payload, state, priority, max_attempts, run_at, queued_at)
+  INSERT INTO jobs (id, tenant_id, queue, type, payload, state, priority, max_attempts, run_at,
+                    queued_at, timeout_ms, idempotency_key, request_hash, publish_deadline,
+                    backoff_base_ms, backoff_cap_ms, backoff_jitter)
   SELECT x.id, x.tenant_id, x.queue, x.type, x.payload, x.state, x.priority, x.max_attempts,
-         coalesce(x.run_at, now()), CASE WHEN x.state = 'queued' THEN now() END
+         coalesce(x.run_at, now()), CASE WHEN x.state = 'queued' THEN now() END, x.timeout_ms,
+         x.idempotency_key, x.request_hash,
+         CASE WHEN x.state = 'queued' THEN now() + x.publish_grace_ms * interval '1 millisecond' END,
+         x.backoff_base_ms, x.backoff_cap_ms, x.backoff_jitter
   FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, tenant_id text, queue text, type text,
-       payload jsonb, state job_state, priority smallint, max_attempts integer, run_at timestamptz))";
+       payload jsonb, state job_state, priority smallint, max_attempts integer, run_at timestamptz,
+       timeout_ms integer, idempotency_key text, request_hash text, publish_grace_ms integer,
+       backoff_base_ms integer, backoff_cap_ms integer, backoff_jitter text)
+  ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+  RETURNING id::text)";
 
 constexpr const char* job_json_sql = R"(
   SELECT json_build_object(
@@ -23,6 +32,7 @@ constexpr const char* job_json_sql = R"(
     'result', j.result, 'error', j.last_error, 'worker_id', j.worker_id, 'run_at', j.run_at,
     'created_at', j.created_at, 'queued_at', j.queued_at, 'started_at', j.started_at,
     'finished_at', j.finished_at, 'failed_at', j.failed_at, 'cancelled_at', j.cancelled_at,
+    'cancel_requested_at', j.cancel_requested_at, 'timeout_ms', j.timeout_ms,
     'attempt_history', (SELECT coalesce(json_agg(json_build_object(
         'attempt', a.attempt, 'worker_id', a.worker_id, 'started_at', a.started_at,
         'finished_at', a.finished_at, 'outcome', a.outcome, 'error', a.error) ORDER BY a.id), '[]'::json)
@@ -50,24 +60,36 @@ constexpr const char* list_jobs_sql = R"(
 // row (then `queued`). Matching only `queued` would skip it and drop the job.
 constexpr const char* claim_sql = R"(
   UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = now(),
-         worker_id = $2, lease_expires_at = now() + $3 * interval '1 millisecond', updated_at = now()
+         worker_id = $2, lease_expires_at = now() + $3 * interval '1 millisecond', updated_at = now(),
+         publish_deadline = NULL
   WHERE id = ANY($1::uuid[])
     AND (state = 'queued'
          OR (state IN ('scheduled', 'failed') AND run_at <= now())
-         OR (state = 'running' AND lease_expires_at < now()))
-  RETURNING id::text, tenant_id, queue, type, payload::text, attempts, max_attempts)";
+         OR (state = 'running' AND lease_expires_at < now() AND cancel_requested_at IS NULL))
+  RETURNING id::text, tenant_id, queue, type, payload::text, attempts, max_attempts,
+            coalesce(timeout_ms, 0), coalesce(backoff_base_ms, 0), coalesce(backoff_cap_ms, 0),
+            coalesce(backoff_jitter, ''))";
 
-// A snoozed job goes back to scheduled and its attempt is not counted.
+// A snoozed job goes back to scheduled and its attempt is not counted. The
+// rows are locked first, so a cancel request committed meanwhile is seen:
+// then anything but a success ends the job cancelled.
 constexpr const char* complete_sql = R"(
   WITH o AS (
-    SELECT * FROM jsonb_to_recordset($1::jsonb)
+    SELECT x.id, x.attempt, x.result, x.error, x.run_at,
+           CASE WHEN x.state <> 'succeeded' AND j.cancel_requested_at IS NOT NULL
+                THEN 'cancelled'::job_state ELSE x.state END AS state
+    FROM jsonb_to_recordset($1::jsonb)
       AS x(id uuid, attempt integer, state job_state, result jsonb, error text, run_at timestamptz)
+    JOIN jobs j ON j.id = x.id
+    WHERE j.state = 'running' AND j.attempts = x.attempt AND j.worker_id = $2
+    FOR UPDATE OF j
   ), u AS (
     UPDATE jobs j SET state = o.state, result = o.result,
            last_error = coalesce(o.error, j.last_error),
            attempts = CASE WHEN o.state = 'scheduled' THEN j.attempts - 1 ELSE j.attempts END,
-           finished_at = CASE WHEN o.state IN ('succeeded', 'dead') THEN now() END,
-           failed_at = CASE WHEN o.error IS NOT NULL THEN now() ELSE j.failed_at END,
+           finished_at = CASE WHEN o.state IN ('succeeded', 'dead', 'cancelled') THEN now() END,
+           failed_at = CASE WHEN o.state IN ('failed', 'dead') THEN now() ELSE j.failed_at END,
+           cancelled_at = CASE WHEN o.state = 'cancelled' THEN now() ELSE j.cancelled_at END,
            run_at = coalesce(o.run_at, j.run_at), lease_expires_at = NULL, updated_at = now()
     FROM o
     WHERE j.id = o.id AND j.state = 'running' AND j.attempts = o.attempt AND j.worker_id = $2
@@ -77,9 +99,38 @@ constexpr const char* complete_sql = R"(
   SELECT id, attempt, $2, started_at, state, error FROM u
   RETURNING job_id::text)";
 
+constexpr const char* lock_owned_sql = R"(
+  SELECT id::text FROM jobs
+  WHERE (id, attempts) IN (SELECT * FROM unnest($1::uuid[], $2::integer[]))
+    AND state = 'running' AND worker_id = $3
+  FOR UPDATE)";
+
 constexpr const char* extend_leases_sql = R"(
   UPDATE jobs SET lease_expires_at = now() + $3 * interval '1 millisecond'
-  WHERE id = ANY($1::uuid[]) AND state = 'running' AND worker_id = $2)";
+  WHERE id = ANY($1::uuid[]) AND state = 'running' AND worker_id = $2
+  RETURNING id::text, cancel_requested_at IS NOT NULL)";
+
+// cancel_job: the row lock makes the state read and the update one step
+// against claims, completions and the scheduler.
+constexpr const char* lock_for_cancel_sql = R"(
+  SELECT state::text FROM jobs WHERE id = $1::uuid AND tenant_id = $2 FOR UPDATE)";
+
+constexpr const char* cancel_now_sql = R"(
+  UPDATE jobs SET state = 'cancelled', cancelled_at = now(), finished_at = now(),
+         lease_expires_at = NULL, updated_at = now()
+  WHERE id = $1::uuid AND state IN ('scheduled', 'queued', 'failed'))";
+
+constexpr const char* request_cancel_sql = R"(
+  UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
+  WHERE id = $1::uuid AND state = 'running')";
+
+constexpr const char* retry_sql = R"(
+  UPDATE jobs SET state = 'scheduled', run_at = now(), attempts = 0, finished_at = NULL,
+         result = NULL, lease_expires_at = NULL, updated_at = now()
+  WHERE id = $1::uuid AND tenant_id = $2 AND state IN ('dead', 'failed')
+  RETURNING id)";
+
+constexpr const char* job_exists_sql = "SELECT 1 FROM jobs WHERE id = $1::uuid AND tenant_id = $2";
 
 constexpr const char* lock_due_sql = R"(
   SELECT id::text, tenant_id, queue, type FROM jobs
@@ -90,24 +141,39 @@ constexpr const char* mark_queued_sql = R"(
   UPDATE jobs SET state = 'queued', queued_at = now(), updated_at = now()
   WHERE id = ANY($1::uuid[]) AND state IN ('scheduled', 'failed'))";
 
+constexpr const char* lock_unconfirmed_sql = R"(
+  SELECT id::text, tenant_id, queue, type FROM jobs
+  WHERE publish_deadline < now() AND state = 'queued'
+  ORDER BY publish_deadline LIMIT $1 FOR UPDATE SKIP LOCKED)";
+
+constexpr const char* mark_published_sql =
+    "UPDATE jobs SET publish_deadline = NULL WHERE id = ANY($1::uuid[])";
+
 constexpr const char* lock_lost_sql = R"(
   SELECT id::text, tenant_id, queue, type, attempts >= max_attempts FROM jobs
   WHERE state = 'running' AND lease_expires_at < now()
   ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)";
 
+// A lost job whose cancel was requested ends cancelled instead (its
+// republished message, if any, is then dropped by the worker that gets it).
 constexpr const char* rescue_lost_sql = R"(
   WITH u AS (
-    UPDATE jobs j SET state = $2::job_state,
+    UPDATE jobs j SET
+           state = CASE WHEN j.cancel_requested_at IS NULL THEN $2::job_state ELSE 'cancelled' END,
            last_error = 'worker lost: its lease expired during attempt ' || j.attempts,
            queued_at = CASE WHEN $2 = 'queued' THEN now() ELSE j.queued_at END,
-           finished_at = CASE WHEN $2 = 'dead' THEN now() ELSE j.finished_at END,
+           finished_at = CASE WHEN $2 = 'dead' OR j.cancel_requested_at IS NOT NULL THEN now()
+                              ELSE j.finished_at END,
+           cancelled_at = CASE WHEN j.cancel_requested_at IS NOT NULL THEN now()
+                               ELSE j.cancelled_at END,
            failed_at = now(), lease_expires_at = NULL, updated_at = now()
     WHERE j.id = ANY($1::uuid[]) AND j.state = 'running' AND j.lease_expires_at < now()
-    RETURNING j.id, j.attempts, j.worker_id, j.started_at, j.last_error
+    RETURNING j.id, j.attempts, j.worker_id, j.started_at, j.last_error, j.state
   )
   INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error)
   SELECT id, attempts, coalesce(worker_id, ''), coalesce(started_at, now()),
-         CASE WHEN $2 = 'dead' THEN 'dead'::job_state ELSE 'failed'::job_state END, last_error
+         CASE WHEN state = 'cancelled' THEN 'cancelled'::job_state
+              WHEN $2 = 'dead' THEN 'dead'::job_state ELSE 'failed'::job_state END, last_error
   FROM u)";
 
 // '{a,b,c}' for uuid[]; the ids were checked to be UUIDs by the callers,
@@ -153,8 +219,9 @@ void append_json_string(std::string& out, std::string_view s) {
 
 }  // namespace
 
-void insert_jobs(pqxx::work& w, std::span<const new_job> jobs) {
-  if (jobs.empty()) return;
+std::vector<std::string> insert_jobs(pqxx::work& w, std::span<const new_job> jobs) {
+  std::vector<std::string> inserted;
+  if (jobs.empty()) return inserted;
   std::string rows = "[";
   for (const auto& j : jobs) {
     if (rows.size() > 1) rows.push_back(',');
@@ -168,14 +235,28 @@ void insert_jobs(pqxx::work& w, std::span<const new_job> jobs) {
     rows += ",\"state\":\"" + std::string(to_string(j.state)) + "\"";
     rows += ",\"priority\":" + std::to_string(j.priority);
     rows += ",\"max_attempts\":" + std::to_string(j.max_attempts);
+    if (j.timeout_ms > 0) rows += ",\"timeout_ms\":" + std::to_string(j.timeout_ms);
+    rows += ",\"publish_grace_ms\":" + std::to_string(j.publish_grace_ms);
+    if (j.backoff_base_ms > 0) rows += ",\"backoff_base_ms\":" + std::to_string(j.backoff_base_ms);
+    if (j.backoff_cap_ms > 0) rows += ",\"backoff_cap_ms\":" + std::to_string(j.backoff_cap_ms);
+    if (!j.backoff_jitter.empty()) rows += ",\"backoff_jitter\":\"" + j.backoff_jitter + "\"";
     if (!j.run_at.empty()) {
       rows += ",\"run_at\":";
       append_json_string(rows, j.run_at);
     }
+    if (!j.idempotency_key.empty()) {
+      rows += ",\"idempotency_key\":";
+      append_json_string(rows, j.idempotency_key);
+      rows += ",\"request_hash\":";
+      append_json_string(rows, j.request_hash);
+    }
     rows.push_back('}');
   }
   rows.push_back(']');
-  w.exec_params(insert_jobs_sql, rows);
+  auto res = w.exec_params(insert_jobs_sql, rows);
+  inserted.reserve(res.size());
+  for (const auto& row : res) inserted.push_back(row[0].as<std::string>());
+  return inserted;
 }
 
 std::optional<std::string> find_job_json(pqxx::connection& c, const tenant_id& t,
@@ -218,7 +299,8 @@ std::vector<claimed_job> claim_jobs(pqxx::work& w, std::span<const std::string> 
   for (const auto& row : res)
     out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
                    row[3].as<std::string>(), row[4].as<std::string>(), row[5].as<int>(),
-                   row[6].as<int>()});
+                   row[6].as<int>(), row[7].as<int>(), row[8].as<int>(), row[9].as<int>(),
+                   row[10].as<std::string>()});
   return out;
 }
 
@@ -249,10 +331,54 @@ std::vector<std::string> complete_jobs(pqxx::work& w, std::span<const job_outcom
   return landed;
 }
 
-void extend_leases(pqxx::work& w, std::span<const std::string> ids, const std::string& worker,
-                   std::chrono::milliseconds lease) {
-  if (ids.empty()) return;
-  w.exec_params(extend_leases_sql, uuid_array(ids), worker, static_cast<long long>(lease.count()));
+std::vector<std::string> lock_owned_attempts(pqxx::work& w, std::span<const job_outcome> outcomes,
+                                             const std::string& worker) {
+  std::vector<std::string> ids, owned;
+  std::string attempts = "{";
+  for (const auto& o : outcomes) {
+    ids.push_back(o.id);
+    attempts += (attempts.size() > 1 ? "," : "") + std::to_string(o.attempt);
+  }
+  if (ids.empty()) return owned;
+  for (const auto& row : w.exec_params(lock_owned_sql, uuid_array(ids), attempts + "}", worker))
+    owned.push_back(row[0].as<std::string>());
+  return owned;
+}
+
+std::vector<std::string> extend_leases(pqxx::work& w, std::span<const std::string> ids,
+                                       const std::string& worker, std::chrono::milliseconds lease) {
+  std::vector<std::string> cancel_requested;
+  if (ids.empty()) return cancel_requested;
+  for (const auto& row : w.exec_params(extend_leases_sql, uuid_array(ids), worker,
+                                       static_cast<long long>(lease.count())))
+    if (row[1].as<bool>()) cancel_requested.push_back(row[0].as<std::string>());
+  return cancel_requested;
+}
+
+cancel_outcome cancel_job(pqxx::work& w, const tenant_id& t, const job_id& id) {
+  cancel_outcome out;
+  if (!is_uuid(id.value)) return out;
+  auto locked = w.exec_params(lock_for_cancel_sql, id.value, t.value);
+  if (locked.empty()) return out;
+  out.state = parse_job_state(locked[0][0].as<std::string>()).value_or(job_state::queued);
+  if (out.state == job_state::running) {
+    w.exec_params(request_cancel_sql, id.value);
+    w.exec_params("SELECT pg_notify($1, $2)", std::string(cancel_channel), id.value);
+    out.result = cancel_result::requested;
+  } else if (is_final(out.state)) {
+    out.result = cancel_result::not_cancellable;
+  } else {
+    w.exec_params(cancel_now_sql, id.value);
+    out.result = cancel_result::cancelled;
+  }
+  return out;
+}
+
+retry_result retry_job(pqxx::work& w, const tenant_id& t, const job_id& id) {
+  if (!is_uuid(id.value)) return retry_result::not_found;
+  if (!w.exec_params(retry_sql, id.value, t.value).empty()) return retry_result::retried;
+  return w.exec_params(job_exists_sql, id.value, t.value).empty() ? retry_result::not_found
+                                                                  : retry_result::not_retryable;
 }
 
 std::vector<due_job> lock_due_jobs(pqxx::work& w, int limit) {
@@ -265,6 +391,18 @@ std::vector<due_job> lock_due_jobs(pqxx::work& w, int limit) {
 
 void mark_queued(pqxx::work& w, std::span<const std::string> ids) {
   if (!ids.empty()) w.exec_params(mark_queued_sql, uuid_array(ids));
+}
+
+std::vector<due_job> lock_unconfirmed_jobs(pqxx::work& w, int limit) {
+  std::vector<due_job> out;
+  for (const auto& row : w.exec_params(lock_unconfirmed_sql, limit))
+    out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                   row[3].as<std::string>()});
+  return out;
+}
+
+void mark_published(pqxx::work& w, std::span<const std::string> ids) {
+  if (!ids.empty()) w.exec_params(mark_published_sql, uuid_array(ids));
 }
 
 std::vector<lost_job> lock_lost_jobs(pqxx::work& w, int limit) {

@@ -32,11 +32,21 @@ struct new_job {
   job_state state = job_state::queued;  ///< queued, or scheduled when run_at is in the future
   int priority = 0;
   int max_attempts = job_limits::default_max_attempts;
-  std::string run_at;  ///< RFC 3339, empty for now
+  std::string run_at;           ///< RFC 3339, empty for now
+  int timeout_ms = 0;           ///< execution timeout per attempt; 0: the worker's default
+  std::string idempotency_key;  ///< empty: none (common/idempotency.hpp)
+  std::string request_hash;     ///< with a key: the submission's fingerprint
+  int backoff_base_ms = 0;      ///< retry backoff of this job; 0: the worker's default
+  int backoff_cap_ms = 0;       ///< 0: the worker's default
+  std::string backoff_jitter;   ///< full, equal, none; empty: the worker's default
+  int publish_grace_ms = 0;     ///< a queued job not confirmed by then is republished (recovery)
 };
 
-/// Inserts all rows in one statement (group commit: one round trip, one WAL flush).
-void insert_jobs(pqxx::work& w, std::span<const new_job> jobs);
+/// Inserts all rows in one statement (group commit: one round trip, one WAL
+/// flush) and returns the ids inserted: a row whose idempotency key another
+/// job of its tenant holds (inserted earlier in the same call included) is
+/// skipped, and the caller looks up the holder (find_key_holders).
+std::vector<std::string> insert_jobs(pqxx::work& w, std::span<const new_job> jobs);
 
 /// The job as the API shows it (JSON text), or nullopt when it does not
 /// exist for this tenant.
@@ -55,28 +65,75 @@ struct claimed_job {
   std::string id, tenant, queue, type, payload_json;
   int attempt = 0;
   int max_attempts = 0;
+  int timeout_ms = 0;       ///< 0: the worker's default
+  int backoff_base_ms = 0;  ///< 0: the worker's default retry policy
+  int backoff_cap_ms = 0;
+  std::string backoff_jitter;  ///< empty: the worker's default
 };
 /// Claims the claimable jobs among `ids` for `worker`; the rest are not
-/// returned (already done, cancelled, running elsewhere or unknown).
+/// returned (already done, cancelled, running elsewhere or unknown). A
+/// running job whose lease expired is taken over only if no cancel was
+/// requested (the rescuer cancels those).
 std::vector<claimed_job> claim_jobs(pqxx::work& w, std::span<const std::string> ids,
                                     const std::string& worker, std::chrono::milliseconds lease);
 
 struct job_outcome {
   std::string id;
   int attempt = 0;
-  job_state state = job_state::succeeded;  ///< succeeded, failed, dead or scheduled
+  job_state state = job_state::succeeded;  ///< succeeded, failed, dead, scheduled or cancelled
   std::string result_json;                 ///< for succeeded
   std::string error;                       ///< for failed/dead
   std::string run_at;                      ///< RFC 3339, for failed (retry) and scheduled (snooze)
 };
 /// Records outcomes of attempts this worker claimed, with an attempt row
 /// each. Returns the ids that landed (the others lost a race, e.g. a cancel).
+/// A job whose cancel was requested ends `cancelled` unless its outcome is
+/// `succeeded` (the handler finished anyway), even if the worker missed the
+/// request.
 std::vector<std::string> complete_jobs(pqxx::work& w, std::span<const job_outcome> outcomes,
                                        const std::string& worker);
 
-/// Extends the lease of jobs this worker is running.
-void extend_leases(pqxx::work& w, std::span<const std::string> ids, const std::string& worker,
-                   std::chrono::milliseconds lease);
+/// Locks the rows of `outcomes` that this worker's attempt still owns (so
+/// their completion will land) and returns their ids. Run first in the
+/// completion transaction when some outcome has commit hooks.
+std::vector<std::string> lock_owned_attempts(pqxx::work& w, std::span<const job_outcome> outcomes,
+                                             const std::string& worker);
+
+/// Extends the lease of jobs this worker is running. Returns those among
+/// them whose cancel was requested (in case their NOTIFY was missed).
+std::vector<std::string> extend_leases(pqxx::work& w, std::span<const std::string> ids,
+                                       const std::string& worker, std::chrono::milliseconds lease);
+
+/// What cancel_job did.
+enum class cancel_result {
+  not_found,        ///< no such job for this tenant
+  cancelled,        ///< it was scheduled, queued or failed: now cancelled, for good
+  requested,        ///< it is running: its worker is asked to stop
+  not_cancellable,  ///< it is already final
+};
+struct cancel_outcome {
+  cancel_result result = cancel_result::not_found;
+  job_state state = job_state::queued;  ///< the state the job was in
+};
+/// The channel on which cancel_job tells workers about running jobs; the
+/// payload is the job id.
+inline constexpr const char* cancel_channel = "jobs_cancel";
+/// Cancels tenant `t`'s job under its row lock: a scheduled, queued or
+/// failed job becomes cancelled (a worker that receives its message later
+/// drops it); a running one gets cancel_requested_at and a NOTIFY on
+/// `cancel_channel`, delivered when `w` commits.
+cancel_outcome cancel_job(pqxx::work& w, const tenant_id& t, const job_id& id);
+
+/// What retry_job did.
+enum class retry_result {
+  not_found,      ///< no such job for this tenant
+  retried,        ///< it was dead or failed: scheduled to run now, attempts reset
+  not_retryable,  ///< any other state
+};
+/// A client's retry of tenant `t`'s dead or failed job: it becomes
+/// `scheduled` for now with its attempts reset (its attempt history stays),
+/// so the scheduler publishes it within one interval, crash-safe.
+retry_result retry_job(pqxx::work& w, const tenant_id& t, const job_id& id);
 
 struct due_job {
   std::string id, tenant, queue, type;
@@ -85,6 +142,12 @@ struct due_job {
 /// has come; the caller publishes them, then `mark_queued` in the same transaction.
 std::vector<due_job> lock_due_jobs(pqxx::work& w, int limit);
 void mark_queued(pqxx::work& w, std::span<const std::string> ids);
+
+/// Locks (SKIP LOCKED) up to `limit` queued jobs whose broker confirm never
+/// came (their publish_deadline passed: the API died before it). The caller
+/// publishes them, then `mark_published` in the same transaction.
+std::vector<due_job> lock_unconfirmed_jobs(pqxx::work& w, int limit);
+void mark_published(pqxx::work& w, std::span<const std::string> ids);
 
 /// Locks (SKIP LOCKED) up to `limit` running jobs whose lease expired: their
 /// worker died or lost PostgreSQL. `exhausted` when no attempt is left.

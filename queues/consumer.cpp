@@ -38,9 +38,12 @@ bool consumer::read_one(std::vector<delivery>& out, timeval* timeout) {
     d.redelivered = env.redelivered;
     d.body.assign(as_view(env.message.body));
     const auto& props = env.message.properties;
+    if (props._flags & AMQP_BASIC_MESSAGE_ID_FLAG) d.message_id.assign(as_view(props.message_id));
     if (props._flags & AMQP_BASIC_HEADERS_FLAG) {
       for (int i = 0; i < props.headers.num_entries; ++i) {
         const auto& e = props.headers.entries[i];
+        if (e.value.kind == AMQP_FIELD_KIND_UTF8 || e.value.kind == AMQP_FIELD_KIND_BYTES)
+          d.headers[std::string(as_view(e.key))] = std::string(as_view(e.value.value.bytes));
         if (as_view(e.key) != "x-delivery-count") continue;
         switch (e.value.kind) {
           case AMQP_FIELD_KIND_I64: d.delivery_count = static_cast<long>(e.value.value.i64); break;
@@ -90,6 +93,30 @@ void consumer::ack(uint64_t tag, bool multiple) {
 void consumer::reject(uint64_t tag, bool requeue) {
   amqp_connection::check_status(
       amqp_basic_nack(conn_->raw(), amqp_connection::channel, tag, 0, requeue), "basic.nack");
+}
+
+void consumer::dead_letter(const delivery& d, std::string_view reason) {
+  std::string why(reason);
+  amqp_table_entry_t headers[2];
+  headers[0].key = amqp_cstring_bytes("x-dead-reason");
+  headers[0].value.kind = AMQP_FIELD_KIND_UTF8;
+  headers[0].value.value.bytes = as_bytes(why);
+  headers[1].key = amqp_cstring_bytes("x-original-queue");
+  headers[1].value.kind = AMQP_FIELD_KIND_UTF8;
+  headers[1].value.value.bytes = as_bytes(queue_);
+  amqp_basic_properties_t props{};
+  props._flags = AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+  props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+  props.headers = amqp_table_t{2, headers};
+  if (!d.message_id.empty()) {
+    props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+    props.message_id = as_bytes(d.message_id);
+  }
+  amqp_connection::check_status(
+      amqp_basic_publish(conn_->raw(), amqp_connection::channel, as_bytes(dead_exchange),
+                         as_bytes(queue_), 0, 0, &props, as_bytes(d.body)),
+      "basic.publish to the dead-letter exchange");
+  ack(d.tag);
 }
 
 void consumer::cancel() {

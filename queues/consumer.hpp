@@ -13,6 +13,7 @@
 
 #include "queues/amqp.hpp"
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,9 +22,11 @@ namespace jobs {
 
 struct delivery {
   uint64_t tag = 0;
+  std::string message_id;
   bool redelivered = false;
   long delivery_count = 0;  ///< x-delivery-count (quorum queues): earlier deliveries
   std::string body;
+  std::map<std::string, std::string> headers;  ///< the string-valued ones
 };
 
 class consumer {
@@ -36,6 +39,11 @@ class consumer {
   void ack(uint64_t tag, bool multiple = false);
   /// Negative ack; without requeue the broker dead-letters the message.
   void reject(uint64_t tag, bool requeue);
+  /// Moves a message that can't be handled at all to the dead-letter
+  /// exchange with `reason` in its `x-dead-reason` header (and the queue in
+  /// `x-original-queue`), then acks it. Same channel, so the broker sees the
+  /// publish before the ack.
+  void dead_letter(const delivery& d, std::string_view reason);
   /// Stops new deliveries (basic.cancel); acks still work afterwards.
   void cancel();
 

@@ -9,7 +9,18 @@
 //   error::snooze       -> back to scheduled at `snooze_until`, attempt not counted
 //
 // Handlers run on the worker's handler threads, several at once: a handler
-// must be thread-safe and should watch `ctx.stop_requested()` in long loops.
+// must be thread-safe and must watch `ctx.stop_requested()` in long loops.
+//
+// Cancellation is cooperative. stop_requested() turns true when a client
+// cancels the running job, when the job passes its execution timeout, or
+// when the worker's drain deadline passes on shutdown. The handler should
+// then return soon, with an error (any kind): the worker records the attempt
+// as cancelled, or as failed "timed out" (retried like any retryable error).
+// A result returned anyway means the work was done: the job succeeds. A
+// handler that has not returned within JOBS_WORKER_CANCEL_GRACE_MS is
+// written off: the job is recorded cancelled / timed out without it, its
+// eventual result is discarded, and its thread stays busy (one handler
+// thread fewer) until it returns. There is no way to kill a thread safely.
 // Execution is at least once (a worker may die after the handler ran and
 // before the outcome committed), so a handler with side effects outside
 // PostgreSQL must be idempotent by job id (see README, "Guarantees").
@@ -18,6 +29,7 @@
 // starts; the registry is read-only afterwards.
 
 #include <boost/json/value.hpp>
+#include <pqxx/transaction_base>
 
 #include <atomic>
 #include <chrono>
@@ -26,8 +38,12 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace jobs {
+
+/// Work a handler defers to the transaction that records its success.
+using commit_hook = std::function<void(pqxx::transaction_base&)>;
 
 struct job_context {
   std::string_view id;
@@ -35,10 +51,21 @@ struct job_context {
   std::string_view queue;
   std::string_view type;
   const boost::json::value& payload;
-  int attempt = 1;  ///< 1 for the first attempt
-  const std::atomic<bool>* cancel = nullptr;
+  int attempt = 1;                            ///< 1 for the first attempt
+  const std::atomic<bool>* cancel = nullptr;  ///< this job's stop flag (stop_requested)
+
+  std::vector<commit_hook>* hooks = nullptr;
 
   bool stop_requested() const noexcept { return cancel && cancel->load(std::memory_order_relaxed); }
+
+  /// Runs `fn` inside the PostgreSQL transaction that records this attempt's
+  /// success, and only if that outcome lands. Writes made there happen
+  /// exactly once per job, even when the handler itself runs again after a
+  /// crash (at-least-once execution, exactly-once effects). If `fn` throws,
+  /// its writes are rolled back and the attempt fails (retryable).
+  void on_success_commit(commit_hook fn) const {
+    if (hooks) hooks->push_back(std::move(fn));
+  }
 };
 
 struct handler_error {
@@ -68,5 +95,9 @@ class handler_registry {
 
 /// The processing handlers that ship built in: noop, hash, csv.aggregate.
 void register_processing_handlers(handler_registry& r);
+
+/// Handlers for the platform's own fault-injection tests (workers/testing.hpp),
+/// registered only when JOBS_TEST_HANDLERS is on.
+void register_test_handlers(handler_registry& r);
 
 }  // namespace jobs

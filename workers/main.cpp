@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
 
     handler_registry handlers;
     register_processing_handlers(handlers);
+    if (cfg.test_handlers) register_test_handlers(handlers);
     worker w({.pg_url = cfg.pg_url,
               .amqp_url = cfg.amqp_url,
               .queue = cfg.worker_queue,
@@ -37,14 +38,18 @@ int main(int argc, char** argv) {
               .heartbeat_s = cfg.amqp_heartbeat_s,
               .delivery_limit = cfg.queue_delivery_limit,
               .lease = cfg.worker_lease,
-              .shutdown = cfg.worker_shutdown},
+              .shutdown = cfg.worker_shutdown,
+              .job_timeout = cfg.worker_job_timeout,
+              .cancel_grace = cfg.worker_cancel_grace,
+              .test_fault = cfg.test_fault},
              handlers);
     stop_signals stop([&] { w.stop(); });
     w.run();
     log_info("worker stopped", {{"worker_id", w.id()},
                                 {"succeeded", w.stats().succeeded.load()},
                                 {"failed", w.stats().failed.load()},
-                                {"dead", w.stats().dead.load()}});
+                                {"dead", w.stats().dead.load()},
+                                {"dropped", w.stats().dropped.load()}});
     return 0;
   } catch (const std::exception& e) {
     log_error("worker failed to start", {{"error", e.what()}});

@@ -1,24 +1,37 @@
 #pragma once
-// When a failed attempt runs again: exponential backoff with full jitter.
+// When a failed attempt runs again: exponential backoff, with full jitter by
+// default.
 //
-//   delay(attempt) = uniform(0, min(cap, base * 2^(attempt-1)))
+//   ceiling(attempt) = min(cap, base * 2^(attempt-1))
+//   full:  delay = uniform(0, ceiling)
+//   equal: delay = ceiling/2 + uniform(0, ceiling/2)
+//   none:  delay = ceiling
 //
 // Full jitter spreads retries of jobs that failed together (an outage) so
-// they don't come back in a thundering herd. Defaults: base 1 s, cap 1 h.
+// they don't come back in a thundering herd; `equal` and `none` keep the
+// gaps growing, for jobs that prefer a predictable schedule. Defaults: base
+// 1 s, cap 1 h, full jitter; a job may override each.
 // Thread-safety: pure; the random draw is passed in.
 
 #include <chrono>
+#include <optional>
+#include <string_view>
 
 namespace jobs {
 
 struct retry_policy {
+  enum class jitter_mode { full, equal, none };
   std::chrono::milliseconds base{1000};
   std::chrono::milliseconds cap{3600 * 1000};
+  jitter_mode jitter = jitter_mode::full;
 
   /// The ceiling for `attempt` (1 = the first attempt just failed).
   std::chrono::milliseconds ceiling(int attempt) const;
   /// The delay for a uniform draw `u` in [0, 1).
   std::chrono::milliseconds delay(int attempt, double u) const;
 };
+
+/// "full", "equal", "none"; nullopt otherwise.
+std::optional<retry_policy::jitter_mode> parse_jitter(std::string_view s);
 
 }  // namespace jobs

@@ -6,6 +6,7 @@
 #include "queues/consumer.hpp"
 #include "queues/message.hpp"
 #include "workers/detail/handler_pool.hpp"
+#include "workers/detail/in_flight.hpp"
 
 #include <fmt/format.h>
 #include <openssl/rand.h>
@@ -14,6 +15,8 @@
 #include <unistd.h>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
+#include <cstdlib>
 #include <deque>
 #include <random>
 #include <unordered_map>
@@ -23,6 +26,21 @@ namespace jobs {
 namespace {
 constexpr int idle_poll_ms = 200;  // also bounds how late heartbeats and stop() are noticed
 constexpr std::chrono::milliseconds max_backoff{5000};
+
+std::string timed_out(std::chrono::milliseconds after) {
+  return fmt::format("timed out after {} ms", after.count());
+}
+
+// Receives NOTIFY jobs_cancel, '<id>' on the coordinator's connection.
+class cancel_listener final : public pqxx::notification_receiver {
+ public:
+  cancel_listener(pqxx::connection_base& c, std::vector<std::string>& out)
+      : pqxx::notification_receiver(c, cancel_channel), out_(out) {}
+  void operator()(const std::string& payload, int) override { out_.push_back(payload); }
+
+ private:
+  std::vector<std::string>& out_;
+};
 
 std::string default_worker_id() {
   char host[256] = "host";
@@ -39,17 +57,49 @@ struct worker::impl {
   int stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   std::atomic<bool> stopping{false};
   std::unique_ptr<pqxx::connection> db;
+  std::unique_ptr<cancel_listener> listener;  // on *db; reset before it
+  std::vector<std::string> cancel_requests;   // job ids from NOTIFY jobs_cancel
   std::unique_ptr<consumer> amqp;
   std::deque<std::pair<delivery, job_message>> waiting;  // received, not yet claimed
-  std::unordered_map<std::string, uint64_t> running;     // job id -> delivery tag (0: channel lost)
+  detail::in_flight running;                             // claimed, outcome not yet committed
   std::vector<detail::finished_job> finished;            // outcome not yet committed
   std::chrono::steady_clock::time_point next_lease_renewal{};
   std::mt19937_64 rng{std::random_device{}()};
 
-  impl(worker& wk) : w(wk), pool(wk.opts_.concurrency, wk.handlers_) {}
+  impl(worker& wk)
+      : w(wk), pool(wk.opts_.concurrency, wk.handlers_), running(wk.opts_.cancel_grace) {}
   ~impl() { ::close(stop_fd); }
 
   const worker_options& o() const { return w.opts_; }
+
+  // The coordinator's connection, LISTENing on jobs_cancel: a fresh one
+  // listens again, and renews leases at once, which reports the cancels
+  // whose NOTIFY was sent while we were away.
+  pqxx::connection& pg() {
+    if (!db || !db->is_open()) {
+      drop_db();
+      db = pg_connect(o().pg_url);
+      listener = std::make_unique<cancel_listener>(*db, cancel_requests);
+      next_lease_renewal = {};
+    }
+    return *db;
+  }
+
+  void drop_db() {
+    listener.reset();  // unregisters from the connection, so first
+    db.reset();
+  }
+
+  // Runs fn(pg()), once more on a fresh connection if the first was broken.
+  template <class Fn>
+  auto with_db(Fn&& fn) {
+    try {
+      return fn(pg());
+    } catch (const pqxx::broken_connection&) {
+      drop_db();
+      return fn(pg());
+    }
+  }
 
   void connect_amqp() {
     amqp = std::make_unique<consumer>(parse_amqp_url(o().amqp_url), o().heartbeat_s, o().queue,
@@ -66,7 +116,7 @@ struct worker::impl {
     // The broker requeues everything unacked; running jobs still commit, and
     // their redelivered messages will find them finished.
     waiting.clear();
-    for (auto& [id, tag] : running) tag = 0;
+    for (auto& [id, j] : running.jobs()) j.tag = 0;
   }
 
   void receive(int wait_ms) {
@@ -77,7 +127,7 @@ struct worker::impl {
       auto m = decode_job_message(d.body, &why);
       if (!m || m->queue != o().queue) {
         log_error("unusable message dead-lettered", {{"reason", m ? "wrong queue" : why}});
-        amqp->reject(d.tag, false);
+        amqp->dead_letter(d, m ? "message for queue " + m->queue + " reached " + o().queue : why);
         ++w.stats_.rejected;
         continue;
       }
@@ -86,7 +136,7 @@ struct worker::impl {
   }
 
   void claim() {
-    int free = o().concurrency - static_cast<int>(running.size());
+    int free = o().concurrency - static_cast<int>(running.busy());
     if (free <= 0 || waiting.empty() || stopping) return;
     std::vector<std::string> ids;
     std::unordered_map<std::string, uint64_t> tags;
@@ -94,11 +144,11 @@ struct worker::impl {
     for (int i = 0; i < free && !waiting.empty(); ++i) {
       auto [d, m] = std::move(waiting.front());
       waiting.pop_front();
-      auto run = running.find(m.id);
-      if (run != running.end() && run->second == 0) {
+      auto* run = running.find(m.id);
+      if (run && run->tag == 0) {
         // Redelivered after we lost the channel: this delivery is acked when the job ends.
-        run->second = d.tag;
-      } else if (run != running.end() || tags.contains(m.id)) {
+        run->tag = d.tag;
+      } else if (run || tags.contains(m.id)) {
         amqp->ack(d.tag);  // a duplicate of a job this worker has in hand
       } else {
         ids.push_back(m.id);
@@ -108,7 +158,7 @@ struct worker::impl {
     }
     std::vector<claimed_job> claimed;
     try {
-      claimed = with_reconnect(db, o().pg_url, [&](pqxx::connection& c) {
+      claimed = with_db([&](pqxx::connection& c) {
         pqxx::work tx(c);
         auto r = claim_jobs(tx, ids, o().worker_id, o().lease);
         tx.commit();
@@ -118,11 +168,12 @@ struct worker::impl {
       for (auto it = taken.rbegin(); it != taken.rend(); ++it) waiting.push_front(std::move(*it));
       throw;
     }
+    auto now = std::chrono::steady_clock::now();
     for (auto& j : claimed) {
-      running.emplace(j.id, tags.at(j.id));
+      auto stop = running.start(j, tags.at(j.id), o().job_timeout, now);
       tags.erase(j.id);
       ++w.stats_.claimed;
-      pool.submit(std::move(j));
+      pool.submit(std::move(j), std::move(stop));
     }
     // Not claimable: finished, cancelled or running elsewhere. Drop the message.
     for (auto& [id, tag] : tags) {
@@ -131,50 +182,82 @@ struct worker::impl {
     }
   }
 
-  job_outcome outcome_of(const detail::finished_job& f) {
-    job_outcome out{f.job.id, f.job.attempt};
-    if (auto* v = std::get_if<boost::json::value>(&f.outcome)) {
+  retry_policy policy_of(const claimed_job& job) const {
+    auto p = o().retry;
+    if (job.backoff_base_ms > 0) p.base = std::chrono::milliseconds(job.backoff_base_ms);
+    if (job.backoff_cap_ms > 0) p.cap = std::chrono::milliseconds(job.backoff_cap_ms);
+    if (auto j = parse_jitter(job.backoff_jitter)) p.jitter = *j;
+    return p;
+  }
+
+  job_outcome outcome_of(const claimed_job& job, const handler_result& result) {
+    job_outcome out{job.id, job.attempt};
+    if (auto* v = std::get_if<boost::json::value>(&result)) {
       out.state = job_state::succeeded;
       out.result_json = boost::json::serialize(*v);
       return out;
     }
-    const auto& e = std::get<handler_error>(f.outcome);
+    const auto& e = std::get<handler_error>(result);
     out.error = e.message.empty() ? "failed" : e.message;
     if (e.what == handler_error::kind::snooze) {
       out.state = job_state::scheduled;
       out.error.clear();
       out.run_at = format_rfc3339(e.snooze_until);
-    } else if (e.what == handler_error::kind::permanent || f.job.attempt >= f.job.max_attempts) {
+    } else if (e.what == handler_error::kind::permanent || job.attempt >= job.max_attempts) {
       out.state = job_state::dead;
     } else {
       out.state = job_state::failed;
       double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
       out.run_at =
-          format_rfc3339(std::chrono::system_clock::now() + o().retry.delay(f.job.attempt, u));
+          format_rfc3339(std::chrono::system_clock::now() + policy_of(job).delay(job.attempt, u));
     }
     return out;
   }
 
+  // A handler that stopped on request returns an error (any kind): the
+  // attempt was cancelled or timed out. A result means it finished anyway.
+  job_outcome outcome_for(const detail::finished_job& f) {
+    const auto* j = running.find(f.job.id);
+    auto why = j ? j->why : detail::stop_reason::none;
+    if (why == detail::stop_reason::none || std::holds_alternative<boost::json::value>(f.outcome))
+      return outcome_of(f.job, f.outcome);
+    if (why == detail::stop_reason::cancel)
+      return {f.job.id, f.job.attempt, job_state::cancelled, "", "cancelled while running", ""};
+    return outcome_of(f.job, handler_error::retryable(timed_out(j->timeout)));
+  }
+
   void complete() {
     pool.take_finished(finished);
+    std::erase_if(finished, [&](const detail::finished_job& f) {
+      return running.discard(f.job.id, f.job.attempt);  // already recorded without it
+    });
     if (finished.empty()) return;
     std::vector<job_outcome> outcomes;
     outcomes.reserve(finished.size());
-    for (const auto& f : finished) outcomes.push_back(outcome_of(f));
-    with_reconnect(db, o().pg_url, [&](pqxx::connection& c) {
+    for (const auto& f : finished) outcomes.push_back(outcome_for(f));
+    with_db([&](pqxx::connection& c) {
       pqxx::work tx(c);
+      run_commit_hooks(tx, outcomes);
       complete_jobs(tx, outcomes, o().worker_id);
       tx.commit();
       return 0;
     });
+    if (o().test_fault == "worker_crash_after_commit") {
+      log_warn("test fault: crashing after the commit, before the acks");
+      std::_Exit(70);
+    }
     // Committed: now the messages may go.
     for (const auto& out : outcomes) {
-      auto it = running.find(out.id);
-      if (it == running.end()) continue;
-      if (it->second != 0 && amqp) amqp->ack(it->second);
-      running.erase(it);
+      auto* j = running.find(out.id);
+      if (!j) continue;
+      if (j->tag != 0 && amqp) amqp->ack(j->tag);
+      running.erase(out.id);
       switch (out.state) {
         case job_state::succeeded: ++w.stats_.succeeded; break;
+        case job_state::cancelled:
+          ++w.stats_.cancelled;
+          log_info("job cancelled", {{"job_id", out.id}, {"attempt", out.attempt}});
+          break;
         case job_state::failed:
           ++w.stats_.failed;
           log_info("attempt failed; retry scheduled", {{"job_id", out.id},
@@ -193,18 +276,95 @@ struct worker::impl {
     finished.clear();
   }
 
+  // Commit hooks run only for outcomes that will land (their rows locked
+  // first), each in a savepoint: a hook that throws fails its attempt alone.
+  void run_commit_hooks(pqxx::work& tx, std::vector<job_outcome>& outcomes) {
+    std::vector<std::size_t> with_hooks;
+    std::vector<job_outcome> candidates;
+    for (std::size_t i = 0; i < finished.size(); ++i)
+      if (!finished[i].hooks.empty()) {
+        with_hooks.push_back(i);
+        candidates.push_back(outcomes[i]);
+      }
+    if (with_hooks.empty()) return;
+    auto owned = lock_owned_attempts(tx, candidates, o().worker_id);
+    for (auto i : with_hooks) {
+      if (std::find(owned.begin(), owned.end(), outcomes[i].id) == owned.end()) continue;
+      try {
+        pqxx::subtransaction sub(tx, "hook");
+        for (auto& hook : finished[i].hooks) hook(sub);
+        sub.commit();
+      } catch (const pqxx::broken_connection&) {
+        throw;
+      } catch (const std::exception& e) {
+        outcomes[i] =
+            outcome_of(finished[i].job,
+                       handler_error::retryable(std::string("commit hook failed: ") + e.what()));
+      }
+    }
+  }
+
   void renew_leases() {
     auto now = std::chrono::steady_clock::now();
     if (now < next_lease_renewal || running.empty()) return;
     next_lease_renewal = now + o().lease / 3;
     std::vector<std::string> ids;
-    for (auto& [id, tag] : running) ids.push_back(id);
-    with_reconnect(db, o().pg_url, [&](pqxx::connection& c) {
+    for (auto& [id, j] : running.jobs()) ids.push_back(id);
+    auto cancelled = with_db([&](pqxx::connection& c) {
       pqxx::work tx(c);
-      extend_leases(tx, ids, o().worker_id, o().lease);
+      auto r = extend_leases(tx, ids, o().worker_id, o().lease);
+      tx.commit();
+      return r;
+    });
+    // Normally known from NOTIFY already; this catches the ones missed.
+    cancel_requests.insert(cancel_requests.end(), cancelled.begin(), cancelled.end());
+  }
+
+  void take_cancel_requests() {
+    if (db && listener) db->get_notifs();  // non-blocking
+    auto now = std::chrono::steady_clock::now();
+    for (const auto& id : cancel_requests)
+      if (running.cancel(id, now))
+        log_info("cancel requested; stopping the handler", {{"job_id", id}});
+    cancel_requests.clear();
+  }
+
+  // Stops jobs past their timeout; records the stopped ones whose handler
+  // has not returned within the grace without it, and acks them. Their
+  // handler's thread stays busy until it returns; its result is discarded.
+  void stop_overdue() {
+    auto now = std::chrono::steady_clock::now();
+    for (const auto& id : running.expire(now)) {
+      ++w.stats_.timed_out;
+      log_warn("job timed out; stopping the handler",
+               {{"job_id", id}, {"timeout_ms", running.find(id)->timeout.count()}});
+    }
+    auto overdue = running.overdue(now);
+    if (overdue.empty()) return;
+    std::vector<job_outcome> outcomes;
+    for (const auto& j : overdue) {
+      if (j.why == detail::stop_reason::cancel)
+        outcomes.push_back({j.job.id, j.job.attempt, job_state::cancelled, "",
+                            fmt::format("cancelled; the handler did not stop within {} ms",
+                                        o().cancel_grace.count()),
+                            ""});
+      else
+        outcomes.push_back(outcome_of(j.job, handler_error::retryable(timed_out(j.timeout))));
+    }
+    with_db([&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      complete_jobs(tx, outcomes, o().worker_id);
       tx.commit();
       return 0;
     });
+    for (std::size_t i = 0; i < overdue.size(); ++i) {
+      log_warn(
+          "handler did not stop in time; written off, its thread stays busy until it returns",
+          {{"job_id", outcomes[i].id}, {"recorded", std::string(to_string(outcomes[i].state))}});
+      if (overdue[i].tag != 0 && amqp) amqp->ack(overdue[i].tag);
+      running.write_off(overdue[i].job.id);
+      if (outcomes[i].state == job_state::cancelled) ++w.stats_.cancelled;
+    }
   }
 
   void run() {
@@ -226,6 +386,7 @@ struct worker::impl {
       if (stopping && std::chrono::steady_clock::now() > drain_deadline) {
         log_warn("drain deadline passed; unfinished jobs return to the queue",
                  {{"running", static_cast<std::int64_t>(running.size())}});
+        running.stop_all();  // so that the handler threads can be joined
         break;
       }
       try {
@@ -238,6 +399,8 @@ struct worker::impl {
         }
         claim();
         complete();
+        take_cancel_requests();
+        stop_overdue();
         renew_leases();
         backoff = std::chrono::milliseconds(100);
       } catch (const amqp_error& e) {
@@ -245,7 +408,7 @@ struct worker::impl {
         pause(backoff);
       } catch (const pqxx::failure& e) {
         log_warn("database error; retrying", {{"error", e.what()}});
-        db.reset();
+        drop_db();
         pause(backoff);
       }
     }

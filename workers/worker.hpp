@@ -10,14 +10,28 @@
 //      (finished, cancelled, running elsewhere) is acked and dropped;
 //   3. commits the outcomes of finished handlers in one transaction, with an
 //      attempt row each, and only then acks their messages;
-//   4. extends the leases of running jobs every lease/3.
+//   4. extends the leases of running jobs every lease/3;
+//   5. stops jobs that were cancelled or passed their timeout (below).
 // A message that is not a job message is rejected to the dead-letter queue.
 // If RabbitMQ or PostgreSQL goes away, it reconnects with backoff; unacked
 // messages are redelivered by the broker and claims keep that safe.
 //
+// Cancellation and timeouts: the coordinator LISTENs on `jobs_cancel` (and
+// sees cancel_requested_at when it renews leases, in case a NOTIFY was
+// missed); a job running longer than its timeout_ms (default `job_timeout`)
+// is stopped too. Stopping sets the job's stop flag (ctx.stop_requested()).
+// A handler that then returns an error ends the attempt `cancelled`, or
+// failed "timed out after N ms" (retried, or dead when no attempt is left);
+// one that returns a result anyway succeeded. A handler that has not
+// returned `cancel_grace` after its flag was set is written off: the job is
+// recorded without it (compare-and-set from running) and its message acked;
+// its thread stays busy until it returns, and its result is discarded. The
+// coordinator wakes at least every 200 ms for this.
+//
 // stop() (from SIGTERM) stops consuming, lets running handlers finish and
 // commits them (bounded by `shutdown`), then run() returns; what was
-// received but not started goes back to the queue.
+// received but not started goes back to the queue. When the drain deadline
+// passes, every handler still running is asked to stop.
 //
 // Thread-safety: construct, then run() on one thread; stop() from any.
 
@@ -42,7 +56,10 @@ struct worker_options {
   int delivery_limit = 10;
   std::chrono::milliseconds lease{60000};
   std::chrono::milliseconds shutdown{30000};
+  std::chrono::milliseconds job_timeout{300000};  ///< for jobs without their own timeout_ms
+  std::chrono::milliseconds cancel_grace{5000};   ///< a stopped handler's time to return
   retry_policy retry;
+  std::string test_fault;  ///< tests only: "worker_crash_after_commit"
 };
 
 class worker {
@@ -59,9 +76,10 @@ class worker {
 
   struct counters {
     /// failed: retry scheduled; snoozed: back to scheduled; dropped: a message
-    /// whose job was not claimable; rejected: not a job message (dead-lettered).
+    /// whose job was not claimable; rejected: not a job message (dead-lettered);
+    /// timed_out: jobs stopped by their timeout.
     std::atomic<long> claimed{0}, succeeded{0}, failed{0}, dead{0}, snoozed{0}, dropped{0},
-        rejected{0};
+        rejected{0}, cancelled{0}, timed_out{0};
   };
   const counters& stats() const { return stats_; }
 

@@ -29,3 +29,14 @@ TEST_CASE("the contract's schemas accept the server's shapes and reject others")
   CHECK(api.violations("Problem", p.to_json()).empty());
   CHECK_FALSE(api.violations("Problem", boost::json::parse(R"({"title":"x"})")).empty());
 }
+
+TEST_CASE("a replay may be in any state, and idempotency_key_reused is a documented code") {
+  test::openapi_contract api;
+  auto replayed = boost::json::parse(
+      R"({"id":"01a20186-a36f-7fa4-aba8-185e529e034e","state":"succeeded","links":{"self":"/v1/jobs/01a20186-a36f-7fa4-aba8-185e529e034e"}})");
+  CHECK(api.violations("Replayed", replayed).empty());
+  replayed.as_object()["state"] = "done";
+  CHECK_FALSE(api.violations("Replayed", replayed).empty());
+  auto p = make_problem(409, "idempotency_key_reused", "another request");
+  CHECK(api.violations("Problem", p.to_json()).empty());
+}

@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <exception>
 #include <map>
@@ -41,13 +42,16 @@ class fake_backend final : public jobs::api_backend {
   std::map<std::pair<std::string, std::string>, std::string> stored;  // (tenant, id) -> JSON
   std::vector<std::pair<std::string, jobs::job_filter>> list_calls;   // (tenant, filter)
   std::string list_body = R"({"jobs":[],"next_cursor":null})";
-  std::optional<jobs::problem> submit_problem;  // submit refuses with this problem
-  bool outage = false;                          // every call throws
-  bool submit_throws = false;                   // only submit throws
+  std::optional<jobs::problem> submit_problem;      // submit refuses with this problem
+  std::optional<jobs::replayed_job> submit_replay;  // submit answers with this job
+  bool outage = false;                              // every call throws
+  bool submit_throws = false;                       // only submit throws
+  bool cancel_throws = false;                       // only cancel_job throws
   jobs::readiness state{true, true};
   int authenticate_calls = 0;
   int submit_calls = 0;
   int find_calls = 0;
+  std::vector<std::pair<std::string, std::string>> cancel_calls;  // (tenant, id)
 
   asio::awaitable<std::optional<jobs::principal>> authenticate(const std::string& key) override {
     ++authenticate_calls;
@@ -57,11 +61,12 @@ class fake_backend final : public jobs::api_backend {
     co_return it->second;
   }
 
-  asio::awaitable<std::optional<jobs::problem>> submit(const jobs::new_job& job) override {
+  asio::awaitable<jobs::submit_result> submit(const jobs::new_job& job) override {
     ++submit_calls;
     if (outage || submit_throws) throw std::runtime_error("broker is unreachable");
-    if (submit_problem) co_return submit_problem;
+    if (submit_problem) co_return *submit_problem;
     submitted.push_back(job);
+    if (submit_replay) co_return *submit_replay;
     co_return std::nullopt;
   }
 
@@ -79,6 +84,50 @@ class fake_backend final : public jobs::api_backend {
     if (outage) throw std::runtime_error("PostgreSQL is unreachable");
     list_calls.emplace_back(t.value, f);
     co_return list_body;
+  }
+
+  // Like the store: a dead or failed job is rescheduled, anything else is refused.
+  asio::awaitable<std::pair<jobs::retry_result, std::string>> retry_job(
+      const jobs::tenant_id& t, const jobs::job_id& id) override {
+    if (outage) throw std::runtime_error("PostgreSQL is unreachable");
+    std::pair<jobs::retry_result, std::string> r{jobs::retry_result::not_found, {}};
+    auto it = stored.find({t.value, id.value});
+    if (it == stored.end()) co_return r;
+    auto job = json::parse(it->second).as_object();
+    if (job.at("state") == "dead" || job.at("state") == "failed") {
+      job["state"] = "scheduled";
+      it->second = json::serialize(job);
+      r.first = jobs::retry_result::retried;
+    } else {
+      r.first = jobs::retry_result::not_retryable;
+    }
+    r.second = it->second;
+    co_return r;
+  }
+
+  // Like the store: the stored job's "state" decides, and a cancel rewrites it.
+  asio::awaitable<jobs::cancel_reply> cancel_job(const jobs::tenant_id& t,
+                                                 const jobs::job_id& id) override {
+    cancel_calls.emplace_back(t.value, id.value);
+    if (outage || cancel_throws) throw std::runtime_error("PostgreSQL is unreachable");
+    jobs::cancel_reply r;
+    auto it = stored.find({t.value, id.value});
+    if (it == stored.end()) co_return r;
+    auto job = json::parse(it->second).as_object();
+    auto state = jobs::parse_job_state(job.at("state").as_string());
+    REQUIRE(state);
+    r.outcome.state = *state;
+    if (*state == jobs::job_state::running) {
+      r.outcome.result = jobs::cancel_result::requested;
+    } else if (jobs::is_final(*state)) {
+      r.outcome.result = jobs::cancel_result::not_cancellable;
+    } else {
+      r.outcome.result = jobs::cancel_result::cancelled;
+      job["state"] = "cancelled";
+      it->second = json::serialize(job);
+    }
+    r.job = it->second;
+    co_return r;
   }
 
   asio::awaitable<jobs::readiness> ready() override {
@@ -528,4 +577,189 @@ TEST_CASE("a viewer key reads but cannot submit; submitter and admin keys can") 
   check_json(f.get("/v1/jobs", "Bearer key-viewer"), 200);
   check_json(f.post_job(noop_job, "application/json", "Bearer key-submitter"), 202);
   check_json(f.post_job(noop_job), 202);
+}
+
+namespace {
+std::string job_in(const char* id, const char* state) {
+  return std::string(R"({"id":")") + id + R"(","state":")" + state + "\"}";
+}
+std::string cancel_target(const std::string& id) { return "/v1/jobs/" + id + "/cancel"; }
+}  // namespace
+
+TEST_CASE("POST /v1/jobs/{id}/cancel of a scheduled, queued or failed job is 200 with the job") {
+  for (const char* state : {"scheduled", "queued", "failed"}) {
+    CAPTURE(state);
+    fixture f;
+    f.backend.stored[{"tenant-a", id_a}] = job_in(id_a, state);
+    auto res = f.send(http::verb::post, cancel_target(id_a));
+    check_json(res, 200);
+    auto o = parse_object(res.body());
+    CHECK(o.at("id") == id_a);
+    CHECK(o.at("state") == "cancelled");
+    REQUIRE(f.backend.cancel_calls.size() == 1);
+    CHECK(f.backend.cancel_calls[0] == std::pair<std::string, std::string>{"tenant-a", id_a});
+  }
+}
+
+TEST_CASE("POST /v1/jobs/{id}/cancel of a running job is 202: it is asked to stop") {
+  fixture f;
+  f.backend.stored[{"tenant-a", id_a}] = job_in(id_a, "running");
+  auto res = f.send(http::verb::post, cancel_target(id_a));
+  check_json(res, 202);
+  CHECK(parse_object(res.body()).at("state") == "running");
+  CHECK(f.backend.cancel_calls.size() == 1);
+}
+
+TEST_CASE("POST /v1/jobs/{id}/cancel of a final job is 409 not_cancellable") {
+  for (const char* state : {"succeeded", "dead", "cancelled"}) {
+    CAPTURE(state);
+    fixture f;
+    f.backend.stored[{"tenant-a", id_a}] = job_in(id_a, state);
+    auto o = check_problem(f.send(http::verb::post, cancel_target(id_a)), 409, "not_cancellable");
+    CHECK(std::string(o.at("detail").as_string()).find(state) != std::string::npos);
+    // Nothing changed.
+    CHECK(f.backend.stored[{"tenant-a", id_a}] == job_in(id_a, state));
+  }
+}
+
+TEST_CASE("POST /v1/jobs/{id}/cancel of another tenant's or an unknown job is 404") {
+  fixture f;
+  f.backend.stored[{"tenant-b", id_b}] = job_in(id_b, "queued");
+  check_problem(f.send(http::verb::post, cancel_target(id_b)), 404, "not_found");
+  check_problem(f.send(http::verb::post, cancel_target(id_a)), 404, "not_found");
+  CHECK(f.backend.stored[{"tenant-b", id_b}] == job_in(id_b, "queued"));
+  // Its owner can.
+  check_json(f.send(http::verb::post, cancel_target(id_b), "Bearer key-b"), 200);
+}
+
+TEST_CASE("POST /v1/jobs/{id}/cancel with an id that is not a UUID is 404 without a lookup") {
+  fixture f;
+  for (std::string id : {"nope", "01890a5d-ac96-774b-bcce-b302099a805", "%27%20OR%201%3D1"}) {
+    CAPTURE(id);
+    check_problem(f.send(http::verb::post, cancel_target(id)), 404, "not_found");
+  }
+  CHECK(f.backend.cancel_calls.empty());
+}
+
+TEST_CASE("POST /v1/jobs/{id}/cancel needs a key that may write") {
+  fixture f;
+  f.backend.keys["key-viewer"] = jobs::principal{jobs::tenant_id{"tenant-a"}, "viewer"};
+  f.backend.keys["key-submitter"] = jobs::principal{jobs::tenant_id{"tenant-a"}, "submitter"};
+  f.backend.stored[{"tenant-a", id_a}] = job_in(id_a, "queued");
+  check_problem(f.send(http::verb::post, cancel_target(id_a), ""), 401, "unauthorized");
+  check_problem(f.send(http::verb::post, cancel_target(id_a), "Bearer nope"), 401, "unauthorized");
+  check_problem(f.send(http::verb::post, cancel_target(id_a), "Bearer key-viewer"), 403,
+                "forbidden");
+  CHECK(f.backend.cancel_calls.empty());
+  check_json(f.send(http::verb::post, cancel_target(id_a), "Bearer key-submitter"), 200);
+}
+
+TEST_CASE("POST /v1/jobs/{id}/cancel: other methods are 405, a backend failure 503") {
+  fixture f;
+  auto res = f.get(cancel_target(id_a));
+  check_problem(res, 405, "method_not_allowed");
+  CHECK(res[http::field::allow] == "POST");
+  CHECK(f.backend.cancel_calls.empty());
+
+  f.backend.stored[{"tenant-a", id_a}] = job_in(id_a, "queued");
+  f.backend.cancel_throws = true;
+  res = f.send(http::verb::post, cancel_target(id_a));
+  check_problem(res, 503, "unavailable");
+  CHECK_FALSE(res[http::field::retry_after].empty());
+  CHECK(f.backend.cancel_calls.size() == 1);
+}
+
+namespace {
+
+http_request keyed_post(const std::string& body, const std::vector<std::string>& keys) {
+  http_request req{http::verb::post, "/v1/jobs", 11};
+  req.set(http::field::authorization, "Bearer key-a");
+  req.set(http::field::content_type, "application/json");
+  for (const auto& k : keys) req.insert("Idempotency-Key", k);
+  req.body() = body;
+  req.prepare_payload();
+  return req;
+}
+
+}  // namespace
+
+TEST_CASE("POST /v1/jobs hands the Idempotency-Key header to the backend with the fingerprint") {
+  fixture f;
+  auto res = f.run(keyed_post(noop_job, {"order-1234"}));
+  check_json(res, 202);
+  CHECK(res.find("Idempotent-Replayed") == res.end());
+  REQUIRE(f.backend.submitted.size() == 1);
+  CHECK(f.backend.submitted[0].idempotency_key == "order-1234");
+  CHECK(f.backend.submitted[0].request_hash.size() == 64);
+  // Without a key, none.
+  check_json(f.post_job(noop_job), 202);
+  REQUIRE(f.backend.submitted.size() == 2);
+  CHECK(f.backend.submitted[1].idempotency_key.empty());
+  CHECK(f.backend.submitted[1].request_hash.empty());
+}
+
+TEST_CASE("a bad or repeated Idempotency-Key header is 400 invalid_field naming the header") {
+  for (std::vector<std::string> keys : {std::vector<std::string>{""},
+                                        {std::string(256, 'k')},
+                                        {"caf\xc3\xa9"},
+                                        {"a", "a"},
+                                        {"a", "b"}}) {
+    CAPTURE(keys.size());
+    CAPTURE(keys.front());
+    fixture f;
+    auto o = check_problem(f.run(keyed_post(noop_job, keys)), 400, "invalid_field");
+    CHECK(o.at("parameter") == "Idempotency-Key");
+    CHECK(f.backend.submit_calls == 0);
+  }
+}
+
+TEST_CASE("an Idempotency-Key header that differs from idempotency_key is 400") {
+  fixture f;
+  auto body = R"({"queue":"processing","type":"noop","payload":{},"idempotency_key":"k1"})";
+  auto o = check_problem(f.run(keyed_post(body, {"k2"})), 400, "invalid_field");
+  CHECK(o.at("pointer") == "/idempotency_key");
+  CHECK(f.backend.submit_calls == 0);
+  check_json(f.run(keyed_post(body, {"k1"})), 202);
+  REQUIRE(f.backend.submitted.size() == 1);
+  CHECK(f.backend.submitted[0].idempotency_key == "k1");
+}
+
+TEST_CASE("a replay is 200 with the original job as it is now and Idempotent-Replayed: true") {
+  fixture f;
+  f.backend.submit_replay = jobs::replayed_job{jobs::job_id{id_b}, jobs::job_state::succeeded};
+  auto res = f.run(keyed_post(noop_job, {"order-1234"}));
+  check_json(res, 200);
+  CHECK(res["Idempotent-Replayed"] == "true");
+  auto o = parse_object(res.body());
+  CHECK(o.at("id") == id_b);
+  CHECK(o.at("state") == "succeeded");
+  CHECK(o.at("links").at("self") == (std::string("/v1/jobs/") + id_b).c_str());
+  CHECK(res[http::field::location] == std::string("/v1/jobs/") + id_b);
+}
+
+TEST_CASE("409 idempotency_key_reused from the backend is answered as it is") {
+  fixture f;
+  f.backend.submit_problem =
+      jobs::make_problem(409, "idempotency_key_reused", "the key belongs to another request");
+  auto res = f.run(keyed_post(noop_job, {"order-1234"}));
+  auto o = check_problem(res, 409, "idempotency_key_reused");
+  CHECK(o.at("title") != jobs::make_problem(409, "no_such_code", "x").title.c_str());
+  CHECK(res.find("Idempotent-Replayed") == res.end());
+  CHECK(res.find(http::field::location) == res.end());
+}
+
+TEST_CASE("POST /v1/jobs/{id}/retry reschedules a dead job, refuses others, hides other tenants'") {
+  fixture f;
+  const std::string dead = "01890a5d-ac96-774b-bcce-b302099a8001";
+  const std::string done = "01890a5d-ac96-774b-bcce-b302099a8002";
+  f.backend.stored[{"tenant-a", dead}] = R"({"id":"x","state":"dead"})";
+  f.backend.stored[{"tenant-a", done}] = R"({"id":"y","state":"succeeded"})";
+  auto res = f.send(http::verb::post, "/v1/jobs/" + dead + "/retry");
+  check_json(res, 202);
+  CHECK(parse_object(res.body()).at("state") == "scheduled");
+  check_problem(f.send(http::verb::post, "/v1/jobs/" + done + "/retry"), 409, "not_retryable");
+  check_problem(f.send(http::verb::post, "/v1/jobs/" + dead + "/retry", "Bearer key-b"), 404,
+                "not_found");
+  check_problem(f.send(http::verb::post, "/v1/jobs/not-a-uuid/retry"), 404, "not_found");
+  check_problem(f.send(http::verb::get, "/v1/jobs/" + dead + "/retry"), 405, "method_not_allowed");
 }

@@ -4,8 +4,11 @@
 
 #include <doctest/doctest.h>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -286,4 +289,185 @@ TEST_CASE("make_problem fills in the standard title for a code") {
   auto other = jobs::make_problem(404, "not_found", "x");
   CHECK(other.title != p.title);
   CHECK(other.pointer.empty());
+}
+
+TEST_CASE("timeout_ms is optional: absent it is 0, the worker's default") {
+  CHECK(accepted(R"({"queue":"processing","type":"noop","payload":{}})").timeout_ms == 0);
+  auto job = accepted(R"({"queue":"processing","type":"noop","payload":{},"timeout_ms":2500})");
+  CHECK(job.timeout_ms == 2500);
+}
+
+TEST_CASE("the edges of timeout_ms are accepted: 1 ms to one day") {
+  CHECK(
+      accepted(R"({"queue":"processing","type":"noop","payload":{},"timeout_ms":1})").timeout_ms ==
+      1);
+  CHECK(accepted(R"({"queue":"processing","type":"noop","payload":{},"timeout_ms":86400000})")
+            .timeout_ms == jobs::job_limits::max_timeout_ms);
+}
+
+TEST_CASE("invalid_field: timeout_ms out of range or not an integer") {
+  for (std::string timeout :
+       {"0", "-1", "86400001", "99999999999999999999", "1.5", "\"100\"", "null", "true", "[]"}) {
+    CAPTURE(timeout);
+    check_problem(std::string(R"({"queue":"processing","type":"noop","payload":{},"timeout_ms":)") +
+                      timeout + "}",
+                  "invalid_field", "/timeout_ms");
+  }
+}
+
+TEST_CASE("not_cancellable has its own title") {
+  auto p = jobs::make_problem(409, "not_cancellable", "the job is already succeeded");
+  CHECK(p.status == 409);
+  CHECK(p.title != jobs::make_problem(409, "no_such_code", "x").title);
+}
+
+namespace {
+
+std::variant<jobs::new_job, jobs::problem> parse_keyed(
+    std::string_view body, std::optional<std::string_view> header = std::nullopt) {
+  return jobs::parse_submission(body, registry(), {}, now, header);
+}
+
+jobs::new_job keyed(std::string_view body, std::optional<std::string_view> header = std::nullopt) {
+  auto r = parse_keyed(body, header);
+  if (auto* p = std::get_if<jobs::problem>(&r))
+    FAIL("refused " << body << ": " << p->code << " " << p->pointer << " " << p->detail);
+  return std::get<jobs::new_job>(r);
+}
+
+jobs::problem key_problem(std::string_view body,
+                          std::optional<std::string_view> header = std::nullopt) {
+  CAPTURE(body);
+  auto r = parse_keyed(body, header);
+  auto* p = std::get_if<jobs::problem>(&r);
+  REQUIRE_MESSAGE(p != nullptr, "the submission was accepted");
+  CHECK(p->status == 400);
+  CHECK(p->code == "invalid_field");
+  CHECK_FALSE(p->detail.empty());
+  return *p;
+}
+
+const std::string noop = R"({"queue":"processing","type":"noop","payload":{}})";
+
+std::string with_key(const std::string& key) {
+  return R"({"queue":"processing","type":"noop","payload":{},"idempotency_key":")" + key + "\"}";
+}
+
+}  // namespace
+
+TEST_CASE("without an idempotency key the job has neither key nor fingerprint") {
+  auto job = keyed(noop);
+  CHECK(job.idempotency_key.empty());
+  CHECK(job.request_hash.empty());
+}
+
+TEST_CASE("idempotency_key in the body is the job's key, with the request's fingerprint") {
+  auto job = keyed(with_key("order-1234"));
+  CHECK(job.idempotency_key == "order-1234");
+  REQUIRE(job.request_hash.size() == 64);
+  CHECK(job.request_hash.find_first_not_of("0123456789abcdef") == std::string::npos);
+}
+
+TEST_CASE("the Idempotency-Key header is the job's key; the same key in both is fine") {
+  auto job = keyed(noop, "order-1234");
+  CHECK(job.idempotency_key == "order-1234");
+  CHECK(job.request_hash.size() == 64);
+  auto both = keyed(with_key("order-1234"), "order-1234");
+  CHECK(both.idempotency_key == "order-1234");
+  // Where the key came from is not part of the request.
+  CHECK(both.request_hash == job.request_hash);
+}
+
+TEST_CASE("an Idempotency-Key header that differs from idempotency_key is invalid_field") {
+  auto p = key_problem(with_key("order-1234"), "order-1235");
+  CHECK(p.pointer == "/idempotency_key");
+}
+
+TEST_CASE("idempotency keys: 1 to 255 printable ASCII characters") {
+  std::string longest(255, 'k');
+  CHECK(keyed(with_key(longest)).idempotency_key == longest);
+  CHECK(keyed(noop, longest).idempotency_key == longest);
+  CHECK(keyed(noop, " !~key with spaces~! ").idempotency_key == " !~key with spaces~! ");
+  CHECK(keyed(with_key(R"(a\"b\\c)")).idempotency_key == R"(a"b\c)");
+
+  for (std::string bad :
+       {std::string(), std::string(256, 'k'), std::string("tab\there"), std::string("bell\x07"),
+        std::string("del\x7f"), std::string("caf\xc3\xa9"), std::string("nul\0x", 5)}) {
+    CAPTURE(bad);
+    auto header = key_problem(noop, bad);
+    CHECK(header.parameter == "Idempotency-Key");
+    CHECK(header.pointer.empty());
+    // The same in the body (JSON-escaped, so the parser sees these characters).
+    auto body = key_problem(std::string(R"({"queue":"processing","type":"noop","payload":{},)") +
+                            R"("idempotency_key":)" +
+                            boost::json::serialize(boost::json::string(bad)) + "}");
+    CHECK(body.pointer == "/idempotency_key");
+  }
+  for (std::string bad : {"7", "null", "[\"k\"]", "{}", "true"}) {
+    CAPTURE(bad);
+    auto p = key_problem(
+        std::string(R"({"queue":"processing","type":"noop","payload":{},"idempotency_key":)") +
+        bad + "}");
+    CHECK(p.pointer == "/idempotency_key");
+  }
+}
+
+TEST_CASE("the request fingerprint: the same request hashes the same, any change differs") {
+  auto hash = [](const std::string& body) { return keyed(body, "k").request_hash; };
+  const std::string base =
+      R"({"queue":"processing","type":"hash","payload":{"input":"hi","algorithm":"sha256"}})";
+  auto h = hash(base);
+  // Member order (of the body and the payload), white space and defaults do not matter.
+  CHECK(hash(R"({ "payload" : {"algorithm":"sha256", "input":"hi"}, "type":"hash",)"
+             R"( "queue":"processing", "priority":0, "max_attempts":5 })") == h);
+  CHECK(hash(R"({"queue":"processing","type":"hash","payload":{"input":"hi",)"
+             R"("algorithm":"sha256"},"run_at":null})") == h);
+  // Neither does the key.
+  CHECK(keyed(base, "another key").request_hash == h);
+
+  for (std::string other :
+       {R"({"queue":"processing","type":"hash","payload":{"input":"ho","algorithm":"sha256"}})",
+        R"({"queue":"processing","type":"hash","payload":{"input":"hi","algorithm":"sha512"}})",
+        R"({"queue":"processing","type":"hash","payload":{"input":"hi"}})",
+        R"({"queue":"processing","type":"hash","payload":{"input":"hi","algorithm":"sha256"},)"
+        R"("priority":1})",
+        R"({"queue":"processing","type":"hash","payload":{"input":"hi","algorithm":"sha256"},)"
+        R"("max_attempts":4})",
+        R"({"queue":"processing","type":"hash","payload":{"input":"hi","algorithm":"sha256"},)"
+        R"("run_at":"2026-06-01T11:00:00Z"})",
+        R"({"queue":"processing","type":"hash","payload":{"input":"hi","algorithm":"sha256"},)"
+        R"("timeout_ms":1000})",
+        R"({"queue":"processing","type":"hash","payload":{"input":"hi","algorithm":"sha256"},)"
+        R"("delay_ms":1000})",
+        R"({"queue":"processing","type":"hash","payload":{"input":"hi","algorithm":"sha256"},)"
+        R"("backoff":{"base_ms":10}})",
+        R"({"queue":"processing","type":"hash","payload":{"input":"hi","algorithm":"sha256"},)"
+        R"("backoff":{"jitter":"none"}})",
+        R"({"queue":"processing","type":"noop","payload":{"echo":{"input":"hi"}}})"}) {
+    CAPTURE(other);
+    CHECK(hash(other) != h);
+  }
+
+  // run_at counts as the instant asked for, even once it is past: a retry
+  // an hour later is the same request.
+  auto past = hash(R"({"queue":"processing","type":"noop","payload":{},)"
+                   R"("run_at":"2026-06-01T11:00:00Z"})");
+  CHECK(hash(R"({"queue":"processing","type":"noop","payload":{},)"
+             R"("run_at":"2026-06-01T13:00:00+02:00"})") == past);
+  CHECK(hash(noop) != past);
+  // A delay counts as asked, not as the instant it makes.
+  CHECK(hash(R"({"queue":"processing","type":"noop","payload":{},"delay_ms":5000})") ==
+        hash(R"({"delay_ms":5000,"queue":"processing","type":"noop","payload":{}})"));
+  CHECK(hash(R"({"queue":"processing","type":"noop","payload":{},"delay_ms":5000})") !=
+        hash(R"({"queue":"processing","type":"noop","payload":{},"delay_ms":5001})"));
+  // Nested objects are compared member by member, arrays in order.
+  CHECK(hash(R"({"queue":"processing","type":"noop","payload":{"echo":{"a":1,"b":[1,2]}}})") ==
+        hash(R"({"queue":"processing","type":"noop","payload":{"echo":{"b":[1,2],"a":1}}})"));
+  CHECK(hash(R"({"queue":"processing","type":"noop","payload":{"echo":[1,2]}})") !=
+        hash(R"({"queue":"processing","type":"noop","payload":{"echo":[2,1]}})"));
+}
+
+TEST_CASE("idempotency_key_reused has its own title") {
+  auto p = jobs::make_problem(409, "idempotency_key_reused", "x");
+  CHECK(p.title != jobs::make_problem(409, "no_such_code", "x").title);
 }

@@ -59,6 +59,8 @@ TEST_CASE("load_config with an empty environment gives the documented defaults")
   CHECK(c.worker_prefetch == 16);  // 2 x concurrency
   CHECK(c.worker_lease == 60000ms);
   CHECK(c.worker_shutdown == 30000ms);
+  CHECK(c.worker_job_timeout == 300000ms);
+  CHECK(c.worker_cancel_grace == 5000ms);
   CHECK(c.auth_cache == 5000ms);
   CHECK(c.log_level == "info");
 }
@@ -117,6 +119,8 @@ TEST_CASE("millisecond settings are applied") {
       {"JOBS_WORKER_LEASE_MS", "120000"},
       {"JOBS_WORKER_SHUTDOWN_MS", "0"},
       {"JOBS_AUTH_CACHE_MS", "250"},
+      {"JOBS_WORKER_JOB_TIMEOUT_MS", "1000"},
+      {"JOBS_WORKER_CANCEL_GRACE_MS", "0"},
   });
   CHECK(c.http_read_timeout == 1500ms);
   CHECK(c.publish_timeout == 2500ms);
@@ -124,6 +128,8 @@ TEST_CASE("millisecond settings are applied") {
   CHECK(c.worker_lease == 120000ms);
   CHECK(c.worker_shutdown == 0ms);
   CHECK(c.auth_cache == 250ms);
+  CHECK(c.worker_job_timeout == 1000ms);
+  CHECK(c.worker_cancel_grace == 0ms);
 }
 
 TEST_CASE("worker_prefetch defaults to twice the configured concurrency") {
@@ -149,6 +155,9 @@ TEST_CASE("out-of-range integers throw config_error naming the variable") {
   check_refused("JOBS_HTTP_BODY_LIMIT", "99999999999999999999");  // beyond long
   check_refused("JOBS_WORKER_LEASE_MS", "-1");
   check_refused("JOBS_HTTP_READ_TIMEOUT_MS", "0");
+  check_refused("JOBS_WORKER_JOB_TIMEOUT_MS", "0");
+  check_refused("JOBS_WORKER_JOB_TIMEOUT_MS", "86400001");
+  check_refused("JOBS_WORKER_CANCEL_GRACE_MS", "-1");
 }
 
 TEST_CASE("non-numeric integers and durations throw config_error naming the variable") {
@@ -193,4 +202,14 @@ TEST_CASE("JOBS_LOG_LEVEL takes debug, info, warn or error only") {
   for (std::string level : {"verbose", "warning", "INFO", "trace", " info", ""}) {
     check_refused("JOBS_LOG_LEVEL", level);
   }
+}
+
+TEST_CASE("JOBS_IDEMPOTENCY_TTL_MS: 24 h by default, 1 ms to a year") {
+  CHECK(jobs::load_config({}).idempotency_ttl == 86400000ms);
+  CHECK(jobs::load_config({{"JOBS_IDEMPOTENCY_TTL_MS", "1500"}}).idempotency_ttl == 1500ms);
+  CHECK(jobs::load_config({{"JOBS_IDEMPOTENCY_TTL_MS", "31536000000"}}).idempotency_ttl ==
+        31536000000ms);
+  check_refused("JOBS_IDEMPOTENCY_TTL_MS", "0");
+  check_refused("JOBS_IDEMPOTENCY_TTL_MS", "31536000001");
+  check_refused("JOBS_IDEMPOTENCY_TTL_MS", "1d");
 }

@@ -68,7 +68,7 @@ TEST_CASE("all_job_states lists the seven states once, in declaration order") {
 //   running   -> queued                     rescued: its worker died and the lease expired
 //   failed    -> queued                     the retry is published when due
 //                                           (store.hpp: lock_due_jobs/mark_queued)
-//   dead      -> queued                     an explicit client retry (is_final)
+//   dead | failed -> scheduled              an explicit client retry, published at once
 //   any non-final -> cancelled
 // Nothing else, and no state moves to itself.
 TEST_CASE("can_transition matches the full table of legal moves") {
@@ -80,8 +80,8 @@ TEST_CASE("can_transition matches the full table of legal moves") {
       /* queued    */ {F, F, T, F, F, F, T},
       /* running   */ {T, T, F, T, T, T, T},
       /* succeeded */ {F, F, F, F, F, F, F},
-      /* failed    */ {F, T, T, F, F, F, T},
-      /* dead      */ {F, T, F, F, F, F, F},
+      /* failed    */ {T, T, T, F, F, F, T},
+      /* dead      */ {T, F, F, F, F, F, F},
       /* cancelled */ {F, F, F, F, F, F, F},
   };
   int checked = 0;
@@ -110,7 +110,7 @@ TEST_CASE("final states have no way out except a client retry of a dead job") {
     CAPTURE(name_of(to));
     CHECK_FALSE(jobs::can_transition(succeeded, to));
     CHECK_FALSE(jobs::can_transition(cancelled, to));
-    CHECK(jobs::can_transition(dead, to) == (to == queued));
+    CHECK(jobs::can_transition(dead, to) == (to == scheduled));
   }
 }
 

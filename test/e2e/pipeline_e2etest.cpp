@@ -2,6 +2,8 @@
 // PostgreSQL, driven over HTTP.
 #include "common/db.hpp"
 #include "common/time.hpp"
+#include "queues/consumer.hpp"
+#include "queues/publisher.hpp"
 #include "support/live.hpp"
 #include "support/openapi.hpp"
 
@@ -311,4 +313,37 @@ TEST_CASE("jobs with a future run_at run when due, each exactly once") {
   // None ran before its time.
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE started_at < run_at") == 0);
   CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts") == total);
+}
+
+TEST_CASE("a message that is not a job goes to the dead-letter queue with the reason") {
+  scratch s;
+  platform p(s);
+  jobs::publisher pub({s.amqp_url, 30, 10s, {10}});
+  REQUIRE(wait_until([&] { return pub.connected(); }, 10s));
+  std::atomic<int> confirmed{0};
+  pub.publish("processing", "garbage-1", "this is not json",
+              [&](bool ok, std::string_view) { confirmed += ok; });
+  pub.publish("processing", "garbage-2",
+              R"({"id":"nope","tenant":"t","queue":"processing","type":"noop"})",
+              [&](bool ok, std::string_view) { confirmed += ok; });
+  REQUIRE(wait_until([&] { return confirmed == 2; }, 10s));
+
+  jobs::consumer dead(jobs::parse_amqp_url(s.amqp_url), 30, std::string(jobs::dead_queue), 10,
+                      {10});
+  std::vector<jobs::delivery> got;
+  CHECK(wait_until(
+      [&] {
+        dead.poll(got, 50, -1);
+        return got.size() >= 2;
+      },
+      30s));
+  REQUIRE(got.size() == 2);
+  std::map<std::string, std::string> reasons;
+  for (auto& d : got) {
+    reasons[d.message_id] = d.headers["x-dead-reason"];
+    CHECK(d.headers["x-original-queue"] == "processing");
+    dead.ack(d.tag);
+  }
+  CHECK(reasons["garbage-1"] == "body is not one JSON document");
+  CHECK(reasons["garbage-2"] == "id is not a UUID");
 }

@@ -53,9 +53,20 @@ TEST_CASE("the README's curl examples work against a running platform") {
   // What the comments in the README promise.
   CHECK(text.str().find(R"("state":"queued")") != std::string::npos);
   CHECK(text.str().find(R"("state":"scheduled")") != std::string::npos);
+  CHECK(text.str().find(R"("state":"cancelled")") != std::string::npos);
   CHECK(text.str().find(R"("sum_amount":12.5)") != std::string::npos);
   CHECK(text.str().find(R"("code":"payload_invalid")") != std::string::npos);
   CHECK(text.str().find(R"("pointer":"/payload/input")") != std::string::npos);
   CHECK(text.str().find(R"({"status":"ready","database":true,"broker":true})") !=
         std::string::npos);
+  // The idempotent submission: 202, then 200 with the same id, then 409.
+  auto id_after = [&](const std::string& marker) {
+    auto at = text.str().find(marker);
+    if (at == std::string::npos) return std::string("(no ") + marker + ")";
+    at = text.str().find(R"("id":")", at);
+    return at == std::string::npos ? std::string("(no id)") : text.str().substr(at + 6, 36);
+  };
+  CHECK(text.str().find("Idempotent-Replayed: true") != std::string::npos);
+  CHECK(id_after("HTTP/1.1 202 Accepted") == id_after("Idempotent-Replayed: true"));
+  CHECK(text.str().find(R"("code":"idempotency_key_reused")") != std::string::npos);
 }

@@ -249,7 +249,7 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
 }
 
 platform::platform(scratch& s, std::vector<std::string> worker_queues,
-                   std::map<std::string, std::string> extra_env) {
+                   std::map<std::string, std::string> extra_env, bool test_handlers) {
   port = free_port();
   env = {{"JOBS_PG_URL", s.pg_url},
          {"JOBS_AMQP_URL", s.amqp_url},
@@ -257,6 +257,26 @@ platform::platform(scratch& s, std::vector<std::string> worker_queues,
   for (auto& [k, v] : extra_env) env[k] = v;
   log_dir = require_env("JOBS_BIN_DIR") + "/test-logs/" + s.name;
   std::filesystem::create_directories(log_dir);
+  if (test_handlers) {
+    // The product's schemas plus the test handlers' own, and the migrations.
+    namespace fs = std::filesystem;
+    std::string src = JOBS_SOURCE_DIR;
+    fs::path dir = log_dir + "/schemas";
+    fs::create_directories(dir / "jobs");
+    for (const auto* from : {"/schemas/jobs", "/test/schemas/jobs"})
+      for (const auto& f : fs::directory_iterator(src + from))
+        fs::copy_file(f.path(), dir / "jobs" / f.path().filename(),
+                      fs::copy_options::overwrite_existing);
+    if (!fs::exists(dir / "migrations"))
+      fs::create_directory_symlink(src + "/schemas/migrations", dir / "migrations");
+    env["JOBS_SCHEMA_DIR"] = dir.string();
+    env["JOBS_TEST_HANDLERS"] = "on";
+    auto c = pg_connect(s.pg_url);
+    pqxx::nontransaction n(*c);
+    n.exec(
+        "CREATE TABLE IF NOT EXISTS test_handled (job_id uuid NOT NULL, attempt integer NOT NULL, "
+        "at timestamptz NOT NULL DEFAULT clock_timestamp())");
+  }
   api = std::make_unique<process>(binary("jobs-api"), std::vector<std::string>{}, env,
                                   log_dir + "/api.log");
   for (const auto& q : worker_queues) add_worker(q);
@@ -282,6 +302,32 @@ process& platform::add_worker(const std::string& queue,
       binary("jobs-worker"), std::vector<std::string>{"--queue", queue}, e,
       log_dir + "/worker-" + queue + "-" + std::to_string(n) + ".log"));
   return *workers.back();
+}
+
+process& platform::add_api(std::map<std::string, std::string> extra_env) {
+  auto e = env;
+  for (auto& [k, v] : extra_env) e[k] = v;
+  auto n = more_apis.size() + 1;
+  e["JOBS_HTTP_PORT"] = std::to_string(free_port());
+  more_apis.push_back(std::make_unique<process>(binary("jobs-api"), std::vector<std::string>{}, e,
+                                                log_dir + "/api-" + std::to_string(n) + ".log"));
+  return *more_apis.back();
+}
+
+std::map<std::string, int> handled(const std::string& pg_url) {
+  auto c = pg_connect(pg_url);
+  pqxx::nontransaction n(*c);
+  std::map<std::string, int> out;
+  for (const auto& row : n.exec("SELECT job_id::text, count(*) FROM test_handled GROUP BY job_id"))
+    out[row[0].as<std::string>()] = row[1].as<int>();
+  return out;
+}
+
+void services(const std::string& args) {
+  auto cmd =
+      std::string(JOBS_SOURCE_DIR) + "/scripts/lib/test-services " + args + " > /dev/null 2>&1";
+  int rc = std::system(cmd.c_str());
+  REQUIRE_MESSAGE(rc == 0, "test-services ", args, " failed");
 }
 
 std::string create_key(const std::string& pg_url, const std::string& tenant) {

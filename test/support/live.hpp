@@ -82,10 +82,12 @@ std::string binary(const std::string& name);
 /// Polls `pred` every 20 ms until it holds or `timeout` passes.
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
 
-/// The platform (API + one worker per listed queue) on a scratch.
+/// The platform (API + one worker per listed queue) on a scratch. With
+/// `test_handlers`, workers/testing.hpp's handlers are on (and accepted by
+/// the API), and their completions are counted in the table test_handled.
 struct platform {
   explicit platform(scratch& s, std::vector<std::string> worker_queues = {"processing"},
-                    std::map<std::string, std::string> extra_env = {});
+                    std::map<std::string, std::string> extra_env = {}, bool test_handlers = false);
   std::map<std::string, std::string> env;
   int port = 0;
   std::unique_ptr<process> api;
@@ -93,7 +95,17 @@ struct platform {
   std::string log_dir;
   /// Starts one more worker for `queue`.
   process& add_worker(const std::string& queue, std::map<std::string, std::string> extra_env = {});
+  /// Starts one more API process (another scheduler too).
+  process& add_api(std::map<std::string, std::string> extra_env = {});
+  std::vector<std::unique_ptr<process>> more_apis;
 };
+
+/// Successful completions per job id, as counted by the test handlers.
+std::map<std::string, int> handled(const std::string& pg_url);
+
+/// Runs `scripts/lib/test-services ARGS` (stop-rabbitmq, start-postgres, …)
+/// on the servers of this test run; fails the test if it fails.
+void services(const std::string& args);
 
 /// Creates an API key for `tenant` directly in the database.
 std::string create_key(const std::string& pg_url, const std::string& tenant);

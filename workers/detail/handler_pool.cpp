@@ -22,10 +22,10 @@ handler_pool::~handler_pool() {
   ::close(wake_fd_);
 }
 
-void handler_pool::submit(claimed_job j) {
+void handler_pool::submit(claimed_job j, stop_flag stop) {
   {
     std::lock_guard lk(mu_);
-    queue_.push_back(std::move(j));
+    queue_.emplace_back(std::move(j), std::move(stop));
   }
   cv_.notify_one();
 }
@@ -38,7 +38,8 @@ void handler_pool::take_finished(std::vector<finished_job>& out) {
   finished_.clear();
 }
 
-handler_result handler_pool::execute(const claimed_job& j) {
+handler_result handler_pool::execute(const claimed_job& j, const std::atomic<bool>& stop,
+                                     std::vector<commit_hook>& hooks) {
   const handler_fn* fn = handlers_.find(j.queue, j.type);
   if (!fn)
     return handler_error::permanent("no handler for job type " + j.type + " on queue " + j.queue);
@@ -48,7 +49,7 @@ handler_result handler_pool::execute(const claimed_job& j) {
   } catch (const std::exception& e) {
     return handler_error::permanent(std::string("payload is not JSON: ") + e.what());
   }
-  job_context ctx{j.id, j.tenant, j.queue, j.type, payload, j.attempt, &cancel_};
+  job_context ctx{j.id, j.tenant, j.queue, j.type, payload, j.attempt, &stop, &hooks};
   try {
     return (*fn)(ctx);
   } catch (const std::exception& e) {
@@ -62,19 +63,23 @@ handler_result handler_pool::execute(const claimed_job& j) {
 void handler_pool::run() {
   for (;;) {
     claimed_job j;
+    stop_flag stop;  // kept alive while the handler may look at it
     {
       std::unique_lock lk(mu_);
       cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;
-      j = std::move(queue_.front());
+      j = std::move(queue_.front().first);
+      stop = std::move(queue_.front().second);
       queue_.pop_front();
     }
     auto start = std::chrono::steady_clock::now();
-    auto outcome = execute(j);
+    std::vector<commit_hook> hooks;
+    auto outcome = execute(j, *stop, hooks);
+    if (!std::holds_alternative<boost::json::value>(outcome)) hooks.clear();
     auto took = std::chrono::steady_clock::now() - start;
     {
       std::lock_guard lk(mu_);
-      finished_.push_back({std::move(j), std::move(outcome), took});
+      finished_.push_back({std::move(j), std::move(outcome), took, std::move(hooks)});
     }
     uint64_t one = 1;
     [[maybe_unused]] auto w = ::write(wake_fd_, &one, sizeof one);

@@ -1,0 +1,87 @@
+// api/submitter.hpp with idempotency keys, against a live PostgreSQL and a
+// broker that never answers: a replay of a job whose confirm is pending
+// answers only with the original, and shares its fate.
+#include "api/submitter.hpp"
+#include "common/db.hpp"
+#include "support/live.hpp"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <future>
+
+using namespace jobs;
+using namespace jobs::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+new_job keyed_job(const std::string& key, const std::string& hash) {
+  new_job j;
+  j.id = new_job_id();
+  j.tenant = tenant_id{"acme"};
+  j.queue = "processing";
+  j.type = "noop";
+  j.payload_json = "{}";
+  j.idempotency_key = key;
+  j.request_hash = hash;
+  return j;
+}
+
+// A submission's result and the order in which it arrived.
+struct answer {
+  submit_result result;
+  int order = 0;
+};
+
+struct pending {
+  std::promise<answer> promise;
+  std::future<answer> future = promise.get_future();
+};
+
+}  // namespace
+
+TEST_CASE("a replay waits for its original's confirm and shares a 503; another request is 409") {
+  scratch s;
+  // Nothing listens there: every publish runs into the confirm deadline.
+  publisher pub({"amqp://guest:guest@127.0.0.1:" + std::to_string(free_port()) + "/", 30, 3000ms});
+  submitter writes(s.pg_url, pub, 1000, 60s);
+  std::atomic<int> order{0};
+  auto submit = [&](const new_job& j, pending& p) {
+    writes.submit(j, [&order, &p](submit_result r) { p.promise.set_value({r, ++order}); });
+  };
+
+  auto original = keyed_job("k1", "h1");
+  pending first, replay, other;
+  submit(original, first);
+  submit(keyed_job("k1", "h1"), replay);
+  submit(keyed_job("k1", "h2"), other);
+
+  // Another request with the key is refused at once, while the original waits.
+  REQUIRE(other.future.wait_for(2s) == std::future_status::ready);
+  auto refused = other.future.get().result.refused;
+  REQUIRE(refused);
+  CHECK(refused->status == 409);
+  CHECK(refused->code == "idempotency_key_reused");
+  CHECK(first.future.wait_for(0s) == std::future_status::timeout);
+  CHECK(replay.future.wait_for(0s) == std::future_status::timeout);
+
+  REQUIRE(first.future.wait_for(20s) == std::future_status::ready);
+  REQUIRE(replay.future.wait_for(5s) == std::future_status::ready);
+  auto a = first.future.get(), b = replay.future.get();
+  REQUIRE(a.result.refused);
+  CHECK(a.result.refused->status == 503);
+  // Not a 200 for a job that was withdrawn: the replay gets the same 503, after it.
+  CHECK_FALSE(b.result.replayed);
+  REQUIRE(b.result.refused);
+  CHECK(b.result.refused->status == 503);
+  CHECK(b.order > a.order);
+
+  // Nothing but the original was ever recorded.
+  auto c = pg_connect(s.pg_url);
+  pqxx::nontransaction n(*c);
+  CHECK(n.exec("SELECT count(*) FROM jobs")[0][0].as<int>() <= 1);
+  CHECK(
+      n.exec("SELECT count(*) FROM jobs WHERE id <> '" + original.id.value + "'")[0][0].as<int>() ==
+      0);
+}

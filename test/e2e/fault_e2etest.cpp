@@ -1,0 +1,349 @@
+// ctest-labels: fault
+// Fault injection: a real workload, something broken for real, then every
+// job checked in PostgreSQL. `lost` counts jobs that did not succeed;
+// `duplicated` counts jobs whose handler completed more than once, as the
+// test handlers count it themselves (workers/testing.hpp), not the state.
+#include "common/db.hpp"
+#include "common/time.hpp"
+#include "support/live.hpp"
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+using namespace jobs;
+using namespace jobs::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+long count(const std::string& pg_url, const std::string& sql) {
+  auto c = pg_connect(pg_url);
+  pqxx::nontransaction n(*c);
+  return n.exec(sql)[0][0].as<long>();
+}
+
+long succeeded(const std::string& pg_url) {
+  return count(pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'");
+}
+
+struct verdict {
+  long lost = 0, duplicated = 0;
+};
+
+// Every job in `ids` must have succeeded with its handler completing once.
+verdict check(const std::string& pg_url, const std::set<std::string>& ids) {
+  auto done = handled(pg_url);
+  auto c = pg_connect(pg_url);
+  pqxx::nontransaction n(*c);
+  std::set<std::string> ok;
+  for (const auto& row : n.exec("SELECT id::text FROM jobs WHERE state = 'succeeded'"))
+    ok.insert(row[0].as<std::string>());
+  verdict v;
+  for (const auto& id : ids) {
+    if (!ok.contains(id) || !done.contains(id)) ++v.lost;
+    if (done.contains(id) && done.at(id) > 1) ++v.duplicated;
+  }
+  MESSAGE("lost=", v.lost, " duplicated=", v.duplicated);
+  return v;
+}
+
+std::string submit(http_client& h, const std::string& key, const std::string& body) {
+  auto r = h.post_json("/v1/jobs", body, key);
+  REQUIRE_MESSAGE(r.status == 202, r.status, " ", r.body);
+  return std::string(r.json().at("id").as_string());
+}
+
+std::set<std::string> submit_many(int port, const std::string& key, int n, const std::string& body,
+                                  int threads = 4) {
+  std::mutex mu;
+  std::set<std::string> ids;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t)
+    ts.emplace_back([&, t] {
+      http_client h(port);
+      for (int i = t; i < n; i += threads) {
+        auto r = h.post_json("/v1/jobs", body, key);
+        if (r.status != 202) continue;  // counted below
+        std::lock_guard lk(mu);
+        ids.insert(std::string(r.json().at("id").as_string()));
+      }
+    });
+  for (auto& t : ts) t.join();
+  return ids;
+}
+
+const std::map<std::string, std::string> short_lease{{"JOBS_WORKER_LEASE_MS", "2000"}};
+
+}  // namespace
+
+TEST_CASE("fault 1: kill -9 of a worker with 1,000 jobs in flight, five rounds") {
+  scratch s;
+  platform p(s, {}, short_lease, true);
+  auto key = create_key(s.pg_url, "acme");
+  auto ids = submit_many(p.port, key, 1000,
+                         R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":40}})");
+  REQUIRE(ids.size() == 1000);
+  auto* w = &p.add_worker("processing",
+                          {{"JOBS_WORKER_CONCURRENCY", "8"}, {"JOBS_WORKER_PREFETCH", "64"}});
+  for (int round = 1; round <= 5; ++round) {
+    auto before = succeeded(s.pg_url);
+    REQUIRE(wait_until([&] { return succeeded(s.pg_url) >= before + 60; }, 60s));
+    w->signal(SIGKILL);
+    w->wait(10s);
+    w = &p.add_worker("processing",
+                      {{"JOBS_WORKER_CONCURRENCY", "8"}, {"JOBS_WORKER_PREFETCH", "64"}});
+  }
+  CHECK(wait_until([&] { return succeeded(s.pg_url) == 1000; }, 120s));
+  auto v = check(s.pg_url, ids);
+  CHECK(v.lost == 0);
+  CHECK(v.duplicated == 0);
+  // The kills really cut attempts short: some jobs needed a second one.
+  CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts WHERE error LIKE 'worker lost%'") > 0);
+}
+
+TEST_CASE("fault 2: a worker crashing after its commit and before its ack runs nothing twice") {
+  scratch s;
+  // The crashed worker's jobs still running are rescued when their lease ends.
+  platform p(s, {}, short_lease, true);
+  auto key = create_key(s.pg_url, "acme");
+  auto ids = submit_many(p.port, key, 50,
+                         R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":20}})");
+  REQUIRE(ids.size() == 50);
+  auto& crashing = p.add_worker("processing", {{"JOBS_TEST_FAULT", "worker_crash_after_commit"}});
+  CHECK(crashing.wait(30s) == 70);  // the fault point fired
+  auto committed = succeeded(s.pg_url);
+  CHECK(committed > 0);
+  // Its messages come back; the committed jobs are recognised and dropped.
+  p.add_worker("processing");
+  CHECK(wait_until([&] { return succeeded(s.pg_url) == 50; }, 60s));
+  auto v = check(s.pg_url, ids);
+  CHECK(v.lost == 0);
+  CHECK(v.duplicated == 0);
+}
+
+TEST_CASE("fault 3: the API killed between its commit and the broker's confirm loses no 202") {
+  scratch s;
+  // A short confirm deadline: the recovery republishes 6 s after the commit.
+  std::map<std::string, std::string> env{{"JOBS_PUBLISH_TIMEOUT_MS", "1000"},
+                                         {"JOBS_TEST_FAULT", "api_crash_after_commit:5"}};
+  platform p(s, {"processing"}, env, true);
+  auto key = create_key(s.pg_url, "acme");
+  // Submit until the API dies at its fifth group commit.
+  std::mutex mu;
+  std::set<std::string> accepted;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&] {
+      http_client h(p.port);
+      for (int i = 0; i < 200; ++i) {
+        try {
+          auto r = h.post_json("/v1/jobs",
+                               R"({"queue":"processing","type":"test.count","payload":{}})", key);
+          if (r.status != 202) continue;
+          std::lock_guard lk(mu);
+          accepted.insert(std::string(r.json().at("id").as_string()));
+        } catch (const std::exception&) {
+          return;  // the API is gone
+        }
+      }
+    });
+  for (auto& t : ts) t.join();
+  CHECK(p.api->wait(10s) == 70);
+  auto recorded = count(s.pg_url, "SELECT count(*) FROM jobs");
+  CHECK(recorded > static_cast<long>(accepted.size()));  // some were committed, never confirmed
+
+  // Another API process: its scheduler's recovery publishes what was never confirmed.
+  p.add_api({{"JOBS_TEST_FAULT", ""}});
+  CHECK(wait_until([&] { return succeeded(s.pg_url) == recorded; }, 60s));
+  auto v = check(s.pg_url, accepted);
+  CHECK(v.lost == 0);
+  CHECK(v.duplicated == 0);
+}
+
+TEST_CASE("fault 4: RabbitMQ stopped for 10 s during a run") {
+  scratch s;
+  platform p(s, {"processing"}, {}, true);
+  auto key = create_key(s.pg_url, "acme");
+  const std::string body =
+      R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":30}})";
+  auto ids = submit_many(p.port, key, 300, body);
+  REQUIRE(ids.size() == 300);
+  REQUIRE(wait_until([&] { return succeeded(s.pg_url) > 20; }, 30s));
+  services("stop-rabbitmq");
+  http_client h(p.port);
+  // Meanwhile the API says it is not ready and refuses what it can't publish.
+  CHECK(wait_until(
+      [&] { return h.request(boost::beast::http::verb::get, "/readyz").status == 503; }, 10s));
+  auto refused = h.post_json("/v1/jobs", body, key);
+  CHECK(refused.status == 503);
+  CHECK(refused.headers.contains("retry-after"));
+  std::this_thread::sleep_for(10s);  // the outage itself, not a synchronisation
+  services("start-rabbitmq");
+  CHECK(wait_until(
+      [&] { return h.request(boost::beast::http::verb::get, "/readyz").status == 200; }, 60s));
+  for (auto& id : submit_many(p.port, key, 100, body)) ids.insert(id);
+  CHECK(ids.size() == 400);
+  CHECK(wait_until([&] { return succeeded(s.pg_url) == 400; }, 90s));
+  auto v = check(s.pg_url, ids);
+  CHECK(v.lost == 0);
+  CHECK(v.duplicated == 0);
+}
+
+TEST_CASE("fault 5: PostgreSQL restarted during a run") {
+  scratch s;
+  platform p(s, {"processing"}, {}, true);
+  auto key = create_key(s.pg_url, "acme");
+  const std::string body =
+      R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":30}})";
+  auto ids = submit_many(p.port, key, 300, body);
+  REQUIRE(ids.size() == 300);
+  REQUIRE(wait_until([&] { return succeeded(s.pg_url) > 20; }, 30s));
+  services("stop-postgres");
+  http_client h(p.port);
+  CHECK(wait_until(
+      [&] { return h.request(boost::beast::http::verb::get, "/readyz").status == 503; }, 10s));
+  CHECK(h.post_json("/v1/jobs", body, key).status == 503);
+  std::this_thread::sleep_for(3s);  // the outage itself
+  services("start-postgres");
+  CHECK(wait_until(
+      [&] { return h.request(boost::beast::http::verb::get, "/readyz").status == 200; }, 60s));
+  for (auto& id : submit_many(p.port, key, 100, body)) ids.insert(id);
+  CHECK(ids.size() == 400);
+  CHECK(wait_until([&] { return succeeded(s.pg_url) == 400; }, 90s));
+  auto v = check(s.pg_url, ids);
+  CHECK(v.lost == 0);
+  CHECK(v.duplicated == 0);
+}
+
+TEST_CASE(
+    "fault 6: a job that crashes its worker every time ends dead; 500 jobs beside it succeed") {
+  scratch s;
+  platform p(s, {}, short_lease, true);
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto poison =
+      submit(h, key, R"({"queue":"processing","type":"test.crash","payload":{},"max_attempts":3})");
+  auto ids = submit_many(p.port, key, 500,
+                         R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":5}})");
+  REQUIRE(ids.size() == 500);
+  // A supervisor's part: restart the worker whenever it dies.
+  int crashes = 0;
+  auto* w = &p.add_worker("processing");
+  bool settled = wait_until(
+      [&] {
+        if (!w->running()) {
+          ++crashes;
+          w = &p.add_worker("processing");
+        }
+        return succeeded(s.pg_url) == 500 &&
+               count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'dead' AND id = '" +
+                                   poison + "'") == 1;
+      },
+      120s);
+  CHECK(settled);
+  MESSAGE("worker crashes: ", crashes);
+  CHECK(crashes >= 1);
+  CHECK(crashes <= 3);  // bounded by the poison job's max_attempts
+  CHECK(count(s.pg_url, "SELECT attempts FROM jobs WHERE id = '" + poison + "'") <= 3);
+  auto v = check(s.pg_url, ids);
+  CHECK(v.lost == 0);
+  CHECK(v.duplicated == 0);
+}
+
+TEST_CASE("fault 7: retries back off exponentially, and exhausted ones die with every error") {
+  scratch s;
+  platform p(s, {"processing"}, {}, true);
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto flaky = submit(h, key,
+                      R"({"queue":"processing","type":"test.fail","payload":{"fail_times":3},)"
+                      R"("backoff":{"base_ms":300,"jitter":"none"}})");
+  auto hopeless =
+      submit(h, key,
+             R"({"queue":"processing","type":"test.fail_always","payload":{},"max_attempts":3,)"
+             R"("backoff":{"base_ms":100}})");
+  CHECK(wait_until(
+      [&] {
+        return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state IN ('succeeded', 'dead')") ==
+               2;
+      },
+      60s));
+  auto c = pg_connect(s.pg_url);
+  pqxx::nontransaction n(*c);
+  auto job = n.exec_params("SELECT state::text, attempts FROM jobs WHERE id = $1::uuid", flaky)[0];
+  CHECK(job[0].as<std::string>() == "succeeded");
+  CHECK(job[1].as<int>() == 4);
+  // Gaps between attempts: 300, 600, 1200 ms (plus the scheduler's latency, under 1 s).
+  auto rows = n.exec_params(
+      "SELECT extract(epoch FROM started_at - lag(finished_at) OVER (ORDER BY attempt)) * 1000 "
+      "FROM job_attempts WHERE job_id = $1::uuid ORDER BY attempt",
+      flaky);
+  REQUIRE(rows.size() == 4);
+  double previous = 0;
+  for (int i = 1; i < 4; ++i) {
+    double gap = rows[i][0].as<double>();
+    double expected = 300.0 * (1 << (i - 1));
+    CHECK(gap >= expected - 50);
+    CHECK(gap < expected + 1000);
+    CHECK(gap > previous);
+    previous = gap;
+  }
+  CHECK(handled(s.pg_url).at(flaky) == 1);
+
+  auto dead = n.exec_params(
+      "SELECT state::text, attempts, last_error FROM jobs WHERE id = $1::uuid", hopeless)[0];
+  CHECK(dead[0].as<std::string>() == "dead");
+  CHECK(dead[1].as<int>() == 3);
+  auto errors = n.exec_params(
+      "SELECT attempt, outcome::text, error FROM job_attempts WHERE job_id = $1::uuid "
+      "ORDER BY attempt",
+      hopeless);
+  REQUIRE(errors.size() == 3);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(errors[i][0].as<int>() == i + 1);
+    CHECK(errors[i][1].as<std::string>() == (i < 2 ? "failed" : "dead"));
+    CHECK(errors[i][2].as<std::string>() == "planned failure on attempt " + std::to_string(i + 1));
+  }
+}
+
+TEST_CASE("fault 8: two schedulers and 2,000 jobs due in the same second publish each once") {
+  scratch s;
+  platform p(s, {}, {}, true);
+  p.add_api();  // a second scheduler on the same database
+  auto key = create_key(s.pg_url, "acme");
+  auto due = format_rfc3339(std::chrono::system_clock::now() + 8s);
+  auto ids = submit_many(
+      p.port, key, 2000,
+      R"({"queue":"processing","type":"test.count","payload":{},"run_at":")" + due + "\"}", 8);
+  REQUIRE(ids.size() == 2000);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'scheduled'") == 2000);
+  auto& w = p.add_worker("processing", {{"JOBS_WORKER_CONCURRENCY", "16"}});
+  CHECK(wait_until([&] { return succeeded(s.pg_url) == 2000; }, 90s));
+  // Due jobs go out within a second of their time.
+  CHECK(count(s.pg_url,
+              "SELECT count(*) FROM jobs WHERE queued_at > run_at + interval '1 second'") == 0);
+  auto v = check(s.pg_url, ids);
+  CHECK(v.lost == 0);
+  CHECK(v.duplicated == 0);
+  // Each message delivered once: the worker dropped no duplicate.
+  w.signal(SIGTERM);
+  REQUIRE(w.wait(30s) == 0);
+  std::ifstream log(p.log_dir + "/worker-processing-0.log");
+  std::stringstream text;
+  text << log.rdbuf();
+  auto at = text.str().rfind("\"msg\":\"worker stopped\"");
+  REQUIRE(at != std::string::npos);
+  auto line = text.str().substr(text.str().rfind('{', at),
+                                text.str().find('\n', at) - text.str().rfind('{', at));
+  auto stats = boost::json::parse(line);
+  CHECK(stats.at("dropped").as_int64() == 0);
+  CHECK(stats.at("succeeded").as_int64() == 2000);
+}

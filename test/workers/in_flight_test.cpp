@@ -1,0 +1,131 @@
+// Unit tests of the worker's bookkeeping of cancels, timeouts and written-off
+// handlers (workers/detail/in_flight.hpp), on a made-up clock.
+#include "workers/detail/in_flight.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace std::chrono_literals;
+using jobs::detail::in_flight;
+using jobs::detail::stop_reason;
+
+namespace {
+
+const in_flight::time_point t0{};  // the clock starts here
+
+jobs::claimed_job job(const std::string& id, int attempt = 1, int timeout_ms = 0) {
+  jobs::claimed_job j;
+  j.id = id;
+  j.attempt = attempt;
+  j.max_attempts = 3;
+  j.timeout_ms = timeout_ms;
+  j.payload_json = R"({"big":"payload"})";
+  return j;
+}
+
+}  // namespace
+
+TEST_CASE("a job's timeout is its own timeout_ms, else the default") {
+  in_flight f(5s);
+  f.start(job("a", 1, 300), 11, 60s, t0);
+  f.start(job("b"), 12, 60s, t0);
+  REQUIRE(f.find("a"));
+  CHECK(f.find("a")->timeout == 300ms);
+  CHECK(f.find("a")->deadline == t0 + 300ms);
+  CHECK(f.find("a")->tag == 11);
+  CHECK(f.find("a")->job.payload_json.empty());  // not kept
+  CHECK(f.find("b")->timeout == 60s);
+  CHECK(f.size() == 2);
+  CHECK(f.busy() == 2);
+  CHECK(f.find("c") == nullptr);
+}
+
+TEST_CASE("a job is stopped when its timeout passes, once") {
+  in_flight f(5s);
+  auto flag = f.start(job("a", 1, 300), 1, 60s, t0);
+  CHECK(f.expire(t0 + 299ms).empty());
+  CHECK_FALSE(flag->load());
+  auto stopped = f.expire(t0 + 300ms);
+  CHECK(stopped == std::vector<std::string>{"a"});
+  CHECK(flag->load());
+  CHECK(f.find("a")->why == stop_reason::timeout);
+  CHECK(f.expire(t0 + 10s).empty());  // already stopped
+}
+
+TEST_CASE("a cancel stops the job's handler and no other") {
+  in_flight f(5s);
+  auto a = f.start(job("a"), 1, 60s, t0);
+  auto b = f.start(job("b"), 2, 60s, t0);
+  CHECK(f.cancel("a", t0 + 1s));
+  CHECK(a->load());
+  CHECK_FALSE(b->load());
+  CHECK(f.find("a")->why == stop_reason::cancel);
+  CHECK_FALSE(f.cancel("a", t0 + 2s));        // already cancelled
+  CHECK_FALSE(f.cancel("unknown", t0 + 2s));  // not in hand: a NOTIFY for another worker's job
+}
+
+TEST_CASE("a stopped job is overdue when the grace passes, not before") {
+  in_flight f(5s);
+  f.start(job("a"), 1, 60s, t0);
+  f.start(job("b", 1, 1000), 2, 60s, t0);
+  f.cancel("a", t0 + 1s);
+  f.expire(t0 + 1s);  // b times out
+  CHECK(f.overdue(t0 + 5999ms).empty());
+  auto due = f.overdue(t0 + 6s);
+  REQUIRE(due.size() == 2);
+  for (const auto& j : due)
+    CHECK(j.why == (j.job.id == "a" ? stop_reason::cancel : stop_reason::timeout));
+}
+
+TEST_CASE("a cancel after a timeout wins, within the timeout's grace") {
+  in_flight f(5s);
+  f.start(job("a", 1, 1000), 1, 60s, t0);
+  f.expire(t0 + 1s);
+  CHECK(f.cancel("a", t0 + 4s));
+  CHECK(f.find("a")->why == stop_reason::cancel);
+  CHECK(f.overdue(t0 + 6s).size() == 1);
+}
+
+TEST_CASE("with no grace a stopped job is overdue at once") {
+  in_flight f(0ms);
+  f.start(job("a"), 1, 60s, t0);
+  CHECK(f.overdue(t0 + 1s).empty());  // running normally
+  f.cancel("a", t0 + 1s);
+  CHECK(f.overdue(t0 + 1s).size() == 1);
+}
+
+TEST_CASE("a written-off handler keeps its thread busy until it returns; its result is discarded") {
+  in_flight f(5s);
+  f.start(job("a", 1), 1, 60s, t0);
+  f.start(job("b", 1), 2, 60s, t0);
+  f.cancel("a", t0);
+  f.write_off("a");
+  CHECK(f.find("a") == nullptr);
+  CHECK(f.size() == 1);
+  CHECK(f.busy() == 2);
+  CHECK_FALSE(f.discard("b", 1));  // not written off: its result counts
+  CHECK(f.discard("a", 1));
+  CHECK(f.busy() == 1);
+  CHECK_FALSE(f.discard("a", 1));  // once
+}
+
+TEST_CASE("a retry of a written-off job is a job of its own") {
+  in_flight f(5s);
+  f.start(job("a", 1, 100), 1, 60s, t0);
+  f.expire(t0 + 100ms);
+  f.write_off("a");
+  auto again = f.start(job("a", 2, 100), 7, 60s, t0 + 1s);  // redelivered for attempt 2
+  CHECK_FALSE(again->load());
+  CHECK(f.busy() == 2);
+  CHECK_FALSE(f.discard("a", 2));  // the new attempt's result counts
+  CHECK(f.discard("a", 1));        // the old one's does not
+  CHECK(f.find("a")->job.attempt == 2);
+}
+
+TEST_CASE("stop_all stops every handler (shutdown)") {
+  in_flight f(5s);
+  auto a = f.start(job("a"), 1, 60s, t0);
+  auto b = f.start(job("b"), 2, 60s, t0);
+  f.stop_all();
+  CHECK(a->load());
+  CHECK(b->load());
+}

@@ -1,0 +1,80 @@
+#pragma once
+// The jobs a worker has in hand, each with its stop flag and deadlines.
+//
+// A job is stopped (its flag set, so its handler sees stop_requested()) when
+// a client cancels it or when its execution timeout passes. If its handler
+// has not returned `grace` after that, the job is overdue: the coordinator
+// records it without the handler and writes the handler off. A written-off
+// handler still occupies its thread until it returns; its result is then
+// discarded.
+//
+// Pure bookkeeping for the coordinator thread (not thread-safe); the caller
+// passes the time, so tests drive it with a made-up clock.
+
+#include "common/store.hpp"
+#include "workers/detail/handler_pool.hpp"
+
+#include <chrono>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace jobs::detail {
+
+enum class stop_reason { none, cancel, timeout };
+
+struct in_hand {
+  claimed_job job;   ///< as claimed, without its payload
+  uint64_t tag = 0;  ///< its delivery; 0 when the channel it came on was lost
+  std::chrono::milliseconds timeout{};
+  std::chrono::steady_clock::time_point deadline{};  ///< when the timeout passes
+  stop_reason why = stop_reason::none;
+  std::chrono::steady_clock::time_point grace_until{};  ///< overdue after this, once stopped
+  stop_flag flag;
+};
+
+class in_flight {
+ public:
+  using time_point = std::chrono::steady_clock::time_point;
+
+  explicit in_flight(std::chrono::milliseconds grace) : grace_(grace) {}
+
+  /// Tracks a claimed job; its timeout is the job's own or `default_timeout`.
+  /// Returns the stop flag to hand to the pool with it.
+  stop_flag start(const claimed_job& j, uint64_t tag, std::chrono::milliseconds default_timeout,
+                  time_point now);
+  in_hand* find(const std::string& id);
+  /// Its outcome is recorded: forget it.
+  void erase(const std::string& id) { jobs_.erase(id); }
+  std::unordered_map<std::string, in_hand>& jobs() { return jobs_; }
+  bool empty() const { return jobs_.empty(); }
+  std::size_t size() const { return jobs_.size(); }
+  /// Handler threads in use: the jobs in hand plus the handlers written off.
+  std::size_t busy() const { return jobs_.size() + written_off_.size(); }
+
+  /// A client cancelled the job: stops it (a cancel overrides a timeout).
+  /// False when it is not in hand or already cancelled.
+  bool cancel(const std::string& id, time_point now);
+  /// Stops the jobs whose timeout has passed at `now` and returns their ids.
+  std::vector<std::string> expire(time_point now);
+  /// Stopped jobs whose grace has passed: to be recorded without their handler.
+  std::vector<in_hand> overdue(time_point now) const;
+  /// Forgets the job but counts its handler as busy until it returns.
+  void write_off(const std::string& id);
+  /// True when the handler of this attempt was written off: its result is to
+  /// be discarded, and its thread counts as free again.
+  bool discard(const std::string& id, int attempt);
+  /// Shutdown: stops every handler still running.
+  void stop_all();
+
+ private:
+  void stop(in_hand& j, stop_reason why, time_point now);
+
+  std::chrono::milliseconds grace_;
+  std::unordered_map<std::string, in_hand> jobs_;
+  std::set<std::pair<std::string, int>> written_off_;  // (id, attempt)
+};
+
+}  // namespace jobs::detail

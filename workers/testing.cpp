@@ -1,0 +1,50 @@
+#include "workers/testing.hpp"
+
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+namespace jobs {
+
+namespace {
+
+constexpr const char* count_sql =
+    "INSERT INTO test_handled (job_id, attempt) VALUES ($1::uuid, $2)";
+
+handler_result succeed_counted(const job_context& ctx) {
+  ctx.on_success_commit(
+      [id = std::string(ctx.id), attempt = ctx.attempt](pqxx::transaction_base& tx) {
+        tx.exec_params(count_sql, id, attempt);
+      });
+  return boost::json::object{{"ok", true}, {"attempt", ctx.attempt}};
+}
+
+std::int64_t int_member(const boost::json::value& payload, const char* name) {
+  auto* o = payload.if_object();
+  auto* v = o ? o->if_contains(name) : nullptr;
+  return v && v->is_int64() ? v->as_int64() : 0;
+}
+
+}  // namespace
+
+void register_test_handlers(handler_registry& r) {
+  r.add("processing", "test.count", [](const job_context& ctx) -> handler_result {
+    auto until = std::chrono::steady_clock::now() +
+                 std::chrono::milliseconds(int_member(ctx.payload, "sleep_ms"));
+    while (std::chrono::steady_clock::now() < until && !ctx.stop_requested())
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (ctx.stop_requested()) return handler_error::retryable("stopped before finishing");
+    return succeed_counted(ctx);
+  });
+  r.add("processing", "test.crash", [](const job_context&) -> handler_result { std::abort(); });
+  r.add("processing", "test.fail", [](const job_context& ctx) -> handler_result {
+    if (ctx.attempt <= int_member(ctx.payload, "fail_times"))
+      return handler_error::retryable("planned failure on attempt " + std::to_string(ctx.attempt));
+    return succeed_counted(ctx);
+  });
+  r.add("processing", "test.fail_always", [](const job_context& ctx) -> handler_result {
+    return handler_error::retryable("planned failure on attempt " + std::to_string(ctx.attempt));
+  });
+}
+
+}  // namespace jobs
