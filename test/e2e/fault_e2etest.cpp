@@ -5,6 +5,7 @@
 // test handlers count it themselves (workers/testing.hpp), not the state.
 #include "common/db.hpp"
 #include "common/time.hpp"
+#include "queues/publisher.hpp"
 #include "support/live.hpp"
 
 #include <doctest/doctest.h>
@@ -346,4 +347,35 @@ TEST_CASE("fault 8: two schedulers and 2,000 jobs due in the same second publish
   auto stats = boost::json::parse(line);
   CHECK(stats.at("dropped").as_int64() == 0);
   CHECK(stats.at("succeeded").as_int64() == 2000);
+}
+
+TEST_CASE("fault 10: heartbeats detect a frozen broker within two intervals") {
+  scratch s;
+  // A frozen broker (SIGSTOP) keeps its TCP connections open: only the
+  // missing heartbeats tell the client it is gone.
+  jobs::publisher pub({s.amqp_url, /*heartbeat_s=*/2, 5s, {10}});
+  REQUIRE(wait_until([&] { return pub.connected(); }, 10s));
+  auto cmd = std::string("bash -c 'source ") + JOBS_SOURCE_DIR +
+             "/scripts/lib/services.sh && svc_rabbitmq_pid \"$JOBS_TEST_DIR\"'";
+  std::string pid;
+  if (FILE* f = popen(cmd.c_str(), "r")) {
+    char buf[64] = {};
+    if (fgets(buf, sizeof buf, f)) pid = buf;
+    pclose(f);
+  }
+  while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+  REQUIRE_MESSAGE(!pid.empty(), "no RabbitMQ pid");
+  REQUIRE(::kill(std::stoi(pid), SIGSTOP) == 0);
+  auto frozen = std::chrono::steady_clock::now();
+  // Publish something so the publisher is waiting on the broker.
+  pub.publish("processing", "hb", "{}", [](bool, std::string_view) {});
+  bool noticed = wait_until([&] { return !pub.connected(); }, 15s);
+  auto took = std::chrono::steady_clock::now() - frozen;
+  ::kill(std::stoi(pid), SIGCONT);
+  CHECK(noticed);
+  MESSAGE("dead connection noticed after ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
+          " ms (heartbeat 2 s)");
+  CHECK(took <= 5s);  // two intervals, plus the publisher's poll period
+  CHECK(wait_until([&] { return pub.connected(); }, 30s));  // and it comes back
 }
