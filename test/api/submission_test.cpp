@@ -471,3 +471,37 @@ TEST_CASE("idempotency_key_reused has its own title") {
   auto p = jobs::make_problem(409, "idempotency_key_reused", "x");
   CHECK(p.title != jobs::make_problem(409, "no_such_code", "x").title);
 }
+
+TEST_CASE("delay_ms schedules the job that much later; it excludes run_at") {
+  auto job = accepted(R"({"queue":"processing","type":"noop","payload":{},"delay_ms":90000})");
+  CHECK(job.state == jobs::job_state::scheduled);
+  CHECK(job.run_at == jobs::format_rfc3339(now + std::chrono::seconds(90)));
+  auto zero = accepted(R"({"queue":"processing","type":"noop","payload":{},"delay_ms":0})");
+  CHECK(zero.state == jobs::job_state::queued);
+  check_problem(R"({"queue":"processing","type":"noop","payload":{},"delay_ms":-1})",
+                "invalid_field", "/delay_ms");
+  check_problem(R"({"queue":"processing","type":"noop","payload":{},"delay_ms":604800001})",
+                "invalid_field", "/delay_ms");
+  check_problem(
+      R"({"queue":"processing","type":"noop","payload":{},"delay_ms":5,"run_at":"2030-01-01T00:00:00Z"})",
+      "invalid_field", "/delay_ms");
+}
+
+TEST_CASE("backoff overrides the retry policy of one job, member by member") {
+  auto job = accepted(
+      R"({"queue":"processing","type":"noop","payload":{},"backoff":{"base_ms":250,"cap_ms":8000,"jitter":"equal"}})");
+  CHECK(job.backoff_base_ms == 250);
+  CHECK(job.backoff_cap_ms == 8000);
+  CHECK(job.backoff_jitter == "equal");
+  auto plain = accepted(R"({"queue":"processing","type":"noop","payload":{}})");
+  CHECK(plain.backoff_base_ms == 0);
+  CHECK(plain.backoff_jitter.empty());
+  check_problem(R"({"queue":"processing","type":"noop","payload":{},"backoff":3})", "invalid_field",
+                "/backoff");
+  check_problem(R"({"queue":"processing","type":"noop","payload":{},"backoff":{"base_ms":0}})",
+                "invalid_field", "/backoff/base_ms");
+  check_problem(R"({"queue":"processing","type":"noop","payload":{},"backoff":{"jitter":"some"}})",
+                "invalid_field", "/backoff/jitter");
+  check_problem(R"({"queue":"processing","type":"noop","payload":{},"backoff":{"factor":2}})",
+                "unknown_field", "/backoff/factor");
+}

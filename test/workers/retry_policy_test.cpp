@@ -110,3 +110,22 @@ TEST_CASE("delay clamps u to [0, 1]") {
   }
   CHECK(p.delay(3, -HUGE_VAL) == 0ms);
 }
+
+TEST_CASE(
+    "jitter modes: full spans [0, ceiling], equal [ceiling/2, ceiling], none is the ceiling") {
+  jobs::retry_policy p;
+  p.base = std::chrono::milliseconds(1000);
+  using ms = std::chrono::milliseconds;
+  p.jitter = jobs::retry_policy::jitter_mode::full;
+  CHECK(p.delay(3, 0.0) == ms(0));
+  CHECK(p.delay(3, 0.5) == ms(2000));
+  p.jitter = jobs::retry_policy::jitter_mode::equal;
+  CHECK(p.delay(3, 0.0) == ms(2000));
+  CHECK(p.delay(3, 1.0) == ms(4000));
+  p.jitter = jobs::retry_policy::jitter_mode::none;
+  CHECK(p.delay(1, 0.3) == ms(1000));
+  CHECK(p.delay(2, 0.9) == ms(2000));
+  CHECK(p.delay(3, 0.0) == ms(4000));
+  CHECK(jobs::parse_jitter("equal") == jobs::retry_policy::jitter_mode::equal);
+  CHECK_FALSE(jobs::parse_jitter("Full").has_value());
+}
