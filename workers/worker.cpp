@@ -7,6 +7,7 @@
 #include "queues/message.hpp"
 #include "workers/detail/handler_pool.hpp"
 #include "workers/detail/in_flight.hpp"
+#include "workers/detail/outcome.hpp"
 
 #include <fmt/format.h>
 #include <openssl/rand.h>
@@ -182,36 +183,9 @@ struct worker::impl {
     }
   }
 
-  retry_policy policy_of(const claimed_job& job) const {
-    auto p = o().retry;
-    if (job.backoff_base_ms > 0) p.base = std::chrono::milliseconds(job.backoff_base_ms);
-    if (job.backoff_cap_ms > 0) p.cap = std::chrono::milliseconds(job.backoff_cap_ms);
-    if (auto j = parse_jitter(job.backoff_jitter)) p.jitter = *j;
-    return p;
-  }
-
   job_outcome outcome_of(const claimed_job& job, const handler_result& result) {
-    job_outcome out{job.id, job.attempt};
-    if (auto* v = std::get_if<boost::json::value>(&result)) {
-      out.state = job_state::succeeded;
-      out.result_json = boost::json::serialize(*v);
-      return out;
-    }
-    const auto& e = std::get<handler_error>(result);
-    out.error = e.message.empty() ? "failed" : e.message;
-    if (e.what == handler_error::kind::snooze) {
-      out.state = job_state::scheduled;
-      out.error.clear();
-      out.run_at = format_rfc3339(e.snooze_until);
-    } else if (e.what == handler_error::kind::permanent || job.attempt >= job.max_attempts) {
-      out.state = job_state::dead;
-    } else {
-      out.state = job_state::failed;
-      double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-      out.run_at =
-          format_rfc3339(std::chrono::system_clock::now() + policy_of(job).delay(job.attempt, u));
-    }
-    return out;
+    double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+    return detail::decide_outcome(job, result, o().retry, u, std::chrono::system_clock::now());
   }
 
   // A handler that stopped on request returns an error (any kind): the

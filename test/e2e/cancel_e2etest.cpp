@@ -20,12 +20,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-long count(const std::string& pg_url, const std::string& sql) {
-  auto c = pg_connect(pg_url);
-  pqxx::nontransaction n(*c);
-  return n.exec(sql)[0][0].as<long>();
-}
-
 std::string state_of(const std::string& pg_url, const std::string& id) {
   auto c = pg_connect(pg_url);
   pqxx::nontransaction n(*c);

@@ -25,12 +25,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-long count(const std::string& pg_url, const std::string& sql) {
-  auto c = pg_connect(pg_url);
-  pqxx::nontransaction n(*c);
-  return n.exec(sql)[0][0].as<long>();
-}
-
 long succeeded(const std::string& pg_url) {
   return count(pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'");
 }

@@ -31,12 +31,6 @@ http_reply post(http_client& h, const std::string& api_key, const std::string& b
 
 std::string id_of(const http_reply& r) { return std::string(r.json().at("id").as_string()); }
 
-long count(const std::string& pg_url, const std::string& sql) {
-  auto c = pg_connect(pg_url);
-  pqxx::nontransaction n(*c);
-  return n.exec(sql)[0][0].as<long>();
-}
-
 long count_key(const std::string& pg_url, const std::string& key) {
   auto c = pg_connect(pg_url);
   pqxx::nontransaction n(*c);

@@ -37,12 +37,6 @@ std::string sha256_hex(const std::string& s) {
   return out;
 }
 
-long count(const std::string& pg_url, const std::string& sql) {
-  auto c = pg_connect(pg_url);
-  pqxx::nontransaction n(*c);
-  return n.exec(sql)[0][0].as<long>();
-}
-
 }  // namespace
 
 TEST_CASE("1,000 jobs of mixed types from three tenants each succeed exactly once") {

@@ -314,6 +314,12 @@ process& platform::add_api(std::map<std::string, std::string> extra_env) {
   return *more_apis.back();
 }
 
+long count(const std::string& pg_url, const std::string& sql) {
+  auto c = pg_connect(pg_url);
+  pqxx::nontransaction n(*c);
+  return n.exec(sql)[0][0].as<long>();
+}
+
 std::map<std::string, int> handled(const std::string& pg_url) {
   auto c = pg_connect(pg_url);
   pqxx::nontransaction n(*c);

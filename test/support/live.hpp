@@ -100,6 +100,9 @@ struct platform {
   std::vector<std::unique_ptr<process>> more_apis;
 };
 
+/// The first column of the first row of `sql` (a count) on the database.
+long count(const std::string& pg_url, const std::string& sql);
+
 /// Successful completions per job id, as counted by the test handlers.
 std::map<std::string, int> handled(const std::string& pg_url);
 

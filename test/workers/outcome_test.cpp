@@ -1,0 +1,68 @@
+// workers/detail/outcome.hpp: what an attempt's end means for its job.
+#include "workers/detail/outcome.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace jobs;
+using namespace std::chrono;
+
+namespace {
+const jobs::sys_time now = sys_days{year{2026} / 11 / 22} + hours{6};
+
+claimed_job job(int attempt, int max_attempts) {
+  claimed_job j;
+  j.id = "01a20186-a36f-7fa4-aba8-185e529e034e";
+  j.attempt = attempt;
+  j.max_attempts = max_attempts;
+  return j;
+}
+}  // namespace
+
+TEST_CASE("a result succeeds and is stored") {
+  auto o = detail::decide_outcome(job(1, 5), boost::json::value(boost::json::object{{"n", 1}}), {},
+                                  0.5, now);
+  CHECK(o.state == job_state::succeeded);
+  CHECK(o.result_json == R"({"n":1})");
+  CHECK(o.error.empty());
+}
+
+TEST_CASE("a retryable error fails the attempt and retries after the backoff") {
+  retry_policy p;
+  p.base = milliseconds(1000);
+  p.jitter = retry_policy::jitter_mode::none;
+  auto o = detail::decide_outcome(job(3, 5), handler_error::retryable("boom"), p, 0.5, now);
+  CHECK(o.state == job_state::failed);
+  CHECK(o.error == "boom");
+  CHECK(o.run_at == format_rfc3339(now + seconds(4)));
+}
+
+TEST_CASE("the last attempt, or a permanent error, is dead") {
+  CHECK(detail::decide_outcome(job(5, 5), handler_error::retryable("x"), {}, 0.5, now).state ==
+        job_state::dead);
+  auto o = detail::decide_outcome(job(1, 5), handler_error::permanent("bad input"), {}, 0.5, now);
+  CHECK(o.state == job_state::dead);
+  CHECK(o.error == "bad input");
+  CHECK(o.run_at.empty());
+}
+
+TEST_CASE("a snooze goes back to scheduled at its time, without an error") {
+  handler_error e{handler_error::kind::snooze, "later", now + minutes(5)};
+  auto o = detail::decide_outcome(job(2, 2), e, {}, 0.5, now);
+  CHECK(o.state == job_state::scheduled);
+  CHECK(o.run_at == format_rfc3339(now + minutes(5)));
+  CHECK(o.error.empty());
+}
+
+TEST_CASE("a job's own backoff overrides the worker's") {
+  auto j = job(2, 5);
+  j.backoff_base_ms = 300;
+  j.backoff_cap_ms = 400;
+  j.backoff_jitter = "none";
+  auto p = detail::job_retry_policy({}, j);
+  CHECK(p.base == milliseconds(300));
+  CHECK(p.cap == milliseconds(400));
+  CHECK(p.jitter == retry_policy::jitter_mode::none);
+  auto o = detail::decide_outcome(j, handler_error::retryable("x"), {}, 0.0, now);
+  CHECK(o.run_at == format_rfc3339(now + milliseconds(400)));  // 600 capped at 400
+  CHECK(detail::job_retry_policy({}, job(1, 1)).jitter == retry_policy::jitter_mode::full);
+}

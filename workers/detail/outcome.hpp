@@ -1,0 +1,25 @@
+#pragma once
+// What a finished attempt means for its job: the handler's result or error
+// turned into the outcome the worker commits. Pure, so it is unit-tested
+// without servers.
+//
+//   result                          -> succeeded, the result stored
+//   snooze(until)                   -> scheduled at `until`, the attempt not counted
+//   permanent, or attempts used up  -> dead, with the error
+//   retryable                       -> failed, run again at now + backoff delay
+
+#include "common/store.hpp"
+#include "common/time.hpp"
+#include "workers/handler.hpp"
+#include "workers/retry_policy.hpp"
+
+namespace jobs::detail {
+
+/// The worker's policy with the job's own backoff settings over it.
+retry_policy job_retry_policy(const retry_policy& defaults, const claimed_job& job);
+
+/// `u` is a uniform draw in [0, 1) for the jitter.
+job_outcome decide_outcome(const claimed_job& job, const handler_result& result,
+                           const retry_policy& defaults, double u, sys_time now);
+
+}  // namespace jobs::detail
