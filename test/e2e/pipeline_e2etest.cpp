@@ -341,3 +341,41 @@ TEST_CASE("a message that is not a job goes to the dead-letter queue with the re
   CHECK(reasons["garbage-1"] == "body is not one JSON document");
   CHECK(reasons["garbage-2"] == "id is not a UUID");
 }
+
+TEST_CASE("a dead job retried through the API runs again, its history kept") {
+  scratch s;
+  platform p(s, {"processing"}, {}, true);
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto r = h.post_json(
+      "/v1/jobs",
+      R"({"queue":"processing","type":"test.fail_always","payload":{},"max_attempts":2,)"
+      R"("backoff":{"base_ms":50}})",
+      key);
+  REQUIRE(r.status == 202);
+  auto id = std::string(r.json().at("id").as_string());
+  auto state = [&] {
+    return std::string(h.get("/v1/jobs/" + id, key).json().at("state").as_string());
+  };
+  REQUIRE(wait_until([&] { return state() == "dead"; }, 30s));
+  CHECK(h.get("/v1/jobs?state=dead", key).json().at("jobs").as_array().size() == 1);
+
+  auto retried = h.request(boost::beast::http::verb::post, "/v1/jobs/" + id + "/retry", "",
+                           {{"authorization", "Bearer " + key}});
+  CHECK(retried.status == 202);
+  CHECK(retried.json().at("state") == "scheduled");
+  CHECK(retried.json().at("attempts") == 0);
+  // It runs its two attempts again and dies again; all four attempts are on record.
+  CHECK(wait_until([&] { return count(s.pg_url, "SELECT count(*) FROM job_attempts") == 4; }, 30s));
+  CHECK(wait_until([&] { return state() == "dead"; }, 30s));
+  CHECK(h.get("/v1/jobs/" + id, key).json().at("attempt_history").as_array().size() == 4);
+
+  auto done = h.post_json("/v1/jobs", R"({"queue":"processing","type":"noop","payload":{}})", key);
+  auto done_id = std::string(done.json().at("id").as_string());
+  REQUIRE(wait_until(
+      [&] { return h.get("/v1/jobs/" + done_id, key).json().at("state") == "succeeded"; }, 30s));
+  auto refused = h.request(boost::beast::http::verb::post, "/v1/jobs/" + done_id + "/retry", "",
+                           {{"authorization", "Bearer " + key}});
+  CHECK(refused.status == 409);
+  CHECK(refused.json().at("code") == "not_retryable");
+}
