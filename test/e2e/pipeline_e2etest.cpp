@@ -119,6 +119,13 @@ TEST_CASE("1,000 jobs of mixed types from three tenants each succeed exactly onc
   CHECK_MESSAGE(
       done, "succeeded: ", count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'"));
 
+  // Not a benchmark (scripts/bench is), a smoke number for the README.
+  MESSAGE("1,000 jobs from first submission to last completion: ",
+          count(s.pg_url,
+                "SELECT (extract(epoch FROM max(finished_at) - min(created_at)) * 1000)::bigint "
+                "FROM jobs"),
+          " ms");
+
   // Exactly once: one attempt each, no extra jobs, and the right results.
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs") == total);
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE attempts <> 1") == 0);
