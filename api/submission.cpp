@@ -175,6 +175,11 @@ std::variant<new_job, problem> parse_submission(
     }
   }
 
+  if (job.backoff_base_ms > 0 && job.backoff_cap_ms > 0 && job.backoff_cap_ms < job.backoff_base_ms)
+    return make_problem(400, "invalid_field",
+                        "backoff.cap_ms must not be smaller than backoff.base_ms",
+                        "/backoff/cap_ms");
+
   constexpr const char* key_rule = "1 to 255 printable ASCII characters";
   if (auto* key = obj->if_contains("idempotency_key")) {
     if (!key->is_string() || !is_valid_idempotency_key(key->as_string()))

@@ -126,7 +126,8 @@ constexpr const char* request_cancel_sql = R"(
 
 constexpr const char* retry_sql = R"(
   UPDATE jobs SET state = 'scheduled', run_at = now(), attempts = 0, finished_at = NULL,
-         result = NULL, lease_expires_at = NULL, updated_at = now()
+         result = NULL, lease_expires_at = NULL, last_error = NULL, worker_id = NULL,
+         queued_at = NULL, started_at = NULL, failed_at = NULL, updated_at = now()
   WHERE id = $1::uuid AND tenant_id = $2 AND state IN ('dead', 'failed')
   RETURNING id)";
 

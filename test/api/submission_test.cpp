@@ -502,6 +502,9 @@ TEST_CASE("backoff overrides the retry policy of one job, member by member") {
                 "invalid_field", "/backoff/base_ms");
   check_problem(R"({"queue":"processing","type":"noop","payload":{},"backoff":{"jitter":"some"}})",
                 "invalid_field", "/backoff/jitter");
+  check_problem(
+      R"({"queue":"processing","type":"noop","payload":{},"backoff":{"base_ms":1000,"cap_ms":10}})",
+      "invalid_field", "/backoff/cap_ms");
   check_problem(R"({"queue":"processing","type":"noop","payload":{},"backoff":{"factor":2}})",
                 "unknown_field", "/backoff/factor");
 }

@@ -372,6 +372,10 @@ TEST_CASE("a dead job retried through the API runs again, its history kept") {
   CHECK(retried.status == 202);
   CHECK(retried.json().at("state") == "scheduled");
   CHECK(retried.json().at("attempts") == 0);
+  CHECK(retried.json()
+            .at("error")
+            .is_null());  // the new life starts clean; the history keeps the old
+  CHECK(retried.json().at("started_at").is_null());
   // It runs its two attempts again and dies again; all four attempts are on record.
   CHECK(wait_until([&] { return count(s.pg_url, "SELECT count(*) FROM job_attempts") == 4; }, 30s));
   CHECK(wait_until([&] { return state() == "dead"; }, 30s));
