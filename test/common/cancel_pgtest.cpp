@@ -16,12 +16,7 @@ namespace {
 
 std::string insert(pqxx::connection& c, const std::string& tenant, int timeout_ms = 0,
                    job_state state = job_state::queued) {
-  new_job j;
-  j.id = new_job_id();
-  j.tenant = tenant_id{tenant};
-  j.queue = "processing";
-  j.type = "noop";
-  j.payload_json = "{}";
+  auto j = sample_job(tenant);
   j.timeout_ms = timeout_ms;
   j.state = state;
   if (state == job_state::scheduled) j.run_at = "2099-01-01T00:00:00Z";

@@ -16,12 +16,7 @@ namespace {
 
 new_job keyed_job(const std::string& tenant, const std::string& key,
                   const std::string& hash = "h1") {
-  new_job j;
-  j.id = new_job_id();
-  j.tenant = tenant_id{tenant};
-  j.queue = "processing";
-  j.type = "noop";
-  j.payload_json = "{}";
+  auto j = sample_job(tenant);
   j.idempotency_key = key;
   j.request_hash = key.empty() ? "" : hash;
   return j;

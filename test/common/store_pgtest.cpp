@@ -16,12 +16,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-new_job make_job(const std::string& tenant, const std::string& type = "noop") {
-  new_job j;
-  j.id = new_job_id();
-  j.tenant = tenant_id{tenant};
-  j.queue = "processing";
-  j.type = type;
+new_job make_job(const std::string& tenant) {
+  auto j = sample_job(tenant);
   j.payload_json = R"({"echo":"x"})";
   return j;
 }

@@ -320,6 +320,16 @@ long count(const std::string& pg_url, const std::string& sql) {
   return n.exec(sql)[0][0].as<long>();
 }
 
+jobs::new_job sample_job(const std::string& tenant, const std::string& type) {
+  jobs::new_job j;
+  j.id = new_job_id();
+  j.tenant = tenant_id{tenant};
+  j.queue = "processing";
+  j.type = type;
+  j.payload_json = "{}";
+  return j;
+}
+
 std::map<std::string, int> handled(const std::string& pg_url) {
   auto c = pg_connect(pg_url);
   pqxx::nontransaction n(*c);

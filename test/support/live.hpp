@@ -7,6 +7,8 @@
 // or messages.
 
 #include <boost/beast/http/verb.hpp>
+#include "common/store.hpp"
+
 #include <boost/json/value.hpp>
 
 #include <chrono>
@@ -99,6 +101,10 @@ struct platform {
   process& add_api(std::map<std::string, std::string> extra_env = {});
   std::vector<std::unique_ptr<process>> more_apis;
 };
+
+/// A queued `processing` job of `tenant` with an empty payload, for tests
+/// that write jobs directly.
+jobs::new_job sample_job(const std::string& tenant, const std::string& type = "noop");
 
 /// The first column of the first row of `sql` (a count) on the database.
 long count(const std::string& pg_url, const std::string& sql);
