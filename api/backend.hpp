@@ -15,6 +15,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace jobs {
 
@@ -42,6 +43,11 @@ class api_backend {
   /// replay of the job its idempotency key already names, or the problem to
   /// answer (409 idempotency_key_reused when that job was another request).
   virtual boost::asio::awaitable<submit_result> submit(const new_job& job) = 0;
+  /// The same for many jobs (a batch request): one result per job, in order.
+  /// The default submits them one after another; the platform's backend
+  /// hands them to the write path together so they share group commits.
+  virtual boost::asio::awaitable<std::vector<submit_result>> submit_many(
+      const std::vector<new_job>& jobs);
   /// The job's JSON, or nullopt if the tenant has no such job.
   virtual boost::asio::awaitable<std::optional<std::string>> find_job(const tenant_id& t,
                                                                       const job_id& id) = 0;

@@ -76,9 +76,16 @@ int serve(const config& cfg) {
                    cfg.idempotency_ttl);
   scheduler sched(cfg.pg_url, pub, cfg.scheduler_interval);
   platform_backend backend(reads, writes, pub, cfg.auth_cache);
-  router routes(backend, schemas, {{cfg.json_max_depth}});
-  http_server server({cfg.http_addr, cfg.http_port, cfg.http_threads, cfg.http_body_limit,
-                      cfg.http_header_limit, cfg.http_read_timeout, cfg.http_max_connections},
+  router routes(backend, schemas,
+                {.limits = {cfg.json_max_depth}, .batch = {.max_jobs = cfg.http_batch_max_jobs}});
+  http_server server({.address = cfg.http_addr,
+                      .port = cfg.http_port,
+                      .threads = cfg.http_threads,
+                      .body_limit = cfg.http_body_limit,
+                      .batch_body_limit = cfg.http_batch_body_limit,
+                      .header_limit = cfg.http_header_limit,
+                      .read_timeout = cfg.http_read_timeout,
+                      .max_connections = cfg.http_max_connections},
                      routes);
   stop_signals stop([&] { server.stop(); });
   log_info("api listening", {{"address", cfg.http_addr},

@@ -3,6 +3,8 @@
 #include "api/async.hpp"
 #include "api/submission.hpp"
 
+#include <algorithm>
+
 namespace jobs {
 
 platform_backend::platform_backend(db_pool& reads, submitter& writes, publisher& pub,
@@ -36,6 +38,45 @@ boost::asio::awaitable<submit_result> platform_backend::submit(const new_job& jo
   };
   auto result = co_await await_callback<submit_result>(std::move(start));
   co_return result;
+}
+
+boost::asio::awaitable<std::vector<submit_result>> platform_backend::submit_many(
+    const std::vector<new_job>& jobs) {
+  bool publishes = std::any_of(jobs.begin(), jobs.end(),
+                               [](const new_job& j) { return j.state == job_state::queued; });
+  if (publishes && !pub_.connected()) {
+    std::vector<submit_result> refused(
+        jobs.size(),
+        make_problem(503, "unavailable", "the message broker is unavailable; retry later"));
+    co_return refused;
+  }
+  // Each job completes on its own (at its commit or its confirm); the last
+  // one to complete answers the request.
+  struct gather {
+    std::mutex mu;
+    std::vector<submit_result> results;
+    std::size_t pending;
+    std::function<void(std::vector<submit_result>)> done;
+  };
+  auto start = [this, &jobs](std::function<void(std::vector<submit_result>)> done) {
+    auto g = std::make_shared<gather>();
+    g->results.resize(jobs.size());
+    g->pending = jobs.size();
+    g->done = std::move(done);
+    std::vector<submitter::done_fn> each;
+    each.reserve(jobs.size());
+    for (std::size_t i = 0; i < jobs.size(); ++i)
+      each.push_back([g, i](submit_result r) {
+        std::unique_lock lk(g->mu);
+        g->results[i] = std::move(r);
+        if (--g->pending > 0) return;
+        lk.unlock();
+        g->done(std::move(g->results));
+      });
+    writes_.submit_many(jobs, std::move(each));
+  };
+  auto results = co_await await_callback<std::vector<submit_result>>(std::move(start));
+  co_return results;
 }
 
 boost::asio::awaitable<std::optional<std::string>> platform_backend::find_job(const tenant_id& t,

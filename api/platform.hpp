@@ -25,6 +25,8 @@ class platform_backend final : public api_backend {
   boost::asio::awaitable<std::optional<principal>> authenticate(
       const std::string& api_key) override;
   boost::asio::awaitable<submit_result> submit(const new_job& job) override;
+  boost::asio::awaitable<std::vector<submit_result>> submit_many(
+      const std::vector<new_job>& jobs) override;
   boost::asio::awaitable<std::optional<std::string>> find_job(const tenant_id& t,
                                                               const job_id& id) override;
   boost::asio::awaitable<std::string> list_jobs(const tenant_id& t, const job_filter& f) override;

@@ -102,6 +102,7 @@ const std::vector<router::route_entry>& router::routes() {
       {http::verb::get, "/healthz", false, false, &router::health},
       {http::verb::get, "/readyz", false, false, &router::ready},
       {http::verb::post, "/v1/jobs", true, true, &router::submit},
+      {http::verb::post, "/v1/jobs/batch", true, true, &router::submit_batch},
       {http::verb::get, "/v1/jobs", true, false, &router::list},
       {http::verb::get, "/v1/jobs/{id}", true, false, &router::get_job},
       {http::verb::post, "/v1/jobs/{id}/cancel", true, true, &router::cancel},
@@ -244,6 +245,71 @@ boost::asio::awaitable<http_response> router::submit(const request_context& ctx)
                            std::move(body), req);
   res.set(http::field::location, "/v1/jobs/" + id);
   if (outcome.replayed) res.set(idempotent_replayed_header, "true");
+  co_return res;
+}
+
+boost::asio::awaitable<http_response> router::submit_batch(const request_context& ctx) {
+  const auto& req = ctx.req;
+  auto fail = [&](const problem& p) {
+    return problem_response(p, req.version(), req.keep_alive());
+  };
+  if (!is_json_content_type(req[http::field::content_type]))
+    co_return fail(
+        make_problem(415, "unsupported_media_type", "send Content-Type: application/json"));
+  if (req.find(idempotency_key_header) != req.end()) {
+    auto p =
+        make_problem(400, "invalid_field",
+                     "a batch takes an idempotency_key per job, not an Idempotency-Key header");
+    p.parameter = idempotency_key_header;
+    co_return fail(p);
+  }
+  auto parsed = parse_batch(req.body(), schemas_, opts_.limits, opts_.batch,
+                            std::chrono::system_clock::now());
+  if (auto* p = std::get_if<problem>(&parsed)) co_return fail(*p);
+  auto& jobs = std::get<std::vector<new_job>>(parsed);
+  for (auto& job : jobs) {
+    job.id = new_job_id();
+    job.tenant = ctx.who->tenant;
+  }
+  auto results = co_await backend_.submit_many(jobs);
+
+  boost::json::array out;
+  out.reserve(jobs.size());
+  const problem* refused = nullptr;
+  std::size_t not_accepted = 0;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    boost::json::object item;
+    const auto& r = results[i];
+    if (r.refused) {
+      ++not_accepted;
+      // 503 (retry the batch) outranks 409 (change the request).
+      if (!refused || r.refused->status > refused->status) refused = &*r.refused;
+      auto p = r.refused->to_json();
+      p.erase("type");
+      item["error"] = std::move(p);
+      out.push_back(std::move(item));
+      continue;
+    }
+    auto id = r.replayed ? r.replayed->id.value : jobs[i].id.value;
+    item["id"] = id;
+    item["state"] = to_string(r.replayed ? r.replayed->state : jobs[i].state);
+    item["links"] = {{"self", "/v1/jobs/" + id}};
+    if (r.replayed) item["replayed"] = true;
+    out.push_back(std::move(item));
+  }
+  if (!refused) {
+    boost::json::object body{{"jobs", std::move(out)}};
+    co_return json_response(http::status::accepted, boost::json::serialize(body), req);
+  }
+  auto p = make_problem(refused->status, "batch_incomplete",
+                        fmt::format("{} of {} jobs were not accepted (see jobs[].error); the "
+                                    "others were, and run",
+                                    not_accepted, jobs.size()));
+  auto body = p.to_json();
+  body["jobs"] = std::move(out);
+  auto res = problem_response(p, req.version(), req.keep_alive());
+  res.body() = boost::json::serialize(body);
+  res.prepare_payload();
   co_return res;
 }
 

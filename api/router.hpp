@@ -8,6 +8,13 @@
 //                                 already used for the same request: 200 with that job
 //                                 and `Idempotent-Replayed: true`; for another request:
 //                                 409 idempotency_key_reused
+//   POST /v1/jobs/batch           up to JOBS_HTTP_BATCH_MAX_JOBS submissions in one request
+//                                 (api/batch.hpp): 202 {jobs: [{id, state, links}, ...]}
+//                                 in order when every job was accepted (a member
+//                                 whose idempotency_key names a job carries
+//                                 "replayed": true); when some were not, the status of
+//                                 their problem (503 or 409) with code batch_incomplete and
+//                                 `jobs` saying which were accepted and which not
 //   GET  /v1/jobs/{id}            one job of the caller's tenant (404 otherwise)
 //   GET  /v1/jobs?queue=&state=&limit=&cursor=   the tenant's jobs, newest first
 //   POST /v1/jobs/{id}/retry      a dead or failed job runs again (202), else 409
@@ -22,6 +29,7 @@
 // Thread-safety: handle() may run concurrently on many coroutines.
 
 #include "api/backend.hpp"
+#include "api/batch.hpp"
 #include "api/submission.hpp"
 
 #include <boost/beast/http/message.hpp>
@@ -38,6 +46,7 @@ using http_response = http::response<http::string_body>;
 
 struct router_options {
   submission_limits limits;
+  batch_limits batch;
   int list_limit_max = 500;
 };
 
@@ -74,6 +83,7 @@ class router {
   boost::asio::awaitable<http_response> health(const request_context& ctx);
   boost::asio::awaitable<http_response> ready(const request_context& ctx);
   boost::asio::awaitable<http_response> submit(const request_context& ctx);
+  boost::asio::awaitable<http_response> submit_batch(const request_context& ctx);
   boost::asio::awaitable<http_response> list(const request_context& ctx);
   boost::asio::awaitable<http_response> get_job(const request_context& ctx);
   boost::asio::awaitable<http_response> cancel(const request_context& ctx);

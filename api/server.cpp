@@ -14,9 +14,11 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <algorithm>
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 
 namespace jobs {
 
@@ -81,6 +83,13 @@ asio::awaitable<void> http_server::accept_loop() {
   }
 }
 
+namespace {
+bool is_batch_target(const http::request<http::string_body>& req) {
+  auto target = req.target();
+  return req.method() == http::verb::post && target.substr(0, target.find('?')) == "/v1/jobs/batch";
+}
+}  // namespace
+
 asio::awaitable<void> http_server::session(tcp::socket s) {
   beast::tcp_stream stream(std::move(s));
   stream.socket().set_option(tcp::no_delay(true));
@@ -115,22 +124,36 @@ asio::awaitable<void> http_server::session(tcp::socket s) {
   } else {
     for (;;) {
       http::request_parser<http::string_body> parser;
-      parser.body_limit(opts_.body_limit);
+      // Beast checks Content-Length against the limit as the header ends,
+      // before the route is known: the larger limit until then.
+      parser.body_limit(std::max(opts_.body_limit, opts_.batch_body_limit));
       parser.header_limit(static_cast<std::uint32_t>(opts_.header_limit));
       stream.expires_after(opts_.read_timeout);
-      auto [ec, n] =
-          co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+      auto [ec, n] = co_await http::async_read_header(stream, buffer, parser,
+                                                      asio::as_tuple(asio::use_awaitable));
+      std::size_t limit = opts_.body_limit;
+      if (!ec) {
+        // A batch carries many jobs: its own, larger limit.
+        if (is_batch_target(parser.get())) limit = opts_.batch_body_limit;
+        parser.body_limit(limit);
+        if (parser.content_length().value_or(0) > limit) {
+          ec = http::error::body_limit;
+        } else {
+          std::tie(ec, n) = co_await http::async_read(stream, buffer, parser,
+                                                      asio::as_tuple(asio::use_awaitable));
+        }
+      }
       if (ec == http::error::end_of_stream || ec == asio::error::eof ||
           ec == beast::error::timeout || ec == asio::error::connection_reset ||
           ec == asio::error::operation_aborted)
         break;
       if (ec) {
-        problem p = ec == http::error::body_limit
-                        ? make_problem(413, "body_too_large",
-                                       fmt::format("the limit is {} bytes", opts_.body_limit))
-                    : ec == http::error::header_limit
-                        ? make_problem(431, "header_too_large", "request headers are too large")
-                        : make_problem(400, "bad_request", ec.message());
+        problem p =
+            ec == http::error::body_limit
+                ? make_problem(413, "body_too_large", fmt::format("the limit is {} bytes", limit))
+            : ec == http::error::header_limit
+                ? make_problem(431, "header_too_large", "request headers are too large")
+                : make_problem(400, "bad_request", ec.message());
         auto res = router::problem_response(p, parser.get().version() ? parser.get().version() : 11,
                                             false);
         co_await send(res);

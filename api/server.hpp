@@ -30,6 +30,7 @@ struct server_options {
   int port = 8780;  ///< 0: any free port (see port())
   int threads = 2;
   std::size_t body_limit = 1 << 20;
+  std::size_t batch_body_limit = 16 << 20;  ///< for POST /v1/jobs/batch
   std::size_t header_limit = 16 << 10;
   std::chrono::milliseconds read_timeout{30000};
   int max_connections = 4096;

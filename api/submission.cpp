@@ -29,6 +29,8 @@ const std::map<std::string, std::string, std::less<>>& titles() {
       {"not_found", "Not found"},
       {"not_cancellable", "The job is already finished and cannot be cancelled"},
       {"idempotency_key_reused", "The idempotency key was used for a different request"},
+      {"batch_invalid", "Jobs in the batch are invalid; none was recorded"},
+      {"batch_incomplete", "Some jobs of the batch were not accepted"},
       {"method_not_allowed", "Method not allowed"},
       {"unsupported_media_type", "Content-Type must be application/json"},
       {"body_too_large", "Request body is too large"},
@@ -61,7 +63,14 @@ std::variant<new_job, problem> parse_submission(
   if (ec) return make_problem(400, "invalid_json", ec.message());
   auto* obj = doc.if_object();
   if (!obj) return make_problem(400, "invalid_request", "the body must be a JSON object", "");
+  return parse_submission(*obj, schemas, now, idempotency_header);
+}
 
+std::variant<new_job, problem> parse_submission(
+    const boost::json::object& submission, const schema_registry& schemas, sys_time now,
+    std::optional<std::string_view> idempotency_header) {
+  const auto* obj = &submission;
+  boost::system::error_code ec;
   static constexpr std::string_view known[] = {
       "queue",  "type",       "payload",         "priority", "max_attempts",
       "run_at", "timeout_ms", "idempotency_key", "delay_ms", "backoff"};

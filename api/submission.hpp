@@ -32,6 +32,8 @@
 #include "common/store.hpp"
 #include "common/time.hpp"
 
+#include <boost/json/object.hpp>
+
 #include <optional>
 #include <string_view>
 #include <variant>
@@ -47,6 +49,12 @@ struct submission_limits {
 std::variant<new_job, problem> parse_submission(
     std::string_view body, const schema_registry& schemas, const submission_limits& limits,
     sys_time now, std::optional<std::string_view> idempotency_header = std::nullopt);
+
+/// The same for a submission already parsed (one member of a batch): no
+/// invalid_json, json_too_deep or invalid_request problems.
+std::variant<new_job, problem> parse_submission(
+    const boost::json::object& submission, const schema_registry& schemas, sys_time now,
+    std::optional<std::string_view> idempotency_header = std::nullopt);
 
 /// The job an idempotency key already names: the answer is that job (200).
 struct replayed_job {

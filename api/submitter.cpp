@@ -64,6 +64,15 @@ void submitter::submit(new_job job, done_fn done) {
   cv_.notify_one();
 }
 
+void submitter::submit_many(std::vector<new_job> jobs, std::vector<done_fn> done) {
+  {
+    std::lock_guard lk(mu_);
+    for (std::size_t i = 0; i < jobs.size(); ++i)
+      queue_.emplace_back(std::move(jobs[i]), std::move(done[i]));
+  }
+  cv_.notify_one();
+}
+
 void submitter::run() {
   for (;;) {
     std::vector<std::pair<new_job, done_fn>> batch;

@@ -60,6 +60,9 @@ class submitter {
   ~submitter();  ///< finishes what is queued, then joins
 
   void submit(new_job job, done_fn done);
+  /// Queues many jobs at once (a batch request), so they share group commits;
+  /// `done[i]` completes `jobs[i]` as submit() would.
+  void submit_many(std::vector<new_job> jobs, std::vector<done_fn> done);
 
  private:
   void run();

@@ -60,6 +60,8 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_HTTP_PORT", integer(c.http_port, 0, 65535)},
       {"JOBS_HTTP_THREADS", integer(c.http_threads, 1, 64)},
       {"JOBS_HTTP_BODY_LIMIT", integer(c.http_body_limit, 1024, 1L << 30)},
+      {"JOBS_HTTP_BATCH_BODY_LIMIT", integer(c.http_batch_body_limit, 1024, 1L << 30)},
+      {"JOBS_HTTP_BATCH_MAX_JOBS", integer(c.http_batch_max_jobs, 1, 100000)},
       {"JOBS_HTTP_HEADER_LIMIT", integer(c.http_header_limit, 1024, 1L << 20)},
       {"JOBS_HTTP_READ_TIMEOUT_MS", ms(c.http_read_timeout, 100, 3600000)},
       {"JOBS_HTTP_MAX_CONNECTIONS", integer(c.http_max_connections, 1, 1000000)},

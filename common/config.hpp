@@ -14,6 +14,8 @@
 //   JOBS_HTTP_PORT               8780
 //   JOBS_HTTP_THREADS            2
 //   JOBS_HTTP_BODY_LIMIT         1048576 bytes
+//   JOBS_HTTP_BATCH_BODY_LIMIT   16777216 bytes (POST /v1/jobs/batch)
+//   JOBS_HTTP_BATCH_MAX_JOBS     1000 jobs per batch request
 //   JOBS_HTTP_HEADER_LIMIT       16384 bytes
 //   JOBS_HTTP_READ_TIMEOUT_MS    30000 (a whole request, headers and body)
 //   JOBS_HTTP_MAX_CONNECTIONS    4096
@@ -61,6 +63,8 @@ struct config {
   int http_port = 8780;
   int http_threads = 2;
   std::size_t http_body_limit = 1 << 20;
+  std::size_t http_batch_body_limit = 16 << 20;
+  int http_batch_max_jobs = 1000;
   std::size_t http_header_limit = 16 << 10;
   std::chrono::milliseconds http_read_timeout{30000};
   int http_max_connections = 4096;

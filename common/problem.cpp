@@ -11,6 +11,15 @@ boost::json::object problem::to_json() const {
   if (!detail.empty()) o["detail"] = detail;
   if (!pointer.empty()) o["pointer"] = pointer;
   if (!parameter.empty()) o["parameter"] = parameter;
+  if (!errors.empty()) {
+    auto& list = o["errors"].emplace_array();
+    for (const auto& e : errors) {
+      auto item = e.to_json();
+      item.erase("type");
+      item.erase("status");
+      list.push_back(std::move(item));
+    }
+  }
   return o;
 }
 

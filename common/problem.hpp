@@ -10,6 +10,7 @@
 #include <boost/json/value.hpp>
 
 #include <string>
+#include <vector>
 
 namespace jobs {
 
@@ -20,6 +21,9 @@ struct problem {
   std::string detail;     ///< this occurrence, in words
   std::string pointer;    ///< JSON pointer into the request body, or empty
   std::string parameter;  ///< the query parameter at fault, or empty
+  /// For a request made of many parts (a batch): each part's own problem,
+  /// shown as `errors` [{code, title, detail, pointer}].
+  std::vector<problem> errors;
 
   /// The problem+json body.
   boost::json::object to_json() const;

@@ -12,6 +12,7 @@
 #include <exception>
 #include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -44,6 +45,7 @@ class fake_backend final : public jobs::api_backend {
   std::string list_body = R"({"jobs":[],"next_cursor":null})";
   std::optional<jobs::problem> submit_problem;      // submit refuses with this problem
   std::optional<jobs::replayed_job> submit_replay;  // submit answers with this job
+  std::map<int, jobs::problem> refuse_call;         // submit call number (from 1) -> its problem
   bool outage = false;                              // every call throws
   bool submit_throws = false;                       // only submit throws
   bool cancel_throws = false;                       // only cancel_job throws
@@ -65,6 +67,7 @@ class fake_backend final : public jobs::api_backend {
     ++submit_calls;
     if (outage || submit_throws) throw std::runtime_error("broker is unreachable");
     if (submit_problem) co_return *submit_problem;
+    if (auto it = refuse_call.find(submit_calls); it != refuse_call.end()) co_return it->second;
     submitted.push_back(job);
     if (submit_replay) co_return *submit_replay;
     co_return std::nullopt;
@@ -222,6 +225,11 @@ void check_json(const http_response& res, unsigned status) {
 }
 
 const std::string noop_job = R"({"queue":"processing","type":"noop","payload":{}})";
+
+http_response post_batch(fixture& f, const std::string& body,
+                         const std::string& auth = "Bearer key-a") {
+  return f.send(http::verb::post, "/v1/jobs/batch", auth, body);
+}
 
 }  // namespace
 
@@ -762,4 +770,139 @@ TEST_CASE("POST /v1/jobs/{id}/retry reschedules a dead job, refuses others, hide
                 "not_found");
   check_problem(f.send(http::verb::post, "/v1/jobs/not-a-uuid/retry"), 404, "not_found");
   check_problem(f.send(http::verb::get, "/v1/jobs/" + dead + "/retry"), 405, "method_not_allowed");
+}
+
+TEST_CASE("POST /v1/jobs/batch is 202 with every job, in order, each with its own id") {
+  fixture f;
+  auto res = post_batch(f, R"({"jobs":[)"
+                           R"({"queue":"processing","type":"noop","payload":{}},)"
+                           R"({"queue":"processing","type":"hash","payload":{"input":"x"}},)"
+                           R"({"queue":"processing","type":"noop","payload":{},)"
+                           R"("run_at":"2200-01-01T00:00:00Z"}]})");
+  check_json(res, 202);
+  auto o = parse_object(res.body());
+  const auto& list = o.at("jobs").as_array();
+  REQUIRE(list.size() == 3);
+  REQUIRE(f.backend.submitted.size() == 3);
+  std::set<std::string> ids;
+  const char* states[] = {"queued", "queued", "scheduled"};
+  for (std::size_t i = 0; i < 3; ++i) {
+    const auto& item = list[i].as_object();
+    std::string id(item.at("id").as_string());
+    CHECK(jobs::is_uuid(id));
+    CHECK(item.at("state") == states[i]);
+    CHECK(item.at("links").at("self") == ("/v1/jobs/" + id).c_str());
+    CHECK_FALSE(item.contains("replayed"));
+    CHECK(f.backend.submitted[i].id.value == id);
+    CHECK(f.backend.submitted[i].tenant.value == "tenant-a");
+    ids.insert(id);
+  }
+  CHECK(ids.size() == 3);
+  CHECK(f.backend.submitted[1].type == "hash");
+}
+
+TEST_CASE("POST /v1/jobs/batch with invalid members records nothing and lists each problem") {
+  fixture f;
+  auto res = post_batch(f, R"({"jobs":[)"
+                           R"({"queue":"processing","type":"noop","payload":{}},)"
+                           R"({"queue":"processing","type":"hash","payload":{"input":7}},)"
+                           R"(42,)"
+                           R"({"queue":"mail","type":"noop","payload":{}}]})");
+  auto o = check_problem(res, 400, "batch_invalid");
+  CHECK(f.backend.submit_calls == 0);
+  CHECK(o.at("detail") == "3 of 4 jobs are invalid; nothing was recorded");
+  const auto& errors = o.at("errors").as_array();
+  REQUIRE(errors.size() == 3);
+  CHECK(errors[0].at("code") == "payload_invalid");
+  CHECK(errors[0].at("pointer") == "/jobs/1/payload/input");
+  CHECK(errors[1].at("code") == "invalid_request");
+  CHECK(errors[1].at("pointer") == "/jobs/2");
+  CHECK(errors[2].at("code") == "unknown_queue");
+  CHECK(errors[2].at("pointer") == "/jobs/3/queue");
+  for (const auto& e : errors) CHECK_FALSE(e.at("title").as_string().empty());
+}
+
+TEST_CASE("POST /v1/jobs/batch refuses a body that is not a batch") {
+  jobs::router_options small;
+  small.batch.max_jobs = 2;
+  fixture f(small);
+  struct bad {
+    std::string body, code, pointer;
+  };
+  const bad cases[] = {
+      {"[1]", "invalid_request", ""},
+      {"{", "invalid_json", ""},
+      {"{}", "missing_field", "/jobs"},
+      {R"({"jobs":{}})", "invalid_field", "/jobs"},
+      {R"({"jobs":[]})", "invalid_field", "/jobs"},
+      {R"({"jobs":[{},{},{}]})", "invalid_field", "/jobs"},
+      {R"({"jobs":[],"priority":1})", "unknown_field", "/priority"},
+  };
+  for (const auto& c : cases) {
+    INFO("body: " << c.body);
+    auto o = check_problem(post_batch(f, c.body), 400, c.code);
+    if (!c.pointer.empty()) CHECK(o.at("pointer") == c.pointer.c_str());
+  }
+  CHECK(f.backend.submit_calls == 0);
+}
+
+TEST_CASE("POST /v1/jobs/batch refuses two members with one idempotency key") {
+  fixture f;
+  auto res =
+      post_batch(f, R"({"jobs":[)"
+                    R"({"queue":"processing","type":"noop","payload":{},"idempotency_key":"k"},)"
+                    R"({"queue":"processing","type":"noop","payload":{},"idempotency_key":"j"},)"
+                    R"({"queue":"processing","type":"noop","payload":{},"idempotency_key":"k"}]})");
+  auto o = check_problem(res, 400, "batch_invalid");
+  REQUIRE(o.at("errors").as_array().size() == 1);
+  CHECK(o.at("errors").at(0).at("pointer") == "/jobs/2/idempotency_key");
+  CHECK(f.backend.submit_calls == 0);
+}
+
+TEST_CASE("POST /v1/jobs/batch refuses the Idempotency-Key header, and needs JSON and a writer") {
+  fixture f;
+  f.backend.keys["viewer"] = jobs::principal{jobs::tenant_id{"tenant-a"}, "viewer"};
+  http_request req{http::verb::post, "/v1/jobs/batch", 11};
+  req.set(http::field::authorization, "Bearer key-a");
+  req.set(http::field::content_type, "application/json");
+  req.set("Idempotency-Key", "k");
+  req.body() = R"({"jobs":[)" + noop_job + "]}";
+  req.prepare_payload();
+  auto o = check_problem(f.run(req), 400, "invalid_field");
+  CHECK(o.at("parameter") == "Idempotency-Key");
+  check_problem(f.send(http::verb::post, "/v1/jobs/batch", "Bearer key-a",
+                       R"({"jobs":[)" + noop_job + "]}", "text/plain"),
+                415, "unsupported_media_type");
+  check_problem(post_batch(f, R"({"jobs":[)" + noop_job + "]}", "Bearer viewer"), 403, "forbidden");
+  check_problem(post_batch(f, R"({"jobs":[)" + noop_job + "]}", ""), 401, "unauthorized");
+  CHECK(f.backend.submit_calls == 0);
+}
+
+TEST_CASE("POST /v1/jobs/batch with a refused member answers its status and says which ran") {
+  fixture f;
+  f.backend.refuse_call[2] = jobs::make_problem(503, "unavailable", "the broker did not confirm");
+  f.backend.refuse_call[3] = jobs::make_problem(409, "idempotency_key_reused", "another request");
+  auto res = post_batch(
+      f, R"({"jobs":[)" + noop_job + "," + noop_job + "," + noop_job + "," + noop_job + "]}");
+  auto o = check_problem(res, 503, "batch_incomplete");
+  CHECK_FALSE(res[http::field::retry_after].empty());
+  CHECK(o.at("detail").as_string().starts_with("2 of 4 jobs were not accepted"));
+  const auto& list = o.at("jobs").as_array();
+  REQUIRE(list.size() == 4);
+  CHECK(list[0].at("id") == f.backend.submitted[0].id.value.c_str());
+  CHECK(list[1].at("error").at("code") == "unavailable");
+  CHECK(list[2].at("error").at("code") == "idempotency_key_reused");
+  CHECK(list[3].at("id") == f.backend.submitted[1].id.value.c_str());
+}
+
+TEST_CASE("POST /v1/jobs/batch marks a member its idempotency key already names") {
+  fixture f;
+  f.backend.submit_replay = jobs::replayed_job{jobs::job_id{id_b}, jobs::job_state::succeeded};
+  auto res = post_batch(f, R"({"jobs":[{"queue":"processing","type":"noop","payload":{},)"
+                           R"("idempotency_key":"k"}]})");
+  check_json(res, 202);
+  auto item = parse_object(res.body()).at("jobs").at(0).as_object();
+  CHECK(item.at("id") == id_b);
+  CHECK(item.at("state") == "succeeded");
+  CHECK(item.at("replayed") == true);
 }

@@ -53,6 +53,16 @@ TEST_CASE("the README's curl examples work against a running platform") {
   // What the comments in the README promise.
   CHECK(text.str().find(R"("state":"queued")") != std::string::npos);
   CHECK(text.str().find(R"("state":"scheduled")") != std::string::npos);
+  // The batch: one answer with both of its jobs, the second scheduled.
+  bool batch_seen = false;
+  const auto all = text.str();
+  for (auto at = all.find(R"({"jobs":[{"id":")"); at != std::string::npos && !batch_seen;
+       at = all.find(R"({"jobs":[{"id":")", at + 1)) {
+    auto answer = all.substr(at, all.find("]}", at) - at);
+    batch_seen = answer.find(R"("state":"queued","links")") != std::string::npos &&
+                 answer.find(R"("state":"scheduled","links")") != std::string::npos;
+  }
+  CHECK(batch_seen);
   CHECK(text.str().find(R"("state":"cancelled")") != std::string::npos);
   CHECK(text.str().find(R"("sum_amount":12.5)") != std::string::npos);
   CHECK(text.str().find(R"("code":"payload_invalid")") != std::string::npos);
