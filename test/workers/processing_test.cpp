@@ -20,6 +20,8 @@
 #include <sstream>
 #include <string>
 #include <thread>
+
+#include <time.h>
 #include <vector>
 
 namespace json = boost::json;
@@ -240,6 +242,22 @@ TEST_SUITE("processing.noop") {
     CHECK(std::holds_alternative<json::value>(call(noop, json::parse(R"({"sleep_ms":1.0})"))));
   }
 
+  TEST_CASE("burns cpu_ms of its thread's CPU time; pad is ignored") {
+    timespec before{}, after{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &before);
+    CHECK(ok("noop", noop, R"({"cpu_ms":20,"pad":"xxxxxxxx"})") == json::parse(R"({"ok":true})"));
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &after);
+    auto burnt = (after.tv_sec - before.tv_sec) * 1000 + (after.tv_nsec - before.tv_nsec) / 1000000;
+    CHECK(burnt >= 20);
+  }
+
+  TEST_CASE("a stop request cuts the CPU step short with a snooze") {
+    std::atomic<bool> stop{true};
+    auto r = call(noop, json::parse(R"({"cpu_ms":60000})"), &stop);
+    REQUIRE(std::holds_alternative<handler_error>(r));
+    CHECK(std::get<handler_error>(r).what == handler_error::kind::snooze);
+  }
+
   TEST_CASE("a stop request cuts the sleep short with a snooze") {
     std::atomic<bool> stop{false};
     std::thread stopper([&] {
@@ -264,6 +282,11 @@ TEST_SUITE("processing.noop") {
       CHECK(permanent(noop, p).find("sleep_ms") != std::string::npos);
       CHECK_FALSE(schema_errors("noop", json::parse(p)).empty());
     }
+    for (const char* p : {R"({"cpu_ms":-1})", R"({"cpu_ms":60001})", R"({"cpu_ms":"5"})"}) {
+      CHECK(permanent(noop, p).find("cpu_ms") != std::string::npos);
+      CHECK_FALSE(schema_errors("noop", json::parse(p)).empty());
+    }
+    CHECK_FALSE(schema_errors("noop", json::parse(R"({"pad":5})")).empty());
   }
 }
 

@@ -7,6 +7,8 @@
 #include <optional>
 #include <thread>
 
+#include <time.h>
+
 namespace jobs::processing {
 namespace {
 
@@ -25,6 +27,18 @@ std::optional<std::int64_t> integer_in_range(const boost::json::value& v, std::i
   return std::nullopt;
 }
 
+// Thread CPU time, so a busy machine stretches the step instead of shortening it.
+std::chrono::nanoseconds thread_cpu_time() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+handler_error stopped(const char* what) {
+  // Snooze rather than fail: a worker shutting down should not use up an attempt.
+  return handler_error{handler_error::kind::snooze, what, std::chrono::system_clock::now()};
+}
+
 }  // namespace
 
 handler_result noop_handler(const job_context& ctx) {
@@ -41,15 +55,31 @@ handler_result noop_handler(const job_context& ctx) {
     sleep_ms = *ms;
   }
 
+  std::int64_t cpu_ms = 0;
+  if (const auto* v = payload->if_contains("cpu_ms")) {
+    auto ms = integer_in_range(*v, noop_limits::max_cpu_ms);
+    if (!ms)
+      return handler_error::permanent("cpu_ms must be an integer from 0 to " +
+                                      std::to_string(noop_limits::max_cpu_ms));
+    cpu_ms = *ms;
+  }
+
+  if (cpu_ms > 0) {
+    const auto until = thread_cpu_time() + std::chrono::milliseconds(cpu_ms);
+    std::uint64_t x = 0x9e3779b97f4a7c15ULL;
+    while (thread_cpu_time() < until) {
+      if (ctx.stop_requested()) return stopped("stopped while computing");
+      for (int i = 0; i < 10000; ++i) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    }
+    volatile std::uint64_t sink = x;  // the loop's work is observable
+    (void)sink;
+  }
+
   if (sleep_ms > 0) {
     using clock = std::chrono::steady_clock;
     const auto deadline = clock::now() + std::chrono::milliseconds(sleep_ms);
     for (auto now = clock::now(); now < deadline; now = clock::now()) {
-      if (ctx.stop_requested()) {
-        // Snooze rather than fail: a worker shutting down should not use up an attempt.
-        return handler_error{handler_error::kind::snooze, "stopped while sleeping",
-                             std::chrono::system_clock::now()};
-      }
+      if (ctx.stop_requested()) return stopped("stopped while sleeping");
       std::this_thread::sleep_for(
           std::min<clock::duration>(noop_limits::sleep_step, deadline - now));
     }

@@ -8,11 +8,13 @@
 // bad input with `handler_error::permanent`, never with a crash. Unknown
 // payload fields are ignored here (the schema rejects them).
 //
-// noop           {"sleep_ms"?: 0..60000, "echo"?: any}
+// noop           {"sleep_ms"?: 0..60000, "cpu_ms"?: 0..60000, "echo"?: any, "pad"?: string}
 //                -> {"ok": true, "echo"?: <echo>}
-//   Sleeps in `noop_limits::sleep_step` steps while watching
-//   `ctx.stop_requested()`; when stopped early it snoozes until now, so the
-//   interrupted attempt is not counted.
+//   Burns `cpu_ms` of its thread's CPU time (a CPU-bound step for
+//   benchmarks), then sleeps in `noop_limits::sleep_step` steps, both while
+//   watching `ctx.stop_requested()`; when stopped early it snoozes until
+//   now, so the interrupted attempt is not counted. `pad` is ignored: it
+//   sizes a benchmark's payload.
 //
 // hash           {"algorithm"?: "sha256" (default) | "sha1" | "sha384" | "sha512" | "md5" |
 //                 "sha3-256" | "blake2b512",
@@ -51,6 +53,7 @@ namespace jobs::processing {
 
 struct noop_limits {
   static constexpr int max_sleep_ms = 60'000;
+  static constexpr int max_cpu_ms = 60'000;
   static constexpr std::chrono::milliseconds sleep_step{10};
 };
 
