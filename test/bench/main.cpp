@@ -1,0 +1,219 @@
+// jobs-bench: one benchmark run against a running platform, printed as one
+// JSON line (scripts/bench starts the platform, runs the matrix of workloads
+// and prints the table).
+//
+//   jobs-bench --port P --pg-url URL --amqp-url URL [options]
+//     --workload noop|cpu      noop: nothing; cpu: a 10 ms CPU-bound step (noop's cpu_ms)
+//     --payload-bytes N        payload size (padded), default 256
+//     --batch N                0: POST /v1/jobs; N: POST /v1/jobs/batch, N jobs a request
+//     --jobs N                 jobs in all (default 10000)
+//     --connections C          keep-alive connections (default 16)
+//     --rate R                 open loop at R jobs/s; 0 (default): closed loop
+//     --ceiling-messages M     also measure the broker's ceiling with M messages (0: no)
+//     --pid NAME=PID           a process to account CPU and memory to (api, worker, rabbitmq,
+//                              postgres; postgres counts its backends too); repeatable
+//     --timeout S              give up waiting for completion after S s (default 300)
+//
+// Each run submits under a tenant of its own, so PostgreSQL's timestamps of
+// exactly its jobs give the end-to-end numbers: jobs/s from the first
+// created_at to the last finished_at, latency finished_at - created_at.
+#include "ceiling.hpp"
+#include "loadgen.hpp"
+#include "measure.hpp"
+
+#include "common/db.hpp"
+#include "common/keys.hpp"
+
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+#include <iostream>
+#include <map>
+#include <random>
+#include <thread>
+
+using namespace jobs;
+using namespace jobs::bench;
+
+namespace {
+
+struct options {
+  int port = 0;
+  std::string pg_url, amqp_url, workload = "noop";
+  int payload_bytes = 256, batch = 0, jobs = 10000, connections = 16, ceiling_messages = 0;
+  double rate = 0;
+  int timeout_s = 300;
+  std::map<std::string, int> pids;
+};
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i + 1 >= argc) throw std::invalid_argument("missing value after " + a);
+    std::string v = argv[++i];
+    if (a == "--port")
+      o.port = std::stoi(v);
+    else if (a == "--pg-url")
+      o.pg_url = v;
+    else if (a == "--amqp-url")
+      o.amqp_url = v;
+    else if (a == "--workload")
+      o.workload = v;
+    else if (a == "--payload-bytes")
+      o.payload_bytes = std::stoi(v);
+    else if (a == "--batch")
+      o.batch = std::stoi(v);
+    else if (a == "--jobs")
+      o.jobs = std::stoi(v);
+    else if (a == "--connections")
+      o.connections = std::stoi(v);
+    else if (a == "--rate")
+      o.rate = std::stod(v);
+    else if (a == "--ceiling-messages")
+      o.ceiling_messages = std::stoi(v);
+    else if (a == "--timeout")
+      o.timeout_s = std::stoi(v);
+    else if (a == "--pid" && v.find('=') != std::string::npos)
+      o.pids[v.substr(0, v.find('='))] = std::stoi(v.substr(v.find('=') + 1));
+    else
+      throw std::invalid_argument("unknown option " + a);
+  }
+  if (o.port <= 0 || o.pg_url.empty())
+    throw std::invalid_argument("--port and --pg-url are needed");
+  if (o.workload != "noop" && o.workload != "cpu")
+    throw std::invalid_argument("--workload is noop or cpu");
+  if (o.ceiling_messages > 0 && o.amqp_url.empty())
+    throw std::invalid_argument("--ceiling-messages needs --amqp-url");
+  return o;
+}
+
+// One submission whose payload serializes to about `bytes` bytes.
+std::string job_body(const options& o) {
+  std::string head = o.workload == "cpu" ? R"({"cpu_ms":10,"pad":")" : R"({"pad":")";
+  auto fixed = head.size() + 2;
+  std::string pad(static_cast<std::size_t>(o.payload_bytes) > fixed ? o.payload_bytes - fixed : 0,
+                  'x');
+  return R"({"queue":"processing","type":"noop","payload":)" + head + pad + R"("}})";
+}
+
+struct snapshot {
+  std::map<std::string, double> cpu;
+  pg_counters pg;
+};
+
+snapshot take(const options& o, pqxx::connection& c, bool with_pg) {
+  snapshot s;
+  for (const auto& [name, pid] : o.pids) s.cpu[name] = cpu_seconds(pid, name == "postgres");
+  if (with_pg) s.pg = read_counters(c);
+  return s;
+}
+
+double round2(double v) { return std::round(v * 100) / 100; }
+
+// JSON with numbers as people write them (Boost.JSON 1.81 prints 12.5 as 1.25E1).
+std::string to_text(const boost::json::value& v) {
+  switch (v.kind()) {
+    case boost::json::kind::double_: return fmt::format("{}", v.get_double());
+    case boost::json::kind::object: {
+      std::string out = "{";
+      for (const auto& kv : v.get_object()) {
+        if (out.size() > 1) out += ',';
+        out += boost::json::serialize(boost::json::string(kv.key())) + ":" + to_text(kv.value());
+      }
+      return out + "}";
+    }
+    default: return boost::json::serialize(v);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    auto o = parse(argc, argv);
+    auto db = pg_connect(o.pg_url);
+    boost::json::object line;
+    line["workload"] = o.workload;
+    line["batch"] = o.batch > 0;
+    line["batch_size"] = o.batch > 0 ? o.batch : 1;
+    line["payload_bytes"] = o.payload_bytes;
+    line["mode"] = o.rate > 0 ? "open" : "closed";
+    if (o.rate > 0) line["rate"] = o.rate;
+    line["connections"] = o.connections;
+    line["jobs"] = o.jobs;
+
+    double slower_ceiling = 0;
+    if (o.ceiling_messages > 0) {
+      auto ceil = measure_ceiling(o.amqp_url, o.ceiling_messages,
+                                  static_cast<std::size_t>(o.payload_bytes));
+      line["ceiling_publish_per_s"] = std::round(ceil.publish_per_s);
+      line["ceiling_consume_per_s"] = std::round(ceil.consume_per_s);
+      slower_ceiling = std::min(ceil.publish_per_s, ceil.consume_per_s);
+    }
+
+    std::string tenant = fmt::format("bench-{}", std::random_device{}());
+    auto key = create_api_key(*db, tenant_id{tenant}, "bench", "submitter");
+    auto body = job_body(o);
+    auto before = take(o, *db, true);
+    auto load = run_load({.port = o.port,
+                          .api_key = key,
+                          .jobs = o.jobs,
+                          .batch = o.batch,
+                          .connections = o.connections,
+                          .rate = o.rate,
+                          .job = [&](int) { return body; }});
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
+    while (unfinished(*db, tenant) > 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto after_cpu = take(o, *db, false);
+    // Pending statistics reach pg_stat_database within a second.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    auto after_pg = read_counters(*db);
+    auto done = read_completion(*db, tenant);
+
+    line["accepted"] = load.accepted;
+    line["refused"] = load.refused;
+    if (!load.first_refusal.empty()) line["first_refusal"] = load.first_refusal;
+    line["succeeded"] = done.succeeded;
+    line["unfinished"] = done.total - done.succeeded - done.other_final;
+    line["submit_per_s"] =
+        std::round(load.accepted / std::chrono::duration<double>(load.took).count());
+    line["jobs_per_s"] = std::round(done.jobs_per_s);
+    if (slower_ceiling > 0) line["ceiling_ratio"] = round2(done.jobs_per_s / slower_ceiling);
+    auto& a = load.accept_ms;
+    line["accept_p50_ms"] = round2(percentile(a, 50));
+    line["accept_p95_ms"] = round2(percentile(a, 95));
+    line["accept_p99_ms"] = round2(percentile(a, 99));
+    line["accept_p999_ms"] = round2(percentile(a, 99.9));
+    if (o.rate > 0) line["max_send_lag_ms"] = round2(load.max_send_lag_ms);
+    line["e2e_p50_ms"] = round2(done.e2e_p50_ms);
+    line["e2e_p95_ms"] = round2(done.e2e_p95_ms);
+    line["e2e_p99_ms"] = round2(done.e2e_p99_ms);
+    line["e2e_p999_ms"] = round2(done.e2e_p999_ms);
+    double per_k = done.succeeded > 0 ? 1000.0 / static_cast<double>(done.succeeded) : 0;
+    boost::json::object cpu, peak, rss;
+    for (const auto& [name, pid] : o.pids) {
+      cpu[name] = round2((after_cpu.cpu[name] - before.cpu[name]) * per_k);
+      if (name == "api" || name == "worker") {
+        peak[name] = round2(static_cast<double>(peak_rss_bytes(pid)) / (1 << 20));
+        rss[name] = round2(static_cast<double>(rss_bytes(pid)) / (1 << 20));
+      }
+    }
+    line["cpu_s_per_1k_jobs"] = cpu;
+    line["peak_rss_mb"] = peak;
+    line["rss_mb"] = rss;
+    if (done.succeeded > 0) {
+      line["pg_commits_per_job"] =
+          round2(static_cast<double>(after_pg.commits - before.pg.commits) / done.succeeded);
+      line["wal_bytes_per_job"] =
+          std::round(static_cast<double>(after_pg.wal_bytes - before.pg.wal_bytes) /
+                     static_cast<double>(done.succeeded));
+    }
+    std::cout << to_text(line) << std::endl;
+    return done.succeeded == o.jobs ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::cerr << "jobs-bench: " << e.what() << "\n";
+    return 2;
+  }
+}

@@ -1,0 +1,116 @@
+#include "measure.hpp"
+
+#include <pqxx/nontransaction>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <unistd.h>
+
+namespace jobs::bench {
+
+namespace {
+
+// Fields of /proc/PID/stat after the command name: [0] is field 3 (state).
+std::vector<std::string> stat_fields(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  auto close = line.rfind(')');
+  std::vector<std::string> out;
+  if (close == std::string::npos) return out;
+  std::istringstream rest(line.substr(close + 2));
+  for (std::string f; rest >> f;) out.push_back(f);
+  return out;
+}
+
+long status_kb(int pid, const std::string& name) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.starts_with(name + ":")) return std::stol(line.substr(name.size() + 1));
+  return 0;
+}
+
+}  // namespace
+
+double cpu_seconds(int pid, bool children) {
+  static const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  auto f = stat_fields(pid);
+  if (f.size() < 15) return 0;
+  // utime 14, stime 15, cutime 16, cstime 17 (1-based over the whole line).
+  double t = std::stod(f[11]) + std::stod(f[12]);
+  if (!children) return t / tick;
+  t += std::stod(f[13]) + std::stod(f[14]);
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    auto name = e.path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    auto c = stat_fields(std::stoi(name));
+    if (c.size() >= 13 && std::stoi(c[1]) == pid) t += std::stod(c[11]) + std::stod(c[12]);
+  }
+  return t / tick;
+}
+
+long rss_bytes(int pid) { return status_kb(pid, "VmRSS") * 1024; }
+long peak_rss_bytes(int pid) { return status_kb(pid, "VmHWM") * 1024; }
+
+pg_counters read_counters(pqxx::connection& c) {
+  pqxx::nontransaction n(c);
+  // Pending statistics reach pg_stat_database at most a second late.
+  auto r = n.exec(
+      "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()), "
+      "pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint");
+  return {r[0][0].as<long>(), r[0][1].as<long>()};
+}
+
+completion read_completion(pqxx::connection& c, const std::string& tenant) {
+  pqxx::nontransaction n(c);
+  auto r = n.exec_params(
+      "SELECT count(*), count(*) FILTER (WHERE state = 'succeeded'), "
+      "  count(*) FILTER (WHERE state IN ('dead', 'cancelled')), "
+      "  extract(epoch FROM max(finished_at) - min(created_at))::float8, "
+      "  percentile_disc(ARRAY[0.5, 0.95, 0.99, 0.999]) WITHIN GROUP "
+      "    (ORDER BY extract(epoch FROM finished_at - created_at) * 1000)::float8[] "
+      "FROM jobs WHERE tenant_id = $1",
+      tenant);
+  completion out;
+  out.total = r[0][0].as<long>();
+  out.succeeded = r[0][1].as<long>();
+  out.other_final = r[0][2].as<long>();
+  double span = r[0][3].is_null() ? 0 : r[0][3].as<double>();
+  out.jobs_per_s = span > 0 ? static_cast<double>(out.succeeded) / span : 0;
+  if (!r[0][4].is_null()) {
+    auto text = r[0][4].as<std::string>();  // {a,b,c,d}
+    std::vector<double> p;
+    std::istringstream in(text.substr(1, text.size() - 2));
+    for (std::string x; std::getline(in, x, ',');) p.push_back(std::stod(x));
+    if (p.size() == 4) {
+      out.e2e_p50_ms = p[0];
+      out.e2e_p95_ms = p[1];
+      out.e2e_p99_ms = p[2];
+      out.e2e_p999_ms = p[3];
+    }
+  }
+  return out;
+}
+
+long unfinished(pqxx::connection& c, const std::string& tenant) {
+  pqxx::nontransaction n(c);
+  return n
+      .exec_params(
+          "SELECT count(*) FROM jobs WHERE tenant_id = $1 AND "
+          "state NOT IN ('succeeded', 'dead', 'cancelled')",
+          tenant)[0][0]
+      .as<long>();
+}
+
+double percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+  return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
+}
+
+}  // namespace jobs::bench

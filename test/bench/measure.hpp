@@ -1,0 +1,39 @@
+#pragma once
+// What the benchmark reads besides its own clock: the processes' CPU time
+// and memory (/proc), and PostgreSQL's view of a run (the jobs' timestamps,
+// commits and WAL written).
+
+#include <pqxx/connection>
+
+#include <string>
+#include <vector>
+
+namespace jobs::bench {
+
+/// CPU seconds a process has used, user + system. With `children`, also
+/// its live children's and its reaped children's (PostgreSQL's backends).
+double cpu_seconds(int pid, bool children = false);
+/// VmRSS and VmHWM (peak) in bytes; 0 when unknown.
+long rss_bytes(int pid);
+long peak_rss_bytes(int pid);
+
+struct pg_counters {
+  long commits = 0;
+  long wal_bytes = 0;  ///< the WAL position
+};
+pg_counters read_counters(pqxx::connection& c);
+
+struct completion {
+  long total = 0, succeeded = 0, other_final = 0;
+  double jobs_per_s = 0;  ///< jobs / (last finished_at - first created_at)
+  double e2e_p50_ms = 0, e2e_p95_ms = 0, e2e_p99_ms = 0, e2e_p999_ms = 0;
+};
+/// The tenant's jobs, once all are final.
+completion read_completion(pqxx::connection& c, const std::string& tenant);
+/// How many of the tenant's jobs are not final yet.
+long unfinished(pqxx::connection& c, const std::string& tenant);
+
+/// The p-th percentile (0..100) of `v` (sorted in place), nearest rank.
+double percentile(std::vector<double>& v, double p);
+
+}  // namespace jobs::bench

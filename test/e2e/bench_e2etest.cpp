@@ -1,0 +1,74 @@
+// ctest-labels: bench
+// scripts/bench's load generator against a live platform: a small run of
+// each mode must complete every job and report every field. No timing is
+// asserted (numbers are scripts/bench's business, not a test's).
+#include "support/live.hpp"
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <cstdio>
+#include <memory>
+
+using namespace jobs;
+using namespace jobs::test;
+
+namespace {
+
+boost::json::object run_bench(const scratch& s, const platform& p, const std::string& args) {
+  auto cmd =
+      fmt::format("'{}' --port {} --pg-url '{}' --amqp-url '{}' --pid api={} --pid worker={} {}",
+                  binary("jobs-bench"), p.port, s.pg_url, s.amqp_url, p.api->pid(),
+                  p.workers.at(0)->pid(), args);
+  std::unique_ptr<FILE, int (*)(FILE*)> out(popen(cmd.c_str(), "r"), pclose);
+  REQUIRE(out);
+  std::string text;
+  char buf[4096];
+  while (auto n = fread(buf, 1, sizeof buf, out.get())) text.append(buf, n);
+  INFO("jobs-bench printed: " << text);
+  boost::system::error_code ec;
+  auto v = boost::json::parse(text, ec);
+  REQUIRE_FALSE(ec);
+  REQUIRE(v.is_object());
+  return v.as_object();
+}
+
+void check_fields(const boost::json::object& o, int jobs) {
+  INFO(boost::json::serialize(o));
+  CHECK(o.at("accepted") == jobs);
+  CHECK(o.at("refused") == 0);
+  CHECK(o.at("succeeded") == jobs);
+  CHECK(o.at("unfinished") == 0);
+  for (const char* f : {"jobs_per_s", "accept_p99_ms", "e2e_p50_ms", "e2e_p99_ms",
+                        "pg_commits_per_job", "wal_bytes_per_job"}) {
+    REQUIRE_MESSAGE(o.contains(f), f);
+    CHECK(o.at(f).to_number<double>() > 0);
+  }
+  CHECK(o.at("cpu_s_per_1k_jobs").as_object().contains("api"));
+  CHECK(o.at("peak_rss_mb").at("worker").to_number<double>() > 0);
+}
+
+}  // namespace
+
+TEST_CASE("jobs-bench runs single POSTs, batches and an open loop to completion") {
+  scratch s;
+  platform p(s);
+  auto single = run_bench(s, p, "--jobs 200 --connections 4 --ceiling-messages 500");
+  check_fields(single, 200);
+  CHECK(single.at("batch") == false);
+  CHECK(single.at("ceiling_publish_per_s").to_number<double>() > 0);
+  CHECK(single.at("ceiling_ratio").to_number<double>() > 0);
+
+  auto batch = run_bench(s, p, "--jobs 500 --batch 50 --connections 2 --payload-bytes 1024");
+  check_fields(batch, 500);
+  CHECK(batch.at("batch") == true);
+  CHECK(batch.at("payload_bytes") == 1024);
+
+  auto open = run_bench(s, p, "--jobs 100 --rate 200 --connections 8 --workload cpu");
+  check_fields(open, 100);
+  CHECK(open.at("mode") == "open");
+  CHECK(open.at("workload") == "cpu");
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE payload ? 'cpu_ms'") == 100);
+}
