@@ -6,6 +6,7 @@
 // Errors: a backend throws when a server it needs is unreachable; the router
 // answers 503 `unavailable` (with Retry-After) and logs the reason.
 
+#include "api/key_request.hpp"
 #include "api/submission.hpp"
 #include "common/keys.hpp"
 #include "common/problem.hpp"
@@ -60,6 +61,14 @@ class api_backend {
   virtual boost::asio::awaitable<std::pair<retry_result, std::string>> retry_job(
       const tenant_id& t, const job_id& id) = 0;
   virtual boost::asio::awaitable<readiness> ready() = 0;
+
+  /// API keys of the tenant (common/keys.hpp): the new key's JSON (with the
+  /// key, shown once), the list, and a revocation (nullopt: no such key).
+  virtual boost::asio::awaitable<std::string> create_key(const tenant_id& t,
+                                                         const key_request& k) = 0;
+  virtual boost::asio::awaitable<std::string> list_keys(const tenant_id& t) = 0;
+  virtual boost::asio::awaitable<std::optional<std::string>> revoke_key(const tenant_id& t,
+                                                                        const std::string& id) = 0;
 };
 
 }  // namespace jobs

@@ -4,6 +4,7 @@
 //   jobs-api create-key --tenant T [--name N] [--role admin|submitter|viewer]
 //                                    print a new API key (shown once)
 // Settings: JOBS_* environment variables (common/config.hpp).
+#include "api/key_listener.hpp"
 #include "api/platform.hpp"
 #include "api/scheduler.hpp"
 #include "api/server.hpp"
@@ -76,8 +77,14 @@ int serve(const config& cfg) {
                    cfg.idempotency_ttl);
   scheduler sched(cfg.pg_url, pub, cfg.scheduler_interval);
   platform_backend backend(reads, writes, pub, cfg.auth_cache);
+  key_listener revocations(cfg.pg_url, [&backend] { backend.forget_keys(); });
   router routes(backend, schemas,
-                {.limits = {cfg.json_max_depth}, .batch = {.max_jobs = cfg.http_batch_max_jobs}});
+                {.limits = {cfg.json_max_depth},
+                 .batch = {.max_jobs = cfg.http_batch_max_jobs},
+                 .rates = {.key_per_second = static_cast<double>(cfg.rate_key_per_s),
+                           .key_burst = static_cast<double>(cfg.rate_key_burst),
+                           .tenant_per_second = static_cast<double>(cfg.rate_tenant_per_s),
+                           .tenant_burst = static_cast<double>(cfg.rate_tenant_burst)}});
   http_server server({.address = cfg.http_addr,
                       .port = cfg.http_port,
                       .threads = cfg.http_threads,

@@ -25,7 +25,12 @@ boost::asio::awaitable<std::optional<principal>> platform_backend::authenticate(
   auto who = co_await db_call(reads_, query);
   std::lock_guard lk(mu_);
   if (auth_cache_.size() >= auth_cache_max) auth_cache_.clear();
-  auth_cache_[hash] = {who, now + auth_ttl_};
+  // Cached no longer than the key lives.
+  auto ttl = std::chrono::duration_cast<std::chrono::steady_clock::duration>(auth_ttl_);
+  if (who && who->expires_in_s)
+    ttl = std::min(ttl, std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(*who->expires_in_s)));
+  auth_cache_[hash] = {who, now + ttl};
   co_return who;
 }
 
@@ -139,6 +144,35 @@ boost::asio::awaitable<readiness> platform_backend::ready() {
     r.database = false;
   }
   co_return r;
+}
+
+boost::asio::awaitable<std::string> platform_backend::create_key(const tenant_id& t,
+                                                                 const key_request& k) {
+  auto op = [t, k](pqxx::connection& c) {
+    return create_api_key_json(c, t, k.name, k.role, k.expires_at);
+  };
+  auto json = co_await db_call(reads_, op);
+  co_return json;
+}
+
+boost::asio::awaitable<std::string> platform_backend::list_keys(const tenant_id& t) {
+  auto op = [t](pqxx::connection& c) { return list_api_keys_json(c, t); };
+  auto json = co_await db_call(reads_, op);
+  co_return json;
+}
+
+boost::asio::awaitable<std::optional<std::string>> platform_backend::revoke_key(
+    const tenant_id& t, const std::string& id) {
+  auto op = [t, id](pqxx::connection& c) { return revoke_api_key(c, t, id); };
+  auto json = co_await db_call(reads_, op);
+  // This process forgets at once; the others when the NOTIFY reaches them.
+  if (json) forget_keys();
+  co_return json;
+}
+
+void platform_backend::forget_keys() {
+  std::lock_guard lk(mu_);
+  auth_cache_.clear();
 }
 
 }  // namespace jobs

@@ -34,6 +34,12 @@ class platform_backend final : public api_backend {
   boost::asio::awaitable<std::pair<retry_result, std::string>> retry_job(const tenant_id& t,
                                                                          const job_id& id) override;
   boost::asio::awaitable<readiness> ready() override;
+  boost::asio::awaitable<std::string> create_key(const tenant_id& t, const key_request& k) override;
+  boost::asio::awaitable<std::string> list_keys(const tenant_id& t) override;
+  boost::asio::awaitable<std::optional<std::string>> revoke_key(const tenant_id& t,
+                                                                const std::string& id) override;
+  /// Drops every cached key lookup (a key was revoked somewhere).
+  void forget_keys();
 
  private:
   static constexpr std::size_t auth_cache_max = 10000;

@@ -50,12 +50,13 @@ bool is_json_content_type(std::string_view ct) {
 }  // namespace
 
 router::router(api_backend& backend, const schema_registry& schemas, router_options o)
-    : backend_(backend), schemas_(schemas), opts_(o) {}
+    : backend_(backend), schemas_(schemas), opts_(o), limiter_(o.rates) {}
 
 http_response router::problem_response(const problem& p, unsigned version, bool keep_alive) {
   http_response res{static_cast<http::status>(p.status), version};
   res.set(http::field::content_type, "application/problem+json");
-  if (p.status == 503) res.set(http::field::retry_after, "1");
+  if (p.status == 503 && p.retry_after_s == 0) res.set(http::field::retry_after, "1");
+  if (p.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(p.retry_after_s));
   if (p.status == 401) res.set(http::field::www_authenticate, "Bearer");
   res.keep_alive(keep_alive);
   res.body() = boost::json::serialize(p.to_json());
@@ -107,6 +108,9 @@ const std::vector<router::route_entry>& router::routes() {
       {http::verb::get, "/v1/jobs/{id}", true, false, &router::get_job},
       {http::verb::post, "/v1/jobs/{id}/cancel", true, true, &router::cancel},
       {http::verb::post, "/v1/jobs/{id}/retry", true, true, &router::retry},
+      {http::verb::post, "/v1/keys", true, true, &router::create_key, true},
+      {http::verb::get, "/v1/keys", true, false, &router::list_keys, true},
+      {http::verb::delete_, "/v1/keys/{id}", true, true, &router::revoke_key, true},
   };
   return table;
 }
@@ -146,6 +150,10 @@ boost::asio::awaitable<http_response> router::route(const http_request& req) {
     if (found->writes && ctx.who->role == "viewer")
       co_return fail(
           make_problem(403, "forbidden", "this key has the viewer role: it can only read"));
+    if (found->admin_only && ctx.who->role != "admin")
+      co_return fail(make_problem(403, "forbidden", "this needs a key with the admin role"));
+    ctx.key_hash = hash_api_key(key);
+    if (auto refused = limit(ctx, 1)) co_return std::move(*refused);
   }
   co_return co_await (this->*found->fn)(ctx);
 }
@@ -267,6 +275,9 @@ boost::asio::awaitable<http_response> router::submit_batch(const request_context
                             std::chrono::system_clock::now());
   if (auto* p = std::get_if<problem>(&parsed)) co_return fail(*p);
   auto& jobs = std::get<std::vector<new_job>>(parsed);
+  // The request took one token; a batch costs one per job.
+  if (auto refused = limit(ctx, static_cast<double>(jobs.size() - 1)))
+    co_return std::move(*refused);
   for (auto& job : jobs) {
     job.id = new_job_id();
     job.tenant = ctx.who->tenant;
@@ -353,6 +364,49 @@ boost::asio::awaitable<http_response> router::list(const request_context& ctx) {
   }
   auto jobs = co_await backend_.list_jobs(who.tenant, f);
   co_return json_response(http::status::ok, std::move(jobs), req);
+}
+
+std::optional<http_response> router::limit(const request_context& ctx, double n) {
+  if (n <= 0) return std::nullopt;
+  auto refused = limiter_.take(ctx.key_hash, ctx.who->tenant.value, n);
+  if (!refused) return std::nullopt;
+  auto p = make_problem(429, "rate_limited",
+                        fmt::format("over this {}'s request rate; retry after the Retry-After "
+                                    "seconds",
+                                    refused->limit));
+  p.retry_after_s = static_cast<int>((refused->wait.count() + 999) / 1000);
+  return problem_response(p, ctx.req.version(), ctx.req.keep_alive());
+}
+
+boost::asio::awaitable<http_response> router::create_key(const request_context& ctx) {
+  const auto& req = ctx.req;
+  auto fail = [&](const problem& p) {
+    return problem_response(p, req.version(), req.keep_alive());
+  };
+  if (!is_json_content_type(req[http::field::content_type]))
+    co_return fail(
+        make_problem(415, "unsupported_media_type", "send Content-Type: application/json"));
+  auto parsed = parse_key_request(req.body(), std::chrono::system_clock::now());
+  if (auto* p = std::get_if<problem>(&parsed)) co_return fail(*p);
+  const auto& k = std::get<key_request>(parsed);
+  auto body = co_await backend_.create_key(ctx.who->tenant, k);
+  auto res = json_response(http::status::created, std::move(body), req);
+  // The key is in this answer only: no cache may keep it.
+  res.set(http::field::cache_control, "no-store");
+  co_return res;
+}
+
+boost::asio::awaitable<http_response> router::list_keys(const request_context& ctx) {
+  auto body = co_await backend_.list_keys(ctx.who->tenant);
+  co_return json_response(http::status::ok, std::move(body), ctx.req);
+}
+
+boost::asio::awaitable<http_response> router::revoke_key(const request_context& ctx) {
+  auto key = co_await backend_.revoke_key(ctx.who->tenant, ctx.param);
+  if (!key)
+    co_return problem_response(make_problem(404, "not_found", "no key with this id"),
+                               ctx.req.version(), ctx.req.keep_alive());
+  co_return json_response(http::status::ok, std::move(*key), ctx.req);
 }
 
 }  // namespace jobs

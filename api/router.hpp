@@ -18,18 +18,25 @@
 //   GET  /v1/jobs/{id}            one job of the caller's tenant (404 otherwise)
 //   GET  /v1/jobs?queue=&state=&limit=&cursor=   the tenant's jobs, newest first
 //   POST /v1/jobs/{id}/retry      a dead or failed job runs again (202), else 409
+//   POST /v1/keys                 (admin) a key of the caller's tenant: 201 with the key,
+//                                 shown this once; GET /v1/keys lists them (no keys);
+//   DELETE /v1/keys/{id}          (admin) revokes one: 200 with it, at once on every API
+//                                 process
 //   POST /v1/jobs/{id}/cancel     200 {job}: cancelled now (it was scheduled, queued or
 //                                 failed); 202 {job}: running, its worker is asked to
 //                                 stop; 409 not_cancellable: already final
 //
 // Every /v1 route needs `Authorization: Bearer <key>`; routes that write
-// refuse keys with the `viewer` role (403 forbidden). Errors are RFC 9457
+// refuse keys with the `viewer` role (403 forbidden), key management needs
+// `admin`. Requests are rate limited per key and per tenant (429
+// rate_limited with Retry-After; api/rate_limit.hpp). Errors are RFC 9457
 // problem+json (api/submission.hpp lists the codes).
 //
 // Thread-safety: handle() may run concurrently on many coroutines.
 
 #include "api/backend.hpp"
 #include "api/batch.hpp"
+#include "api/rate_limit.hpp"
 #include "api/submission.hpp"
 
 #include <boost/beast/http/message.hpp>
@@ -47,6 +54,7 @@ using http_response = http::response<http::string_body>;
 struct router_options {
   submission_limits limits;
   batch_limits batch;
+  rate_limits rates;  ///< all off unless set (the API's defaults are in common/config.hpp)
   int list_limit_max = 500;
 };
 
@@ -64,6 +72,7 @@ class router {
     std::optional<principal> who;  ///< set on routes that need a key
     std::string param;             ///< the {id} segment, if the route has one
     boost::urls::params_view query;
+    std::string key_hash = {};  ///< of the request's key, on routes that need one
   };
   using handler = boost::asio::awaitable<http_response> (router::*)(const request_context&);
 
@@ -74,6 +83,7 @@ class router {
     bool needs_key;
     bool writes;  ///< refused (403) to viewer keys
     handler fn;
+    bool admin_only = false;  ///< refused (403) to submitter and viewer keys
   };
   /// The route table (the OpenAPI document must describe exactly these).
   static const std::vector<route_entry>& routes();
@@ -88,10 +98,17 @@ class router {
   boost::asio::awaitable<http_response> get_job(const request_context& ctx);
   boost::asio::awaitable<http_response> cancel(const request_context& ctx);
   boost::asio::awaitable<http_response> retry(const request_context& ctx);
+  boost::asio::awaitable<http_response> create_key(const request_context& ctx);
+  boost::asio::awaitable<http_response> list_keys(const request_context& ctx);
+  boost::asio::awaitable<http_response> revoke_key(const request_context& ctx);
+  /// Takes `n` tokens for the request's key and tenant; the 429 when there
+  /// are not enough.
+  std::optional<http_response> limit(const request_context& ctx, double n);
 
   api_backend& backend_;
   const schema_registry& schemas_;
   router_options opts_;
+  rate_limiter limiter_;
 };
 
 }  // namespace jobs

@@ -30,6 +30,7 @@ const std::map<std::string, std::string, std::less<>>& titles() {
       {"not_cancellable", "The job is already finished and cannot be cancelled"},
       {"idempotency_key_reused", "The idempotency key was used for a different request"},
       {"batch_invalid", "Jobs in the batch are invalid; none was recorded"},
+      {"rate_limited", "Too many requests"},
       {"batch_incomplete", "Some jobs of the batch were not accepted"},
       {"method_not_allowed", "Method not allowed"},
       {"unsupported_media_type", "Content-Type must be application/json"},

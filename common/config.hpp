@@ -16,6 +16,10 @@
 //   JOBS_HTTP_BODY_LIMIT         1048576 bytes
 //   JOBS_HTTP_BATCH_BODY_LIMIT   16777216 bytes (POST /v1/jobs/batch)
 //   JOBS_HTTP_BATCH_MAX_JOBS     1000 jobs per batch request
+//   JOBS_RATE_KEY_PER_S          10000 requests (a batch: jobs) per second per API key; 0: off
+//   JOBS_RATE_KEY_BURST          20000
+//   JOBS_RATE_TENANT_PER_S       20000 per tenant, all its keys together; 0: off
+//   JOBS_RATE_TENANT_BURST       40000
 //   JOBS_HTTP_HEADER_LIMIT       16384 bytes
 //   JOBS_HTTP_READ_TIMEOUT_MS    30000 (a whole request, headers and body)
 //   JOBS_HTTP_MAX_CONNECTIONS    4096
@@ -65,6 +69,10 @@ struct config {
   std::size_t http_body_limit = 1 << 20;
   std::size_t http_batch_body_limit = 16 << 20;
   int http_batch_max_jobs = 1000;
+  int rate_key_per_s = 10000;
+  int rate_key_burst = 20000;
+  int rate_tenant_per_s = 20000;
+  int rate_tenant_burst = 40000;
   std::size_t http_header_limit = 16 << 10;
   std::chrono::milliseconds http_read_timeout{30000};
   int http_max_connections = 4096;

@@ -1,9 +1,12 @@
 #include "common/keys.hpp"
 
+#include "common/store.hpp"
+
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace jobs {
@@ -11,7 +14,7 @@ namespace jobs {
 namespace {
 
 constexpr const char* authenticate_sql = R"(
-  SELECT tenant_id, role FROM api_keys
+  SELECT tenant_id, role, extract(epoch FROM expires_at - now())::float8 FROM api_keys
   WHERE key_hash = decode($1, 'hex') AND revoked_at IS NULL
     AND (expires_at IS NULL OR expires_at > now()))";
 
@@ -19,8 +22,14 @@ constexpr const char* create_tenant_sql =
     "INSERT INTO tenants (id) VALUES ($1) ON CONFLICT (id) DO NOTHING";
 
 constexpr const char* create_key_sql = R"(
-  INSERT INTO api_keys (key_hash, prefix, tenant_id, name, role)
-  VALUES (decode($1, 'hex'), $2, $3, $4, $5))";
+  INSERT INTO api_keys (key_hash, prefix, tenant_id, name, role, expires_at)
+  VALUES (decode($1, 'hex'), $2, $3, $4, $5, NULLIF($6, '')::timestamptz)
+  RETURNING id)";
+
+// How a key is listed (never its hash).
+constexpr const char* key_json_sql = R"(
+  json_build_object('id', id::text, 'prefix', prefix, 'name', name, 'role', role,
+    'created_at', created_at, 'expires_at', expires_at, 'revoked_at', revoked_at))";
 
 std::string hex(const unsigned char* p, std::size_t n) {
   static constexpr char digits[] = "0123456789abcdef";
@@ -47,19 +56,72 @@ std::optional<principal> authenticate_key(pqxx::connection& c, std::string_view 
   pqxx::read_transaction r(c);
   auto res = r.exec_params(authenticate_sql, hash_api_key(api_key));
   if (res.empty()) return std::nullopt;
-  return principal{tenant_id{res[0][0].as<std::string>()}, res[0][1].as<std::string>()};
+  principal who{tenant_id{res[0][0].as<std::string>()}, res[0][1].as<std::string>()};
+  if (!res[0][2].is_null()) who.expires_in_s = res[0][2].as<double>();
+  return who;
 }
 
-std::string create_api_key(pqxx::connection& c, const tenant_id& t, const std::string& name,
-                           const std::string& role) {
+namespace {
+
+std::pair<std::string, long> insert_key(pqxx::connection& c, const tenant_id& t,
+                                        const std::string& name, const std::string& role,
+                                        const std::string& expires_at) {
   unsigned char raw[24];
   if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("RAND_bytes failed");
   auto key = "jk_" + hex(raw, sizeof raw);
   pqxx::work w(c);
   w.exec_params(create_tenant_sql, t.value);
-  w.exec_params(create_key_sql, hash_api_key(key), key.substr(0, 10), t.value, name, role);
+  auto id = w.exec_params1(create_key_sql, hash_api_key(key), key.substr(0, 10), t.value, name,
+                           role, expires_at)[0]
+                .as<long>();
   w.commit();
-  return key;
+  return {key, id};
+}
+
+}  // namespace
+
+std::string create_api_key(pqxx::connection& c, const tenant_id& t, const std::string& name,
+                           const std::string& role, const std::string& expires_at) {
+  return insert_key(c, t, name, role, expires_at).first;
+}
+
+std::string create_api_key_json(pqxx::connection& c, const tenant_id& t, const std::string& name,
+                                const std::string& role, const std::string& expires_at) {
+  auto [key, id] = insert_key(c, t, name, role, expires_at);
+  pqxx::read_transaction r(c);
+  return compact_json(r.exec_params1(std::string("SELECT (") + key_json_sql +
+                                         "::jsonb || jsonb_build_object('key', $2::text))::text "
+                                         "FROM api_keys WHERE id = $1",
+                                     id, key)[0]
+                          .as<std::string>());
+}
+
+std::string list_api_keys_json(pqxx::connection& c, const tenant_id& t) {
+  pqxx::read_transaction r(c);
+  return compact_json(
+      r.exec_params1(std::string("SELECT json_build_object('keys', coalesce(json_agg(") +
+                         key_json_sql +
+                         " ORDER BY id DESC), '[]'::json))::text FROM api_keys "
+                         "WHERE tenant_id = $1",
+                     t.value)[0]
+          .as<std::string>());
+}
+
+std::optional<std::string> revoke_api_key(pqxx::connection& c, const tenant_id& t,
+                                          std::string_view id) {
+  if (id.empty() || id.size() > 18 ||
+      !std::all_of(id.begin(), id.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+    return std::nullopt;
+  pqxx::work w(c);
+  auto r = w.exec_params(std::string("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
+                                     "WHERE id = $1::bigint AND tenant_id = $2 RETURNING ") +
+                             key_json_sql + "::text",
+                         std::string(id), t.value);
+  if (r.empty()) return std::nullopt;
+  // Every API process drops its cached key lookups when this commits.
+  w.exec0(std::string("NOTIFY ") + keys_channel);
+  w.commit();
+  return compact_json(r[0][0].as<std::string>());
 }
 
 }  // namespace jobs

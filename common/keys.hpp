@@ -7,6 +7,10 @@
 // to one tenant and has a role (admin, submitter, viewer); it may expire or
 // be revoked.
 //
+// Revocation is immediate everywhere: revoke_api_key NOTIFYs `keys_channel`
+// in its transaction, and every API process drops its cached lookups when
+// told (api/key_listener.hpp).
+//
 // Functions take a caller-owned connection and throw pqxx errors.
 
 #include "common/job.hpp"
@@ -22,14 +26,33 @@ namespace jobs {
 struct principal {
   tenant_id tenant;
   std::string role;
+  /// Seconds until the key expires, when it does (so a cache keeps it no longer).
+  std::optional<double> expires_in_s = std::nullopt;
 };
 
 /// The tenant and role of a live (not revoked, not expired) key.
 std::optional<principal> authenticate_key(pqxx::connection& c, std::string_view api_key);
 
 /// Creates the tenant if new and a key for it; returns the key.
+/// `expires_at`: RFC 3339, or empty for a key that does not expire.
 std::string create_api_key(pqxx::connection& c, const tenant_id& t, const std::string& name,
-                           const std::string& role);
+                           const std::string& role, const std::string& expires_at = {});
+
+inline constexpr const char* keys_channel = "jobs_keys";
+
+/// A new key and how it is listed: {id, key, prefix, name, role, created_at, expires_at}.
+/// The key itself is in this answer only.
+std::string create_api_key_json(pqxx::connection& c, const tenant_id& t, const std::string& name,
+                                const std::string& role, const std::string& expires_at);
+
+/// The tenant's keys, newest first, never the key itself:
+/// {"keys": [{id, prefix, name, role, created_at, expires_at, revoked_at}]}.
+std::string list_api_keys_json(pqxx::connection& c, const tenant_id& t);
+
+/// Revokes the tenant's key `id` (a decimal id). The key as listed, or
+/// nullopt when the tenant has no such key. Revoking twice keeps the first time.
+std::optional<std::string> revoke_api_key(pqxx::connection& c, const tenant_id& t,
+                                          std::string_view id);
 
 /// Hex SHA-256 of a key.
 std::string hash_api_key(std::string_view api_key);

@@ -21,6 +21,7 @@ struct problem {
   std::string detail;     ///< this occurrence, in words
   std::string pointer;    ///< JSON pointer into the request body, or empty
   std::string parameter;  ///< the query parameter at fault, or empty
+  int retry_after_s = 0;  ///< the Retry-After header's seconds, when set (429, 503)
   /// For a request made of many parts (a batch): each part's own problem,
   /// shown as `errors` [{code, title, detail, pointer}].
   std::vector<problem> errors;

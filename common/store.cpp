@@ -190,6 +190,12 @@ std::string uuid_array(std::span<const std::string> ids) {
   return out;
 }
 
+void append_json_string(std::string& out, std::string_view s) {
+  out += boost::json::serialize(boost::json::string(s));
+}
+
+}  // namespace
+
 // PostgreSQL's JSON text has spaces around ':' and after ','; clients get it
 // compact. Only whitespace outside strings goes; numbers keep their text.
 std::string compact_json(std::string_view text) {
@@ -213,12 +219,6 @@ std::string compact_json(std::string_view text) {
   }
   return out;
 }
-
-void append_json_string(std::string& out, std::string_view s) {
-  out += boost::json::serialize(boost::json::string(s));
-}
-
-}  // namespace
 
 std::vector<std::string> insert_jobs(pqxx::work& w, std::span<const new_job> jobs) {
   std::vector<std::string> inserted;

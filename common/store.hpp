@@ -23,6 +23,10 @@
 
 namespace jobs {
 
+/// PostgreSQL's JSON text made compact: no whitespace outside strings
+/// (numbers keep their text).
+std::string compact_json(std::string_view text);
+
 struct new_job {
   job_id id;
   tenant_id tenant;

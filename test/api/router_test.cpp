@@ -137,6 +137,26 @@ class fake_backend final : public jobs::api_backend {
     if (outage) throw std::runtime_error("PostgreSQL is unreachable");
     co_return state;
   }
+
+  // Keys: (tenant, request) recorded; ids are "1", "2", ... per creation.
+  std::vector<std::pair<std::string, jobs::key_request>> created_keys;
+  std::vector<std::pair<std::string, std::string>> revoked;  // (tenant, id)
+
+  asio::awaitable<std::string> create_key(const jobs::tenant_id& t,
+                                          const jobs::key_request& k) override {
+    created_keys.emplace_back(t.value, k);
+    co_return R"({"id":")" + std::to_string(created_keys.size()) + R"(","key":"jk_new","role":")" +
+        k.role + R"("})";
+  }
+  asio::awaitable<std::string> list_keys(const jobs::tenant_id& t) override {
+    co_return R"({"keys":[],"tenant":")" + t.value + R"("})";
+  }
+  asio::awaitable<std::optional<std::string>> revoke_key(const jobs::tenant_id& t,
+                                                         const std::string& id) override {
+    revoked.emplace_back(t.value, id);
+    if (id != "1") co_return std::nullopt;
+    co_return R"({"id":"1","revoked_at":"2026-11-29T00:00:00Z"})";
+  }
 };
 
 struct fixture {
@@ -905,4 +925,96 @@ TEST_CASE("POST /v1/jobs/batch marks a member its idempotency key already names"
   CHECK(item.at("id") == id_b);
   CHECK(item.at("state") == "succeeded");
   CHECK(item.at("replayed") == true);
+}
+
+TEST_CASE("POST /v1/keys creates a key of the caller's tenant, shown once, for admins only") {
+  fixture f;
+  f.backend.keys["submitter"] = jobs::principal{jobs::tenant_id{"tenant-a"}, "submitter"};
+  f.backend.keys["viewer"] = jobs::principal{jobs::tenant_id{"tenant-a"}, "viewer"};
+  auto res = f.send(http::verb::post, "/v1/keys", "Bearer key-b",
+                    R"({"name":"ci","role":"viewer","expires_at":"2200-01-01T00:00:00Z"})");
+  check_json(res, 201);
+  CHECK(res[http::field::cache_control] == "no-store");
+  REQUIRE(f.backend.created_keys.size() == 1);
+  CHECK(f.backend.created_keys[0].first == "tenant-b");
+  CHECK(f.backend.created_keys[0].second.name == "ci");
+  CHECK(f.backend.created_keys[0].second.role == "viewer");
+  CHECK(f.backend.created_keys[0].second.expires_at == "2200-01-01T00:00:00.000Z");
+
+  check_json(f.send(http::verb::post, "/v1/keys", "Bearer key-a", "{}"), 201);
+  CHECK(f.backend.created_keys[1].second.role == "submitter");
+
+  for (const char* who : {"Bearer submitter", "Bearer viewer"}) {
+    check_problem(f.send(http::verb::post, "/v1/keys", who, "{}"), 403, "forbidden");
+    check_problem(f.send(http::verb::get, "/v1/keys", who), 403, "forbidden");
+    check_problem(f.send(http::verb::delete_, "/v1/keys/1", who), 403, "forbidden");
+  }
+  CHECK(f.backend.created_keys.size() == 2);
+  CHECK(f.backend.revoked.empty());
+}
+
+TEST_CASE("POST /v1/keys refuses bad members") {
+  fixture f;
+  struct bad {
+    std::string body, code, pointer;
+  };
+  const bad cases[] = {
+      {"[]", "invalid_request", ""},
+      {"{", "invalid_json", ""},
+      {R"({"role":"root"})", "invalid_field", "/role"},
+      {R"({"name":7})", "invalid_field", "/name"},
+      {R"({"name":")" + std::string(101, 'n') + R"("})", "invalid_field", "/name"},
+      {R"({"expires_at":"2001-01-01T00:00:00Z"})", "invalid_field", "/expires_at"},
+      {R"({"expires_at":"tomorrow"})", "invalid_field", "/expires_at"},
+      {R"({"tenant":"other"})", "unknown_field", "/tenant"},
+  };
+  for (const auto& c : cases) {
+    INFO("body: " << c.body);
+    auto o =
+        check_problem(f.send(http::verb::post, "/v1/keys", "Bearer key-a", c.body), 400, c.code);
+    if (!c.pointer.empty()) CHECK(o.at("pointer") == c.pointer.c_str());
+  }
+  CHECK(f.backend.created_keys.empty());
+}
+
+TEST_CASE("GET /v1/keys lists the caller's tenant's keys; DELETE revokes one or is 404") {
+  fixture f;
+  auto list = f.get("/v1/keys", "Bearer key-b");
+  check_json(list, 200);
+  CHECK(parse_object(list.body()).at("tenant") == "tenant-b");
+  check_json(f.send(http::verb::delete_, "/v1/keys/1", "Bearer key-a"), 200);
+  check_problem(f.send(http::verb::delete_, "/v1/keys/2", "Bearer key-a"), 404, "not_found");
+  REQUIRE(f.backend.revoked.size() == 2);
+  CHECK(f.backend.revoked[0] == std::pair<std::string, std::string>{"tenant-a", "1"});
+}
+
+TEST_CASE("requests over a key's rate are 429 rate_limited with Retry-After; others go on") {
+  jobs::router_options o;
+  o.rates = {.key_per_second = 1, .key_burst = 3, .tenant_per_second = 0, .tenant_burst = 0};
+  fixture f(o);
+  f.backend.keys["key-a2"] = jobs::principal{jobs::tenant_id{"tenant-a"}, "admin"};
+  for (int i = 0; i < 3; ++i) check_json(f.post_job(noop_job), 202);
+  auto res = f.post_job(noop_job);
+  auto p = check_problem(res, 429, "rate_limited");
+  CHECK(res[http::field::retry_after] == "1");
+  CHECK(f.backend.submitted.size() == 3);
+  // Another key (even of the same tenant) has its own bucket.
+  check_json(f.post_job(noop_job, "application/json", "Bearer key-a2"), 202);
+  // A batch costs one token per job.
+  check_json(post_batch(f, R"({"jobs":[)" + noop_job + "," + noop_job + "]}", "Bearer key-b"), 202);
+  auto over = post_batch(f, R"({"jobs":[)" + noop_job + "," + noop_job + "]}", "Bearer key-b");
+  check_problem(over, 429, "rate_limited");
+}
+
+TEST_CASE("a tenant's rate covers all its keys") {
+  jobs::router_options o;
+  o.rates = {.key_per_second = 0, .key_burst = 0, .tenant_per_second = 1, .tenant_burst = 2};
+  fixture f(o);
+  f.backend.keys["key-a2"] = jobs::principal{jobs::tenant_id{"tenant-a"}, "admin"};
+  check_json(f.post_job(noop_job), 202);
+  check_json(f.post_job(noop_job, "application/json", "Bearer key-a2"), 202);
+  auto o3 =
+      check_problem(f.post_job(noop_job, "application/json", "Bearer key-a2"), 429, "rate_limited");
+  CHECK(o3.at("detail").as_string().find("tenant") != std::string::npos);
+  check_json(f.post_job(noop_job, "application/json", "Bearer key-b"), 202);
 }

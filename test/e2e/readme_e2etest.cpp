@@ -79,4 +79,9 @@ TEST_CASE("the README's curl examples work against a running platform") {
   CHECK(text.str().find("Idempotent-Replayed: true") != std::string::npos);
   CHECK(id_after("HTTP/1.1 202 Accepted") == id_after("Idempotent-Replayed: true"));
   CHECK(text.str().find(R"("code":"idempotency_key_reused")") != std::string::npos);
+  // The key example: created with its secret, listed, revoked.
+  CHECK(text.str().find(R"("role":"submitter")") != std::string::npos);
+  CHECK(text.str().find(R"("key":"jk_)") != std::string::npos);
+  CHECK(text.str().find(R"({"keys":[)") != std::string::npos);
+  CHECK(text.str().find(R"("revoked_at":"20)") != std::string::npos);
 }

@@ -308,7 +308,8 @@ process& platform::add_api(std::map<std::string, std::string> extra_env) {
   auto e = env;
   for (auto& [k, v] : extra_env) e[k] = v;
   auto n = more_apis.size() + 1;
-  e["JOBS_HTTP_PORT"] = std::to_string(free_port());
+  more_api_ports.push_back(free_port());
+  e["JOBS_HTTP_PORT"] = std::to_string(more_api_ports.back());
   more_apis.push_back(std::make_unique<process>(binary("jobs-api"), std::vector<std::string>{}, e,
                                                 log_dir + "/api-" + std::to_string(n) + ".log"));
   return *more_apis.back();

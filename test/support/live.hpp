@@ -100,6 +100,7 @@ struct platform {
   /// Starts one more API process (another scheduler too).
   process& add_api(std::map<std::string, std::string> extra_env = {});
   std::vector<std::unique_ptr<process>> more_apis;
+  std::vector<int> more_api_ports;  ///< their HTTP ports, in order
 };
 
 /// A queued `processing` job of `tenant` with an empty payload, for tests

@@ -1,0 +1,55 @@
+#pragma once
+// Token buckets per API key and per tenant: each holds up to `burst` tokens
+// and refills at `per_second`; a request takes one token from its key's
+// bucket and one from its tenant's (a batch one per job). Without enough,
+// it is refused with how long until there will be: the router answers 429
+// with Retry-After. A rate of 0 turns that limit off.
+//
+// The buckets live in each API process: with N API processes behind a load
+// balancer a client gets up to N times the rate (divide the settings by N).
+// Idle buckets (full again) are dropped, so memory follows the active keys.
+//
+// Thread-safety: take() from any thread.
+
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace jobs {
+
+struct rate_limits {
+  double key_per_second = 0, key_burst = 0;
+  double tenant_per_second = 0, tenant_burst = 0;
+};
+
+class rate_limiter {
+ public:
+  using clock = std::chrono::steady_clock;
+  explicit rate_limiter(rate_limits l) : limits_(l) {}
+
+  /// Takes `n` tokens from both buckets, or none: nullopt when allowed,
+  /// else how long until both would hold `n`, and which limit it was.
+  struct refusal {
+    std::chrono::milliseconds wait;
+    const char* limit;  ///< "key" or "tenant"
+  };
+  std::optional<refusal> take(const std::string& key_hash, const std::string& tenant, double n,
+                              clock::time_point now = clock::now());
+
+ private:
+  struct bucket {
+    double tokens;
+    clock::time_point at;
+  };
+  void refill(bucket& b, double rate, double burst, clock::time_point now);
+  void sweep(clock::time_point now);
+
+  rate_limits limits_;
+  std::mutex mu_;
+  std::unordered_map<std::string, bucket> keys_, tenants_;
+  clock::time_point next_sweep_{};
+};
+
+}  // namespace jobs

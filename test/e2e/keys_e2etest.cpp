@@ -1,0 +1,156 @@
+// ctest-labels: security
+// API keys and rate limits end to end: keys created, listed and revoked
+// through the API (a revocation holds at once on every API process, however
+// long they cache lookups), keys that expire, a tenant over its rate while
+// another carries on, and no key in any log.
+#include "common/time.hpp"
+#include "support/live.hpp"
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <boost/beast/http/verb.hpp>
+#include <boost/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+using namespace jobs;
+using namespace jobs::test;
+using namespace std::chrono_literals;
+namespace http = boost::beast::http;
+
+namespace {
+
+const std::string noop = R"({"queue":"processing","type":"noop","payload":{}})";
+
+http_reply call(http_client& h, http::verb v, const std::string& target, const std::string& key,
+                const std::string& body = {}) {
+  std::map<std::string, std::string> headers{{"authorization", "Bearer " + key}};
+  if (!body.empty()) headers["content-type"] = "application/json";
+  return h.request(v, target, body, headers);
+}
+
+// Every log file of the run, concatenated.
+std::string all_logs(const std::string& dir) {
+  std::string text;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file() || e.path().extension() != ".log") continue;
+    std::ifstream in(e.path());
+    std::stringstream s;
+    s << in.rdbuf();
+    text += s.str();
+  }
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a key made through the API works, is listed without its secret, and dies everywhere "
+    "at once when revoked") {
+  scratch s;
+  // A minute of caching: only the revocation NOTIFY can make the keys fail fast.
+  platform p(s, {"processing"}, {{"JOBS_AUTH_CACHE_MS", "60000"}});
+  p.add_api();
+  auto admin = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  REQUIRE(wait_until(
+      [&] {
+        http_client h2(p.more_api_ports.at(0));
+        return h2.request(http::verb::get, "/readyz").status == 200;
+      },
+      30s));
+  http_client other(p.more_api_ports.at(0));
+
+  auto made = call(h, http::verb::post, "/v1/keys", admin, R"({"name":"ci","role":"submitter"})");
+  REQUIRE_MESSAGE(made.status == 201, made.body);
+  CHECK(made.headers["cache-control"] == "no-store");
+  auto doc = made.json();
+  std::string key(doc.at("key").as_string()), id(doc.at("id").as_string());
+  CHECK(doc.at("role") == "submitter");
+  CHECK(key.starts_with(std::string(doc.at("prefix").as_string())));
+
+  // It works on both API processes (and is cached there now).
+  CHECK(call(h, http::verb::post, "/v1/jobs", key, noop).status == 202);
+  CHECK(call(other, http::verb::post, "/v1/jobs", key, noop).status == 202);
+  // A submitter key can't manage keys.
+  CHECK(call(h, http::verb::get, "/v1/keys", key).status == 403);
+
+  auto list = call(h, http::verb::get, "/v1/keys", admin);
+  REQUIRE(list.status == 200);
+  CHECK(list.body.find(key) == std::string::npos);
+  CHECK(list.json().at("keys").as_array().size() == 2);
+
+  auto revoked = call(h, http::verb::delete_, "/v1/keys/" + id, admin);
+  REQUIRE(revoked.status == 200);
+  CHECK_FALSE(revoked.json().at("revoked_at").is_null());
+  CHECK(call(h, http::verb::post, "/v1/jobs", key, noop).status == 401);
+  // The other process heard the NOTIFY: far sooner than its 60 s cache.
+  CHECK(wait_until(
+      [&] { return call(other, http::verb::post, "/v1/jobs", key, noop).status == 401; }, 3s));
+  CHECK(call(h, http::verb::delete_, "/v1/keys/" + id, create_key(s.pg_url, "other")).status ==
+        404);
+  CHECK(call(h, http::verb::delete_, "/v1/keys/999999", admin).status == 404);
+  CHECK(call(h, http::verb::delete_, "/v1/keys/x'--", admin).status == 404);
+
+  // No key of this run is in any log.
+  p.more_apis.clear();
+  auto logs = all_logs(p.log_dir);
+  CHECK(logs.find(key) == std::string::npos);
+  CHECK(logs.find(admin) == std::string::npos);
+}
+
+TEST_CASE("a key with expires_at stops working then, whatever the cache") {
+  scratch s;
+  platform p(s, {"processing"}, {{"JOBS_AUTH_CACHE_MS", "60000"}});
+  auto admin = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto soon = std::chrono::system_clock::now() + 2s;
+  auto made = call(h, http::verb::post, "/v1/keys", admin,
+                   fmt::format(R"({{"expires_at":"{}"}})", format_rfc3339(soon)));
+  REQUIRE_MESSAGE(made.status == 201, made.body);
+  std::string key(made.json().at("key").as_string());
+  CHECK(call(h, http::verb::post, "/v1/jobs", key, noop).status == 202);
+  std::this_thread::sleep_until(soon + 200ms);
+  CHECK(call(h, http::verb::post, "/v1/jobs", key, noop).status == 401);
+}
+
+TEST_CASE("a tenant sending ten times its rate gets 429s while another tenant's jobs complete") {
+  scratch s;
+  platform p(s, {"processing"},
+             {{"JOBS_RATE_TENANT_PER_S", "20"}, {"JOBS_RATE_TENANT_BURST", "20"}});
+  auto noisy = create_key(s.pg_url, "noisy");
+  auto calm = create_key(s.pg_url, "calm");
+  http_client hn(p.port), hc(p.port);
+  int accepted = 0, limited = 0, calm_accepted = 0;
+  std::string retry_after;
+  auto start = std::chrono::steady_clock::now();
+  // About 200 requests a second for a second from the noisy tenant, 10 from the calm one.
+  for (int i = 0; i < 200; ++i) {
+    auto r = call(hn, http::verb::post, "/v1/jobs", noisy, noop);
+    if (r.status == 202) ++accepted;
+    if (r.status == 429) {
+      ++limited;
+      retry_after = r.headers["retry-after"];
+      CHECK(r.json().at("code") == "rate_limited");
+    }
+    if (i % 20 == 0 && call(hc, http::verb::post, "/v1/jobs", calm, noop).status == 202)
+      ++calm_accepted;
+    std::this_thread::sleep_until(start + (i + 1) * 5ms);
+  }
+  CHECK(accepted + limited == 200);
+  CHECK(limited >= 100);
+  CHECK(accepted >= 20);
+  CHECK(retry_after == "1");
+  CHECK(calm_accepted == 10);
+  REQUIRE(wait_until(
+      [&] {
+        return count(
+                   s.pg_url,
+                   "SELECT count(*) FROM jobs WHERE tenant_id = 'calm' AND state = 'succeeded'") ==
+               10;
+      },
+      30s));
+}
