@@ -58,8 +58,12 @@ TEST_CASE(
   http_client h(p.port);
   REQUIRE(wait_until(
       [&] {
-        http_client h2(p.more_api_ports.at(0));
-        return h2.request(http::verb::get, "/readyz").status == 200;
+        try {
+          http_client h2(p.more_api_ports.at(0));
+          return h2.request(http::verb::get, "/readyz").status == 200;
+        } catch (const std::exception&) {
+          return false;  // not listening yet
+        }
       },
       30s));
   http_client other(p.more_api_ports.at(0));
