@@ -5,6 +5,8 @@
 #include <curl/curl.h>
 #include <fmt/format.h>
 
+#include <sys/socket.h>
+
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
@@ -13,6 +15,13 @@ namespace jobs::email {
 namespace {
 
 using namespace std::chrono_literals;
+
+// curl 7.69 named the option with three L's; 8.2 fixed the name.
+#if LIBCURL_VERSION_NUM >= 0x080200
+constexpr CURLoption mail_rcpt_allowfails = CURLOPT_MAIL_RCPT_ALLOWFAILS;
+#else
+constexpr CURLoption mail_rcpt_allowfails = CURLOPT_MAIL_RCPT_ALLLOWFAILS;
+#endif
 
 struct send_state {
   transcript talk;
@@ -32,6 +41,7 @@ void each_line(std::string_view s, auto&& fn) {
 // (it needs CURLOPT_VERBOSE); that is how we learn the relay's replies.
 int on_debug(CURL*, curl_infotype type, char* data, size_t size, void* user) {
   auto* st = static_cast<send_state*>(user);
+  if (!st) return 0;  // between sends (a QUIT when a cached connection closes)
   std::string_view s(data, size);
   if (type == CURLINFO_HEADER_OUT) {
     each_line(s, [&](std::string_view l) {
@@ -48,7 +58,7 @@ int on_debug(CURL*, curl_infotype type, char* data, size_t size, void* user) {
 // A stop abandons the send only while the relay cannot have the message yet.
 int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   auto* st = static_cast<send_state*>(user);
-  return st->stop && st->stop->load(std::memory_order_relaxed) && !st->talk.data_accepted();
+  return st && st->stop && st->stop->load(std::memory_order_relaxed) && !st->talk.data_accepted();
 }
 
 // Owns what one send hands to curl, and takes it back from the handle.
@@ -63,6 +73,7 @@ struct transfer {
     curl_easy_setopt(h, CURLOPT_MAIL_RCPT, nullptr);
     curl_easy_setopt(h, CURLOPT_DEBUGDATA, nullptr);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, nullptr);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
     curl_mime_free(mime);
     curl_slist_free_all(headers);
     curl_slist_free_all(rcpts);
@@ -217,9 +228,8 @@ send_outcome relay::send(const message& m, const std::vector<std::string>& heade
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, &st);
-    // Send to the recipients the relay accepts even if it refuses some
-    // (curl 7.69+; the option's name has three L's before 8.2).
-    curl_easy_setopt(h, CURLOPT_MAIL_RCPT_ALLLOWFAILS, 1L);
+    // Send to the recipients the relay accepts even if it refuses some.
+    curl_easy_setopt(h, mail_rcpt_allowfails, 1L);
     auto from = "<" + m.from.address + ">";
     curl_easy_setopt(h, CURLOPT_MAIL_FROM, from.c_str());
     for (const auto& r : m.recipients())
@@ -233,6 +243,15 @@ send_outcome relay::send(const message& m, const std::vector<std::string>& heade
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, t.headers);
     curl_easy_setopt(h, CURLOPT_MIMEPOST, t.mime);
     rc = curl_easy_perform(h);
+    // curl may keep a connection whose transfer failed in the done phase (no
+    // reply to the end of data) and hand it to the next message, which would
+    // then wait for a reply that belongs to this one. Shut it down: the
+    // next send opens a fresh connection and the handle's cleanup cannot
+    // block on a QUIT.
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    if (rc != CURLE_OK && curl_easy_getinfo(h, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK &&
+        fd != CURL_SOCKET_BAD)
+      ::shutdown(fd, SHUT_RDWR);
   }
   pool_->release(h);
   std::string error;
