@@ -277,6 +277,35 @@ TEST_CASE("STARTTLS with a certificate made for the test, AUTH, and verification
   CHECK(sink.messages().size() == 1);
 }
 
+TEST_CASE("implicit TLS (SMTPS)") {
+  scratch s;
+  fs::path certs = fs::path(require_env("JOBS_BIN_DIR")) / "test-logs" / s.name / "certs";
+  fs::create_directories(certs);
+  auto cmd = fmt::format(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+      "-addext subjectAltName=DNS:localhost -keyout {0}/key.pem -out {0}/cert.pem "
+      "> {0}/openssl.log 2>&1",
+      certs.string());
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  smtp_sink sink(s, "smtps",
+                 {"--cert", (certs / "cert.pem").string(), "--key", (certs / "key.pem").string(),
+                  "--implicit-tls"});
+  auto env = relay_env(sink);
+  env["JOBS_SMTP_HOST"] = "localhost";  // the certificate's name
+  env["JOBS_SMTP_TLS"] = "implicit";
+  env["JOBS_SMTP_CA_FILE"] = (certs / "cert.pem").string();
+  platform p(s, {"email"}, env);
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto id = submit(
+      h, key, R"({"from":"a@example.com","to":["b@example.org"],"subject":"smtps","text":"t"})");
+  auto job = wait_final(h, key, id);
+  REQUIRE_MESSAGE(job.at("state") == "succeeded", json::serialize(job));
+  auto got = sink.messages();
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].meta.at("tls") == true);
+}
+
 TEST_CASE("STARTTLS required and not offered: nothing is sent in clear") {
   scratch s;
   smtp_sink sink(s, "plain");
@@ -333,24 +362,29 @@ TEST_CASE("a relay answering 550: the job is dead with the reply recorded") {
 
 TEST_CASE("connection lost after the end of data: unknown, and the retry reuses the Message-ID") {
   scratch s;
-  smtp_sink sink(s, "drop", {"--replies", "drop"});
-  platform p(s, {"email"}, relay_env(sink));
+  smtp_sink sink(s, "drop", {"--replies", "drop,hang"});
+  auto env = relay_env(sink);
+  env["JOBS_SMTP_TIMEOUT_MS"] = "1500";
+  platform p(s, {"email"}, env);
   auto key = create_key(s.pg_url, "acme");
   http_client h(p.port);
   auto id =
       submit(h, key, R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"t"})");
   auto job = wait_final(h, key, id);
   REQUIRE_MESSAGE(job.at("state") == "succeeded", json::serialize(job));
-  CHECK(job.at("attempts") == 2);
+  CHECK(job.at("attempts") == 3);
   const std::string mid = "<" + id + "@example.com>";
-  auto first = attempt_error(job, 0);
-  CHECK_MESSAGE(first.starts_with("unknown: "), first);
-  CHECK(first.find("reuses Message-ID " + mid) != std::string::npos);
-  // The relay had queued the first one: the receiver sees one Message-ID twice.
+  // Dropped after the end of data, then no reply within the deadline.
+  for (std::size_t i : {0, 1}) {
+    auto error = attempt_error(job, i);
+    CHECK_MESSAGE(error.starts_with("unknown: "), error);
+    CHECK(error.find("reuses Message-ID " + mid) != std::string::npos);
+  }
+  CHECK(sink.events() == std::vector<std::string>{"0 drop", "1 hang", "2 250"});
+  // The relay had queued the first two: the receiver sees one Message-ID three times.
   auto got = sink.messages();
-  REQUIRE(got.size() == 2);
-  CHECK(got[0].header("Message-ID") == mid);
-  CHECK(got[1].header("Message-ID") == mid);
+  REQUIRE(got.size() == 3);
+  for (const auto& m : got) CHECK(m.header("Message-ID") == mid);
 }
 
 TEST_CASE("header injection: 400 at the API, refused again by the worker") {

@@ -15,7 +15,8 @@ in depth-first order with its type, filename and decoded bytes), written to a te
 a reader never sees half a file. --replies scripts the answers to successive
 ends of data across all connections: a code (250, 451, 550, ...) or "drop"
 (store the message, then close the connection without a reply, the case
-where the client cannot know whether it was delivered); when the list is
+where the client cannot know whether it was delivered) or "hang" (store
+it, then never answer: the client's deadline passes); when the list is
 exhausted every message gets 250. D/events.log gets one line per end of
 data: "N REPLY". D/ready appears once the server listens.
 """
@@ -69,11 +70,12 @@ class Sink:
         reply = self.replies[n] if n < len(self.replies) else "250"
         with open(os.path.join(self.dir, "events.log"), "a") as log:
             log.write(f"{n} {reply}\n")
-        if reply in ("250", "drop"):
+        if reply in ("250", "drop", "hang"):
             meta = {
                 "mail_from": envelope.mail_from,
                 "rcpt_tos": envelope.rcpt_tos,
-                "tls": session.ssl is not None,
+                "tls": (session.ssl is not None or
+                        server.transport.get_extra_info("ssl_object") is not None),
                 "auth": (session.auth_data.login.decode()
                          if isinstance(session.auth_data, LoginPassword) else None),
             }
@@ -82,6 +84,8 @@ class Sink:
             meta.update(parse(raw))
             self._write(f"msg-{n}.eml", raw)
             self._write(f"msg-{n}.json", json.dumps(meta).encode())
+        if reply == "hang":
+            await asyncio.sleep(3600)
         if reply == "drop":
             server.transport.abort()
             return "250 never sent"
