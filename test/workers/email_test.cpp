@@ -2,6 +2,8 @@
 // Unit tests of the email worker's pure parts: addresses, header encoding,
 // payload checks (header injection included), the Message-ID, the reading of
 // relay replies, the per-domain throttle, and the email.send schema.
+#include "workers/email/email.hpp"
+#include "common/config.hpp"
 #include "common/schema.hpp"
 #include "workers/email/message.hpp"
 #include "workers/email/reply.hpp"
@@ -10,6 +12,7 @@
 #include <doctest/doctest.h>
 #include <boost/json.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -345,4 +348,22 @@ TEST_CASE("schema: header injection and bad addresses are 400 at the API") {
     "attachments":[{"filename":"hello.txt","content_type":"text/plain","content":"aGVsbG8="}],"tags":["news"]})";
   auto p = reg.validate("email", "send", json::parse(ok));
   CHECK_MESSAGE(!p, (p ? p->detail + " at " + p->pointer : ""));
+}
+
+TEST_CASE("email options: TLS modes, default ports, credentials only over TLS") {
+  auto opts = [](std::map<std::string, std::string> env) {
+    return jobs::email_options_from(jobs::load_config(env));
+  };
+  auto d = opts({});
+  CHECK(d.relay.host.empty());
+  CHECK(d.relay.port == 587);
+  CHECK(d.relay.tls == tls_mode::starttls);
+  CHECK(d.relay.verify);
+  CHECK(opts({{"JOBS_SMTP_TLS", "implicit"}}).relay.port == 465);
+  CHECK(opts({{"JOBS_SMTP_TLS", "off"}, {"JOBS_SMTP_PORT", "25"}}).relay.port == 25);
+  CHECK(opts({{"JOBS_SMTP_USER", "u"}, {"JOBS_SMTP_PASSWORD", "p"}}).relay.user == "u");
+  CHECK_THROWS_AS(opts({{"JOBS_SMTP_TLS", "off"}, {"JOBS_SMTP_USER", "u"}}), jobs::config_error);
+  CHECK_THROWS_AS(opts({{"JOBS_SMTP_TLS", "starttls-optional"}, {"JOBS_SMTP_USER", "u"}}),
+                  jobs::config_error);
+  CHECK_THROWS_AS(opts({{"JOBS_EMAIL_MESSAGE_ID_DOMAIN", "not a host"}}), jobs::config_error);
 }
