@@ -289,29 +289,39 @@ TEST_CASE("throttle: messages per second per recipient domain") {
   using namespace std::chrono_literals;
   domain_throttle t(2);  // 2/s: bursts of 2, then one every 500 ms
   auto now = domain_throttle::clock::now();
-  auto a1 = t.reserve({"a.com"}, now, 1s);
-  auto a2 = t.reserve({"a.com"}, now, 1s);
-  auto a3 = t.reserve({"a.com"}, now, 1s);
-  CHECK(a1.booked);
+  auto a1 = t.reserve("j1", {"a.com"}, now, 1s);
+  auto a2 = t.reserve("j2", {"a.com"}, now, 1s);
+  auto a3 = t.reserve("j3", {"a.com"}, now, 1s);
+  CHECK(a1.now);
   CHECK(a1.at == now);
   CHECK(a2.at == now);
-  CHECK(a3.booked);
+  CHECK(a3.now);
   CHECK(a3.at == now + 500ms);
   // Another domain is not held back.
-  CHECK(t.reserve({"b.com"}, now, 0ms).at == now);
-  // Over the caller's wait: nothing booked, come back later.
-  auto a4 = t.reserve({"a.com"}, now, 100ms);
-  CHECK(!a4.booked);
+  CHECK(t.reserve("j4", {"b.com"}, now, 0ms).at == now);
+  // Over the caller's wait: snooze until the slot, which is kept for the job.
+  auto a4 = t.reserve("j5", {"a.com"}, now, 100ms);
+  CHECK(!a4.now);
   CHECK(a4.at == now + 1000ms);
-  auto a5 = t.reserve({"a.com"}, now, 2s);
-  CHECK(a5.at == now + 1000ms);  // the refused booking took no slot
+  auto a5 = t.reserve("j6", {"a.com"}, now, 100ms);
+  CHECK(!a5.now);
+  CHECK(a5.at == now + 1500ms);  // the next job gets the next slot, not the same one
+  // j5 back too early snoozes again for the same slot; back in time, it sends.
+  auto early = t.reserve("j5", {"a.com"}, now + 200ms, 100ms);
+  CHECK(!early.now);
+  CHECK(early.at == now + 1000ms);
+  auto back = t.reserve("j5", {"a.com"}, now + 1200ms, 100ms);
+  CHECK(back.now);
+  CHECK(back.at == now + 1200ms);
+  // Its booking is used up: a third return books anew, after j6.
+  CHECK(t.reserve("j5", {"a.com"}, now + 1200ms, 5s).at == now + 2000ms);
   // A message to two domains waits for the later one and books both.
-  auto both = t.reserve({"a.com", "c.com"}, now, 5s);
-  CHECK(both.at == now + 1500ms);
-  CHECK(t.reserve({"c.com"}, now, 5s).at == now + 1500ms);  // c's burst is used up by then
+  auto both = t.reserve("j7", {"a.com", "c.com"}, now, 5s);
+  CHECK(both.at == now + 2500ms);
+  CHECK(t.reserve("j8", {"c.com"}, now, 5s).at == now + 2500ms);  // c's burst is used up by then
   // Off.
   domain_throttle off(0);
-  for (int i = 0; i < 100; ++i) CHECK(off.reserve({"a.com"}, now, 0ms).booked);
+  for (int i = 0; i < 100; ++i) CHECK(off.reserve("j", {"a.com"}, now, 0ms).now);
   CHECK(off.tracked() == 0);
 }
 

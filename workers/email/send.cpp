@@ -54,10 +54,10 @@ struct email_sender {
   std::optional<handler_result> take_slot(const email::message& m, const job_context& ctx) {
     std::set<std::string> unique;
     for (const auto& r : m.recipients()) unique.insert(email::domain_of(r));
-    auto b = throttle.reserve({unique.begin(), unique.end()}, email::domain_throttle::clock::now(),
-                              opts.max_throttle_sleep);
+    auto b = throttle.reserve(std::string(ctx.id), {unique.begin(), unique.end()},
+                              email::domain_throttle::clock::now(), opts.max_throttle_sleep);
     auto wake = std::chrono::system_clock::now() + (b.at - email::domain_throttle::clock::now());
-    if (!b.booked)
+    if (!b.now)
       return handler_error{handler_error::kind::snooze, "recipient domain over its rate", wake};
     while (email::domain_throttle::clock::now() < b.at) {
       if (ctx.stop_requested())
