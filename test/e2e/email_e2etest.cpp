@@ -174,7 +174,7 @@ TEST_CASE("implicit TLS (SMTPS)") {
   CHECK(got[0].meta.at("tls") == true);
 }
 
-TEST_CASE("STARTTLS required and not offered: nothing is sent in clear") {
+TEST_CASE("STARTTLS required and not offered: nothing is sent in clear; optional: clear or TLS") {
   scratch s;
   smtp_sink sink(s, "plain");
   auto env = relay_env(sink);
@@ -193,6 +193,28 @@ TEST_CASE("STARTTLS required and not offered: nothing is sent in clear") {
   CHECK_MESSAGE(says_tls, error);
   CHECK(sink.messages().empty());
   CHECK(sink.events().empty());
+
+  // starttls-optional: in clear to this relay, over TLS to one that offers it.
+  p.workers.front()->signal(SIGTERM);
+  REQUIRE(p.workers.front()->wait(20s) == 0);
+  const std::string msg =
+      R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"t"})";
+  p.add_worker("email", {{"JOBS_SMTP_TLS", "starttls-optional"}});
+  REQUIRE(wait_final(h, key, submit_email(h, key, msg)).at("state") == "succeeded");
+  REQUIRE(sink.messages().size() == 1);
+  CHECK(sink.messages()[0].meta.at("tls") == false);
+  p.workers.back()->signal(SIGTERM);
+  REQUIRE(p.workers.back()->wait(20s) == 0);
+  fs::path certs = fs::path(require_env("JOBS_BIN_DIR")) / "test-logs" / s.name / "certs";
+  make_test_certificate(certs, "IP:127.0.0.1");
+  smtp_sink tls_sink(
+      s, "tls", {"--cert", (certs / "cert.pem").string(), "--key", (certs / "key.pem").string()});
+  p.add_worker("email", {{"JOBS_SMTP_TLS", "starttls-optional"},
+                         {"JOBS_SMTP_PORT", std::to_string(tls_sink.port)},
+                         {"JOBS_SMTP_CA_FILE", (certs / "cert.pem").string()}});
+  REQUIRE(wait_final(h, key, submit_email(h, key, msg)).at("state") == "succeeded");
+  REQUIRE(tls_sink.messages().size() == 1);
+  CHECK(tls_sink.messages()[0].meta.at("tls") == true);
 }
 
 TEST_CASE("without a relay the worker runs and fails email jobs clearly") {
