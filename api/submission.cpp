@@ -12,6 +12,25 @@ namespace jobs {
 
 namespace {
 
+// The JSON pointer of the first string or member name holding U+0000, which
+// no header may carry and PostgreSQL's jsonb cannot store; schemas cannot
+// catch it (valijson's regexes see C strings).
+std::optional<std::string> find_nul(const boost::json::value& v, const std::string& at) {
+  if (const auto* s = v.if_string()) {
+    if (std::string_view(*s).find('\0') != std::string_view::npos) return at;
+  } else if (const auto* a = v.if_array()) {
+    for (std::size_t i = 0; i < a->size(); ++i)
+      if (auto p = find_nul((*a)[i], at + "/" + std::to_string(i))) return p;
+  } else if (const auto* o = v.if_object()) {
+    for (const auto& [key, value] : *o) {
+      auto here = at + "/" + json_pointer_escape(key);
+      if (key.find('\0') != std::string_view::npos) return here;
+      if (auto p = find_nul(value, here)) return p;
+    }
+  }
+  return std::nullopt;
+}
+
 const std::map<std::string, std::string, std::less<>>& titles() {
   static const std::map<std::string, std::string, std::less<>> t{
       {"invalid_json", "Request body is not valid JSON"},
@@ -106,6 +125,9 @@ std::variant<new_job, problem> parse_submission(
   auto* payload = obj->if_contains("payload");
   if (!payload) return make_problem(400, "missing_field", "payload is required", "/payload");
   if (auto p = schemas.validate(job.queue, job.type, *payload)) return *p;
+  if (auto at = find_nul(*payload, "/payload"))
+    return make_problem(400, "payload_invalid",
+                        "U+0000 (NUL) is not allowed in a payload string or member name", *at);
   job.payload_json = boost::json::serialize(*payload);
 
   auto int_field = [&](const char* name, int lo, int hi, int& out) -> std::optional<problem> {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <fstream>
 #include <functional>
 #include <set>
 
@@ -52,6 +53,12 @@ config load_config(const std::map<std::string, std::string>& env) {
       field = v;
     };
   };
+  auto on_off = [](bool& field) -> setter {
+    return [&field](auto& n, auto& v) {
+      if (v != "on" && v != "off") throw config_error(n + " must be on or off");
+      field = v == "on";
+    };
+  };
   const std::map<std::string, setter> table{
       {"JOBS_PG_URL", text(c.pg_url)},
       {"JOBS_AMQP_URL", text(c.amqp_url)},
@@ -92,6 +99,32 @@ config load_config(const std::map<std::string, std::string>& env) {
          c.test_handlers = v == "on";
        }},
       {"JOBS_TEST_FAULT", [&c](auto&, auto& v) { c.test_fault = v; }},
+      {"JOBS_SMTP_HOST", text(c.smtp_host)},
+      {"JOBS_SMTP_PORT", integer(c.smtp_port, 1, 65535)},
+      {"JOBS_SMTP_TLS",
+       [&c](auto& n, auto& v) {
+         static const std::set<std::string> modes{"starttls", "starttls-optional", "off",
+                                                  "implicit"};
+         if (!modes.contains(v))
+           throw config_error(n + " must be starttls, starttls-optional, off or implicit");
+         c.smtp_tls = v;
+       }},
+      {"JOBS_SMTP_VERIFY", on_off(c.smtp_verify)},
+      {"JOBS_SMTP_CA_FILE", text(c.smtp_ca_file)},
+      {"JOBS_SMTP_USER", text(c.smtp_user)},
+      {"JOBS_SMTP_PASSWORD", [&c](auto&, auto& v) { c.smtp_password = v; }},
+      {"JOBS_SMTP_PASSWORD_FILE",
+       [&c](auto& n, auto& v) {
+         std::ifstream in(v);
+         if (!in) throw config_error(n + ": cannot read " + v);
+         std::getline(in, c.smtp_password);
+       }},
+      {"JOBS_SMTP_CONNECT_TIMEOUT_MS", ms(c.smtp_connect_timeout, 100, 600000)},
+      {"JOBS_SMTP_TIMEOUT_MS", ms(c.smtp_timeout, 100, 3600000)},
+      {"JOBS_SMTP_MAX_CONNECTIONS", integer(c.smtp_max_connections, 1, 1024)},
+      {"JOBS_EMAIL_DOMAIN_RATE", integer(c.email_domain_rate, 0, 100000)},
+      {"JOBS_EMAIL_MAX_ATTACHMENT_BYTES", integer(c.email_max_attachment_bytes, 0, 1L << 30)},
+      {"JOBS_EMAIL_MESSAGE_ID_DOMAIN", text(c.email_message_id_domain)},
   };
   for (const auto& [name, value] : env) {
     if (!name.starts_with("JOBS_")) continue;
@@ -105,6 +138,8 @@ config load_config(const std::map<std::string, std::string>& env) {
   static const std::set<std::string> levels{"debug", "info", "warn", "error"};
   if (!levels.contains(c.log_level))
     throw config_error("JOBS_LOG_LEVEL must be one of debug, info, warn, error");
+  if (env.contains("JOBS_SMTP_PASSWORD") && env.contains("JOBS_SMTP_PASSWORD_FILE"))
+    throw config_error("set JOBS_SMTP_PASSWORD or JOBS_SMTP_PASSWORD_FILE, not both");
   if (c.worker_prefetch == 0) c.worker_prefetch = 2 * c.worker_concurrency;
   return c;
 }

@@ -41,6 +41,21 @@
 //   JOBS_IDEMPOTENCY_TTL_MS      86400000 (24 h: how long an Idempotency-Key names its job)
 //   JOBS_LOG_LEVEL               info (debug, info, warn, error)
 //
+// The email worker's relay (workers/email/email.hpp):
+//   JOBS_SMTP_HOST               empty: no relay, email jobs fail (retryable) saying so
+//   JOBS_SMTP_PORT               587, or 465 with JOBS_SMTP_TLS=implicit
+//   JOBS_SMTP_TLS                starttls (required), starttls-optional, off, implicit
+//   JOBS_SMTP_VERIFY             on (certificate and host name); off for tests only
+//   JOBS_SMTP_CA_FILE            empty: the system's trust store
+//   JOBS_SMTP_USER               empty: no AUTH (credentials need starttls or implicit)
+//   JOBS_SMTP_PASSWORD           empty; or JOBS_SMTP_PASSWORD_FILE, a file holding it
+//   JOBS_SMTP_CONNECT_TIMEOUT_MS 10000 (TCP and TLS)
+//   JOBS_SMTP_TIMEOUT_MS         60000 (one whole send)
+//   JOBS_SMTP_MAX_CONNECTIONS    8 connections to the relay per worker process
+//   JOBS_EMAIL_DOMAIN_RATE       20 messages per second per recipient domain (0: off)
+//   JOBS_EMAIL_MAX_ATTACHMENT_BYTES  10485760 (decoded, all of a message's attachments)
+//   JOBS_EMAIL_MESSAGE_ID_DOMAIN empty: the sender's domain
+//
 // For the platform's own tests only, never in production:
 //   JOBS_TEST_HANDLERS           off; on registers workers/testing.hpp's handlers
 //   JOBS_TEST_FAULT              empty; a fault-injection point, e.g.
@@ -95,6 +110,20 @@ struct config {
   std::string log_level = "info";
   bool test_handlers = false;
   std::string test_fault;
+  // email worker
+  std::string smtp_host;
+  int smtp_port = 0;  ///< 0: 587, or 465 for implicit TLS
+  std::string smtp_tls = "starttls";
+  bool smtp_verify = true;
+  std::string smtp_ca_file;
+  std::string smtp_user;
+  std::string smtp_password;  ///< from JOBS_SMTP_PASSWORD or JOBS_SMTP_PASSWORD_FILE
+  std::chrono::milliseconds smtp_connect_timeout{10000};
+  std::chrono::milliseconds smtp_timeout{60000};
+  int smtp_max_connections = 8;
+  int email_domain_rate = 20;
+  std::size_t email_max_attachment_bytes = 10 << 20;
+  std::string email_message_id_domain;
 };
 
 /// Reads `JOBS_*` from `env` (name -> value) over the defaults.

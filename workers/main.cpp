@@ -4,6 +4,7 @@
 #include "common/config.hpp"
 #include "common/log.hpp"
 #include "common/signals.hpp"
+#include "workers/email/email.hpp"
 #include "workers/worker.hpp"
 
 #include <iostream>
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
 
     handler_registry handlers;
     register_processing_handlers(handlers);
+    if (cfg.worker_queue == "email") register_email_handlers(handlers, email_options_from(cfg));
     if (cfg.test_handlers) register_test_handlers(handlers);
     worker w({.pg_url = cfg.pg_url,
               .amqp_url = cfg.amqp_url,

@@ -278,6 +278,20 @@ TEST_CASE("payload_invalid points under /payload") {
                 "payload_invalid", "/payload");
 }
 
+TEST_CASE("U+0000 anywhere in a payload is payload_invalid at its pointer") {
+  // PostgreSQL's jsonb cannot store it, and no email header may carry it.
+  check_problem(R"({"queue":"processing","type":"hash","payload":{"input":"a\u0000b"}})",
+                "payload_invalid", "/payload/input");
+  check_problem(R"({"queue":"processing","type":"noop","payload":{"echo":{"k":[1,"\u0000"]}}})",
+                "payload_invalid", "/payload/echo/k/1");
+  auto r = parse(R"({"queue":"processing","type":"noop","payload":{"echo":{"a/\u0000":1}}})");
+  REQUIRE(std::holds_alternative<jobs::problem>(r));
+  CHECK(std::get<jobs::problem>(r).pointer == std::string("/payload/echo/a~1\0", 18));
+  check_problem(
+      R"({"queue":"email","type":"send","payload":{"from":"a@example.com","to":["b@example.org"],"subject":"s\u0000\r\nBcc: x@evil.example","text":"t"}})",
+      "payload_invalid", "/payload/subject");
+}
+
 TEST_CASE("make_problem fills in the standard title for a code") {
   auto p = jobs::make_problem(400, "missing_field", "queue is required", "/queue");
   CHECK(p.status == 400);

@@ -213,3 +213,44 @@ TEST_CASE("JOBS_IDEMPOTENCY_TTL_MS: 24 h by default, 1 ms to a year") {
   check_refused("JOBS_IDEMPOTENCY_TTL_MS", "31536000001");
   check_refused("JOBS_IDEMPOTENCY_TTL_MS", "1d");
 }
+
+TEST_CASE("email settings: defaults, values, and refusals") {
+  auto d = jobs::load_config({});
+  CHECK(d.smtp_host.empty());
+  CHECK(d.smtp_port == 0);
+  CHECK(d.smtp_tls == "starttls");
+  CHECK(d.smtp_verify);
+  CHECK(d.smtp_connect_timeout == 10000ms);
+  CHECK(d.smtp_timeout == 60000ms);
+  CHECK(d.smtp_max_connections == 8);
+  CHECK(d.email_domain_rate == 20);
+  CHECK(d.email_max_attachment_bytes == 10u << 20);
+
+  auto c = jobs::load_config({{"JOBS_SMTP_HOST", "email-smtp.us-east-1.amazonaws.com"},
+                              {"JOBS_SMTP_PORT", "2587"},
+                              {"JOBS_SMTP_TLS", "implicit"},
+                              {"JOBS_SMTP_VERIFY", "off"},
+                              {"JOBS_SMTP_USER", "AKIA"},
+                              {"JOBS_SMTP_PASSWORD", "pw"},
+                              {"JOBS_SMTP_MAX_CONNECTIONS", "3"},
+                              {"JOBS_EMAIL_DOMAIN_RATE", "0"},
+                              {"JOBS_EMAIL_MESSAGE_ID_DOMAIN", "mail.example.com"}});
+  CHECK(c.smtp_host == "email-smtp.us-east-1.amazonaws.com");
+  CHECK(c.smtp_port == 2587);
+  CHECK(c.smtp_tls == "implicit");
+  CHECK_FALSE(c.smtp_verify);
+  CHECK(c.smtp_password == "pw");
+  CHECK(c.smtp_max_connections == 3);
+  CHECK(c.email_domain_rate == 0);
+  CHECK(c.email_message_id_domain == "mail.example.com");
+
+  check_refused("JOBS_SMTP_TLS", "tls");
+  check_refused("JOBS_SMTP_VERIFY", "yes");
+  check_refused("JOBS_SMTP_PORT", "0");
+  check_refused("JOBS_SMTP_MAX_CONNECTIONS", "0");
+  check_refused("JOBS_EMAIL_DOMAIN_RATE", "-1");
+  check_refused("JOBS_SMTP_PASSWORD_FILE", "/nonexistent/secret");
+  CHECK(error_for({{"JOBS_SMTP_PASSWORD", "a"}, {"JOBS_SMTP_PASSWORD_FILE", "/dev/null"}})
+            .find("not both") != std::string::npos);
+  CHECK(error_for({{"JOBS_SMTP_TYPO", "x"}}).find("JOBS_SMTP_TYPO") != std::string::npos);
+}

@@ -290,10 +290,14 @@ TEST_CASE("the real schemas/jobs directory loads") {
   const schema_registry r(JOBS_SOURCE_DIR "/schemas/jobs");
   CHECK(r.has_type("email", "send"));
   CHECK(r.has_type("webhooks", "deliver"));
-  CHECK_FALSE(
-      r.validate("email", "send", json::parse(R"({"to": ["a@b.example"], "subject": "hi"})")));
-  CHECK(r.validate("email", "send", json::parse(R"({"to": [], "subject": "hi"})"))->pointer ==
-        "/payload/to");
+  CHECK_FALSE(r.validate(
+      "email", "send",
+      json::parse(
+          R"({"from": "a@b.example", "to": ["a@b.example"], "subject": "hi", "text": "x"})")));
+  CHECK(
+      r.validate("email", "send",
+                 json::parse(R"({"from": "a@b.example", "to": [], "subject": "hi", "text": "x"})"))
+          ->pointer == "/payload/to");
   CHECK_FALSE(r.validate("webhooks", "deliver",
                          json::parse(R"({"url": "https://example.com/hook", "method": "PUT",
                                          "headers": {"x-a": "1"}, "timeout_ms": 500})")));

@@ -1,0 +1,379 @@
+// ctest-labels: email
+// Unit tests of the email worker's pure parts: addresses, header encoding,
+// payload checks (header injection included), the Message-ID, the reading of
+// relay replies, the per-domain throttle, and the email.send schema.
+#include "workers/email/email.hpp"
+#include "common/config.hpp"
+#include "common/schema.hpp"
+#include "workers/email/message.hpp"
+#include "workers/email/reply.hpp"
+#include "workers/email/throttle.hpp"
+
+#include <doctest/doctest.h>
+#include <boost/json.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace json = boost::json;
+using namespace jobs::email;
+
+namespace {
+
+message parsed(const std::string& payload, std::size_t max_bytes = 1 << 20) {
+  auto r = parse_message(json::parse(payload), max_bytes);
+  if (auto* e = std::get_if<std::string>(&r)) FAIL("unexpected error: ", *e);
+  return std::get<message>(r);
+}
+
+std::string error_of(const std::string& payload, std::size_t max_bytes = 1 << 20) {
+  auto r = parse_message(json::parse(payload), max_bytes);
+  auto* e = std::get_if<std::string>(&r);
+  return e ? *e : std::string();
+}
+
+// Decodes a header of "=?UTF-8?B?...?=" words joined by CRLF SP.
+std::string decode_words(const std::string& header) {
+  std::string out;
+  std::size_t pos = 0;
+  while ((pos = header.find("=?UTF-8?B?", pos)) != std::string::npos) {
+    auto end = header.find("?=", pos + 10);
+    REQUIRE(end != std::string::npos);
+    CHECK(end + 2 - pos <= 75);
+    auto bytes = base64_decode(header.substr(pos + 10, end - pos - 10));
+    REQUIRE(bytes);
+    CHECK(valid_utf8(*bytes));  // no character split between words
+    out += *bytes;
+    pos = end + 2;
+  }
+  return out;
+}
+
+send_outcome converse(const std::vector<std::pair<char, std::string>>& lines, bool ok,
+                      const std::string& error = {}) {
+  transcript t;
+  for (const auto& [who, line] : lines) who == '>' ? t.on_command(line) : t.on_reply_line(line);
+  return t.finish(ok, error);
+}
+
+const std::string minimal =
+    R"({"from":"a@example.com","to":["b@example.org"],"subject":"Hi","text":"x"})";
+
+}  // namespace
+
+TEST_CASE("addresses: RFC 5322 dot-atom addr-specs with a host name") {
+  for (const char* good :
+       {"a@example.com", "first.last+tag@sub.example.co.uk", "o'brien@example.ie",
+        "x!#$%&'*+/=?^_`{|}~-y@e.io", "u@localhost", "1@xn--bcher-kva.example"})
+    CHECK_MESSAGE(valid_address(good), good);
+  for (const char* bad :
+       {"", "a", "@example.com", "a@", "a..b@example.com", ".a@example.com", "a.@example.com",
+        "a b@example.com", "\"quoted\"@example.com", "a@-example.com", "a@example-.com",
+        "a@exa_mple.com", "a@example..com", "a@[127.0.0.1]", "a\r\nBcc: x@y.z@example.com",
+        "a@example.com\r\nBcc: evil@example.net", "zoë@example.com", "a@bücher.example"})
+    CHECK_MESSAGE(!valid_address(bad), bad);
+  CHECK(!valid_address(std::string(65, 'a') + "@example.com"));
+  CHECK(!valid_address("a@" + std::string(64, 'b') + ".com"));
+  CHECK(domain_of("Ada@Example.ORG") == "example.org");
+}
+
+TEST_CASE("header values with CR, LF, NUL or other controls are refused") {
+  CHECK(header_safe("Hello\tworld"));
+  CHECK(header_safe("Grüße"));
+  for (std::string bad :
+       std::vector<std::string>{"a\rb", "a\nb", std::string("a\0b", 3), "a\x1b[0m", "a\x7f"})
+    CHECK(!header_safe(bad));
+  CHECK(
+      error_of(
+          R"({"from":"a@example.com","to":["b@example.org"],"subject":"Hi\r\nBcc: x@evil.example","text":"x"})")
+          .find("subject contains CR, LF") != std::string::npos);
+  CHECK(
+      error_of(
+          R"({"from":{"email":"a@example.com","name":"A\nBcc: x@evil.example"},"to":["b@example.org"],"subject":"s","text":"x"})")
+          .find("from.name") != std::string::npos);
+  CHECK(
+      error_of(
+          R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x","headers":{"X-Campaign":"a\u0000b"}})")
+          .find("headers.X-Campaign") != std::string::npos);
+  CHECK(
+      error_of(
+          R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x","attachments":[{"filename":"a\r\n.txt","content":""}]})")
+          .find("filename") != std::string::npos);
+  CHECK(
+      error_of(
+          R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x","attachments":[{"filename":"a","content_type":"text/plain\r\nX-Evil: 1","content":""}]})")
+          .find("content_type") != std::string::npos);
+  CHECK(error_of(R"({"from":"a@example.com","to":["b@example.org\r\n"],"subject":"s","text":"x"})")
+            .find("to[0]") != std::string::npos);
+}
+
+TEST_CASE("custom headers come from an allow-list") {
+  for (const char* ok : {"List-Unsubscribe", "list-id", "In-Reply-To", "X-Campaign-Id", "x-a"})
+    CHECK_MESSAGE(allowed_custom_header(ok), ok);
+  for (const char* no : {"Bcc", "From", "To", "Subject", "Message-ID", "Content-Type", "Received",
+                         "DKIM-Signature", "X-", "X-Tags", "X-A B", "X-A:B", "Return-Path"})
+    CHECK_MESSAGE(!allowed_custom_header(no), no);
+  CHECK(
+      error_of(
+          R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x","headers":{"Bcc":"x@y.z"}})") ==
+      "header \"Bcc\" may not be set");
+}
+
+TEST_CASE("display names and subjects: atoms, quoted strings, RFC 2047 encoded-words") {
+  CHECK(format_mailbox({"a@example.com", ""}) == "a@example.com");
+  CHECK(format_mailbox({"a@example.com", "Ada Lovelace"}) == "Ada Lovelace <a@example.com>");
+  CHECK(format_mailbox({"a@example.com", "Lovelace, Ada \"AL\""}) ==
+        R"("Lovelace, Ada \"AL\"" <a@example.com>)");
+  auto zoe = format_mailbox({"z@example.com", "Zoë Ünver"});
+  CHECK(zoe == "=?UTF-8?B?Wm/DqyDDnG52ZXI=?= <z@example.com>");
+  CHECK(encode_unstructured("Plain subject") == "Plain subject");
+  CHECK(encode_unstructured("looks =?like?= a word") != "looks =?like?= a word");
+  // Long non-ASCII text: words of at most 75 characters, folded, no split characters.
+  std::string long_text;
+  for (int i = 0; i < 40; ++i) long_text += "Grüße, 世界! ";
+  auto encoded = encode_unstructured(long_text);
+  CHECK(encoded.find("\r\n ") != std::string::npos);
+  CHECK(decode_words(encoded) == long_text);
+}
+
+TEST_CASE("Message-ID is derived from the job id; the date is RFC 5322") {
+  CHECK(message_id("0193-abc", "example.com") == "<0193-abc@example.com>");
+  CHECK(message_id("0193-abc", "example.com") == message_id("0193-abc", "example.com"));
+  auto t = std::chrono::system_clock::from_time_t(1795934000);  // 2026-11-29 ...
+  CHECK(rfc5322_date(t) == "Sun, 29 Nov 2026 06:33:20 +0000");
+}
+
+TEST_CASE("payload: recipients, bodies, attachments, tags; Bcc never in the headers") {
+  auto m = parsed(R"({"from":{"email":"news@example.com","name":"News"},
+    "to":["a@example.org",{"email":"b@example.net","name":"Bé"}],"cc":["c@example.org"],
+    "bcc":["hidden@example.com"],"reply_to":"help@example.com","subject":"Hello",
+    "text":"line 1\nline 2","html":"<p>x</p>","headers":{"List-Unsubscribe":"<mailto:u@example.com>"},
+    "attachments":[{"filename":"a.txt","content_type":"text/plain","content":"aGVsbG8="}],
+    "tags":["welcome","t-1"]})");
+  CHECK(m.recipients() == std::vector<std::string>{"a@example.org", "b@example.net",
+                                                   "c@example.org", "hidden@example.com"});
+  CHECK(*m.text == "line 1\r\nline 2");
+  REQUIRE(m.attachments.size() == 1);
+  CHECK(m.attachments[0].content == "hello");
+  auto headers = top_headers(m, "<id@example.com>", "Sun, 29 Nov 2026 06:33:20 +0000");
+  std::string all;
+  for (const auto& h : headers) all += h + "\n";
+  CHECK(all.find("From: News <news@example.com>\n") != std::string::npos);
+  CHECK(all.find("To: a@example.org,\r\n =?UTF-8?B?QsOp?= <b@example.net>\n") != std::string::npos);
+  CHECK(all.find("Cc: c@example.org\n") != std::string::npos);
+  CHECK(all.find("Reply-To: help@example.com\n") != std::string::npos);
+  CHECK(all.find("Message-ID: <id@example.com>\n") != std::string::npos);
+  CHECK(all.find("List-Unsubscribe: <mailto:u@example.com>\n") != std::string::npos);
+  CHECK(all.find("X-Tags: welcome, t-1\n") != std::string::npos);
+  CHECK(all.find("hidden") == std::string::npos);
+  CHECK(all.find("Bcc") == std::string::npos);
+}
+
+TEST_CASE("payload errors are reasons, never crashes") {
+  CHECK(error_of("[]") == "the payload must be an object");
+  CHECK(error_of(R"({"to":["b@example.org"],"subject":"s","text":"x"})") == "from is required");
+  CHECK(error_of(R"({"from":"a@example.com","to":[],"subject":"s","text":"x"})") ==
+        "to needs at least one address");
+  CHECK(error_of(R"({"from":"a@example.com","to":["b@example.org"],"subject":"s"})") ==
+        "text or html is required");
+  CHECK(error_of(R"({"from":"not an address","to":["b@example.org"],"subject":"s","text":"x"})")
+            .find("from is not a valid address") == 0);
+  CHECK(
+      error_of(
+          R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x","attachments":[{"filename":"a","content":"not base64!"}]})") ==
+      "attachments[0].content is not valid base64");
+  // 5 bytes decoded, over a limit of 4.
+  CHECK(
+      error_of(
+          R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x","attachments":[{"filename":"a","content":"aGVsbG8="}]})",
+          4) == "attachments are larger than 4 bytes in all");
+  CHECK(
+      error_of(
+          R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x","tags":["a b"]})")
+          .find("tag") != std::string::npos);
+  CHECK(error_of(
+            R"({"from":"a@example.com","to":["b@example.org"],"subject":"\u00ff","text":"\u00ff"})")
+            .empty());
+  std::string many = R"({"from":"a@example.com","to":[)";
+  for (int i = 0; i < 101; ++i) many += (i ? "," : "") + std::string("\"x@example.org\"");
+  CHECK(error_of(many + R"(],"subject":"s","text":"x"})") == "more than 100 recipients");
+  CHECK(error_of(minimal).empty());
+}
+
+TEST_CASE("base64, UTF-8 and line ends") {
+  CHECK(base64_decode("") == std::string());
+  CHECK(base64_decode("aGk=") == std::string("hi"));
+  CHECK(!base64_decode("aGk"));
+  CHECK(!base64_decode("a=Gk"));
+  CHECK(!base64_decode("aG k"));
+  CHECK(valid_utf8("plain €"));
+  CHECK(!valid_utf8("\xc3"));
+  CHECK(!valid_utf8("\xc0\xaf"));      // overlong
+  CHECK(!valid_utf8("\xed\xa0\x80"));  // surrogate
+  CHECK(crlf_lines("a\nb\r\nc\rd") == "a\r\nb\r\nc\r\nd");
+  CHECK(content_disposition("a \"b\".txt") == R"(attachment; filename="a \"b\".txt")");
+  CHECK(content_disposition("résumé.pdf") == "attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf");
+}
+
+TEST_CASE("relay replies: accepted, temporary, permanent, unknown, failed") {
+  const std::vector<std::pair<char, std::string>> start{{'<', "220 relay ESMTP"},
+                                                        {'>', "EHLO me"},
+                                                        {'<', "250-relay"},
+                                                        {'<', "250 SIZE 1000"},
+                                                        {'>', "MAIL FROM:<a@x.y>"},
+                                                        {'<', "250 OK"},
+                                                        {'>', "RCPT TO:<b@x.y>"},
+                                                        {'<', "250 OK"},
+                                                        {'>', "DATA"},
+                                                        {'<', "354 go ahead"}};
+  auto with = [&](std::vector<std::pair<char, std::string>> more) {
+    auto all = start;
+    all.insert(all.end(), more.begin(), more.end());
+    return all;
+  };
+  auto ok = converse(with({{'<', "250 2.0.0 queued as X"}}), true);
+  CHECK(ok.status == send_status::accepted);
+  CHECK(ok.reply.code == 250);
+  CHECK(ok.reply.text == "2.0.0 queued as X");
+  CHECK(ok.accepted() == std::vector<std::string>{"b@x.y"});
+
+  auto later = converse(with({{'<', "451 4.3.0 try later"}}), false, "weird reply");
+  CHECK(later.status == send_status::temporary);
+  CHECK(later.reply.code == 451);
+
+  auto no = converse(with({{'<', "550-5.7.1 no"}, {'<', "550 5.7.1 policy"}}), false);
+  CHECK(no.status == send_status::permanent);
+  CHECK(no.reply.text == "5.7.1 no\n5.7.1 policy");
+
+  auto lost = converse(start, false, "connection died");
+  CHECK(lost.status == send_status::unknown);
+  CHECK(lost.error.find("connection died") != std::string::npos);
+
+  auto auth = converse({{'<', "220 relay"}, {'>', "AUTH PLAIN x"}, {'<', "535 5.7.8 bad"}}, false,
+                       "login denied");
+  CHECK(auth.status == send_status::failed);  // a configuration problem: retryable
+  CHECK(auth.reply.code == 535);
+
+  auto refused = converse({{'<', "220 relay"}}, false, "Connection refused");
+  CHECK(refused.status == send_status::failed);
+
+  auto mail =
+      converse({{'<', "220 r"}, {'>', "MAIL FROM:<a@x.y>"}, {'<', "553 5.1.8 bad sender"}}, false);
+  CHECK(mail.status == send_status::permanent);
+}
+
+TEST_CASE("relay replies: refused recipients") {
+  auto base = std::vector<std::pair<char, std::string>>{
+      {'<', "220 r"},           {'>', "MAIL FROM:<a@x.y>"},      {'<', "250 OK"},
+      {'>', "RCPT TO:<b@x.y>"}, {'<', "550 5.1.1 no such user"}, {'>', "RCPT TO:<c@x.y>"}};
+  auto all_permanent = base;
+  all_permanent.push_back({'<', "550 5.1.1 unknown"});
+  CHECK(converse(all_permanent, false).status == send_status::permanent);
+  auto one_later = base;
+  one_later.push_back({'<', "450 4.2.1 mailbox busy"});
+  auto r = converse(one_later, false);
+  CHECK(r.status == send_status::temporary);
+  CHECK(r.reply.code == 450);
+  auto partial = base;
+  partial.insert(partial.end(),
+                 {{'<', "250 OK"}, {'>', "DATA"}, {'<', "354 go"}, {'<', "250 queued"}});
+  auto p = converse(partial, true);
+  CHECK(p.status == send_status::accepted);
+  CHECK(p.accepted() == std::vector<std::string>{"c@x.y"});
+  REQUIRE(p.recipients.size() == 2);
+  CHECK(p.recipients[0].reply.code == 550);
+}
+
+TEST_CASE("throttle: messages per second per recipient domain") {
+  using namespace std::chrono_literals;
+  domain_throttle t(2);  // 2/s: bursts of 2, then one every 500 ms
+  auto now = domain_throttle::clock::now();
+  auto a1 = t.reserve("j1", {"a.com"}, now, 1s);
+  auto a2 = t.reserve("j2", {"a.com"}, now, 1s);
+  auto a3 = t.reserve("j3", {"a.com"}, now, 1s);
+  CHECK(a1.now);
+  CHECK(a1.at == now);
+  CHECK(a2.at == now);
+  CHECK(a3.now);
+  CHECK(a3.at == now + 500ms);
+  // Another domain is not held back.
+  CHECK(t.reserve("j4", {"b.com"}, now, 0ms).at == now);
+  // Over the caller's wait: snooze until the slot, which is kept for the job.
+  auto a4 = t.reserve("j5", {"a.com"}, now, 100ms);
+  CHECK(!a4.now);
+  CHECK(a4.at == now + 1000ms);
+  auto a5 = t.reserve("j6", {"a.com"}, now, 100ms);
+  CHECK(!a5.now);
+  CHECK(a5.at == now + 1500ms);  // the next job gets the next slot, not the same one
+  // j5 back too early snoozes again for the same slot; back in time, it sends.
+  auto early = t.reserve("j5", {"a.com"}, now + 200ms, 100ms);
+  CHECK(!early.now);
+  CHECK(early.at == now + 1000ms);
+  auto back = t.reserve("j5", {"a.com"}, now + 1200ms, 100ms);
+  CHECK(back.now);
+  CHECK(back.at == now + 1200ms);
+  // Its booking is used up: a third return books anew, after j6.
+  CHECK(t.reserve("j5", {"a.com"}, now + 1200ms, 5s).at == now + 2000ms);
+  // A message to two domains waits for the later one and books both.
+  auto both = t.reserve("j7", {"a.com", "c.com"}, now, 5s);
+  CHECK(both.at == now + 2500ms);
+  CHECK(t.reserve("j8", {"c.com"}, now, 5s).at == now + 2500ms);  // c's burst is used up by then
+  // Off.
+  domain_throttle off(0);
+  for (int i = 0; i < 100; ++i) CHECK(off.reserve("j", {"a.com"}, now, 0ms).now);
+  CHECK(off.tracked() == 0);
+}
+
+TEST_CASE("schema: header injection and bad addresses are 400 at the API") {
+  jobs::schema_registry reg(std::string(JOBS_SOURCE_DIR) + "/schemas/jobs");
+  auto check = [&](const std::string& payload, const std::string& pointer) {
+    auto p = reg.validate("email", "send", json::parse(payload));
+    REQUIRE_MESSAGE(p, payload);
+    CHECK(p->code == "payload_invalid");
+    CHECK_MESSAGE(p->pointer == pointer, payload, " -> ", p->pointer, ": ", p->detail);
+  };
+  CHECK(!reg.validate("email", "send", json::parse(minimal)));
+  check(
+      R"({"from":"a@example.com","to":["b@example.org"],"subject":"Hi\r\nBcc: x@evil.example","text":"x"})",
+      "/payload/subject");
+  // NUL never reaches the regexes (valijson hands them C strings): the API
+  // refuses it after the schema (api/submission.cpp), the worker again.
+  check(
+      R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x","headers":{"X-A":"1\n2"}})",
+      "/payload/headers/X-A");
+  check(
+      R"({"from":"a@example.com","to":["b@example.org\nBcc: c@evil.example"],"subject":"s","text":"x"})",
+      "/payload/to/0");
+  check(R"({"from":"bad","to":["b@example.org"],"subject":"s","text":"x"})", "/payload/from");
+  check(
+      R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x","headers":{"Bcc":"x"}})",
+      "/payload");  // valijson reports propertyNames at the parent
+  check(R"({"from":"a@example.com","to":["b@example.org"],"subject":"s"})", "/payload");
+  // The schema's own examples are valid.
+  auto ok =
+      R"({"from":{"email":"news@example.com","name":"Zoë"},"to":[{"email":"ada@example.org","name":"Ada"}],
+    "bcc":["audit@example.com"],"subject":"Größer","text":"t","html":"<p>h</p>",
+    "headers":{"List-Unsubscribe":"<mailto:u@example.com>","X-Campaign":"c1"},
+    "attachments":[{"filename":"hello.txt","content_type":"text/plain","content":"aGVsbG8="}],"tags":["news"]})";
+  auto p = reg.validate("email", "send", json::parse(ok));
+  CHECK_MESSAGE(!p, (p ? p->detail + " at " + p->pointer : ""));
+}
+
+TEST_CASE("email options: TLS modes, default ports, credentials only over TLS") {
+  auto opts = [](std::map<std::string, std::string> env) {
+    return jobs::email_options_from(jobs::load_config(env));
+  };
+  auto d = opts({});
+  CHECK(d.relay.host.empty());
+  CHECK(d.relay.port == 587);
+  CHECK(d.relay.tls == tls_mode::starttls);
+  CHECK(d.relay.verify);
+  CHECK(opts({{"JOBS_SMTP_TLS", "implicit"}}).relay.port == 465);
+  CHECK(opts({{"JOBS_SMTP_TLS", "off"}, {"JOBS_SMTP_PORT", "25"}}).relay.port == 25);
+  CHECK(opts({{"JOBS_SMTP_USER", "u"}, {"JOBS_SMTP_PASSWORD", "p"}}).relay.user == "u");
+  CHECK_THROWS_AS(opts({{"JOBS_SMTP_TLS", "off"}, {"JOBS_SMTP_USER", "u"}}), jobs::config_error);
+  CHECK_THROWS_AS(opts({{"JOBS_SMTP_TLS", "starttls-optional"}, {"JOBS_SMTP_USER", "u"}}),
+                  jobs::config_error);
+  CHECK_THROWS_AS(opts({{"JOBS_EMAIL_MESSAGE_ID_DOMAIN", "not a host"}}), jobs::config_error);
+}

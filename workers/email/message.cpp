@@ -1,0 +1,290 @@
+#include "workers/email/message.hpp"
+
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <ctime>
+
+namespace jobs::email {
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::string_view base64_alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+bool is_atext(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) ||
+         std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos;
+}
+
+bool printable_ascii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string base64_encode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                 (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
+    for (int s = 18; s >= 0; s -= 6) out += base64_alphabet[(v >> s) & 63];
+  }
+  if (i < in.size()) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += base64_alphabet[(v >> 18) & 63];
+    out += base64_alphabet[(v >> 12) & 63];
+    out += i + 1 < in.size() ? base64_alphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+}  // namespace
+
+bool valid_address(std::string_view a) {
+  if (a.size() > limits::max_address) return false;
+  auto at = a.rfind('@');
+  if (at == std::string_view::npos || at == 0 || at > limits::max_local_part) return false;
+  std::string_view local = a.substr(0, at), domain = a.substr(at + 1);
+  // dot-atom: atoms of atext separated by single dots.
+  if (local.front() == '.' || local.back() == '.' || local.find("..") != std::string_view::npos)
+    return false;
+  if (!std::all_of(local.begin(), local.end(), [](char c) { return c == '.' || is_atext(c); }))
+    return false;
+  // Host name: labels of letters, digits and inner hyphens, 1 to 63 each.
+  if (domain.empty() || domain.size() > 253) return false;
+  std::size_t start = 0;
+  for (;;) {
+    auto dot = domain.find('.', start);
+    auto label = domain.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+      return false;
+    if (!std::all_of(label.begin(), label.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
+        }))
+      return false;
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
+std::string domain_of(std::string_view address) {
+  auto at = address.rfind('@');
+  if (at == std::string_view::npos) return {};
+  std::string d(address.substr(at + 1));
+  std::transform(d.begin(), d.end(), d.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return d;
+}
+
+bool header_safe(std::string_view v) {
+  return std::none_of(v.begin(), v.end(),
+                      [](char c) { return (c >= 0 && c < 0x20 && c != '\t') || c == 0x7f; });
+}
+
+bool valid_utf8(std::string_view s) {
+  static constexpr std::array<std::uint32_t, 4> min_code{0, 0x80, 0x800, 0x10000};
+  for (std::size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    std::uint32_t cp = c;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c >> 5) == 6) {
+      n = 1, cp = c & 0x1F;
+    } else if ((c >> 4) == 14) {
+      n = 2, cp = c & 0x0F;
+    } else if ((c >> 3) == 30) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= n) return false;
+    for (std::size_t k = 1; k <= n; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if (cp < min_code[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+bool allowed_custom_header(std::string_view name) {
+  static constexpr std::array<std::string_view, 9> names{
+      "List-Unsubscribe", "List-Unsubscribe-Post", "List-Id",  "In-Reply-To", "References",
+      "Precedence",       "Auto-Submitted",        "Keywords", "Comments"};
+  if (std::any_of(names.begin(), names.end(), [&](auto n) { return iequals(n, name); }))
+    return true;
+  if (name.size() < 3 || name.size() > 76 || !iequals(name.substr(0, 2), "X-") ||
+      iequals(name, "X-Tags"))
+    return false;
+  return std::all_of(name.begin() + 2, name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
+  });
+}
+
+std::string encode_words(std::string_view text) {
+  // "=?UTF-8?B?" + base64 + "?=" within 75 characters leaves 63 for base64,
+  // that is 45 bytes of text; cut before a continuation byte, never inside.
+  constexpr std::size_t max_bytes = 45;
+  std::string out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t end = std::min(text.size(), i + max_bytes);
+    while (end < text.size() && end > i && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
+      --end;
+    if (!out.empty()) out += "\r\n ";
+    out += "=?UTF-8?B?" + base64_encode(text.substr(i, end - i)) + "?=";
+    i = end;
+  }
+  return out;
+}
+
+std::string encode_unstructured(std::string_view text) {
+  // Printable ASCII stays readable unless it could be taken for an encoded-word.
+  if (printable_ascii(text) && text.find("=?") == std::string_view::npos) return std::string(text);
+  return encode_words(text);
+}
+
+std::string format_mailbox(const mailbox& m) {
+  if (m.name.empty()) return m.address;
+  std::string name;
+  if (!printable_ascii(m.name) || m.name.find("=?") != std::string::npos) {
+    name = encode_words(m.name);
+  } else if (std::all_of(m.name.begin(), m.name.end(),
+                         [](char c) { return c == ' ' || is_atext(c); }) &&
+             m.name.front() != ' ' && m.name.back() != ' ') {
+    name = m.name;
+  } else {
+    name = "\"";
+    for (char c : m.name) {
+      if (c == '"' || c == '\\') name += '\\';
+      name += c;
+    }
+    name += '"';
+  }
+  return name + " <" + m.address + ">";
+}
+
+std::string message_id(std::string_view job_id, std::string_view domain) {
+  return fmt::format("<{}@{}>", job_id, domain);
+}
+
+std::string rfc5322_date(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  static constexpr std::array<std::string_view, 7> days{"Sun", "Mon", "Tue", "Wed",
+                                                        "Thu", "Fri", "Sat"};
+  static constexpr std::array<std::string_view, 12> months{
+      "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  return fmt::format("{}, {:02} {} {} {:02}:{:02}:{:02} +0000", days[tm.tm_wday], tm.tm_mday,
+                     months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+std::vector<std::string> top_headers(const message& m, std::string_view message_id,
+                                     std::string_view date) {
+  auto list = [](const std::vector<mailbox>& boxes) {
+    std::string out;
+    for (const auto& b : boxes) out += (out.empty() ? "" : ",\r\n ") + format_mailbox(b);
+    return out;
+  };
+  std::vector<std::string> h;
+  h.push_back("From: " + format_mailbox(m.from));
+  h.push_back("To: " + list(m.to));
+  if (!m.cc.empty()) h.push_back("Cc: " + list(m.cc));
+  if (m.reply_to) h.push_back("Reply-To: " + format_mailbox(*m.reply_to));
+  h.push_back("Subject: " + encode_unstructured(m.subject));
+  h.push_back(fmt::format("Date: {}", date));
+  h.push_back(fmt::format("Message-ID: {}", message_id));
+  for (const auto& [name, value] : m.headers) h.push_back(name + ": " + encode_unstructured(value));
+  if (!m.tags.empty()) {
+    std::string tags;
+    for (const auto& t : m.tags) tags += (tags.empty() ? "" : ", ") + t;
+    h.push_back("X-Tags: " + tags);
+  }
+  return h;
+}
+
+std::string content_disposition(std::string_view filename) {
+  if (printable_ascii(filename)) {
+    std::string out = "attachment; filename=\"";
+    for (char c : filename) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    return out + "\"";
+  }
+  std::string out = "attachment; filename*=UTF-8''";
+  for (unsigned char c : filename) {
+    if (std::isalnum(c) ||
+        std::string_view("!#$&+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos)
+      out += static_cast<char>(c);
+    else
+      out += fmt::format("%{:02X}", c);
+  }
+  return out;
+}
+
+std::string crlf_lines(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 32);
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\r') {
+      out += "\r\n";
+      if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
+    } else if (c == '\n') {
+      out += "\r\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view in) {
+  if (in.size() % 4 != 0) return std::nullopt;
+  std::string out;
+  out.reserve(in.size() / 4 * 3);
+  std::uint32_t acc = 0;
+  int bits = 0, pad = 0;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '=') {
+      // Padding only at the very end, at most two.
+      if (i + 2 < in.size()) return std::nullopt;
+      ++pad;
+      continue;
+    }
+    if (pad) return std::nullopt;
+    auto v = base64_alphabet.find(c);
+    if (v == std::string_view::npos) return std::nullopt;
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  return out;
+}
+
+}  // namespace jobs::email
