@@ -7,6 +7,7 @@
 // answers 503 `unavailable` (with Retry-After) and logs the reason.
 
 #include "api/submission.hpp"
+#include "api/webhook_endpoints.hpp"
 #include "common/keys.hpp"
 #include "common/problem.hpp"
 #include "common/store.hpp"
@@ -54,6 +55,15 @@ class api_backend {
   virtual boost::asio::awaitable<std::pair<retry_result, std::string>> retry_job(
       const tenant_id& t, const job_id& id) = 0;
   virtual boost::asio::awaitable<readiness> ready() = 0;
+
+  // Webhook endpoints (api/webhook_endpoints.hpp). A backend without them
+  // throws, which the router answers with 503.
+  /// (created, the endpoint's JSON).
+  virtual boost::asio::awaitable<std::pair<bool, std::string>> put_webhook_endpoint(
+      const tenant_id& t, const std::string& name, const webhook_endpoint_spec& spec);
+  virtual boost::asio::awaitable<std::optional<std::string>> find_webhook_endpoint(
+      const tenant_id& t, const std::string& name);
+  virtual boost::asio::awaitable<std::string> list_webhook_endpoints(const tenant_id& t);
 };
 
 }  // namespace jobs

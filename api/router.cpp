@@ -106,6 +106,9 @@ const std::vector<router::route_entry>& router::routes() {
       {http::verb::get, "/v1/jobs/{id}", true, false, &router::get_job},
       {http::verb::post, "/v1/jobs/{id}/cancel", true, true, &router::cancel},
       {http::verb::post, "/v1/jobs/{id}/retry", true, true, &router::retry},
+      {http::verb::get, "/v1/webhook-endpoints", true, false, &router::list_endpoints},
+      {http::verb::get, "/v1/webhook-endpoints/{name}", true, false, &router::get_endpoint},
+      {http::verb::put, "/v1/webhook-endpoints/{name}", true, true, &router::put_endpoint},
   };
   return table;
 }

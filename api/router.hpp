@@ -14,6 +14,8 @@
 //   POST /v1/jobs/{id}/cancel     200 {job}: cancelled now (it was scheduled, queued or
 //                                 failed); 202 {job}: running, its worker is asked to
 //                                 stop; 409 not_cancellable: already final
+//   PUT  /v1/webhook-endpoints/{name}, GET /v1/webhook-endpoints[/{name}]
+//                                 the tenant's webhook endpoints (api/webhook_endpoints.hpp)
 //
 // Every /v1 route needs `Authorization: Bearer <key>`; routes that write
 // refuse keys with the `viewer` role (403 forbidden). Errors are RFC 9457
@@ -78,6 +80,10 @@ class router {
   boost::asio::awaitable<http_response> get_job(const request_context& ctx);
   boost::asio::awaitable<http_response> cancel(const request_context& ctx);
   boost::asio::awaitable<http_response> retry(const request_context& ctx);
+  // api/webhook_routes.cpp
+  boost::asio::awaitable<http_response> put_endpoint(const request_context& ctx);
+  boost::asio::awaitable<http_response> get_endpoint(const request_context& ctx);
+  boost::asio::awaitable<http_response> list_endpoints(const request_context& ctx);
 
   api_backend& backend_;
   const schema_registry& schemas_;

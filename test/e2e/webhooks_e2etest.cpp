@@ -3,9 +3,11 @@
 // delivering to a local HTTP(S) sink (test/support/webhook_sink.hpp) that
 // the tests allow-list on loopback (except the SSRF test, which must not).
 #include "common/db.hpp"
+#include "common/keys.hpp"
+#include "common/webhook_signature.hpp"
 #include "support/live.hpp"
+#include "support/openapi.hpp"
 #include "support/webhook_sink.hpp"
-#include "workers/webhooks/signature.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -304,8 +306,8 @@ TEST_CASE("TLS: verification fails without the test CA and passes with it") {
       "-out srv.csr -subj /CN=localhost "
       "&& printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext "
       "&& openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem "
-      "-days 2 -extfile ext) > openssl.log 2>&1",
-      dir.string());
+      "-days 2 -extfile ext) > '{}/openssl.log' 2>&1",
+      dir.string(), dir.string());
   REQUIRE(std::system(("(" + cmd).c_str()) == 0);
   webhook_sink sink((dir / "srv.pem").string(), (dir / "srv.key").string());
   scratch s;
@@ -382,4 +384,67 @@ TEST_CASE("SSRF: loopback, private, link-local, CGNAT, multicast, unspecified ar
   }
   CHECK(sink.connections() == 0);
   CHECK(sink.count() == 0);
+}
+
+TEST_CASE("endpoints through the API; the circuit breaker pauses a failing endpoint") {
+  webhook_sink sink;
+  scratch s;
+  auto env = sink_env();
+  env["JOBS_WEBHOOK_BREAKER_FAILURES"] = "2";
+  env["JOBS_WEBHOOK_BREAKER_COOLDOWN_MS"] = "2500";
+  platform p(s, {"webhooks"}, env);
+  auto key = create_key(s.pg_url, "acme");
+  std::string submitter;
+  {
+    auto c = jobs::pg_connect(s.pg_url);
+    submitter = jobs::create_api_key(*c, jobs::tenant_id{"acme"}, "s", "submitter");
+  }
+  http_client h(p.port);
+  auto put = [&](const std::string& name, const std::string& body, const std::string& k) {
+    return h.request(boost::beast::http::verb::put, "/v1/webhook-endpoints/" + name, body,
+                     {{"authorization", "Bearer " + k}, {"content-type", "application/json"}});
+  };
+  auto body = R"({"secrets":[")" + secret_a + R"("],"retry_schedule_ms":[100]})";
+  CHECK(put("flaky", body, submitter).status == 403);
+  CHECK(put("flaky", R"({"secrets":["whsec_x"]})", key).status == 400);
+  auto r = put("flaky", body, key);
+  REQUIRE(r.status == 201);
+  CHECK(openapi_contract().violations("WebhookEndpoint", r.json()).empty());
+  CHECK(r.body.find("whsec_") == std::string::npos);  // never echoed
+  CHECK(r.json().at("secret_count") == 1);
+  CHECK(r.json().at("state") == "active");
+  // A rotation: the new and the old secret; the breaker state stays.
+  r = put("flaky",
+          R"({"secrets":[")" + secret_b + R"(",")" + secret_a + R"("],"retry_schedule_ms":[100]})",
+          key);
+  CHECK(r.status == 200);
+  CHECK(r.json().at("secret_count") == 2);
+  auto list = h.get("/v1/webhook-endpoints", key);
+  CHECK(list.status == 200);
+  CHECK(openapi_contract().violations("WebhookEndpointList", list.json()).empty());
+  CHECK(list.json().at("endpoints").as_array().size() == 1);
+  CHECK(h.get("/v1/webhook-endpoints/nope", key).status == 404);
+
+  // Fails three times, then answers 200. After two failures the endpoint is
+  // paused for 2.5 s: the job waits (attempts not used), then fails once
+  // more (paused again), then succeeds, which closes the breaker.
+  auto id = submit(h, key, {{"url", sink.base() + "/fail/3/cb"}, {"endpoint", "flaky"}}, 10);
+  bool paused = wait_until(
+      [&] { return h.get("/v1/webhook-endpoints/flaky", key).json().at("state") == "paused"; },
+      20s);
+  REQUIRE(paused);
+  auto ep = h.get("/v1/webhook-endpoints/flaky", key).json();
+  CHECK(ep.at("consecutive_failures").as_int64() >= 2);
+  CHECK(ep.at("paused_until").is_string());
+  auto job = wait_final(h, key, id, 30s);
+  CHECK(state(job) == "succeeded");
+  CHECK(job.at("attempts") == 4);
+  auto got = sink.requests("/fail/3/cb");
+  REQUIRE(got.size() == 4);
+  CHECK(got[2].at - got[1].at >= 2s);  // held by the pause, not the 100 ms gap
+  auto sigs = got[3].header("webhook-signature");
+  CHECK(sigs.find(' ') != std::string::npos);  // both rotation secrets sign
+  ep = h.get("/v1/webhook-endpoints/flaky", key).json();
+  CHECK(ep.at("consecutive_failures") == 0);
+  CHECK(ep.at("state") == "active");
 }

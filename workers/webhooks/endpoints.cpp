@@ -2,7 +2,7 @@
 
 #include "common/log.hpp"
 #include "common/time.hpp"
-#include "workers/webhooks/signature.hpp"
+#include "common/webhook_signature.hpp"
 
 namespace jobs::webhooks {
 

@@ -1,7 +1,7 @@
 #include "common/log.hpp"
+#include "common/webhook_signature.hpp"
 #include "workers/webhooks/endpoints.hpp"
 #include "workers/webhooks/http_client.hpp"
-#include "workers/webhooks/signature.hpp"
 #include "workers/webhooks/webhooks.hpp"
 
 #include <fmt/format.h>

@@ -1,4 +1,4 @@
-#include "workers/webhooks/signature.hpp"
+#include "common/webhook_signature.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>

@@ -1,7 +1,7 @@
 // ctest-labels: webhooks
-// Standard Webhooks signatures (workers/webhooks/signature.hpp), checked
+// Standard Webhooks signatures (common/webhook_signature.hpp), checked
 // against the spec's published example and against the openssl CLI.
-#include "workers/webhooks/signature.hpp"
+#include "common/webhook_signature.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>

@@ -1,5 +1,6 @@
 #pragma once
-// Standard Webhooks signatures (https://www.standardwebhooks.com/).
+// Standard Webhooks signatures (https://www.standardwebhooks.com/), shared by
+// the API (which checks secrets) and the webhook worker (which signs).
 //
 // Every delivery carries
 //   webhook-id:        the job id, the same on every attempt (receivers de-duplicate on it)
