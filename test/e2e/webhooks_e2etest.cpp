@@ -448,3 +448,35 @@ TEST_CASE("endpoints through the API; the circuit breaker pauses a failing endpo
   CHECK(ep.at("consecutive_failures") == 0);
   CHECK(ep.at("state") == "active");
 }
+
+TEST_CASE("a cancel, or the job's timeout, stops a delivery in flight at once") {
+  webhook_sink sink;
+  scratch s;
+  platform p(s, {"webhooks"}, sink_env());
+  auto key = create_key(s.pg_url, "acme");
+  put_endpoint(s.pg_url, "acme", "default", {secret_a});
+  http_client h(p.port);
+
+  auto id = submit(h, key, {{"url", sink.base() + "/slow/20000/cancel"}, {"timeout_ms", 30000}});
+  REQUIRE(wait_until([&] { return !sink.requests("/slow/20000/cancel").empty(); }, 10s));
+  auto start = std::chrono::steady_clock::now();
+  CHECK(h.post_json("/v1/jobs/" + id + "/cancel", "", key).status == 202);
+  auto job = wait_final(h, key, id, 10s);
+  CHECK(state(job) == "cancelled");
+  CHECK(std::chrono::steady_clock::now() - start < 3s);  // not the 20 s answer
+
+  // The job's own execution timeout (500 ms) is shorter than the delivery's.
+  boost::json::object body{
+      {"queue", "webhooks"},
+      {"type", "deliver"},
+      {"timeout_ms", 500},
+      {"max_attempts", 1},
+      {"payload", {{"url", sink.base() + "/slow/20000/timeout"}, {"timeout_ms", 30000}}}};
+  auto r = h.post_json("/v1/jobs", boost::json::serialize(body), key);
+  REQUIRE(r.status == 202);
+  start = std::chrono::steady_clock::now();
+  job = wait_final(h, key, std::string(r.json().at("id").as_string()), 10s);
+  CHECK(state(job) == "dead");
+  CHECK(error(job).find("timed out after 500 ms") != std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - start < 5s);
+}

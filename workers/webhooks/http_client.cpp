@@ -14,6 +14,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <optional>
 
 namespace jobs::webhooks {
@@ -96,6 +99,19 @@ asio::awaitable<void> http_client::watchdog(std::shared_ptr<watch> w) {
   }
 }
 
+namespace {
+// An idle connection the server has closed (or, without TLS, sent stray
+// bytes on) is no use: peek without blocking. TLS 1.3 session tickets may
+// legitimately wait unread on a TLS connection.
+bool unusable(beast::tcp_stream& s, bool tls) {
+  char b;
+  auto n = ::recv(s.socket().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return true;
+  if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
+  return !tls;
+}
+}  // namespace
+
 std::unique_ptr<http_client::connection> http_client::take_idle(const std::string& origin) {
   auto it = idle_.find(origin);
   if (it == idle_.end()) return nullptr;
@@ -103,7 +119,9 @@ std::unique_ptr<http_client::connection> http_client::take_idle(const std::strin
   while (!q.empty()) {
     auto c = std::move(q.back());
     q.pop_back();
-    if (steady::now() - c->idle_since < opts_.idle_timeout) return c;
+    if (steady::now() - c->idle_since < opts_.idle_timeout &&
+        !unusable(c->tcp(), c->tls != nullptr))
+      return c;
   }
   idle_.erase(it);
   return nullptr;
