@@ -26,6 +26,11 @@ constexpr const char* endpoint_json_sql =
     "  'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
     "  'updated_at', to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))";
 
+// PostgreSQL's JSON text has spaces around ':'; clients get it compact.
+std::string compact(const pqxx::field& f) {
+  return boost::json::serialize(boost::json::parse(f.c_str()));
+}
+
 std::string text_array(const std::vector<std::string>& items) {
   std::string out = "{";
   for (const auto& s : items)
@@ -104,7 +109,7 @@ std::pair<bool, std::string> put_webhook_endpoint(pqxx::work& w, const tenant_id
           endpoint_json_sql,
       t.value, name, text_array(spec.secrets),
       schedule ? schedule->c_str() : static_cast<const char*>(nullptr));
-  return {r[0][0].as<bool>(), r[0][1].as<std::string>()};
+  return {r[0][0].as<bool>(), compact(r[0][1])};
 }
 
 std::optional<std::string> find_webhook_endpoint_json(pqxx::connection& c, const tenant_id& t,
@@ -114,7 +119,7 @@ std::optional<std::string> find_webhook_endpoint_json(pqxx::connection& c, const
                              " FROM webhook_endpoints WHERE tenant_id = $1 AND name = $2",
                          t.value, name);
   if (r.empty()) return std::nullopt;
-  return r[0][0].as<std::string>();
+  return compact(r[0][0]);
 }
 
 std::string list_webhook_endpoints_json(pqxx::connection& c, const tenant_id& t) {
@@ -124,7 +129,7 @@ std::string list_webhook_endpoints_json(pqxx::connection& c, const tenant_id& t)
                              " ORDER BY name), '[]'::json)) FROM webhook_endpoints "
                              "WHERE tenant_id = $1",
                          t.value);
-  return r[0][0].as<std::string>();
+  return compact(r[0][0]);
 }
 
 }  // namespace jobs

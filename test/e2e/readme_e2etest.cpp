@@ -69,4 +69,7 @@ TEST_CASE("the README's curl examples work against a running platform") {
   CHECK(text.str().find("Idempotent-Replayed: true") != std::string::npos);
   CHECK(id_after("HTTP/1.1 202 Accepted") == id_after("Idempotent-Replayed: true"));
   CHECK(text.str().find(R"("code":"idempotency_key_reused")") != std::string::npos);
+  // The webhook endpoint example: created, and shown without its secret.
+  CHECK(text.str().find(R"("name":"default","secret_count":1)") != std::string::npos);
+  CHECK(text.str().find("whsec_") == std::string::npos);
 }
