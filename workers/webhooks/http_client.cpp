@@ -30,6 +30,7 @@ using error_code = boost::system::error_code;
 
 namespace {
 constexpr auto watch_interval = std::chrono::milliseconds(50);
+constexpr auto sweep_interval = std::chrono::seconds(5);
 constexpr std::size_t header_limit = 16 << 10;
 constexpr const char* user_agent = "jobs-webhooks/0.1";
 
@@ -128,6 +129,18 @@ std::unique_ptr<http_client::connection> http_client::take_idle(const std::strin
 }
 
 void http_client::put_idle(const std::string& origin, std::unique_ptr<connection> c) {
+  // Now and then, close what expired everywhere, so origins never asked
+  // again do not keep their sockets.
+  auto now = steady::now();
+  if (now - last_sweep_ > sweep_interval) {
+    last_sweep_ = now;
+    for (auto it = idle_.begin(); it != idle_.end();) {
+      std::erase_if(it->second, [&](const std::unique_ptr<connection>& idle) {
+        return now - idle->idle_since >= opts_.idle_timeout;
+      });
+      it = it->second.empty() ? idle_.erase(it) : std::next(it);
+    }
+  }
   auto& q = idle_[origin];
   if (static_cast<int>(q.size()) >= opts_.idle_per_origin) return;  // closed on destruction
   c->idle_since = steady::now();

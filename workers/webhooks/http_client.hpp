@@ -9,8 +9,10 @@
 // - https: certificate and host name verification always on (the system's
 //   CAs, plus `ca_file`), SNI, TLS 1.2 at least.
 // - Keep-alive connections are pooled per origin (at most `idle_per_origin`
-//   idle ones, each for at most `idle_timeout`); a pooled connection that
-//   turns out closed is replaced once by a fresh one.
+//   idle ones, each for at most `idle_timeout`, expired ones closed every
+//   few seconds); a pooled connection found closed by its server is not
+//   reused, and one that turns out closed when written to is replaced once
+//   by a fresh one.
 // - Deadlines: `connect_timeout` for resolving, connecting and the TLS
 //   handshake; the request's `timeout` for everything. The response body is
 //   read up to `response_limit`; the first `stored_body` bytes are kept.
@@ -87,6 +89,7 @@ class http_client {
   client_options opts_;
   boost::asio::ssl::context tls_;
   std::map<std::string, std::deque<std::unique_ptr<connection>>> idle_;
+  std::chrono::steady_clock::time_point last_sweep_{};
 };
 
 }  // namespace jobs::webhooks
