@@ -26,7 +26,8 @@
 //   JOBS_QUEUE_DELIVERY_LIMIT    10 deliveries before a message is dead-lettered
 //   JOBS_WORKER_QUEUE            processing
 //   JOBS_WORKER_CONCURRENCY      8 handler threads
-//   JOBS_WORKER_PREFETCH         2 x concurrency
+//   JOBS_WORKER_PREFETCH         2 x concurrency (a worker with async handlers raises it
+//                                to concurrency + JOBS_WORKER_ASYNC_INFLIGHT)
 //   JOBS_WORKER_LEASE_MS         60000
 //   JOBS_WORKER_SHUTDOWN_MS      30000 (drain deadline on SIGTERM)
 //   JOBS_WORKER_JOB_TIMEOUT_MS   300000 (a job's execution timeout unless it sets timeout_ms)
