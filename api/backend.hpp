@@ -8,6 +8,7 @@
 
 #include "api/key_request.hpp"
 #include "api/submission.hpp"
+#include "api/webhook_endpoints.hpp"
 #include "common/keys.hpp"
 #include "common/problem.hpp"
 #include "common/store.hpp"
@@ -69,6 +70,14 @@ class api_backend {
   virtual boost::asio::awaitable<std::string> list_keys(const tenant_id& t) = 0;
   virtual boost::asio::awaitable<std::optional<std::string>> revoke_key(const tenant_id& t,
                                                                         const std::string& id) = 0;
+  // Webhook endpoints (api/webhook_endpoints.hpp). A backend without them
+  // throws, which the router answers with 503.
+  /// (created, the endpoint's JSON).
+  virtual boost::asio::awaitable<std::pair<bool, std::string>> put_webhook_endpoint(
+      const tenant_id& t, const std::string& name, const webhook_endpoint_spec& spec);
+  virtual boost::asio::awaitable<std::optional<std::string>> find_webhook_endpoint(
+      const tenant_id& t, const std::string& name);
+  virtual boost::asio::awaitable<std::string> list_webhook_endpoints(const tenant_id& t);
 };
 
 }  // namespace jobs

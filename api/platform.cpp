@@ -176,3 +176,49 @@ void platform_backend::forget_keys() {
 }
 
 }  // namespace jobs
+
+namespace jobs {
+
+boost::asio::awaitable<std::pair<bool, std::string>> api_backend::put_webhook_endpoint(
+    const tenant_id&, const std::string&, const webhook_endpoint_spec&) {
+  throw std::runtime_error("this backend has no webhook endpoints");
+  co_return std::pair<bool, std::string>{};
+}
+
+boost::asio::awaitable<std::optional<std::string>> api_backend::find_webhook_endpoint(
+    const tenant_id&, const std::string&) {
+  throw std::runtime_error("this backend has no webhook endpoints");
+  co_return std::nullopt;
+}
+
+boost::asio::awaitable<std::string> api_backend::list_webhook_endpoints(const tenant_id&) {
+  throw std::runtime_error("this backend has no webhook endpoints");
+  co_return std::string();
+}
+
+boost::asio::awaitable<std::pair<bool, std::string>> platform_backend::put_webhook_endpoint(
+    const tenant_id& t, const std::string& name, const webhook_endpoint_spec& spec) {
+  auto op = [t, name, spec](pqxx::connection& c) {
+    pqxx::work w(c);
+    auto r = jobs::put_webhook_endpoint(w, t, name, spec);
+    w.commit();
+    return r;
+  };
+  auto reply = co_await db_call(reads_, op);
+  co_return reply;
+}
+
+boost::asio::awaitable<std::optional<std::string>> platform_backend::find_webhook_endpoint(
+    const tenant_id& t, const std::string& name) {
+  auto query = [t, name](pqxx::connection& c) { return find_webhook_endpoint_json(c, t, name); };
+  auto ep = co_await db_call(reads_, query);
+  co_return ep;
+}
+
+boost::asio::awaitable<std::string> platform_backend::list_webhook_endpoints(const tenant_id& t) {
+  auto query = [t](pqxx::connection& c) { return list_webhook_endpoints_json(c, t); };
+  auto list = co_await db_call(reads_, query);
+  co_return list;
+}
+
+}  // namespace jobs

@@ -40,6 +40,11 @@ class platform_backend final : public api_backend {
                                                                 const std::string& id) override;
   /// Drops every cached key lookup (a key was revoked somewhere).
   void forget_keys();
+  boost::asio::awaitable<std::pair<bool, std::string>> put_webhook_endpoint(
+      const tenant_id& t, const std::string& name, const webhook_endpoint_spec& spec) override;
+  boost::asio::awaitable<std::optional<std::string>> find_webhook_endpoint(
+      const tenant_id& t, const std::string& name) override;
+  boost::asio::awaitable<std::string> list_webhook_endpoints(const tenant_id& t) override;
 
  private:
   static constexpr std::size_t auth_cache_max = 10000;

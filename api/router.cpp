@@ -111,6 +111,9 @@ const std::vector<router::route_entry>& router::routes() {
       {http::verb::post, "/v1/keys", true, true, &router::create_key, true},
       {http::verb::get, "/v1/keys", true, false, &router::list_keys, true},
       {http::verb::delete_, "/v1/keys/{id}", true, true, &router::revoke_key, true},
+      {http::verb::get, "/v1/webhook-endpoints", true, false, &router::list_endpoints},
+      {http::verb::get, "/v1/webhook-endpoints/{name}", true, false, &router::get_endpoint},
+      {http::verb::put, "/v1/webhook-endpoints/{name}", true, true, &router::put_endpoint, true},
   };
   return table;
 }

@@ -25,6 +25,8 @@
 //   POST /v1/jobs/{id}/cancel     200 {job}: cancelled now (it was scheduled, queued or
 //                                 failed); 202 {job}: running, its worker is asked to
 //                                 stop; 409 not_cancellable: already final
+//   PUT  /v1/webhook-endpoints/{name}, GET /v1/webhook-endpoints[/{name}]
+//                                 the tenant's webhook endpoints (api/webhook_endpoints.hpp)
 //
 // Every /v1 route needs `Authorization: Bearer <key>`; routes that write
 // refuse keys with the `viewer` role (403 forbidden), key management needs
@@ -104,6 +106,10 @@ class router {
   /// Takes `n` tokens for the request's key and tenant; the 429 when there
   /// are not enough.
   std::optional<http_response> limit(const request_context& ctx, double n);
+  // api/webhook_routes.cpp
+  boost::asio::awaitable<http_response> put_endpoint(const request_context& ctx);
+  boost::asio::awaitable<http_response> get_endpoint(const request_context& ctx);
+  boost::asio::awaitable<http_response> list_endpoints(const request_context& ctx);
 
   api_backend& backend_;
   const schema_registry& schemas_;

@@ -32,11 +32,22 @@
 //   JOBS_QUEUE_DELIVERY_LIMIT    10 deliveries before a message is dead-lettered
 //   JOBS_WORKER_QUEUE            processing
 //   JOBS_WORKER_CONCURRENCY      8 handler threads
-//   JOBS_WORKER_PREFETCH         2 x concurrency
+//   JOBS_WORKER_PREFETCH         2 x concurrency (a worker with async handlers raises it
+//                                to concurrency + JOBS_WORKER_ASYNC_INFLIGHT)
 //   JOBS_WORKER_LEASE_MS         60000
 //   JOBS_WORKER_SHUTDOWN_MS      30000 (drain deadline on SIGTERM)
 //   JOBS_WORKER_JOB_TIMEOUT_MS   300000 (a job's execution timeout unless it sets timeout_ms)
 //   JOBS_WORKER_CANCEL_GRACE_MS  5000 (how long a stopped handler may take to return)
+//   JOBS_WORKER_ASYNC_INFLIGHT   256 jobs of async handlers (webhooks) in flight per worker
+//   JOBS_WEBHOOK_ALLOW           empty; comma list of CIDRs and host names exempt from the
+//                                SSRF rules (e.g. 127.0.0.1/32,hooks.internal)
+//   JOBS_WEBHOOK_CA_FILE         empty; a PEM file of CAs trusted besides the system's
+//   JOBS_WEBHOOK_TIMEOUT_MS      15000 (a delivery's total deadline unless it sets timeout_ms)
+//   JOBS_WEBHOOK_CONNECT_TIMEOUT_MS  5000 (resolve + connect + TLS handshake)
+//   JOBS_WEBHOOK_RESPONSE_LIMIT  65536 bytes of a response body read (4 KiB of it stored)
+//   JOBS_WEBHOOK_IDLE_PER_ORIGIN 16 keep-alive connections kept per origin
+//   JOBS_WEBHOOK_BREAKER_FAILURES 20 consecutive failures that pause an endpoint
+//   JOBS_WEBHOOK_BREAKER_COOLDOWN_MS 60000 (how long a paused endpoint waits)
 //   JOBS_AUTH_CACHE_MS           5000
 //   JOBS_IDEMPOTENCY_TTL_MS      86400000 (24 h: how long an Idempotency-Key names its job)
 //   JOBS_LOG_LEVEL               info (debug, info, warn, error)
@@ -105,6 +116,15 @@ struct config {
   std::chrono::milliseconds worker_shutdown{30000};
   std::chrono::milliseconds worker_job_timeout{300000};
   std::chrono::milliseconds worker_cancel_grace{5000};
+  int worker_async_inflight = 256;
+  std::string webhook_allow;
+  std::string webhook_ca_file;
+  std::chrono::milliseconds webhook_timeout{15000};
+  std::chrono::milliseconds webhook_connect_timeout{5000};
+  std::size_t webhook_response_limit = 64 << 10;
+  int webhook_idle_per_origin = 16;
+  int webhook_breaker_failures = 20;
+  std::chrono::milliseconds webhook_breaker_cooldown{60000};
   std::chrono::milliseconds auth_cache{5000};
   std::chrono::milliseconds idempotency_ttl{86400000};
   std::string log_level = "info";

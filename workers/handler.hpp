@@ -25,6 +25,16 @@
 // before the outcome committed), so a handler with side effects outside
 // PostgreSQL must be idempotent by job id (see README, "Guarantees").
 //
+// Async handlers (add_async) are for work that waits on the network, many
+// jobs at once without a thread each: the handler starts the work (on a
+// handler thread; it may block only briefly) and returns; later, from any
+// thread, it calls the `completion` once with the outcome. `ctx` and what
+// it views stay valid until then; on_success_commit must be called before
+// it. The worker counts async jobs against JOBS_WORKER_ASYNC_INFLIGHT, not
+// against its handler threads. A stop request is seen through
+// ctx.stop_requested() as for any handler: the async work must poll it and
+// complete soon (e.g. by cancelling its socket).
+//
 // Register handlers by job type in a `handler_registry` before the worker
 // starts; the registry is read-only afterwards.
 
@@ -35,6 +45,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -73,24 +84,41 @@ struct handler_error {
   kind what = kind::retryable;
   std::string message;
   std::chrono::system_clock::time_point snooze_until{};
+  std::optional<std::chrono::system_clock::time_point> retry_at;  ///< retryable: instead of backoff
 
   static handler_error retryable(std::string m) { return {kind::retryable, std::move(m), {}}; }
   static handler_error permanent(std::string m) { return {kind::permanent, std::move(m), {}}; }
+  /// Retryable, run again at `at` (e.g. a Retry-After) rather than after the backoff.
+  static handler_error retryable_at(std::string m, std::chrono::system_clock::time_point at) {
+    return {kind::retryable, std::move(m), {}, at};
+  }
+  /// Back to scheduled at `until`, the attempt not counted.
+  static handler_error snooze(std::string m, std::chrono::system_clock::time_point until) {
+    return {kind::snooze, std::move(m), until};
+  }
 };
 
 using handler_result = std::variant<boost::json::value, handler_error>;
 using handler_fn = std::function<handler_result(const job_context&)>;
+/// Reports an async handler's outcome; call once, from any thread (later calls are ignored).
+using completion = std::function<void(handler_result)>;
+using async_handler_fn = std::function<void(const job_context&, completion)>;
 
 /// Maps (queue, type) to a handler. Not thread-safe while being filled;
 /// read-only and safe to share once the worker runs.
 class handler_registry {
  public:
   void add(std::string queue, std::string type, handler_fn fn);
-  /// nullptr when no handler is registered for the type.
+  void add_async(std::string queue, std::string type, async_handler_fn fn);
+  /// nullptr when no (sync / async) handler is registered for the type.
   const handler_fn* find(std::string_view queue, std::string_view type) const;
+  const async_handler_fn* find_async(std::string_view queue, std::string_view type) const;
+  /// True when some async handler serves `queue`.
+  bool has_async(std::string_view queue) const;
 
  private:
   std::map<std::pair<std::string, std::string>, handler_fn, std::less<>> handlers_;
+  std::map<std::pair<std::string, std::string>, async_handler_fn, std::less<>> async_;
 };
 
 /// The processing handlers that ship built in: noop, hash, csv.aggregate.

@@ -5,6 +5,7 @@
 #include "common/log.hpp"
 #include "common/signals.hpp"
 #include "workers/email/email.hpp"
+#include "workers/webhooks/webhooks.hpp"
 #include "workers/worker.hpp"
 
 #include <iostream>
@@ -32,10 +33,26 @@ int main(int argc, char** argv) {
     register_processing_handlers(handlers);
     if (cfg.worker_queue == "email") register_email_handlers(handlers, email_options_from(cfg));
     if (cfg.test_handlers) register_test_handlers(handlers);
+    // Declared before the worker, so it outlives it: late completions are harmless.
+    std::unique_ptr<webhooks::webhook_service> hooks;
+    if (cfg.worker_queue == "webhooks") {
+      hooks = std::make_unique<webhooks::webhook_service>(
+          webhooks::webhook_options{.pg_url = cfg.pg_url,
+                                    .allow = cfg.webhook_allow,
+                                    .ca_file = cfg.webhook_ca_file,
+                                    .timeout = cfg.webhook_timeout,
+                                    .connect_timeout = cfg.webhook_connect_timeout,
+                                    .response_limit = cfg.webhook_response_limit,
+                                    .idle_per_origin = cfg.webhook_idle_per_origin,
+                                    .breaker_failures = cfg.webhook_breaker_failures,
+                                    .breaker_cooldown = cfg.webhook_breaker_cooldown});
+      webhooks::register_webhook_handlers(handlers, *hooks);
+    }
     worker w({.pg_url = cfg.pg_url,
               .amqp_url = cfg.amqp_url,
               .queue = cfg.worker_queue,
               .concurrency = cfg.worker_concurrency,
+              .async_inflight = cfg.worker_async_inflight,
               .prefetch = cfg.worker_prefetch,
               .heartbeat_s = cfg.amqp_heartbeat_s,
               .delivery_limit = cfg.queue_delivery_limit,

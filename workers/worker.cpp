@@ -108,6 +108,7 @@ struct worker::impl {
     log_info("worker consuming", {{"queue", o().queue},
                                   {"worker_id", o().worker_id},
                                   {"concurrency", o().concurrency},
+                                  {"async_inflight", o().async_inflight},
                                   {"prefetch", o().prefetch}});
   }
 
@@ -136,27 +137,40 @@ struct worker::impl {
     }
   }
 
+  // Claims what fits: sync jobs take free handler threads, async jobs free
+  // in-flight slots. Messages for a kind without room wait for the next round.
   void claim() {
-    int free = o().concurrency - static_cast<int>(running.busy());
-    if (free <= 0 || waiting.empty() || stopping) return;
+    int free_sync = o().concurrency - static_cast<int>(running.busy(false));
+    int free_async = o().async_inflight - static_cast<int>(running.busy(true));
+    if ((free_sync <= 0 && free_async <= 0) || waiting.empty() || stopping) return;
     std::vector<std::string> ids;
     std::unordered_map<std::string, uint64_t> tags;
     std::vector<std::pair<delivery, job_message>> taken;
-    for (int i = 0; i < free && !waiting.empty(); ++i) {
+    std::deque<std::pair<delivery, job_message>> later;
+    while (!waiting.empty() && (free_sync > 0 || free_async > 0)) {
       auto [d, m] = std::move(waiting.front());
       waiting.pop_front();
       auto* run = running.find(m.id);
       if (run && run->tag == 0) {
         // Redelivered after we lost the channel: this delivery is acked when the job ends.
         run->tag = d.tag;
-      } else if (run || tags.contains(m.id)) {
-        amqp->ack(d.tag);  // a duplicate of a job this worker has in hand
-      } else {
-        ids.push_back(m.id);
-        tags.emplace(m.id, d.tag);
-        taken.emplace_back(std::move(d), std::move(m));
+        continue;
       }
+      if (run || tags.contains(m.id)) {
+        amqp->ack(d.tag);  // a duplicate of a job this worker has in hand
+        continue;
+      }
+      int& free = w.handlers_.find_async(m.queue, m.type) ? free_async : free_sync;
+      if (free <= 0) {
+        later.emplace_back(std::move(d), std::move(m));
+        continue;
+      }
+      --free;
+      ids.push_back(m.id);
+      tags.emplace(m.id, d.tag);
+      taken.emplace_back(std::move(d), std::move(m));
     }
+    for (auto it = later.rbegin(); it != later.rend(); ++it) waiting.push_front(std::move(*it));
     std::vector<claimed_job> claimed;
     try {
       claimed = with_db([&](pqxx::connection& c) {
@@ -171,7 +185,8 @@ struct worker::impl {
     }
     auto now = std::chrono::steady_clock::now();
     for (auto& j : claimed) {
-      auto stop = running.start(j, tags.at(j.id), o().job_timeout, now);
+      bool async = w.handlers_.find_async(j.queue, j.type) != nullptr;
+      auto stop = running.start(j, tags.at(j.id), o().job_timeout, now, async);
       tags.erase(j.id);
       ++w.stats_.claimed;
       pool.submit(std::move(j), std::move(stop));
@@ -403,6 +418,9 @@ worker::worker(worker_options o, const handler_registry& handlers)
   if (opts_.worker_id.empty()) opts_.worker_id = default_worker_id();
   if (!is_known_queue(opts_.queue)) throw std::invalid_argument("unknown queue " + opts_.queue);
   if (opts_.prefetch < opts_.concurrency) opts_.prefetch = opts_.concurrency;
+  // Enough messages in hand to fill the async slots too.
+  if (handlers_.has_async(opts_.queue) && opts_.prefetch < opts_.async_inflight + opts_.concurrency)
+    opts_.prefetch = opts_.async_inflight + opts_.concurrency;
   impl_ = std::make_unique<impl>(*this);
 }
 

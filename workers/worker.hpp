@@ -2,10 +2,12 @@
 // The worker daemon's engine: consumes one queue and runs its jobs.
 //
 // One coordinator thread owns the RabbitMQ consumer and a PostgreSQL
-// connection; `concurrency` handler threads run the handlers. For each
-// round the coordinator:
+// connection; `concurrency` handler threads run the handlers, and up to
+// `async_inflight` jobs of async handlers run beside them (their handlers
+// only start on a thread; the prefetch is raised to hold that many too).
+// For each round the coordinator:
 //   1. receives deliveries (up to the prefetch window);
-//   2. claims as many as there are free handler threads, in one UPDATE
+//   2. claims as many as there are free handler threads (or async slots), in one UPDATE
 //      (compare-and-set from `queued`); a message whose job is not claimable
 //      (finished, cancelled, running elsewhere) is acked and dropped;
 //   3. commits the outcomes of finished handlers in one transaction, with an
@@ -51,6 +53,7 @@ struct worker_options {
   std::string queue = "processing";
   std::string worker_id;  ///< empty: host:pid:random
   int concurrency = 8;
+  int async_inflight = 256;  ///< jobs of async handlers in flight at once (handler.hpp)
   int prefetch = 16;
   int heartbeat_s = 30;
   int delivery_limit = 10;

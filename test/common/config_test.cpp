@@ -254,3 +254,32 @@ TEST_CASE("email settings: defaults, values, and refusals") {
             .find("not both") != std::string::npos);
   CHECK(error_for({{"JOBS_SMTP_TYPO", "x"}}).find("JOBS_SMTP_TYPO") != std::string::npos);
 }
+
+TEST_CASE("the async in-flight limit and the webhook settings") {
+  auto d = jobs::load_config({});
+  CHECK(d.worker_async_inflight == 256);
+  CHECK(d.webhook_allow.empty());
+  CHECK(d.webhook_timeout == 15000ms);
+  CHECK(d.webhook_connect_timeout == 5000ms);
+  CHECK(d.webhook_response_limit == 65536);
+  CHECK(d.webhook_breaker_failures == 20);
+  CHECK(d.webhook_breaker_cooldown == 60000ms);
+  auto c = jobs::load_config({{"JOBS_WORKER_ASYNC_INFLIGHT", "300"},
+                              {"JOBS_WEBHOOK_ALLOW", "127.0.0.1/32,hooks.internal"},
+                              {"JOBS_WEBHOOK_CA_FILE", "/tmp/ca.pem"},
+                              {"JOBS_WEBHOOK_TIMEOUT_MS", "2000"},
+                              {"JOBS_WEBHOOK_IDLE_PER_ORIGIN", "0"},
+                              {"JOBS_WEBHOOK_BREAKER_FAILURES", "3"},
+                              {"JOBS_WEBHOOK_BREAKER_COOLDOWN_MS", "1000"}});
+  CHECK(c.worker_async_inflight == 300);
+  CHECK(c.webhook_allow == "127.0.0.1/32,hooks.internal");
+  CHECK(c.webhook_ca_file == "/tmp/ca.pem");
+  CHECK(c.webhook_timeout == 2000ms);
+  CHECK(c.webhook_idle_per_origin == 0);
+  CHECK(c.webhook_breaker_failures == 3);
+  CHECK(c.webhook_breaker_cooldown == 1000ms);
+  check_refused("JOBS_WORKER_ASYNC_INFLIGHT", "0");
+  check_refused("JOBS_WEBHOOK_TIMEOUT_MS", "60001");
+  check_refused("JOBS_WEBHOOK_RESPONSE_LIMIT", "100");
+  check_refused("JOBS_WEBHOOK_BREAKER_FAILURES", "0");
+}

@@ -84,4 +84,7 @@ TEST_CASE("the README's curl examples work against a running platform") {
   CHECK(text.str().find(R"("key":"jk_)") != std::string::npos);
   CHECK(text.str().find(R"({"keys":[)") != std::string::npos);
   CHECK(text.str().find(R"("revoked_at":"20)") != std::string::npos);
+  // The webhook endpoint example: created, and shown without its secret.
+  CHECK(text.str().find(R"("name":"default","secret_count":1)") != std::string::npos);
+  CHECK(text.str().find("whsec_") == std::string::npos);
 }

@@ -129,3 +129,18 @@ TEST_CASE("stop_all stops every handler (shutdown)") {
   CHECK(a->load());
   CHECK(b->load());
 }
+
+TEST_CASE("sync and async jobs are counted apart, written-off ones included") {
+  in_flight f(1s);
+  f.start(job("s"), 1, 60s, t0);
+  f.start(job("a1"), 2, 60s, t0, true);
+  f.start(job("a2"), 3, 60s, t0, true);
+  CHECK(f.busy(false) == 1);
+  CHECK(f.busy(true) == 2);
+  f.cancel("a1", t0);
+  f.write_off("a1");
+  CHECK(f.busy(true) == 2);  // its completion has not come yet
+  CHECK(f.discard("a1", 1));
+  CHECK(f.busy(true) == 1);
+  CHECK(f.busy() == 2);
+}

@@ -66,3 +66,16 @@ TEST_CASE("a job's own backoff overrides the worker's") {
   CHECK(o.run_at == format_rfc3339(now + milliseconds(400)));  // 600 capped at 400
   CHECK(detail::job_retry_policy({}, job(1, 1)).jitter == retry_policy::jitter_mode::full);
 }
+
+TEST_CASE("a retryable error with its own retry time runs again then, not after the backoff") {
+  auto o = detail::decide_outcome(job(2, 5), handler_error::retryable_at("429", now + seconds(30)),
+                                  {}, 0.5, now);
+  CHECK(o.state == job_state::failed);
+  CHECK(o.run_at == format_rfc3339(now + seconds(30)));
+  // A time in the past means now; attempts still run out.
+  CHECK(detail::decide_outcome(job(2, 5), handler_error::retryable_at("x", now - hours(1)), {}, 0.5,
+                               now)
+            .run_at == format_rfc3339(now));
+  CHECK(detail::decide_outcome(job(5, 5), handler_error::retryable_at("x", now), {}, 0.5, now)
+            .state == job_state::dead);
+}

@@ -4,11 +4,35 @@
 #include <unistd.h>
 #include <boost/json/parse.hpp>
 
+#include <optional>
+
 namespace jobs::detail {
 
-handler_pool::handler_pool(int threads, const handler_registry& handlers)
-    : handlers_(handlers), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+finished_list::finished_list() : wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
+}
+
+finished_list::~finished_list() { ::close(wake_fd_); }
+
+void finished_list::push(finished_job f) {
+  {
+    std::lock_guard lk(mu_);
+    jobs_.push_back(std::move(f));
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] auto w = ::write(wake_fd_, &one, sizeof one);
+}
+
+void finished_list::take(std::vector<finished_job>& out) {
+  uint64_t n;
+  [[maybe_unused]] auto r = ::read(wake_fd_, &n, sizeof n);
+  std::lock_guard lk(mu_);
+  for (auto& f : jobs_) out.push_back(std::move(f));
+  jobs_.clear();
+}
+
+handler_pool::handler_pool(int threads, const handler_registry& handlers)
+    : handlers_(handlers), finished_(std::make_shared<finished_list>()) {
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
 }
 
@@ -19,7 +43,6 @@ handler_pool::~handler_pool() {
   }
   cv_.notify_all();
   for (auto& t : threads_) t.join();
-  ::close(wake_fd_);
 }
 
 void handler_pool::submit(claimed_job j, stop_flag stop) {
@@ -28,14 +51,6 @@ void handler_pool::submit(claimed_job j, stop_flag stop) {
     queue_.emplace_back(std::move(j), std::move(stop));
   }
   cv_.notify_one();
-}
-
-void handler_pool::take_finished(std::vector<finished_job>& out) {
-  uint64_t n;
-  [[maybe_unused]] auto r = ::read(wake_fd_, &n, sizeof n);
-  std::lock_guard lk(mu_);
-  for (auto& f : finished_) out.push_back(std::move(f));
-  finished_.clear();
 }
 
 handler_result handler_pool::execute(const claimed_job& j, const std::atomic<bool>& stop,
@@ -60,6 +75,48 @@ handler_result handler_pool::execute(const claimed_job& j, const std::atomic<boo
   }
 }
 
+namespace {
+// What an async handler's context views, kept alive until its completion runs.
+struct async_job {
+  claimed_job job;
+  stop_flag stop;
+  boost::json::value payload;
+  std::vector<commit_hook> hooks;
+  std::optional<job_context> ctx;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  std::atomic<bool> done{false};
+};
+}  // namespace
+
+void handler_pool::start_async(claimed_job j, stop_flag stop, const async_handler_fn& fn) {
+  auto a = std::make_shared<async_job>();
+  a->job = std::move(j);
+  a->stop = std::move(stop);
+  completion done = [a, sink = finished_](handler_result r) {
+    if (a->done.exchange(true)) return;
+    std::vector<commit_hook> hooks;
+    if (std::holds_alternative<boost::json::value>(r)) hooks = std::move(a->hooks);
+    sink->push({std::move(a->job), std::move(r), std::chrono::steady_clock::now() - a->start,
+                std::move(hooks)});
+  };
+  try {
+    a->payload = boost::json::parse(a->job.payload_json);
+  } catch (const std::exception& e) {
+    done(handler_error::permanent(std::string("payload is not JSON: ") + e.what()));
+    return;
+  }
+  const auto& job = a->job;
+  a->ctx.emplace(job_context{job.id, job.tenant, job.queue, job.type, a->payload, job.attempt,
+                             a->stop.get(), &a->hooks});
+  try {
+    fn(*a->ctx, done);
+  } catch (const std::exception& e) {
+    done(handler_error::retryable(std::string("handler threw: ") + e.what()));
+  } catch (...) {
+    done(handler_error::retryable("handler threw a non-standard exception"));
+  }
+}
+
 void handler_pool::run() {
   for (;;) {
     claimed_job j;
@@ -72,17 +129,16 @@ void handler_pool::run() {
       stop = std::move(queue_.front().second);
       queue_.pop_front();
     }
+    if (const auto* afn = handlers_.find_async(j.queue, j.type)) {
+      start_async(std::move(j), std::move(stop), *afn);
+      continue;
+    }
     auto start = std::chrono::steady_clock::now();
     std::vector<commit_hook> hooks;
     auto outcome = execute(j, *stop, hooks);
     if (!std::holds_alternative<boost::json::value>(outcome)) hooks.clear();
     auto took = std::chrono::steady_clock::now() - start;
-    {
-      std::lock_guard lk(mu_);
-      finished_.push_back({std::move(j), std::move(outcome), took, std::move(hooks)});
-    }
-    uint64_t one = 1;
-    [[maybe_unused]] auto w = ::write(wake_fd_, &one, sizeof one);
+    finished_->push({std::move(j), std::move(outcome), took, std::move(hooks)});
   }
 }
 

@@ -3,6 +3,12 @@
 // coordinator, which is woken through an eventfd. Each job comes with its
 // own stop flag, which the coordinator sets to cancel it, time it out or
 // stop it on shutdown; its handler sees it as ctx.stop_requested().
+//
+// An async handler is started on a handler thread, which is free again as
+// soon as the handler returns; its completion, called later from any
+// thread, delivers the outcome the same way. The finished list outlives the
+// pool while completions may still hold it, so a late completion after the
+// pool is gone is harmless.
 
 #include "common/store.hpp"
 #include "workers/handler.hpp"
@@ -26,6 +32,21 @@ struct finished_job {
 
 using stop_flag = std::shared_ptr<std::atomic<bool>>;
 
+/// Finished jobs waiting for the coordinator; wake_fd is readable meanwhile.
+class finished_list {
+ public:
+  finished_list();
+  ~finished_list();
+  void push(finished_job f);
+  void take(std::vector<finished_job>& out);
+  int wake_fd() const { return wake_fd_; }
+
+ private:
+  int wake_fd_;
+  std::mutex mu_;
+  std::vector<finished_job> jobs_;
+};
+
 class handler_pool {
  public:
   handler_pool(int threads, const handler_registry& handlers);
@@ -33,21 +54,21 @@ class handler_pool {
 
   void submit(claimed_job j, stop_flag stop);
   /// Moves finished jobs into `out`.
-  void take_finished(std::vector<finished_job>& out);
+  void take_finished(std::vector<finished_job>& out) { finished_->take(out); }
   /// Readable while finished jobs wait.
-  int wake_fd() const { return wake_fd_; }
+  int wake_fd() const { return finished_->wake_fd(); }
 
  private:
   void run();
   handler_result execute(const claimed_job& j, const std::atomic<bool>& stop,
                          std::vector<commit_hook>& hooks);
+  void start_async(claimed_job j, stop_flag stop, const async_handler_fn& fn);
 
   const handler_registry& handlers_;
-  int wake_fd_;
+  std::shared_ptr<finished_list> finished_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<claimed_job, stop_flag>> queue_;
-  std::vector<finished_job> finished_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

@@ -3,8 +3,9 @@
 namespace jobs::detail {
 
 stop_flag in_flight::start(const claimed_job& j, uint64_t tag,
-                           std::chrono::milliseconds default_timeout, time_point now) {
+                           std::chrono::milliseconds default_timeout, time_point now, bool async) {
   in_hand h;
+  h.async = async;
   h.job = j;
   h.job.payload_json.clear();  // may be large, and is not needed here
   h.tag = tag;
@@ -56,12 +57,19 @@ std::vector<in_hand> in_flight::overdue(time_point now) const {
 void in_flight::write_off(const std::string& id) {
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return;
-  written_off_.emplace(id, it->second.job.attempt);
+  written_off_.emplace(std::pair{id, it->second.job.attempt}, it->second.async);
   jobs_.erase(it);
 }
 
 bool in_flight::discard(const std::string& id, int attempt) {
   return written_off_.erase({id, attempt}) > 0;
+}
+
+std::size_t in_flight::busy(bool async) const {
+  std::size_t n = 0;
+  for (const auto& [id, j] : jobs_) n += j.async == async;
+  for (const auto& [k, a] : written_off_) n += a == async;
+  return n;
 }
 
 void in_flight::stop_all() {

@@ -15,7 +15,7 @@
 #include "workers/detail/handler_pool.hpp"
 
 #include <chrono>
-#include <set>
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -33,6 +33,7 @@ struct in_hand {
   stop_reason why = stop_reason::none;
   std::chrono::steady_clock::time_point grace_until{};  ///< overdue after this, once stopped
   stop_flag flag;
+  bool async = false;  ///< run by an async handler (counted against its own slots)
 };
 
 class in_flight {
@@ -44,7 +45,7 @@ class in_flight {
   /// Tracks a claimed job; its timeout is the job's own or `default_timeout`.
   /// Returns the stop flag to hand to the pool with it.
   stop_flag start(const claimed_job& j, uint64_t tag, std::chrono::milliseconds default_timeout,
-                  time_point now);
+                  time_point now, bool async = false);
   in_hand* find(const std::string& id);
   /// Its outcome is recorded: forget it.
   void erase(const std::string& id) { jobs_.erase(id); }
@@ -53,6 +54,8 @@ class in_flight {
   std::size_t size() const { return jobs_.size(); }
   /// Handler threads in use: the jobs in hand plus the handlers written off.
   std::size_t busy() const { return jobs_.size() + written_off_.size(); }
+  /// The same for one kind: sync handlers (threads) or async ones (in-flight slots).
+  std::size_t busy(bool async) const;
 
   /// A client cancelled the job: stops it (a cancel overrides a timeout).
   /// False when it is not in hand or already cancelled.
@@ -74,7 +77,7 @@ class in_flight {
 
   std::chrono::milliseconds grace_;
   std::unordered_map<std::string, in_hand> jobs_;
-  std::set<std::pair<std::string, int>> written_off_;  // (id, attempt)
+  std::map<std::pair<std::string, int>, bool> written_off_;  // (id, attempt) -> async
 };
 
 }  // namespace jobs::detail

@@ -30,7 +30,9 @@ job_outcome decide_outcome(const claimed_job& job, const handler_result& result,
     out.state = job_state::dead;
   } else {
     out.state = job_state::failed;
-    out.run_at = format_rfc3339(now + job_retry_policy(defaults, job).delay(job.attempt, u));
+    out.run_at = e.retry_at
+                     ? format_rfc3339(std::max(*e.retry_at, now))
+                     : format_rfc3339(now + job_retry_policy(defaults, job).delay(job.attempt, u));
   }
   return out;
 }

@@ -7,6 +7,7 @@
 //   snooze(until)                   -> scheduled at `until`, the attempt not counted
 //   permanent, or attempts used up  -> dead, with the error
 //   retryable                       -> failed, run again at now + backoff delay
+//                                      (or at its retry_at, when the handler set one)
 
 #include "common/store.hpp"
 #include "common/time.hpp"

@@ -1,0 +1,54 @@
+#pragma once
+// A webhooks.deliver payload (schemas/jobs/webhooks.deliver.schema.json),
+// checked again and turned into what the client sends. The API validated it
+// against the schema already; this refuses what a schema cannot say
+// (a URL the client cannot use, a header we set ourselves).
+//
+//   url         http:// or https:// URL, no user info, no fragment
+//   method      POST (default) or PUT
+//   body        any JSON; sent compact, as signed, with Content-Type: application/json
+//   headers     extra headers: Authorization, User-Agent or X-* names; values without CR/LF
+//   timeout_ms  the delivery's total deadline (default JOBS_WEBHOOK_TIMEOUT_MS)
+//   endpoint    the tenant's configured endpoint whose secrets sign it (default: "default")
+//
+// Pure; thread-safe.
+
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace jobs::webhooks {
+
+struct target_url {
+  bool tls = false;
+  std::string host;  ///< a name, or an address without brackets
+  std::uint16_t port = 0;
+  std::string target;          ///< path and query, "/" at least
+  std::string origin() const;  ///< scheme://host:port, the connection pool's key
+};
+
+struct delivery {
+  target_url url;
+  bool put = false;
+  std::string body;  ///< serialized JSON
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::chrono::milliseconds timeout{};
+  std::string endpoint;  ///< never empty: "default" when the job names none
+};
+
+/// The URL as the client uses it, or why not.
+std::variant<target_url, std::string> parse_url(std::string_view url);
+
+/// True for a header name a job may set.
+bool allowed_header(std::string_view name);
+
+/// The delivery, or why the payload is unusable (a permanent error).
+std::variant<delivery, std::string> parse_delivery(const boost::json::value& payload,
+                                                   std::chrono::milliseconds default_timeout);
+
+}  // namespace jobs::webhooks

@@ -1,0 +1,140 @@
+#include "common/log.hpp"
+#include "common/webhook_signature.hpp"
+#include "workers/webhooks/endpoints.hpp"
+#include "workers/webhooks/http_client.hpp"
+#include "workers/webhooks/webhooks.hpp"
+
+#include <fmt/format.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/json/object.hpp>
+
+#include <thread>
+
+namespace jobs::webhooks {
+
+namespace asio = boost::asio;
+using sys_clock = std::chrono::system_clock;
+
+struct webhook_service::impl {
+  webhook_options opts;
+  asio::io_context ioc{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
+  http_client client;
+  endpoint_store endpoints;
+  std::thread io;
+
+  explicit impl(webhook_options o)
+      : opts(std::move(o)),
+        client(ioc, client_options{.allow = allow_list::parse(opts.allow),
+                                   .ca_file = opts.ca_file,
+                                   .connect_timeout = opts.connect_timeout,
+                                   .response_limit = opts.response_limit,
+                                   .idle_per_origin = opts.idle_per_origin}),
+        endpoints(opts.pg_url, opts.breaker_failures, opts.breaker_cooldown) {
+    io = std::thread([this] { ioc.run(); });
+  }
+  ~impl() {
+    work.reset();
+    ioc.stop();
+    io.join();
+  }
+
+  struct job {
+    std::string id, tenant, endpoint;
+    int attempt = 1;
+    const std::atomic<bool>* stop = nullptr;
+    retry_schedule schedule;
+    outgoing req;
+    completion done;
+  };
+
+  handler_result outcome(const job& j, const http_result& r) {
+    auto latency = r.latency.count();
+    if (r.fail == http_result::failure::refused)
+      return handler_error::permanent("destination refused: " + r.error);
+    if (r.fail == http_result::failure::cancelled) return handler_error::retryable(r.error);
+    verdict v =
+        r.fail == http_result::failure::none ? classify_status(r.status) : verdict::retryable;
+    if (v == verdict::success)
+      return boost::json::value(boost::json::object{
+          {"status", r.status}, {"latency_ms", latency}, {"body", r.body}, {"webhook_id", j.id}});
+    auto what = r.fail == http_result::failure::none
+                    ? fmt::format("HTTP {} after {} ms{}{}", r.status, latency,
+                                  r.status / 100 == 3 ? " (redirects are not followed)" : "",
+                                  r.body.empty() ? "" : ": " + r.body)
+                    : r.error;
+    if (v == verdict::permanent) return handler_error::permanent(what);
+    endpoints.record_failure(j.tenant, j.endpoint);
+    auto now = sys_clock::now();
+    std::chrono::milliseconds gap = j.schedule.after(j.attempt);
+    if (!r.retry_after.empty())
+      if (auto ra = parse_retry_after(r.retry_after, now)) gap = *ra;
+    return handler_error::retryable_at(what, now + gap);
+  }
+
+  asio::awaitable<void> run(std::shared_ptr<job> j) {
+    http_result r;
+    try {
+      r = co_await client.send(j->req, j->stop);
+    } catch (const std::exception& e) {
+      r.fail = http_result::failure::io;
+      r.error = e.what();
+    }
+    j->done(outcome(*j, r));
+  }
+};
+
+webhook_service::webhook_service(webhook_options o) : impl_(std::make_unique<impl>(std::move(o))) {}
+
+webhook_service::~webhook_service() = default;
+
+void webhook_service::deliver(const job_context& ctx, completion done) {
+  auto d = parse_delivery(ctx.payload, impl_->opts.timeout);
+  if (auto* why = std::get_if<std::string>(&d)) return done(handler_error::permanent(*why));
+  auto& del = std::get<delivery>(d);
+  std::string tenant(ctx.tenant);
+  auto ep = impl_->endpoints.find(tenant, del.endpoint);
+  if (!ep)
+    return done(handler_error::permanent(
+        fmt::format("no webhook endpoint {:?} for this tenant: create it with PUT "
+                    "/v1/webhook-endpoints/{} and its secret",
+                    del.endpoint, del.endpoint)));
+  if (ep->keys.empty())
+    return done(handler_error::permanent("webhook endpoint " + del.endpoint + " has no secret"));
+  auto now = sys_clock::now();
+  if (ep->paused_until && *ep->paused_until > now)
+    return done(handler_error::snooze("endpoint " + del.endpoint + " paused by its circuit breaker",
+                                      *ep->paused_until));
+  if (ep->consecutive_failures > 0 || ep->paused_until)
+    ctx.on_success_commit([tenant, name = del.endpoint](pqxx::transaction_base& tx) {
+      endpoint_store::reset(tx, tenant, name);
+    });
+
+  auto j = std::make_shared<impl::job>();
+  j->id = std::string(ctx.id);
+  j->tenant = tenant;
+  j->endpoint = del.endpoint;
+  j->attempt = ctx.attempt;
+  j->stop = ctx.cancel;
+  j->schedule = ep->schedule ? *ep->schedule : retry_schedule::standard();
+  j->done = std::move(done);
+  auto ts = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  j->req.url = del.url;
+  j->req.put = del.put;
+  j->req.timeout = del.timeout;
+  j->req.headers = std::move(del.headers);
+  j->req.headers.emplace_back("webhook-id", j->id);
+  j->req.headers.emplace_back("webhook-timestamp", std::to_string(ts));
+  j->req.headers.emplace_back("webhook-signature", signature_header(j->id, ts, del.body, ep->keys));
+  j->req.body = std::move(del.body);
+  asio::co_spawn(impl_->ioc, impl_->run(std::move(j)), asio::detached);
+}
+
+void register_webhook_handlers(handler_registry& r, webhook_service& s) {
+  r.add_async("webhooks", "deliver",
+              [&s](const job_context& ctx, completion done) { s.deliver(ctx, std::move(done)); });
+}
+
+}  // namespace jobs::webhooks
