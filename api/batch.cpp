@@ -11,16 +11,9 @@ std::variant<std::vector<new_job>, problem> parse_batch(std::string_view body,
                                                         const schema_registry& schemas,
                                                         const submission_limits& limits,
                                                         const batch_limits& batch, sys_time now) {
-  boost::json::parse_options opts;
-  opts.max_depth = static_cast<std::size_t>(limits.max_depth);
-  boost::system::error_code ec;
-  auto doc = boost::json::parse(body, ec, {}, opts);
-  if (ec == boost::json::error::too_deep)
-    return make_problem(400, "json_too_deep",
-                        fmt::format("nesting is limited to {} levels", limits.max_depth));
-  if (ec) return make_problem(400, "invalid_json", ec.message());
-  auto* obj = doc.if_object();
-  if (!obj) return make_problem(400, "invalid_request", "the body must be a JSON object");
+  auto doc = parse_json_object(body, limits);
+  if (auto* p = std::get_if<problem>(&doc)) return std::move(*p);
+  const auto* obj = &std::get<boost::json::object>(doc);
   for (const auto& kv : *obj)
     if (kv.key() != "jobs")
       return make_problem(

@@ -13,15 +13,6 @@ namespace jobs {
 
 namespace {
 
-http_response json_response(http::status s, std::string body, const http_request& req) {
-  http_response res{s, req.version()};
-  res.set(http::field::content_type, "application/json");
-  res.keep_alive(req.keep_alive());
-  res.body() = std::move(body);
-  res.prepare_payload();
-  return res;
-}
-
 std::string_view bearer_token(const http_request& req) {
   auto h = req[http::field::authorization];
   constexpr std::string_view scheme = "Bearer ";
@@ -37,7 +28,21 @@ std::string_view bearer_token(const http_request& req) {
 constexpr std::string_view idempotency_key_header = "Idempotency-Key";
 constexpr std::string_view idempotent_replayed_header = "Idempotent-Replayed";
 
-bool is_json_content_type(std::string_view ct) {
+}  // namespace
+
+router::router(api_backend& backend, const schema_registry& schemas, router_options o)
+    : backend_(backend), schemas_(schemas), opts_(o), limiter_(o.rates) {}
+
+http_response router::json_response(http::status s, std::string body, const http_request& req) {
+  http_response res{s, req.version()};
+  res.set(http::field::content_type, "application/json");
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+bool router::is_json_content_type(std::string_view ct) {
   auto semi = ct.find(';');
   auto media = ct.substr(0, semi);
   while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
@@ -46,11 +51,6 @@ bool is_json_content_type(std::string_view ct) {
     if (std::tolower(static_cast<unsigned char>(media[i])) != "application/json"[i]) return false;
   return true;
 }
-
-}  // namespace
-
-router::router(api_backend& backend, const schema_registry& schemas, router_options o)
-    : backend_(backend), schemas_(schemas), opts_(o), limiter_(o.rates) {}
 
 http_response router::problem_response(const problem& p, unsigned version, bool keep_alive) {
   http_response res{static_cast<http::status>(p.status), version};

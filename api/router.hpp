@@ -67,6 +67,10 @@ class router {
 
   /// A problem+json response (also used by the server for transport errors).
   static http_response problem_response(const problem& p, unsigned version, bool keep_alive);
+  /// A JSON response with the request's HTTP version and keep-alive.
+  static http_response json_response(http::status s, std::string body, const http_request& req);
+  /// Content-Type names application/json (any case, parameters allowed).
+  static bool is_json_content_type(std::string_view content_type);
 
  private:
   struct request_context {

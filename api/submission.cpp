@@ -70,9 +70,8 @@ problem make_problem(int status, std::string code, std::string detail, std::stri
                  std::move(detail), std::move(pointer)};
 }
 
-std::variant<new_job, problem> parse_submission(
-    std::string_view body, const schema_registry& schemas, const submission_limits& limits,
-    sys_time now, std::optional<std::string_view> idempotency_header) {
+std::variant<boost::json::object, problem> parse_json_object(std::string_view body,
+                                                             const submission_limits& limits) {
   boost::json::parse_options opts;
   opts.max_depth = static_cast<std::size_t>(limits.max_depth);
   boost::system::error_code ec;
@@ -82,8 +81,16 @@ std::variant<new_job, problem> parse_submission(
                         fmt::format("nesting is limited to {} levels", limits.max_depth));
   if (ec) return make_problem(400, "invalid_json", ec.message());
   auto* obj = doc.if_object();
-  if (!obj) return make_problem(400, "invalid_request", "the body must be a JSON object", "");
-  return parse_submission(*obj, schemas, now, idempotency_header);
+  if (!obj) return make_problem(400, "invalid_request", "the body must be a JSON object");
+  return std::move(*obj);
+}
+
+std::variant<new_job, problem> parse_submission(
+    std::string_view body, const schema_registry& schemas, const submission_limits& limits,
+    sys_time now, std::optional<std::string_view> idempotency_header) {
+  auto doc = parse_json_object(body, limits);
+  if (auto* p = std::get_if<problem>(&doc)) return std::move(*p);
+  return parse_submission(std::get<boost::json::object>(doc), schemas, now, idempotency_header);
 }
 
 std::variant<new_job, problem> parse_submission(

@@ -44,6 +44,11 @@ struct submission_limits {
   int max_depth = 32;
 };
 
+/// A request body that must be one JSON object within the depth limit:
+/// the object, or invalid_json, json_too_deep or invalid_request.
+std::variant<boost::json::object, problem> parse_json_object(std::string_view body,
+                                                             const submission_limits& limits);
+
 /// The job (id and tenant left empty for the caller), or the problem.
 /// `idempotency_header`: the Idempotency-Key header's value, if it was sent.
 std::variant<new_job, problem> parse_submission(

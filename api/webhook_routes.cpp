@@ -4,21 +4,6 @@
 namespace jobs {
 
 namespace {
-http_response endpoint_response(http::status s, std::string body, const http_request& req) {
-  http_response res{s, req.version()};
-  res.set(http::field::content_type, "application/json");
-  res.keep_alive(req.keep_alive());
-  res.body() = std::move(body);
-  res.prepare_payload();
-  return res;
-}
-
-bool sends_json(const http_request& req) {
-  std::string ct(req[http::field::content_type]);
-  for (auto& c : ct) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return ct == "application/json" || ct.starts_with("application/json;");
-}
-
 problem bad_name() {
   auto p = make_problem(404, "not_found",
                         "no such webhook endpoint (names are 1 to 64 of A-Z a-z 0-9 _ . -)");
@@ -34,15 +19,14 @@ boost::asio::awaitable<http_response> router::put_endpoint(const request_context
   if (ctx.who->role != "admin")
     co_return fail(make_problem(403, "forbidden", "only admin keys manage webhook endpoints"));
   if (!is_endpoint_name(ctx.param)) co_return fail(bad_name());
-  if (!sends_json(req))
+  if (!is_json_content_type(req[http::field::content_type]))
     co_return fail(
         make_problem(415, "unsupported_media_type", "send Content-Type: application/json"));
   auto parsed = parse_webhook_endpoint(req.body());
   if (auto* p = std::get_if<problem>(&parsed)) co_return fail(*p);
   const auto& spec = std::get<webhook_endpoint_spec>(parsed);
   auto [created, body] = co_await backend_.put_webhook_endpoint(ctx.who->tenant, ctx.param, spec);
-  co_return endpoint_response(created ? http::status::created : http::status::ok, std::move(body),
-                              req);
+  co_return json_response(created ? http::status::created : http::status::ok, std::move(body), req);
 }
 
 boost::asio::awaitable<http_response> router::get_endpoint(const request_context& ctx) {
@@ -50,12 +34,12 @@ boost::asio::awaitable<http_response> router::get_endpoint(const request_context
   if (is_endpoint_name(ctx.param))
     ep = co_await backend_.find_webhook_endpoint(ctx.who->tenant, ctx.param);
   if (!ep) co_return problem_response(bad_name(), ctx.req.version(), ctx.req.keep_alive());
-  co_return endpoint_response(http::status::ok, std::move(*ep), ctx.req);
+  co_return json_response(http::status::ok, std::move(*ep), ctx.req);
 }
 
 boost::asio::awaitable<http_response> router::list_endpoints(const request_context& ctx) {
   auto list = co_await backend_.list_webhook_endpoints(ctx.who->tenant);
-  co_return endpoint_response(http::status::ok, std::move(list), ctx.req);
+  co_return json_response(http::status::ok, std::move(list), ctx.req);
 }
 
 }  // namespace jobs
