@@ -52,6 +52,13 @@ bool router::is_json_content_type(std::string_view ct) {
   return true;
 }
 
+std::optional<http_response> router::require_json(const http_request& req) {
+  if (is_json_content_type(req[http::field::content_type])) return std::nullopt;
+  return problem_response(
+      make_problem(415, "unsupported_media_type", "send Content-Type: application/json"),
+      req.version(), req.keep_alive());
+}
+
 http_response router::problem_response(const problem& p, unsigned version, bool keep_alive) {
   http_response res{static_cast<http::status>(p.status), version};
   res.set(http::field::content_type, "application/problem+json");
@@ -223,9 +230,7 @@ boost::asio::awaitable<http_response> router::submit(const request_context& ctx)
   auto fail = [&](const problem& p) {
     return problem_response(p, req.version(), req.keep_alive());
   };
-  if (!is_json_content_type(req[http::field::content_type]))
-    co_return fail(
-        make_problem(415, "unsupported_media_type", "send Content-Type: application/json"));
+  if (auto refused = require_json(req)) co_return std::move(*refused);
   std::optional<std::string_view> key_header;
   if (auto h = req.find(idempotency_key_header); h != req.end()) {
     if (req.count(idempotency_key_header) > 1) {
@@ -264,9 +269,7 @@ boost::asio::awaitable<http_response> router::submit_batch(const request_context
   auto fail = [&](const problem& p) {
     return problem_response(p, req.version(), req.keep_alive());
   };
-  if (!is_json_content_type(req[http::field::content_type]))
-    co_return fail(
-        make_problem(415, "unsupported_media_type", "send Content-Type: application/json"));
+  if (auto refused = require_json(req)) co_return std::move(*refused);
   if (req.find(idempotency_key_header) != req.end()) {
     auto p =
         make_problem(400, "invalid_field",
@@ -386,9 +389,7 @@ boost::asio::awaitable<http_response> router::create_key(const request_context& 
   auto fail = [&](const problem& p) {
     return problem_response(p, req.version(), req.keep_alive());
   };
-  if (!is_json_content_type(req[http::field::content_type]))
-    co_return fail(
-        make_problem(415, "unsupported_media_type", "send Content-Type: application/json"));
+  if (auto refused = require_json(req)) co_return std::move(*refused);
   auto parsed = parse_key_request(req.body(), std::chrono::system_clock::now());
   if (auto* p = std::get_if<problem>(&parsed)) co_return fail(*p);
   const auto& k = std::get<key_request>(parsed);

@@ -71,6 +71,8 @@ class router {
   static http_response json_response(http::status s, std::string body, const http_request& req);
   /// Content-Type names application/json (any case, parameters allowed).
   static bool is_json_content_type(std::string_view content_type);
+  /// 415 unsupported_media_type unless the request's Content-Type is JSON.
+  static std::optional<http_response> require_json(const http_request& req);
 
  private:
   struct request_context {

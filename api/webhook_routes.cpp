@@ -19,9 +19,7 @@ boost::asio::awaitable<http_response> router::put_endpoint(const request_context
   if (ctx.who->role != "admin")
     co_return fail(make_problem(403, "forbidden", "only admin keys manage webhook endpoints"));
   if (!is_endpoint_name(ctx.param)) co_return fail(bad_name());
-  if (!is_json_content_type(req[http::field::content_type]))
-    co_return fail(
-        make_problem(415, "unsupported_media_type", "send Content-Type: application/json"));
+  if (auto refused = require_json(req)) co_return std::move(*refused);
   auto parsed = parse_webhook_endpoint(req.body());
   if (auto* p = std::get_if<problem>(&parsed)) co_return fail(*p);
   const auto& spec = std::get<webhook_endpoint_spec>(parsed);
