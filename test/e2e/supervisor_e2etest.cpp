@@ -4,6 +4,7 @@
 // interrupting a job, and replaces a worker killed with -9. GET /v1/queues
 // is read throughout and checked against the OpenAPI document.
 #include "common/db.hpp"
+#include "common/keys.hpp"
 #include "support/live.hpp"
 #include "support/openapi.hpp"
 
@@ -212,4 +213,48 @@ TEST_CASE("a supervised worker killed with -9 is replaced and its jobs complete"
   auto text = read_file(log);
   CHECK(occurrences(text, R"("msg":"worker died; restarting it after a backoff")") == 1);
   CHECK(occurrences(text, "signal 9") == 1);
+}
+
+TEST_CASE("GET /v1/queues without a supervisor: any key reads it, the broker's consumers count") {
+  scratch s;
+  platform p(s, {"processing"});
+  auto admin = create_key(s.pg_url, "acme");
+  std::string viewer;
+  {
+    auto c = jobs::pg_connect(s.pg_url);
+    viewer = jobs::create_api_key(*c, jobs::tenant_id{"acme"}, "dashboard", "viewer");
+  }
+  http_client h(p.port);
+  CHECK(h.get("/v1/queues", "jk_nonsense").status == 401);
+  queues_view q{h, viewer, {}};
+  REQUIRE(wait_until([&] { return q.processing().at("consumers") == 1; }, 20s));
+  auto v = q.processing();
+  CHECK(v.at("workers").at("supervised") == false);
+  CHECK(v.at("workers").at("running") == 1);
+  CHECK(v.at("workers").at("min") == 1);
+  CHECK(v.at("workers").at("max") == 4);
+  CHECK(v.at("ready") == 0);
+  CHECK(v.at("unacked") == 0);
+  CHECK(v.at("oldest_waiting_age_s").to_number<double>() == 0);
+
+  // A job that waits (no email worker here) shows in ready and its age.
+  auto r = h.post_json(
+      "/v1/jobs",
+      R"({"queue":"email","type":"send","payload":{"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"t"}})",
+      admin);
+  REQUIRE_MESSAGE(r.status == 202, r.body);
+  openapi_contract contract;
+  bool seen = wait_until(
+      [&] {
+        auto body = h.get("/v1/queues", admin).json();
+        CHECK(contract.violations("QueueList", body).empty());
+        for (const auto& e : body.at("queues").as_array())
+          if (e.at("name") == "email")
+            return e.at("ready") == 1 && e.at("consumers") == 0 &&
+                   e.at("oldest_waiting_age_s").to_number<double>() > 0.2 &&
+                   e.at("workers").at("desired") == 1;
+        return false;
+      },
+      10s);
+  CHECK(seen);
 }
