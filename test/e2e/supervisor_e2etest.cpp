@@ -258,3 +258,34 @@ TEST_CASE("GET /v1/queues without a supervisor: any key reads it, the broker's c
       10s);
   CHECK(seen);
 }
+
+TEST_CASE("SIGTERM to the supervisor drains its busy workers: running jobs finish, none is lost") {
+  scratch s;
+  platform p(s, {});
+  auto key = create_key(s.pg_url, "acme");
+  auto env = p.env;
+  env["JOBS_SUPERVISOR_POOLS"] = "processing=2..2";
+  env["JOBS_SUPERVISOR_INTERVAL_MS"] = "200";
+  env["JOBS_WORKER_CONCURRENCY"] = "2";
+  auto log = p.log_dir + "/supervisor.log";
+  process sup(binary("jobs-supervisor"), {}, env, log);
+  http_client h(p.port);
+  queues_view q{h, key, {}};
+  REQUIRE(wait_until([&] { return q.processing().at("consumers") == 2; }, 20s));
+  constexpr int jobs = 12;
+  submit_sleepers(h, key, jobs, 2000);
+  auto running = [&] {
+    return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'running'");
+  };
+  REQUIRE(wait_until([&] { return running() == 4; }, 20s));
+  sup.signal(SIGTERM);
+  CHECK(sup.wait(30s) == 0);
+  // The four jobs in flight finished; the rest wait in the queue, untouched.
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded' AND attempts = 1") ==
+        4);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'queued' AND attempts = 0") ==
+        jobs - 4);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts WHERE outcome <> 'succeeded'") == 0);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM worker_pools") == 0);
+  CHECK(q.processing().at("ready") == jobs - 4);
+}
