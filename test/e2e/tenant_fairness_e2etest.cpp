@@ -27,8 +27,8 @@ std::vector<std::string> submit_batch(http_client& h, const std::string& key, in
   auto r = h.post_json("/v1/jobs/batch", batch_of(n, sleep_ms), key);
   REQUIRE_MESSAGE(r.status == 202, r.status, " ", r.body);
   std::vector<std::string> ids;
-  for (const auto& j : r.json().at("jobs").as_array())
-    ids.emplace_back(j.at("id").as_string().c_str());
+  auto doc = r.json();
+  for (const auto& j : doc.at("jobs").as_array()) ids.emplace_back(j.at("id").as_string().c_str());
   return ids;
 }
 
