@@ -59,9 +59,19 @@ config load_config(const std::map<std::string, std::string>& env) {
       field = v == "on";
     };
   };
+  // A secret's first line from a file (a mounted Kubernetes/Docker secret).
+  auto from_file = [](std::string& field) -> setter {
+    return [&field](auto& n, auto& v) {
+      std::ifstream in(v);
+      if (!in || !std::getline(in, field) || field.empty())
+        throw config_error(n + ": cannot read a non-empty first line from " + v);
+    };
+  };
   const std::map<std::string, setter> table{
       {"JOBS_PG_URL", text(c.pg_url)},
+      {"JOBS_PG_URL_FILE", from_file(c.pg_url)},
       {"JOBS_AMQP_URL", text(c.amqp_url)},
+      {"JOBS_AMQP_URL_FILE", from_file(c.amqp_url)},
       {"JOBS_SCHEMA_DIR", text(c.schema_dir)},
       {"JOBS_HTTP_ADDR", text(c.http_addr)},
       {"JOBS_HTTP_PORT", integer(c.http_port, 0, 65535)},
@@ -91,6 +101,8 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_WORKER_JOB_TIMEOUT_MS", ms(c.worker_job_timeout, 1, 86400000)},
       {"JOBS_WORKER_CANCEL_GRACE_MS", ms(c.worker_cancel_grace, 0, 3600000)},
       {"JOBS_WORKER_ASYNC_INFLIGHT", integer(c.worker_async_inflight, 1, 100000)},
+      {"JOBS_TENANT_MAX_RUNNING", integer(c.tenant_max_running, 0, 1000000)},
+      {"JOBS_TENANT_DEFER_MS", ms(c.tenant_defer, 10, 600000)},
       {"JOBS_WEBHOOK_ALLOW", [&c](auto&, auto& v) { c.webhook_allow = v; }},
       {"JOBS_WEBHOOK_CA_FILE", [&c](auto&, auto& v) { c.webhook_ca_file = v; }},
       {"JOBS_WEBHOOK_TIMEOUT_MS", ms(c.webhook_timeout, 100, 60000)},
@@ -156,8 +168,9 @@ config load_config(const std::map<std::string, std::string>& env) {
   static const std::set<std::string> levels{"debug", "info", "warn", "error"};
   if (!levels.contains(c.log_level))
     throw config_error("JOBS_LOG_LEVEL must be one of debug, info, warn, error");
-  if (env.contains("JOBS_SMTP_PASSWORD") && env.contains("JOBS_SMTP_PASSWORD_FILE"))
-    throw config_error("set JOBS_SMTP_PASSWORD or JOBS_SMTP_PASSWORD_FILE, not both");
+  for (const char* name : {"JOBS_SMTP_PASSWORD", "JOBS_PG_URL", "JOBS_AMQP_URL"})
+    if (env.contains(name) && env.contains(std::string(name) + "_FILE"))
+      throw config_error(fmt::format("set {0} or {0}_FILE, not both", name));
   if (c.worker_prefetch == 0) c.worker_prefetch = 2 * c.worker_concurrency;
   return c;
 }

@@ -129,6 +129,8 @@ struct config {
   std::chrono::milliseconds worker_job_timeout{300000};
   std::chrono::milliseconds worker_cancel_grace{5000};
   int worker_async_inflight = 256;
+  int tenant_max_running = 0;  ///< 0: no per-tenant caps (common/tenant_caps.hpp)
+  std::chrono::milliseconds tenant_defer{1000};
   std::string webhook_allow;
   std::string webhook_ca_file;
   std::chrono::milliseconds webhook_timeout{15000};

@@ -2,16 +2,52 @@
 
 #include "common/log.hpp"
 
+#include <libpq-fe.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 namespace jobs {
 
+std::string pg_conninfo(const std::string& url) {
+  char* error = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(url.c_str(), &error);
+  if (!opts) {
+    std::string why = error ? error : "out of memory";
+    PQfreemem(error);
+    throw std::invalid_argument("bad PostgreSQL URL: " + why);
+  }
+  bool has_mode = false, has_root = false, has_timeout = false;
+  for (auto* o = opts; o->keyword; ++o) {
+    if (!o->val) continue;
+    std::string_view k = o->keyword;
+    has_mode |= k == "sslmode";
+    has_root |= k == "sslrootcert";
+    has_timeout |= k == "connect_timeout";
+  }
+  PQconninfoFree(opts);
+  // libpq's environment (PGSSLMODE, PGCONNECT_TIMEOUT) still wins over these defaults.
+  has_mode |= std::getenv("PGSSLMODE") != nullptr;
+  has_timeout |= std::getenv("PGCONNECT_TIMEOUT") != nullptr;
+  std::vector<std::string> extra;
+  if (has_root && !has_mode) extra.emplace_back("sslmode=verify-full");
+  if (!has_timeout) extra.emplace_back("connect_timeout=10");
+  bool uri = url.starts_with("postgresql://") || url.starts_with("postgres://");
+  std::string out = url;
+  for (const auto& e : extra) {
+    if (uri)
+      out += (out.find('?') == std::string::npos ? "?" : "&") + e;
+    else
+      out += " " + e;
+  }
+  return out;
+}
+
 std::unique_ptr<pqxx::connection> pg_connect(const std::string& url) {
-  auto c = std::make_unique<pqxx::connection>(url);
-  return c;
+  return std::make_unique<pqxx::connection>(pg_conninfo(url));
 }
 
 namespace {

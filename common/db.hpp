@@ -23,8 +23,15 @@
 
 namespace jobs {
 
-/// Opens a connection; throws pqxx::broken_connection when unreachable.
+/// Opens a connection to pg_conninfo(url); throws pqxx::broken_connection
+/// when unreachable or when the server's certificate does not verify.
 std::unique_ptr<pqxx::connection> pg_connect(const std::string& url);
+
+/// `url` (a postgresql:// URI or key=value conninfo) with safer defaults for
+/// what it leaves unset: sslmode=verify-full when it names an sslrootcert
+/// (libpq would default to `prefer`, which verifies nothing), and a
+/// connect_timeout of 10 s. Throws std::invalid_argument for a malformed url.
+std::string pg_conninfo(const std::string& url);
 
 /// Applies the numbered files `<dir>/NNNN_name.sql` not yet applied, each in
 /// its own transaction, in order, under an advisory lock so that several

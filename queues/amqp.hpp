@@ -10,6 +10,10 @@
 // A message that was delivered `delivery_limit` times without an ack (a
 // worker crashing on it again and again) is dead-lettered, never looping.
 //
+// TLS (amqps://): the broker's certificate is verified against the CA file
+// (or the system's CAs) and its name against the URL's host; a failed
+// verification is an amqp_error from the constructor, within connect_timeout.
+//
 // Errors: every failure throws amqp_error; the connection is then unusable
 // and the owner opens a new one (publisher and consumer do, with backoff).
 // Thread-safety: none; a connection belongs to one thread.
@@ -33,8 +37,16 @@ struct amqp_address {
   std::string user = "guest";
   std::string password = "guest";
   std::string vhost = "/";
+  bool tls = false;       ///< amqps://: TLS, certificate and host name verified
+  bool verify = true;     ///< amqps://…?verify=verify_none turns verification off
+  std::string ca_file;    ///< PEM CAs to trust; empty: the system's
+  std::string cert_file;  ///< client certificate (PEM), with key_file
+  std::string key_file;
 };
-/// Parses amqp://user:pass@host:port/vhost (vhost percent-decoded; "/" when empty).
+/// Parses amqp://user:pass@host:port/vhost (vhost percent-decoded; "/" when
+/// empty) and amqps:// (port 5671 by default) with RabbitMQ's URI query
+/// parameters cacertfile, certfile, keyfile and verify (verify_peer, the
+/// default, or verify_none). Throws amqp_error for anything else.
 amqp_address parse_amqp_url(std::string_view url);
 
 inline constexpr std::string_view jobs_exchange = "jobs";

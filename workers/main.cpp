@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
               .shutdown = cfg.worker_shutdown,
               .job_timeout = cfg.worker_job_timeout,
               .cancel_grace = cfg.worker_cancel_grace,
+              .caps = {cfg.tenant_max_running, cfg.tenant_defer},
               .test_fault = cfg.test_fault},
              handlers);
     stop_signals stop([&] { w.stop(); });
@@ -68,6 +69,7 @@ int main(int argc, char** argv) {
                                 {"succeeded", w.stats().succeeded.load()},
                                 {"failed", w.stats().failed.load()},
                                 {"dead", w.stats().dead.load()},
+                                {"deferred", w.stats().deferred.load()},
                                 {"dropped", w.stats().dropped.load()}});
     return 0;
   } catch (const std::exception& e) {

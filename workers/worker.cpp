@@ -171,11 +171,11 @@ struct worker::impl {
       taken.emplace_back(std::move(d), std::move(m));
     }
     for (auto it = later.rbegin(); it != later.rend(); ++it) waiting.push_front(std::move(*it));
-    std::vector<claimed_job> claimed;
+    capped_claim got;
     try {
-      claimed = with_db([&](pqxx::connection& c) {
+      got = with_db([&](pqxx::connection& c) {
         pqxx::work tx(c);
-        auto r = claim_jobs(tx, ids, o().worker_id, o().lease);
+        auto r = claim_jobs_capped(tx, ids, o().worker_id, o().lease, o().caps);
         tx.commit();
         return r;
       });
@@ -183,8 +183,14 @@ struct worker::impl {
       for (auto it = taken.rbegin(); it != taken.rend(); ++it) waiting.push_front(std::move(*it));
       throw;
     }
+    // Over their tenant's cap: scheduled again, so the message may go.
+    for (const auto& id : got.deferred) {
+      amqp->ack(tags.at(id));
+      tags.erase(id);
+      ++w.stats_.deferred;
+    }
     auto now = std::chrono::steady_clock::now();
-    for (auto& j : claimed) {
+    for (auto& j : got.claimed) {
       bool async = w.handlers_.find_async(j.queue, j.type) != nullptr;
       auto stop = running.start(j, tags.at(j.id), o().job_timeout, now, async);
       tags.erase(j.id);

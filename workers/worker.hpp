@@ -9,7 +9,9 @@
 //   1. receives deliveries (up to the prefetch window);
 //   2. claims as many as there are free handler threads (or async slots), in one UPDATE
 //      (compare-and-set from `queued`); a message whose job is not claimable
-//      (finished, cancelled, running elsewhere) is acked and dropped;
+//      (finished, cancelled, running elsewhere) is acked and dropped; with
+//      per-tenant caps (common/tenant_caps.hpp), one over its tenant's cap is
+//      deferred (scheduled again, attempt not counted) and acked;
 //   3. commits the outcomes of finished handlers in one transaction, with an
 //      attempt row each, and only then acks their messages;
 //   4. extends the leases of running jobs every lease/3;
@@ -37,6 +39,7 @@
 //
 // Thread-safety: construct, then run() on one thread; stop() from any.
 
+#include "common/tenant_caps.hpp"
 #include "workers/handler.hpp"
 #include "workers/retry_policy.hpp"
 
@@ -62,6 +65,7 @@ struct worker_options {
   std::chrono::milliseconds job_timeout{300000};  ///< for jobs without their own timeout_ms
   std::chrono::milliseconds cancel_grace{5000};   ///< a stopped handler's time to return
   retry_policy retry;
+  tenant_caps caps;        ///< per-tenant running caps; off by default
   std::string test_fault;  ///< tests only: "worker_crash_after_commit"
 };
 
@@ -80,9 +84,9 @@ class worker {
   struct counters {
     /// failed: retry scheduled; snoozed: back to scheduled; dropped: a message
     /// whose job was not claimable; rejected: not a job message (dead-lettered);
-    /// timed_out: jobs stopped by their timeout.
+    /// timed_out: jobs stopped by their timeout; deferred: over their tenant's cap.
     std::atomic<long> claimed{0}, succeeded{0}, failed{0}, dead{0}, snoozed{0}, dropped{0},
-        rejected{0}, cancelled{0}, timed_out{0};
+        rejected{0}, cancelled{0}, timed_out{0}, deferred{0};
   };
   const counters& stats() const { return stats_; }
 
