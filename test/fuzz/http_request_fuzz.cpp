@@ -40,11 +40,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   parser.body_limit(1 << 16);
   parser.eager(true);
   boost::system::error_code ec;
-  std::size_t used = parser.put(boost::asio::buffer(in.data(), in.size()), ec);
-  if (ec == http::error::need_more && used == in.size()) parser.put_eof(ec);
-  if (ec) {
-    if (ec != http::error::need_more) check(jobs::read_problem(ec, 1 << 16));
+  std::size_t used = 0;
+  while (!ec && !parser.is_done() && used < in.size()) {
+    auto n = parser.put(boost::asio::buffer(in.data() + used, in.size() - used), ec);
+    if (n == 0 && !ec) break;
+    used += n;
   }
+  if (ec == http::error::need_more) ec = {};
+  if (!ec && !parser.is_done() && parser.got_some()) parser.put_eof(ec);
+  if (ec && ec != http::error::need_more) check(jobs::read_problem(ec, 1 << 16));
   if (parser.is_header_done()) {
     if (auto p = jobs::check_request_head(parser.get(), {.url_limit = 256, .max_headers = 16}))
       check(*p);
