@@ -178,8 +178,10 @@ std::optional<problem> check_json(std::string_view body, const json_limits& limi
   opts.max_depth = static_cast<std::size_t>(limits.max_depth);
   boost::json::basic_parser<checker> p(opts, checker{limits});
   boost::json::error_code ec;
-  p.write_some(false, body.data(), body.size(), ec);
+  auto used = p.write_some(false, body.data(), body.size(), ec);
   if (p.handler().found) return p.handler().found;
+  if (!ec && body.substr(used).find_first_not_of(" \t\r\n") != std::string_view::npos)
+    return make_problem(400, "invalid_json", "extra data after the JSON document");
   if (ec == boost::json::error::too_deep)
     return make_problem(400, "json_too_deep",
                         fmt::format("nesting is limited to {} levels", limits.max_depth));
