@@ -17,6 +17,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <mutex>
 #include <set>
@@ -194,7 +195,9 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
     tcp_stream.expires_never();
     co_return !wec && keep;
   };
+  bool refused_some = false;
   auto refuse = [&](const problem& p, unsigned version) -> asio::awaitable<void> {
+    refused_some = true;
     auto res = router::problem_response(p, version ? version : 11, false);
     co_await send(res);
   };
@@ -283,6 +286,21 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
     }
   }
   tcp_stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if constexpr (!is_tls) {
+    // A refused client may still be sending: read on (bounded) until it stops,
+    // so the kernel does not reset the connection before it reads the answer.
+    if (refused_some) {
+      deadline.arm(std::chrono::seconds(1));
+      std::array<char, 16384> sink;
+      for (std::size_t drained = 0; drained < (16u << 20);) {
+        auto [rec, n] = co_await tcp_stream.async_read_some(asio::buffer(sink),
+                                                            asio::as_tuple(asio::use_awaitable));
+        if (rec) break;
+        drained += n;
+      }
+      deadline.disarm();
+    }
+  }
 }
 
 }  // namespace jobs

@@ -190,6 +190,8 @@ TEST_CASE("hostile requests get their documented status and code; normal traffic
        "POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + key_a +
            "\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n",
        413, "body_too_large"},
+      {"oversized body, sent whole",
+       request("POST", "/v1/jobs", key_a, std::string(1536 << 10, ' ')), 413, "body_too_large"},
       {"100,000 nested [", request("POST", "/v1/jobs", key_a, std::string(100000, '[')), 400,
        "json_too_deep"},
       {"invalid UTF-8", request("POST", "/v1/jobs", key_a, noop_with(",\"type\":\"\xff\xfe\"")),
