@@ -12,6 +12,8 @@
 // closes. At most `max_connections` are served at once (past that 503
 // unavailable) and `max_connections_per_ip` from one client address (past
 // that 429 too_many_connections); either way the connection then closes.
+// After a refusal the server reads on for up to a second (lingering close),
+// so a client still sending its body reads the answer rather than a reset.
 //
 // stop() closes the listener, lets requests in flight finish, and returns
 // once every connection is done (idle keep-alive connections are closed).
