@@ -12,8 +12,8 @@
 // may not share one. The Idempotency-Key header names one request, so the
 // router refuses it on a batch.
 //
-// Problems besides the members' own (status 400): invalid_json,
-// json_too_deep, invalid_request (not an object), missing_field /jobs,
+// Problems besides the members' own (status 400): invalid_json and the
+// strict checks of api/json_guard.hpp, invalid_request (not an object), missing_field /jobs,
 // invalid_field /jobs (not an array, empty, or over max_jobs), unknown_field.
 //
 // Thread-safety: pure; the registry is read-only.

@@ -80,24 +80,34 @@ int serve(const config& cfg) {
   backend.enable_queue_stats(cfg.amqp_url, policy_defaults(cfg));
   key_listener revocations(cfg.pg_url, [&backend] { backend.forget_keys(); });
   router routes(backend, schemas,
-                {.limits = {cfg.json_max_depth},
+                {.limits = {.max_depth = cfg.json_max_depth,
+                            .max_string = cfg.json_max_string,
+                            .max_array = cfg.json_max_array},
                  .batch = {.max_jobs = cfg.http_batch_max_jobs},
                  .rates = {.key_per_second = static_cast<double>(cfg.rate_key_per_s),
                            .key_burst = static_cast<double>(cfg.rate_key_burst),
                            .tenant_per_second = static_cast<double>(cfg.rate_tenant_per_s),
                            .tenant_burst = static_cast<double>(cfg.rate_tenant_burst)}});
-  http_server server({.address = cfg.http_addr,
-                      .port = cfg.http_port,
-                      .threads = cfg.http_threads,
-                      .body_limit = cfg.http_body_limit,
-                      .batch_body_limit = cfg.http_batch_body_limit,
-                      .header_limit = cfg.http_header_limit,
-                      .read_timeout = cfg.http_read_timeout,
-                      .max_connections = cfg.http_max_connections},
-                     routes);
+  http_server server(
+      {.address = cfg.http_addr,
+       .port = cfg.http_port,
+       .threads = cfg.http_threads,
+       .body_limit = cfg.http_body_limit,
+       .batch_body_limit = cfg.http_batch_body_limit,
+       .header_limit = cfg.http_header_limit,
+       .head = {.url_limit = cfg.http_url_limit, .max_headers = cfg.http_max_headers},
+       .idle_timeout = cfg.http_idle_timeout,
+       .header_timeout = cfg.http_header_timeout,
+       .read_timeout = cfg.http_read_timeout,
+       .max_connections = cfg.http_max_connections,
+       .max_connections_per_ip = cfg.http_max_connections_per_ip,
+       .tls_cert_file = cfg.http_tls_cert,
+       .tls_key_file = cfg.http_tls_key},
+      routes);
   stop_signals stop([&] { server.stop(); });
   log_info("api listening", {{"address", cfg.http_addr},
                              {"port", server.port()},
+                             {"tls", !cfg.http_tls_cert.empty()},
                              {"database", redact_url(cfg.pg_url)},
                              {"broker", redact_url(cfg.amqp_url)}});
   server.run();

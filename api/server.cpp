@@ -7,16 +7,21 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <algorithm>
+#include <array>
+#include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <thread>
 #include <tuple>
 
@@ -24,18 +29,79 @@ namespace jobs {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
 struct http_server::registry {
   std::mutex mu;
   std::set<beast::tcp_stream*> streams;
+  std::map<std::string, int> per_ip;
 };
+
+namespace {
+
+std::unique_ptr<ssl::context> server_tls(const server_options& o) {
+  if (o.tls_cert_file.empty()) return nullptr;
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                   ssl::context::single_dh_use);
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(o.tls_cert_file, ec);
+  if (ec) throw std::runtime_error("TLS certificate " + o.tls_cert_file + ": " + ec.message());
+  ctx->use_private_key_file(o.tls_key_file, ssl::context::pem, ec);
+  if (ec) throw std::runtime_error("TLS key " + o.tls_key_file + ": " + ec.message());
+  return ctx;
+}
+
+bool is_batch_target(const http::request_header<>& req) {
+  auto target = req.target();
+  return req.method() == http::verb::post && target.substr(0, target.find('?')) == "/v1/jobs/batch";
+}
+
+bool is_closed(const boost::system::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == asio::error::eof ||
+         ec == beast::error::timeout || ec == asio::error::connection_reset ||
+         ec == asio::error::operation_aborted || ec == ssl::error::stream_truncated;
+}
+
+// A read deadline that cancels the socket's reads but leaves it open, so the
+// server can still answer 408. A generation number discards a timer that
+// fired just as its read completed.
+class read_deadline {
+ public:
+  read_deadline(beast::tcp_stream& s) : stream_(s), timer_(s.get_executor()) {}
+  void arm(std::chrono::milliseconds d) {
+    auto gen = ++generation_;
+    expired_ = false;
+    timer_.expires_after(d);
+    timer_.async_wait([this, gen](boost::system::error_code ec) {
+      if (ec || gen != generation_) return;
+      expired_ = true;
+      stream_.socket().cancel(ec);
+    });
+  }
+  void disarm() {
+    ++generation_;
+    timer_.cancel();
+  }
+  bool expired() const { return expired_; }
+
+ private:
+  beast::tcp_stream& stream_;
+  asio::steady_timer timer_;
+  std::uint64_t generation_ = 0;
+  bool expired_ = false;
+};
+
+}  // namespace
 
 http_server::http_server(server_options o, router& r)
     : opts_(std::move(o)),
       router_(r),
       ioc_(opts_.threads),
       acceptor_(ioc_),
+      tls_(server_tls(opts_)),
       live_(std::make_unique<registry>()) {
   tcp::endpoint ep{asio::ip::make_address(opts_.address), static_cast<unsigned short>(opts_.port)};
   acceptor_.open(ep.protocol());
@@ -83,90 +149,158 @@ asio::awaitable<void> http_server::accept_loop() {
   }
 }
 
-namespace {
-bool is_batch_target(const http::request<http::string_body>& req) {
-  auto target = req.target();
-  return req.method() == http::verb::post && target.substr(0, target.find('?')) == "/v1/jobs/batch";
-}
-}  // namespace
-
 asio::awaitable<void> http_server::session(tcp::socket s) {
-  beast::tcp_stream stream(std::move(s));
-  stream.socket().set_option(tcp::no_delay(true));
+  boost::system::error_code ec;
+  s.set_option(tcp::no_delay(true), ec);
+  if (tls_) {
+    beast::ssl_stream<beast::tcp_stream> stream(std::move(s), *tls_);
+    co_await serve(stream);
+  } else {
+    beast::tcp_stream stream(std::move(s));
+    co_await serve(stream);
+  }
+}
+
+template <class Stream>
+asio::awaitable<void> http_server::serve(Stream& stream) {
+  constexpr bool is_tls = !std::is_same_v<Stream, beast::tcp_stream>;
+  auto& tcp_stream = beast::get_lowest_layer(stream);
+  boost::system::error_code ec;
+  auto peer = tcp_stream.socket().remote_endpoint(ec).address().to_string();
   struct guard {
     http_server& srv;
     beast::tcp_stream* st;
-    guard(http_server& s, beast::tcp_stream* t) : srv(s), st(t) {
+    std::string ip;
+    int from_ip = 0;
+    guard(http_server& s, beast::tcp_stream* t, std::string a) : srv(s), st(t), ip(std::move(a)) {
       ++srv.connections_;
       std::lock_guard lk(srv.live_->mu);
       srv.live_->streams.insert(st);
+      from_ip = ++srv.live_->per_ip[ip];
     }
     ~guard() {
       --srv.connections_;
       std::lock_guard lk(srv.live_->mu);
       srv.live_->streams.erase(st);
+      if (--srv.live_->per_ip[ip] == 0) srv.live_->per_ip.erase(ip);
     }
-  } g(*this, &stream);
+  } g(*this, &tcp_stream, peer);
 
-  beast::flat_buffer buffer;
+  read_deadline deadline(tcp_stream);
   auto send = [&](http_response& res) -> asio::awaitable<bool> {
     bool keep = res.keep_alive() && !stopping_;
     res.keep_alive(keep);
-    stream.expires_after(opts_.read_timeout);
-    auto [ec, n] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
-    co_return !ec && keep;
+    tcp_stream.expires_after(opts_.read_timeout);
+    auto [wec, n] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+    tcp_stream.expires_never();
+    co_return !wec && keep;
+  };
+  bool refused_some = false;
+  auto refuse = [&](const problem& p, unsigned version) -> asio::awaitable<void> {
+    refused_some = true;
+    auto res = router::problem_response(p, version ? version : 11, false);
+    co_await send(res);
   };
 
-  if (connections_ > opts_.max_connections) {
-    auto p = make_problem(503, "unavailable", "too many connections; retry later");
-    auto res = router::problem_response(p, 11, false);
-    co_await send(res);
+  bool open = true;
+  if constexpr (is_tls) {
+    deadline.arm(opts_.header_timeout);
+    std::tie(ec) = co_await stream.async_handshake(ssl::stream_base::server,
+                                                   asio::as_tuple(asio::use_awaitable));
+    deadline.disarm();
+    open = !ec;
+  }
+
+  beast::flat_buffer buffer;
+  if (!open) {
+  } else if (connections_ > opts_.max_connections) {
+    co_await refuse(make_problem(503, "unavailable", "too many connections; retry later"), 11);
+  } else if (g.from_ip > opts_.max_connections_per_ip) {
+    auto p = make_problem(
+        429, "too_many_connections",
+        fmt::format("at most {} connections from one address", opts_.max_connections_per_ip));
+    p.retry_after_s = 1;
+    co_await refuse(p, 11);
   } else {
     for (;;) {
+      std::size_t n = 0;
+      if (buffer.size() == 0) {
+        // Idle until the next request's first byte; then its deadlines run.
+        deadline.arm(opts_.idle_timeout);
+        std::tie(ec, n) = co_await stream.async_read_some(buffer.prepare(4096),
+                                                          asio::as_tuple(asio::use_awaitable));
+        buffer.commit(n);
+        if (ec) break;
+      }
       http::request_parser<http::string_body> parser;
       // Beast checks Content-Length against the limit as the header ends,
       // before the route is known: the larger limit until then.
       parser.body_limit(std::max(opts_.body_limit, opts_.batch_body_limit));
       parser.header_limit(static_cast<std::uint32_t>(opts_.header_limit));
-      stream.expires_after(opts_.read_timeout);
-      auto [ec, n] = co_await http::async_read_header(stream, buffer, parser,
-                                                      asio::as_tuple(asio::use_awaitable));
+      deadline.arm(opts_.header_timeout);
+      std::tie(ec, n) = co_await http::async_read_header(stream, buffer, parser,
+                                                         asio::as_tuple(asio::use_awaitable));
       std::size_t limit = opts_.body_limit;
+      std::optional<problem> refused;
       if (!ec) {
         // A batch carries many jobs: its own, larger limit.
         if (is_batch_target(parser.get())) limit = opts_.batch_body_limit;
         parser.body_limit(limit);
-        if (parser.content_length().value_or(0) > limit) {
+        refused = check_request_head(parser.get(), opts_.head);
+        if (!refused && parser.content_length().value_or(0) > limit) {
           ec = http::error::body_limit;
-        } else {
+        } else if (!refused) {
+          deadline.arm(opts_.read_timeout);
           std::tie(ec, n) = co_await http::async_read(stream, buffer, parser,
                                                       asio::as_tuple(asio::use_awaitable));
         }
       }
-      if (ec == http::error::end_of_stream || ec == asio::error::eof ||
-          ec == beast::error::timeout || ec == asio::error::connection_reset ||
-          ec == asio::error::operation_aborted)
-        break;
-      if (ec) {
-        problem p =
-            ec == http::error::body_limit
-                ? make_problem(413, "body_too_large", fmt::format("the limit is {} bytes", limit))
-            : ec == http::error::header_limit
-                ? make_problem(431, "header_too_large", "request headers are too large")
-                : make_problem(400, "bad_request", ec.message());
-        auto res = router::problem_response(p, parser.get().version() ? parser.get().version() : 11,
-                                            false);
-        co_await send(res);
+      bool late = deadline.expired();
+      deadline.disarm();
+      auto version = parser.get().version();
+      if (late) {
+        co_await refuse(make_problem(408, "request_timeout",
+                                     "the request did not arrive within the server's deadline"),
+                        version);
         break;
       }
-      stream.expires_never();
+      if (refused) {
+        co_await refuse(*refused, version);
+        break;
+      }
+      if (is_closed(ec)) break;
+      if (ec) {
+        co_await refuse(read_problem(ec, limit), version);
+        break;
+      }
       auto req = parser.release();
       auto res = co_await router_.handle(req);
       if (!co_await send(res)) break;
     }
   }
-  boost::system::error_code ec;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  deadline.disarm();
+  if constexpr (is_tls) {
+    if (open) {
+      tcp_stream.expires_after(std::chrono::seconds(1));
+      std::tie(ec) = co_await stream.async_shutdown(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+  tcp_stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if constexpr (!is_tls) {
+    // A refused client may still be sending: read on (bounded) until it stops,
+    // so the kernel does not reset the connection before it reads the answer.
+    if (refused_some) {
+      deadline.arm(std::chrono::seconds(1));
+      std::array<char, 16384> sink;
+      for (std::size_t drained = 0; drained < (16u << 20);) {
+        auto [rec, n] = co_await tcp_stream.async_read_some(asio::buffer(sink),
+                                                            asio::as_tuple(asio::use_awaitable));
+        if (rec) break;
+        drained += n;
+      }
+      deadline.disarm();
+    }
+  }
 }
 
 }  // namespace jobs

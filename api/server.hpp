@@ -1,22 +1,33 @@
 #pragma once
-// The HTTP/1.1 server (Boost.Beast, C++20 coroutines) in front of the router.
+// The HTTP/1.1 server (Boost.Beast, C++20 coroutines) in front of the router,
+// in clear or, with a certificate and key, over TLS (HTTPS).
 //
-// Per connection: keep-alive; each request must arrive whole within
-// `read_timeout` (headers and body: a slow client holds nothing for long);
-// bodies over `body_limit` get 413, headers over `header_limit` get 431, then
-// the connection closes. At most `max_connections` are served at once; past
-// that a new connection gets 503 and is closed.
+// Per connection: keep-alive. Deadlines, so a slow client holds nothing for
+// long: a connection waiting for a request's first byte is closed after
+// `idle_timeout`; the headers must then arrive within `header_timeout`, the
+// body within `read_timeout` of the headers' end, else 408 request_timeout and
+// the connection closes. Limits (api/http_limits.hpp): bodies over
+// `body_limit` get 413, header blocks over `header_limit` or with more than
+// `max_headers` fields 431, targets over `url_limit` 414; then the connection
+// closes. At most `max_connections` are served at once (past that 503
+// unavailable) and `max_connections_per_ip` from one client address (past
+// that 429 too_many_connections); either way the connection then closes.
+// After a refusal the server reads on for up to a second (lingering close),
+// so a client still sending its body reads the answer rather than a reset.
 //
 // stop() closes the listener, lets requests in flight finish, and returns
 // once every connection is done (idle keep-alive connections are closed).
 //
-// Thread-safety: run() on `threads` threads of its own io_context; stop()
-// from any thread.
+// Throws std::runtime_error from the constructor when the TLS files cannot be
+// loaded. Thread-safety: run() on `threads` threads of its own io_context;
+// stop() from any thread.
 
+#include "api/http_limits.hpp"
 #include "api/router.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -32,8 +43,14 @@ struct server_options {
   std::size_t body_limit = 1 << 20;
   std::size_t batch_body_limit = 16 << 20;  ///< for POST /v1/jobs/batch
   std::size_t header_limit = 16 << 10;
-  std::chrono::milliseconds read_timeout{30000};
+  head_limits head;
+  std::chrono::milliseconds idle_timeout{30000};
+  std::chrono::milliseconds header_timeout{10000};
+  std::chrono::milliseconds read_timeout{30000};  ///< the body; also each response's write
   int max_connections = 4096;
+  int max_connections_per_ip = 256;
+  std::string tls_cert_file;  ///< PEM chain; with tls_key_file: HTTPS only
+  std::string tls_key_file;
 };
 
 class http_server {
@@ -49,16 +66,19 @@ class http_server {
  private:
   boost::asio::awaitable<void> accept_loop();
   boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket s);
+  template <class Stream>
+  boost::asio::awaitable<void> serve(Stream& stream);
 
   server_options opts_;
   router& router_;
   boost::asio::io_context ioc_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  std::unique_ptr<boost::asio::ssl::context> tls_;  // null: plain HTTP
   int port_ = 0;
   std::atomic<int> connections_{0};
   std::atomic<bool> stopping_{false};
   struct registry;
-  std::unique_ptr<registry> live_;  // open sockets, closed on stop
+  std::unique_ptr<registry> live_;  // open sockets, closed on stop; connections per address
 };
 
 }  // namespace jobs

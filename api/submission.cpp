@@ -35,6 +35,15 @@ const std::map<std::string, std::string, std::less<>>& titles() {
   static const std::map<std::string, std::string, std::less<>> t{
       {"invalid_json", "Request body is not valid JSON"},
       {"json_too_deep", "Request body is nested too deeply"},
+      {"invalid_utf8", "Request body is not valid UTF-8"},
+      {"json_string_too_long", "A string in the request body is too long"},
+      {"json_array_too_long", "An array in the request body is too long"},
+      {"json_duplicate_key", "An object in the request body repeats a member"},
+      {"json_number_out_of_range", "A number in the request body is out of range"},
+      {"too_many_headers", "Too many request headers"},
+      {"url_too_long", "Request URL is too long"},
+      {"request_timeout", "The request did not arrive in time"},
+      {"too_many_connections", "Too many connections from this client"},
       {"invalid_request", "Request body must be a JSON object"},
       {"missing_field", "A required field is missing"},
       {"invalid_field", "A field has an invalid value"},
@@ -72,13 +81,11 @@ problem make_problem(int status, std::string code, std::string detail, std::stri
 
 std::variant<boost::json::object, problem> parse_json_object(std::string_view body,
                                                              const submission_limits& limits) {
+  if (auto p = check_json(body, limits)) return std::move(*p);
   boost::json::parse_options opts;
   opts.max_depth = static_cast<std::size_t>(limits.max_depth);
   boost::system::error_code ec;
   auto doc = boost::json::parse(body, ec, {}, opts);
-  if (ec == boost::json::error::too_deep)
-    return make_problem(400, "json_too_deep",
-                        fmt::format("nesting is limited to {} levels", limits.max_depth));
   if (ec) return make_problem(400, "invalid_json", ec.message());
   auto* obj = doc.if_object();
   if (!obj) return make_problem(400, "invalid_request", "the body must be a JSON object");

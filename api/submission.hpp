@@ -14,8 +14,9 @@
 // equal. With a key, the job carries the request's fingerprint (request_hash).
 //
 // Problems (status 400 unless noted), each with the JSON pointer it concerns:
-//   invalid_json      body is not JSON (or invalid UTF-8)
-//   json_too_deep     nesting deeper than the limit
+//   invalid_json      body is not JSON
+//   invalid_utf8, json_too_deep, json_string_too_long, json_array_too_long,
+//   json_duplicate_key, json_number_out_of_range   (from api/json_guard.hpp)
 //   invalid_request   body is not a JSON object
 //   missing_field     a required member is absent
 //   invalid_field     a member has the wrong type or is out of range; a bad
@@ -27,6 +28,7 @@
 //
 // Thread-safety: pure; the registry is read-only.
 
+#include "api/json_guard.hpp"
 #include "common/problem.hpp"
 #include "common/schema.hpp"
 #include "common/store.hpp"
@@ -40,12 +42,11 @@
 
 namespace jobs {
 
-struct submission_limits {
-  int max_depth = 32;
-};
+/// Depth, string and array limits of a request body (api/json_guard.hpp).
+using submission_limits = json_limits;
 
-/// A request body that must be one JSON object within the depth limit:
-/// the object, or invalid_json, json_too_deep or invalid_request.
+/// A request body that must be one JSON object within the limits: the
+/// object, or invalid_request or one of check_json's problems.
 std::variant<boost::json::object, problem> parse_json_object(std::string_view body,
                                                              const submission_limits& limits);
 

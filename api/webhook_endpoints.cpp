@@ -1,5 +1,6 @@
 #include "api/webhook_endpoints.hpp"
 
+#include "api/json_guard.hpp"
 #include "api/submission.hpp"
 #include "common/webhook_signature.hpp"
 
@@ -46,6 +47,7 @@ bool is_endpoint_name(std::string_view name) {
 }
 
 std::variant<webhook_endpoint_spec, problem> parse_webhook_endpoint(std::string_view body) {
+  if (auto p = check_json(body, {.max_depth = 4, .max_string = 4096, .max_array = 64})) return *p;
   boost::system::error_code ec;
   auto v = boost::json::parse(body, ec);
   if (ec) return make_problem(400, "invalid_json", "the body is not JSON");

@@ -87,6 +87,15 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_HTTP_READ_TIMEOUT_MS", ms(c.http_read_timeout, 100, 3600000)},
       {"JOBS_HTTP_MAX_CONNECTIONS", integer(c.http_max_connections, 1, 1000000)},
       {"JOBS_JSON_MAX_DEPTH", integer(c.json_max_depth, 2, 1000)},
+      {"JOBS_JSON_MAX_STRING", integer(c.json_max_string, 256, 1L << 30)},
+      {"JOBS_JSON_MAX_ARRAY", integer(c.json_max_array, 16, 10000000)},
+      {"JOBS_HTTP_MAX_HEADERS", integer(c.http_max_headers, 8, 10000)},
+      {"JOBS_HTTP_URL_LIMIT", integer(c.http_url_limit, 64, 1L << 20)},
+      {"JOBS_HTTP_IDLE_TIMEOUT_MS", ms(c.http_idle_timeout, 100, 3600000)},
+      {"JOBS_HTTP_HEADER_TIMEOUT_MS", ms(c.http_header_timeout, 100, 3600000)},
+      {"JOBS_HTTP_MAX_CONNECTIONS_PER_IP", integer(c.http_max_connections_per_ip, 1, 1000000)},
+      {"JOBS_HTTP_TLS_CERT", text(c.http_tls_cert)},
+      {"JOBS_HTTP_TLS_KEY", text(c.http_tls_key)},
       {"JOBS_PG_POOL_SIZE", integer(c.pg_pool_size, 1, 256)},
       {"JOBS_SUBMIT_BATCH_MAX", integer(c.submit_batch_max, 1, 100000)},
       {"JOBS_PUBLISH_TIMEOUT_MS", ms(c.publish_timeout, 100, 600000)},
@@ -171,6 +180,11 @@ config load_config(const std::map<std::string, std::string>& env) {
   for (const char* name : {"JOBS_SMTP_PASSWORD", "JOBS_PG_URL", "JOBS_AMQP_URL"})
     if (env.contains(name) && env.contains(std::string(name) + "_FILE"))
       throw config_error(fmt::format("set {0} or {0}_FILE, not both", name));
+  if (c.http_tls_cert.empty() != c.http_tls_key.empty())
+    throw config_error("set both JOBS_HTTP_TLS_CERT and JOBS_HTTP_TLS_KEY, or neither");
+  for (const auto* f : {&c.http_tls_cert, &c.http_tls_key})
+    if (!f->empty() && !std::ifstream(*f))
+      throw config_error(fmt::format("cannot read the TLS file {}", *f));
   if (c.worker_prefetch == 0) c.worker_prefetch = 2 * c.worker_concurrency;
   return c;
 }

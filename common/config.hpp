@@ -21,9 +21,18 @@
 //   JOBS_RATE_TENANT_PER_S       20000 per tenant, all its keys together; 0: off
 //   JOBS_RATE_TENANT_BURST       40000
 //   JOBS_HTTP_HEADER_LIMIT       16384 bytes
-//   JOBS_HTTP_READ_TIMEOUT_MS    30000 (a whole request, headers and body)
+//   JOBS_HTTP_READ_TIMEOUT_MS    30000 (a request's body, from the end of its headers)
+//   JOBS_HTTP_IDLE_TIMEOUT_MS    30000 (a connection waiting for a request's first byte)
+//   JOBS_HTTP_HEADER_TIMEOUT_MS  10000 (a request's headers, from its first byte)
+//   JOBS_HTTP_MAX_HEADERS        100 header fields per request
+//   JOBS_HTTP_URL_LIMIT          8192 bytes of request target
 //   JOBS_HTTP_MAX_CONNECTIONS    4096
+//   JOBS_HTTP_MAX_CONNECTIONS_PER_IP 256 open connections from one client address
+//   JOBS_HTTP_TLS_CERT           empty: plain HTTP; a PEM certificate chain file: HTTPS
+//   JOBS_HTTP_TLS_KEY            the PEM private key of JOBS_HTTP_TLS_CERT
 //   JOBS_JSON_MAX_DEPTH          32
+//   JOBS_JSON_MAX_STRING         1048576 bytes per string or member name in a body
+//   JOBS_JSON_MAX_ARRAY          10000 elements per array in a body
 //   JOBS_PG_POOL_SIZE            4 connections for reads
 //   JOBS_SUBMIT_BATCH_MAX        1000 jobs per group commit
 //   JOBS_PUBLISH_TIMEOUT_MS      10000 (broker confirm deadline)
@@ -115,6 +124,15 @@ struct config {
   std::chrono::milliseconds http_read_timeout{30000};
   int http_max_connections = 4096;
   int json_max_depth = 32;
+  std::size_t json_max_string = 1 << 20;
+  std::size_t json_max_array = 10000;
+  int http_max_headers = 100;
+  std::size_t http_url_limit = 8192;
+  std::chrono::milliseconds http_idle_timeout{30000};
+  std::chrono::milliseconds http_header_timeout{10000};
+  int http_max_connections_per_ip = 256;
+  std::string http_tls_cert;
+  std::string http_tls_key;
   int pg_pool_size = 4;
   int submit_batch_max = 1000;
   std::chrono::milliseconds publish_timeout{10000};

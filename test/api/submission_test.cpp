@@ -159,12 +159,12 @@ TEST_CASE("invalid_json: not JSON") {
   }
 }
 
-TEST_CASE("invalid_json: invalid UTF-8 inside a string") {
+TEST_CASE("invalid_utf8: invalid UTF-8 inside a string") {
   check_problem("{\"queue\":\"processing\",\"type\":\"noop\",\"payload\":{\"echo\":\"\xff\xfe\"}}",
-                "invalid_json", "");
+                "invalid_utf8", "");
   // A truncated multi-byte sequence, and an overlong encoding of '/'.
-  check_problem("{\"queue\":\"email\xe2\x82\"}", "invalid_json", "");
-  check_problem("{\"queue\":\"\xc0\xaf\"}", "invalid_json", "");
+  check_problem("{\"queue\":\"email\xe2\x82\"}", "invalid_utf8", "");
+  check_problem("{\"queue\":\"\xc0\xaf\"}", "invalid_utf8", "");
 }
 
 TEST_CASE("json_too_deep: nesting deeper than the limit") {
@@ -213,7 +213,7 @@ TEST_CASE("invalid_field: type empty, too long or not a string") {
 
 TEST_CASE("invalid_field: priority out of range or not an integer") {
   for (std::string priority :
-       {"101", "-101", "1.5", "\"1\"", "true", "[]", "{}", "99999999999999999999"}) {
+       {"101", "-101", "1.5", "\"1\"", "true", "[]", "{}", "9223372036854775807"}) {
     CAPTURE(priority);
     check_problem(std::string(R"({"queue":"processing","type":"noop","payload":{},"priority":)") +
                       priority + "}",
@@ -321,7 +321,7 @@ TEST_CASE("the edges of timeout_ms are accepted: 1 ms to one day") {
 
 TEST_CASE("invalid_field: timeout_ms out of range or not an integer") {
   for (std::string timeout :
-       {"0", "-1", "86400001", "99999999999999999999", "1.5", "\"100\"", "null", "true", "[]"}) {
+       {"0", "-1", "86400001", "9223372036854775807", "1.5", "\"100\"", "null", "true", "[]"}) {
     CAPTURE(timeout);
     check_problem(std::string(R"({"queue":"processing","type":"noop","payload":{},"timeout_ms":)") +
                       timeout + "}",
@@ -521,4 +521,12 @@ TEST_CASE("backoff overrides the retry policy of one job, member by member") {
       "invalid_field", "/backoff/cap_ms");
   check_problem(R"({"queue":"processing","type":"noop","payload":{},"backoff":{"factor":2}})",
                 "unknown_field", "/backoff/factor");
+}
+
+TEST_CASE("json_number_out_of_range: an integer past 64 bits is never rounded to fit") {
+  for (std::string field : {"priority", "timeout_ms", "max_attempts"}) {
+    check_problem(R"({"queue":"processing","type":"noop","payload":{},")" + field +
+                      R"(":99999999999999999999})",
+                  "json_number_out_of_range", "/" + field);
+  }
 }

@@ -283,3 +283,45 @@ TEST_CASE("the async in-flight limit and the webhook settings") {
   check_refused("JOBS_WEBHOOK_RESPONSE_LIMIT", "100");
   check_refused("JOBS_WEBHOOK_BREAKER_FAILURES", "0");
 }
+
+TEST_CASE("hostile-input limits: defaults, values and ranges") {
+  auto d = jobs::load_config({});
+  CHECK(d.http_max_headers == 100);
+  CHECK(d.http_url_limit == 8192);
+  CHECK(d.http_idle_timeout == 30000ms);
+  CHECK(d.http_header_timeout == 10000ms);
+  CHECK(d.http_max_connections_per_ip == 256);
+  CHECK(d.json_max_string == 1u << 20);
+  CHECK(d.json_max_array == 10000u);
+  CHECK(d.http_tls_cert.empty());
+  auto c = jobs::load_config({{"JOBS_HTTP_MAX_HEADERS", "20"},
+                              {"JOBS_HTTP_URL_LIMIT", "1024"},
+                              {"JOBS_HTTP_IDLE_TIMEOUT_MS", "500"},
+                              {"JOBS_HTTP_HEADER_TIMEOUT_MS", "700"},
+                              {"JOBS_HTTP_MAX_CONNECTIONS_PER_IP", "3"},
+                              {"JOBS_JSON_MAX_STRING", "300"},
+                              {"JOBS_JSON_MAX_ARRAY", "50"}});
+  CHECK(c.http_max_headers == 20);
+  CHECK(c.http_url_limit == 1024u);
+  CHECK(c.http_idle_timeout == 500ms);
+  CHECK(c.http_header_timeout == 700ms);
+  CHECK(c.http_max_connections_per_ip == 3);
+  CHECK(c.json_max_string == 300u);
+  CHECK(c.json_max_array == 50u);
+  check_refused("JOBS_HTTP_MAX_HEADERS", "0");
+  check_refused("JOBS_HTTP_URL_LIMIT", "10");
+  check_refused("JOBS_HTTP_HEADER_TIMEOUT_MS", "0");
+  check_refused("JOBS_HTTP_MAX_CONNECTIONS_PER_IP", "0");
+  check_refused("JOBS_JSON_MAX_STRING", "-1");
+  check_refused("JOBS_JSON_MAX_ARRAY", "1");
+}
+
+TEST_CASE("HTTPS needs both a readable certificate and key") {
+  CHECK_THROWS_AS(jobs::load_config({{"JOBS_HTTP_TLS_CERT", "/etc/hostname"}}), jobs::config_error);
+  CHECK_THROWS_AS(jobs::load_config({{"JOBS_HTTP_TLS_CERT", "/nonexistent/cert.pem"},
+                                     {"JOBS_HTTP_TLS_KEY", "/nonexistent/key.pem"}}),
+                  jobs::config_error);
+  auto c = jobs::load_config(
+      {{"JOBS_HTTP_TLS_CERT", "/etc/hostname"}, {"JOBS_HTTP_TLS_KEY", "/etc/hostname"}});
+  CHECK(c.http_tls_cert == "/etc/hostname");
+}

@@ -37,6 +37,9 @@ std::variant<target_url, std::string> parse_url(std::string_view text) {
   }
   out.target = std::string(u->encoded_path());
   if (out.target.empty()) out.target = "/";
+  // Boost.URL 1.81 reads "http://h:1:2/" as port 1 and path ":2/" (found by
+  // fuzzing): a request target must be a path.
+  if (out.target[0] != '/') return std::string("url has a bad port or path");
   if (u->has_query()) out.target += "?" + std::string(u->encoded_query());
   return out;
 }

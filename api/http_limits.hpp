@@ -1,0 +1,37 @@
+#pragma once
+// The limits on a request's head and how a broken transport read is told to
+// the client: pure, so the server, its tests and the fuzz targets share them.
+//
+// Problems:
+//   414 url_too_long       the request target is longer than url_limit bytes
+//   431 too_many_headers   more than max_headers header fields
+//   431 header_too_large   the header block is over the server's header_limit
+//   413 body_too_large     Content-Length or the body read is over the body limit
+//   400 bad_request        anything else Beast's parser refuses
+//
+// Thread-safety: pure.
+
+#include "common/problem.hpp"
+
+#include <boost/beast/http/message.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <cstddef>
+#include <optional>
+
+namespace jobs {
+
+struct head_limits {
+  std::size_t url_limit = 8192;
+  int max_headers = 100;
+};
+
+/// nullopt when the head is within `limits`, else the problem.
+std::optional<problem> check_request_head(const boost::beast::http::request_header<>& head,
+                                          const head_limits& limits);
+
+/// The problem for a read that failed with `ec` (not a timeout or a closed
+/// connection); `body_limit` is the limit that applied.
+problem read_problem(const boost::system::error_code& ec, std::size_t body_limit);
+
+}  // namespace jobs

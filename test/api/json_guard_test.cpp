@@ -1,0 +1,78 @@
+// ctest-labels: security
+// The strict JSON checks and the request-head limits: each hostile input
+// gets its documented code.
+#include "api/json_guard.hpp"
+#include "api/http_limits.hpp"
+#include "api/submission.hpp"
+
+#include <doctest/doctest.h>
+#include <boost/beast/http/message.hpp>
+
+#include <string>
+
+using namespace jobs;
+
+namespace {
+
+std::string code_of(std::string_view body, json_limits l = {}) {
+  auto p = check_json(body, l);
+  return p ? p->code : "";
+}
+
+}  // namespace
+
+TEST_CASE("valid JSON within the limits passes") {
+  CHECK(code_of(R"({"a":[1,2,{"b":"c"}],"d":-9223372036854775808,"e":18446744073709551615})") ==
+        "");
+  CHECK(code_of(R"({"x":1.5e300,"y":"caf\u00e9 \ud83d\ude00","z":"Grüße"})") == "");
+  CHECK(code_of(R"({"a":{"k":1},"b":{"k":2}})") == "");  // the same key in different objects
+}
+
+TEST_CASE("each violation has its code and pointer") {
+  CHECK(code_of("{\"a\":\"\xff\"}") == "invalid_utf8");
+  CHECK(code_of("{\"a\":\"\xc0\xaf\"}") == "invalid_utf8");      // overlong '/'
+  CHECK(code_of("{\"a\":\"\xed\xa0\x80\"}") == "invalid_utf8");  // a surrogate
+  CHECK(code_of("{\"a\":\"\xf4\x90\x80\x80\"}") == "invalid_utf8");
+  CHECK(code_of(std::string(100000, '[')) == "json_too_deep");
+  CHECK(code_of(R"({"a":1,"b":2,"a":3})") == "json_duplicate_key");
+  auto dup = check_json(R"({"p":{"x":[{"k":1,"k":2}]}})", {});
+  REQUIRE(dup);
+  CHECK(dup->pointer == "/p/x/0/k");
+  CHECK(code_of(R"({"n":123456789012345678901234567890})") == "json_number_out_of_range");
+  CHECK(code_of(R"({"n":-9223372036854775809})") == "json_number_out_of_range");
+  CHECK(code_of(R"({"n":1e400})") == "json_number_out_of_range");
+  CHECK(code_of(R"({"s":"12345"})", {.max_string = 4}) == "json_string_too_long");
+  CHECK(code_of(R"({"12345":1})", {.max_string = 4}) == "json_string_too_long");
+  CHECK(code_of(R"({"a":[1,2,3]})", {.max_array = 2}) == "json_array_too_long");
+  CHECK(code_of(R"({"a":[1,2]})", {.max_array = 2}) == "");
+  CHECK(code_of(R"({"a":[[],{},"x"]})", {.max_array = 2}) == "json_array_too_long");
+  CHECK(code_of(R"({"a":)") == "invalid_json");
+  CHECK(code_of(R"({"a":1} x)") == "invalid_json");
+}
+
+TEST_CASE("a submission with a duplicate key is refused before it is read") {
+  auto r = parse_json_object(R"({"queue":"processing","queue":"email"})", {});
+  REQUIRE(std::holds_alternative<problem>(r));
+  CHECK(std::get<problem>(r).code == "json_duplicate_key");
+  CHECK(std::get<problem>(r).status == 400);
+}
+
+TEST_CASE("the request head: target length and header count") {
+  boost::beast::http::request_header<> h;
+  h.target(std::string(100, 'a'));
+  CHECK(!check_request_head(h, {.url_limit = 100, .max_headers = 2}));
+  h.target(std::string(101, 'a'));
+  auto p = check_request_head(h, {.url_limit = 100, .max_headers = 2});
+  REQUIRE(p);
+  CHECK(p->status == 414);
+  CHECK(p->code == "url_too_long");
+  h.target("/");
+  h.insert("X-A", "1");
+  h.insert("X-A", "2");
+  CHECK(!check_request_head(h, {.url_limit = 100, .max_headers = 2}));
+  h.insert("X-B", "3");
+  p = check_request_head(h, {.url_limit = 100, .max_headers = 2});
+  REQUIRE(p);
+  CHECK(p->status == 431);
+  CHECK(p->code == "too_many_headers");
+}

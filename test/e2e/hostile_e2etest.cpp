@@ -1,0 +1,375 @@
+// ctest-labels: security
+// A table of hostile requests against a running platform (API + workers):
+// each gets its documented status and problem code, over raw sockets so that
+// nothing on the client side tidies the request up. Afterwards the platform
+// still runs a normal job to success.
+#include "support/live.hpp"
+#include "support/smtp_sink.hpp"
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+using namespace jobs;
+using namespace jobs::test;
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+namespace {
+
+// One raw TCP connection to the API on 127.0.0.1.
+class raw_conn {
+ public:
+  explicit raw_conn(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  }
+  ~raw_conn() { ::close(fd_); }
+  raw_conn(const raw_conn&) = delete;
+  void send(std::string_view bytes) {
+    while (!bytes.empty()) {
+      auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return;  // the server may close early; its answer is what counts
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+  // Reads until the server closes or `timeout` passes; `closed` tells which.
+  std::string read_all(std::chrono::milliseconds timeout) {
+    std::string out;
+    auto until = std::chrono::steady_clock::now() + timeout;
+    char buf[65536];
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left <= 0ms) return out;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return out;
+      auto n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) {
+        closed = true;
+        return out;
+      }
+      out.append(buf, static_cast<std::size_t>(n));
+      // One whole response with Content-Length is enough.
+      auto end = out.find("\r\n\r\n");
+      auto cl = out.find("Content-Length: ");
+      if (end != std::string::npos && cl != std::string::npos && cl < end) {
+        auto len = std::stoul(out.substr(cl + 16));
+        if (out.size() >= end + 4 + len) return out;
+      }
+    }
+  }
+  bool closed = false;
+
+ private:
+  int fd_ = -1;
+};
+
+struct answer {
+  int status = 0;
+  std::string code;
+  std::string raw;
+};
+
+answer parse_answer(const std::string& raw) {
+  answer a;
+  a.raw = raw.substr(0, 400);
+  if (raw.size() < 12 || !raw.starts_with("HTTP/1.")) return a;
+  a.status = std::stoi(raw.substr(9, 3));
+  auto end = raw.find("\r\n\r\n");
+  if (end == std::string::npos) return a;
+  boost::system::error_code ec;
+  auto doc = json::parse(raw.substr(end + 4), ec);
+  if (!ec && doc.is_object())
+    if (auto* c = doc.as_object().if_contains("code"); c && c->is_string())
+      a.code = std::string(c->as_string());
+  return a;
+}
+
+std::string request(const std::string& method, const std::string& target, const std::string& key,
+                    const std::string& body = {},
+                    const std::string& content_type = "application/json",
+                    const std::string& extra = {}) {
+  std::string r = fmt::format("{} {} HTTP/1.1\r\nHost: localhost\r\n", method, target);
+  if (!key.empty()) r += "Authorization: " + key + "\r\n";
+  if (!content_type.empty() && !body.empty()) r += "Content-Type: " + content_type + "\r\n";
+  r += extra;
+  if (!body.empty() || method == "POST") r += fmt::format("Content-Length: {}\r\n", body.size());
+  return r + "\r\n" + body;
+}
+
+answer exchange(int port, const std::string& bytes) {
+  raw_conn c(port);
+  c.send(bytes);
+  return parse_answer(c.read_all(10s));
+}
+
+std::string noop_with(const std::string& extra) {
+  return R"({"queue":"processing","type":"noop","payload":{})" + extra + "}";
+}
+
+std::string email(const json::object& fields) {
+  json::object payload{{"from", "a@example.com"},
+                       {"to", json::array{"b@example.com"}},
+                       {"subject", "hi"},
+                       {"text", "hello"}};
+  for (const auto& [k, v] : fields) payload[k] = v;
+  return json::serialize(json::object{{"queue", "email"}, {"type", "send"}, {"payload", payload}});
+}
+
+std::string job_id_of(const answer& a, const std::string& raw) {
+  REQUIRE_MESSAGE(a.status == 202, raw);
+  auto doc = json::parse(raw.substr(raw.find("\r\n\r\n") + 4));
+  return std::string(doc.at("id").as_string());
+}
+
+}  // namespace
+
+TEST_CASE("hostile requests get their documented status and code; normal traffic still flows") {
+  scratch s;
+  platform p(s, {"processing", "webhooks"},
+             {{"JOBS_HTTP_HEADER_TIMEOUT_MS", "1000"},
+              {"JOBS_HTTP_READ_TIMEOUT_MS", "1000"},
+              {"JOBS_HTTP_IDLE_TIMEOUT_MS", "3000"},
+              {"JOBS_HTTP_MAX_HEADERS", "50"},
+              {"JOBS_HTTP_URL_LIMIT", "2048"},
+              {"JOBS_HTTP_MAX_CONNECTIONS_PER_IP", "16"},
+              {"JOBS_JSON_MAX_STRING", "4096"},
+              {"JOBS_JSON_MAX_ARRAY", "100"},
+              {"JOBS_WEBHOOK_TIMEOUT_MS", "3000"}});
+  auto port = p.port;
+  auto key_a = "Bearer " + create_key(s.pg_url, "tenant-a");
+  auto key_b = "Bearer " + create_key(s.pg_url, "tenant-b");
+
+  // A job of tenant B, and keys that are expired and revoked.
+  auto raw_b = [&] {
+    raw_conn c(port);
+    c.send(request("POST", "/v1/jobs", key_b, noop_with(R"(,"run_at":"2200-01-01T00:00:00Z")")));
+    return c.read_all(10s);
+  }();
+  auto b_job = job_id_of(parse_answer(raw_b), raw_b);
+  auto expired = create_key(s.pg_url, "tenant-a");
+  auto mark = [&](const std::string& key, const std::string& set) {
+    return count(s.pg_url, "WITH u AS (UPDATE api_keys SET " + set + " WHERE key_hash = sha256('" +
+                               key + "'::bytea) RETURNING 1) SELECT count(*) FROM u");
+  };
+  CHECK(mark(expired, "expires_at = now() - interval '1 minute'") == 1);
+  auto revoked = create_key(s.pg_url, "tenant-a");
+  CHECK(mark(revoked, "revoked_at = now()") == 1);
+
+  std::string headers_60;
+  for (int i = 0; i < 60; ++i) headers_60 += fmt::format("X-H{}: v\r\n", i);
+  std::string many = "{\"jobs\":[";  // 200 elements where 100 are allowed
+  for (int i = 0; i < 200; ++i) many += (i ? ",1" : "1");
+  many += "]}";
+  const std::string sql = "%27%20OR%201%3D1%3B%20DROP%20TABLE%20jobs%3B--";
+
+  struct hostile {
+    std::string name;
+    std::string bytes;
+    int status;
+    std::string code;
+  };
+  std::vector<hostile> table{
+      // A declared length past the limit is refused before the body is sent.
+      {"oversized body",
+       "POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + key_a +
+           "\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n",
+       413, "body_too_large"},
+      {"oversized body, sent whole",
+       request("POST", "/v1/jobs", key_a, std::string(1536 << 10, ' ')), 413, "body_too_large"},
+      {"100,000 nested [", request("POST", "/v1/jobs", key_a, std::string(100000, '[')), 400,
+       "json_too_deep"},
+      {"invalid UTF-8", request("POST", "/v1/jobs", key_a, noop_with(",\"type\":\"\xff\xfe\"")),
+       400, "invalid_utf8"},
+      {"duplicate keys",
+       request("POST", "/v1/jobs", key_a,
+               R"({"queue":"processing","type":"noop","type":"hash","payload":{}})"),
+       400, "json_duplicate_key"},
+      {"integer past 64 bits",
+       request("POST", "/v1/jobs", key_a,
+               noop_with(R"(,"priority":123456789012345678901234567890)")),
+       400, "json_number_out_of_range"},
+      {"number past double", request("POST", "/v1/jobs", key_a, noop_with(R"(,"priority":1e400)")),
+       400, "json_number_out_of_range"},
+      {"integer out of the field's range",
+       request("POST", "/v1/jobs", key_a, noop_with(R"(,"priority":2147483648)")), 400,
+       "invalid_field"},
+      {"string past the limit",
+       request("POST", "/v1/jobs", key_a,
+               noop_with(",\"idempotency_key\":\"" + std::string(5000, 'k') + "\"")),
+       400, "json_string_too_long"},
+      {"array past the limit", request("POST", "/v1/jobs/batch", key_a, many), 400,
+       "json_array_too_long"},
+      {"wrong content type", request("POST", "/v1/jobs", key_a, noop_with(""), "text/plain"), 415,
+       "unsupported_media_type"},
+      {"form content type",
+       request("POST", "/v1/jobs", key_a, "queue=processing", "application/x-www-form-urlencoded"),
+       415, "unsupported_media_type"},
+      {"missing key", request("POST", "/v1/jobs", "", noop_with("")), 401, "unauthorized"},
+      {"garbled key",
+       request("POST", "/v1/jobs", "Bearer !!!'; DROP TABLE api_keys;--", noop_with("")), 401,
+       "unauthorized"},
+      {"wrong scheme", request("GET", "/v1/jobs", "Basic " + key_a.substr(7)), 401, "unauthorized"},
+      {"expired key", request("GET", "/v1/jobs", "Bearer " + expired), 401, "unauthorized"},
+      {"revoked key", request("GET", "/v1/jobs", "Bearer " + revoked), 401, "unauthorized"},
+      {"another tenant's job: GET", request("GET", "/v1/jobs/" + b_job, key_a), 404, "not_found"},
+      {"another tenant's job: cancel", request("POST", "/v1/jobs/" + b_job + "/cancel", key_a), 404,
+       "not_found"},
+      {"another tenant's job: retry", request("POST", "/v1/jobs/" + b_job + "/retry", key_a), 404,
+       "not_found"},
+      {"SQL in queue filter", request("GET", "/v1/jobs?queue=" + sql, key_a), 400, "unknown_queue"},
+      {"SQL in state filter", request("GET", "/v1/jobs?state=" + sql, key_a), 400, "invalid_field"},
+      {"SQL in cursor", request("GET", "/v1/jobs?cursor=" + sql, key_a), 400, "invalid_field"},
+      {"SQL in limit", request("GET", "/v1/jobs?limit=1" + sql, key_a), 400, "invalid_field"},
+      {"SQL as a filter name", request("GET", "/v1/jobs?" + sql + "=1", key_a), 400,
+       "unknown_field"},
+      {"SQL as a job id", request("GET", "/v1/jobs/" + sql, key_a), 404, "not_found"},
+      {"SQL in an endpoint name", request("GET", "/v1/webhook-endpoints/" + sql, key_a), 404,
+       "not_found"},
+      {"path traversal", request("GET", "/v1/jobs/../../../etc/passwd", key_a), 404, "not_found"},
+      {"encoded path traversal", request("GET", "/v1/jobs/..%2F..%2Fetc%2Fpasswd", key_a), 404,
+       "not_found"},
+      {"traversal to a route", request("GET", "/v1/jobs/x/../../keys", key_a), 404, "not_found"},
+      {"a clean email (the control for the three below)",
+       request("POST", "/v1/jobs", key_a, email({})), 202, ""},
+      {"CRLF in the subject",
+       request("POST", "/v1/jobs", key_a, email({{"subject", "hi\r\nBcc: x@evil.example"}})), 400,
+       "payload_invalid"},
+      {"CRLF in a recipient",
+       request("POST", "/v1/jobs", key_a,
+               email({{"to", json::array{"b@example.com\r\nRCPT TO:<x@evil.example>"}}})),
+       400, "payload_invalid"},
+      {"Bcc as a custom header",
+       request("POST", "/v1/jobs", key_a,
+               email({{"headers", json::object{{"Bcc", "x@evil.example"}}}})),
+       400, "payload_invalid"},
+      {"over-long URL", request("GET", "/v1/jobs?limit=1&" + std::string(3000, 'a'), key_a), 414,
+       "url_too_long"},
+      {"too many headers", request("GET", "/v1/jobs", key_a, {}, {}, headers_60), 431,
+       "too_many_headers"},
+      {"one huge header",
+       request("GET", "/v1/jobs", key_a, {}, {}, "X-Big: " + std::string(20000, 'x') + "\r\n"), 431,
+       "header_too_large"},
+      {"garbage instead of HTTP", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 hello\r\n\r\n", 400,
+       "bad_request"},
+  };
+  for (const auto& h : table) {
+    CAPTURE(h.name);
+    auto a = exchange(port, h.bytes);
+    CAPTURE(a.raw);
+    CHECK(a.status == h.status);
+    CHECK(a.code == h.code);
+  }
+
+  // Tenant A's list never shows tenant B's job.
+  {
+    raw_conn c(port);
+    c.send(request("GET", "/v1/jobs?limit=500", key_a));
+    auto raw = c.read_all(10s);
+    CHECK(parse_answer(raw).status == 200);
+    CHECK(raw.find(b_job) == std::string::npos);
+  }
+
+  // Slowloris: headers one line at a time, never finished: 408 by the deadline.
+  {
+    raw_conn c(port);
+    auto start = std::chrono::steady_clock::now();
+    c.send("POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\n");
+    std::string raw;
+    for (int i = 0; i < 40 && raw.empty() && !c.closed; ++i) {
+      c.send(fmt::format("X-Slow-{}: 1\r\n", i));
+      raw = c.read_all(200ms);
+    }
+    if (!c.closed) raw += c.read_all(3s);
+    auto took = std::chrono::steady_clock::now() - start;
+    auto a = parse_answer(raw);
+    CAPTURE(a.raw);
+    CHECK(a.status == 408);
+    CHECK(a.code == "request_timeout");
+    CHECK(c.closed);
+    CHECK(took < 3s);
+  }
+  // A body that never finishes: 408 by the body deadline.
+  {
+    raw_conn c(port);
+    auto start = std::chrono::steady_clock::now();
+    c.send("POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + key_a +
+           "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"queue\":");
+    auto a = parse_answer(c.read_all(5s));
+    CAPTURE(a.raw);
+    CHECK(a.status == 408);
+    CHECK(a.code == "request_timeout");
+    CHECK(std::chrono::steady_clock::now() - start < 3s);
+  }
+  // A connection that says nothing is closed by the idle deadline.
+  {
+    raw_conn c(port);
+    auto start = std::chrono::steady_clock::now();
+    auto raw = c.read_all(8s);
+    CHECK(raw.empty());
+    CHECK(c.closed);
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+  }
+  // Too many connections from one address: past 16, 429 and closed.
+  {
+    std::vector<std::unique_ptr<raw_conn>> conns;
+    for (int i = 0; i < 20; ++i) conns.push_back(std::make_unique<raw_conn>(port));
+    int ok = 0, refused = 0;
+    for (auto& c : conns) {
+      c->send(request("GET", "/healthz", {}));
+      auto a = parse_answer(c->read_all(5s));
+      if (a.status == 200) ++ok;
+      if (a.status == 429 && a.code == "too_many_connections") ++refused;
+    }
+    CHECK(ok >= 12);
+    CHECK(ok <= 16);
+    CHECK(refused >= 4);
+    CHECK(ok + refused == 20);
+  }
+
+  // SSRF: a webhook aimed at loopback, the cloud metadata address or a
+  // private network is accepted as a job but never delivered.
+  http_client h(port);
+  auto put = h.request(boost::beast::http::verb::put, "/v1/webhook-endpoints/default",
+                       R"({"secrets":["whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="]})",
+                       {{"authorization", key_a}, {"content-type", "application/json"}});
+  REQUIRE_MESSAGE(put.status / 100 == 2, put.body);
+  std::vector<std::string> ssrf_ids;
+  for (const auto* url : {"http://127.0.0.1:9/x", "http://169.254.169.254/latest/meta-data/",
+                          "http://[::ffff:10.0.0.1]/", "http://2130706433/", "http://0x7f.1/"}) {
+    auto r = h.post_json("/v1/jobs",
+                         json::serialize(json::object{{"queue", "webhooks"},
+                                                      {"type", "deliver"},
+                                                      {"payload", {{"url", url}, {"body", 1}}},
+                                                      {"max_attempts", 1}}),
+                         key_a.substr(7));
+    REQUIRE_MESSAGE(r.status == 202, url, r.body);
+    ssrf_ids.emplace_back(r.json().at("id").as_string());
+  }
+  for (const auto& id : ssrf_ids) {
+    auto job = wait_final(h, key_a.substr(7), id);
+    CHECK(job.at("state") == "dead");
+    CHECK(attempt_error(job, 0).starts_with("destination refused"));
+  }
+
+  // And the platform still serves normal traffic.
+  auto ok = h.post_json("/v1/jobs", noop_with(""), key_a.substr(7));
+  REQUIRE_MESSAGE(ok.status == 202, ok.body);
+  auto job = wait_final(h, key_a.substr(7), std::string(ok.json().at("id").as_string()));
+  CHECK(job.at("state") == "succeeded");
+}
