@@ -39,6 +39,9 @@ boost::asio::awaitable<T> await_callback(Start start) {
 
 /// Runs fn(pqxx::connection&) on the pool and returns its value; rethrows
 /// its exception in the coroutine. No connection: throws pqxx::broken_connection.
+/// A transaction PostgreSQL rolled back (deadlock, serialization failure)
+/// committed nothing, so fn runs again, up to three times in all: fn must
+/// open its own transactions.
 // GCC 12 destroys some temporaries of a co_await expression twice, so
 // coroutines here take references and keep their callables in named locals.
 template <class Fn>
@@ -54,7 +57,14 @@ auto db_call(db_pool& pool, const Fn& fn)
       out r{std::make_shared<std::optional<R>>(), nullptr};
       try {
         if (!c) throw pqxx::broken_connection("PostgreSQL is unreachable");
-        r.value->emplace(fn(*c));
+        for (int tries = 1;; ++tries) {
+          try {
+            r.value->emplace(fn(*c));
+            break;
+          } catch (const pqxx::transaction_rollback&) {
+            if (tries == 3) throw;
+          }
+        }
       } catch (...) {
         r.error = std::current_exception();
       }
