@@ -17,9 +17,7 @@ constexpr int idle_poll_ms = 500;
 }  // namespace
 
 publisher::publisher(publisher_options o)
-    : opts_(std::move(o)),
-      addr_(parse_amqp_url(opts_.url)),
-      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    : opts_(std::move(o)), brokers_(opts_.url), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
   thread_ = std::thread([this] { run(); });
 }
@@ -57,14 +55,15 @@ void publisher::publish(std::string routing_key, std::string message_id, std::st
 
 bool publisher::connect() {
   try {
-    conn_ = std::make_unique<amqp_connection>(addr_, opts_.heartbeat_s);
+    conn_ = brokers_.connect(opts_.heartbeat_s);
     declare_topology(*conn_, opts_.topology);
     amqp_confirm_select(conn_->raw(), amqp_connection::channel);
     conn_->check_rpc("confirm.select");
     next_tag_ = 1;
     connected_ = true;
     outage_logged_ = false;
-    log_info("publisher connected", {{"host", addr_.host}, {"port", addr_.port}});
+    log_info("publisher connected",
+             {{"host", brokers_.current().host}, {"port", brokers_.current().port}});
     return true;
   } catch (const std::exception& e) {
     if (!outage_logged_)

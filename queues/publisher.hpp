@@ -7,15 +7,17 @@
 // (ok = true), refused it (nack, or returned as unroutable: ok = false), or
 // the deadline passed (ok = false). Messages are persistent and mandatory.
 //
-// When the connection fails, it reconnects with backoff and re-sends every
-// message not yet confirmed (the broker may then hold a duplicate; workers
-// drop it because claims are compare-and-set).
+// When the connection fails, it reconnects with backoff, to the next node of
+// the broker list first (queues/brokers.hpp), and re-sends every message not
+// yet confirmed (the broker may then hold a duplicate; workers drop it
+// because claims are compare-and-set). A message whose confirm does not come
+// before its deadline is reported failed, never accepted.
 //
-// Config (publisher_options): url, heartbeat, confirm deadline, topology.
-// Thread-safety: publish() and connected() may be called from any thread;
-// `done` runs on the publisher's thread and must not block.
+// Config (publisher_options): url (one or a comma-separated list), heartbeat, confirm deadline,
+// topology. Thread-safety: publish() and connected() may be called from any thread; `done` runs on
+// the publisher's thread and must not block.
 
-#include "queues/amqp.hpp"
+#include "queues/brokers.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -30,7 +32,7 @@
 namespace jobs {
 
 struct publisher_options {
-  std::string url;
+  std::string url;  ///< one amqp:// URL or a list (queues/brokers.hpp)
   int heartbeat_s = 30;
   std::chrono::milliseconds confirm_timeout{10000};
   topology_options topology;
@@ -66,7 +68,7 @@ class publisher {
   void wake();
 
   publisher_options opts_;
-  amqp_address addr_;
+  broker_list brokers_;
   std::unique_ptr<amqp_connection> conn_;
   std::atomic<bool> connected_{false};
   std::atomic<bool> stopping_{false};
