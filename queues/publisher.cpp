@@ -80,24 +80,11 @@ void publisher::run() {
     if (!conn_) {
       if (!connect()) {
         expire(std::chrono::steady_clock::now());
-        // Sleep out the backoff; publish() wakes us only to expire sooner.
-        auto until = std::chrono::steady_clock::now() + backoff;
-        while (!stopping_ && std::chrono::steady_clock::now() < until) {
-          struct pollfd p {
-            wake_fd_, POLLIN, 0
-          };
-          auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-              until - std::chrono::steady_clock::now());
-          if (::poll(&p, 1, static_cast<int>(std::max<long>(left.count(), 0))) > 0) {
-            uint64_t drained;
-            [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
-            expire(std::chrono::steady_clock::now());
-          }
-        }
+        sleep_until(std::chrono::steady_clock::now() + backoff);
         backoff = std::min(backoff * 2, max_backoff);
         continue;
       }
-      backoff = std::chrono::milliseconds(100);
+      if (!nacked_) backoff = std::chrono::milliseconds(100);
       // Everything unconfirmed on the old connection is sent again first.
       std::deque<item> again;
       for (auto& [tag, it] : unconfirmed_) again.push_back(std::move(it));
@@ -121,10 +108,31 @@ void publisher::run() {
       log_warn("publisher connection lost", {{"error", e.what()}});
       connected_ = false;
       conn_.reset();
+      if (nacked_) {
+        // Not too fast round the nodes while the broker keeps refusing.
+        sleep_until(std::chrono::steady_clock::now() + backoff);
+        backoff = std::min(backoff * 2, max_backoff);
+      }
     }
   }
   connected_ = false;
   fail_all("publisher stopped");
+}
+
+void publisher::sleep_until(std::chrono::steady_clock::time_point until) {
+  // publish() wakes us only to expire sooner.
+  while (!stopping_ && std::chrono::steady_clock::now() < until) {
+    struct pollfd p {
+      wake_fd_, POLLIN, 0
+    };
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (::poll(&p, 1, static_cast<int>(std::max<long>(left.count(), 0))) > 0) {
+      uint64_t drained;
+      [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
+      expire(std::chrono::steady_clock::now());
+    }
+  }
 }
 
 void publisher::send_pending(std::deque<item>& batch) {
@@ -171,9 +179,12 @@ void publisher::read_confirms(int wait_ms) {
         break;
       }
       case AMQP_BASIC_NACK_METHOD: {
-        auto* m = static_cast<amqp_basic_nack_t*>(f.payload.method.decoded);
-        settle(m->delivery_tag, m->multiple, false, "broker refused the message (nack)");
-        break;
+        // A quorum queue nacks while it has no leader, and a channel that
+        // published during the election may go on nacking after it (seen on
+        // RabbitMQ 3.10). The message stays unconfirmed: a new connection,
+        // on the next node, sends it again until its deadline.
+        nacked_ = true;
+        throw amqp_error("broker refused a message (nack); reconnecting");
       }
       case AMQP_BASIC_RETURN_METHOD: {
         // Unroutable: the broker sends the message back, then acks its tag.
@@ -194,6 +205,7 @@ void publisher::read_confirms(int wait_ms) {
 }
 
 void publisher::settle(uint64_t tag, bool multiple, bool ok, const char* why) {
+  if (ok) nacked_ = false;
   auto finish = [&](item& it) {
     auto r = returned_.find(it.message_id);
     if (r != returned_.end()) {

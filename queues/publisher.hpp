@@ -4,8 +4,9 @@
 // `publish` queues a message and returns at once; a thread of its own owns
 // the connection, sends everything queued without waiting for the previous
 // confirm, and calls each message's `done` when the broker confirmed it
-// (ok = true), refused it (nack, or returned as unroutable: ok = false), or
-// the deadline passed (ok = false). Messages are persistent and mandatory.
+// (ok = true), returned it as unroutable (ok = false), or the deadline
+// passed (ok = false). A nack drops the connection: the message is sent
+// again on a new one (next node first) until its deadline. Messages are persistent and mandatory.
 //
 // When the connection fails, it reconnects with backoff, to the next node of
 // the broker list first (queues/brokers.hpp), and re-sends every message not
@@ -66,6 +67,7 @@ class publisher {
   void expire(std::chrono::steady_clock::time_point now);
   void fail_all(const char* why);
   void wake();
+  void sleep_until(std::chrono::steady_clock::time_point until);
 
   publisher_options opts_;
   broker_list brokers_;
@@ -80,6 +82,7 @@ class publisher {
   // Owned by the publisher thread.
   uint64_t next_tag_ = 1;
   bool outage_logged_ = false;
+  bool nacked_ = false;  // the connection was dropped after a nack, no ack since
   std::map<uint64_t, item> unconfirmed_;
   std::map<std::string, std::string> returned_;  // message_id -> reason
   std::thread thread_;
