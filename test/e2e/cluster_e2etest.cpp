@@ -1,10 +1,11 @@
 // ctest-labels: scaling cluster
 // The platform on a three-node RabbitMQ cluster (scripts/lib/test-cluster):
-// quorum queues replicated on all three nodes, the API and two workers given
-// the broker address list, jobs submitted continuously while the node leading
-// the `processing` queue is killed (SIGKILL). Every job that got a 202 must
-// end `succeeded`: the test prints `lost=0`.
+// quorum queues replicated on all three nodes with their leaders spread, the
+// API and two workers given the broker address list, jobs submitted continuously while the node
+// leading the `processing` queue is killed (SIGKILL). Every job that got a 202 must end
+// `succeeded`: the test prints `lost=0`.
 #include "common/db.hpp"
+#include "queues/brokers.hpp"
 #include "support/live.hpp"
 
 #include <doctest/doctest.h>
@@ -109,45 +110,71 @@ long not_succeeded(const std::string& pg_url, const std::set<std::string>& ids) 
 TEST_CASE("a RabbitMQ node dies mid-run: no job that got a 202 is lost") {
   scratch s;
   cluster c(require_env("JOBS_TEST_DIR") + "/cluster-" + s.name);
-  auto nodes = c.urls;  // node 1 first, as the API and the first worker see it
-  // The second worker prefers node 2, so it is on a surviving node when node 1 dies:
-  // "amqp://guest:guest@127.0.0.1:P1/,127.0.0.1:P2,127.0.0.1:P3" -> P2 (URL), P3, P1.
-  auto host = nodes.find("127.0.0.1:");
-  auto c1 = nodes.find(',');
-  auto c2 = nodes.find(',', c1 + 1);
-  REQUIRE((host != std::string::npos && c1 != std::string::npos && c2 != std::string::npos));
-  auto node1 = nodes.substr(host, c1 - host);
-  if (node1.ends_with('/')) node1.pop_back();
-  auto rotated = nodes.substr(0, host) + nodes.substr(c1 + 1, c2 - c1 - 1) + "/," +
-                 nodes.substr(c2 + 1) + "," + node1;
-  MESSAGE("nodes: ", nodes, "; second worker: ", rotated);
-  const std::map<std::string, std::string> env{
-      {"JOBS_AMQP_URL", nodes}, {"JOBS_AMQP_HEARTBEAT_S", "5"}, {"JOBS_WORKER_LEASE_MS", "3000"}};
-  platform p(s, {"processing"}, env, true);
-  p.add_worker("processing", {{"JOBS_AMQP_URL", rotated}});
-  auto key = create_key(s.pg_url, "acme");
+  // "amqp://guest:guest@127.0.0.1:P1/,127.0.0.1:P2,127.0.0.1:P3": the nodes' AMQP ports.
+  std::vector<std::string> ports;
+  for (auto at = c.urls.find("127.0.0.1:"); at != std::string::npos;
+       at = c.urls.find("127.0.0.1:", at + 1)) {
+    auto port = c.urls.substr(at + 10, c.urls.find_first_of("/,", at + 10) - at - 10);
+    ports.push_back(port);
+  }
+  REQUIRE(ports.size() == 3);
+  // The address list as a process would be given it, node `first` (1..3) first.
+  auto list_from = [&](int first) {
+    std::string l = "amqp://guest:guest@127.0.0.1:" + ports[first - 1] + "/";
+    for (int k = 1; k < 3; ++k) l += ",127.0.0.1:" + ports[(first - 1 + k) % 3];
+    return l;
+  };
 
+  // The platform's topology, declared once; the cluster's `balanced` leader
+  // locator spreads the queues' leaders over the nodes.
+  std::string why;
+  bool declared = wait_until(
+      [&] {
+        try {
+          auto conn = broker_list(list_from(1)).connect(30);
+          declare_topology(*conn, topology_options{10});
+          return true;
+        } catch (const amqp_error& e) {
+          why = e.what();
+          std::this_thread::sleep_for(500ms);
+          return false;
+        }
+      },
+      30s);
+  REQUIRE_MESSAGE(declared, "declaring the topology on node 1: ", why);
   auto queues = cluster_cmd("queues " + c.dir);
-  MESSAGE("queues:\n", queues);
-  // Quorum queues with a member on each of the three nodes: "name type leader members...".
-  for (const auto* q : {"email", "processing", "webhooks"}) {
+  MESSAGE("queues (name type leader members):\n", queues);
+  // Quorum queues with a member on each of the three nodes.
+  std::set<std::string> leaders;
+  for (const auto* q : {"email", "processing", "webhooks", "jobs.dead"}) {
     auto at = queues.find(std::string(q) + " quorum ");
     REQUIRE_MESSAGE(at != std::string::npos, q, " is not a quorum queue:\n", queues);
     std::istringstream line(queues.substr(at, queues.find('\n', at) - at));
     std::string name, type, leader;
     std::set<std::string> members;
     line >> name >> type >> leader;
+    leaders.insert(leader);
     for (std::string m; line >> m;) members.insert(m);
     const std::set<std::string> all{"1", "2", "3"};
     CHECK_MESSAGE(members == all, q, " members: ", line.str());
   }
+  CHECK_MESSAGE(leaders.size() > 1, "every queue leader on one node:\n", queues);
+
+  // The API and the first worker start on the node leading `processing` (the
+  // one killed below); the second worker on another node, which survives.
+  auto leader = std::stoi(cluster_cmd("leader " + c.dir + " processing"));
+  const std::map<std::string, std::string> env{{"JOBS_AMQP_URL", list_from(leader)},
+                                               {"JOBS_AMQP_HEARTBEAT_S", "5"},
+                                               {"JOBS_WORKER_LEASE_MS", "3000"}};
+  platform p(s, {"processing"}, env, true);
+  p.add_worker("processing", {{"JOBS_AMQP_URL", list_from(leader % 3 + 1)}});
+  auto key = create_key(s.pg_url, "acme");
 
   submitter sub(p.port, key);
   REQUIRE(wait_until([&] { return sub.count() >= 100; }, 30s));
-  auto leader = cluster_cmd("leader " + c.dir + " processing");
   auto before = sub.count();
   MESSAGE("killing node ", leader, " (leader of processing) after ", before, " accepted jobs");
-  cluster_cmd("kill " + c.dir + " " + leader);
+  cluster_cmd("kill " + c.dir + " " + std::to_string(leader));
   // Carry on through the other nodes: more jobs accepted after the kill.
   bool carried_on = wait_until([&] { return sub.count() >= before + 200; }, 60s);
   std::this_thread::sleep_for(5s);  // and keep going a while on the two nodes left
