@@ -8,7 +8,8 @@
 // never from a committed file.
 //
 //   JOBS_PG_URL                  postgresql://jobs@127.0.0.1:5542/jobs
-//   JOBS_AMQP_URL                amqp://guest:guest@127.0.0.1:5782/
+//   JOBS_AMQP_URL                amqp://guest:guest@127.0.0.1:5782/ ; or a comma-separated list
+//                                of a cluster's nodes (queues/brokers.hpp), tried in turn
 //   JOBS_SCHEMA_DIR              <source>/schemas (jobs/ and migrations/ inside)
 //   JOBS_HTTP_ADDR               127.0.0.1
 //   JOBS_HTTP_PORT               8780

@@ -50,7 +50,8 @@ void log_write(log_level l, std::string_view msg, boost::json::object fields) {
   }
 }
 
-std::string redact_url(std::string_view url) {
+namespace {
+std::string redact_one(std::string_view url) {
   auto scheme = url.find("://");
   auto at = url.find('@');
   if (scheme == std::string_view::npos || at == std::string_view::npos || at < scheme)
@@ -58,6 +59,19 @@ std::string redact_url(std::string_view url) {
   auto colon = url.find(':', scheme + 3);
   if (colon == std::string_view::npos || colon > at) return std::string(url);
   return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
+}
+}  // namespace
+
+std::string redact_url(std::string_view url) {
+  // A broker address list holds several URLs, each with its password.
+  std::string out;
+  for (;;) {
+    auto comma = url.find(',');
+    out += redact_one(url.substr(0, comma));
+    if (comma == std::string_view::npos) return out;
+    out += ',';
+    url.remove_prefix(comma + 1);
+  }
 }
 
 }  // namespace jobs

@@ -37,7 +37,7 @@ inline void log_error(std::string_view m, boost::json::object f = {}) {
   log_write(log_level::error, m, std::move(f));
 }
 
-/// The URL with any password replaced by "***".
+/// The URL (or comma-separated URLs) with any password replaced by "***".
 std::string redact_url(std::string_view url);
 
 }  // namespace jobs

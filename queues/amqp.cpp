@@ -100,8 +100,15 @@ amqp_connection::amqp_connection(const amqp_address& a, int heartbeat_s)
   auto r = amqp_login(conn_, a.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat_s,
                       AMQP_SASL_METHOD_PLAIN, a.user.c_str(), a.password.c_str());
   if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+    std::string why = "refused";
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
+      why = amqp_error_string2(r.library_error);
+    else if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+             r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)
+      why =
+          std::string(as_view(static_cast<amqp_connection_close_t*>(r.reply.decoded)->reply_text));
     amqp_destroy_connection(conn_);
-    throw amqp_error(fmt::format("login to {}:{} as {} failed", a.host, a.port, a.user));
+    throw amqp_error(fmt::format("login to {}:{} as {} failed: {}", a.host, a.port, a.user, why));
   }
   amqp_channel_open(conn_, channel);
   try {

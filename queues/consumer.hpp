@@ -33,6 +33,9 @@ class consumer {
  public:
   consumer(const amqp_address& a, int heartbeat_s, std::string queue, int prefetch,
            const topology_options& t);
+  /// Consumes on an open connection (e.g. from broker_list::connect).
+  consumer(std::unique_ptr<amqp_connection> c, std::string queue, int prefetch,
+           const topology_options& t);
 
   /// Appends available deliveries to `out`; waits up to wait_ms for the first.
   void poll(std::vector<delivery>& out, int wait_ms, int wake_fd);

@@ -17,9 +17,7 @@ constexpr int idle_poll_ms = 500;
 }  // namespace
 
 publisher::publisher(publisher_options o)
-    : opts_(std::move(o)),
-      addr_(parse_amqp_url(opts_.url)),
-      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    : opts_(std::move(o)), brokers_(opts_.url), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
   thread_ = std::thread([this] { run(); });
 }
@@ -57,14 +55,15 @@ void publisher::publish(std::string routing_key, std::string message_id, std::st
 
 bool publisher::connect() {
   try {
-    conn_ = std::make_unique<amqp_connection>(addr_, opts_.heartbeat_s);
+    conn_ = brokers_.connect(opts_.heartbeat_s);
     declare_topology(*conn_, opts_.topology);
     amqp_confirm_select(conn_->raw(), amqp_connection::channel);
     conn_->check_rpc("confirm.select");
     next_tag_ = 1;
     connected_ = true;
     outage_logged_ = false;
-    log_info("publisher connected", {{"host", addr_.host}, {"port", addr_.port}});
+    log_info("publisher connected",
+             {{"host", brokers_.current().host}, {"port", brokers_.current().port}});
     return true;
   } catch (const std::exception& e) {
     if (!outage_logged_)
@@ -81,24 +80,11 @@ void publisher::run() {
     if (!conn_) {
       if (!connect()) {
         expire(std::chrono::steady_clock::now());
-        // Sleep out the backoff; publish() wakes us only to expire sooner.
-        auto until = std::chrono::steady_clock::now() + backoff;
-        while (!stopping_ && std::chrono::steady_clock::now() < until) {
-          struct pollfd p {
-            wake_fd_, POLLIN, 0
-          };
-          auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-              until - std::chrono::steady_clock::now());
-          if (::poll(&p, 1, static_cast<int>(std::max<long>(left.count(), 0))) > 0) {
-            uint64_t drained;
-            [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
-            expire(std::chrono::steady_clock::now());
-          }
-        }
+        sleep_until(std::chrono::steady_clock::now() + backoff);
         backoff = std::min(backoff * 2, max_backoff);
         continue;
       }
-      backoff = std::chrono::milliseconds(100);
+      if (!nacked_) backoff = std::chrono::milliseconds(100);
       // Everything unconfirmed on the old connection is sent again first.
       std::deque<item> again;
       for (auto& [tag, it] : unconfirmed_) again.push_back(std::move(it));
@@ -122,10 +108,31 @@ void publisher::run() {
       log_warn("publisher connection lost", {{"error", e.what()}});
       connected_ = false;
       conn_.reset();
+      if (nacked_) {
+        // Not too fast round the nodes while the broker keeps refusing.
+        sleep_until(std::chrono::steady_clock::now() + backoff);
+        backoff = std::min(backoff * 2, max_backoff);
+      }
     }
   }
   connected_ = false;
   fail_all("publisher stopped");
+}
+
+void publisher::sleep_until(std::chrono::steady_clock::time_point until) {
+  // publish() wakes us only to expire sooner.
+  while (!stopping_ && std::chrono::steady_clock::now() < until) {
+    struct pollfd p {
+      wake_fd_, POLLIN, 0
+    };
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (::poll(&p, 1, static_cast<int>(std::max<long>(left.count(), 0))) > 0) {
+      uint64_t drained;
+      [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
+      expire(std::chrono::steady_clock::now());
+    }
+  }
 }
 
 void publisher::send_pending(std::deque<item>& batch) {
@@ -172,9 +179,12 @@ void publisher::read_confirms(int wait_ms) {
         break;
       }
       case AMQP_BASIC_NACK_METHOD: {
-        auto* m = static_cast<amqp_basic_nack_t*>(f.payload.method.decoded);
-        settle(m->delivery_tag, m->multiple, false, "broker refused the message (nack)");
-        break;
+        // A quorum queue nacks while it has no leader, and a channel that
+        // published during the election may go on nacking after it (seen on
+        // RabbitMQ 3.10). The message stays unconfirmed: a new connection,
+        // on the next node, sends it again until its deadline.
+        nacked_ = true;
+        throw amqp_error("broker refused a message (nack); reconnecting");
       }
       case AMQP_BASIC_RETURN_METHOD: {
         // Unroutable: the broker sends the message back, then acks its tag.
@@ -195,6 +205,7 @@ void publisher::read_confirms(int wait_ms) {
 }
 
 void publisher::settle(uint64_t tag, bool multiple, bool ok, const char* why) {
+  if (ok) nacked_ = false;
   auto finish = [&](item& it) {
     auto r = returned_.find(it.message_id);
     if (r != returned_.end()) {

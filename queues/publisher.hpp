@@ -4,18 +4,21 @@
 // `publish` queues a message and returns at once; a thread of its own owns
 // the connection, sends everything queued without waiting for the previous
 // confirm, and calls each message's `done` when the broker confirmed it
-// (ok = true), refused it (nack, or returned as unroutable: ok = false), or
-// the deadline passed (ok = false). Messages are persistent and mandatory.
+// (ok = true), returned it as unroutable (ok = false), or the deadline
+// passed (ok = false). A nack drops the connection: the message is sent
+// again on a new one (next node first) until its deadline. Messages are persistent and mandatory.
 //
-// When the connection fails, it reconnects with backoff and re-sends every
-// message not yet confirmed (the broker may then hold a duplicate; workers
-// drop it because claims are compare-and-set).
+// When the connection fails, it reconnects with backoff, to the next node of
+// the broker list first (queues/brokers.hpp), and re-sends every message not
+// yet confirmed (the broker may then hold a duplicate; workers drop it
+// because claims are compare-and-set). A message whose confirm does not come
+// before its deadline is reported failed, never accepted.
 //
-// Config (publisher_options): url, heartbeat, confirm deadline, topology.
-// Thread-safety: publish() and connected() may be called from any thread;
-// `done` runs on the publisher's thread and must not block.
+// Config (publisher_options): url (one or a comma-separated list), heartbeat, confirm deadline,
+// topology. Thread-safety: publish() and connected() may be called from any thread; `done` runs on
+// the publisher's thread and must not block.
 
-#include "queues/amqp.hpp"
+#include "queues/brokers.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -30,7 +33,7 @@
 namespace jobs {
 
 struct publisher_options {
-  std::string url;
+  std::string url;  ///< one amqp:// URL or a list (queues/brokers.hpp)
   int heartbeat_s = 30;
   std::chrono::milliseconds confirm_timeout{10000};
   topology_options topology;
@@ -64,9 +67,10 @@ class publisher {
   void expire(std::chrono::steady_clock::time_point now);
   void fail_all(const char* why);
   void wake();
+  void sleep_until(std::chrono::steady_clock::time_point until);
 
   publisher_options opts_;
-  amqp_address addr_;
+  broker_list brokers_;
   std::unique_ptr<amqp_connection> conn_;
   std::atomic<bool> connected_{false};
   std::atomic<bool> stopping_{false};
@@ -78,6 +82,7 @@ class publisher {
   // Owned by the publisher thread.
   uint64_t next_tag_ = 1;
   bool outage_logged_ = false;
+  bool nacked_ = false;  // the connection was dropped after a nack, no ack since
   std::map<uint64_t, item> unconfirmed_;
   std::map<std::string, std::string> returned_;  // message_id -> reason
   std::thread thread_;

@@ -3,6 +3,7 @@
 #include "common/db.hpp"
 #include "common/log.hpp"
 #include "common/time.hpp"
+#include "queues/brokers.hpp"
 #include "queues/consumer.hpp"
 #include "queues/message.hpp"
 #include "workers/detail/handler_pool.hpp"
@@ -60,6 +61,7 @@ struct worker::impl {
   std::unique_ptr<pqxx::connection> db;
   std::unique_ptr<cancel_listener> listener;  // on *db; reset before it
   std::vector<std::string> cancel_requests;   // job ids from NOTIFY jobs_cancel
+  broker_list brokers{w.opts_.amqp_url};
   std::unique_ptr<consumer> amqp;
   std::deque<std::pair<delivery, job_message>> waiting;  // received, not yet claimed
   detail::in_flight running;                             // claimed, outcome not yet committed
@@ -103,13 +105,15 @@ struct worker::impl {
   }
 
   void connect_amqp() {
-    amqp = std::make_unique<consumer>(parse_amqp_url(o().amqp_url), o().heartbeat_s, o().queue,
-                                      o().prefetch, topology_options{o().delivery_limit});
-    log_info("worker consuming", {{"queue", o().queue},
-                                  {"worker_id", o().worker_id},
-                                  {"concurrency", o().concurrency},
-                                  {"async_inflight", o().async_inflight},
-                                  {"prefetch", o().prefetch}});
+    amqp = std::make_unique<consumer>(brokers.connect(o().heartbeat_s), o().queue, o().prefetch,
+                                      topology_options{o().delivery_limit});
+    log_info("worker consuming",
+             {{"queue", o().queue},
+              {"broker", fmt::format("{}:{}", brokers.current().host, brokers.current().port)},
+              {"worker_id", o().worker_id},
+              {"concurrency", o().concurrency},
+              {"async_inflight", o().async_inflight},
+              {"prefetch", o().prefetch}});
   }
 
   void lose_amqp(const std::exception& e) {

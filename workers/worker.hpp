@@ -52,7 +52,7 @@ namespace jobs {
 
 struct worker_options {
   std::string pg_url;
-  std::string amqp_url;
+  std::string amqp_url;  ///< one amqp:// URL or a comma-separated list (queues/brokers.hpp)
   std::string queue = "processing";
   std::string worker_id;  ///< empty: host:pid:random
   int concurrency = 8;
