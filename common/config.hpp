@@ -51,6 +51,8 @@
 //   JOBS_AUTH_CACHE_MS           5000
 //   JOBS_IDEMPOTENCY_TTL_MS      86400000 (24 h: how long an Idempotency-Key names its job)
 //   JOBS_LOG_LEVEL               info (debug, info, warn, error)
+//   JOBS_ADMIN_DIR               <source>/api/admin (the dashboard's files, served at /admin/)
+//   JOBS_ADMIN_BROKER_UI_URL     empty; RabbitMQ's management UI, linked from the dashboard
 //
 // The email worker's relay (workers/email/email.hpp):
 //   JOBS_SMTP_HOST               empty: no relay, email jobs fail (retryable) saying so
@@ -128,6 +130,8 @@ struct config {
   std::chrono::milliseconds auth_cache{5000};
   std::chrono::milliseconds idempotency_ttl{86400000};
   std::string log_level = "info";
+  std::string admin_dir;
+  std::string admin_broker_ui_url;
   bool test_handlers = false;
   std::string test_fault;
   // email worker
