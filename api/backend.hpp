@@ -93,6 +93,9 @@ class api_backend {
   virtual boost::asio::awaitable<std::string> queue_overview();
   virtual boost::asio::awaitable<std::optional<std::string>> queue_history(
       const std::string& range);
+  /// GET /v1/queues: {"queues":[…]} (common/queue_stats.hpp). A backend
+  /// without it throws (503).
+  virtual boost::asio::awaitable<std::string> queue_stats();
 };
 
 }  // namespace jobs

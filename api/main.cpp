@@ -79,6 +79,7 @@ int serve(const config& cfg) {
   scheduler sched(cfg.pg_url, pub, cfg.scheduler_interval);
   history_sampler history(cfg.pg_url, std::chrono::seconds(2));
   platform_backend backend(reads, writes, pub, cfg.auth_cache);
+  backend.enable_queue_stats(cfg.amqp_url, policy_defaults(cfg));
   key_listener revocations(cfg.pg_url, [&backend] { backend.forget_keys(); });
   router routes(backend, schemas,
                 {.limits = {cfg.json_max_depth},

@@ -130,6 +130,7 @@ const std::vector<router::route_entry>& router::routes() {
       {http::verb::post, "/v1/admin/jobs/{action}", true, true, &router::admin_bulk, true},
       {http::verb::post, "/v1/admin/queues/{name}/pause", true, true, &router::pause_queue, true},
       {http::verb::post, "/v1/admin/queues/{name}/resume", true, true, &router::resume_queue, true},
+      {http::verb::get, "/v1/queues", true, false, &router::list_queues},
   };
   return table;
 }
