@@ -20,6 +20,7 @@ function h(tag, attrs, ...kids) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else if (k === 'class') el.className = v;
+    else if (k === 'style') el.style.cssText = v;  // the CSP refuses style attributes, not CSSOM
     else el.setAttribute(k, v === true ? '' : v);
   }
   for (const kid of kids.flat()) {
