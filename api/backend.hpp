@@ -9,6 +9,7 @@
 #include "api/key_request.hpp"
 #include "api/submission.hpp"
 #include "api/webhook_endpoints.hpp"
+#include "common/admin_store.hpp"
 #include "common/keys.hpp"
 #include "common/problem.hpp"
 #include "common/store.hpp"
@@ -78,6 +79,20 @@ class api_backend {
   virtual boost::asio::awaitable<std::optional<std::string>> find_webhook_endpoint(
       const tenant_id& t, const std::string& name);
   virtual boost::asio::awaitable<std::string> list_webhook_endpoints(const tenant_id& t);
+
+  // The admin dashboard (common/admin_store.hpp; api/admin_routes.cpp). A
+  // backend without them throws, which the router answers with 503.
+  virtual boost::asio::awaitable<std::optional<std::string>> job_events(const tenant_id& t,
+                                                                        const job_id& id);
+  virtual boost::asio::awaitable<long> count_bulk(const tenant_id& t, const job_filter& f,
+                                                  bulk_action a);
+  virtual boost::asio::awaitable<bulk_outcome> apply_bulk(const tenant_id& t, const job_filter& f,
+                                                          bulk_action a);
+  virtual boost::asio::awaitable<void> set_queue_paused(const std::string& queue, bool paused,
+                                                        const std::string& by);
+  virtual boost::asio::awaitable<std::string> queue_overview();
+  virtual boost::asio::awaitable<std::optional<std::string>> queue_history(
+      const std::string& range);
   /// GET /v1/queues: {"queues":[…]} (common/queue_stats.hpp). A backend
   /// without it throws (503).
   virtual boost::asio::awaitable<std::string> queue_stats();

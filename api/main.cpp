@@ -4,6 +4,7 @@
 //   jobs-api create-key --tenant T [--name N] [--role admin|submitter|viewer]
 //                                    print a new API key (shown once)
 // Settings: JOBS_* environment variables (common/config.hpp).
+#include "api/history_sampler.hpp"
 #include "api/key_listener.hpp"
 #include "api/platform.hpp"
 #include "api/scheduler.hpp"
@@ -76,6 +77,7 @@ int serve(const config& cfg) {
                    cfg.publish_timeout + std::chrono::seconds(5), cfg.test_fault,
                    cfg.idempotency_ttl);
   scheduler sched(cfg.pg_url, pub, cfg.scheduler_interval);
+  history_sampler history(cfg.pg_url, std::chrono::seconds(2));
   platform_backend backend(reads, writes, pub, cfg.auth_cache);
   backend.enable_queue_stats(cfg.amqp_url, policy_defaults(cfg));
   key_listener revocations(cfg.pg_url, [&backend] { backend.forget_keys(); });
@@ -87,7 +89,9 @@ int serve(const config& cfg) {
                  .rates = {.key_per_second = static_cast<double>(cfg.rate_key_per_s),
                            .key_burst = static_cast<double>(cfg.rate_key_burst),
                            .tenant_per_second = static_cast<double>(cfg.rate_tenant_per_s),
-                           .tenant_burst = static_cast<double>(cfg.rate_tenant_burst)}});
+                           .tenant_burst = static_cast<double>(cfg.rate_tenant_burst)},
+                 .admin_dir = cfg.admin_dir,
+                 .admin_broker_ui_url = cfg.admin_broker_ui_url});
   http_server server(
       {.address = cfg.http_addr,
        .port = cfg.http_port,

@@ -47,6 +47,18 @@ class platform_backend final : public api_backend {
   boost::asio::awaitable<std::optional<std::string>> find_webhook_endpoint(
       const tenant_id& t, const std::string& name) override;
   boost::asio::awaitable<std::string> list_webhook_endpoints(const tenant_id& t) override;
+  // api/admin_backend.cpp
+  boost::asio::awaitable<std::optional<std::string>> job_events(const tenant_id& t,
+                                                                const job_id& id) override;
+  boost::asio::awaitable<long> count_bulk(const tenant_id& t, const job_filter& f,
+                                          bulk_action a) override;
+  boost::asio::awaitable<bulk_outcome> apply_bulk(const tenant_id& t, const job_filter& f,
+                                                  bulk_action a) override;
+  boost::asio::awaitable<void> set_queue_paused(const std::string& queue, bool paused,
+                                                const std::string& by) override;
+  boost::asio::awaitable<std::string> queue_overview() override;
+  boost::asio::awaitable<std::optional<std::string>> queue_history(
+      const std::string& range) override;
   /// GET /v1/queues reads the broker at `broker` (passive declares on a
   /// connection of its own, opened on first use) and PostgreSQL; unsupervised
   /// queues show `defaults`. Until called, queue_stats() throws.

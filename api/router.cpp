@@ -1,5 +1,7 @@
 #include "api/router.hpp"
 
+#include "api/job_filter.hpp"
+#include "api/static_files.hpp"
 #include "common/log.hpp"
 
 #include <fmt/format.h>
@@ -121,6 +123,13 @@ const std::vector<router::route_entry>& router::routes() {
       {http::verb::get, "/v1/webhook-endpoints", true, false, &router::list_endpoints},
       {http::verb::get, "/v1/webhook-endpoints/{name}", true, false, &router::get_endpoint},
       {http::verb::put, "/v1/webhook-endpoints/{name}", true, true, &router::put_endpoint, true},
+      {http::verb::get, "/v1/jobs/{id}/events", true, false, &router::job_events, true},
+      {http::verb::get, "/v1/admin/queues", true, false, &router::admin_queues, true},
+      {http::verb::get, "/v1/admin/history", true, false, &router::admin_history, true},
+      {http::verb::get, "/v1/admin/settings", true, false, &router::admin_settings, true},
+      {http::verb::post, "/v1/admin/jobs/{action}", true, true, &router::admin_bulk, true},
+      {http::verb::post, "/v1/admin/queues/{name}/pause", true, true, &router::pause_queue, true},
+      {http::verb::post, "/v1/admin/queues/{name}/resume", true, true, &router::resume_queue, true},
       {http::verb::get, "/v1/queues", true, false, &router::list_queues},
   };
   return table;
@@ -134,6 +143,8 @@ boost::asio::awaitable<http_response> router::route(const http_request& req) {
   if (!target)
     co_return fail(make_problem(400, "bad_request", "the request target is not a valid path"));
   std::string path = target->path();
+  if (path == "/admin" || path.starts_with("/admin/"))
+    co_return serve_static(opts_.admin_dir, "/admin", path, req);
 
   const route_entry* found = nullptr;
   std::string allow, param;
@@ -335,40 +346,12 @@ boost::asio::awaitable<http_response> router::list(const request_context& ctx) {
   const auto& req = ctx.req;
   const auto& who = *ctx.who;
   const auto& params = ctx.query;
-  auto fail = [&](problem p) {
-    // Query parameters are named in `parameter`, not as a body pointer.
-    p.parameter = std::move(p.pointer);
-    p.pointer.clear();
+  auto fail = [&](const problem& p) {
     return problem_response(p, req.version(), req.keep_alive());
   };
-  job_filter f;
-  for (auto p : params) {
-    if (p.key == "queue") {
-      if (!is_known_queue(p.value))
-        co_return fail(make_problem(400, "unknown_queue",
-                                    "queue must be one of email, processing, webhooks", "queue"));
-      f.queue = p.value;
-    } else if (p.key == "state") {
-      if (!parse_job_state(p.value))
-        co_return fail(make_problem(400, "invalid_field", "state must be a job state", "state"));
-      f.state = p.value;
-    } else if (p.key == "cursor") {
-      if (!is_uuid(p.value))
-        co_return fail(make_problem(400, "invalid_field", "cursor is not valid", "cursor"));
-      f.before = p.value;
-    } else if (p.key == "limit") {
-      int n = 0;
-      auto [ptr, ec] = std::from_chars(p.value.data(), p.value.data() + p.value.size(), n);
-      if (ec != std::errc{} || ptr != p.value.data() + p.value.size() || n < 1 ||
-          n > opts_.list_limit_max)
-        co_return fail(make_problem(
-            400, "invalid_field",
-            fmt::format("limit must be an integer from 1 to {}", opts_.list_limit_max), "limit"));
-      f.limit = n;
-    } else {
-      co_return fail(make_problem(400, "unknown_field", "unknown query parameter " + p.key, p.key));
-    }
-  }
+  auto parsed = parse_job_filter(params, true, opts_.list_limit_max, {});
+  if (auto* p = std::get_if<problem>(&parsed)) co_return fail(*p);
+  const auto& f = std::get<job_filter>(parsed);
   auto jobs = co_await backend_.list_jobs(who.tenant, f);
   co_return json_response(http::status::ok, std::move(jobs), req);
 }

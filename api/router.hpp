@@ -30,6 +30,11 @@
 //                                 common/queue_stats.hpp)
 //   PUT  /v1/webhook-endpoints/{name}, GET /v1/webhook-endpoints[/{name}]
 //                                 the tenant's webhook endpoints (api/webhook_endpoints.hpp)
+//   GET  /v1/jobs/{id}/events, GET /v1/admin/queues, GET /v1/admin/history,
+//   GET  /v1/admin/settings, POST /v1/admin/jobs/{cancel|retry},
+//   POST /v1/admin/queues/{name}/{pause|resume}
+//                                 (admin) the dashboard's API (api/admin_routes.cpp)
+//   GET  /admin/...               the dashboard's static files (api/static_files.hpp)
 //
 // Every /v1 route needs `Authorization: Bearer <key>`; routes that write
 // refuse keys with the `viewer` role (403 forbidden), key management needs
@@ -61,6 +66,8 @@ struct router_options {
   batch_limits batch;
   rate_limits rates;  ///< all off unless set (the API's defaults are in common/config.hpp)
   int list_limit_max = 500;
+  std::string admin_dir;            ///< the dashboard's files; empty: /admin/ is 404
+  std::string admin_broker_ui_url;  ///< shown by GET /v1/admin/settings
 };
 
 class router {
@@ -119,6 +126,14 @@ class router {
   boost::asio::awaitable<http_response> put_endpoint(const request_context& ctx);
   boost::asio::awaitable<http_response> get_endpoint(const request_context& ctx);
   boost::asio::awaitable<http_response> list_endpoints(const request_context& ctx);
+  // api/admin_routes.cpp
+  boost::asio::awaitable<http_response> job_events(const request_context& ctx);
+  boost::asio::awaitable<http_response> admin_queues(const request_context& ctx);
+  boost::asio::awaitable<http_response> admin_history(const request_context& ctx);
+  boost::asio::awaitable<http_response> admin_settings(const request_context& ctx);
+  boost::asio::awaitable<http_response> admin_bulk(const request_context& ctx);
+  boost::asio::awaitable<http_response> pause_queue(const request_context& ctx);
+  boost::asio::awaitable<http_response> resume_queue(const request_context& ctx);
   // api/queues_route.cpp
   boost::asio::awaitable<http_response> list_queues(const request_context& ctx);
 

@@ -36,6 +36,7 @@ bool is_script_variable(const std::string& name) {
 config load_config(const std::map<std::string, std::string>& env) {
   config c;
   c.schema_dir = std::string(JOBS_SOURCE_DIR) + "/schemas";
+  c.admin_dir = std::string(JOBS_SOURCE_DIR) + "/api/admin";
   using setter = std::function<void(const std::string&, const std::string&)>;
   auto ms = [](std::chrono::milliseconds& field, long lo, long hi) -> setter {
     return [&field, lo, hi](auto& n, auto& v) {
@@ -123,6 +124,8 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_AUTH_CACHE_MS", ms(c.auth_cache, 0, 3600000)},
       {"JOBS_IDEMPOTENCY_TTL_MS", ms(c.idempotency_ttl, 1, 31536000000)},
       {"JOBS_LOG_LEVEL", text(c.log_level)},
+      {"JOBS_ADMIN_DIR", text(c.admin_dir)},
+      {"JOBS_ADMIN_BROKER_UI_URL", [&c](auto&, auto& v) { c.admin_broker_ui_url = v; }},
       {"JOBS_SUPERVISOR_POOLS", text(c.supervisor_pools)},
       {"JOBS_SUPERVISOR_TARGET_BACKLOG", integer(c.supervisor_target_backlog, 1, 1000000)},
       {"JOBS_SUPERVISOR_TARGET_DRAIN_S", integer(c.supervisor_target_drain_s, 0, 86400)},

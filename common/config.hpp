@@ -61,6 +61,8 @@
 //   JOBS_AUTH_CACHE_MS           5000
 //   JOBS_IDEMPOTENCY_TTL_MS      86400000 (24 h: how long an Idempotency-Key names its job)
 //   JOBS_LOG_LEVEL               info (debug, info, warn, error)
+//   JOBS_ADMIN_DIR               <source>/api/admin (the dashboard's files, served at /admin/)
+//   JOBS_ADMIN_BROKER_UI_URL     empty; RabbitMQ's management UI, linked from the dashboard
 //
 // The supervisor (workers/supervisor/supervisor.hpp) and GET /v1/queues:
 //   JOBS_SUPERVISOR_POOLS        processing=1..4;email=1..2;webhooks=1..2 (common/scaling.hpp)
@@ -161,6 +163,8 @@ struct config {
   std::chrono::milliseconds auth_cache{5000};
   std::chrono::milliseconds idempotency_ttl{86400000};
   std::string log_level = "info";
+  std::string admin_dir;
+  std::string admin_broker_ui_url;
   std::string supervisor_pools = "processing=1..4;email=1..2;webhooks=1..2";
   int supervisor_target_backlog = 16;
   int supervisor_target_drain_s = 0;

@@ -20,7 +20,8 @@ constexpr const char* facts_sql = R"(
     (SELECT count(*) FROM job_attempts a JOIN jobs j ON j.id = a.job_id
       WHERE a.finished_at > now() - $2 * interval '1 second' AND j.queue = q.queue),
     (SELECT coalesce(extract(epoch FROM now() - min(j.queued_at)), 0)::float8 FROM jobs j
-      WHERE j.state = 'queued' AND j.queue = q.queue)
+      WHERE j.state = 'queued' AND j.queue = q.queue),
+    coalesce((SELECT c.paused FROM queue_controls c WHERE c.queue = q.queue), false)
   FROM unnest(string_to_array($1, ',')) AS q(queue))";
 
 constexpr const char* pools_sql = R"(
@@ -75,6 +76,7 @@ std::vector<queue_stats> read_queue_stats(pqxx::connection& c,
     s.unacked = running_jobs + std::max(0L, queued_jobs - s.ready);
     s.completed_per_s = static_cast<double>(row[3].as<long>()) / rate_window.count();
     s.oldest_waiting_age_s = std::max(0.0, row[4].as<double>());
+    s.paused = row[5].as<bool>();
     out.push_back(std::move(s));
   }
   for (const auto& row : r.exec(pools_sql)) {
@@ -96,7 +98,8 @@ std::vector<queue_stats> read_queue_stats(pqxx::connection& c,
   }
   for (auto& s : out) {
     if (!s.supervised) s.running = static_cast<int>(s.consumers);
-    s.desired = desired_workers(s.signal(), s.policy);
+    // A paused queue's backlog waits for an admin, not for more workers.
+    s.desired = s.paused ? s.policy.min_workers : desired_workers(s.signal(), s.policy);
   }
   return out;
 }
@@ -108,10 +111,10 @@ std::string queue_stats_json(const std::vector<queue_stats>& queues) {
     out += fmt::format(
         R"({}{{"name":"{}","ready":{},"unacked":{},"consumers":{},"workers":{{"running":{},)"
         R"("desired":{},"min":{},"max":{},"supervised":{}}},"completed_per_s":{},)"
-        R"("oldest_waiting_age_s":{}}})",
+        R"("oldest_waiting_age_s":{},"paused":{}}})",
         i ? "," : "", q.name, q.ready, q.unacked, q.consumers, q.running, q.desired,
         q.policy.min_workers, q.policy.max_workers, q.supervised, round3(q.completed_per_s),
-        round3(q.oldest_waiting_age_s));
+        round3(q.oldest_waiting_age_s), q.paused);
   }
   return out + "]}";
 }

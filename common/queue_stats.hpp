@@ -17,6 +17,8 @@
 //   completed_per_s       attempts of the queue's jobs finished in the last
 //                         `rate_window` (60 s), per second
 //   oldest_waiting_age_s  age of the oldest `queued` job since it was queued
+//   paused                an admin paused the queue (common/admin_store.hpp): its
+//                         workers take nothing, and desired stays at min
 //
 // Supervisors publish their pools with write_pool_heartbeat; a row lives
 // until `expires_at`, so a dead supervisor's rows vanish by themselves.
@@ -52,6 +54,7 @@ struct queue_stats {
   scaling_policy policy;
   double completed_per_s = 0;
   double oldest_waiting_age_s = 0;
+  bool paused = false;
   queue_signal signal() const;
 };
 
@@ -63,7 +66,7 @@ std::vector<queue_stats> read_queue_stats(pqxx::connection& c,
                                           const scaling_policy& defaults);
 
 /// {"queues":[{name, ready, unacked, consumers, workers:{running, desired,
-/// min, max}, completed_per_s, oldest_waiting_age_s}, …]}
+/// min, max}, completed_per_s, oldest_waiting_age_s, paused}, …]}
 std::string queue_stats_json(const std::vector<queue_stats>& queues);
 
 /// Upserts the supervisor's row for `queue`, alive for `ttl`.

@@ -51,6 +51,12 @@ constexpr const char* list_jobs_sql = R"(
     AND ($2::text = '' OR queue = $2::text)
     AND ($3::text = '' OR state = nullif($3::text, '')::job_state)
     AND ($4::text = '' OR id < nullif($4::text, '')::uuid)
+    AND ($6::text = '' OR type = $6::text)
+    AND ($7::text = '' OR created_at >= nullif($7::text, '')::timestamptz)
+    AND ($8::text = '' OR created_at < nullif($8::text, '')::timestamptz)
+    AND ($9::text = '' OR id::text = lower($9::text)
+         OR strpos(lower(payload::text), lower($9::text)) > 0
+         OR strpos(lower(coalesce(last_error, '')), lower($9::text)) > 0)
   ORDER BY id DESC LIMIT $5)";
 
 // A row is judged by the claim's snapshot before any lock is waited for. The
@@ -271,7 +277,8 @@ std::optional<std::string> find_job_json(pqxx::connection& c, const tenant_id& t
 
 std::string list_jobs_json(pqxx::connection& c, const tenant_id& t, const job_filter& f) {
   pqxx::read_transaction r(c);
-  auto res = r.exec_params(list_jobs_sql, t.value, f.queue, f.state, f.before, f.limit + 1);
+  auto res = r.exec_params(list_jobs_sql, t.value, f.queue, f.state, f.before, f.limit + 1, f.type,
+                           f.created_after, f.created_before, f.text);
   std::string out = "{\"jobs\":[";
   int n = 0;
   std::string last;

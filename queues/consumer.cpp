@@ -14,6 +14,11 @@ consumer::consumer(std::unique_ptr<amqp_connection> c, std::string queue, int pr
   declare_topology(*conn_, t);
   amqp_basic_qos(conn_->raw(), amqp_connection::channel, 0, static_cast<uint16_t>(prefetch), 0);
   conn_->check_rpc("basic.qos");
+  consume();
+}
+
+void consumer::consume() {
+  if (consuming_) return;
   auto* ok = amqp_basic_consume(conn_->raw(), amqp_connection::channel, as_bytes(queue_),
                                 amqp_empty_bytes, 0, /*no_ack=*/0, 0, amqp_empty_table);
   conn_->check_rpc("basic.consume");

@@ -49,6 +49,9 @@ class consumer {
   void dead_letter(const delivery& d, std::string_view reason);
   /// Stops new deliveries (basic.cancel); acks still work afterwards.
   void cancel();
+  /// Starts deliveries again after cancel() (basic.consume); no-op while consuming.
+  void consume();
+  bool consuming() const { return consuming_; }
 
  private:
   bool read_one(std::vector<delivery>& out, timeval* timeout);

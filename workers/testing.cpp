@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <mutex>
+#include <set>
 #include <thread>
 
 namespace jobs {
@@ -40,6 +42,16 @@ void register_test_handlers(handler_registry& r) {
   r.add("processing", "test.fail", [](const job_context& ctx) -> handler_result {
     if (ctx.attempt <= int_member(ctx.payload, "fail_times"))
       return handler_error::retryable("planned failure on attempt " + std::to_string(ctx.attempt));
+    return succeed_counted(ctx);
+  });
+  // Fails (permanently) the first time this worker process runs a job, and
+  // succeeds the next: a dead job that a retry brings back.
+  r.add("processing", "test.fail_first", [](const job_context& ctx) -> handler_result {
+    static std::mutex mu;
+    static std::set<std::string> seen;
+    std::lock_guard lk(mu);
+    if (seen.insert(std::string(ctx.id)).second)
+      return handler_error::permanent("planned failure on this job's first run");
     return succeed_counted(ctx);
   });
   r.add("processing", "test.fail_always", [](const job_context& ctx) -> handler_result {

@@ -12,6 +12,7 @@
 //   test.crash       {}            aborts the worker process (a poison message)
 //   test.fail        {fail_times}  fails attempts 1..fail_times, then succeeds
 //   test.fail_always {}            fails every attempt
+//   test.fail_first  {}            dead on its first run in this process, succeeds on a retry
 
 #include "workers/handler.hpp"
 

@@ -9,6 +9,7 @@
 #include "workers/detail/handler_pool.hpp"
 #include "workers/detail/in_flight.hpp"
 #include "workers/detail/outcome.hpp"
+#include "workers/detail/pause_control.hpp"
 
 #include <fmt/format.h>
 #include <openssl/rand.h>
@@ -63,6 +64,7 @@ struct worker::impl {
   std::vector<std::string> cancel_requests;   // job ids from NOTIFY jobs_cancel
   broker_list brokers{w.opts_.amqp_url};
   std::unique_ptr<consumer> amqp;
+  detail::pause_control pauses;  // an admin's pause of the queue (attached to *db)
   std::deque<std::pair<delivery, job_message>> waiting;  // received, not yet claimed
   detail::in_flight running;                             // claimed, outcome not yet committed
   std::vector<detail::finished_job> finished;            // outcome not yet committed
@@ -70,7 +72,10 @@ struct worker::impl {
   std::mt19937_64 rng{std::random_device{}()};
 
   impl(worker& wk)
-      : w(wk), pool(wk.opts_.concurrency, wk.handlers_), running(wk.opts_.cancel_grace) {}
+      : w(wk),
+        pool(wk.opts_.concurrency, wk.handlers_),
+        pauses(wk.opts_.queue),
+        running(wk.opts_.cancel_grace) {}
   ~impl() { ::close(stop_fd); }
 
   const worker_options& o() const { return w.opts_; }
@@ -83,12 +88,14 @@ struct worker::impl {
       drop_db();
       db = pg_connect(o().pg_url);
       listener = std::make_unique<cancel_listener>(*db, cancel_requests);
+      pauses.attach(*db);
       next_lease_renewal = {};
     }
     return *db;
   }
 
   void drop_db() {
+    pauses.detach();
     listener.reset();  // unregisters from the connection, so first
     db.reset();
   }
@@ -139,6 +146,23 @@ struct worker::impl {
       }
       waiting.emplace_back(std::move(d), std::move(*m));
     }
+  }
+
+  // A paused queue: stop consuming and hand back what was received but not
+  // claimed (workers/detail/pause_control.hpp); resumed: consume again.
+  void apply_pause() {
+    if (!amqp || stopping) return;
+    bool paused = with_db([&](pqxx::connection& c) { return pauses.paused(c); });
+    if (paused && amqp->consuming()) {
+      amqp->cancel();
+      log_info("queue paused; consumer cancelled", {{"queue", o().queue}});
+    } else if (!paused && !amqp->consuming()) {
+      amqp->consume();
+      log_info("queue resumed; consuming", {{"queue", o().queue}});
+    }
+    if (!paused) return;
+    for (auto& [d, m] : waiting) amqp->reject(d.tag, true);
+    waiting.clear();
   }
 
   // Claims what fits: sync jobs take free handler threads, async jobs free
@@ -396,6 +420,7 @@ struct worker::impl {
           struct pollfd p[2] = {{pool.wake_fd(), POLLIN, 0}, {stop_fd, POLLIN, 0}};
           ::poll(p, 2, idle_poll_ms);
         }
+        apply_pause();
         claim();
         complete();
         take_cancel_requests();

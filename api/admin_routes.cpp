@@ -1,0 +1,112 @@
+// The router's admin dashboard routes (admin keys only, see the route
+// table): a job's state timeline, queue overview and history, bulk cancel
+// and retry of the jobs matching a filter (dry_run=true counts them first),
+// pausing and resuming a queue.
+#include "api/job_filter.hpp"
+#include "api/router.hpp"
+
+#include <boost/json/serialize.hpp>
+
+namespace jobs {
+
+namespace {
+http_response fail(const problem& p, const http_request& req) {
+  return router::problem_response(p, req.version(), req.keep_alive());
+}
+}  // namespace
+
+boost::asio::awaitable<http_response> router::job_events(const request_context& ctx) {
+  job_id id{ctx.param};
+  std::optional<std::string> events;
+  if (is_uuid(id.value)) events = co_await backend_.job_events(ctx.who->tenant, id);
+  if (!events) co_return fail(make_problem(404, "not_found", "no job with this id"), ctx.req);
+  co_return json_response(http::status::ok, std::move(*events), ctx.req);
+}
+
+boost::asio::awaitable<http_response> router::admin_queues(const request_context& ctx) {
+  for (auto p : ctx.query) {
+    auto bad = make_problem(400, "unknown_field", "unknown query parameter " + p.key);
+    bad.parameter = p.key;
+    co_return fail(bad, ctx.req);
+  }
+  auto body = co_await backend_.queue_overview();
+  co_return json_response(http::status::ok, std::move(body), ctx.req);
+}
+
+boost::asio::awaitable<http_response> router::admin_history(const request_context& ctx) {
+  std::string range = "hour";
+  for (auto p : ctx.query) {
+    if (p.key != "range") {
+      auto bad = make_problem(400, "unknown_field", "unknown query parameter " + p.key);
+      bad.parameter = p.key;
+      co_return fail(bad, ctx.req);
+    }
+    range = p.value;
+  }
+  std::optional<std::string> body;
+  if (range == "hour" || range == "day" || range == "week")
+    body = co_await backend_.queue_history(range);
+  if (!body) {
+    auto bad = make_problem(400, "invalid_field", "range must be hour, day or week");
+    bad.parameter = "range";
+    co_return fail(bad, ctx.req);
+  }
+  co_return json_response(http::status::ok, std::move(*body), ctx.req);
+}
+
+boost::asio::awaitable<http_response> router::admin_settings(const request_context& ctx) {
+  boost::json::object body{{"broker_ui_url", opts_.admin_broker_ui_url},
+                           {"tenant", ctx.who->tenant.value},
+                           {"role", ctx.who->role}};
+  co_return json_response(http::status::ok, boost::json::serialize(body), ctx.req);
+}
+
+boost::asio::awaitable<http_response> router::admin_bulk(const request_context& ctx) {
+  const auto& req = ctx.req;
+  if (ctx.param != "cancel" && ctx.param != "retry")
+    co_return fail(make_problem(404, "not_found", "bulk actions are cancel and retry"), req);
+  auto action = ctx.param == "cancel" ? bulk_action::cancel : bulk_action::retry;
+  auto parsed = parse_job_filter(ctx.query, false, opts_.list_limit_max, {"dry_run"});
+  if (auto* p = std::get_if<problem>(&parsed)) co_return fail(*p, req);
+  const auto& f = std::get<job_filter>(parsed);
+  bool dry_run = false;
+  for (auto p : ctx.query) {
+    if (p.key != "dry_run") continue;
+    if (p.value != "true" && p.value != "false") {
+      auto bad = make_problem(400, "invalid_field", "dry_run must be true or false");
+      bad.parameter = "dry_run";
+      co_return fail(bad, req);
+    }
+    dry_run = p.value == "true";
+  }
+  boost::json::object body{{"action", ctx.param}};
+  if (dry_run) {
+    auto matched = co_await backend_.count_bulk(ctx.who->tenant, f, action);
+    body["matched"] = matched;
+  } else {
+    auto out = co_await backend_.apply_bulk(ctx.who->tenant, f, action);
+    body["applied"] = out.applied;
+    body["complete"] = out.complete;
+  }
+  co_return json_response(http::status::ok, boost::json::serialize(body), req);
+}
+
+boost::asio::awaitable<http_response> router::pause_queue(const request_context& ctx) {
+  if (!is_known_queue(ctx.param))
+    co_return fail(make_problem(404, "not_found", "no such queue"), ctx.req);
+  std::string by = ctx.who->tenant.value;
+  co_await backend_.set_queue_paused(ctx.param, true, by);
+  boost::json::object body{{"queue", ctx.param}, {"paused", true}};
+  co_return json_response(http::status::ok, boost::json::serialize(body), ctx.req);
+}
+
+boost::asio::awaitable<http_response> router::resume_queue(const request_context& ctx) {
+  if (!is_known_queue(ctx.param))
+    co_return fail(make_problem(404, "not_found", "no such queue"), ctx.req);
+  std::string by = ctx.who->tenant.value;
+  co_await backend_.set_queue_paused(ctx.param, false, by);
+  boost::json::object body{{"queue", ctx.param}, {"paused", false}};
+  co_return json_response(http::status::ok, boost::json::serialize(body), ctx.req);
+}
+
+}  // namespace jobs

@@ -1,0 +1,279 @@
+#include "common/admin_store.hpp"
+
+#include <algorithm>
+
+namespace jobs {
+
+namespace {
+
+constexpr const char* events_sql = R"(
+  SELECT coalesce(json_agg(json_build_object('from', e.from_state, 'to', e.to_state,
+           'attempt', e.attempt, 'worker_id', e.worker_id, 'at', e.at) ORDER BY e.id)
+           FILTER (WHERE e.id IS NOT NULL), '[]'::json)::text
+  FROM jobs j LEFT JOIN job_events e ON e.job_id = j.id
+  WHERE j.id = $1::uuid AND j.tenant_id = $2
+  GROUP BY j.id)";
+
+// The filter of GET /v1/jobs (common/store.cpp, list_jobs_sql) over $1..$7,
+// and the states the action applies to in $8.
+#define JOBS_BULK_WHERE                                                     \
+  " tenant_id = $1 AND ($2::text = '' OR queue = $2::text)"                 \
+  " AND ($3::text = '' OR state = nullif($3::text, '')::job_state)"         \
+  " AND ($4::text = '' OR type = $4::text)"                                 \
+  " AND ($5::text = '' OR created_at >= nullif($5::text, '')::timestamptz)" \
+  " AND ($6::text = '' OR created_at < nullif($6::text, '')::timestamptz)"  \
+  " AND ($7::text = '' OR id::text = lower($7::text)"                       \
+  "      OR strpos(lower(payload::text), lower($7::text)) > 0"              \
+  "      OR strpos(lower(coalesce(last_error, '')), lower($7::text)) > 0)"  \
+  " AND state = ANY($8::job_state[]) "
+
+constexpr const char* count_sql = "SELECT count(*) FROM jobs WHERE" JOBS_BULK_WHERE;
+
+// The same updates as cancel_job and retry_job (common/store.cpp), for a
+// batch of rows locked with SKIP LOCKED.
+constexpr const char* cancel_batch_sql =
+    "WITH c AS (SELECT id FROM jobs WHERE" JOBS_BULK_WHERE
+    " LIMIT $9 FOR UPDATE SKIP LOCKED)"
+    " UPDATE jobs j SET state = 'cancelled', cancelled_at = now(), finished_at = now(),"
+    "   lease_expires_at = NULL, updated_at = now()"
+    " FROM c WHERE j.id = c.id RETURNING j.id::text";
+
+constexpr const char* request_cancel_batch_sql =
+    "WITH c AS (SELECT id FROM jobs WHERE" JOBS_BULK_WHERE
+    " AND cancel_requested_at IS NULL LIMIT $9 FOR UPDATE SKIP LOCKED)"
+    " UPDATE jobs j SET cancel_requested_at = now(), updated_at = now()"
+    " FROM c WHERE j.id = c.id RETURNING j.id::text";
+
+constexpr const char* retry_batch_sql =
+    "WITH c AS (SELECT id FROM jobs WHERE" JOBS_BULK_WHERE
+    " LIMIT $9 FOR UPDATE SKIP LOCKED)"
+    " UPDATE jobs j SET state = 'scheduled', run_at = now(), attempts = 0, finished_at = NULL,"
+    "   result = NULL, lease_expires_at = NULL, last_error = NULL, worker_id = NULL,"
+    "   queued_at = NULL, started_at = NULL, failed_at = NULL, updated_at = now()"
+    " FROM c WHERE j.id = c.id RETURNING j.id::text";
+#undef JOBS_BULK_WHERE
+
+constexpr const char* notify_cancels_sql = "SELECT pg_notify($1, x) FROM unnest($2::text[]) AS x";
+
+constexpr const char* set_paused_sql = R"(
+  INSERT INTO queue_controls (queue, paused, changed_at, changed_by) VALUES ($1, $2, now(), $3)
+  ON CONFLICT (queue) DO UPDATE SET paused = $2, changed_at = now(), changed_by = $3)";
+
+constexpr const char* overview_sql = R"(
+  WITH q AS (SELECT unnest($1::text[]) AS queue),
+  d AS (
+    SELECT queue, count(*) FILTER (WHERE state = 'scheduled') AS scheduled,
+           count(*) FILTER (WHERE state = 'queued') AS ready,
+           count(*) FILTER (WHERE state = 'running') AS running,
+           extract(epoch FROM now() - min(queued_at) FILTER (WHERE state = 'queued')) AS oldest
+    FROM jobs WHERE state IN ('scheduled', 'queued', 'running') GROUP BY queue),
+  h AS (
+    SELECT queue, sum(submitted) AS submitted, sum(succeeded) AS succeeded, sum(failed) AS failed,
+           sum(dead) AS dead, sum(cancelled) AS cancelled
+    FROM queue_history WHERE resolution = 10 AND bucket >= now() - interval '70 seconds'
+    GROUP BY queue),
+  h5 AS (
+    SELECT queue, sum(succeeded) AS succeeded, sum(failed) + sum(dead) AS failed
+    FROM queue_history WHERE resolution = 10 AND bucket >= now() - interval '5 minutes'
+    GROUP BY queue)
+  SELECT json_build_object('sampled_at', now(), 'queues', json_agg(json_build_object(
+    'name', q.queue, 'paused', coalesce(c.paused, false), 'paused_at',
+    CASE WHEN c.paused THEN c.changed_at END,
+    'scheduled', coalesce(d.scheduled, 0), 'ready', coalesce(d.ready, 0),
+    'running', coalesce(d.running, 0), 'oldest_waiting_age_s', round(coalesce(d.oldest, 0)::numeric, 1),
+    'in_per_s', round(coalesce(h.submitted, 0) / 60.0, 2),
+    'out_per_s', round(coalesce(h.succeeded + h.dead + h.cancelled, 0) / 60.0, 2),
+    'last_5m', json_build_object('succeeded', coalesce(h5.succeeded, 0),
+                                 'failed', coalesce(h5.failed, 0)))
+    ORDER BY q.queue))::text
+  FROM q LEFT JOIN d USING (queue) LEFT JOIN h USING (queue) LEFT JOIN h5 USING (queue)
+  LEFT JOIN queue_controls c ON c.queue = q.queue)";
+
+// Any 64-bit constant unique to this project: one sampler at a time.
+constexpr long long sampler_lock_key = 0x6a6f627368697374;  // "jobshist"
+
+// The window [start, end): from the end of the last 10 s point (at most an
+// hour back) to the start of the current 10 s bucket.
+constexpr const char* window_sql = R"(
+  SELECT greatest(coalesce(m + interval '10 seconds', b - interval '10 seconds'),
+                  b - interval '1 hour')::text,
+         b::text, m IS NULL OR m + interval '10 seconds' < b
+  FROM (SELECT max(bucket) AS m FROM queue_history WHERE resolution = 10) AS last,
+       (SELECT date_bin('10 seconds', now(), 'epoch') AS b) AS current)";
+
+// One point per queue and resolution; a coarse bucket keeps the latest
+// depths and adds the counts.
+constexpr const char* sample_sql = R"(
+  WITH q AS (SELECT unnest($3::text[]) AS queue),
+  d AS (
+    SELECT queue, count(*) FILTER (WHERE state = 'scheduled') AS scheduled,
+           count(*) FILTER (WHERE state = 'queued') AS ready,
+           count(*) FILTER (WHERE state = 'running') AS running
+    FROM jobs WHERE state IN ('scheduled', 'queued', 'running') GROUP BY queue),
+  e AS (
+    SELECT queue, count(*) FILTER (WHERE from_state IS NULL) AS submitted,
+           count(*) FILTER (WHERE to_state = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE to_state = 'failed' AND from_state = 'running') AS failed,
+           count(*) FILTER (WHERE to_state = 'dead') AS dead,
+           count(*) FILTER (WHERE to_state = 'cancelled') AS cancelled
+    FROM job_events WHERE at >= $1::timestamptz AND at < $2::timestamptz GROUP BY queue)
+  INSERT INTO queue_history AS h (queue, resolution, bucket, scheduled, ready, running, submitted,
+                                  succeeded, failed, dead, cancelled)
+  SELECT q.queue, r.s,
+         date_bin(r.s * interval '1 second', $2::timestamptz - interval '10 seconds', 'epoch'),
+         coalesce(d.scheduled, 0), coalesce(d.ready, 0), coalesce(d.running, 0),
+         coalesce(e.submitted, 0), coalesce(e.succeeded, 0), coalesce(e.failed, 0),
+         coalesce(e.dead, 0), coalesce(e.cancelled, 0)
+  FROM q LEFT JOIN d USING (queue) LEFT JOIN e USING (queue), unnest($4::integer[]) AS r(s)
+  ON CONFLICT (queue, resolution, bucket) DO UPDATE SET
+    scheduled = excluded.scheduled, ready = excluded.ready, running = excluded.running,
+    submitted = h.submitted + excluded.submitted, succeeded = h.succeeded + excluded.succeeded,
+    failed = h.failed + excluded.failed, dead = h.dead + excluded.dead,
+    cancelled = h.cancelled + excluded.cancelled)";
+
+constexpr const char* prune_sql = R"(
+  DELETE FROM queue_history h USING unnest($1::integer[], $2::integer[]) AS k(res, keep)
+  WHERE h.resolution = k.res AND h.bucket < now() - k.keep * interval '1 second')";
+
+constexpr const char* history_sql = R"(
+  SELECT coalesce(json_object_agg(queue, points), '{}'::json)::text FROM (
+    SELECT queue, json_agg(json_build_object('t', bucket, 'scheduled', scheduled, 'ready', ready,
+             'running', running, 'submitted', submitted, 'succeeded', succeeded,
+             'failed', failed, 'dead', dead, 'cancelled', cancelled) ORDER BY bucket) AS points
+    FROM queue_history
+    WHERE resolution = $1 AND bucket >= now() - $2 * interval '1 second'
+    GROUP BY queue) AS p)";
+
+std::string queue_array() {
+  std::string out = "{";
+  for (auto q : known_queues) out += (out.size() > 1 ? "," : "") + std::string(q);
+  return out + "}";
+}
+
+std::string states_for(bulk_action a, bool running) {
+  if (a == bulk_action::retry) return "{dead,failed}";
+  return running ? "{running}" : "{scheduled,queued,failed}";
+}
+
+long count_states(pqxx::connection& c, const tenant_id& t, const job_filter& f,
+                  const std::string& states) {
+  pqxx::read_transaction r(c);
+  return r
+      .exec_params(count_sql, t.value, f.queue, f.state, f.type, f.created_after, f.created_before,
+                   f.text, states)[0][0]
+      .as<long>();
+}
+
+// One batch in its own transaction; the ids changed.
+std::vector<std::string> run_batch(pqxx::connection& c, const char* sql, const tenant_id& t,
+                                   const job_filter& f, const std::string& states, int n,
+                                   bool notify) {
+  pqxx::work w(c);
+  std::vector<std::string> ids;
+  for (const auto& row : w.exec_params(sql, t.value, f.queue, f.state, f.type, f.created_after,
+                                       f.created_before, f.text, states, n))
+    ids.push_back(row[0].as<std::string>());
+  if (notify && !ids.empty()) {
+    std::string arr = "{";
+    for (const auto& id : ids) arr += (arr.size() > 1 ? "," : "") + id;
+    w.exec_params(notify_cancels_sql, std::string(cancel_channel), arr + "}");
+  }
+  w.commit();
+  return ids;
+}
+
+}  // namespace
+
+std::optional<std::string> job_events_json(pqxx::connection& c, const tenant_id& t,
+                                           const job_id& id) {
+  if (!is_uuid(id.value)) return std::nullopt;
+  pqxx::read_transaction r(c);
+  auto res = r.exec_params(events_sql, id.value, t.value);
+  if (res.empty()) return std::nullopt;
+  return "{\"events\":" + compact_json(std::string_view(res[0][0].c_str(), res[0][0].size())) + "}";
+}
+
+long count_bulk(pqxx::connection& c, const tenant_id& t, const job_filter& f, bulk_action a) {
+  long n = count_states(c, t, f, states_for(a, false));
+  if (a == bulk_action::cancel) n += count_states(c, t, f, states_for(a, true));
+  return n;
+}
+
+bulk_outcome apply_bulk(pqxx::connection& c, const tenant_id& t, const job_filter& f, bulk_action a,
+                        const bulk_limits& l) {
+  bulk_outcome out;
+  struct step {
+    const char* sql;
+    bool running, notify;
+  };
+  std::vector<step> steps;
+  if (a == bulk_action::retry)
+    steps.push_back({retry_batch_sql, false, false});
+  else
+    steps = {{cancel_batch_sql, false, false}, {request_cancel_batch_sql, true, true}};
+  for (const auto& s : steps) {
+    for (;;) {
+      long room = l.max_jobs - out.applied;
+      if (room <= 0) {
+        out.complete = count_states(c, t, f, states_for(a, s.running)) == 0;
+        return out;
+      }
+      int n = static_cast<int>(std::min<long>(room, l.batch));
+      auto ids = run_batch(c, s.sql, t, f, states_for(a, s.running), n, s.notify);
+      out.applied += static_cast<long>(ids.size());
+      if (static_cast<int>(ids.size()) < n) break;
+    }
+  }
+  return out;
+}
+
+void set_queue_paused(pqxx::work& w, const std::string& queue, bool paused, const std::string& by) {
+  w.exec_params(set_paused_sql, queue, paused, by);
+  w.exec_params("SELECT pg_notify($1, $2)", std::string(pause_channel), queue);
+}
+
+bool queue_paused(pqxx::connection& c, const std::string& queue) {
+  pqxx::read_transaction r(c);
+  auto res = r.exec_params("SELECT paused FROM queue_controls WHERE queue = $1", queue);
+  return !res.empty() && res[0][0].as<bool>();
+}
+
+std::string queue_overview_json(pqxx::connection& c) {
+  pqxx::read_transaction r(c);
+  auto res = r.exec_params(overview_sql, queue_array());
+  return compact_json(std::string_view(res[0][0].c_str(), res[0][0].size()));
+}
+
+bool sample_queue_history(pqxx::connection& c) {
+  pqxx::work w(c);
+  if (!w.exec_params("SELECT pg_try_advisory_xact_lock($1)", sampler_lock_key)[0][0].as<bool>())
+    return false;
+  auto win = w.exec(window_sql);
+  if (!win[0][2].as<bool>()) return false;  // this bucket's point is written
+  auto start = win[0][0].as<std::string>(), end = win[0][1].as<std::string>();
+  std::string res = "{", keep = "{";
+  for (const auto& h : history_ranges) {
+    res += (res.size() > 1 ? "," : "") + std::to_string(h.resolution_s);
+    keep += (keep.size() > 1 ? "," : "") + std::to_string(h.keep_s);
+  }
+  res += "}";
+  keep += "}";
+  w.exec_params(sample_sql, start, end, queue_array(), res);
+  w.exec_params(prune_sql, res, keep);
+  w.commit();
+  return true;
+}
+
+std::optional<std::string> queue_history_json(pqxx::connection& c, const std::string& range) {
+  for (const auto& h : history_ranges) {
+    if (range != h.name) continue;
+    pqxx::read_transaction r(c);
+    auto res = r.exec_params(history_sql, h.resolution_s, h.keep_s);
+    return "{\"range\":\"" + range + "\",\"resolution_s\":" + std::to_string(h.resolution_s) +
+           ",\"queues\":" + compact_json(std::string_view(res[0][0].c_str(), res[0][0].size())) +
+           "}";
+  }
+  return std::nullopt;
+}
+
+}  // namespace jobs

@@ -1,0 +1,165 @@
+// Drives the admin dashboard in Debian's chromium (headless, playwright-core)
+// against a running platform. Run by test/e2e/dashboard_e2etest.cpp, which
+// starts the platform and passes:
+//   JOBS_DASH_URL         the API's base URL (the dashboard is at /admin/)
+//   JOBS_DASH_KEY         an admin key
+//   JOBS_DASH_VIEWER_KEY  a viewer key (must be refused)
+//   JOBS_DASH_SHOTS       a directory for the screenshots
+// Exits 0 when every step passed; on a failure it saves failure.png and exits 1.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const base = process.env.JOBS_DASH_URL;
+const key = process.env.JOBS_DASH_KEY;
+const viewerKey = process.env.JOBS_DASH_VIEWER_KEY;
+const shots = process.env.JOBS_DASH_SHOTS;
+const wait = { timeout: 30000 };
+mkdirSync(shots, { recursive: true });
+
+async function call(method, path, body) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return JSON.parse(text);
+}
+const submit = (job) => call('POST', '/v1/jobs', { queue: 'processing', ...job });
+
+let step = 'start';
+function log(msg) { console.log(`dashboard: ${msg}`); }
+async function shot(page, name) {
+  const file = join(shots, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  log(`screenshot ${file}`);
+}
+async function cellNumber(page, queue, field) {
+  const text = await page.textContent(`#queues-table tr[data-queue="${queue}"] td[data-field="${field}"]`);
+  return Number(text);
+}
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+const page = await context.newPage();
+page.on('pageerror', (e) => log(`page error: ${e.message}`));
+let status = 0;
+try {
+  step = 'a viewer key is refused';
+  await page.goto(`${base}/admin/`);
+  await page.fill('#key-input', viewerKey);
+  await page.click('#key-submit');
+  await page.waitForSelector('#login-error:has-text("not an admin key")', wait);
+  await shot(page, '01-viewer-refused');
+
+  step = 'an admin key signs in and sees the queues';
+  await page.fill('#key-input', key);
+  await page.click('#key-submit');
+  await page.waitForSelector('#queues-table tr[data-queue="processing"]', wait);
+  await shot(page, '02-overview');
+
+  step = 'pause processing from the overview';
+  await page.click('#queues-table tr[data-queue="processing"] button[data-action="pause"]');
+  await page.waitForSelector('#queues-table tr[data-queue="processing"][data-paused="true"]', wait);
+  // The worker hears the NOTIFY within its next round (200 ms); leave it time.
+  await page.waitForTimeout(1500);
+
+  step = 'jobs submitted to the paused queue wait: the depth goes up';
+  const ids = [];
+  for (let i = 0; i < 5; i++) ids.push((await submit({ type: 'noop', payload: { echo: `dash-${i}` } })).id);
+  await page.waitForFunction(() => {
+    const c = document.querySelector('#queues-table tr[data-queue="processing"] td[data-field="ready"]');
+    return c && Number(c.textContent) >= 5;
+  }, null, wait);
+  await page.waitForTimeout(1000);
+  const still = await call('GET', `/v1/jobs/${ids[0]}`);
+  if (still.state !== 'queued') throw new Error(`a job of the paused queue is ${still.state}`);
+  await shot(page, '03-paused-depth');
+
+  step = 'resume: the jobs run, the depth falls and the counts rise';
+  await page.click('#queues-table tr[data-queue="processing"] button[data-action="resume"]');
+  await page.waitForSelector('#queues-table tr[data-queue="processing"][data-paused="false"]', wait);
+  await page.waitForFunction(() => {
+    const c = document.querySelector('#queues-table tr[data-queue="processing"] td[data-field="ready"]');
+    return c && Number(c.textContent) === 0;
+  }, null, wait);
+  // The success count comes from the history sampled every 10 s.
+  await page.waitForFunction(() => {
+    const c = document.querySelector('#queues-table tr[data-queue="processing"] td[data-field="succeeded"]');
+    return c && Number(c.textContent) >= 5;
+  }, null, { timeout: 45000 });
+  log(`processing succeeded in 5 min: ${await cellNumber(page, 'processing', 'succeeded')}`);
+  await shot(page, '04-resumed-counts');
+
+  step = 'search a job by id and open it';
+  await page.click('a[data-nav="jobs"]');
+  await page.waitForSelector('#filters', wait);
+  await page.fill('#search-input', ids[2]);
+  await page.click('#search');
+  await page.waitForFunction((id) => {
+    const rows = document.querySelectorAll('#jobs-table tbody tr[data-id]');
+    return rows.length === 1 && rows[0].dataset.id === id;
+  }, ids[2], wait);
+  await shot(page, '05-search-by-id');
+  await page.click(`#jobs-table tr[data-id="${ids[2]}"] a`);
+  await page.waitForSelector('#job-state [data-state="succeeded"]', wait);
+  await page.waitForSelector('#payload:has-text("dash-2")', wait);
+  await page.waitForSelector('#timeline li[data-to="succeeded"]', wait);
+  await shot(page, '06-job-page');
+
+  step = 'a dead job is retried from its page and succeeds';
+  const dead = await submit({ type: 'test.fail_first', payload: {}, max_attempts: 1 });
+  await page.goto(`${base}/admin/#/job/${dead.id}`);
+  await page.waitForSelector('#job-state [data-state="dead"]', wait);
+  await shot(page, '07-dead-job');
+  await page.click('#retry-btn');
+  await page.waitForSelector('#job-state [data-state="succeeded"]', wait);
+  await page.waitForSelector('#attempts tbody tr:nth-child(2)', wait);
+  await page.waitForSelector('#timeline li[data-to="dead"]', wait);
+  await shot(page, '08-retried-job');
+
+  step = 'bulk-cancel scheduled jobs with a confirmation showing the count';
+  const later = new Date(Date.now() + 3600e3).toISOString();
+  const marker = `bulk-${Date.now()}`;
+  const scheduled = [];
+  for (let i = 0; i < 3; i++)
+    scheduled.push((await submit({ type: 'noop', payload: { echo: marker }, run_at: later })).id);
+  await page.click('a[data-nav="jobs"]');
+  await page.waitForSelector('#filters', wait);
+  await page.fill('#search-input', marker);
+  await page.selectOption('#filters select[name="state"]', 'scheduled');
+  await page.click('#search');
+  await page.waitForFunction(() => document.querySelectorAll('#jobs-table tbody tr[data-id]').length === 3, null, wait);
+  await page.click('#bulk-cancel');
+  await page.waitForSelector('#confirm:not([hidden])', wait);
+  const text = await page.textContent('#confirm-text');
+  if (!text.includes('Cancel 3 jobs')) throw new Error(`the confirmation says: ${text}`);
+  await shot(page, '09-bulk-confirm');
+  await page.click('#confirm-ok');
+  await page.waitForSelector('#bulk-result[data-applied="3"]', wait);
+  for (const id of scheduled) {
+    const j = await call('GET', `/v1/jobs/${id}`);
+    if (j.state !== 'cancelled') throw new Error(`job ${id} is ${j.state} after the bulk cancel`);
+  }
+  await shot(page, '10-bulk-cancelled');
+
+  step = 'the overview on a phone';
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.click('a[data-nav="overview"]');
+  await page.waitForSelector('#queues-table tr[data-queue="processing"]', wait);
+  await page.waitForSelector('[data-chart="processing"] svg', wait);
+  await shot(page, '11-phone-overview');
+  log('all steps passed');
+} catch (e) {
+  status = 1;
+  console.error(`dashboard: FAILED at "${step}": ${e.stack || e}`);
+  try { await shot(page, 'failure'); } catch (ignored) { /* the page may be gone */ }
+} finally {
+  await browser.close();
+}
+process.exit(status);

@@ -1,0 +1,111 @@
+// ctest-labels: dashboard
+// The admin dashboard in a real browser: Debian's chromium, headless, driven
+// by playwright-core (test/browser/dashboard.mjs) against the whole platform.
+// Screenshots go to <build>/dashboard-screenshots/. Then the admin API's
+// answers the page does not show: problem+json for bad filters and for
+// non-admin keys, and a queue's pause kept in PostgreSQL.
+#include "support/live.hpp"
+
+#include <doctest/doctest.h>
+#include <boost/beast/http/verb.hpp>
+#include <boost/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+using namespace jobs;
+using namespace jobs::test;
+using namespace std::chrono_literals;
+namespace http = boost::beast::http;
+
+namespace {
+
+http_reply call(http_client& h, http::verb v, const std::string& target, const std::string& key,
+                const std::string& body = {}) {
+  std::map<std::string, std::string> headers{{"authorization", "Bearer " + key}};
+  if (!body.empty()) headers["content-type"] = "application/json";
+  return h.request(v, target, body, headers);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string viewer_key(http_client& h, const std::string& admin) {
+  auto made = call(h, http::verb::post, "/v1/keys", admin, R"({"name":"eyes","role":"viewer"})");
+  REQUIRE_MESSAGE(made.status == 201, made.body);
+  return std::string(made.json().at("key").as_string());
+}
+
+}  // namespace
+
+TEST_CASE("the dashboard in chromium: depth, search, job page, retry, bulk cancel, pause") {
+  std::string src = JOBS_SOURCE_DIR;
+  REQUIRE_MESSAGE(std::filesystem::exists("/usr/bin/chromium"),
+                  "chromium is missing: scripts/setup");
+  REQUIRE_MESSAGE(std::filesystem::exists(src + "/test/browser/node_modules/playwright-core"),
+                  "playwright-core is missing: scripts/setup installs it");
+  scratch s;
+  platform p(s, {"processing"}, {}, true);
+  auto admin = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto viewer = viewer_key(h, admin);
+
+  auto shots = require_env("JOBS_BIN_DIR") + "/dashboard-screenshots";
+  std::filesystem::remove_all(shots);
+  auto log = p.log_dir + "/browser.log";
+  process node("/usr/bin/node", {src + "/test/browser/dashboard.mjs"},
+               {{"JOBS_DASH_URL", "http://127.0.0.1:" + std::to_string(p.port)},
+                {"JOBS_DASH_KEY", admin},
+                {"JOBS_DASH_VIEWER_KEY", viewer},
+                {"JOBS_DASH_SHOTS", shots}},
+               log);
+  int status = node.wait(300s);
+  MESSAGE("screenshots in ", shots, "; browser log ", log);
+  CHECK_MESSAGE(status == 0, read_file(log));
+  CHECK(std::filesystem::exists(shots + "/10-bulk-cancelled.png"));
+}
+
+TEST_CASE("the admin API refuses non-admin keys and bad filters with problem+json") {
+  scratch s;
+  platform p(s);
+  auto admin = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto viewer = viewer_key(h, admin);
+
+  for (const auto* target : {"/v1/admin/queues", "/v1/admin/history", "/v1/admin/settings"}) {
+    auto r = call(h, http::verb::get, target, viewer);
+    CHECK(r.status == 403);
+    CHECK(r.headers["content-type"] == "application/problem+json");
+    CHECK(r.json().at("code") == "forbidden");
+  }
+  CHECK(call(h, http::verb::post, "/v1/admin/queues/processing/pause", viewer).status == 403);
+
+  auto bad = call(h, http::verb::post, "/v1/admin/jobs/cancel?state=nope&dry_run=true", admin);
+  CHECK(bad.status == 400);
+  CHECK(bad.json().at("parameter") == "state");
+  CHECK(call(h, http::verb::post, "/v1/admin/jobs/explode", admin).status == 404);
+  CHECK(call(h, http::verb::get, "/v1/admin/history?range=year", admin).status == 400);
+  CHECK(call(h, http::verb::post, "/v1/admin/queues/nope/pause", admin).status == 404);
+
+  // The page itself needs no key; a path outside the directory is not found.
+  auto page = h.request(http::verb::get, "/admin/");
+  CHECK(page.status == 200);
+  CHECK(page.body.find("app.js") != std::string::npos);
+  CHECK(h.request(http::verb::get, "/admin/../CMakeLists.txt").status == 404);
+  CHECK(h.request(http::verb::get, "/admin/.hidden").status == 404);
+
+  // A pause is kept in PostgreSQL and shown in the listing.
+  CHECK(call(h, http::verb::post, "/v1/admin/queues/email/pause", admin).status == 200);
+  auto q = call(h, http::verb::get, "/v1/admin/queues", admin).json();
+  bool email_paused = false;
+  for (const auto& row : q.at("queues").as_array())
+    if (row.at("name") == "email") email_paused = row.at("paused").as_bool();
+  CHECK(email_paused);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM queue_controls WHERE queue = 'email' AND paused") ==
+        1);
+}
