@@ -25,7 +25,7 @@ api_answer call(const context& c, std::string_view method, const std::string& ta
   if (ec)
     throw connection_error(fmt::format("{} {}{} answered {} with a body that is not JSON: {}",
                                        method, c.client.options().url, target, a.reply.status,
-                                       truncate(a.reply.body, 120)));
+                                       clip(a.reply.body, 120)));
   return a;
 }
 

@@ -47,7 +47,7 @@ std::string describe_problem(const http_reply& reply) {
   auto v = json::parse(reply.body, ec);
   if (ec || !v.is_object() || !v.get_object().contains("code")) {
     auto s = fmt::format("HTTP {} {}", reply.status, reply.reason);
-    if (!reply.body.empty()) s += ": " + truncate(reply.body, 200);
+    if (!reply.body.empty()) s += ": " + clip(reply.body, 200);
     return s;
   }
   const auto& p = v.get_object();
@@ -98,7 +98,7 @@ std::string format_job(const json::object& job) {
       const auto& o = a.get_object();
       rows.push_back({text(o, "attempt"), text(o, "outcome"), short_time(text(o, "started_at")),
                       short_time(text(o, "finished_at")), text(o, "worker_id"),
-                      truncate(text(o, "error"), 80)});
+                      clip(text(o, "error"), 80)});
     }
     out +=
         "\n" + format_table({"ATTEMPT", "OUTCOME", "STARTED", "FINISHED", "WORKER", "ERROR"}, rows);
@@ -114,7 +114,7 @@ std::string format_job_list(const json::array& jobs) {
     rows.push_back({text(o, "id"), text(o, "queue"), text(o, "type"), text(o, "state"),
                     text(o, "attempts") + "/" + text(o, "max_attempts"),
                     short_time(text(o, "created_at")), short_time(text(o, "finished_at")),
-                    truncate(text(o, "error"), 60)});
+                    clip(text(o, "error"), 60)});
   }
   return format_table({"ID", "QUEUE", "TYPE", "STATE", "ATTEMPTS", "CREATED", "FINISHED", "ERROR"},
                       rows);

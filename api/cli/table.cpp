@@ -34,7 +34,7 @@ std::size_t display_width(std::string_view text) {
   }));
 }
 
-std::string truncate(std::string_view text, std::size_t max) {
+std::string clip(std::string_view text, std::size_t max) {
   if (display_width(text) <= max) return std::string(text);
   if (max == 0) return {};
   std::string out;

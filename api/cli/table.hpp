@@ -24,7 +24,7 @@ std::string format_table(const row& header, const std::vector<row>& rows);
 std::string format_fields(const std::vector<std::pair<std::string, std::string>>& fields);
 
 /// At most `max` code points: longer text is cut and ends in "…".
-std::string truncate(std::string_view text, std::size_t max);
+std::string clip(std::string_view text, std::size_t max);
 
 /// Display width (UTF-8 code points).
 std::size_t display_width(std::string_view text);

@@ -28,9 +28,9 @@ std::string change_line(const boost::json::object& job) {
                           text(job, "max_attempts"));
   if (state == "running" && !text(job, "cancel_requested_at").empty()) line += "  (stop requested)";
   if (state == "failed" || state == "dead" || state == "cancelled")
-    if (auto e = text(job, "error"); !e.empty()) line += "  error: " + truncate(e, 200);
+    if (auto e = text(job, "error"); !e.empty()) line += "  error: " + clip(e, 200);
   if (state == "succeeded")
-    if (auto r = text(job, "result"); !r.empty()) line += "  result: " + truncate(r, 200);
+    if (auto r = text(job, "result"); !r.empty()) line += "  result: " + clip(r, 200);
   return line;
 }
 
