@@ -132,9 +132,13 @@ std::string format_queues(const json::value& answer) {
       if (!q.is_object()) continue;
       const auto& o = q.get_object();
       const auto& w = object_at(o, "workers");
-      auto workers = w.empty() ? std::string("-")
-                               : fmt::format("{}/{} ({}..{})", text(w, "running"),
-                                             text(w, "desired"), text(w, "min"), text(w, "max"));
+      // Without a live supervisor, `running` is the broker's consumers and
+      // nobody acts on `desired`.
+      auto supervised = text(w, "supervised") != "false";
+      auto workers = w.empty()    ? std::string("-")
+                     : supervised ? fmt::format("{}/{} ({}..{})", text(w, "running"),
+                                                text(w, "desired"), text(w, "min"), text(w, "max"))
+                                  : fmt::format("{} (no supervisor)", text(w, "running"));
       auto rate = as_double(o.if_contains("completed_per_s"));
       auto age = o.if_contains("oldest_waiting_age_s");
       rows.push_back({text(o, "name"), text(o, "ready"), text(o, "unacked"), text(o, "consumers"),
