@@ -4,6 +4,7 @@
 #include "api/cli/client.hpp"
 #include "api/cli/commands.hpp"
 #include "api/cli/help.hpp"
+#include "common/config.hpp"
 
 #include <doctest/doctest.h>
 
@@ -114,4 +115,10 @@ TEST_CASE("help lists every command and each command's options") {
   CHECK(submit.find("Usage: jobsctl submit QUEUE TYPE [FILE|-] [options]") == 0);
   CHECK(submit.find("  -w, --wait") != std::string::npos);
   CHECK(submit.find("      --delay DURATION") != std::string::npos);
+}
+
+TEST_CASE("jobsctl's variables do not stop the daemons started from the same shell") {
+  CHECK_NOTHROW(jobs::load_config({{"JOBS_URL", "http://127.0.0.1:8780"},
+                                   {"JOBS_API_KEY", "jk_x"},
+                                   {"JOBS_API_KEY_FILE", ".run/dev-api-key"}}));
 }
