@@ -17,7 +17,7 @@ api_answer call(const context& c, std::string_view method, const std::string& ta
     // Scripts get the problem itself too.
     if (c.json && !a.reply.body.empty())
       c.out << a.reply.body << (a.reply.body.ends_with('\n') ? "" : "\n");
-    throw api_error(describe_problem(a.reply));
+    throw api_error(describe_problem(a.reply), a.reply.status);
   }
   if (a.reply.body.empty()) return a;
   boost::json::error_code ec;

@@ -17,7 +17,8 @@ namespace jobs::cli {
 
 /// A non-2xx answer, described from its problem+json (exit status 1).
 struct api_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  api_error(const std::string& what, int status) : std::runtime_error(what), status(status) {}
+  int status;  ///< the HTTP status
 };
 
 struct context {
@@ -61,7 +62,10 @@ int cmd_keys_revoke(const context& c);
 
 /// Follows job `id` until it is final (watch, submit --wait): prints each
 /// state it sees; returns 0 succeeded, 4 dead or cancelled, 5 timed out.
+/// Rides out an API that does not answer, or answers 429 or 503, for up to
+/// `max_outage` at a time (an API restarting), saying so on stderr.
 int follow_job(const context& c, const std::string& id, std::chrono::milliseconds interval,
-               std::chrono::milliseconds timeout);
+               std::chrono::milliseconds timeout,
+               std::chrono::milliseconds max_outage = std::chrono::seconds(30));
 
 }  // namespace jobs::cli

@@ -6,6 +6,7 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include <optional>
 #include <ostream>
 #include <thread>
 
@@ -37,15 +38,36 @@ std::string change_line(const boost::json::object& job) {
 }  // namespace
 
 int follow_job(const context& c, const std::string& id, std::chrono::milliseconds interval,
-               std::chrono::milliseconds timeout) {
+               std::chrono::milliseconds timeout, std::chrono::milliseconds max_outage) {
   if (interval < std::chrono::milliseconds(100))
     throw usage_error("--interval: at least 100ms, please");
   using clock = std::chrono::steady_clock;
   const auto deadline = timeout.count() > 0 ? clock::now() + timeout : clock::time_point::max();
   const auto target = "/v1/jobs/" + url_encode(id);
   std::string last;  // state and attempts seen last
+  std::optional<clock::time_point> outage_since;
   for (;;) {
-    auto a = call(c, "GET", target);
+    std::optional<api_answer> answer;
+    try {
+      answer = call(c, "GET", target);
+    } catch (const std::exception& e) {
+      auto* refused = dynamic_cast<const api_error*>(&e);
+      bool transient = dynamic_cast<const connection_error*>(&e) != nullptr ||
+                       (refused && (refused->status == 429 || refused->status == 503));
+      auto now = clock::now();
+      if (!transient || now + interval > deadline ||
+          (outage_since && now - *outage_since > max_outage))
+        throw;
+      if (!outage_since) {
+        c.err << "jobsctl: " << e.what() << "; trying again\n";
+        outage_since = now;
+      }
+      std::this_thread::sleep_for(interval);
+      continue;
+    }
+    if (outage_since) c.err << "jobsctl: the API answers again\n";
+    outage_since.reset();
+    const auto& a = *answer;
     const auto& job = a.json.as_object();
     auto state = text(job, "state");
     auto seen = state + "/" + text(job, "attempts") + "/" + text(job, "cancel_requested_at");

@@ -9,9 +9,13 @@
 #include <doctest/doctest.h>
 #include <boost/json.hpp>
 
+#include <csignal>
 #include <fstream>
+#include <future>
+#include <thread>
 
 using namespace jobs::test;
+using namespace std::chrono_literals;
 namespace json = boost::json;
 
 namespace {
@@ -194,4 +198,31 @@ TEST_CASE("jobsctl says what is wrong with its arguments, its key and its server
   CHECK(cli({"list", "--url", "ftp://x"}).status == 2);
   jobsctl elsewhere{nobody, cli.key, p.log_dir};
   CHECK(elsewhere({"list", "--url", url}).status == 0);
+}
+
+TEST_CASE("jobsctl watch rides out an API restart") {
+  scratch s;
+  platform p(s, {"processing"});
+  jobsctl cli{"http://127.0.0.1:" + std::to_string(p.port), create_key(s.pg_url, "cli"), p.log_dir};
+  auto id =
+      trimmed(cli({"submit", "processing", "noop", "--payload", "{}", "--delay", "4s", "-q"}).out);
+  REQUIRE(id.size() == 36);
+  auto watching = std::async(std::launch::async, [&] {
+    return cli({"watch", id, "--interval", "200ms", "--timeout", "60s"});
+  });
+  // Not a wait for an event: had the watch not begun, it meets the outage
+  // at its first poll, and the checks below hold just the same.
+  std::this_thread::sleep_for(1s);
+  p.api->signal(SIGTERM);
+  REQUIRE(p.api->wait(15s) >= 0);
+  std::this_thread::sleep_for(1500ms);
+  p.api = std::make_unique<process>(binary("jobs-api"), std::vector<std::string>{}, p.env,
+                                    p.log_dir + "/api-again.log");
+  auto w = watching.get();
+  INFO(w.err);
+  CHECK(w.status == 0);
+  CHECK(has(w.out, "succeeded"));
+  CHECK(has(w.err, "could not connect"));
+  CHECK(has(w.err, "trying again"));
+  CHECK(has(w.err, "the API answers again"));
 }
