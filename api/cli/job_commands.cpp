@@ -108,6 +108,10 @@ int cmd_list(const context& c) {
   };
   add("queue", "queue");
   add("state", "state");
+  add("type", "type");
+  add("created-after", "created_after");
+  add("created-before", "created_before");
+  add("search", "q");
   add("limit", "limit");
   std::string cursor = c.args.get("cursor").value_or("");
   json::array all;

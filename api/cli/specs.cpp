@@ -38,6 +38,10 @@ const std::vector<command_spec>& command_specs() {
        {
            {"queue", 0, true, "QUEUE", "only this queue (email, processing, webhooks)"},
            {"state", 0, true, "STATE", "only this state (scheduled, queued, running, ...)"},
+           {"type", 0, true, "TYPE", "only this job type"},
+           {"created-after", 0, true, "TIME", "created at or after this RFC 3339 time"},
+           {"created-before", 0, true, "TIME", "created before this RFC 3339 time"},
+           {"search", 0, true, "TEXT", "a job id, or text in the payload or the last error"},
            {"limit", 'n', true, "N", "jobs per page, 1..500 (default 50)"},
            {"cursor", 0, true, "CURSOR", "the page after this cursor (printed after a page)"},
            {"all", 0, false, {}, "follow the cursor through every page"},
