@@ -141,8 +141,10 @@ std::string format_queues(const json::value& answer) {
                                   : fmt::format("{} (no supervisor)", text(w, "running"));
       auto rate = as_double(o.if_contains("completed_per_s"));
       auto age = o.if_contains("oldest_waiting_age_s");
-      rows.push_back({text(o, "name"), text(o, "ready"), text(o, "unacked"), text(o, "consumers"),
-                      workers, rate < 0 ? "-" : fmt::format("{:.1f}", rate),
+      // `paused` (the dashboard's pause): workers take nothing from it.
+      auto name = text(o, "name") + (text(o, "paused") == "true" ? " (paused)" : "");
+      rows.push_back({name, text(o, "ready"), text(o, "unacked"), text(o, "consumers"), workers,
+                      rate < 0 ? "-" : fmt::format("{:.1f}", rate),
                       !age || age->is_null() ? "-" : short_duration(as_double(age))});
     }
   return format_table(

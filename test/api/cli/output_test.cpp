@@ -84,12 +84,15 @@ TEST_CASE("jobs, queues and keys as tables") {
     "unacked":3,"consumers":2,"workers":{"running":2,"desired":3,"min":1,"max":8},
     "completed_per_s":41.25,"oldest_waiting_age_s":185.2},{"name":"email","ready":0,
     "unacked":0,"consumers":0,"workers":{"running":1,"desired":0,"min":0,"max":4,"supervised":false},
-    "completed_per_s":0,"oldest_waiting_age_s":null}]})"));
-  CHECK(queues.find("processing  12     3        2          2/3 (1..8)") != std::string::npos);
+    "completed_per_s":0,"oldest_waiting_age_s":null},{"name":"webhooks","ready":1,"unacked":0,
+    "consumers":0,"completed_per_s":0,"oldest_waiting_age_s":1,"paused":true}]})"));
+  CHECK(queues.find("processing         12     3        2          2/3 (1..8)") !=
+        std::string::npos);
   CHECK(queues.find("41.2") != std::string::npos);
   CHECK(queues.find("3m05s") != std::string::npos);
-  CHECK(queues.find("email       0      0        0          1 (no supervisor)") !=
+  CHECK(queues.find("email              0      0        0          1 (no supervisor)") !=
         std::string::npos);
+  CHECK(queues.find("webhooks (paused)  1      0        0          -") != std::string::npos);
 
   auto keys = format_keys(json::parse(R"([{"id":"7","prefix":"jk_3f9a1c","name":"ci",
     "role":"submitter","created_at":"2026-11-29T09:00:00Z","expires_at":null,
