@@ -9,8 +9,9 @@
 //   `body_limit`.
 // - A path in the URL (https://host/jobs) prefixes every target.
 //
-// Throws connection_error when there is no HTTP answer (exit status 3);
-// any HTTP status is a reply, for the caller to judge.
+// Throws connection_error when there is no HTTP answer (exit status 3),
+// usage_error for a bad URL or CA file; any HTTP status is a reply, for the
+// caller to judge.
 
 #include <chrono>
 #include <map>
