@@ -28,6 +28,8 @@ bool is_script_variable(const std::string& name) {
                                            "JOBS_DIST_PORT",    "JOBS_PG_PORT",   "JOBS_BIN_DIR",
                                            "JOBS_SOURCE_DIR",   "JOBS_SANITIZE",  "JOBS_PROM_PORT",
                                            "JOBS_STOP_TIMEOUT", "JOBS_BUILD_DIR"};
+  // jobsctl's settings (api/cli/cli.hpp), for a shell that runs both.
+  if (name == "JOBS_URL" || name == "JOBS_API_KEY" || name == "JOBS_API_KEY_FILE") return true;
   return names.contains(name) || name.starts_with("JOBS_TEST_");
 }
 

@@ -42,7 +42,9 @@ TEST_CASE("the README's curl examples work against a running platform") {
 
   auto dir = require_env("JOBS_BIN_DIR") + "/test-logs/" + s.name;
   std::ofstream(dir + "/readme.sh") << "set -euo pipefail\n" << examples;
-  auto cmd = "cd '" + dir + "' && API=http://127.0.0.1:" + std::to_string(p.port) + " KEY=" + key +
+  // jobsctl from this build, first on the PATH.
+  auto cmd = "cd '" + dir + "' && PATH='" + require_env("JOBS_BIN_DIR") +
+             "':\"$PATH\" API=http://127.0.0.1:" + std::to_string(p.port) + " KEY=" + key +
              " timeout 60 bash readme.sh > readme.out 2>&1";
   int rc = std::system(cmd.c_str());
   std::ifstream out(dir + "/readme.out");
@@ -87,4 +89,9 @@ TEST_CASE("the README's curl examples work against a running platform") {
   // The webhook endpoint example: created, and shown without its secret.
   CHECK(text.str().find(R"("name":"default","secret_count":1)") != std::string::npos);
   CHECK(text.str().find("whsec_") == std::string::npos);
+  // The jobsctl examples: a job followed to success, a table, a 404.
+  CHECK(text.str().find("succeeded  attempt 1/5  result:") != std::string::npos);
+  CHECK(text.str().find("ID                                    QUEUE") != std::string::npos);
+  CHECK(text.str().find("(404 not_found): no job with this id\nexit status 1") !=
+        std::string::npos);
 }

@@ -1,0 +1,80 @@
+// queues and keys create|list|revoke.
+#include "api/cli/commands.hpp"
+
+#include "api/cli/output.hpp"
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <boost/json/serialize.hpp>
+
+#include <ostream>
+
+namespace jobs::cli {
+
+namespace json = boost::json;
+
+int cmd_queues(const context& c) {
+  auto a = call(c, "GET", "/v1/queues");
+  if (c.json)
+    print_raw(c, a);
+  else
+    c.out << format_queues(a.json);
+  return 0;
+}
+
+int cmd_keys_create(const context& c) {
+  const auto& args = c.args;
+  json::object body;
+  if (auto v = args.get("name")) body["name"] = *v;
+  if (auto v = args.get("role")) body["role"] = *v;
+  if (args.has("expires") && args.has("expires-in"))
+    throw usage_error("give --expires or --expires-in, not both");
+  if (auto v = args.get("expires")) body["expires_at"] = *v;
+  if (auto v = args.get("expires-in")) {
+    auto at = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now() +
+                                                       parse_duration(*v, "expires-in"));
+    body["expires_at"] = fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", at);
+  }
+  auto a = call(c, "POST", "/v1/keys", json::serialize(body));
+  const auto& o = a.json.as_object();
+  if (c.json) {
+    print_raw(c, a);
+  } else if (args.has("quiet")) {
+    c.out << text(o, "key") << "\n";
+  } else {
+    c.out << format_fields({{"id", text(o, "id")},
+                            {"name", text(o, "name")},
+                            {"role", text(o, "role")},
+                            {"prefix", text(o, "prefix")},
+                            {"expires", text(o, "expires_at")},
+                            {"key", text(o, "key")}});
+    c.err << "The key is shown only this once: store it now.\n";
+  }
+  return 0;
+}
+
+int cmd_keys_list(const context& c) {
+  auto a = call(c, "GET", "/v1/keys");
+  if (c.json) {
+    print_raw(c, a);
+    return 0;
+  }
+  static const json::array none;
+  auto* keys = a.json.as_object().if_contains("keys");
+  c.out << format_keys(keys && keys->is_array() ? keys->get_array() : none);
+  return 0;
+}
+
+int cmd_keys_revoke(const context& c) {
+  auto a = call(c, "DELETE", "/v1/keys/" + url_encode(c.args.positionals[0]));
+  if (c.json) {
+    print_raw(c, a);
+    return 0;
+  }
+  const auto& o = a.json.as_object();
+  c.out << fmt::format("key {} ({}) revoked at {}\n", text(o, "id"), text(o, "prefix"),
+                       text(o, "revoked_at"));
+  return 0;
+}
+
+}  // namespace jobs::cli

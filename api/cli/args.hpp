@@ -1,0 +1,67 @@
+#pragma once
+// Command-line parsing for jobsctl, pure (unit-tested without a server).
+//
+// A command line is `[global options] COMMAND [SUBCOMMAND] [options] [ARGS]`;
+// options may come anywhere after the program name, as `--name value`,
+// `--name=value` or a short `-x value`; `--` ends the options and `-` is an
+// argument (stdin). Each command lists the options it takes (commands.hpp);
+// the global ones are taken everywhere. Anything else throws usage_error.
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace jobs::cli {
+
+/// Bad arguments: exit status 2, with the message and a pointer to --help.
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+  std::string command;  ///< the command whose arguments were bad, when known
+};
+
+struct option_spec {
+  std::string_view name;    ///< long name without the dashes
+  char short_name = 0;      ///< 0: none
+  bool takes_value = true;  ///< false: a flag
+  std::string_view value_name = {};
+  std::string_view help = {};
+};
+
+struct command_spec {
+  std::string_view name;  ///< "get", "keys create"
+  std::string_view args;  ///< positional arguments, for the synopsis: "ID"
+  std::size_t min_args = 0;
+  std::size_t max_args = 0;
+  std::string_view summary;
+  std::vector<option_spec> options;
+};
+
+struct parsed_args {
+  const command_spec* command = nullptr;  ///< null: no command given
+  std::vector<std::string> positionals;
+  std::map<std::string, std::string> options;  ///< long name -> value ("" for a flag)
+  bool help = false;                           ///< -h or --help anywhere
+
+  bool has(std::string_view name) const { return options.contains(std::string(name)); }
+  std::optional<std::string> get(std::string_view name) const;
+};
+
+/// The options every command takes (--url, --key, --json, ...).
+const std::vector<option_spec>& global_options();
+
+/// Parses `args` against `commands`. With --help, positional checks are
+/// skipped and an unknown command is still an error.
+parsed_args parse_args(const std::vector<std::string>& args,
+                       const std::vector<command_spec>& commands);
+
+/// "1500ms", "30s", "5m", "2h", "1d"; a bare number is seconds.
+std::chrono::milliseconds parse_duration(std::string_view text, std::string_view option);
+
+/// A whole number in [lo, hi].
+long parse_integer(std::string_view text, std::string_view option, long lo, long hi);
+
+}  // namespace jobs::cli

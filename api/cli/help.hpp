@@ -1,0 +1,16 @@
+#pragma once
+// jobsctl's help texts, made from the command specs.
+
+#include "api/cli/args.hpp"
+
+#include <string>
+
+namespace jobs::cli {
+
+/// `jobsctl --help`: commands, global options, environment, exit statuses.
+std::string general_help();
+
+/// `jobsctl COMMAND --help`.
+std::string command_help(const command_spec& c);
+
+}  // namespace jobs::cli

@@ -1,0 +1,168 @@
+// submit, get, list, cancel, retry.
+#include "api/cli/commands.hpp"
+
+#include "api/cli/output.hpp"
+
+#include <fmt/format.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace jobs::cli {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr auto default_interval = std::chrono::milliseconds(500);
+
+std::string read_payload(const context& c) {
+  const auto& pos = c.args.positionals;
+  auto inline_payload = c.args.get("payload");
+  if (inline_payload && pos.size() == 3)
+    throw usage_error("give the payload as FILE or with --payload, not both");
+  if (inline_payload) return *inline_payload;
+  std::stringstream text;
+  if (pos.size() < 3 || pos[2] == "-") {
+    text << std::cin.rdbuf();
+  } else {
+    std::ifstream in(pos[2], std::ios::binary);
+    if (!in) throw usage_error(fmt::format("cannot read the payload file '{}'", pos[2]));
+    text << in.rdbuf();
+  }
+  return text.str();
+}
+
+json::object submission(const context& c) {
+  const auto& a = c.args;
+  auto payload_text = read_payload(c);
+  json::error_code ec;
+  auto payload = json::parse(payload_text, ec);
+  if (ec) throw usage_error(fmt::format("the payload is not JSON: {}", ec.message()));
+  json::object body{{"queue", a.positionals[0]}, {"type", a.positionals[1]}, {"payload", payload}};
+  if (auto v = a.get("priority")) body["priority"] = parse_integer(*v, "priority", -100, 100);
+  if (auto v = a.get("max-attempts"))
+    body["max_attempts"] = parse_integer(*v, "max-attempts", 1, 100);
+  if (a.has("run-at") && a.has("delay")) throw usage_error("give --run-at or --delay, not both");
+  if (auto v = a.get("run-at")) body["run_at"] = *v;
+  if (auto v = a.get("delay")) body["delay_ms"] = parse_duration(*v, "delay").count();
+  if (auto v = a.get("job-timeout")) body["timeout_ms"] = parse_duration(*v, "job-timeout").count();
+  json::object backoff;
+  if (auto v = a.get("backoff-base"))
+    backoff["base_ms"] = parse_duration(*v, "backoff-base").count();
+  if (auto v = a.get("backoff-cap")) backoff["cap_ms"] = parse_duration(*v, "backoff-cap").count();
+  if (auto v = a.get("jitter")) backoff["jitter"] = *v;
+  if (!backoff.empty()) body["backoff"] = std::move(backoff);
+  if ((a.has("interval") || a.has("timeout")) && !a.has("wait"))
+    throw usage_error("--interval and --timeout go with --wait");
+  return body;
+}
+
+std::string job_target(const std::string& id) { return "/v1/jobs/" + url_encode(id); }
+
+}  // namespace
+
+int cmd_submit(const context& c) {
+  auto body = submission(c);
+  std::map<std::string, std::string> headers;
+  if (auto k = c.args.get("idempotency-key")) headers["Idempotency-Key"] = *k;
+  auto a = call(c, "POST", "/v1/jobs", json::serialize(body), headers);
+  const auto& o = a.json.as_object();
+  auto id = text(o, "id");
+  if (c.json) {
+    print_raw(c, a);
+  } else if (c.args.has("quiet")) {
+    c.out << id << "\n";
+  } else {
+    bool replayed = a.reply.headers.contains("idempotent-replayed");
+    c.out << format_fields(
+        {{"id", id},
+         {"state", text(o, "state")},
+         {"replayed", replayed ? "yes: the idempotency key names this job" : ""}});
+  }
+  if (!c.args.has("wait")) return 0;
+  auto interval = c.args.has("interval") ? parse_duration(*c.args.get("interval"), "interval")
+                                         : default_interval;
+  auto timeout = c.args.has("timeout") ? parse_duration(*c.args.get("timeout"), "timeout")
+                                       : std::chrono::milliseconds(0);
+  return follow_job(c, id, interval, timeout);
+}
+
+int cmd_get(const context& c) {
+  auto a = call(c, "GET", job_target(c.args.positionals[0]));
+  if (c.json)
+    print_raw(c, a);
+  else
+    c.out << format_job(a.json.as_object());
+  return 0;
+}
+
+int cmd_list(const context& c) {
+  std::string query;
+  auto add = [&](std::string_view name, std::string_view key) {
+    if (auto v = c.args.get(name))
+      query += fmt::format("{}{}={}", query.empty() ? "?" : "&", key, url_encode(*v));
+  };
+  add("queue", "queue");
+  add("state", "state");
+  add("type", "type");
+  add("created-after", "created_after");
+  add("created-before", "created_before");
+  add("search", "q");
+  add("limit", "limit");
+  std::string cursor = c.args.get("cursor").value_or("");
+  json::array all;
+  for (;;) {
+    auto target = "/v1/jobs" + query;
+    if (!cursor.empty()) target += (query.empty() ? "?cursor=" : "&cursor=") + url_encode(cursor);
+    auto a = call(c, "GET", target);
+    const auto& o = a.json.as_object();
+    if (c.json) print_raw(c, a);
+    if (auto* jobs = o.if_contains("jobs"); jobs && jobs->is_array())
+      for (const auto& j : jobs->get_array()) all.push_back(j);
+    cursor = text(o, "next_cursor");
+    if (cursor.empty() || !c.args.has("all")) break;
+  }
+  if (c.json) return 0;
+  c.out << format_job_list(all);
+  if (!cursor.empty()) c.err << "more: add --cursor " << cursor << " (or --all)\n";
+  return 0;
+}
+
+int cmd_cancel(const context& c) {
+  auto a = call(c, "POST", job_target(c.args.positionals[0]) + "/cancel");
+  if (c.json) {
+    print_raw(c, a);
+    return 0;
+  }
+  const auto& o = a.json.as_object();
+  if (a.reply.status == 202)
+    c.out << fmt::format("{}  {}: its worker was asked to stop\n", text(o, "id"), text(o, "state"));
+  else
+    c.out << fmt::format("{}  {}\n", text(o, "id"), text(o, "state"));
+  return 0;
+}
+
+int cmd_retry(const context& c) {
+  auto a = call(c, "POST", job_target(c.args.positionals[0]) + "/retry");
+  if (c.json) {
+    print_raw(c, a);
+    return 0;
+  }
+  const auto& o = a.json.as_object();
+  c.out << fmt::format("{}  {}: runs again, attempts reset\n", text(o, "id"), text(o, "state"));
+  return 0;
+}
+
+int cmd_watch(const context& c) {
+  auto interval = c.args.has("interval") ? parse_duration(*c.args.get("interval"), "interval")
+                                         : default_interval;
+  auto timeout = c.args.has("timeout") ? parse_duration(*c.args.get("timeout"), "timeout")
+                                       : std::chrono::milliseconds(0);
+  return follow_job(c, c.args.positionals[0], interval, timeout);
+}
+
+}  // namespace jobs::cli

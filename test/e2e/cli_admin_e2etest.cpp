@@ -1,0 +1,113 @@
+// ctest-labels: dashboard
+// jobsctl's admin commands against a running platform: keys create, list
+// and revoke (a revoked key fails at once; a viewer key cannot write; a
+// key that is not admin cannot manage keys), and queues (depth of a queue
+// without workers, consumers of one with a worker).
+#include "support/jobsctl.hpp"
+#include "support/live.hpp"
+
+#include <doctest/doctest.h>
+#include <boost/json.hpp>
+
+using namespace jobs::test;
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+namespace {
+
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+std::string line_with(const std::string& text, const std::string& part) {
+  auto at = text.find(part);
+  if (at == std::string::npos) return {};
+  auto start = text.rfind('\n', at);
+  start = start == std::string::npos ? 0 : start + 1;
+  return text.substr(start, text.find('\n', at) - start);
+}
+
+}  // namespace
+
+TEST_CASE("jobsctl keys create, list and revoke") {
+  scratch s;
+  platform p(s, {});
+  jobsctl admin{"http://127.0.0.1:" + std::to_string(p.port), create_key(s.pg_url, "cli"),
+                p.log_dir};
+
+  auto made = admin(
+      {"keys", "create", "--name", "reader", "--role", "viewer", "--expires-in", "1d", "--json"});
+  INFO(made.err);
+  REQUIRE(made.status == 0);
+  auto k = json::parse(made.out).as_object();
+  auto viewer_key = std::string(k.at("key").as_string());
+  auto viewer_id = std::string(k.at("id").as_string());
+  CHECK(viewer_key.starts_with("jk_"));
+  CHECK(!k.at("expires_at").is_null());
+
+  auto human = admin({"keys", "create", "--name", "ci"});
+  CHECK(human.status == 0);
+  CHECK(has(human.out, "role:    submitter"));
+  CHECK(has(human.out, "key:     jk_"));
+  CHECK(has(human.err, "shown only this once"));
+  auto quiet = admin({"keys", "create", "--name", "q", "-q"});
+  CHECK(quiet.out.starts_with("jk_"));
+  CHECK(quiet.out.size() == 52);  // jk_ + 48 hex + newline
+
+  auto listed = admin({"keys", "list"});
+  CHECK(listed.status == 0);
+  CHECK(listed.out.starts_with("ID"));
+  auto reader = line_with(listed.out, "reader");
+  CHECK(has(reader, "viewer"));
+  CHECK(has(reader, viewer_key.substr(0, 10)));
+  CHECK(!has(listed.out, viewer_key));  // never the key itself
+  CHECK(json::parse(admin({"keys", "list", "--json"}).out).at("keys").as_array().size() == 4);
+
+  // The viewer reads but cannot write or manage keys.
+  jobsctl viewer{admin.url, viewer_key, p.log_dir};
+  CHECK(viewer({"list"}).status == 0);
+  auto write = viewer({"submit", "processing", "noop", "--payload", "{}"});
+  CHECK(write.status == 1);
+  CHECK(has(write.err, "403 forbidden"));
+  auto manage = viewer({"keys", "list"});
+  CHECK(manage.status == 1);
+  CHECK(has(manage.err, "admin role"));
+
+  auto revoked = admin({"keys", "revoke", viewer_id});
+  CHECK(revoked.status == 0);
+  CHECK(has(revoked.out, "key " + viewer_id));
+  CHECK(has(revoked.out, "revoked at 20"));
+  auto after = viewer({"list"});
+  CHECK(after.status == 1);
+  CHECK(has(after.err, "401 unauthorized"));
+  auto unknown = admin({"keys", "revoke", "999999"});
+  CHECK(unknown.status == 1);
+  CHECK(has(unknown.err, "404 not_found"));
+  CHECK(admin({"keys", "create", "--role", "root"}).status == 1);
+  CHECK(admin({"keys", "create", "--expires", "x", "--expires-in", "1h"}).status == 2);
+}
+
+TEST_CASE("jobsctl queues shows depth and consumers") {
+  scratch s;
+  platform p(s, {"processing"});
+  jobsctl cli{"http://127.0.0.1:" + std::to_string(p.port), create_key(s.pg_url, "cli"), p.log_dir};
+  // No email worker: these wait in the queue.
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(cli({"submit", "email", "send", "--payload",
+                 R"({"from":"a@example.com","to":["b@example.com"],"subject":"s","text":"t"})"})
+                .status == 0);
+  cli_result q;
+  REQUIRE(wait_until(
+      [&] {
+        q = cli({"queues"});
+        return q.status == 0 && has(line_with(q.out, "email "), "email       3");
+      },
+      15s));
+  CHECK(q.out.starts_with("QUEUE"));
+  CHECK(has(q.out, "CONSUMERS"));
+  auto processing = line_with(q.out, "processing");
+  CHECK(processing.starts_with("processing  0      0        1"));
+  auto j = json::parse(cli({"queues", "--json"}).out);
+  for (const auto& queue : j.at("queues").as_array())
+    if (queue.at("name") == "email") CHECK(queue.at("ready") == 3);
+}
