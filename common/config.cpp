@@ -102,6 +102,9 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_AUTH_CACHE_MS", ms(c.auth_cache, 0, 3600000)},
       {"JOBS_IDEMPOTENCY_TTL_MS", ms(c.idempotency_ttl, 1, 31536000000)},
       {"JOBS_LOG_LEVEL", text(c.log_level)},
+      {"JOBS_METRICS_TOKEN", [&c](auto&, auto& v) { c.metrics_token = v; }},
+      {"JOBS_METRICS_ADDR", text(c.metrics_addr)},
+      {"JOBS_WORKER_METRICS_PORT", integer(c.worker_metrics_port, 0, 65535)},
       {"JOBS_TEST_HANDLERS",
        [&c](auto& n, auto& v) {
          if (v != "on" && v != "off") throw config_error(n + " must be on or off");

@@ -128,6 +128,9 @@ struct config {
   std::chrono::milliseconds auth_cache{5000};
   std::chrono::milliseconds idempotency_ttl{86400000};
   std::string log_level = "info";
+  std::string metrics_token;             ///< set: /metrics needs `Authorization: Bearer <it>`
+  std::string metrics_addr = "0.0.0.0";  ///< the worker's (and supervisor's) /metrics listener
+  int worker_metrics_port = 0;           ///< 0: the worker serves no /metrics
   bool test_handlers = false;
   std::string test_fault;
   // email worker

@@ -39,6 +39,7 @@
 
 #include "workers/handler.hpp"
 #include "workers/retry_policy.hpp"
+#include "workers/worker_metrics.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -62,7 +63,8 @@ struct worker_options {
   std::chrono::milliseconds job_timeout{300000};  ///< for jobs without their own timeout_ms
   std::chrono::milliseconds cancel_grace{5000};   ///< a stopped handler's time to return
   retry_policy retry;
-  std::string test_fault;  ///< tests only: "worker_crash_after_commit"
+  std::string test_fault;             ///< tests only: "worker_crash_after_commit"
+  worker_metrics* metrics = nullptr;  ///< when set, updated as jobs end (worker_metrics.hpp)
 };
 
 class worker {
