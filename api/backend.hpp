@@ -82,6 +82,9 @@ class api_backend {
   virtual boost::asio::awaitable<std::optional<std::string>> find_webhook_endpoint(
       const tenant_id& t, const std::string& name);
   virtual boost::asio::awaitable<std::string> list_webhook_endpoints(const tenant_id& t);
+  /// GET /v1/queues: {"queues":[…]} (common/queue_stats.hpp). A backend
+  /// without it throws (503).
+  virtual boost::asio::awaitable<std::string> queue_stats();
 };
 
 }  // namespace jobs

@@ -83,6 +83,7 @@ int serve(const config& cfg) {
                    cfg.idempotency_ttl);
   scheduler sched(cfg.pg_url, pub, cfg.scheduler_interval);
   platform_backend backend(reads, writes, pub, cfg.auth_cache);
+  backend.enable_queue_stats(cfg.amqp_url, policy_defaults(cfg));
   key_listener revocations(cfg.pg_url, [&backend] { backend.forget_keys(); });
   router routes(backend, schemas,
                 {.limits = {cfg.json_max_depth},

@@ -10,6 +10,8 @@
 #include "api/backend.hpp"
 #include "api/submitter.hpp"
 #include "common/db.hpp"
+#include "common/scaling.hpp"
+#include "queues/amqp.hpp"
 
 #include <chrono>
 #include <mutex>
@@ -46,6 +48,11 @@ class platform_backend final : public api_backend {
   boost::asio::awaitable<std::optional<std::string>> find_webhook_endpoint(
       const tenant_id& t, const std::string& name) override;
   boost::asio::awaitable<std::string> list_webhook_endpoints(const tenant_id& t) override;
+  /// GET /v1/queues reads the broker at `broker` (passive declares on a
+  /// connection of its own, opened on first use) and PostgreSQL; unsupervised
+  /// queues show `defaults`. Until called, queue_stats() throws.
+  void enable_queue_stats(const std::string& amqp_url, scaling_policy defaults);
+  boost::asio::awaitable<std::string> queue_stats() override;
 
  private:
   static constexpr std::size_t auth_cache_max = 10000;
@@ -59,6 +66,8 @@ class platform_backend final : public api_backend {
   std::chrono::milliseconds auth_ttl_;
   std::mutex mu_;
   std::unordered_map<std::string, cached> auth_cache_;  // key hash -> principal
+  struct stats_source;
+  std::shared_ptr<stats_source> stats_;
 };
 
 }  // namespace jobs

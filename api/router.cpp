@@ -140,6 +140,7 @@ const std::vector<router::route_entry>& router::routes() {
       {http::verb::get, "/v1/webhook-endpoints", true, false, &router::list_endpoints},
       {http::verb::get, "/v1/webhook-endpoints/{name}", true, false, &router::get_endpoint},
       {http::verb::put, "/v1/webhook-endpoints/{name}", true, true, &router::put_endpoint, true},
+      {http::verb::get, "/v1/queues", true, false, &router::list_queues},
   };
   return table;
 }

@@ -27,6 +27,9 @@
 //   POST /v1/jobs/{id}/cancel     200 {job}: cancelled now (it was scheduled, queued or
 //                                 failed); 202 {job}: running, its worker is asked to
 //                                 stop; 409 not_cancellable: already final
+//   GET  /v1/queues               per queue: depth, consumers, workers running and desired,
+//                                 completion rate, oldest waiting age (any role;
+//                                 common/queue_stats.hpp)
 //   PUT  /v1/webhook-endpoints/{name}, GET /v1/webhook-endpoints[/{name}]
 //                                 the tenant's webhook endpoints (api/webhook_endpoints.hpp)
 //
@@ -123,6 +126,8 @@ class router {
   boost::asio::awaitable<http_response> put_endpoint(const request_context& ctx);
   boost::asio::awaitable<http_response> get_endpoint(const request_context& ctx);
   boost::asio::awaitable<http_response> list_endpoints(const request_context& ctx);
+  // api/queues_route.cpp
+  boost::asio::awaitable<http_response> list_queues(const request_context& ctx);
 
   api_backend& backend_;
   const schema_registry& schemas_;

@@ -105,6 +105,15 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_METRICS_TOKEN", [&c](auto&, auto& v) { c.metrics_token = v; }},
       {"JOBS_METRICS_ADDR", text(c.metrics_addr)},
       {"JOBS_WORKER_METRICS_PORT", integer(c.worker_metrics_port, 0, 65535)},
+      {"JOBS_SUPERVISOR_POOLS", text(c.supervisor_pools)},
+      {"JOBS_SUPERVISOR_TARGET_BACKLOG", integer(c.supervisor_target_backlog, 1, 1000000)},
+      {"JOBS_SUPERVISOR_TARGET_DRAIN_S", integer(c.supervisor_target_drain_s, 0, 86400)},
+      {"JOBS_SUPERVISOR_MAX_WAIT_S", integer(c.supervisor_max_wait_s, 0, 86400)},
+      {"JOBS_SUPERVISOR_SCALE_UP_COOLDOWN_MS", ms(c.supervisor_scale_up_cooldown, 0, 86400000)},
+      {"JOBS_SUPERVISOR_SCALE_DOWN_COOLDOWN_MS", ms(c.supervisor_scale_down_cooldown, 0, 86400000)},
+      {"JOBS_SUPERVISOR_INTERVAL_MS", ms(c.supervisor_interval, 50, 3600000)},
+      {"JOBS_SUPERVISOR_RESTART_BACKOFF_MS", ms(c.supervisor_restart_backoff, 10, 3600000)},
+      {"JOBS_SUPERVISOR_WORKER_BIN", text(c.supervisor_worker_bin)},
       {"JOBS_TEST_HANDLERS",
        [&c](auto& n, auto& v) {
          if (v != "on" && v != "off") throw config_error(n + " must be on or off");

@@ -52,6 +52,18 @@
 //   JOBS_IDEMPOTENCY_TTL_MS      86400000 (24 h: how long an Idempotency-Key names its job)
 //   JOBS_LOG_LEVEL               info (debug, info, warn, error)
 //
+// The supervisor (workers/supervisor/supervisor.hpp) and GET /v1/queues:
+//   JOBS_SUPERVISOR_POOLS        processing=1..4;email=1..2;webhooks=1..2 (common/scaling.hpp)
+//   JOBS_SUPERVISOR_TARGET_BACKLOG   16 ready + unacked messages per worker
+//   JOBS_SUPERVISOR_TARGET_DRAIN_S   0 (off): scale so the backlog drains in this time
+//   JOBS_SUPERVISOR_MAX_WAIT_S   0 (off): add a worker while the oldest job waited longer
+//   JOBS_SUPERVISOR_SCALE_UP_COOLDOWN_MS    10000 between scale-ups of a pool
+//   JOBS_SUPERVISOR_SCALE_DOWN_COOLDOWN_MS  60000 after any change before a scale-down
+//   JOBS_SUPERVISOR_INTERVAL_MS  2000 (how often the signal is read)
+//   JOBS_SUPERVISOR_RESTART_BACKOFF_MS  1000 first restart delay of a dead worker
+//                                (doubling per death in a row, up to 60 s)
+//   JOBS_SUPERVISOR_WORKER_BIN   empty: jobs-worker beside jobs-supervisor
+//
 // The email worker's relay (workers/email/email.hpp):
 //   JOBS_SMTP_HOST               empty: no relay, email jobs fail (retryable) saying so
 //   JOBS_SMTP_PORT               587, or 465 with JOBS_SMTP_TLS=implicit
@@ -131,6 +143,15 @@ struct config {
   std::string metrics_token;             ///< set: /metrics needs `Authorization: Bearer <it>`
   std::string metrics_addr = "0.0.0.0";  ///< the worker's (and supervisor's) /metrics listener
   int worker_metrics_port = 0;           ///< 0: the worker serves no /metrics
+  std::string supervisor_pools = "processing=1..4;email=1..2;webhooks=1..2";
+  int supervisor_target_backlog = 16;
+  int supervisor_target_drain_s = 0;
+  int supervisor_max_wait_s = 0;
+  std::chrono::milliseconds supervisor_scale_up_cooldown{10000};
+  std::chrono::milliseconds supervisor_scale_down_cooldown{60000};
+  std::chrono::milliseconds supervisor_interval{2000};
+  std::chrono::milliseconds supervisor_restart_backoff{1000};
+  std::string supervisor_worker_bin;
   bool test_handlers = false;
   std::string test_fault;
   // email worker

@@ -1,0 +1,50 @@
+// jobs-supervisor: runs a host's worker pools, scaled by queue depth
+// (see workers/supervisor/supervisor.hpp).
+//   jobs-supervisor [--pools SPEC]
+// Settings: JOBS_* environment variables (common/config.hpp), the pools in
+// JOBS_SUPERVISOR_POOLS or --pools (common/scaling.hpp). Workers inherit the
+// environment.
+#include "common/config.hpp"
+#include "common/log.hpp"
+#include "workers/supervisor/supervisor.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+int main(int argc, char** argv) {
+  using namespace jobs;
+  try {
+    auto env = process_environment();
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a == "--pools" && i + 1 < argc) {
+        env["JOBS_SUPERVISOR_POOLS"] = argv[++i];
+      } else {
+        std::cerr << "usage: jobs-supervisor [--pools 'processing=1..4,backlog=16;email=1..2']\n";
+        return 2;
+      }
+    }
+    auto cfg = load_config(env);
+    set_log_level(cfg.log_level);
+    block_supervisor_signals();
+    // Workers get the pools as the supervisor read them, --pools included.
+    setenv("JOBS_SUPERVISOR_POOLS", cfg.supervisor_pools.c_str(), 1);
+    auto bin = cfg.supervisor_worker_bin;
+    if (bin.empty())
+      bin =
+          (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "jobs-worker").string();
+    return run_supervisor({.pg_url = cfg.pg_url,
+                           .amqp_url = cfg.amqp_url,
+                           .pools = parse_pools(cfg.supervisor_pools, policy_defaults(cfg)),
+                           .worker_bin = bin,
+                           .interval = cfg.supervisor_interval,
+                           .restart_backoff = cfg.supervisor_restart_backoff,
+                           .drain_timeout = cfg.worker_shutdown + cfg.worker_cancel_grace +
+                                            std::chrono::seconds(10)});
+  } catch (const std::exception& e) {
+    log_error("supervisor failed to start", {{"error", e.what()}});
+    return 1;
+  }
+}
