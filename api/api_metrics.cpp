@@ -31,9 +31,29 @@ api_metrics::api_metrics(metrics::registry& reg)
       depth(reg.add_gauge("jobs_queue_depth", "Jobs queued and not yet claimed", {"queue"})),
       oldest_age(reg.add_gauge("jobs_queue_oldest_age_seconds",
                                "Age of the oldest queued job (0: none)", {"queue"})),
-      in_state(reg.add_gauge("jobs_in_state", "Jobs in each state now", {"queue", "state"})) {}
+      in_state(reg.add_gauge("jobs_in_state", "Jobs in each state now", {"queue", "state"})),
+      ready(reg.add_gauge("jobs_queue_ready", "Messages in the broker's queue, not delivered",
+                          {"queue"})),
+      unacked(reg.add_gauge("jobs_queue_unacked", "Jobs delivered to workers, not acknowledged",
+                            {"queue"})),
+      consumers(
+          reg.add_gauge("jobs_queue_consumers", "Consumers of the broker's queue", {"queue"})),
+      workers(
+          reg.add_gauge("jobs_queue_workers", "Worker processes of live supervisors", {"queue"})),
+      workers_desired(reg.add_gauge("jobs_queue_workers_desired",
+                                    "Worker processes the scaling policy asks for", {"queue"})) {}
 
-void api_metrics::read_queue_stats(pqxx::connection& c) {
+void api_metrics::set_queue_stats(const std::vector<queue_stats>& stats) {
+  for (const auto& q : stats) {
+    ready.with({q.name}).set(static_cast<double>(q.ready));
+    unacked.with({q.name}).set(static_cast<double>(q.unacked));
+    consumers.with({q.name}).set(static_cast<double>(q.consumers));
+    workers.with({q.name}).set(q.running);
+    workers_desired.with({q.name}).set(q.desired);
+  }
+}
+
+void api_metrics::read_job_counts(pqxx::connection& c) {
   pqxx::read_transaction tx(c);
   auto rows = tx.exec(queue_stats_sql);
   // Every known queue and state gets a value, 0 when it has no jobs.

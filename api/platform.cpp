@@ -130,14 +130,6 @@ boost::asio::awaitable<std::pair<retry_result, std::string>> platform_backend::r
   co_return reply;
 }
 
-boost::asio::awaitable<void> platform_backend::refresh_metrics(api_metrics& m) {
-  auto read = [&m](pqxx::connection& c) {
-    m.read_queue_stats(c);
-    return 0;
-  };
-  co_await db_call(reads_, read);
-}
-
 boost::asio::awaitable<readiness> platform_backend::ready() {
   readiness r;
   r.broker = pub_.connected();

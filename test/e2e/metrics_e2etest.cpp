@@ -111,6 +111,10 @@ TEST_CASE("/metrics of the API and the worker count the jobs that ran") {
     CHECK(prom_sum(m, "jobs_in_state", {{"queue", "processing"}, {"state", "dead"}}) == dead_jobs);
     CHECK(prom_sum(m, "jobs_queue_depth", {{"queue", "processing"}}) == 0);
     CHECK(prom_sum(m, "jobs_queue_oldest_age_seconds", {{"queue", "processing"}}) == 0);
+    // From GET /v1/queues' reader: the broker's view.
+    CHECK(prom_sum(m, "jobs_queue_consumers", {{"queue", "processing"}}) == 1);
+    CHECK(prom_sum(m, "jobs_queue_ready", {{"queue", "processing"}}) == 0);
+    CHECK(m.contains("jobs_queue_workers_desired"));
   }
 
   {  // the worker's counters, histograms and gauges
