@@ -13,4 +13,6 @@ boost::asio::awaitable<std::vector<submit_result>> api_backend::submit_many(
   co_return results;
 }
 
+boost::asio::awaitable<void> api_backend::refresh_metrics(api_metrics&) { co_return; }
+
 }  // namespace jobs

@@ -6,6 +6,7 @@
 // Errors: a backend throws when a server it needs is unreachable; the router
 // answers 503 `unavailable` (with Retry-After) and logs the reason.
 
+#include "api/api_metrics.hpp"
 #include "api/key_request.hpp"
 #include "api/submission.hpp"
 #include "api/webhook_endpoints.hpp"
@@ -63,6 +64,9 @@ class api_backend {
   virtual boost::asio::awaitable<std::pair<retry_result, std::string>> retry_job(
       const tenant_id& t, const job_id& id) = 0;
   virtual boost::asio::awaitable<readiness> ready() = 0;
+  /// Refreshes the gauges of `m` that are read from the servers (queue
+  /// depths) before a scrape of GET /metrics. The default does nothing.
+  virtual boost::asio::awaitable<void> refresh_metrics(api_metrics& m);
 
   /// API keys of the tenant (common/keys.hpp): the new key's JSON (with the
   /// key, shown once), the list, and a revocation (nullopt: no such key).

@@ -68,9 +68,15 @@ int serve(const config& cfg) {
   block_stop_signals();
   migrate(cfg);
   schema_registry schemas(cfg.schema_dir + "/jobs");
-  publisher pub(
-      {cfg.amqp_url, cfg.amqp_heartbeat_s, cfg.publish_timeout, {cfg.queue_delivery_limit}});
+  metrics::registry registry;
+  api_metrics measures(registry);
+  publisher pub({cfg.amqp_url,
+                 cfg.amqp_heartbeat_s,
+                 cfg.publish_timeout,
+                 {cfg.queue_delivery_limit},
+                 &measures.confirm_seconds});
   db_pool reads(cfg.pg_url, cfg.pg_pool_size);
+  measures.pools.watch(registry, "api", reads);
   // A job whose confirm never came is republished after the confirm deadline
   // has surely passed.
   submitter writes(cfg.pg_url, pub, cfg.submit_batch_max,
@@ -91,7 +97,9 @@ int serve(const config& cfg) {
                            .tenant_per_second = static_cast<double>(cfg.rate_tenant_per_s),
                            .tenant_burst = static_cast<double>(cfg.rate_tenant_burst)},
                  .admin_dir = cfg.admin_dir,
-                 .admin_broker_ui_url = cfg.admin_broker_ui_url});
+                 .admin_broker_ui_url = cfg.admin_broker_ui_url,
+                 .metrics = &measures,
+                 .metrics_token = cfg.metrics_token});
   http_server server(
       {.address = cfg.http_addr,
        .port = cfg.http_port,

@@ -65,4 +65,14 @@ boost::asio::awaitable<std::string> platform_backend::queue_stats() {
   co_return json;
 }
 
+// Here for stats_source: the metrics show what GET /v1/queues shows.
+boost::asio::awaitable<void> platform_backend::refresh_metrics(api_metrics& m) {
+  auto read = [&m, s = stats_](pqxx::connection& c) {
+    m.read_job_counts(c);
+    if (s) m.set_queue_stats(read_queue_stats(c, s->read_broker(), s->defaults));
+    return 0;
+  };
+  co_await db_call(reads_, read);
+}
+
 }  // namespace jobs

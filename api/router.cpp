@@ -3,6 +3,7 @@
 #include "api/job_filter.hpp"
 #include "api/static_files.hpp"
 #include "common/log.hpp"
+#include "common/trace.hpp"
 
 #include <fmt/format.h>
 #include <boost/beast/http/field.hpp>
@@ -25,6 +26,13 @@ std::string_view bearer_token(const http_request& req) {
         std::tolower(static_cast<unsigned char>(scheme[i])))
       return {};
   return h.substr(scheme.size());
+}
+
+// The trace of the request's `traceparent` header, or a new one.
+std::string request_trace_id(const http_request& req) {
+  if (auto h = req.find("traceparent"); h != req.end())
+    if (auto id = trace_id_from_traceparent(h->value())) return *id;
+  return new_trace_id();
 }
 
 constexpr std::string_view idempotency_key_header = "Idempotency-Key";
@@ -74,15 +82,25 @@ http_response router::problem_response(const problem& p, unsigned version, bool 
 }
 
 boost::asio::awaitable<http_response> router::handle(const http_request& req) {
+  auto start = std::chrono::steady_clock::now();
+  std::string_view route_name = "unmatched";
+  std::optional<http_response> res;
   try {
-    co_return co_await route(req);
+    res = co_await route(req, route_name);
   } catch (const std::exception& e) {
     // A server we depend on failed; the client may retry.
     log_warn("request failed", {{"target", std::string(req.target())}, {"error", e.what()}});
-    co_return problem_response(
+    res = problem_response(
         make_problem(503, "unavailable", "a backing service is unavailable; retry later"),
         req.version(), req.keep_alive());
   }
+  if (opts_.metrics) {
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    auto status = std::to_string(res->result_int());
+    opts_.metrics->http.with({http::to_string(req.method()), route_name, status})
+        .observe(took.count());
+  }
+  co_return std::move(*res);
 }
 
 namespace {
@@ -111,6 +129,7 @@ const std::vector<router::route_entry>& router::routes() {
   static const std::vector<route_entry> table{
       {http::verb::get, "/healthz", false, false, &router::health},
       {http::verb::get, "/readyz", false, false, &router::ready},
+      {http::verb::get, "/metrics", false, false, &router::serve_metrics},
       {http::verb::post, "/v1/jobs", true, true, &router::submit},
       {http::verb::post, "/v1/jobs/batch", true, true, &router::submit_batch},
       {http::verb::get, "/v1/jobs", true, false, &router::list},
@@ -135,7 +154,8 @@ const std::vector<router::route_entry>& router::routes() {
   return table;
 }
 
-boost::asio::awaitable<http_response> router::route(const http_request& req) {
+boost::asio::awaitable<http_response> router::route(const http_request& req,
+                                                    std::string_view& route_name) {
   auto fail = [&](const problem& p) {
     return problem_response(p, req.version(), req.keep_alive());
   };
@@ -160,6 +180,7 @@ boost::asio::awaitable<http_response> router::route(const http_request& req) {
     co_return res;
   }
 
+  route_name = found->pattern;
   request_context ctx{req, std::nullopt, param, target->params()};
   if (found->needs_key) {
     auto key = bearer_token(req);
@@ -258,10 +279,13 @@ boost::asio::awaitable<http_response> router::submit(const request_context& ctx)
   auto job = std::move(std::get<new_job>(parsed));
   job.id = new_job_id();
   job.tenant = who.tenant;
+  job.trace_id = request_trace_id(req);
   auto id = job.id.value;
   auto state = job.state;
   auto outcome = co_await backend_.submit(job);
   if (outcome.refused) co_return fail(*outcome.refused);
+  if (opts_.metrics && !outcome.replayed)
+    opts_.metrics->submitted.with({job.queue, job.type}).inc();
   // A replay answers with the job the key already names, as it is now.
   if (outcome.replayed) {
     id = outcome.replayed->id.value;
@@ -296,9 +320,11 @@ boost::asio::awaitable<http_response> router::submit_batch(const request_context
   // The request took one token; a batch costs one per job.
   if (auto refused = limit(ctx, static_cast<double>(jobs.size() - 1)))
     co_return std::move(*refused);
+  auto trace = request_trace_id(req);
   for (auto& job : jobs) {
     job.id = new_job_id();
     job.tenant = ctx.who->tenant;
+    job.trace_id = trace;
   }
   auto results = co_await backend_.submit_many(jobs);
 
@@ -319,6 +345,8 @@ boost::asio::awaitable<http_response> router::submit_batch(const request_context
       out.push_back(std::move(item));
       continue;
     }
+    if (opts_.metrics && !r.replayed)
+      opts_.metrics->submitted.with({jobs[i].queue, jobs[i].type}).inc();
     auto id = r.replayed ? r.replayed->id.value : jobs[i].id.value;
     item["id"] = id;
     item["state"] = to_string(r.replayed ? r.replayed->state : jobs[i].state);

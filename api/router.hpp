@@ -4,6 +4,8 @@
 //
 //   GET  /healthz                 200 while the process runs
 //   GET  /readyz                  200 when PostgreSQL and RabbitMQ are reachable, else 503
+//   GET  /metrics                 Prometheus text format (api/api_metrics.hpp); no key, or
+//                                 the bearer JOBS_METRICS_TOKEN when that is set
 //   POST /v1/jobs                 submit (202 {id, state, links}); with an Idempotency-Key
 //                                 already used for the same request: 200 with that job
 //                                 and `Idempotent-Replayed: true`; for another request:
@@ -68,6 +70,8 @@ struct router_options {
   int list_limit_max = 500;
   std::string admin_dir;            ///< the dashboard's files; empty: /admin/ is 404
   std::string admin_broker_ui_url;  ///< shown by GET /v1/admin/settings
+  api_metrics* metrics = nullptr;   ///< null: GET /metrics answers 404, nothing is measured
+  std::string metrics_token;        ///< set: GET /metrics needs `Authorization: Bearer <it>`
 };
 
 class router {
@@ -107,7 +111,10 @@ class router {
   static const std::vector<route_entry>& routes();
 
  private:
-  boost::asio::awaitable<http_response> route(const http_request& req);
+  /// Sets `route_name` to the matched route's template.
+  boost::asio::awaitable<http_response> route(const http_request& req,
+                                              std::string_view& route_name);
+  boost::asio::awaitable<http_response> serve_metrics(const request_context& ctx);
   boost::asio::awaitable<http_response> health(const request_context& ctx);
   boost::asio::awaitable<http_response> ready(const request_context& ctx);
   boost::asio::awaitable<http_response> submit(const request_context& ctx);

@@ -3,6 +3,7 @@
 #include "api/submission.hpp"
 #include "common/db.hpp"
 #include "common/log.hpp"
+#include "common/trace.hpp"
 #include "queues/message.hpp"
 
 #include <fmt/format.h>
@@ -142,24 +143,28 @@ void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
       done(std::nullopt);
       continue;
     }
-    auto body = encode_job_message({job.id.value, job.tenant.value, job.queue, job.type});
-    pub_.publish(job.queue, job.id.value, std::move(body),
-                 [this, id = job.id.value, done = std::move(done)](bool ok, std::string_view why) {
-                   if (ok) {
-                     {
-                       std::lock_guard lk(mu_);
-                       confirmed_.push_back(id);
-                     }
-                     cv_.notify_one();
-                     return done(std::nullopt);
-                   }
-                   log_warn("publish not confirmed", {{"job_id", id}, {"error", why}});
-                   {
-                     std::lock_guard lk(mu_);
-                     unconfirmed_.emplace_back(id, done);
-                   }
-                   cv_.notify_one();
-                 });
+    auto body =
+        encode_job_message({job.id.value, job.tenant.value, job.queue, job.type, job.trace_id});
+    auto traceparent = job.trace_id.empty() ? std::string() : make_traceparent(job.trace_id);
+    pub_.publish(
+        job.queue, job.id.value, std::move(body),
+        [this, id = job.id.value, done = std::move(done)](bool ok, std::string_view why) {
+          if (ok) {
+            {
+              std::lock_guard lk(mu_);
+              confirmed_.push_back(id);
+            }
+            cv_.notify_one();
+            return done(std::nullopt);
+          }
+          log_warn("publish not confirmed", {{"job_id", id}, {"error", why}});
+          {
+            std::lock_guard lk(mu_);
+            unconfirmed_.emplace_back(id, done);
+          }
+          cv_.notify_one();
+        },
+        std::move(traceparent));
   }
 }
 

@@ -165,6 +165,9 @@ struct config {
   std::string log_level = "info";
   std::string admin_dir;
   std::string admin_broker_ui_url;
+  std::string metrics_token;             ///< set: /metrics needs `Authorization: Bearer <it>`
+  std::string metrics_addr = "0.0.0.0";  ///< the worker's (and supervisor's) /metrics listener
+  int worker_metrics_port = 0;           ///< 0: the worker serves no /metrics
   std::string supervisor_pools = "processing=1..4;email=1..2;webhooks=1..2";
   int supervisor_target_backlog = 16;
   int supervisor_target_drain_s = 0;

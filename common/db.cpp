@@ -123,6 +123,11 @@ void db_pool::post(task t) {
   cv_.notify_one();
 }
 
+std::size_t db_pool::waiting() const {
+  std::lock_guard lk(mu_);
+  return tasks_.size();
+}
+
 void db_pool::run() {
   std::unique_ptr<pqxx::connection> conn;
   for (;;) {
@@ -142,6 +147,7 @@ void db_pool::run() {
     }
     // A task reports its own errors; a broken connection is dropped so the
     // next task gets a fresh one.
+    in_use_.fetch_add(1, std::memory_order_relaxed);
     try {
       t(conn.get());
     } catch (const pqxx::broken_connection&) {
@@ -149,6 +155,7 @@ void db_pool::run() {
     } catch (const std::exception& e) {
       log_error("database task failed", {{"error", e.what()}});
     }
+    in_use_.fetch_sub(1, std::memory_order_relaxed);
     if (conn && !conn->is_open()) conn.reset();
   }
 }

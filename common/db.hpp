@@ -12,6 +12,7 @@
 
 #include <pqxx/pqxx>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -48,15 +49,20 @@ class db_pool {
   db_pool& operator=(const db_pool&) = delete;
 
   void post(task t);
+  /// For metrics: threads (connections), tasks running, tasks waiting.
+  int size() const noexcept { return static_cast<int>(threads_.size()); }
+  int in_use() const noexcept { return in_use_.load(std::memory_order_relaxed); }
+  std::size_t waiting() const;
 
  private:
   void run();
 
   std::string url_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<task> tasks_;
   bool stopping_ = false;
+  std::atomic<int> in_use_{0};
   std::vector<std::thread> threads_;
 };
 

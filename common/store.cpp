@@ -12,16 +12,16 @@ namespace {
 constexpr const char* insert_jobs_sql = R"(
   INSERT INTO jobs (id, tenant_id, queue, type, payload, state, priority, max_attempts, run_at,
                     queued_at, timeout_ms, idempotency_key, request_hash, publish_deadline,
-                    backoff_base_ms, backoff_cap_ms, backoff_jitter)
+                    backoff_base_ms, backoff_cap_ms, backoff_jitter, trace_id)
   SELECT x.id, x.tenant_id, x.queue, x.type, x.payload, x.state, x.priority, x.max_attempts,
          coalesce(x.run_at, now()), CASE WHEN x.state = 'queued' THEN now() END, x.timeout_ms,
          x.idempotency_key, x.request_hash,
          CASE WHEN x.state = 'queued' THEN now() + x.publish_grace_ms * interval '1 millisecond' END,
-         x.backoff_base_ms, x.backoff_cap_ms, x.backoff_jitter
+         x.backoff_base_ms, x.backoff_cap_ms, x.backoff_jitter, x.trace_id
   FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, tenant_id text, queue text, type text,
        payload jsonb, state job_state, priority smallint, max_attempts integer, run_at timestamptz,
        timeout_ms integer, idempotency_key text, request_hash text, publish_grace_ms integer,
-       backoff_base_ms integer, backoff_cap_ms integer, backoff_jitter text)
+       backoff_base_ms integer, backoff_cap_ms integer, backoff_jitter text, trace_id text)
   ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING id::text)";
 
@@ -74,7 +74,7 @@ constexpr const char* claim_sql = R"(
          OR (state = 'running' AND lease_expires_at < now() AND cancel_requested_at IS NULL))
   RETURNING id::text, tenant_id, queue, type, payload::text, attempts, max_attempts,
             coalesce(timeout_ms, 0), coalesce(backoff_base_ms, 0), coalesce(backoff_cap_ms, 0),
-            coalesce(backoff_jitter, ''))";
+            coalesce(backoff_jitter, ''), coalesce(trace_id, ''))";
 
 // A snoozed job goes back to scheduled and its attempt is not counted. The
 // rows are locked first, so a cancel request committed meanwhile is seen:
@@ -247,6 +247,7 @@ std::vector<std::string> insert_jobs(pqxx::work& w, std::span<const new_job> job
     if (j.backoff_base_ms > 0) rows += ",\"backoff_base_ms\":" + std::to_string(j.backoff_base_ms);
     if (j.backoff_cap_ms > 0) rows += ",\"backoff_cap_ms\":" + std::to_string(j.backoff_cap_ms);
     if (!j.backoff_jitter.empty()) rows += ",\"backoff_jitter\":\"" + j.backoff_jitter + "\"";
+    if (!j.trace_id.empty()) rows += ",\"trace_id\":\"" + j.trace_id + "\"";
     if (!j.run_at.empty()) {
       rows += ",\"run_at\":";
       append_json_string(rows, j.run_at);
@@ -308,7 +309,7 @@ std::vector<claimed_job> claim_jobs(pqxx::work& w, std::span<const std::string> 
     out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
                    row[3].as<std::string>(), row[4].as<std::string>(), row[5].as<int>(),
                    row[6].as<int>(), row[7].as<int>(), row[8].as<int>(), row[9].as<int>(),
-                   row[10].as<std::string>()});
+                   row[10].as<std::string>(), row[11].as<std::string>()});
   return out;
 }
 

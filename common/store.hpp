@@ -44,6 +44,7 @@ struct new_job {
   int backoff_cap_ms = 0;       ///< 0: the worker's default
   std::string backoff_jitter;   ///< full, equal, none; empty: the worker's default
   int publish_grace_ms = 0;     ///< a queued job not confirmed by then is republished (recovery)
+  std::string trace_id;         ///< of the submitting request (common/trace.hpp); empty: none
 };
 
 /// Inserts all rows in one statement (group commit: one round trip, one WAL
@@ -78,6 +79,7 @@ struct claimed_job {
   int backoff_base_ms = 0;  ///< 0: the worker's default retry policy
   int backoff_cap_ms = 0;
   std::string backoff_jitter;  ///< empty: the worker's default
+  std::string trace_id;        ///< empty: none
 };
 /// Claims the claimable jobs among `ids` for `worker`; the rest are not
 /// returned (already done, cancelled, running elsewhere or unknown). A

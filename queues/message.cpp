@@ -11,7 +11,8 @@ namespace jobs {
 std::string encode_job_message(const job_message& m) {
   auto q = [](std::string_view s) { return boost::json::serialize(boost::json::string(s)); };
   return "{\"id\":" + q(m.id) + ",\"tenant\":" + q(m.tenant) + ",\"queue\":" + q(m.queue) +
-         ",\"type\":" + q(m.type) + "}";
+         ",\"type\":" + q(m.type) + (m.trace_id.empty() ? "" : ",\"trace_id\":" + q(m.trace_id)) +
+         "}";
 }
 
 std::optional<job_message> decode_job_message(std::string_view body, std::string* why) {
@@ -31,6 +32,11 @@ std::optional<job_message> decode_job_message(std::string_view body, std::string
     std::string_view v;
     if (obj[name].get_string().get(v)) return fail(std::string("missing string field ") + name);
     *target = std::string(v);
+  }
+  if (auto t = obj["trace_id"]; !t.error()) {
+    std::string_view v;
+    if (t.get_string().get(v)) return fail("trace_id is not a string");
+    m.trace_id = std::string(v);
   }
   if (!is_uuid(m.id)) return fail("id is not a UUID");
   if (!is_known_queue(m.queue)) return fail("unknown queue " + m.queue);

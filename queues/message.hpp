@@ -3,7 +3,8 @@
 //
 // PostgreSQL holds the job (payload, state); the message only names it:
 //   {"id":"<uuid>","tenant":"<tenant>","queue":"<queue>","type":"<type>"}
-// sent persistent (delivery_mode 2) with message_id = job id. A worker that
+// plus "trace_id" when the job has one, sent persistent (delivery_mode 2)
+// with message_id = job id and the AMQP header `traceparent` when traced. A worker that
 // receives it claims the job by id and gets the payload from the claim.
 //
 // Thread-safety: pure functions.
@@ -16,6 +17,7 @@ namespace jobs {
 
 struct job_message {
   std::string id, tenant, queue, type;
+  std::string trace_id = {};  ///< optional "trace_id" member (common/trace.hpp); empty: none
 };
 
 std::string encode_job_message(const job_message& m);

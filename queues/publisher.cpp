@@ -39,9 +39,13 @@ void publisher::wake() {
 }
 
 void publisher::publish(std::string routing_key, std::string message_id, std::string body,
-                        done_fn done) {
-  item it{std::move(routing_key), std::move(message_id), std::move(body), std::move(done),
-          std::chrono::steady_clock::now() + opts_.confirm_timeout};
+                        done_fn done, std::string traceparent) {
+  item it{std::move(routing_key),
+          std::move(message_id),
+          std::move(body),
+          std::move(done),
+          std::chrono::steady_clock::now() + opts_.confirm_timeout,
+          std::move(traceparent)};
   {
     std::lock_guard lk(mu_);
     if (!stopping_) {
@@ -144,6 +148,15 @@ void publisher::send_pending(std::deque<item>& batch) {
   while (!batch.empty()) {
     auto& it = batch.front();
     props.message_id = as_bytes(it.message_id);
+    amqp_table_entry_t trace;
+    props._flags &= ~AMQP_BASIC_HEADERS_FLAG;
+    if (!it.traceparent.empty()) {
+      trace.key = amqp_cstring_bytes("traceparent");
+      trace.value.kind = AMQP_FIELD_KIND_UTF8;
+      trace.value.value.bytes = as_bytes(it.traceparent);
+      props.headers = {1, &trace};
+      props._flags |= AMQP_BASIC_HEADERS_FLAG;
+    }
     int st =
         amqp_basic_publish(conn_->raw(), amqp_connection::channel, as_bytes(jobs_exchange),
                            as_bytes(it.routing_key), /*mandatory=*/1, 0, &props, as_bytes(it.body));
@@ -212,6 +225,11 @@ void publisher::settle(uint64_t tag, bool multiple, bool ok, const char* why) {
       it.done(false, r->second);
       returned_.erase(r);
     } else {
+      if (ok && opts_.confirm_seconds) {
+        // Enqueued at deadline - confirm_timeout.
+        auto waited = std::chrono::steady_clock::now() - (it.deadline - opts_.confirm_timeout);
+        opts_.confirm_seconds->observe(std::chrono::duration<double>(waited).count());
+      }
       it.done(ok, ok ? "" : why);
     }
   };

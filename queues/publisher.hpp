@@ -18,6 +18,8 @@
 // topology. Thread-safety: publish() and connected() may be called from any thread; `done` runs on
 // the publisher's thread and must not block.
 
+#include "common/metrics.hpp"
+#include "queues/amqp.hpp"
 #include "queues/brokers.hpp"
 
 #include <atomic>
@@ -37,6 +39,8 @@ struct publisher_options {
   int heartbeat_s = 30;
   std::chrono::milliseconds confirm_timeout{10000};
   topology_options topology;
+  /// When set, observes the seconds from publish() to each broker ack.
+  metrics::histogram* confirm_seconds = nullptr;
 };
 
 class publisher {
@@ -48,7 +52,9 @@ class publisher {
   publisher(const publisher&) = delete;
   publisher& operator=(const publisher&) = delete;
 
-  void publish(std::string routing_key, std::string message_id, std::string body, done_fn done);
+  /// `traceparent`, when not empty, goes in the message's AMQP headers.
+  void publish(std::string routing_key, std::string message_id, std::string body, done_fn done,
+               std::string traceparent = {});
   /// True while a confirm-mode channel to the broker is open.
   bool connected() const noexcept { return connected_.load(); }
   void stop();
@@ -58,6 +64,7 @@ class publisher {
     std::string routing_key, message_id, body;
     done_fn done;
     std::chrono::steady_clock::time_point deadline;
+    std::string traceparent = {};
   };
   void run();
   bool connect();

@@ -1,8 +1,10 @@
 // jobs-worker: consumes one queue and runs its jobs (see workers/worker.hpp).
 //   jobs-worker [--queue NAME] [--concurrency N]
+// With JOBS_WORKER_METRICS_PORT set, serves GET /metrics there (workers/worker_metrics.hpp).
 // Settings: JOBS_* environment variables (common/config.hpp).
 #include "common/config.hpp"
 #include "common/log.hpp"
+#include "common/metrics_server.hpp"
 #include "common/signals.hpp"
 #include "workers/email/email.hpp"
 #include "workers/webhooks/webhooks.hpp"
@@ -48,6 +50,15 @@ int main(int argc, char** argv) {
                                     .breaker_cooldown = cfg.webhook_breaker_cooldown});
       webhooks::register_webhook_handlers(handlers, *hooks);
     }
+    metrics::registry registry;
+    worker_metrics measures(registry);
+    std::unique_ptr<metrics_server> metrics_http;
+    if (cfg.worker_metrics_port > 0)
+      metrics_http =
+          std::make_unique<metrics_server>(metrics_server_options{.address = cfg.metrics_addr,
+                                                                  .port = cfg.worker_metrics_port,
+                                                                  .token = cfg.metrics_token},
+                                           registry);
     worker w({.pg_url = cfg.pg_url,
               .amqp_url = cfg.amqp_url,
               .queue = cfg.worker_queue,
@@ -61,7 +72,8 @@ int main(int argc, char** argv) {
               .job_timeout = cfg.worker_job_timeout,
               .cancel_grace = cfg.worker_cancel_grace,
               .caps = {cfg.tenant_max_running, cfg.tenant_defer},
-              .test_fault = cfg.test_fault},
+              .test_fault = cfg.test_fault,
+              .metrics = &measures},
              handlers);
     stop_signals stop([&] { w.stop(); });
     w.run();

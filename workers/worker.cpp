@@ -232,6 +232,29 @@ struct worker::impl {
     }
   }
 
+  // One recorded attempt: metrics, and a debug line that carries its trace.
+  void ended(const detail::in_hand& j, job_state s) {
+    if (auto* m = o().metrics) {
+      auto started = j.deadline - j.timeout;
+      std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+      m->record(j.job.queue, j.job.type, s, took.count());
+    }
+    if (log_enabled(log_level::debug))
+      log_debug("job attempt recorded", {{"job_id", j.job.id},
+                                         {"trace_id", j.job.trace_id},
+                                         {"attempt", j.job.attempt},
+                                         {"state", to_string(s)}});
+  }
+
+  // Gauges only the coordinator thread can read.
+  void gauge() {
+    if (auto* m = o().metrics) {
+      m->in_flight.with({o().queue}).set(static_cast<double>(running.size()));
+      double open = db && db->is_open() ? 1 : 0;
+      m->pools.set("worker", open, open, 0);
+    }
+  }
+
   job_outcome outcome_of(const claimed_job& job, const handler_result& result) {
     double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
     return detail::decide_outcome(job, result, o().retry, u, std::chrono::system_clock::now());
@@ -274,24 +297,30 @@ struct worker::impl {
       auto* j = running.find(out.id);
       if (!j) continue;
       if (j->tag != 0 && amqp) amqp->ack(j->tag);
+      ended(*j, out.state);
+      auto trace = std::move(j->job.trace_id);
       running.erase(out.id);
       switch (out.state) {
         case job_state::succeeded: ++w.stats_.succeeded; break;
         case job_state::cancelled:
           ++w.stats_.cancelled;
-          log_info("job cancelled", {{"job_id", out.id}, {"attempt", out.attempt}});
+          log_info("job cancelled",
+                   {{"job_id", out.id}, {"trace_id", trace}, {"attempt", out.attempt}});
           break;
         case job_state::failed:
           ++w.stats_.failed;
           log_info("attempt failed; retry scheduled", {{"job_id", out.id},
+                                                       {"trace_id", trace},
                                                        {"attempt", out.attempt},
                                                        {"error", out.error},
                                                        {"retry_at", out.run_at}});
           break;
         case job_state::dead:
           ++w.stats_.dead;
-          log_warn("job dead",
-                   {{"job_id", out.id}, {"attempt", out.attempt}, {"error", out.error}});
+          log_warn("job dead", {{"job_id", out.id},
+                                {"trace_id", trace},
+                                {"attempt", out.attempt},
+                                {"error", out.error}});
           break;
         default: ++w.stats_.snoozed; break;
       }
@@ -385,6 +414,7 @@ struct worker::impl {
           "handler did not stop in time; written off, its thread stays busy until it returns",
           {{"job_id", outcomes[i].id}, {"recorded", std::string(to_string(outcomes[i].state))}});
       if (overdue[i].tag != 0 && amqp) amqp->ack(overdue[i].tag);
+      ended(overdue[i], outcomes[i].state);
       running.write_off(overdue[i].job.id);
       if (outcomes[i].state == job_state::cancelled) ++w.stats_.cancelled;
     }
@@ -426,6 +456,7 @@ struct worker::impl {
         take_cancel_requests();
         stop_overdue();
         renew_leases();
+        gauge();
         backoff = std::chrono::milliseconds(100);
       } catch (const amqp_error& e) {
         lose_amqp(e);

@@ -42,6 +42,7 @@
 #include "common/tenant_caps.hpp"
 #include "workers/handler.hpp"
 #include "workers/retry_policy.hpp"
+#include "workers/worker_metrics.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -65,8 +66,10 @@ struct worker_options {
   std::chrono::milliseconds job_timeout{300000};  ///< for jobs without their own timeout_ms
   std::chrono::milliseconds cancel_grace{5000};   ///< a stopped handler's time to return
   retry_policy retry;
-  tenant_caps caps;        ///< per-tenant running caps; off by default
-  std::string test_fault;  ///< tests only: "worker_crash_after_commit"
+  tenant_caps caps;                   ///< per-tenant running caps; off by default
+  std::string test_fault;             ///< tests only: "worker_crash_after_commit"
+  std::string test_fault;             ///< tests only: "worker_crash_after_commit"
+  worker_metrics* metrics = nullptr;  ///< when set, updated as jobs end (worker_metrics.hpp)
 };
 
 class worker {

@@ -1,0 +1,54 @@
+#pragma once
+// The API process's metrics (served at GET /metrics by the router):
+//
+//   jobs_submitted_total{queue,type}                     jobs accepted (202), replays not counted
+//   jobs_http_request_duration_seconds{method,route,status}  histogram; route is the
+//                                                        route's template ("/v1/jobs/{id}"),
+//                                                        "unmatched" for 404s
+//   jobs_publish_confirm_seconds                         histogram: publish() to broker ack
+//   jobs_db_pool_connections|in_use|waiting{pool="api"}  (common/db_metrics.hpp)
+//   jobs_queue_depth{queue}                              jobs queued (published, not yet claimed)
+//   jobs_queue_oldest_age_seconds{queue}                 age of the oldest queued job; 0 if none
+//   jobs_queue_ready|unacked|consumers{queue}            as GET /v1/queues (common/queue_stats.hpp)
+//   jobs_queue_workers{queue}, jobs_queue_workers_desired{queue}   the same
+//   jobs_in_state{queue,state}                           jobs in each state now (the
+//                                                        final states: jobs completed so far)
+//
+// The queue gauges are read at scrape time: depth, age and jobs_in_state
+// from PostgreSQL (read_job_counts, one GROUP BY over the jobs table), the
+// rest from GET /v1/queues' reader when the API has it enabled.
+//
+// Thread-safety: as metrics::registry; read_queue_stats on a caller's connection.
+
+#include "common/db_metrics.hpp"
+#include "common/metrics.hpp"
+#include "common/queue_stats.hpp"
+
+#include <pqxx/pqxx>
+
+namespace jobs {
+
+struct api_metrics {
+  explicit api_metrics(metrics::registry& reg);
+
+  metrics::registry& registry;
+  metrics::family<metrics::counter>& submitted;
+  metrics::family<metrics::histogram>& http;
+  metrics::histogram& confirm_seconds;
+  db_pool_gauges pools;
+  metrics::family<metrics::gauge>& depth;
+  metrics::family<metrics::gauge>& oldest_age;
+  metrics::family<metrics::gauge>& in_state;
+  metrics::family<metrics::gauge>& ready;
+  metrics::family<metrics::gauge>& unacked;
+  metrics::family<metrics::gauge>& consumers;
+  metrics::family<metrics::gauge>& workers;
+  metrics::family<metrics::gauge>& workers_desired;
+
+  /// Sets depth, oldest_age and in_state from the jobs table.
+  void read_job_counts(pqxx::connection& c);
+  /// Sets ready, unacked, consumers, workers and workers_desired.
+  void set_queue_stats(const std::vector<queue_stats>& stats);
+};
+
+}  // namespace jobs
