@@ -127,15 +127,18 @@ TEST_CASE("jobsctl runs, follows, lists, cancels and retries jobs") {
   auto every = cli({"list", "--limit", "1", "--all"});
   CHECK(every.status == 0);
   for (const auto& x : {id, fid, did, lid}) CHECK(has(every.out, x));
-  // --type (like --search and --created-*) is a filter of GET /v1/jobs that
-  // the dashboard's branch adds: without it the API names the parameter.
+  // --type and --search are GET /v1/jobs filters (type, q).
   auto typed = cli({"list", "--type", "hash"});
-  if (typed.status == 0) {
-    CHECK(has(typed.out, id));
-    CHECK(!has(typed.out, lid));
-  } else {
-    CHECK(has(typed.err, "[parameter type]"));
-  }
+  CHECK(typed.status == 0);
+  CHECK(has(typed.out, id));
+  CHECK(!has(typed.out, lid));
+  auto found = cli({"list", "--search", id});
+  CHECK(found.status == 0);
+  CHECK(has(found.out, id));
+  CHECK(!has(found.out, lid));
+  auto after = cli({"list", "--created-after", "2100-01-01T00:00:00Z"});
+  CHECK(after.status == 0);
+  CHECK(!has(after.out, id));
   auto bad_state = cli({"list", "--state", "sleeping"});
   CHECK(bad_state.status == 1);
   CHECK(has(bad_state.err, "400 invalid_field"));
