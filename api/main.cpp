@@ -15,6 +15,8 @@
 
 #include <iostream>
 #include <regex>
+#include <set>
+#include <sstream>
 #include <thread>
 
 namespace {
@@ -64,6 +66,19 @@ int create_key(const config& cfg, int argc, char** argv) {
   return 0;
 }
 
+// "a, b,c" -> {a, b, c}
+std::set<std::string> split_list(const std::string& list) {
+  std::set<std::string> out;
+  std::string item;
+  std::istringstream in(list);
+  while (std::getline(in, item, ',')) {
+    auto first = item.find_first_not_of(' ');
+    if (first == std::string::npos) continue;
+    out.insert(item.substr(first, item.find_last_not_of(' ') - first + 1));
+  }
+  return out;
+}
+
 int serve(const config& cfg) {
   block_stop_signals();
   migrate(cfg);
@@ -98,6 +113,7 @@ int serve(const config& cfg) {
                            .tenant_burst = static_cast<double>(cfg.rate_tenant_burst)},
                  .admin_dir = cfg.admin_dir,
                  .admin_broker_ui_url = cfg.admin_broker_ui_url,
+                 .operator_tenants = split_list(cfg.operator_tenants),
                  .metrics = &measures,
                  .metrics_token = cfg.metrics_token});
   http_server server(

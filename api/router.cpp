@@ -143,13 +143,15 @@ const std::vector<router::route_entry>& router::routes() {
       {http::verb::get, "/v1/webhook-endpoints/{name}", true, false, &router::get_endpoint},
       {http::verb::put, "/v1/webhook-endpoints/{name}", true, true, &router::put_endpoint, true},
       {http::verb::get, "/v1/jobs/{id}/events", true, false, &router::job_events, true},
-      {http::verb::get, "/v1/admin/queues", true, false, &router::admin_queues, true},
-      {http::verb::get, "/v1/admin/history", true, false, &router::admin_history, true},
+      {http::verb::get, "/v1/admin/queues", true, false, &router::admin_queues, true, true},
+      {http::verb::get, "/v1/admin/history", true, false, &router::admin_history, true, true},
       {http::verb::get, "/v1/admin/settings", true, false, &router::admin_settings, true},
       {http::verb::post, "/v1/admin/jobs/{action}", true, true, &router::admin_bulk, true},
-      {http::verb::post, "/v1/admin/queues/{name}/pause", true, true, &router::pause_queue, true},
-      {http::verb::post, "/v1/admin/queues/{name}/resume", true, true, &router::resume_queue, true},
-      {http::verb::get, "/v1/queues", true, false, &router::list_queues},
+      {http::verb::post, "/v1/admin/queues/{name}/pause", true, true, &router::pause_queue, true,
+       true},
+      {http::verb::post, "/v1/admin/queues/{name}/resume", true, true, &router::resume_queue, true,
+       true},
+      {http::verb::get, "/v1/queues", true, false, &router::list_queues, false, true},
   };
   return table;
 }
@@ -195,6 +197,11 @@ boost::asio::awaitable<http_response> router::route(const http_request& req,
           make_problem(403, "forbidden", "this key has the viewer role: it can only read"));
     if (found->admin_only && ctx.who->role != "admin")
       co_return fail(make_problem(403, "forbidden", "this needs a key with the admin role"));
+    if (found->platform_wide && !opts_.operator_tenants.empty() &&
+        !opts_.operator_tenants.contains(ctx.who->tenant.value))
+      co_return fail(make_problem(403, "operator_only",
+                                  "queue figures and controls span every tenant: they need a key "
+                                  "of an operator tenant (JOBS_OPERATOR_TENANTS)"));
     ctx.key_hash = hash_api_key(key);
     if (auto refused = limit(ctx, 1)) co_return std::move(*refused);
   }

@@ -55,6 +55,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/url/params_view.hpp>
 
+#include <set>
 #include <vector>
 
 namespace jobs {
@@ -70,8 +71,11 @@ struct router_options {
   int list_limit_max = 500;
   std::string admin_dir;            ///< the dashboard's files; empty: /admin/ is 404
   std::string admin_broker_ui_url;  ///< shown by GET /v1/admin/settings
-  api_metrics* metrics = nullptr;   ///< null: GET /metrics answers 404, nothing is measured
-  std::string metrics_token;        ///< set: GET /metrics needs `Authorization: Bearer <it>`
+  /// Tenants whose keys may use the platform-wide routes (route_entry::platform_wide);
+  /// empty: every tenant's.
+  std::set<std::string> operator_tenants;
+  api_metrics* metrics = nullptr;  ///< null: GET /metrics answers 404, nothing is measured
+  std::string metrics_token;       ///< set: GET /metrics needs `Authorization: Bearer <it>`
 };
 
 class router {
@@ -105,7 +109,8 @@ class router {
     bool needs_key;
     bool writes;  ///< refused (403) to viewer keys
     handler fn;
-    bool admin_only = false;  ///< refused (403) to submitter and viewer keys
+    bool admin_only = false;     ///< refused (403) to submitter and viewer keys
+    bool platform_wide = false;  ///< figures or actions over every tenant: operator tenants only
   };
   /// The route table (the OpenAPI document must describe exactly these).
   static const std::vector<route_entry>& routes();

@@ -127,6 +127,7 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_IDEMPOTENCY_TTL_MS", ms(c.idempotency_ttl, 1, 31536000000)},
       {"JOBS_LOG_LEVEL", text(c.log_level)},
       {"JOBS_ADMIN_DIR", text(c.admin_dir)},
+      {"JOBS_OPERATOR_TENANTS", [&c](auto&, auto& v) { c.operator_tenants = v; }},
       {"JOBS_ADMIN_BROKER_UI_URL", [&c](auto&, auto& v) { c.admin_broker_ui_url = v; }},
       {"JOBS_METRICS_TOKEN", [&c](auto&, auto& v) { c.metrics_token = v; }},
       {"JOBS_METRICS_ADDR", text(c.metrics_addr)},

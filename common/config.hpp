@@ -165,6 +165,9 @@ struct config {
   std::string log_level = "info";
   std::string admin_dir;
   std::string admin_broker_ui_url;
+  /// Tenants whose keys see and act on platform-wide queue figures (depths,
+  /// history, pause/resume); empty: every tenant's (a one-organisation install).
+  std::string operator_tenants;
   std::string metrics_token;             ///< set: /metrics needs `Authorization: Bearer <it>`
   std::string metrics_addr = "0.0.0.0";  ///< the worker's (and supervisor's) /metrics listener
   int worker_metrics_port = 0;           ///< 0: the worker serves no /metrics

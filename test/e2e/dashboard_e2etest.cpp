@@ -109,3 +109,25 @@ TEST_CASE("the admin API refuses non-admin keys and bad filters with problem+jso
   CHECK(count(s.pg_url, "SELECT count(*) FROM queue_controls WHERE queue = 'email' AND paused") ==
         1);
 }
+
+TEST_CASE("queue-wide figures and controls are for operator tenants only") {
+  scratch s;
+  platform p(s, {"processing"}, {{"JOBS_OPERATOR_TENANTS", "ops, infra"}});
+  auto ops = create_key(s.pg_url, "ops");
+  auto other = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  for (const auto* target : {"/v1/queues", "/v1/admin/queues", "/v1/admin/history"}) {
+    CHECK(call(h, http::verb::get, target, ops).status == 200);
+    auto r = call(h, http::verb::get, target, other);
+    CHECK(r.status == 403);
+    CHECK(r.json().at("code") == "operator_only");
+  }
+  auto refused = call(h, http::verb::post, "/v1/admin/queues/processing/pause", other);
+  CHECK(refused.status == 403);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM queue_controls WHERE paused") == 0);
+  CHECK(call(h, http::verb::post, "/v1/admin/queues/processing/pause", ops).status == 200);
+  CHECK(call(h, http::verb::post, "/v1/admin/queues/processing/resume", ops).status == 200);
+  // The tenant's own jobs stay its own business.
+  CHECK(call(h, http::verb::get, "/v1/jobs", other).status == 200);
+  CHECK(call(h, http::verb::get, "/v1/admin/settings", other).status == 200);
+}
