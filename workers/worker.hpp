@@ -68,7 +68,6 @@ struct worker_options {
   retry_policy retry;
   tenant_caps caps;                   ///< per-tenant running caps; off by default
   std::string test_fault;             ///< tests only: "worker_crash_after_commit"
-  std::string test_fault;             ///< tests only: "worker_crash_after_commit"
   worker_metrics* metrics = nullptr;  ///< when set, updated as jobs end (worker_metrics.hpp)
 };
 
