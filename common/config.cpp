@@ -132,6 +132,7 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_METRICS_TOKEN", [&c](auto&, auto& v) { c.metrics_token = v; }},
       {"JOBS_METRICS_ADDR", text(c.metrics_addr)},
       {"JOBS_WORKER_METRICS_PORT", integer(c.worker_metrics_port, 0, 65535)},
+      {"JOBS_SUPERVISOR_METRICS_PORT", integer(c.supervisor_metrics_port, 0, 65535)},
       {"JOBS_SUPERVISOR_POOLS", text(c.supervisor_pools)},
       {"JOBS_SUPERVISOR_TARGET_BACKLOG", integer(c.supervisor_target_backlog, 1, 1000000)},
       {"JOBS_SUPERVISOR_TARGET_DRAIN_S", integer(c.supervisor_target_drain_s, 0, 86400)},

@@ -75,6 +75,8 @@
 //   JOBS_SUPERVISOR_RESTART_BACKOFF_MS  1000 first restart delay of a dead worker
 //                                (doubling per death in a row, up to 60 s)
 //   JOBS_SUPERVISOR_WORKER_BIN   empty: jobs-worker beside jobs-supervisor
+//   JOBS_SUPERVISOR_METRICS_PORT 0 (off): the supervisor serves GET /metrics here
+//                                (workers/supervisor/supervisor_metrics.hpp)
 //
 // The email worker's relay (workers/email/email.hpp):
 //   JOBS_SMTP_HOST               empty: no relay, email jobs fail (retryable) saying so
@@ -171,6 +173,7 @@ struct config {
   std::string metrics_token;             ///< set: /metrics needs `Authorization: Bearer <it>`
   std::string metrics_addr = "0.0.0.0";  ///< the worker's (and supervisor's) /metrics listener
   int worker_metrics_port = 0;           ///< 0: the worker serves no /metrics
+  int supervisor_metrics_port = 0;       ///< 0: the supervisor serves no /metrics
   std::string supervisor_pools = "processing=1..4;email=1..2;webhooks=1..2";
   int supervisor_target_backlog = 16;
   int supervisor_target_drain_s = 0;

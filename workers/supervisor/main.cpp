@@ -3,9 +3,12 @@
 //   jobs-supervisor [--pools SPEC]
 // Settings: JOBS_* environment variables (common/config.hpp), the pools in
 // JOBS_SUPERVISOR_POOLS or --pools (common/scaling.hpp). Workers inherit the
-// environment.
+// environment, except JOBS_WORKER_METRICS_PORT: when set, each worker gets
+// that port + its slot (supervisor.hpp). With JOBS_SUPERVISOR_METRICS_PORT
+// set, serves GET /metrics there (supervisor_metrics.hpp).
 #include "common/config.hpp"
 #include "common/log.hpp"
+#include "common/metrics_server.hpp"
 #include "workers/supervisor/supervisor.hpp"
 
 #include <unistd.h>
@@ -35,14 +38,25 @@ int main(int argc, char** argv) {
     if (bin.empty())
       bin =
           (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "jobs-worker").string();
-    return run_supervisor({.pg_url = cfg.pg_url,
-                           .amqp_url = cfg.amqp_url,
-                           .pools = parse_pools(cfg.supervisor_pools, policy_defaults(cfg)),
-                           .worker_bin = bin,
-                           .interval = cfg.supervisor_interval,
-                           .restart_backoff = cfg.supervisor_restart_backoff,
-                           .drain_timeout = cfg.worker_shutdown + cfg.worker_cancel_grace +
-                                            std::chrono::seconds(10)});
+    metrics::registry registry;
+    supervisor_metrics measures(registry);
+    std::unique_ptr<metrics_server> metrics_http;
+    if (cfg.supervisor_metrics_port > 0)
+      metrics_http = std::make_unique<metrics_server>(
+          metrics_server_options{.address = cfg.metrics_addr,
+                                 .port = cfg.supervisor_metrics_port,
+                                 .token = cfg.metrics_token},
+          registry);
+    return run_supervisor(
+        {.pg_url = cfg.pg_url,
+         .amqp_url = cfg.amqp_url,
+         .pools = parse_pools(cfg.supervisor_pools, policy_defaults(cfg)),
+         .worker_bin = bin,
+         .interval = cfg.supervisor_interval,
+         .restart_backoff = cfg.supervisor_restart_backoff,
+         .drain_timeout = cfg.worker_shutdown + cfg.worker_cancel_grace + std::chrono::seconds(10),
+         .metrics = &measures,
+         .worker_metrics_port = cfg.worker_metrics_port});
   } catch (const std::exception& e) {
     log_error("supervisor failed to start", {{"error", e.what()}});
     return 1;

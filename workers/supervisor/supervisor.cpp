@@ -16,6 +16,9 @@
 #include <algorithm>
 #include <csignal>
 #include <memory>
+#include <set>
+
+extern char** environ;
 
 namespace jobs {
 
@@ -42,6 +45,7 @@ struct child {
   clock::time_point started;
   bool draining = false;
   clock::time_point drain_started{};
+  int slot = -1;  ///< its metrics port offset; -1 without worker metrics ports
 };
 
 struct pool {
@@ -58,7 +62,26 @@ struct pool {
   }
 };
 
-pid_t spawn_worker(const std::string& bin, const std::string& queue) {
+// The environment with JOBS_WORKER_METRICS_PORT set to `port`, built before
+// fork: the child of a threaded process may not allocate.
+std::vector<std::string> worker_environment(int port) {
+  constexpr std::string_view key = "JOBS_WORKER_METRICS_PORT=";
+  std::vector<std::string> out;
+  for (char** e = environ; *e; ++e)
+    if (!std::string_view(*e).starts_with(key)) out.emplace_back(*e);
+  out.push_back(fmt::format("{}{}", key, port));
+  return out;
+}
+
+// `port` > 0: the worker's JOBS_WORKER_METRICS_PORT; 0: the inherited environment.
+pid_t spawn_worker(const std::string& bin, const std::string& queue, int port) {
+  std::vector<std::string> env_text;
+  std::vector<char*> envp;
+  if (port > 0) {
+    env_text = worker_environment(port);
+    for (auto& e : env_text) envp.push_back(e.data());
+  }
+  envp.push_back(nullptr);
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
@@ -69,7 +92,11 @@ pid_t spawn_worker(const std::string& bin, const std::string& queue) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    execl(bin.c_str(), "jobs-worker", "--queue", queue.c_str(), static_cast<char*>(nullptr));
+    if (port > 0)
+      execle(bin.c_str(), "jobs-worker", "--queue", queue.c_str(), static_cast<char*>(nullptr),
+             envp.data());
+    else
+      execl(bin.c_str(), "jobs-worker", "--queue", queue.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   return pid;
@@ -165,6 +192,19 @@ class supervisor {
       p.desired = desired_workers(sig, p.scale.policy());
       int before = p.scale.target();
       int after = p.scale.step(p.desired, now);
+      if (auto* m = opts_.metrics) {
+        auto q = std::string_view(p.queue);
+        m->desired.with({q}).set(p.desired);
+        m->running.with({q}).set(sig.running);
+        m->target.with({q}).set(after);
+        m->min.with({q}).set(p.scale.policy().min_workers);
+        m->max.with({q}).set(p.scale.policy().max_workers);
+        m->ready.with({q}).set(static_cast<double>(sig.ready));
+        m->unacked.with({q}).set(static_cast<double>(sig.unacked));
+        m->oldest_age.with({q}).set(sig.oldest_waiting_age_s);
+        m->completed_rate.with({q}).set(sig.completed_per_s);
+        if (after != before) m->scale_events.with({q, after > before ? "up" : "down"}).inc();
+      }
       if (after != before)
         log_info("scaling", {{"queue", p.queue},
                              {"from", before},
@@ -199,8 +239,15 @@ class supervisor {
     for (auto& p : pools_) {
       int active = p.active();
       while (active < p.scale.target() && now >= p.next_start) {
-        auto pid = spawn_worker(opts_.worker_bin, p.queue);
-        p.children.push_back({pid, now});
+        int slot = -1;
+        if (opts_.worker_metrics_port > 0) {
+          slot = 0;
+          while (slots_.contains(slot)) ++slot;
+        }
+        auto pid = spawn_worker(opts_.worker_bin, p.queue,
+                                slot < 0 ? 0 : opts_.worker_metrics_port + slot);
+        if (slot >= 0) slots_.insert(slot);
+        p.children.push_back({.pid = pid, .started = now, .slot = slot});
         ++active;
         log_info("worker started", {{"queue", p.queue}, {"pid", pid}, {"active", active}});
       }
@@ -244,6 +291,7 @@ class supervisor {
           auto delay = std::min<milliseconds>(
               backoff_cap, opts_.restart_backoff * (1L << std::min(p.deaths - 1, 16)));
           p.next_start = now + delay;
+          if (opts_.metrics) opts_.metrics->restarts.with({p.queue}).inc();
           log_warn("worker died; restarting it after a backoff",
                    {{"queue", p.queue},
                     {"pid", pid},
@@ -251,6 +299,7 @@ class supervisor {
                     {"deaths_in_a_row", p.deaths},
                     {"restart_in_ms", delay.count()}});
         }
+        slots_.erase(it->slot);
         p.children.erase(it);
         break;
       }
@@ -291,6 +340,7 @@ class supervisor {
   std::string id_;
   std::unique_ptr<pqxx::connection> pg_;
   std::unique_ptr<amqp_connection> amqp_;
+  std::set<int> slots_;  ///< metrics port slots held by live workers
 };
 
 }  // namespace

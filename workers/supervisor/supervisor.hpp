@@ -18,6 +18,10 @@
 // A worker that exits without being asked (a crash, kill -9) is replaced
 // after a backoff: `restart_backoff`, doubling with each death in a row,
 // up to 60 s; a worker that lived 60 s resets it.
+// Worker metrics ports: with `worker_metrics_port` set, workers cannot all
+// bind that one port, so each gets base + slot (see the option below); slots
+// are reused as workers exit, so they stay below the sum of the pools' max
+// plus those still draining.
 // stop() (SIGTERM, SIGINT) drains every worker, removes the heartbeat rows
 // and makes run() return. If the supervisor itself dies, its workers get
 // SIGTERM from the kernel (PR_SET_PDEATHSIG) and drain.
@@ -27,6 +31,7 @@
 // Thread-safety: run() on the thread that blocked the signals (main).
 
 #include "common/scaling.hpp"
+#include "workers/supervisor/supervisor_metrics.hpp"
 
 #include <chrono>
 #include <string>
@@ -42,6 +47,11 @@ struct supervisor_options {
   std::chrono::milliseconds interval{2000};
   std::chrono::milliseconds restart_backoff{1000};
   std::chrono::milliseconds drain_timeout{45000};
+  supervisor_metrics* metrics = nullptr;  ///< when set, updated each tick (supervisor_metrics.hpp)
+  /// > 0: each worker gets JOBS_WORKER_METRICS_PORT = this + its slot, the
+  /// lowest index (0, 1, ...) no other live worker of this supervisor holds;
+  /// 0: the workers inherit the variable as it is (unset or 0: no /metrics).
+  int worker_metrics_port = 0;
 };
 
 /// Runs the pools until SIGTERM or SIGINT, which it takes itself: call
