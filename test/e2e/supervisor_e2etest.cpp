@@ -292,17 +292,13 @@ TEST_CASE("SIGTERM to the supervisor drains its busy workers: running jobs finis
   CHECK(q.processing().at("ready") == jobs - 4);
 }
 
-// Skipped for now (see the wiring branch's report): jobs_supervisor_workers_running
-// read 0 with both pools' workers up, and base + 1 can be taken by another
-// process on a shared machine (pick three consecutive free ports first).
-TEST_CASE("the supervisor's /metrics match GET /v1/queues; each worker has its own metrics port" *
-          doctest::skip()) {
+TEST_CASE("the supervisor's /metrics match GET /v1/queues; each worker has its own metrics port") {
   scratch s;
   platform p(s, {});
   auto key = create_key(s.pg_url, "acme");
   auto env = p.env;
   int sup_port = free_port();
-  int worker_base = free_port();
+  int worker_base = free_port_run(3);
   env["JOBS_SUPERVISOR_POOLS"] = "processing=2..3;email=1..1";
   env["JOBS_SUPERVISOR_INTERVAL_MS"] = "200";
   env["JOBS_SUPERVISOR_METRICS_PORT"] = std::to_string(sup_port);
@@ -328,6 +324,10 @@ TEST_CASE("the supervisor's /metrics match GET /v1/queues; each worker has its o
   bool agree = wait_until(
       [&] {
         auto f = scrape();
+        // The first tick may come before the workers are started.
+        if (gauge(f, "jobs_supervisor_workers_running", "processing") != 2 ||
+            gauge(f, "jobs_supervisor_workers_running", "email") != 1)
+          return false;
         auto body = h.get("/v1/queues", key).json();
         for (const auto& e : body.at("queues").as_array()) {
           auto name = std::string(e.at("name").as_string());
@@ -357,16 +357,13 @@ TEST_CASE("the supervisor's /metrics match GET /v1/queues; each worker has its o
   CHECK(f.at("jobs_supervisor_scale_events_total").type == "counter");
 
   // Three workers, three ports: base + slot 0, 1, 2; each serves a worker's metrics.
-  std::set<std::string> queues;
   for (int slot = 0; slot < 3; ++slot) {
     bool up = wait_until(
         [&] {
           try {
             http_client w(worker_base + slot);
             auto r = w.get("/metrics", "");
-            if (r.status != 200) return false;
-            auto wf = parse_prom_text(r.body);
-            return wf.contains("jobs_in_flight");
+            return r.status == 200 && parse_prom_text(r.body).contains("jobs_in_flight");
           } catch (const std::exception&) {
             return false;
           }

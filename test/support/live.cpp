@@ -24,6 +24,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 
 extern char** environ;
 
@@ -235,6 +236,24 @@ int free_port() {
   asio::io_context ioc;
   tcp::acceptor a(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   return a.local_endpoint().port();
+}
+
+int free_port_run(int n) {
+  // Below Linux's ephemeral range (32768-60999), so an outgoing connection's
+  // local port can't take one of them between this check and their use.
+  static std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> pick(20000, 30000);
+  for (;;) {
+    int base = pick(rng);
+    try {
+      asio::io_context ioc;
+      std::vector<tcp::acceptor> held;
+      for (int i = 0; i < n; ++i)
+        held.emplace_back(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), base + i));
+      return base;
+    } catch (const std::exception&) {
+    }
+  }
 }
 
 std::string binary(const std::string& name) { return require_env("JOBS_BIN_DIR") + "/" + name; }

@@ -77,6 +77,8 @@ class process {
 
 /// A loopback TCP port free right now.
 int free_port();
+/// The first of `n` consecutive free loopback ports, outside the ephemeral range.
+int free_port_run(int n);
 
 /// Path of a built binary (JOBS_BIN_DIR).
 std::string binary(const std::string& name);
