@@ -183,8 +183,12 @@ constexpr const char* rescue_lost_sql = R"(
               WHEN $2 = 'dead' THEN 'dead'::job_state ELSE 'failed'::job_state END, last_error
   FROM u)";
 
-// '{a,b,c}' for uuid[]; the ids were checked to be UUIDs by the callers,
-// and anything else is refused here rather than quoted.
+void append_json_string(std::string& out, std::string_view s) {
+  out += boost::json::serialize(boost::json::string(s));
+}
+
+}  // namespace
+
 std::string uuid_array(std::span<const std::string> ids) {
   std::string out = "{";
   for (const auto& id : ids) {
@@ -195,12 +199,6 @@ std::string uuid_array(std::span<const std::string> ids) {
   out.push_back('}');
   return out;
 }
-
-void append_json_string(std::string& out, std::string_view s) {
-  out += boost::json::serialize(boost::json::string(s));
-}
-
-}  // namespace
 
 // PostgreSQL's JSON text has spaces around ':' and after ','; clients get it
 // compact. Only whitespace outside strings goes; numbers keep their text.

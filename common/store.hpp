@@ -27,6 +27,11 @@ namespace jobs {
 /// (numbers keep their text).
 std::string compact_json(std::string_view text);
 
+/// '{a,b,c}' for a uuid[] parameter; the ids were checked to be UUIDs by the
+/// callers, and anything else is refused here (std::invalid_argument) rather
+/// than quoted.
+std::string uuid_array(std::span<const std::string> ids);
+
 struct new_job {
   job_id id;
   tenant_id tenant;

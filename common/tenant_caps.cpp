@@ -1,6 +1,7 @@
 #include "common/tenant_caps.hpp"
 
-#include <stdexcept>
+#include "common/store.hpp"
+
 
 namespace jobs {
 
@@ -63,17 +64,6 @@ constexpr const char* claim_capped_sql = R"(
   SELECT true, * FROM claimed
   UNION ALL
   SELECT false, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM deferred)";
-
-std::string uuid_array(std::span<const std::string> ids) {
-  std::string out = "{";
-  for (const auto& id : ids) {
-    if (!is_uuid(id)) throw std::invalid_argument("not a uuid: " + id);
-    if (out.size() > 1) out.push_back(',');
-    out += id;
-  }
-  out.push_back('}');
-  return out;
-}
 
 }  // namespace
 
