@@ -2,7 +2,6 @@
 
 #include "common/store.hpp"
 
-
 namespace jobs {
 
 namespace {
