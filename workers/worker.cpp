@@ -165,15 +165,22 @@ struct worker::impl {
     waiting.clear();
   }
 
-  // Claims what fits: sync jobs take free handler threads, async jobs free
-  // in-flight slots. Messages for a kind without room wait for the next round.
-  void claim() {
-    int free_sync = o().concurrency - static_cast<int>(running.busy(false));
-    int free_async = o().async_inflight - static_cast<int>(running.busy(true));
-    if ((free_sync <= 0 && free_async <= 0) || waiting.empty() || stopping) return;
+  // The messages to claim this cycle: sync jobs take free handler threads,
+  // async jobs free in-flight slots (counting those whose outcome this cycle
+  // commits first). Messages for a kind without room wait for the next round.
+  struct claims {
     std::vector<std::string> ids;
     std::unordered_map<std::string, uint64_t> tags;
     std::vector<std::pair<delivery, job_message>> taken;
+  };
+
+  claims pick_claims(const std::vector<detail::finished_job>& ending) {
+    claims c;
+    int free_sync = o().concurrency - static_cast<int>(running.busy(false));
+    int free_async = o().async_inflight - static_cast<int>(running.busy(true));
+    for (const auto& f : ending)
+      if (const auto* j = running.find(f.job.id)) ++(j->async ? free_async : free_sync);
+    if ((free_sync <= 0 && free_async <= 0) || waiting.empty() || stopping) return c;
     std::deque<std::pair<delivery, job_message>> later;
     while (!waiting.empty() && (free_sync > 0 || free_async > 0)) {
       auto [d, m] = std::move(waiting.front());
@@ -184,7 +191,7 @@ struct worker::impl {
         run->tag = d.tag;
         continue;
       }
-      if (run || tags.contains(m.id)) {
+      if (run || c.tags.contains(m.id)) {
         amqp->ack(d.tag);  // a duplicate of a job this worker has in hand
         continue;
       }
@@ -194,23 +201,17 @@ struct worker::impl {
         continue;
       }
       --free;
-      ids.push_back(m.id);
-      tags.emplace(m.id, d.tag);
-      taken.emplace_back(std::move(d), std::move(m));
+      c.ids.push_back(m.id);
+      c.tags.emplace(m.id, d.tag);
+      c.taken.emplace_back(std::move(d), std::move(m));
     }
     for (auto it = later.rbegin(); it != later.rend(); ++it) waiting.push_front(std::move(*it));
-    capped_claim got;
-    try {
-      got = with_db([&](pqxx::connection& c) {
-        pqxx::work tx(c);
-        auto r = claim_jobs_capped(tx, ids, o().worker_id, o().lease, o().caps);
-        tx.commit();
-        return r;
-      });
-    } catch (...) {
-      for (auto it = taken.rbegin(); it != taken.rend(); ++it) waiting.push_front(std::move(*it));
-      throw;
-    }
+    return c;
+  }
+
+  // Claimed and committed: the jobs go to the handlers; the messages of the
+  // deferred and the unclaimable go.
+  void start_claimed(capped_claim& got, std::unordered_map<std::string, uint64_t>& tags) {
     // Over their tenant's cap: scheduled again, so the message may go.
     for (const auto& id : got.deferred) {
       amqp->ack(tags.at(id));
@@ -230,6 +231,45 @@ struct worker::impl {
       amqp->ack(tag);
       ++w.stats_.dropped;
     }
+  }
+
+  // One transaction a cycle: the outcomes of the handlers that returned
+  // (with their commit hooks), then the claims of the messages received.
+  // After the commit the finished jobs' messages are acked and the claimed
+  // jobs start. If it fails, both stay for the next cycle.
+  void cycle() {
+    pool.take_finished(finished);
+    std::erase_if(finished, [&](const detail::finished_job& f) {
+      return running.discard(f.job.id, f.job.attempt);  // already recorded without it
+    });
+    auto c = pick_claims(finished);
+    if (finished.empty() && c.ids.empty()) return;
+    std::vector<job_outcome> outcomes;
+    outcomes.reserve(finished.size());
+    for (const auto& f : finished) outcomes.push_back(outcome_for(f));
+    capped_claim got;
+    try {
+      got = with_db([&](pqxx::connection& conn) {
+        pqxx::work tx(conn);
+        if (!outcomes.empty()) {
+          run_commit_hooks(tx, outcomes);
+          complete_jobs(tx, outcomes, o().worker_id);
+        }
+        auto r = claim_jobs_capped(tx, c.ids, o().worker_id, o().lease, o().caps);
+        tx.commit();
+        return r;
+      });
+    } catch (...) {
+      for (auto it = c.taken.rbegin(); it != c.taken.rend(); ++it)
+        waiting.push_front(std::move(*it));
+      throw;
+    }
+    if (o().test_fault == "worker_crash_after_commit" && !outcomes.empty()) {
+      log_warn("test fault: crashing after the commit, before the acks");
+      std::_Exit(70);
+    }
+    completed(outcomes);
+    start_claimed(got, c.tags);
   }
 
   // One recorded attempt: metrics, and a debug line that carries its trace.
@@ -272,27 +312,8 @@ struct worker::impl {
     return outcome_of(f.job, handler_error::retryable(timed_out(j->timeout)));
   }
 
-  void complete() {
-    pool.take_finished(finished);
-    std::erase_if(finished, [&](const detail::finished_job& f) {
-      return running.discard(f.job.id, f.job.attempt);  // already recorded without it
-    });
-    if (finished.empty()) return;
-    std::vector<job_outcome> outcomes;
-    outcomes.reserve(finished.size());
-    for (const auto& f : finished) outcomes.push_back(outcome_for(f));
-    with_db([&](pqxx::connection& c) {
-      pqxx::work tx(c);
-      run_commit_hooks(tx, outcomes);
-      complete_jobs(tx, outcomes, o().worker_id);
-      tx.commit();
-      return 0;
-    });
-    if (o().test_fault == "worker_crash_after_commit") {
-      log_warn("test fault: crashing after the commit, before the acks");
-      std::_Exit(70);
-    }
-    // Committed: now the messages may go.
+  // The outcomes are committed: now their messages may go.
+  void completed(const std::vector<job_outcome>& outcomes) {
     for (const auto& out : outcomes) {
       auto* j = running.find(out.id);
       if (!j) continue;
@@ -451,8 +472,7 @@ struct worker::impl {
           ::poll(p, 2, idle_poll_ms);
         }
         apply_pause();
-        claim();
-        complete();
+        cycle();
         take_cancel_requests();
         stop_overdue();
         renew_leases();
