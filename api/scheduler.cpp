@@ -78,14 +78,15 @@ int scheduler::publish_due(pqxx::connection& c) {
   {
     pqxx::work w(c);
     auto unconfirmed = lock_unconfirmed_jobs(w, batch);
-    auto ok = publish_all(pub_, unconfirmed);
-    mark_published(w, ok);
+    auto ok = publish_all(pub_, unconfirmed.jobs);
+    // Settled only when every job went out; otherwise all once more next round.
+    if (ok.size() == unconfirmed.jobs.size()) settle_publish_batches(w, unconfirmed.batches);
     w.commit();
-    if (!unconfirmed.empty())
+    if (!unconfirmed.jobs.empty())
       log_warn("unconfirmed jobs published again",
                {{"jobs", static_cast<std::int64_t>(ok.size())}});
     recovered += static_cast<long>(ok.size());
-    work += static_cast<int>(unconfirmed.size());
+    work += static_cast<int>(unconfirmed.jobs.size() + unconfirmed.batches.size());
   }
   // The rescuer: jobs whose worker died go back to their queue, or die
   // when no attempt is left. A job stays locked until it is republished.

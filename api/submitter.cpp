@@ -16,9 +16,10 @@ namespace jobs {
 
 namespace {
 constexpr const char* undo_sql = "DELETE FROM jobs WHERE id = ANY($1::uuid[]) AND state = 'queued'";
-constexpr const char* confirmed_sql =
-    "UPDATE jobs SET publish_deadline = NULL WHERE id = ANY($1::uuid[]) AND publish_deadline IS "
-    "NOT NULL";
+
+// Settled publish batches are deleted in one statement a second: a
+// commit a second instead of one per group commit.
+constexpr auto settle_interval = std::chrono::seconds(1);
 
 // Expired keys are freed on use anyway; the sweep only keeps the key index
 // small, so once a minute is plenty (a short TTL, as in tests, goes faster).
@@ -27,11 +28,6 @@ std::chrono::milliseconds sweep_interval(std::chrono::milliseconds ttl) {
   return std::clamp<milliseconds>(ttl / 2, milliseconds(100), milliseconds(60000));
 }
 
-std::string uuid_list(const std::vector<std::string>& ids) {
-  std::string arr = "{";
-  for (const auto& id : ids) arr += (arr.size() > 1 ? "," : "") + id;
-  return arr + "}";
-}
 }  // namespace
 
 submitter::submitter(std::string pg_url, publisher& pub, int batch_max,
@@ -75,44 +71,55 @@ void submitter::submit_many(std::vector<new_job> jobs, std::vector<done_fn> done
 }
 
 void submitter::run() {
+  std::vector<std::int64_t> settled;  // deleted at the next settle
+  auto next_settle = std::chrono::steady_clock::now() + settle_interval;
   for (;;) {
     std::vector<std::pair<new_job, done_fn>> batch;
-    std::vector<std::pair<std::string, done_fn>> failed;
-    std::vector<std::string> confirmed;
+    std::vector<refused> failed;
+    bool last = false;
     {
       std::unique_lock lk(mu_);
-      cv_.wait_until(lk, next_sweep_, [&] {
-        return stopping_ || !queue_.empty() || !unconfirmed_.empty() || !confirmed_.empty();
-      });
-      if (stopping_ && queue_.empty() && unconfirmed_.empty() && confirmed_.empty()) return;
+      cv_.wait_until(lk, std::min(next_sweep_, next_settle),
+                     [&] { return stopping_ || !queue_.empty() || !unconfirmed_.empty(); });
+      last = stopping_ && queue_.empty() && unconfirmed_.empty();
       while (!queue_.empty() && static_cast<int>(batch.size()) < batch_max_) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
       failed.swap(unconfirmed_);
-      confirmed.swap(confirmed_);
+      settled.insert(settled.end(), settled_.begin(), settled_.end());
+      settled_.clear();
     }
     if (!failed.empty()) undo(failed);
     if (!batch.empty()) write(batch);
-    if (!confirmed.empty()) mark_confirmed(confirmed);
-    if (std::chrono::steady_clock::now() >= next_sweep_) sweep_keys();
+    auto now = std::chrono::steady_clock::now();
+    if (now >= next_settle || last) {
+      settle(settled);
+      next_settle = now + settle_interval;
+    }
+    if (last) return;
+    if (now >= next_sweep_) sweep_keys();
   }
 }
 
 void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
   std::vector<new_job> rows;
   rows.reserve(batch.size());
-  for (auto& [job, done] : batch) {
-    rows.push_back(job);
-    rows.back().publish_grace_ms = static_cast<int>(publish_grace_.count());
-  }
-  std::vector<std::string> inserted;
+  for (auto& [job, done] : batch) rows.push_back(job);
+  std::vector<std::string> inserted, queued;
+  std::int64_t publish_batch = 0;
   std::vector<key_holder> holders;
   try {
     with_reconnect(db_, pg_url_, [&](pqxx::connection& c) {
       pqxx::work w(c);
       release_expired_keys(w, rows, idempotency_ttl_);
       inserted = insert_jobs(w, rows);
+      queued.clear();
+      std::unordered_set<std::string_view> fresh(inserted.begin(), inserted.end());
+      for (const auto& r : rows)
+        if (r.state == job_state::queued && fresh.contains(r.id.value))
+          queued.push_back(r.id.value);
+      if (!queued.empty()) publish_batch = record_publish_batch(w, queued, publish_grace_);
       holders.clear();
       if (inserted.size() < rows.size()) {
         std::unordered_set<std::string> fresh(inserted.begin(), inserted.end());
@@ -137,6 +144,10 @@ void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
     std::_Exit(70);
   }
   settle_duplicates(batch, inserted, holders);
+  if (!queued.empty()) {
+    std::lock_guard lk(mu_);
+    pending_[publish_batch] = static_cast<int>(queued.size());
+  }
   for (auto& [job, done] : batch) {
     if (!done) continue;  // a duplicate, settled above
     if (job.state != job_state::queued) {
@@ -148,19 +159,19 @@ void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
     auto traceparent = job.trace_id.empty() ? std::string() : make_traceparent(job.trace_id);
     pub_.publish(
         job.queue, job.id.value, std::move(body),
-        [this, id = job.id.value, done = std::move(done)](bool ok, std::string_view why) {
+        [this, id = job.id.value, done = std::move(done), publish_batch](bool ok,
+                                                                         std::string_view why) {
           if (ok) {
             {
               std::lock_guard lk(mu_);
-              confirmed_.push_back(id);
+              settle_one(publish_batch);
             }
-            cv_.notify_one();
             return done(std::nullopt);
           }
           log_warn("publish not confirmed", {{"job_id", id}, {"error", why}});
           {
             std::lock_guard lk(mu_);
-            unconfirmed_.emplace_back(id, done);
+            unconfirmed_.push_back({id, done, publish_batch});
           }
           cv_.notify_one();
         },
@@ -253,40 +264,60 @@ void submitter::sweep_keys() {
       swept == idempotency_limits::sweep_batch ? now : now + sweep_interval(idempotency_ttl_);
 }
 
-void submitter::mark_confirmed(std::vector<std::string>& ids) {
-  // Bookkeeping only: if it fails, the recovery publishes these once more
-  // and workers drop the duplicates.
-  try {
-    with_reconnect(db_, pg_url_, [&](pqxx::connection& c) {
-      pqxx::work w(c);
-      w.exec_params(confirmed_sql, uuid_list(ids));
-      w.commit();
-      return 0;
-    });
-  } catch (const std::exception& e) {
-    log_warn("cannot record publisher confirms", {{"error", e.what()}});
-    db_.reset();
-  }
+void submitter::settle_one(std::int64_t batch) {
+  auto it = pending_.find(batch);
+  if (it == pending_.end() || --it->second > 0) return;
+  pending_.erase(it);
+  settled_.push_back(batch);
 }
 
-void submitter::undo(std::vector<std::pair<std::string, done_fn>>& failed) {
-  std::vector<std::string> ids;
-  for (auto& [id, done] : failed) ids.push_back(id);
+void submitter::settle(std::vector<std::int64_t>& batches) {
+  if (batches.empty()) return;
+  // Bookkeeping only: if it fails, the batches stay, and the recovery
+  // publishes their jobs still queued once more; workers drop the duplicates.
   try {
     with_reconnect(db_, pg_url_, [&](pqxx::connection& c) {
       pqxx::work w(c);
-      w.exec_params(undo_sql, uuid_list(ids));
+      settle_publish_batches(w, batches);
       w.commit();
       return 0;
     });
   } catch (const std::exception& e) {
-    // The rows stay `queued` without a message; the recovery sweep publishes them.
+    log_warn("cannot settle publish batches", {{"error", e.what()}});
+    db_.reset();
+  }
+  batches.clear();
+}
+
+void submitter::undo(std::vector<refused>& failed) {
+  std::vector<std::string> ids;
+  for (const auto& f : failed) ids.push_back(f.id);
+  bool undone = false;
+  try {
+    with_reconnect(db_, pg_url_, [&](pqxx::connection& c) {
+      pqxx::work w(c);
+      w.exec_params(undo_sql, uuid_array(ids));
+      w.commit();
+      return 0;
+    });
+    undone = true;
+  } catch (const std::exception& e) {
+    // The rows stay `queued` without a message, and their batch unsettled:
+    // the recovery publishes them.
     log_error("cannot withdraw unconfirmed jobs", {{"error", e.what()}});
     db_.reset();
   }
-  for (auto& [id, done] : failed)
-    done(make_problem(503, "unavailable",
-                      "the message broker did not confirm the job; retry later"));
+  {
+    std::lock_guard lk(mu_);
+    for (const auto& f : failed)
+      if (undone)
+        settle_one(f.batch);
+      else
+        pending_.erase(f.batch);
+  }
+  for (auto& f : failed)
+    f.done(make_problem(503, "unavailable",
+                        "the message broker did not confirm the job; retry later"));
 }
 
 }  // namespace jobs

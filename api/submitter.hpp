@@ -8,9 +8,10 @@
 // message. A `scheduled` job completes at commit (the scheduler publishes it
 // when due).
 //
-// Until its confirm arrives a queued row carries a publish_deadline (cleared
-// in batches afterwards): if this process dies in between, the scheduler's
-// recovery publishes the job when the deadline passes.
+// Each group commit records its queued jobs as a publish batch (the outbox,
+// common/store.hpp), settled once the broker confirmed them all (in one
+// DELETE a second): if this process dies in between, the scheduler's
+// recovery publishes those still queued when the batch's deadline passes.
 //
 // Idempotency keys (common/idempotency.hpp): the INSERT skips a row whose
 // key its tenant's job already holds, and the request is answered with that
@@ -67,8 +68,14 @@ class submitter {
  private:
   void run();
   void write(std::vector<std::pair<new_job, done_fn>>& batch);
-  void undo(std::vector<std::pair<std::string, done_fn>>& failed);
-  void mark_confirmed(std::vector<std::string>& ids);
+  struct refused {
+    std::string id;
+    done_fn done;
+    std::int64_t batch;
+  };
+  void undo(std::vector<refused>& failed);
+  void settle_one(std::int64_t batch);  ///< with mu_ held
+  void settle(std::vector<std::int64_t>& batches);
   void settle_duplicates(std::vector<std::pair<new_job, done_fn>>& batch,
                          const std::vector<std::string>& inserted,
                          const std::vector<key_holder>& holders);
@@ -86,8 +93,9 @@ class submitter {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<new_job, done_fn>> queue_;
-  std::vector<std::pair<std::string, done_fn>> unconfirmed_;  // job id, request: to undo
-  std::vector<std::string> confirmed_;  // their publish_deadline is cleared in a batch
+  std::vector<refused> unconfirmed_;     // to undo
+  std::map<std::int64_t, int> pending_;  // publish batch -> confirms awaited
+  std::vector<std::int64_t> settled_;    // batches all confirmed: to delete
   bool stopping_ = false;
   std::chrono::milliseconds idempotency_ttl_;
   std::chrono::steady_clock::time_point next_sweep_;  // the submitter thread's

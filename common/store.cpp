@@ -11,16 +11,14 @@ namespace {
 
 constexpr const char* insert_jobs_sql = R"(
   INSERT INTO jobs (id, tenant_id, queue, type, payload, state, priority, max_attempts, run_at,
-                    queued_at, timeout_ms, idempotency_key, request_hash, publish_deadline,
+                    queued_at, timeout_ms, idempotency_key, request_hash,
                     backoff_base_ms, backoff_cap_ms, backoff_jitter, trace_id)
   SELECT x.id, x.tenant_id, x.queue, x.type, x.payload, x.state, x.priority, x.max_attempts,
          coalesce(x.run_at, now()), CASE WHEN x.state = 'queued' THEN now() END, x.timeout_ms,
-         x.idempotency_key, x.request_hash,
-         CASE WHEN x.state = 'queued' THEN now() + x.publish_grace_ms * interval '1 millisecond' END,
-         x.backoff_base_ms, x.backoff_cap_ms, x.backoff_jitter, x.trace_id
+         x.idempotency_key, x.request_hash, x.backoff_base_ms, x.backoff_cap_ms, x.backoff_jitter, x.trace_id
   FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, tenant_id text, queue text, type text,
        payload jsonb, state job_state, priority smallint, max_attempts integer, run_at timestamptz,
-       timeout_ms integer, idempotency_key text, request_hash text, publish_grace_ms integer,
+       timeout_ms integer, idempotency_key text, request_hash text,
        backoff_base_ms integer, backoff_cap_ms integer, backoff_jitter text, trace_id text)
   ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING id::text)";
@@ -64,18 +62,17 @@ constexpr const char* list_jobs_sql = R"(
 // a worker can get the message first: a due scheduled/failed row must match
 // here, so that the UPDATE waits for the scheduler's commit and re-checks the
 // row (then `queued`). Matching only `queued` would skip it and drop the job.
-constexpr const char* claim_sql = R"(
-  UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = now(),
-         worker_id = $2, lease_expires_at = now() + $3 * interval '1 millisecond', updated_at = now(),
-         publish_deadline = NULL
-  WHERE id = ANY($1::uuid[])
-    AND (state = 'queued'
-         OR (state IN ('scheduled', 'failed') AND run_at <= now())
-         OR (state = 'running' AND lease_expires_at < now() AND cancel_requested_at IS NULL))
+const std::string claim_sql = std::string(R"(
+  UPDATE jobs j SET state = 'running', attempts = attempts + 1, started_at = now(),
+         worker_id = $2, lease_expires_at = now() + $3 * interval '1 millisecond', updated_at = now()
+  WHERE j.id = ANY($1::uuid[]) AND )") +
+                              claimable_sql + R"(
   RETURNING id::text, tenant_id, queue, type, payload::text, attempts, max_attempts,
             coalesce(timeout_ms, 0), coalesce(backoff_base_ms, 0), coalesce(backoff_cap_ms, 0),
             coalesce(backoff_jitter, ''), coalesce(trace_id, ''))";
 
+// Statements below that name rows by id test the state as text
+// (`state::text = 'running'`) for the reason given at claimable_sql.
 // A snoozed job goes back to scheduled and its attempt is not counted. The
 // rows are locked first, so a cancel request committed meanwhile is seen:
 // then anything but a success ends the job cancelled.
@@ -87,7 +84,7 @@ constexpr const char* complete_sql = R"(
     FROM jsonb_to_recordset($1::jsonb)
       AS x(id uuid, attempt integer, state job_state, result jsonb, error text, run_at timestamptz)
     JOIN jobs j ON j.id = x.id
-    WHERE j.state = 'running' AND j.attempts = x.attempt AND j.worker_id = $2
+    WHERE j.state::text = 'running' AND j.attempts = x.attempt AND j.worker_id = $2
     FOR UPDATE OF j
   ), u AS (
     UPDATE jobs j SET state = o.state, result = o.result,
@@ -98,7 +95,7 @@ constexpr const char* complete_sql = R"(
            cancelled_at = CASE WHEN o.state = 'cancelled' THEN now() ELSE j.cancelled_at END,
            run_at = coalesce(o.run_at, j.run_at), lease_expires_at = NULL, updated_at = now()
     FROM o
-    WHERE j.id = o.id AND j.state = 'running' AND j.attempts = o.attempt AND j.worker_id = $2
+    WHERE j.id = o.id AND j.state::text = 'running' AND j.attempts = o.attempt AND j.worker_id = $2
     RETURNING j.id, o.attempt, j.started_at, o.state, o.error
   )
   INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error)
@@ -108,12 +105,12 @@ constexpr const char* complete_sql = R"(
 constexpr const char* lock_owned_sql = R"(
   SELECT id::text FROM jobs
   WHERE (id, attempts) IN (SELECT * FROM unnest($1::uuid[], $2::integer[]))
-    AND state = 'running' AND worker_id = $3
+    AND state::text = 'running' AND worker_id = $3
   FOR UPDATE)";
 
 constexpr const char* extend_leases_sql = R"(
   UPDATE jobs SET lease_expires_at = now() + $3 * interval '1 millisecond'
-  WHERE id = ANY($1::uuid[]) AND state = 'running' AND worker_id = $2
+  WHERE id = ANY($1::uuid[]) AND state::text = 'running' AND worker_id = $2
   RETURNING id::text, cancel_requested_at IS NOT NULL)";
 
 // cancel_job: the row lock makes the state read and the update one step
@@ -146,15 +143,25 @@ constexpr const char* lock_due_sql = R"(
 
 constexpr const char* mark_queued_sql = R"(
   UPDATE jobs SET state = 'queued', queued_at = now(), updated_at = now()
-  WHERE id = ANY($1::uuid[]) AND state IN ('scheduled', 'failed'))";
+  WHERE id = ANY($1::uuid[]) AND state::text IN ('scheduled', 'failed'))";
+
+constexpr const char* record_batch_sql = R"(
+  INSERT INTO publish_batches (deadline, job_ids)
+  VALUES (now() + $2 * interval '1 millisecond', $1::uuid[]) RETURNING id)";
+
+constexpr const char* settle_batches_sql =
+    "DELETE FROM publish_batches WHERE id = ANY($1::bigint[])";
 
 constexpr const char* lock_unconfirmed_sql = R"(
-  SELECT id::text, tenant_id, queue, type FROM jobs
-  WHERE publish_deadline < now() AND state = 'queued'
-  ORDER BY publish_deadline LIMIT $1 FOR UPDATE SKIP LOCKED)";
+  SELECT id FROM publish_batches WHERE deadline < now()
+  ORDER BY deadline LIMIT $1 FOR UPDATE SKIP LOCKED)";
 
-constexpr const char* mark_published_sql =
-    "UPDATE jobs SET publish_deadline = NULL WHERE id = ANY($1::uuid[])";
+// Not SKIP LOCKED: a job a claim holds is waited for, then judged again.
+constexpr const char* lock_unconfirmed_jobs_sql = R"(
+  SELECT j.id::text, j.tenant_id, j.queue, j.type FROM jobs j
+  WHERE j.id IN (SELECT unnest(job_ids) FROM publish_batches WHERE id = ANY($1::bigint[]))
+    AND j.state::text = 'queued'
+  FOR UPDATE OF j)";
 
 constexpr const char* lock_lost_sql = R"(
   SELECT id::text, tenant_id, queue, type, attempts >= max_attempts FROM jobs
@@ -174,7 +181,7 @@ constexpr const char* rescue_lost_sql = R"(
            cancelled_at = CASE WHEN j.cancel_requested_at IS NOT NULL THEN now()
                                ELSE j.cancelled_at END,
            failed_at = now(), lease_expires_at = NULL, updated_at = now()
-    WHERE j.id = ANY($1::uuid[]) AND j.state = 'running' AND j.lease_expires_at < now()
+    WHERE j.id = ANY($1::uuid[]) AND j.state::text = 'running' AND j.lease_expires_at < now()
     RETURNING j.id, j.attempts, j.worker_id, j.started_at, j.last_error, j.state
   )
   INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error)
@@ -182,6 +189,16 @@ constexpr const char* rescue_lost_sql = R"(
          CASE WHEN state = 'cancelled' THEN 'cancelled'::job_state
               WHEN $2 = 'dead' THEN 'dead'::job_state ELSE 'failed'::job_state END, last_error
   FROM u)";
+
+// The hot statements run prepared: PostgreSQL plans them once per connection
+// instead of at every call (planning the claim and the completion cost about
+// as much as running them). libpqxx keeps the definition per connection and
+// prepares it on first use; registering the same one again is a no-op.
+template <class... Args>
+pqxx::result exec_prepared_as(pqxx::work& w, const char* name, const char* sql, Args&&... args) {
+  w.conn().prepare(name, sql);
+  return w.exec_prepared(name, std::forward<Args>(args)...);
+}
 
 void append_json_string(std::string& out, std::string_view s) {
   out += boost::json::serialize(boost::json::string(s));
@@ -241,7 +258,6 @@ std::vector<std::string> insert_jobs(pqxx::work& w, std::span<const new_job> job
     rows += ",\"priority\":" + std::to_string(j.priority);
     rows += ",\"max_attempts\":" + std::to_string(j.max_attempts);
     if (j.timeout_ms > 0) rows += ",\"timeout_ms\":" + std::to_string(j.timeout_ms);
-    rows += ",\"publish_grace_ms\":" + std::to_string(j.publish_grace_ms);
     if (j.backoff_base_ms > 0) rows += ",\"backoff_base_ms\":" + std::to_string(j.backoff_base_ms);
     if (j.backoff_cap_ms > 0) rows += ",\"backoff_cap_ms\":" + std::to_string(j.backoff_cap_ms);
     if (!j.backoff_jitter.empty()) rows += ",\"backoff_jitter\":\"" + j.backoff_jitter + "\"";
@@ -259,7 +275,7 @@ std::vector<std::string> insert_jobs(pqxx::work& w, std::span<const new_job> job
     rows.push_back('}');
   }
   rows.push_back(']');
-  auto res = w.exec_params(insert_jobs_sql, rows);
+  auto res = exec_prepared_as(w, "jobs_insert", insert_jobs_sql, rows);
   inserted.reserve(res.size());
   for (const auto& row : res) inserted.push_back(row[0].as<std::string>());
   return inserted;
@@ -300,8 +316,8 @@ std::vector<claimed_job> claim_jobs(pqxx::work& w, std::span<const std::string> 
                                     const std::string& worker, std::chrono::milliseconds lease) {
   std::vector<claimed_job> out;
   if (ids.empty()) return out;
-  auto res =
-      w.exec_params(claim_sql, uuid_array(ids), worker, static_cast<long long>(lease.count()));
+  auto res = exec_prepared_as(w, "jobs_claim", claim_sql.c_str(), uuid_array(ids), worker,
+                              static_cast<long long>(lease.count()));
   out.reserve(res.size());
   for (const auto& row : res)
     out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
@@ -332,7 +348,7 @@ std::vector<std::string> complete_jobs(pqxx::work& w, std::span<const job_outcom
     rows.push_back('}');
   }
   rows.push_back(']');
-  auto res = w.exec_params(complete_sql, rows, worker);
+  auto res = exec_prepared_as(w, "jobs_complete", complete_sql, rows, worker);
   landed.reserve(res.size());
   for (const auto& row : res) landed.push_back(row[0].as<std::string>());
   return landed;
@@ -400,16 +416,34 @@ void mark_queued(pqxx::work& w, std::span<const std::string> ids) {
   if (!ids.empty()) w.exec_params(mark_queued_sql, uuid_array(ids));
 }
 
-std::vector<due_job> lock_unconfirmed_jobs(pqxx::work& w, int limit) {
-  std::vector<due_job> out;
-  for (const auto& row : w.exec_params(lock_unconfirmed_sql, limit))
-    out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
-                   row[3].as<std::string>()});
-  return out;
+namespace {
+std::string bigint_array(std::span<const std::int64_t> ids) {
+  std::string out = "{";
+  for (auto id : ids) out += (out.size() > 1 ? "," : "") + std::to_string(id);
+  return out + "}";
+}
+}  // namespace
+
+std::int64_t record_publish_batch(pqxx::work& w, std::span<const std::string> ids,
+                                  std::chrono::milliseconds grace) {
+  return exec_prepared_as(w, "jobs_record_batch", record_batch_sql, uuid_array(ids),
+                          static_cast<long long>(grace.count()))[0][0]
+      .as<std::int64_t>();
 }
 
-void mark_published(pqxx::work& w, std::span<const std::string> ids) {
-  if (!ids.empty()) w.exec_params(mark_published_sql, uuid_array(ids));
+void settle_publish_batches(pqxx::work& w, std::span<const std::int64_t> batches) {
+  if (!batches.empty()) w.exec_params(settle_batches_sql, bigint_array(batches));
+}
+
+unconfirmed_jobs lock_unconfirmed_jobs(pqxx::work& w, int limit) {
+  unconfirmed_jobs out;
+  for (const auto& row : w.exec_params(lock_unconfirmed_sql, limit))
+    out.batches.push_back(row[0].as<std::int64_t>());
+  if (out.batches.empty()) return out;
+  for (const auto& row : w.exec_params(lock_unconfirmed_jobs_sql, bigint_array(out.batches)))
+    out.jobs.push_back({row[0].as<std::string>(), row[1].as<std::string>(),
+                        row[2].as<std::string>(), row[3].as<std::string>()});
+  return out;
 }
 
 std::vector<lost_job> lock_lost_jobs(pqxx::work& w, int limit) {

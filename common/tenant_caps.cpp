@@ -16,19 +16,17 @@ constexpr const char* lock_tenants_sql = R"(
 // Runs after the locks, so its snapshot holds every claim of these tenants
 // committed before. `room`: how many more each tenant may start (a running
 // row among the candidates, a lease taken over, is not counted twice). The
-// claimable conditions are those of store.cpp's claim_sql, repeated in the
-// UPDATEs so that a row changed meanwhile is judged again on its new version.
+// claimable conditions (claimable_sql, as in claim_jobs()) are repeated in the
+// UPDATE so that a row changed meanwhile is judged again on its new version.
 // started_at is the clock after the count (not the transaction's start, which
 // may precede a wait for the lock), so the attempts' times show the cap held.
-constexpr const char* claim_capped_sql = R"(
+const std::string claim_capped_sql = std::string(R"(
   WITH c AS (
     SELECT j.id, j.tenant_id,
            row_number() OVER (PARTITION BY j.tenant_id ORDER BY j.priority DESC, j.run_at, j.id) AS rn
     FROM jobs j
-    WHERE j.id = ANY($1::uuid[])
-      AND (j.state = 'queued'
-           OR (j.state IN ('scheduled', 'failed') AND j.run_at <= now())
-           OR (j.state = 'running' AND j.lease_expires_at < now() AND j.cancel_requested_at IS NULL))
+    WHERE j.id = ANY($1::uuid[]) AND )") +
+                                     claimable_sql + R"(
   ), room AS (
     SELECT t.tenant_id, coalesce(l.max_running, $4) = 0 AS unlimited,
            coalesce(l.max_running, $4) - (
@@ -43,26 +41,26 @@ constexpr const char* claim_capped_sql = R"(
   ), claimed AS (
     UPDATE jobs j SET state = 'running', attempts = attempts + 1, started_at = clock_timestamp(),
            worker_id = $2, lease_expires_at = now() + $3 * interval '1 millisecond',
-           updated_at = now(), publish_deadline = NULL
+           updated_at = now()
     FROM fits f
-    WHERE j.id = f.id AND f.fits
-      AND (j.state = 'queued'
-           OR (j.state IN ('scheduled', 'failed') AND j.run_at <= now())
-           OR (j.state = 'running' AND j.lease_expires_at < now() AND j.cancel_requested_at IS NULL))
+    WHERE j.id = f.id AND f.fits AND )" +
+                                     claimable_sql + R"(
     RETURNING j.id::text, j.tenant_id, j.queue, j.type, j.payload::text, j.attempts,
               j.max_attempts, coalesce(j.timeout_ms, 0), coalesce(j.backoff_base_ms, 0),
-              coalesce(j.backoff_cap_ms, 0), coalesce(j.backoff_jitter, '')
+              coalesce(j.backoff_cap_ms, 0), coalesce(j.backoff_jitter, ''),
+              coalesce(j.trace_id, '')
   ), deferred AS (
     UPDATE jobs j SET state = 'scheduled', run_at = now() + $5 * interval '1 millisecond',
-           updated_at = now(), publish_deadline = NULL
+           updated_at = now()
     FROM fits f
     WHERE j.id = f.id AND NOT f.fits
-      AND (j.state = 'queued' OR (j.state IN ('scheduled', 'failed') AND j.run_at <= now()))
+      AND (j.state::text = 'queued' OR (j.state::text IN ('scheduled', 'failed') AND j.run_at <= now()))
     RETURNING j.id::text
   )
   SELECT true, * FROM claimed
   UNION ALL
-  SELECT false, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM deferred)";
+  SELECT false, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+  FROM deferred)";
 
 }  // namespace
 
@@ -77,17 +75,19 @@ capped_claim claim_jobs_capped(pqxx::work& w, std::span<const std::string> ids,
   if (ids.empty()) return out;
   auto array = uuid_array(ids);
   w.exec_params(lock_tenants_sql, array);
-  auto res = w.exec_params(claim_capped_sql, array, worker, static_cast<long long>(lease.count()),
-                           caps.max_running, static_cast<long long>(caps.defer.count()));
+  auto res =
+      w.exec_params(claim_capped_sql.c_str(), array, worker, static_cast<long long>(lease.count()),
+                    caps.max_running, static_cast<long long>(caps.defer.count()));
   for (const auto& row : res) {
     if (!row[0].as<bool>()) {
       out.deferred.push_back(row[1].as<std::string>());
       continue;
     }
-    out.claimed.push_back(
-        {row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<std::string>(),
-         row[4].as<std::string>(), row[5].as<std::string>(), row[6].as<int>(), row[7].as<int>(),
-         row[8].as<int>(), row[9].as<int>(), row[10].as<int>(), row[11].as<std::string>()});
+    out.claimed.push_back({row[1].as<std::string>(), row[2].as<std::string>(),
+                           row[3].as<std::string>(), row[4].as<std::string>(),
+                           row[5].as<std::string>(), row[6].as<int>(), row[7].as<int>(),
+                           row[8].as<int>(), row[9].as<int>(), row[10].as<int>(),
+                           row[11].as<std::string>(), row[12].as<std::string>()});
   }
   return out;
 }
