@@ -64,7 +64,7 @@ soak_run() {
   json+="},\"baseline_after_s\":$baseline_s,\"samples\":$(wc -l <"$samples"),\"flat\":$flat"
   local k v
   for k in accepted succeeded unfinished jobs_per_s accept_p99_ms e2e_p50_ms e2e_p99_ms; do
-    v=$(field "$k" "$line")
+    v=$(field "$k" "$line" || true)
     [[ -z $v ]] || json+=",\"$k\":$v"
   done
   json+=",\"machine\":\"$machine\"}"
