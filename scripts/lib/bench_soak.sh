@@ -76,6 +76,6 @@ soak_run() {
     printf '%-15s %9s %9s %9s %9s %9s %5s\n' "$name" "$idle" "$start" "$end" "$max" "$growth" "$f"
   done <<<"$rows"
   say "RSS $([[ $flat == true ]] && echo flat || echo NOT flat) over $minutes min" \
-    "(end - start <= max(3 MiB, 10%) for each process); samples in the JSON line's run dir"
+    "(end - start <= max(3 MiB, 10%) for each process)"
   [[ $flat == true && $ok == 1 ]]
 }
