@@ -3,23 +3,33 @@
 // and prints the table).
 //
 //   jobs-bench --port P --pg-url URL --amqp-url URL [options]
-//     --workload noop|cpu      noop: nothing; cpu: a 10 ms CPU-bound step (noop's cpu_ms)
+//     --workload noop|cpu|webhook  noop: nothing; cpu: a 10 ms CPU-bound step (noop's
+//                              cpu_ms); webhook: webhooks.deliver to an in-process sink
+//     --sink-delay-ms D        webhook: the sink answers 200 after D ms (default 0)
 //     --payload-bytes N        payload size (padded), default 256
 //     --batch N                0: POST /v1/jobs; N: POST /v1/jobs/batch, N jobs a request
 //     --jobs N                 jobs in all (default 10000)
+//     --duration S             instead of --jobs, with --rate: rate × S jobs (a soak)
 //     --connections C          keep-alive connections (default 16)
 //     --rate R                 open loop at R jobs/s; 0 (default): closed loop
 //     --ceiling-messages M     also measure the broker's ceiling with M messages (0: no)
-//     --pid NAME=PID           a process to account CPU and memory to (api, worker, rabbitmq,
-//                              postgres; postgres counts its backends too); repeatable
+//     --pid NAME=PID           a process to account CPU and memory to (api, worker,
+//                              webhook_worker, rabbitmq, postgres; postgres counts its
+//                              backends too; memory is reported for all but the last two);
+//                              repeatable
 //     --timeout S              give up waiting for completion after S s (default 300)
 //
 // Each run submits under a tenant of its own, so PostgreSQL's timestamps of
 // exactly its jobs give the end-to-end numbers: jobs/s from the first
 // created_at to the last finished_at, latency finished_at - created_at.
+// The webhook workload also reports `deliveries` (requests the sink
+// answered) and `undelivered` (succeeded jobs whose request the sink never
+// saw: the run fails if there is one).
 #include "ceiling.hpp"
 #include "loadgen.hpp"
 #include "measure.hpp"
+#include "sink.hpp"
+#include "webhook.hpp"
 
 #include "common/db.hpp"
 #include "common/keys.hpp"
@@ -29,6 +39,7 @@
 
 #include <iostream>
 #include <map>
+#include <memory>
 #include <random>
 #include <thread>
 
@@ -41,6 +52,7 @@ struct options {
   int port = 0;
   std::string pg_url, amqp_url, workload = "noop";
   int payload_bytes = 256, batch = 0, jobs = 10000, connections = 16, ceiling_messages = 0;
+  int sink_delay_ms = 0, duration_s = 0;
   double rate = 0;
   int timeout_s = 300;
   std::map<std::string, int> pids;
@@ -70,6 +82,10 @@ options parse(int argc, char** argv) {
       o.connections = std::stoi(v);
     else if (a == "--rate")
       o.rate = std::stod(v);
+    else if (a == "--sink-delay-ms")
+      o.sink_delay_ms = std::stoi(v);
+    else if (a == "--duration")
+      o.duration_s = std::stoi(v);
     else if (a == "--ceiling-messages")
       o.ceiling_messages = std::stoi(v);
     else if (a == "--timeout")
@@ -81,8 +97,12 @@ options parse(int argc, char** argv) {
   }
   if (o.port <= 0 || o.pg_url.empty())
     throw std::invalid_argument("--port and --pg-url are needed");
-  if (o.workload != "noop" && o.workload != "cpu")
-    throw std::invalid_argument("--workload is noop or cpu");
+  if (o.workload != "noop" && o.workload != "cpu" && o.workload != "webhook")
+    throw std::invalid_argument("--workload is noop, cpu or webhook");
+  if (o.duration_s > 0) {
+    if (o.rate <= 0) throw std::invalid_argument("--duration needs --rate");
+    o.jobs = static_cast<int>(o.rate * o.duration_s);
+  }
   if (o.ceiling_messages > 0 && o.amqp_url.empty())
     throw std::invalid_argument("--ceiling-messages needs --amqp-url");
   return o;
@@ -154,7 +174,13 @@ int main(int argc, char** argv) {
 
     std::string tenant = fmt::format("bench-{}", std::random_device{}());
     auto key = create_api_key(*db, tenant_id{tenant}, "bench", "submitter");
-    auto body = job_body(o);
+    std::unique_ptr<delivery_sink> sink;
+    if (o.workload == "webhook") {
+      sink = std::make_unique<delivery_sink>(std::chrono::milliseconds(o.sink_delay_ms));
+      create_webhook_endpoint(*db, o.port, tenant);
+      line["sink_delay_ms"] = o.sink_delay_ms;
+    }
+    auto body = sink ? webhook_job(sink->port(), o.payload_bytes) : job_body(o);
     auto before = take(o, *db, true);
     auto load = run_load({.port = o.port,
                           .api_key = key,
@@ -195,7 +221,7 @@ int main(int argc, char** argv) {
     boost::json::object cpu, peak, rss;
     for (const auto& [name, pid] : o.pids) {
       cpu[name] = round2((after_cpu.cpu[name] - before.cpu[name]) * per_k);
-      if (name == "api" || name == "worker") {
+      if (name != "rabbitmq" && name != "postgres") {
         peak[name] = round2(static_cast<double>(peak_rss_bytes(pid)) / (1 << 20));
         rss[name] = round2(static_cast<double>(rss_bytes(pid)) / (1 << 20));
       }
@@ -210,8 +236,17 @@ int main(int argc, char** argv) {
           std::round(static_cast<double>(after_pg.wal_bytes - before.pg.wal_bytes) /
                      static_cast<double>(done.succeeded));
     }
+    long missing = 0;
+    if (sink) {
+      line["deliveries"] = sink->deliveries();
+      line["sink_connections"] = sink->connections();
+      missing = undelivered(*db, tenant, sink->ids());
+      line["undelivered"] = missing;
+      if (missing > 0)
+        std::cerr << "jobs-bench: " << missing << " jobs succeeded without reaching the sink\n";
+    }
     std::cout << to_text(line) << std::endl;
-    return done.succeeded == o.jobs ? 0 : 1;
+    return done.succeeded == o.jobs && missing == 0 ? 0 : 1;
   } catch (const std::exception& e) {
     std::cerr << "jobs-bench: " << e.what() << "\n";
     return 2;

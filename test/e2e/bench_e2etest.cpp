@@ -1,7 +1,8 @@
 // ctest-labels: bench
 // scripts/bench's load generator against a live platform: a small run of
 // each mode must complete every job and report every field. No timing is
-// asserted (numbers are scripts/bench's business, not a test's).
+// asserted (numbers are scripts/bench's business, not a test's). The
+// webhook workload must see each succeeded job's request at its sink.
 #include "support/live.hpp"
 
 #include <doctest/doctest.h>
@@ -71,4 +72,27 @@ TEST_CASE("jobs-bench runs single POSTs, batches and an open loop to completion"
   CHECK(open.at("mode") == "open");
   CHECK(open.at("workload") == "cpu");
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE payload ? 'cpu_ms'") == 100);
+
+  auto timed = run_bench(s, p, "--rate 100 --duration 1 --connections 2");
+  check_fields(timed, 100);
+  CHECK(timed.at("mode") == "open");
+}
+
+TEST_CASE("jobs-bench's webhook workload delivers every job to its own sink") {
+  scratch s;
+  platform p(s, {"webhooks"}, {{"JOBS_WEBHOOK_ALLOW", "127.0.0.1/32"}});
+  auto single = run_bench(s, p, "--workload webhook --sink-delay-ms 5 --jobs 300 --connections 4");
+  check_fields(single, 300);
+  CHECK(single.at("workload") == "webhook");
+  CHECK(single.at("sink_delay_ms") == 5);
+  CHECK(single.at("deliveries").to_number<long>() >= 300);
+  CHECK(single.at("undelivered") == 0);
+
+  auto batch = run_bench(s, p, "--workload webhook --jobs 400 --batch 100 --connections 2");
+  check_fields(batch, 400);
+  CHECK(batch.at("deliveries").to_number<long>() >= 400);
+  CHECK(batch.at("undelivered") == 0);
+  CHECK(count(s.pg_url,
+              "SELECT count(*) FROM jobs WHERE queue = 'webhooks' AND state = 'succeeded' "
+              "AND result->>'status' = '200'") == 700);
 }
