@@ -6,13 +6,33 @@ namespace jobs {
 
 namespace {
 
+// A job's timeline: its job_events (submission, the scheduler, cancels,
+// retries) and, from job_attempts, each attempt's start (into `running`) and
+// end (schemas/migrations/0014_lean_events.sql), plus the start of the
+// attempt running now. An attempt's start comes from the state before it.
 constexpr const char* events_sql = R"(
-  SELECT coalesce(json_agg(json_build_object('from', e.from_state, 'to', e.to_state,
-           'attempt', e.attempt, 'worker_id', e.worker_id, 'at', e.at) ORDER BY e.id)
-           FILTER (WHERE e.id IS NOT NULL), '[]'::json)::text
-  FROM jobs j LEFT JOIN job_events e ON e.job_id = j.id
-  WHERE j.id = $1::uuid AND j.tenant_id = $2
-  GROUP BY j.id)";
+  WITH j AS (SELECT id, state, attempts, worker_id, started_at FROM jobs
+             WHERE id = $1::uuid AND tenant_id = $2),
+  ev AS (
+    SELECT e.from_state, e.to_state, e.attempt, e.worker_id, e.at, 0 AS k, e.id AS seq
+    FROM job_events e JOIN j ON e.job_id = j.id
+    UNION ALL
+    SELECT NULL, 'running', a.attempt, a.worker_id, a.started_at, 1, a.id
+    FROM job_attempts a JOIN j ON a.job_id = j.id
+    UNION ALL
+    SELECT 'running', a.outcome, a.attempt, NULL, a.finished_at, 2, a.id
+    FROM job_attempts a JOIN j ON a.job_id = j.id
+    UNION ALL
+    SELECT NULL, 'running', j.attempts, j.worker_id, j.started_at, 1, 0 FROM j
+    WHERE j.state = 'running' AND j.started_at IS NOT NULL),
+  ordered AS (
+    SELECT coalesce(from_state, lag(to_state) OVER w) AS from_state, to_state, attempt,
+           worker_id, at, row_number() OVER w AS n
+    FROM ev WINDOW w AS (ORDER BY at, k, seq))
+  SELECT (SELECT coalesce(json_agg(json_build_object('from', o.from_state, 'to', o.to_state,
+            'attempt', o.attempt, 'worker_id', o.worker_id, 'at', o.at) ORDER BY o.n),
+            '[]'::json) FROM ordered o)::text
+  FROM j)";
 
 // The filter of GET /v1/jobs (common/store.cpp, list_jobs_sql) over $1..$7,
 // and the states the action applies to in $8.
@@ -111,12 +131,21 @@ constexpr const char* sample_sql = R"(
            count(*) FILTER (WHERE state = 'running') AS running
     FROM jobs WHERE state IN ('scheduled', 'queued', 'running') GROUP BY queue),
   e AS (
-    SELECT queue, count(*) FILTER (WHERE from_state IS NULL) AS submitted,
-           count(*) FILTER (WHERE to_state = 'succeeded') AS succeeded,
-           count(*) FILTER (WHERE to_state = 'failed' AND from_state = 'running') AS failed,
-           count(*) FILTER (WHERE to_state = 'dead') AS dead,
-           count(*) FILTER (WHERE to_state = 'cancelled') AS cancelled
-    FROM job_events WHERE at >= $1::timestamptz AND at < $2::timestamptz GROUP BY queue)
+    SELECT queue, sum(submitted) AS submitted, sum(succeeded) AS succeeded,
+           sum(failed) AS failed, sum(dead) AS dead, sum(cancelled) AS cancelled
+    FROM (
+      SELECT queue, count(*) FILTER (WHERE from_state IS NULL) AS submitted, 0 AS succeeded,
+             0 AS failed, count(*) FILTER (WHERE to_state = 'dead') AS dead,
+             count(*) FILTER (WHERE to_state = 'cancelled') AS cancelled
+      FROM job_events WHERE at >= $1::timestamptz AND at < $2::timestamptz GROUP BY queue
+      UNION ALL
+      -- Attempts' ends (out of `running`) are in job_attempts, not job_events.
+      SELECT queue, 0, count(*) FILTER (WHERE outcome = 'succeeded'),
+             count(*) FILTER (WHERE outcome = 'failed'), count(*) FILTER (WHERE outcome = 'dead'),
+             count(*) FILTER (WHERE outcome = 'cancelled')
+      FROM job_attempts WHERE finished_at >= $1::timestamptz AND finished_at < $2::timestamptz
+      GROUP BY queue) x
+    GROUP BY queue)
   INSERT INTO queue_history AS h (queue, resolution, bucket, scheduled, ready, running, submitted,
                                   succeeded, failed, dead, cancelled)
   SELECT q.queue, r.s,

@@ -17,8 +17,8 @@ constexpr const char* facts_sql = R"(
   SELECT q.queue,
     (SELECT count(*) FROM jobs j WHERE j.state = 'running' AND j.queue = q.queue),
     (SELECT count(*) FROM jobs j WHERE j.state = 'queued' AND j.queue = q.queue),
-    (SELECT count(*) FROM job_attempts a JOIN jobs j ON j.id = a.job_id
-      WHERE a.finished_at > now() - $2 * interval '1 second' AND j.queue = q.queue),
+    (SELECT count(*) FROM job_attempts a
+      WHERE a.finished_at > now() - $2 * interval '1 second' AND a.queue = q.queue),
     (SELECT coalesce(extract(epoch FROM now() - min(j.queued_at)), 0)::float8 FROM jobs j
       WHERE j.state = 'queued' AND j.queue = q.queue),
     coalesce((SELECT c.paused FROM queue_controls c WHERE c.queue = q.queue), false)

@@ -96,10 +96,10 @@ constexpr const char* complete_sql = R"(
            run_at = coalesce(o.run_at, j.run_at), lease_expires_at = NULL, updated_at = now()
     FROM o
     WHERE j.id = o.id AND j.state::text = 'running' AND j.attempts = o.attempt AND j.worker_id = $2
-    RETURNING j.id, o.attempt, j.started_at, o.state, o.error
+    RETURNING j.id, j.queue, o.attempt, j.started_at, o.state, o.error
   )
-  INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error)
-  SELECT id, attempt, $2, started_at, state, error FROM u
+  INSERT INTO job_attempts (job_id, queue, attempt, worker_id, started_at, outcome, error)
+  SELECT id, queue, attempt, $2, started_at, state, error FROM u
   RETURNING job_id::text)";
 
 constexpr const char* lock_owned_sql = R"(
@@ -182,10 +182,10 @@ constexpr const char* rescue_lost_sql = R"(
                                ELSE j.cancelled_at END,
            failed_at = now(), lease_expires_at = NULL, updated_at = now()
     WHERE j.id = ANY($1::uuid[]) AND j.state::text = 'running' AND j.lease_expires_at < now()
-    RETURNING j.id, j.attempts, j.worker_id, j.started_at, j.last_error, j.state
+    RETURNING j.id, j.queue, j.attempts, j.worker_id, j.started_at, j.last_error, j.state
   )
-  INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error)
-  SELECT id, attempts, coalesce(worker_id, ''), coalesce(started_at, now()),
+  INSERT INTO job_attempts (job_id, queue, attempt, worker_id, started_at, outcome, error)
+  SELECT id, queue, attempts, coalesce(worker_id, ''), coalesce(started_at, now()),
          CASE WHEN state = 'cancelled' THEN 'cancelled'::job_state
               WHEN $2 = 'dead' THEN 'dead'::job_state ELSE 'failed'::job_state END, last_error
   FROM u)";

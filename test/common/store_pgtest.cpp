@@ -1,4 +1,5 @@
 // common/store.hpp and migrations against a live PostgreSQL.
+#include "common/admin_store.hpp"
 #include "common/db.hpp"
 #include "common/keys.hpp"
 #include "common/store.hpp"
@@ -228,4 +229,59 @@ TEST_CASE("a claim racing the scheduler's publish waits for its commit and takes
   CHECK(result.get() == 1);
   worker.join();
   CHECK(state_of(*scheduler_conn, id) == "running");
+}
+
+TEST_CASE("a job's timeline: job_events for the rest, job_attempts for each attempt") {
+  scratch s;
+  auto c = pg_connect(s.pg_url);
+  auto id = insert(*c, make_job("acme"));
+  std::vector<std::string> ids{id};
+  auto claim = [&](const std::string& worker) {
+    pqxx::work w(*c);
+    auto got = claim_jobs(w, ids, worker, 60s);
+    w.commit();
+    return got;
+  };
+  auto complete = [&](const std::string& worker, job_outcome o) {
+    pqxx::work w(*c);
+    std::vector<job_outcome> os{std::move(o)};
+    auto landed = complete_jobs(w, os, worker);
+    w.commit();
+    return landed.size();
+  };
+  REQUIRE(claim("w1").size() == 1);
+  REQUIRE(complete("w1", {id, 1, job_state::failed, "", "boom", "2020-01-01T00:00:00Z"}) == 1);
+  {
+    pqxx::work w(*c);
+    mark_queued(w, ids);  // what the scheduler does when the retry is due
+    w.commit();
+  }
+  REQUIRE(claim("w2").size() == 1);
+
+  auto timeline = [&] {
+    auto json = job_events_json(*c, tenant_id{"acme"}, job_id{id});
+    REQUIRE(json);
+    std::vector<std::string> steps;
+    auto doc = boost::json::parse(*json);
+    for (const auto& e : doc.at("events").as_array()) {
+      const auto& o = e.as_object();
+      auto from = o.at("from").is_null() ? std::string("-") : std::string(o.at("from").as_string());
+      steps.push_back(from + ">" + std::string(o.at("to").as_string()) + "#" +
+                      std::to_string(o.at("attempt").as_int64()));
+    }
+    return steps;
+  };
+  // The attempt running now shows from the jobs row.
+  CHECK(timeline() == std::vector<std::string>{"->queued#0", "queued>running#1", "running>failed#1",
+                                               "failed>queued#1", "queued>running#2"});
+  REQUIRE(complete("w2", {id, 2, job_state::succeeded, "{}", "", ""}) == 1);
+  CHECK(timeline() == std::vector<std::string>{"->queued#0", "queued>running#1", "running>failed#1",
+                                               "failed>queued#1", "queued>running#2",
+                                               "running>succeeded#2"});
+  CHECK_FALSE(job_events_json(*c, tenant_id{"other"}, job_id{id}));
+  // Only the changes outside the attempts are event rows.
+  pqxx::nontransaction n(*c);
+  CHECK(n.exec("SELECT count(*) FROM job_events")[0][0].as<int>() == 2);
+  CHECK(n.exec("SELECT count(*) FROM job_attempts WHERE queue = 'processing'")[0][0].as<int>() ==
+        2);
 }
