@@ -2,6 +2,8 @@
 
 #include <poll.h>
 
+#include <algorithm>
+
 namespace jobs {
 
 consumer::consumer(const amqp_address& a, int heartbeat_s, std::string queue, int prefetch,
@@ -67,6 +69,7 @@ bool consumer::read_one(std::vector<delivery>& out, timeval* timeout) {
       }
     }
     amqp_destroy_envelope(&env);
+    held_.insert(d.tag);
     out.push_back(std::move(d));
     return true;
   }
@@ -95,11 +98,31 @@ bool consumer::read_one(std::vector<delivery>& out, timeval* timeout) {
 }
 
 void consumer::ack(uint64_t tag, bool multiple) {
+  if (multiple)
+    held_.erase(held_.begin(), held_.upper_bound(tag));
+  else
+    held_.erase(tag);
   amqp_connection::check_status(
       amqp_basic_ack(conn_->raw(), amqp_connection::channel, tag, multiple), "basic.ack");
 }
 
+void consumer::ack_all(std::vector<uint64_t> tags) {
+  if (tags.empty()) return;
+  std::sort(tags.begin(), tags.end());
+  for (auto t : tags) held_.erase(t);
+  // Every tag below the lowest one still held is ours to settle.
+  auto below =
+      held_.empty() ? tags.end() : std::lower_bound(tags.begin(), tags.end(), *held_.begin());
+  if (below - tags.begin() > 1) {
+    ack(*(below - 1), true);
+  } else if (below != tags.begin()) {
+    ack(tags.front());
+  }
+  for (auto it = below; it != tags.end(); ++it) ack(*it);
+}
+
 void consumer::reject(uint64_t tag, bool requeue) {
+  held_.erase(tag);
   amqp_connection::check_status(
       amqp_basic_nack(conn_->raw(), amqp_connection::channel, tag, 0, requeue), "basic.nack");
 }

@@ -15,6 +15,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,11 @@ class consumer {
   /// Appends available deliveries to `out`; waits up to wait_ms for the first.
   void poll(std::vector<delivery>& out, int wait_ms, int wake_fd);
   void ack(uint64_t tag, bool multiple = false);
+  /// Acks `tags` in as few frames as it can: one `multiple` ack up to the
+  /// highest of them below every delivery still held, then one each for
+  /// the rest. (One frame for a cycle's completions is one settle command
+  /// in the quorum queue's log instead of one per message.)
+  void ack_all(std::vector<uint64_t> tags);
   /// Negative ack; without requeue the broker dead-letters the message.
   void reject(uint64_t tag, bool requeue);
   /// Moves a message that can't be handled at all to the dead-letter
@@ -60,6 +66,7 @@ class consumer {
   std::string queue_;
   std::string tag_;
   bool consuming_ = false;
+  std::set<uint64_t> held_;  // delivered, not yet acked or rejected
 };
 
 }  // namespace jobs

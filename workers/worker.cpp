@@ -314,10 +314,13 @@ struct worker::impl {
 
   // The outcomes are committed: now their messages may go.
   void completed(const std::vector<job_outcome>& outcomes) {
+    std::vector<uint64_t> tags;
+    for (const auto& out : outcomes)
+      if (const auto* j = running.find(out.id); j && j->tag != 0) tags.push_back(j->tag);
+    if (amqp) amqp->ack_all(std::move(tags));
     for (const auto& out : outcomes) {
       auto* j = running.find(out.id);
       if (!j) continue;
-      if (j->tag != 0 && amqp) amqp->ack(j->tag);
       ended(*j, out.state);
       auto trace = std::move(j->job.trace_id);
       running.erase(out.id);

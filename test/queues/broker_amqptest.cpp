@@ -123,3 +123,32 @@ TEST_CASE("without a broker, publishing fails within the confirm deadline") {
   CHECK_FALSE(p.connected());
   CHECK(std::chrono::steady_clock::now() - start < 10s);
 }
+
+TEST_CASE("ack_all settles exactly the tags it is given, with a multiple ack below the held ones") {
+  scratch s;
+  publisher p({s.amqp_url, 30, 10s, {10}});
+  REQUIRE(wait_until([&] { return p.connected(); }, 10s));
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(publish_and_wait(p, "processing", "{\"n\":" + std::to_string(i) + "}").first);
+  auto addr = parse_amqp_url(s.amqp_url);
+  {
+    consumer c(addr, 30, "processing", 10, {10});
+    auto got = receive(c, 5);
+    REQUIRE(got.size() == 5);
+    // The first two go in one multiple ack (below the held third); the fourth alone.
+    c.ack_all({got[3].tag, got[0].tag, got[1].tag});
+  }
+  // The two not acked come back (ready once the consumer is gone), and nothing else.
+  {
+    amqp_connection check(addr, 30);
+    CHECK(wait_until([&] { return inspect_queue(check, "processing").messages == 2; }, 5s));
+  }
+  consumer c(addr, 30, "processing", 10, {10});
+  auto again = receive(c, 2);
+  REQUIRE(again.size() == 2);
+  CHECK(again[0].body == "{\"n\":2}");
+  CHECK(again[1].body == "{\"n\":4}");
+  c.ack_all({again[1].tag, again[0].tag});
+  amqp_connection check(addr, 30);
+  CHECK(wait_until([&] { return inspect_queue(check, "processing").messages == 0; }, 5s));
+}
