@@ -30,8 +30,8 @@ struct completion {
 };
 /// The tenant's jobs, once all are final.
 completion read_completion(pqxx::connection& c, const std::string& tenant);
-/// How many of the tenant's jobs are not final yet.
-long unfinished(pqxx::connection& c, const std::string& tenant);
+/// Whether any of the tenant's jobs is not final yet.
+bool any_unfinished(pqxx::connection& c, const std::string& tenant);
 
 /// The p-th percentile (0..100) of `v` (sorted in place), nearest rank.
 double percentile(std::vector<double>& v, double p);
