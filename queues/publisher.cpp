@@ -179,6 +179,11 @@ void publisher::read_confirms(int wait_ms) {
     ::poll(p, 2, wait_ms);
   }
   for (;;) {
+    // Decoded frames live in the connection's pool until released: without
+    // this the API's memory grew by ~30 bytes per confirm (found by the
+    // 10-minute RSS soak, scripts/bench --soak). Each frame is done with
+    // before the next is read.
+    amqp_maybe_release_buffers(conn_->raw());
     amqp_frame_t f;
     timeval zero{0, 0};
     int st = amqp_simple_wait_frame_noblock(conn_->raw(), &f, &zero);
