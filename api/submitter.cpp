@@ -99,6 +99,12 @@ void submitter::run() {
     }
     if (last) return;
     if (now >= next_sweep_) sweep_keys();
+    try {
+      if (db_ && db_->is_open()) plans_.tick(*db_);
+    } catch (const std::exception& e) {
+      log_warn("cannot discard cached plans", {{"error", e.what()}});
+      db_.reset();
+    }
   }
 }
 
@@ -110,27 +116,30 @@ void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
   std::int64_t publish_batch = 0;
   std::vector<key_holder> holders;
   try {
-    with_reconnect(db_, pg_url_, [&](pqxx::connection& c) {
-      pqxx::work w(c);
-      release_expired_keys(w, rows, idempotency_ttl_);
-      inserted = insert_jobs(w, rows);
-      queued.clear();
-      std::unordered_set<std::string_view> fresh(inserted.begin(), inserted.end());
-      for (const auto& r : rows)
-        if (r.state == job_state::queued && fresh.contains(r.id.value))
-          queued.push_back(r.id.value);
-      if (!queued.empty()) publish_batch = record_publish_batch(w, queued, publish_grace_);
-      holders.clear();
-      if (inserted.size() < rows.size()) {
-        std::unordered_set<std::string> fresh(inserted.begin(), inserted.end());
-        std::vector<new_job> skipped;
-        for (const auto& r : rows)
-          if (!fresh.contains(r.id.value)) skipped.push_back(r);
-        holders = find_key_holders(w, skipped);
-      }
-      w.commit();
-      return 0;
-    });
+    with_reconnect(
+        db_, pg_url_,
+        [&](pqxx::connection& c) {
+          pqxx::work w(c);
+          release_expired_keys(w, rows, idempotency_ttl_);
+          inserted = insert_jobs(w, rows);
+          queued.clear();
+          std::unordered_set<std::string_view> fresh(inserted.begin(), inserted.end());
+          for (const auto& r : rows)
+            if (r.state == job_state::queued && fresh.contains(r.id.value))
+              queued.push_back(r.id.value);
+          if (!queued.empty()) publish_batch = record_publish_batch(w, queued, publish_grace_);
+          holders.clear();
+          if (inserted.size() < rows.size()) {
+            std::unordered_set<std::string> fresh(inserted.begin(), inserted.end());
+            std::vector<new_job> skipped;
+            for (const auto& r : rows)
+              if (!fresh.contains(r.id.value)) skipped.push_back(r);
+            holders = find_key_holders(w, skipped);
+          }
+          w.commit();
+          return 0;
+        },
+        pg_connect_hot);
   } catch (const std::exception& e) {
     log_warn("submission not recorded",
              {{"error", e.what()}, {"jobs", static_cast<std::int64_t>(batch.size())}});
@@ -247,12 +256,15 @@ void submitter::finish_in_flight(const std::string& id, job_state state, const d
 void submitter::sweep_keys() {
   int swept = 0;
   try {
-    swept = with_reconnect(db_, pg_url_, [&](pqxx::connection& c) {
-      pqxx::work w(c);
-      int n = sweep_idempotency_keys(w, idempotency_ttl_, idempotency_limits::sweep_batch);
-      w.commit();
-      return n;
-    });
+    swept = with_reconnect(
+        db_, pg_url_,
+        [&](pqxx::connection& c) {
+          pqxx::work w(c);
+          int n = sweep_idempotency_keys(w, idempotency_ttl_, idempotency_limits::sweep_batch);
+          w.commit();
+          return n;
+        },
+        pg_connect_hot);
   } catch (const std::exception& e) {
     log_warn("cannot sweep expired idempotency keys", {{"error", e.what()}});
     db_.reset();
@@ -276,12 +288,15 @@ void submitter::settle(std::vector<std::int64_t>& batches) {
   // Bookkeeping only: if it fails, the batches stay, and the recovery
   // publishes their jobs still queued once more; workers drop the duplicates.
   try {
-    with_reconnect(db_, pg_url_, [&](pqxx::connection& c) {
-      pqxx::work w(c);
-      settle_publish_batches(w, batches);
-      w.commit();
-      return 0;
-    });
+    with_reconnect(
+        db_, pg_url_,
+        [&](pqxx::connection& c) {
+          pqxx::work w(c);
+          settle_publish_batches(w, batches);
+          w.commit();
+          return 0;
+        },
+        pg_connect_hot);
   } catch (const std::exception& e) {
     log_warn("cannot settle publish batches", {{"error", e.what()}});
     db_.reset();
@@ -294,12 +309,15 @@ void submitter::undo(std::vector<refused>& failed) {
   for (const auto& f : failed) ids.push_back(f.id);
   bool undone = false;
   try {
-    with_reconnect(db_, pg_url_, [&](pqxx::connection& c) {
-      pqxx::work w(c);
-      w.exec_params(undo_sql, uuid_array(ids));
-      w.commit();
-      return 0;
-    });
+    with_reconnect(
+        db_, pg_url_,
+        [&](pqxx::connection& c) {
+          pqxx::work w(c);
+          w.exec_params(undo_sql, uuid_array(ids));
+          w.commit();
+          return 0;
+        },
+        pg_connect_hot);
     undone = true;
   } catch (const std::exception& e) {
     // The rows stay `queued` without a message, and their batch unsettled:

@@ -31,6 +31,7 @@
 // the publisher's thread and must not block.
 
 #include "api/submission.hpp"
+#include "common/db.hpp"
 #include "common/idempotency.hpp"
 #include "common/problem.hpp"
 #include "common/store.hpp"
@@ -90,6 +91,7 @@ class submitter {
   int crash_after_batches_ = 0;  // tests only; 0: never
   int batches_ = 0;
   std::unique_ptr<pqxx::connection> db_;
+  plan_refresher plans_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<new_job, done_fn>> queue_;

@@ -50,6 +50,22 @@ std::unique_ptr<pqxx::connection> pg_connect(const std::string& url) {
   return std::make_unique<pqxx::connection>(pg_conninfo(url));
 }
 
+std::unique_ptr<pqxx::connection> pg_connect_hot(const std::string& url) {
+  auto c = pg_connect(url);
+  // A penalty, not a ban: a table without another path is still read.
+  // libpqxx sets it again if it reconnects.
+  c->set_variable("enable_seqscan", "off");
+  return c;
+}
+
+void plan_refresher::tick(pqxx::connection& c) {
+  auto now = std::chrono::steady_clock::now();
+  if (now < next_) return;
+  next_ = now + every_;
+  pqxx::nontransaction n(c);
+  n.exec("DISCARD PLANS");
+}
+
 namespace {
 // Any 64-bit constant unique to this project serialises migrations.
 constexpr long long migration_lock_key = 0x6a6f62736d696772;  // "jobsmigr"

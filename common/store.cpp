@@ -72,7 +72,10 @@ const std::string claim_sql = std::string(R"(
             coalesce(backoff_jitter, ''), coalesce(trace_id, ''))";
 
 // Statements below that name rows by id test the state as text
-// (`state::text = 'running'`) for the reason given at claimable_sql.
+// (`state::text = 'running'`) for the reason given at claimable_sql, and
+// those that join their rows to a recordset also say `id = ANY(ids)`: then
+// the jobs are looked up by key whatever join the plan picks (a generic plan
+// made on a small table read the whole primary key and joined it after).
 // A snoozed job goes back to scheduled and its attempt is not counted. The
 // rows are locked first, so a cancel request committed meanwhile is seen:
 // then anything but a success ends the job cancelled.
@@ -84,7 +87,8 @@ constexpr const char* complete_sql = R"(
     FROM jsonb_to_recordset($1::jsonb)
       AS x(id uuid, attempt integer, state job_state, result jsonb, error text, run_at timestamptz)
     JOIN jobs j ON j.id = x.id
-    WHERE j.state::text = 'running' AND j.attempts = x.attempt AND j.worker_id = $2
+    WHERE j.id = ANY($3::uuid[]) AND j.state::text = 'running' AND j.attempts = x.attempt
+      AND j.worker_id = $2
     FOR UPDATE OF j
   ), u AS (
     UPDATE jobs j SET state = o.state, result = o.result,
@@ -95,7 +99,8 @@ constexpr const char* complete_sql = R"(
            cancelled_at = CASE WHEN o.state = 'cancelled' THEN now() ELSE j.cancelled_at END,
            run_at = coalesce(o.run_at, j.run_at), lease_expires_at = NULL, updated_at = now()
     FROM o
-    WHERE j.id = o.id AND j.state::text = 'running' AND j.attempts = o.attempt AND j.worker_id = $2
+    WHERE j.id = o.id AND j.id = ANY($3::uuid[]) AND j.state::text = 'running'
+      AND j.attempts = o.attempt AND j.worker_id = $2
     RETURNING j.id, j.queue, o.attempt, j.started_at, o.state, o.error
   )
   INSERT INTO job_attempts (job_id, queue, attempt, worker_id, started_at, outcome, error)
@@ -104,7 +109,7 @@ constexpr const char* complete_sql = R"(
 
 constexpr const char* lock_owned_sql = R"(
   SELECT id::text FROM jobs
-  WHERE (id, attempts) IN (SELECT * FROM unnest($1::uuid[], $2::integer[]))
+  WHERE id = ANY($1::uuid[]) AND (id, attempts) IN (SELECT * FROM unnest($1::uuid[], $2::integer[]))
     AND state::text = 'running' AND worker_id = $3
   FOR UPDATE)";
 
@@ -348,7 +353,10 @@ std::vector<std::string> complete_jobs(pqxx::work& w, std::span<const job_outcom
     rows.push_back('}');
   }
   rows.push_back(']');
-  auto res = exec_prepared_as(w, "jobs_complete", complete_sql, rows, worker);
+  std::vector<std::string> ids;
+  ids.reserve(outcomes.size());
+  for (const auto& o : outcomes) ids.push_back(o.id);
+  auto res = exec_prepared_as(w, "jobs_complete", complete_sql, rows, worker, uuid_array(ids));
   landed.reserve(res.size());
   for (const auto& row : res) landed.push_back(row[0].as<std::string>());
   return landed;

@@ -43,7 +43,7 @@ const std::string claim_capped_sql = std::string(R"(
            worker_id = $2, lease_expires_at = now() + $3 * interval '1 millisecond',
            updated_at = now()
     FROM fits f
-    WHERE j.id = f.id AND f.fits AND )" +
+    WHERE j.id = f.id AND j.id = ANY($1::uuid[]) AND f.fits AND )" +
                                      claimable_sql + R"(
     RETURNING j.id::text, j.tenant_id, j.queue, j.type, j.payload::text, j.attempts,
               j.max_attempts, coalesce(j.timeout_ms, 0), coalesce(j.backoff_base_ms, 0),
@@ -53,7 +53,7 @@ const std::string claim_capped_sql = std::string(R"(
     UPDATE jobs j SET state = 'scheduled', run_at = now() + $5 * interval '1 millisecond',
            updated_at = now()
     FROM fits f
-    WHERE j.id = f.id AND NOT f.fits
+    WHERE j.id = f.id AND j.id = ANY($1::uuid[]) AND NOT f.fits
       AND (j.state::text = 'queued' OR (j.state::text IN ('scheduled', 'failed') AND j.run_at <= now()))
     RETURNING j.id::text
   )

@@ -69,6 +69,7 @@ struct worker::impl {
   detail::in_flight running;                             // claimed, outcome not yet committed
   std::vector<detail::finished_job> finished;            // outcome not yet committed
   std::chrono::steady_clock::time_point next_lease_renewal{};
+  plan_refresher plans;
   std::mt19937_64 rng{std::random_device{}()};
 
   impl(worker& wk)
@@ -86,7 +87,7 @@ struct worker::impl {
   pqxx::connection& pg() {
     if (!db || !db->is_open()) {
       drop_db();
-      db = pg_connect(o().pg_url);
+      db = pg_connect_hot(o().pg_url);
       listener = std::make_unique<cancel_listener>(*db, cancel_requests);
       pauses.attach(*db);
       next_lease_renewal = {};
@@ -479,6 +480,7 @@ struct worker::impl {
         take_cancel_requests();
         stop_overdue();
         renew_leases();
+        if (db && db->is_open()) plans.tick(*db);
         gauge();
         backoff = std::chrono::milliseconds(100);
       } catch (const amqp_error& e) {
