@@ -11,10 +11,10 @@
 //
 // It is also the recovery path: the `queued` jobs of a publish batch whose
 // deadline passed unsettled (the API died between its commit and the
-// broker's confirms) are published again. And it is the rescuer: a `running` job whose lease expired (its worker
-// died, or lost PostgreSQL for longer than the lease) gets an attempt row
-// for the lost attempt and is republished, or ends `dead` when it has no
-// attempt left. A late completion from the old worker no longer lands.
+// broker's confirms) are published again. And it is the rescuer: a `running` job whose lease
+// expired (its worker died, or lost PostgreSQL for longer than the lease) gets an attempt row for
+// the lost attempt and is republished, or ends `dead` when it has no attempt left. A late
+// completion from the old worker no longer lands.
 //
 // Thread-safety: owns its thread; construct and destroy from one thread.
 

@@ -14,7 +14,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
