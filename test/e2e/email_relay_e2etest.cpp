@@ -124,10 +124,12 @@ TEST_CASE("header injection: 400 at the API, refused again by the worker") {
     auto c = pg_connect(s.pg_url);
     pqxx::work w(*c);
     insert_jobs(w, std::span(&j, 1));
+    std::vector<std::string> ids{j.id.value};
+    record_publish_batch(w, ids, std::chrono::milliseconds(0));
     w.commit();
   }
-  // Unconfirmed rows are published by the scheduler's recovery path when
-  // their (here zero) publish grace passes.
+  // Recorded as a publish batch never settled, with no grace: the
+  // scheduler's recovery path publishes it.
   auto id = j.id.value;
   auto job = wait_final(h, key, id, 60s);
   CHECK(job.at("state") == "dead");
