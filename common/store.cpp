@@ -1,15 +1,20 @@
 #include "common/store.hpp"
 
+#include <fmt/format.h>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace jobs {
 
 namespace {
 
-constexpr const char* insert_jobs_sql = R"(
+// Rows without an idempotency key go in with a plain INSERT: ON CONFLICT
+// makes every row a speculative insertion (checked, inserted, then
+// confirmed by one more WAL record), which only keyed rows need.
+constexpr const char* insert_rows_sql = R"(
   INSERT INTO jobs (id, tenant_id, queue, type, payload, state, priority, max_attempts, run_at,
                     queued_at, timeout_ms, idempotency_key, request_hash,
                     backoff_base_ms, backoff_cap_ms, backoff_jitter, trace_id)
@@ -19,7 +24,9 @@ constexpr const char* insert_jobs_sql = R"(
   FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, tenant_id text, queue text, type text,
        payload jsonb, state job_state, priority smallint, max_attempts integer, run_at timestamptz,
        timeout_ms integer, idempotency_key text, request_hash text,
-       backoff_base_ms integer, backoff_cap_ms integer, backoff_jitter text, trace_id text)
+       backoff_base_ms integer, backoff_cap_ms integer, backoff_jitter text, trace_id text))";
+const std::string insert_jobs_sql = std::string(insert_rows_sql) + " RETURNING id::text";
+const std::string insert_keyed_jobs_sql = std::string(insert_rows_sql) + R"(
   ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING id::text)";
 
@@ -76,36 +83,34 @@ const std::string claim_sql = std::string(R"(
 // those that join their rows to a recordset also say `id = ANY(ids)`: then
 // the jobs are looked up by key whatever join the plan picks (a generic plan
 // made on a small table read the whole primary key and joined it after).
-// A snoozed job goes back to scheduled and its attempt is not counted. The
-// rows are locked first, so a cancel request committed meanwhile is seen:
-// then anything but a success ends the job cancelled.
-constexpr const char* complete_sql = R"(
-  WITH o AS (
-    SELECT x.id, x.attempt, x.result, x.error, x.run_at,
-           CASE WHEN x.state <> 'succeeded' AND j.cancel_requested_at IS NOT NULL
-                THEN 'cancelled'::job_state ELSE x.state END AS state
+// A snoozed job goes back to scheduled and its attempt is not counted. A
+// cancel request committed while the worker ran ends anything but a success
+// cancelled: the UPDATE reads cancel_requested_at from the row it changes,
+// and a row changed by a concurrent commit is read again at its newest
+// version before the SET is computed (no separate lock step: locking the
+// rows first wrote each of them once more).
+constexpr const char* outcome_sql =
+    "(CASE WHEN x.state <> 'succeeded' AND j.cancel_requested_at IS NOT NULL "
+    "THEN 'cancelled'::job_state ELSE x.state END)";
+const std::string complete_sql = fmt::format(R"(
+  WITH u AS (
+    UPDATE jobs j SET state = {0}, result = x.result,
+           last_error = coalesce(x.error, j.last_error),
+           attempts = CASE WHEN {0} = 'scheduled' THEN j.attempts - 1 ELSE j.attempts END,
+           finished_at = CASE WHEN {0} IN ('succeeded', 'dead', 'cancelled') THEN now() END,
+           failed_at = CASE WHEN {0} IN ('failed', 'dead') THEN now() ELSE j.failed_at END,
+           cancelled_at = CASE WHEN {0} = 'cancelled' THEN now() ELSE j.cancelled_at END,
+           run_at = coalesce(x.run_at, j.run_at), lease_expires_at = NULL, updated_at = now()
     FROM jsonb_to_recordset($1::jsonb)
       AS x(id uuid, attempt integer, state job_state, result jsonb, error text, run_at timestamptz)
-    JOIN jobs j ON j.id = x.id
-    WHERE j.id = ANY($3::uuid[]) AND j.state::text = 'running' AND j.attempts = x.attempt
-      AND j.worker_id = $2
-    FOR UPDATE OF j
-  ), u AS (
-    UPDATE jobs j SET state = o.state, result = o.result,
-           last_error = coalesce(o.error, j.last_error),
-           attempts = CASE WHEN o.state = 'scheduled' THEN j.attempts - 1 ELSE j.attempts END,
-           finished_at = CASE WHEN o.state IN ('succeeded', 'dead', 'cancelled') THEN now() END,
-           failed_at = CASE WHEN o.state IN ('failed', 'dead') THEN now() ELSE j.failed_at END,
-           cancelled_at = CASE WHEN o.state = 'cancelled' THEN now() ELSE j.cancelled_at END,
-           run_at = coalesce(o.run_at, j.run_at), lease_expires_at = NULL, updated_at = now()
-    FROM o
-    WHERE j.id = o.id AND j.id = ANY($3::uuid[]) AND j.state::text = 'running'
-      AND j.attempts = o.attempt AND j.worker_id = $2
-    RETURNING j.id, j.queue, o.attempt, j.started_at, o.state, o.error
+    WHERE j.id = x.id AND j.id = ANY($3::uuid[]) AND j.state::text = 'running'
+      AND j.attempts = x.attempt AND j.worker_id = $2
+    RETURNING j.id, j.queue, x.attempt, j.started_at, j.state, x.error
   )
   INSERT INTO job_attempts (job_id, queue, attempt, worker_id, started_at, outcome, error)
   SELECT id, queue, attempt, $2, started_at, state, error FROM u
-  RETURNING job_id::text)";
+  RETURNING job_id::text)",
+                                             outcome_sql);
 
 constexpr const char* lock_owned_sql = R"(
   SELECT id::text FROM jobs
@@ -280,7 +285,10 @@ std::vector<std::string> insert_jobs(pqxx::work& w, std::span<const new_job> job
     rows.push_back('}');
   }
   rows.push_back(']');
-  auto res = exec_prepared_as(w, "jobs_insert", insert_jobs_sql, rows);
+  bool keyed = std::any_of(jobs.begin(), jobs.end(),
+                           [](const new_job& j) { return !j.idempotency_key.empty(); });
+  auto res = keyed ? exec_prepared_as(w, "jobs_insert_keyed", insert_keyed_jobs_sql.c_str(), rows)
+                   : exec_prepared_as(w, "jobs_insert", insert_jobs_sql.c_str(), rows);
   inserted.reserve(res.size());
   for (const auto& row : res) inserted.push_back(row[0].as<std::string>());
   return inserted;
@@ -356,7 +364,8 @@ std::vector<std::string> complete_jobs(pqxx::work& w, std::span<const job_outcom
   std::vector<std::string> ids;
   ids.reserve(outcomes.size());
   for (const auto& o : outcomes) ids.push_back(o.id);
-  auto res = exec_prepared_as(w, "jobs_complete", complete_sql, rows, worker, uuid_array(ids));
+  auto res =
+      exec_prepared_as(w, "jobs_complete", complete_sql.c_str(), rows, worker, uuid_array(ids));
   landed.reserve(res.size());
   for (const auto& row : res) landed.push_back(row[0].as<std::string>());
   return landed;
