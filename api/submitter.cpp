@@ -115,10 +115,24 @@ void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
   std::vector<std::string> inserted, queued;
   std::int64_t publish_batch = 0;
   std::vector<key_holder> holders;
+  bool keyed = std::any_of(rows.begin(), rows.end(),
+                           [](const new_job& j) { return !j.idempotency_key.empty(); });
   try {
     with_reconnect(
         db_, pg_url_,
         [&](pqxx::connection& c) {
+          if (!keyed) {
+            // One statement outside a transaction block: it commits on its
+            // own, so the group commit is one round trip.
+            pqxx::nontransaction n(c);
+            auto got = insert_unkeyed_jobs(n, rows, publish_grace_);
+            inserted = std::move(got.ids);
+            publish_batch = got.batch;
+            queued.clear();
+            for (const auto& r : rows)
+              if (r.state == job_state::queued) queued.push_back(r.id.value);
+            return 0;
+          }
           pqxx::work w(c);
           release_expired_keys(w, rows, idempotency_ttl_);
           inserted = insert_jobs(w, rows);

@@ -26,6 +26,14 @@ constexpr const char* insert_rows_sql = R"(
        timeout_ms integer, idempotency_key text, request_hash text,
        backoff_base_ms integer, backoff_cap_ms integer, backoff_jitter text, trace_id text))";
 const std::string insert_jobs_sql = std::string(insert_rows_sql) + " RETURNING id::text";
+const std::string insert_published_jobs_sql = fmt::format(R"(
+  WITH ins AS ({} RETURNING id, state),
+  b AS (
+    INSERT INTO publish_batches (deadline, job_ids)
+    SELECT now() + $2 * interval '1 millisecond', array_agg(id) FROM ins WHERE state = 'queued'
+    HAVING count(*) > 0 RETURNING id)
+  SELECT id::text, coalesce((SELECT id FROM b), 0) FROM ins)",
+                                                          insert_rows_sql);
 const std::string insert_keyed_jobs_sql = std::string(insert_rows_sql) + R"(
   ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING id::text)";
@@ -205,7 +213,8 @@ constexpr const char* rescue_lost_sql = R"(
 // as much as running them). libpqxx keeps the definition per connection and
 // prepares it on first use; registering the same one again is a no-op.
 template <class... Args>
-pqxx::result exec_prepared_as(pqxx::work& w, const char* name, const char* sql, Args&&... args) {
+pqxx::result exec_prepared_as(pqxx::transaction_base& w, const char* name, const char* sql,
+                              Args&&... args) {
   w.conn().prepare(name, sql);
   return w.exec_prepared(name, std::forward<Args>(args)...);
 }
@@ -251,9 +260,9 @@ std::string compact_json(std::string_view text) {
   return out;
 }
 
-std::vector<std::string> insert_jobs(pqxx::work& w, std::span<const new_job> jobs) {
-  std::vector<std::string> inserted;
-  if (jobs.empty()) return inserted;
+namespace {
+
+std::string job_rows_json(std::span<const new_job> jobs) {
   std::string rows = "[";
   for (const auto& j : jobs) {
     if (rows.size() > 1) rows.push_back(',');
@@ -285,6 +294,15 @@ std::vector<std::string> insert_jobs(pqxx::work& w, std::span<const new_job> job
     rows.push_back('}');
   }
   rows.push_back(']');
+  return rows;
+}
+
+}  // namespace
+
+std::vector<std::string> insert_jobs(pqxx::work& w, std::span<const new_job> jobs) {
+  std::vector<std::string> inserted;
+  if (jobs.empty()) return inserted;
+  auto rows = job_rows_json(jobs);
   bool keyed = std::any_of(jobs.begin(), jobs.end(),
                            [](const new_job& j) { return !j.idempotency_key.empty(); });
   auto res = keyed ? exec_prepared_as(w, "jobs_insert_keyed", insert_keyed_jobs_sql.c_str(), rows)
@@ -292,6 +310,22 @@ std::vector<std::string> insert_jobs(pqxx::work& w, std::span<const new_job> job
   inserted.reserve(res.size());
   for (const auto& row : res) inserted.push_back(row[0].as<std::string>());
   return inserted;
+}
+
+inserted_jobs insert_unkeyed_jobs(pqxx::transaction_base& t, std::span<const new_job> jobs,
+                                  std::chrono::milliseconds grace) {
+  inserted_jobs out;
+  if (jobs.empty()) return out;
+  for (const auto& j : jobs)
+    if (!j.idempotency_key.empty()) throw std::invalid_argument("insert_unkeyed_jobs: keyed job");
+  auto res = exec_prepared_as(t, "jobs_insert_published", insert_published_jobs_sql.c_str(),
+                              job_rows_json(jobs), static_cast<long long>(grace.count()));
+  out.ids.reserve(res.size());
+  for (const auto& row : res) {
+    out.ids.push_back(row[0].as<std::string>());
+    out.batch = row[1].as<std::int64_t>();
+  }
+  return out;
 }
 
 std::optional<std::string> find_job_json(pqxx::connection& c, const tenant_id& t,

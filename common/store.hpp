@@ -72,6 +72,16 @@ struct new_job {
 /// skipped, and the caller looks up the holder (find_key_holders).
 std::vector<std::string> insert_jobs(pqxx::work& w, std::span<const new_job> jobs);
 
+struct inserted_jobs {
+  std::vector<std::string> ids;  ///< every row, in order
+  std::int64_t batch = 0;        ///< the publish batch of the queued ones; 0: none queued
+};
+/// Jobs without idempotency keys, and the publish batch of the queued ones
+/// (record_publish_batch), in one statement: run it outside a transaction
+/// block and it commits on its own, one round trip for a group commit.
+inserted_jobs insert_unkeyed_jobs(pqxx::transaction_base& t, std::span<const new_job> jobs,
+                                  std::chrono::milliseconds grace);
+
 /// The job as the API shows it (JSON text), or nullopt when it does not
 /// exist for this tenant.
 std::optional<std::string> find_job_json(pqxx::connection& c, const tenant_id& t, const job_id& id);
