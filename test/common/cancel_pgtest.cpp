@@ -8,6 +8,8 @@
 
 #include <doctest/doctest.h>
 
+#include <thread>
+
 using namespace jobs;
 using namespace jobs::test;
 using namespace std::chrono_literals;
@@ -169,6 +171,39 @@ TEST_CASE("a handler that finished despite a cancel request succeeds") {
   CHECK(field(*c, id, "state") == "succeeded");
   CHECK(field(*c, id, "cancelled_at") == "null");
   CHECK(cancel(*c, "acme", id).result == cancel_result::not_cancellable);
+}
+
+TEST_CASE("a cancel request committed while the completion waits for the row is seen by it") {
+  // The completion does not lock its rows first: its UPDATE waits for the
+  // request's transaction and computes the outcome from the row it commits.
+  scratch s;
+  auto c = pg_connect(s.pg_url);
+  auto id = insert(*c, "acme");
+  REQUIRE(claim(*c, id).size() == 1);
+  auto other = pg_connect(s.pg_url);
+  pqxx::work request(*other);
+  REQUIRE(cancel_job(request, tenant_id{"acme"}, job_id{id}).result == cancel_result::requested);
+  std::vector<std::string> landed;
+  std::thread completion([&] {
+    auto own = pg_connect(s.pg_url);
+    landed = complete(*own, {id, 1, job_state::failed, "", "boom", "2000-01-01T00:00:00Z"});
+  });
+  // The completion's UPDATE is now blocked on the row the request holds.
+  auto waiting = [&] {
+    pqxx::nontransaction n(*c);
+    return n.exec(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+                "query LIKE '%UPDATE jobs j%'")[0][0]
+               .as<int>() > 0;
+  };
+  for (int i = 0; i < 500 && !waiting(); ++i) std::this_thread::sleep_for(10ms);
+  CHECK(waiting());
+  request.commit();
+  completion.join();
+  CHECK(landed.size() == 1);
+  CHECK(field(*c, id, "state") == "cancelled");
+  CHECK(field(*c, id, "cancelled_at IS NOT NULL") == "true");
+  CHECK(field(*c, id, "finished_at IS NOT NULL") == "true");
 }
 
 TEST_CASE("a running job whose cancel was requested and whose worker died ends cancelled") {
