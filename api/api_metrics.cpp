@@ -27,6 +27,13 @@ api_metrics::api_metrics(metrics::registry& reg)
                                         "Time from publishing a job message to the broker's ack",
                                         {}, metrics::latency_buckets())
                           .with({})),
+      commit_seconds(reg.add_histogram("jobs_submit_commit_seconds",
+                                       "One group commit of submitted jobs (INSERT and commit)", {},
+                                       metrics::latency_buckets())
+                         .with({})),
+      commit_jobs(reg.add_histogram("jobs_submit_commit_jobs", "Jobs per group commit", {},
+                                    {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000})
+                      .with({})),
       pools(reg),
       depth(reg.add_gauge("jobs_queue_depth", "Jobs queued and not yet claimed", {"queue"})),
       oldest_age(reg.add_gauge("jobs_queue_oldest_age_seconds",

@@ -6,6 +6,9 @@
 //                                                        route's template ("/v1/jobs/{id}"),
 //                                                        "unmatched" for 404s
 //   jobs_publish_confirm_seconds                         histogram: publish() to broker ack
+//   jobs_submit_commit_seconds                           histogram: one group commit of the
+//                                                        submitter (its INSERT and commit)
+//   jobs_submit_commit_jobs                              histogram: jobs per group commit
 //   jobs_db_pool_connections|in_use|waiting{pool="api"}  (common/db_metrics.hpp)
 //   jobs_queue_depth{queue}                              jobs queued (published, not yet claimed)
 //   jobs_queue_oldest_age_seconds{queue}                 age of the oldest queued job; 0 if none
@@ -35,6 +38,8 @@ struct api_metrics {
   metrics::family<metrics::counter>& submitted;
   metrics::family<metrics::histogram>& http;
   metrics::histogram& confirm_seconds;
+  metrics::histogram& commit_seconds;
+  metrics::histogram& commit_jobs;
   db_pool_gauges pools;
   metrics::family<metrics::gauge>& depth;
   metrics::family<metrics::gauge>& oldest_age;

@@ -96,7 +96,7 @@ int serve(const config& cfg) {
   // has surely passed.
   submitter writes(cfg.pg_url, pub, cfg.submit_batch_max,
                    cfg.publish_timeout + std::chrono::seconds(5), cfg.test_fault,
-                   cfg.idempotency_ttl);
+                   cfg.idempotency_ttl, &measures.commit_seconds, &measures.commit_jobs);
   scheduler sched(cfg.pg_url, pub, cfg.scheduler_interval);
   history_sampler history(cfg.pg_url, std::chrono::seconds(2));
   platform_backend backend(reads, writes, pub, cfg.auth_cache);

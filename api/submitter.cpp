@@ -32,12 +32,15 @@ std::chrono::milliseconds sweep_interval(std::chrono::milliseconds ttl) {
 
 submitter::submitter(std::string pg_url, publisher& pub, int batch_max,
                      std::chrono::milliseconds publish_grace, std::string test_fault,
-                     std::chrono::milliseconds idempotency_ttl)
+                     std::chrono::milliseconds idempotency_ttl, metrics::histogram* commit_seconds,
+                     metrics::histogram* commit_jobs)
     : pg_url_(std::move(pg_url)),
       pub_(pub),
       batch_max_(batch_max),
       publish_grace_(publish_grace),
       idempotency_ttl_(idempotency_ttl),
+      commit_seconds_(commit_seconds),
+      commit_jobs_(commit_jobs),
       next_sweep_(std::chrono::steady_clock::now()) {
   if (test_fault.starts_with("api_crash_after_commit:"))
     crash_after_batches_ = std::stoi(test_fault.substr(test_fault.find(':') + 1));
@@ -115,6 +118,7 @@ void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
   std::vector<std::string> inserted, queued;
   std::int64_t publish_batch = 0;
   std::vector<key_holder> holders;
+  auto started = std::chrono::steady_clock::now();
   bool keyed = std::any_of(rows.begin(), rows.end(),
                            [](const new_job& j) { return !j.idempotency_key.empty(); });
   try {
@@ -162,6 +166,10 @@ void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
       done(make_problem(503, "unavailable", "the database is unavailable; retry later"));
     return;
   }
+  if (commit_seconds_)
+    commit_seconds_->observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  if (commit_jobs_) commit_jobs_->observe(static_cast<double>(batch.size()));
   if (crash_after_batches_ > 0 && ++batches_ >= crash_after_batches_) {
     log_warn("test fault: crashing after the commit, before publishing");
     std::_Exit(70);

@@ -33,6 +33,7 @@
 #include "api/submission.hpp"
 #include "common/db.hpp"
 #include "common/idempotency.hpp"
+#include "common/metrics.hpp"
 #include "common/problem.hpp"
 #include "common/store.hpp"
 #include "queues/publisher.hpp"
@@ -58,7 +59,9 @@ class submitter {
   /// right after the Nth group commit, before anything is published.
   submitter(std::string pg_url, publisher& pub, int batch_max,
             std::chrono::milliseconds publish_grace, std::string test_fault = {},
-            std::chrono::milliseconds idempotency_ttl = idempotency_limits::default_ttl);
+            std::chrono::milliseconds idempotency_ttl = idempotency_limits::default_ttl,
+            metrics::histogram* commit_seconds = nullptr,
+            metrics::histogram* commit_jobs = nullptr);
   ~submitter();  ///< finishes what is queued, then joins
 
   void submit(new_job job, done_fn done);
@@ -100,6 +103,8 @@ class submitter {
   std::vector<std::int64_t> settled_;    // batches all confirmed: to delete
   bool stopping_ = false;
   std::chrono::milliseconds idempotency_ttl_;
+  metrics::histogram* commit_seconds_;                // may be null
+  metrics::histogram* commit_jobs_;                   // may be null
   std::chrono::steady_clock::time_point next_sweep_;  // the submitter thread's
   std::mutex in_flight_mu_;                           // not mu_: a done may run where mu_ is held
   // Keyed jobs waiting for their confirm -> the replays waiting for them.

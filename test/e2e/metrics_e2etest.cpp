@@ -104,6 +104,12 @@ TEST_CASE("/metrics of the API and the worker count the jobs that ran") {
     for (const auto& sample : m.at("jobs_http_request_duration_seconds").samples)
       CHECK(sample.labels.at("route").find(traced_id) == std::string::npos);
     CHECK(prom_sum(m, "jobs_publish_confirm_seconds_count") == ok_jobs + dead_jobs);
+    // Every accepted job went through one group commit: the commits' job
+    // counts add up to the jobs, and there is at least one commit.
+    CHECK(prom_sum(m, "jobs_submit_commit_jobs_sum") == ok_jobs + dead_jobs);
+    CHECK(prom_sum(m, "jobs_submit_commit_seconds_count") >= 1);
+    CHECK(prom_sum(m, "jobs_submit_commit_seconds_count") ==
+          prom_sum(m, "jobs_submit_commit_jobs_count"));
     CHECK(prom_sum(m, "jobs_db_pool_connections", {{"pool", "api"}}) > 0);
     CHECK(m.contains("jobs_db_pool_in_use"));
     CHECK(prom_sum(m, "jobs_in_state", {{"queue", "processing"}, {"state", "succeeded"}}) ==
