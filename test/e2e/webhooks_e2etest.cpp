@@ -243,12 +243,59 @@ TEST_CASE("400 is dead at once; 301 is not followed; timeouts and closed connect
       key);
   CHECK(r.status == 400);
   CHECK(r.json().at("code") == "payload_invalid");
-  // A job naming an endpoint the tenant does not have is dead at once.
-  auto none = submit(h, key, {{"url", sink.base() + "/ok/none"}, {"endpoint", "nope"}});
+  // A job naming an endpoint the tenant does not have is not sent; with one
+  // attempt allowed it is dead after it.
+  auto none = submit(h, key, {{"url", sink.base() + "/ok/none"}, {"endpoint", "nope"}}, 1);
   j = wait_final(h, key, none);
   CHECK(state(j) == "dead");
+  CHECK(j.at("attempts") == 1);
   CHECK(error(j).find("no webhook endpoint \"nope\"") != std::string::npos);
   CHECK(sink.requests("/ok/none").empty());
+}
+
+TEST_CASE("an endpoint created after a lookup missed it: no job dies of the miss") {
+  webhook_sink sink;
+  scratch s;
+  platform p(s, {"webhooks"}, sink_env());
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+
+  // Submitted before the endpoint exists: the attempt fails, nothing is
+  // sent, and the job waits for its next attempt (the schedule's 5 s).
+  auto early = submit(h, key, {{"url", sink.base() + "/ok/early"}, {"body", 1}}, 3);
+  boost::json::value job;
+  REQUIRE(wait_until(
+      [&] {
+        job = h.get("/v1/jobs/" + early, key).json();
+        return job.at("attempts").as_int64() >= 1 && state(job) != "running" &&
+               state(job) != "queued";
+      },
+      20s));
+  INFO(boost::json::serialize(job));
+  CHECK(state(job) == "failed");
+  CHECK(error(job).find("no webhook endpoint \"default\"") != std::string::npos);
+  CHECK(sink.requests("/ok/early").empty());
+
+  // Created now, within the second a cached miss would have lasted: a job
+  // submitted after the 201 must find it.
+  auto r = h.request(boost::beast::http::verb::put, "/v1/webhook-endpoints/default",
+                     R"({"secrets":[")" + secret_a + R"("]})",
+                     {{"authorization", "Bearer " + key}, {"content-type", "application/json"}});
+  REQUIRE(r.status == 201);
+  auto after = submit(h, key, {{"url", sink.base() + "/ok/after"}, {"body", 2}}, 1);
+  job = wait_final(h, key, after);
+  CHECK(state(job) == "succeeded");
+  CHECK(sink.requests("/ok/after").size() == 1);
+
+  // The early job is delivered by its second attempt.
+  job = wait_final(h, key, early);
+  CHECK(state(job) == "succeeded");
+  CHECK(job.at("attempts") == 2);
+  auto got = sink.requests("/ok/early");
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].header("webhook-signature") ==
+        wh::sign(early, std::stoll(got[0].header("webhook-timestamp")), got[0].body,
+                 *wh::decode_secret(secret_a)));
 }
 
 TEST_CASE("1,000 deliveries with 300 in flight at once all arrive exactly once") {

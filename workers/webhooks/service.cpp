@@ -2,6 +2,7 @@
 #include "common/webhook_signature.hpp"
 #include "workers/webhooks/endpoints.hpp"
 #include "workers/webhooks/http_client.hpp"
+#include "workers/webhooks/policy.hpp"
 #include "workers/webhooks/webhooks.hpp"
 
 #include <fmt/format.h>
@@ -96,14 +97,19 @@ void webhook_service::deliver(const job_context& ctx, completion done) {
   auto& del = std::get<delivery>(d);
   std::string tenant(ctx.tenant);
   auto ep = impl_->endpoints.find(tenant, del.endpoint);
+  auto now = sys_clock::now();
+  // Nothing unsigned is sent; but the tenant can still create the endpoint
+  // (or fix its secret), so the job is retried on the standard schedule.
+  auto later = now + retry_schedule::standard().after(ctx.attempt);
   if (!ep)
-    return done(handler_error::permanent(
+    return done(handler_error::retryable_at(
         fmt::format("no webhook endpoint {:?} for this tenant: create it with PUT "
                     "/v1/webhook-endpoints/{} and its secret",
-                    del.endpoint, del.endpoint)));
+                    del.endpoint, del.endpoint),
+        later));
   if (ep->keys.empty())
-    return done(handler_error::permanent("webhook endpoint " + del.endpoint + " has no secret"));
-  auto now = sys_clock::now();
+    return done(handler_error::retryable_at(
+        "webhook endpoint " + del.endpoint + " has no usable secret", later));
   if (ep->paused_until && *ep->paused_until > now)
     return done(handler_error::snooze("endpoint " + del.endpoint + " paused by its circuit breaker",
                                       *ep->paused_until));
