@@ -253,6 +253,31 @@ TEST_CASE("400 is dead at once; 301 is not followed; timeouts and closed connect
   CHECK(sink.requests("/ok/none").empty());
 }
 
+TEST_CASE("an error page answering a delivery is quoted on one line, 200 bytes at most") {
+  webhook_sink sink;
+  scratch s;
+  platform p(s, {"webhooks"}, sink_env());
+  auto key = create_key(s.pg_url, "acme");
+  put_endpoint(s.pg_url, "acme", "default", {secret_a});
+  http_client h(p.port);
+
+  auto id = submit(h, key, {{"url", sink.base() + "/html/502/page"}}, 2);
+  auto j = wait_final(h, key, id);
+  CHECK(state(j) == "dead");
+  REQUIRE(sink.requests("/html/502/page").size() == 2);
+  auto hist = j.at("attempt_history").as_array();
+  REQUIRE(hist.size() == 2);
+  for (const auto& e : {error(j), std::string(hist[0].at("error").as_string())}) {
+    INFO(e);
+    CHECK(e.starts_with("HTTP 502 after "));
+    CHECK(e.find(" ms: <!DOCTYPE html> <html> <head><title>502 Bad Gateway</title></head> <body> "
+                 "<p>The upstream server did not answer (line 0).</p>") != std::string::npos);
+    CHECK(e.find_first_of("\r\n\t") == std::string::npos);
+    CHECK(e.ends_with("\u2026"));
+    CHECK(e.size() <= 240);
+  }
+}
+
 TEST_CASE("an endpoint created after a lookup missed it: no job dies of the miss") {
   webhook_sink sink;
   scratch s;

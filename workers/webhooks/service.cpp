@@ -61,10 +61,11 @@ struct webhook_service::impl {
     if (v == verdict::success)
       return boost::json::value(boost::json::object{
           {"status", r.status}, {"latency_ms", latency}, {"body", r.body}, {"webhook_id", j.id}});
+    auto excerpt = body_excerpt(r.body);
     auto what = r.fail == http_result::failure::none
                     ? fmt::format("HTTP {} after {} ms{}{}", r.status, latency,
                                   r.status / 100 == 3 ? " (redirects are not followed)" : "",
-                                  r.body.empty() ? "" : ": " + r.body)
+                                  excerpt.empty() ? "" : ": " + excerpt)
                     : r.error;
     if (v == verdict::permanent) return handler_error::permanent(what);
     endpoints.record_failure(j.tenant, j.endpoint);

@@ -15,8 +15,9 @@
 //      ends;
 //   3. signs it (signature.hpp) with the job id as webhook-id and sends it;
 //   4. turns the answer into the outcome (policy.hpp): a result
-//      {status, latency_ms, body (first 4 KiB)}, or an error carrying the
-//      same, retried at Retry-After or the endpoint's schedule.
+//      {status, latency_ms, body (first 4 KiB)}, or an error with the status
+//      and a one-line excerpt of the body (body_excerpt), retried at
+//      Retry-After or the endpoint's schedule.
 //
 // Thread-safety: deliver() from any thread. Destroy the service after the
 // worker that uses it: deliveries still in flight then end unreported.
