@@ -278,6 +278,24 @@ TEST_CASE("an error page answering a delivery is quoted on one line, 200 bytes a
   }
 }
 
+TEST_CASE("a body with a NUL, a malformed byte, cut inside a character, is stored as UTF-8") {
+  webhook_sink sink;
+  scratch s;
+  platform p(s, {"webhooks"}, sink_env());
+  auto key = create_key(s.pg_url, "acme");
+  put_endpoint(s.pg_url, "acme", "default", {secret_a});
+  http_client h(p.port);
+
+  auto id = submit(h, key, {{"url", sink.base() + "/bytes/a"}}, 1);
+  auto j = wait_final(h, key, id);
+  CHECK(state(j) == "succeeded");
+  std::string body(j.at("result").at("body").as_string());
+  CHECK(body.starts_with("a\uFFFDb\uFFFDc\u20AC\u20AC"));
+  CHECK(body.size() <= 4096);
+  CHECK(body.size() >= 4090);
+  CHECK(body.ends_with("\u20AC"));  // whole characters only
+}
+
 TEST_CASE("an endpoint created after a lookup missed it: no job dies of the miss") {
   webhook_sink sink;
   scratch s;

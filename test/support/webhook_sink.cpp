@@ -78,6 +78,10 @@ struct webhook_sink::impl {
         res.body() +=
             "\t<p>The upstream server did not answer (line " + std::to_string(i) + ").</p>\r\n";
       res.body() += "</body>\r\n</html>\r\n";
+    } else if (kind == "bytes") {
+      // A NUL, a malformed byte, then 1,400 euro signs (3 bytes each).
+      res.body() = std::string("a\0b", 3) + '\xFF' + 'c';
+      for (int i = 0; i < 1400; ++i) res.body() += "\xE2\x82\xAC";
     } else if (kind == "fail" && nth <= std::stoi(arg)) {
       res.result(http::status::internal_server_error);
       res.body() = "failing " + std::to_string(nth);

@@ -69,10 +69,23 @@ std::size_t utf8_length(std::string_view s) {
   return n;
 }
 
+constexpr std::string_view replacement = "\xEF\xBF\xBD";  // U+FFFD
+
 }  // namespace
 
+std::string utf8_text(std::string_view s, std::size_t limit) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size();) {
+    auto n = utf8_length(s.substr(i));
+    auto piece = n && s[i] != '\0' ? s.substr(i, n) : replacement;
+    if (out.size() + piece.size() > limit) break;
+    out += piece;
+    i += n ? n : 1;
+  }
+  return out;
+}
+
 std::string body_excerpt(std::string_view body, std::size_t limit) {
-  static constexpr std::string_view replacement = "\xEF\xBF\xBD";
   std::string out;
   bool gap = false;
   for (std::size_t i = 0; i < body.size();) {

@@ -59,8 +59,10 @@ struct webhook_service::impl {
     verdict v =
         r.fail == http_result::failure::none ? classify_status(r.status) : verdict::retryable;
     if (v == verdict::success)
-      return boost::json::value(boost::json::object{
-          {"status", r.status}, {"latency_ms", latency}, {"body", r.body}, {"webhook_id", j.id}});
+      return boost::json::value(boost::json::object{{"status", r.status},
+                                                    {"latency_ms", latency},
+                                                    {"body", utf8_text(r.body, r.body.size())},
+                                                    {"webhook_id", j.id}});
     auto excerpt = body_excerpt(r.body);
     auto what = r.fail == http_result::failure::none
                     ? fmt::format("HTTP {} after {} ms{}{}", r.status, latency,
