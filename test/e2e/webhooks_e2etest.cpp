@@ -243,12 +243,102 @@ TEST_CASE("400 is dead at once; 301 is not followed; timeouts and closed connect
       key);
   CHECK(r.status == 400);
   CHECK(r.json().at("code") == "payload_invalid");
-  // A job naming an endpoint the tenant does not have is dead at once.
-  auto none = submit(h, key, {{"url", sink.base() + "/ok/none"}, {"endpoint", "nope"}});
+  // A job naming an endpoint the tenant does not have is not sent; with one
+  // attempt allowed it is dead after it.
+  auto none = submit(h, key, {{"url", sink.base() + "/ok/none"}, {"endpoint", "nope"}}, 1);
   j = wait_final(h, key, none);
   CHECK(state(j) == "dead");
+  CHECK(j.at("attempts") == 1);
   CHECK(error(j).find("no webhook endpoint \"nope\"") != std::string::npos);
   CHECK(sink.requests("/ok/none").empty());
+}
+
+TEST_CASE("an error page answering a delivery is quoted on one line, 200 bytes at most") {
+  webhook_sink sink;
+  scratch s;
+  platform p(s, {"webhooks"}, sink_env());
+  auto key = create_key(s.pg_url, "acme");
+  put_endpoint(s.pg_url, "acme", "default", {secret_a});
+  http_client h(p.port);
+
+  auto id = submit(h, key, {{"url", sink.base() + "/html/502/page"}}, 2);
+  auto j = wait_final(h, key, id);
+  CHECK(state(j) == "dead");
+  REQUIRE(sink.requests("/html/502/page").size() == 2);
+  auto hist = j.at("attempt_history").as_array();
+  REQUIRE(hist.size() == 2);
+  for (const auto& e : {error(j), std::string(hist[0].at("error").as_string())}) {
+    INFO(e);
+    CHECK(e.starts_with("HTTP 502 after "));
+    CHECK(e.find(" ms: <!DOCTYPE html> <html> <head><title>502 Bad Gateway</title></head> <body> "
+                 "<p>The upstream server did not answer (line 0).</p>") != std::string::npos);
+    CHECK(e.find_first_of("\r\n\t") == std::string::npos);
+    CHECK(e.ends_with("\u2026"));
+    CHECK(e.size() <= 240);
+  }
+}
+
+TEST_CASE("a body with a NUL, a malformed byte, cut inside a character, is stored as UTF-8") {
+  webhook_sink sink;
+  scratch s;
+  platform p(s, {"webhooks"}, sink_env());
+  auto key = create_key(s.pg_url, "acme");
+  put_endpoint(s.pg_url, "acme", "default", {secret_a});
+  http_client h(p.port);
+
+  auto id = submit(h, key, {{"url", sink.base() + "/bytes/a"}}, 1);
+  auto j = wait_final(h, key, id);
+  CHECK(state(j) == "succeeded");
+  std::string body(j.at("result").at("body").as_string());
+  CHECK(body.starts_with("a\uFFFDb\uFFFDc\u20AC\u20AC"));
+  CHECK(body.size() <= 4096);
+  CHECK(body.size() >= 4090);
+  CHECK(body.ends_with("\u20AC"));  // whole characters only
+}
+
+TEST_CASE("an endpoint created after a lookup missed it: no job dies of the miss") {
+  webhook_sink sink;
+  scratch s;
+  platform p(s, {"webhooks"}, sink_env());
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+
+  // Submitted before the endpoint exists: the attempt fails, nothing is
+  // sent, and the job waits for its next attempt (the schedule's 5 s).
+  auto early = submit(h, key, {{"url", sink.base() + "/ok/early"}, {"body", 1}}, 3);
+  boost::json::value job;
+  REQUIRE(wait_until(
+      [&] {
+        job = h.get("/v1/jobs/" + early, key).json();
+        return job.at("attempts").as_int64() >= 1 && state(job) != "running" &&
+               state(job) != "queued";
+      },
+      20s));
+  INFO(boost::json::serialize(job));
+  CHECK(state(job) == "failed");
+  CHECK(error(job).find("no webhook endpoint \"default\"") != std::string::npos);
+  CHECK(sink.requests("/ok/early").empty());
+
+  // Created now, within the second a cached miss would have lasted: a job
+  // submitted after the 201 must find it.
+  auto r = h.request(boost::beast::http::verb::put, "/v1/webhook-endpoints/default",
+                     R"({"secrets":[")" + secret_a + R"("]})",
+                     {{"authorization", "Bearer " + key}, {"content-type", "application/json"}});
+  REQUIRE(r.status == 201);
+  auto after = submit(h, key, {{"url", sink.base() + "/ok/after"}, {"body", 2}}, 1);
+  job = wait_final(h, key, after);
+  CHECK(state(job) == "succeeded");
+  CHECK(sink.requests("/ok/after").size() == 1);
+
+  // The early job is delivered by its second attempt.
+  job = wait_final(h, key, early);
+  CHECK(state(job) == "succeeded");
+  CHECK(job.at("attempts") == 2);
+  auto got = sink.requests("/ok/early");
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].header("webhook-signature") ==
+        wh::sign(early, std::stoll(got[0].header("webhook-timestamp")), got[0].body,
+                 *wh::decode_secret(secret_a)));
 }
 
 TEST_CASE("1,000 deliveries with 300 in flight at once all arrive exactly once") {

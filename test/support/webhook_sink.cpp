@@ -69,6 +69,19 @@ struct webhook_sink::impl {
     if (kind == "status") {
       res.result(std::stoi(arg));
       res.body() = "status " + arg;
+    } else if (kind == "html") {
+      res.result(std::stoi(arg));
+      res.set(http::field::content_type, "text/html");
+      res.body() = "<!DOCTYPE html>\r\n<html>\r\n<head><title>" + arg +
+                   " Bad Gateway</title></head>\r\n<body>\r\n";
+      for (int i = 0; i < 40; ++i)
+        res.body() +=
+            "\t<p>The upstream server did not answer (line " + std::to_string(i) + ").</p>\r\n";
+      res.body() += "</body>\r\n</html>\r\n";
+    } else if (kind == "bytes") {
+      // A NUL, a malformed byte, then 1,400 euro signs (3 bytes each).
+      res.body() = std::string("a\0b", 3) + '\xFF' + 'c';
+      for (int i = 0; i < 1400; ++i) res.body() += "\xE2\x82\xAC";
     } else if (kind == "fail" && nth <= std::stoi(arg)) {
       res.result(http::status::internal_server_error);
       res.body() = "failing " + std::to_string(nth);

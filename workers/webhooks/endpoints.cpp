@@ -50,8 +50,10 @@ std::optional<endpoint> endpoint_store::find(const std::string& tenant, const st
   std::lock_guard lk(mu_);
   auto now = std::chrono::steady_clock::now();
   auto key = std::pair{tenant, name};
-  if (auto it = cache_.find(key); it != cache_.end() && now < it->second.until)
-    return it->second.ep;
+  if (auto it = cache_.find(key); it != cache_.end()) {
+    if (now < it->second.until) return it->second.ep;
+    cache_.erase(it);
+  }
   auto row = with_reconnect(conn_, url_, [&](pqxx::connection& c) {
     pqxx::nontransaction n(c);
     return n.exec_params(find_sql, tenant, name);
@@ -74,7 +76,9 @@ std::optional<endpoint> endpoint_store::find(const std::string& tenant, const st
               std::chrono::duration<double>(secs)));
     }
   }
-  cache_[key] = {ep, now + ttl_};
+  // Only endpoints found are kept: a miss must come from PostgreSQL just
+  // now, or an endpoint created a moment ago would fail the jobs meant for it.
+  if (ep) cache_[key] = {*ep, now + ttl_};
   return ep;
 }
 

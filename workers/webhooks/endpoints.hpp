@@ -12,8 +12,12 @@
 // counted. When the pause ends, deliveries go out again (half-open); the
 // first failures pause it again at once.
 //
-// Lookups are cached for `cache_ttl` per process. Failures are written by a
-// background thread, so the I/O thread never blocks on PostgreSQL.
+// An endpoint found is cached for `cache_ttl` per process, with no
+// invalidation: a change (a PUT's new secrets or schedule, a deletion, the
+// breaker's state from other processes) is seen within `cache_ttl`. A miss
+// is never cached: find() returns nullopt only after reading PostgreSQL in
+// that call. Failures are written by a background thread, so the I/O thread
+// never blocks on PostgreSQL.
 //
 // Thread-safety: all members may be called from any thread.
 
@@ -41,7 +45,8 @@ class endpoint_store {
   endpoint_store(std::string pg_url, int threshold, std::chrono::milliseconds cooldown,
                  std::chrono::milliseconds cache_ttl = std::chrono::seconds(1));
 
-  /// nullopt when the tenant has no such endpoint. Throws pqxx errors.
+  /// nullopt when the tenant has no such endpoint in PostgreSQL now (read
+  /// fresh, never from the cache). Throws pqxx errors.
   std::optional<endpoint> find(const std::string& tenant, const std::string& name);
   /// Counts a retryable failure (asynchronously).
   void record_failure(const std::string& tenant, const std::string& name);
@@ -50,7 +55,7 @@ class endpoint_store {
 
  private:
   struct cached {
-    std::optional<endpoint> ep;
+    endpoint ep;
     std::chrono::steady_clock::time_point until;
   };
   std::string url_;

@@ -50,7 +50,66 @@ std::optional<std::chrono::system_clock::time_point> parse_imf_fixdate(std::stri
   return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
+// The length of the well-formed UTF-8 sequence at the start of `s`, 0 if
+// malformed (overlong forms, surrogates and code points over U+10FFFF too).
+std::size_t utf8_length(std::string_view s) {
+  auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  auto c0 = b(0);
+  if (c0 < 0x80) return 1;
+  std::size_t n = c0 >= 0xC2 && c0 <= 0xDF   ? 2
+                  : c0 >= 0xE0 && c0 <= 0xEF ? 3
+                  : c0 >= 0xF0 && c0 <= 0xF4 ? 4
+                                             : 0;
+  if (n == 0 || s.size() < n) return 0;
+  for (std::size_t i = 1; i < n; ++i)
+    if ((b(i) & 0xC0) != 0x80) return 0;
+  if ((c0 == 0xE0 && b(1) < 0xA0) || (c0 == 0xED && b(1) >= 0xA0) || (c0 == 0xF0 && b(1) < 0x90) ||
+      (c0 == 0xF4 && b(1) >= 0x90))
+    return 0;
+  return n;
+}
+
+constexpr std::string_view replacement = "\xEF\xBF\xBD";  // U+FFFD
+
 }  // namespace
+
+std::string utf8_text(std::string_view s, std::size_t limit) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size();) {
+    auto n = utf8_length(s.substr(i));
+    auto piece = n && s[i] != '\0' ? s.substr(i, n) : replacement;
+    if (out.size() + piece.size() > limit) break;
+    out += piece;
+    i += n ? n : 1;
+  }
+  return out;
+}
+
+std::string body_excerpt(std::string_view body, std::size_t limit) {
+  std::string out;
+  bool gap = false;
+  for (std::size_t i = 0; i < body.size();) {
+    auto c = static_cast<unsigned char>(body[i]);
+    auto n = utf8_length(body.substr(i));
+    bool blank = c <= 0x20 || c == 0x7F ||
+                 (n == 2 && c == 0xC2 && static_cast<unsigned char>(body[i + 1]) < 0xA0);
+    if (blank) {
+      gap = !out.empty();
+      i += n;
+      continue;
+    }
+    auto piece = n ? body.substr(i, n) : replacement;
+    if (out.size() + (gap ? 1 : 0) + piece.size() > limit) {
+      out += "\u2026";
+      break;
+    }
+    if (gap) out += ' ';
+    gap = false;
+    out += piece;
+    i += n ? n : 1;
+  }
+  return out;
+}
 
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view v,
                                                       std::chrono::system_clock::time_point now,

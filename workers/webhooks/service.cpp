@@ -2,6 +2,7 @@
 #include "common/webhook_signature.hpp"
 #include "workers/webhooks/endpoints.hpp"
 #include "workers/webhooks/http_client.hpp"
+#include "workers/webhooks/policy.hpp"
 #include "workers/webhooks/webhooks.hpp"
 
 #include <fmt/format.h>
@@ -58,12 +59,15 @@ struct webhook_service::impl {
     verdict v =
         r.fail == http_result::failure::none ? classify_status(r.status) : verdict::retryable;
     if (v == verdict::success)
-      return boost::json::value(boost::json::object{
-          {"status", r.status}, {"latency_ms", latency}, {"body", r.body}, {"webhook_id", j.id}});
+      return boost::json::value(boost::json::object{{"status", r.status},
+                                                    {"latency_ms", latency},
+                                                    {"body", utf8_text(r.body, r.body.size())},
+                                                    {"webhook_id", j.id}});
+    auto excerpt = body_excerpt(r.body);
     auto what = r.fail == http_result::failure::none
                     ? fmt::format("HTTP {} after {} ms{}{}", r.status, latency,
                                   r.status / 100 == 3 ? " (redirects are not followed)" : "",
-                                  r.body.empty() ? "" : ": " + r.body)
+                                  excerpt.empty() ? "" : ": " + excerpt)
                     : r.error;
     if (v == verdict::permanent) return handler_error::permanent(what);
     endpoints.record_failure(j.tenant, j.endpoint);
@@ -96,14 +100,19 @@ void webhook_service::deliver(const job_context& ctx, completion done) {
   auto& del = std::get<delivery>(d);
   std::string tenant(ctx.tenant);
   auto ep = impl_->endpoints.find(tenant, del.endpoint);
+  auto now = sys_clock::now();
+  // Nothing unsigned is sent; but the tenant can still create the endpoint
+  // (or fix its secret), so the job is retried on the standard schedule.
+  auto later = now + retry_schedule::standard().after(ctx.attempt);
   if (!ep)
-    return done(handler_error::permanent(
+    return done(handler_error::retryable_at(
         fmt::format("no webhook endpoint {:?} for this tenant: create it with PUT "
                     "/v1/webhook-endpoints/{} and its secret",
-                    del.endpoint, del.endpoint)));
+                    del.endpoint, del.endpoint),
+        later));
   if (ep->keys.empty())
-    return done(handler_error::permanent("webhook endpoint " + del.endpoint + " has no secret"));
-  auto now = sys_clock::now();
+    return done(handler_error::retryable_at(
+        "webhook endpoint " + del.endpoint + " has no usable secret", later));
   if (ep->paused_until && *ep->paused_until > now)
     return done(handler_error::snooze("endpoint " + del.endpoint + " paused by its circuit breaker",
                                       *ep->paused_until));

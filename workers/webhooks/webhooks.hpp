@@ -8,12 +8,16 @@
 // For each job it:
 //   1. parses the payload (payload.hpp); a bad one is dead at once;
 //   2. finds the tenant's endpoint (the job's `endpoint`, else "default")
-//      with its secrets (endpoints.hpp); none: dead at once; paused by the
-//      circuit breaker: snoozed until the pause ends;
+//      with its secrets (endpoints.hpp); none (read fresh from PostgreSQL)
+//      or no usable secret: nothing is sent, the attempt fails and the job
+//      is retried on the standard schedule (the tenant may create it
+//      meanwhile); paused by the circuit breaker: snoozed until the pause
+//      ends;
 //   3. signs it (signature.hpp) with the job id as webhook-id and sends it;
 //   4. turns the answer into the outcome (policy.hpp): a result
-//      {status, latency_ms, body (first 4 KiB)}, or an error carrying the
-//      same, retried at Retry-After or the endpoint's schedule.
+//      {status, latency_ms, body (first 4 KiB)}, or an error with the status
+//      and a one-line excerpt of the body (body_excerpt), retried at
+//      Retry-After or the endpoint's schedule.
 //
 // Thread-safety: deliver() from any thread. Destroy the service after the
 // worker that uses it: deliveries still in flight then end unreported.

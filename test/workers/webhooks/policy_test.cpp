@@ -45,3 +45,52 @@ TEST_CASE("the default schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, then 10 h")
   CHECK(custom.after(3) == 200ms);
   CHECK(retry_schedule{}.after(1) == 0ms);
 }
+
+TEST_CASE("a failed answer's body is quoted on one line, at most 200 bytes, valid UTF-8") {
+  CHECK(body_excerpt("") == "");
+  CHECK(body_excerpt(" \r\n\t ") == "");
+  CHECK(body_excerpt(R"({"error":"busy"})") == R"({"error":"busy"})");
+  // Newlines, tabs, other controls, DEL and C1 controls collapse into one space.
+  CHECK(body_excerpt("\r\n<html>\r\n  <head>\t<title>502 Bad\x01\x7f Gateway</title>\n\n") ==
+        "<html> <head> <title>502 Bad Gateway</title>");
+  CHECK(body_excerpt("a\xC2\x85z") == "a z");
+  CHECK(body_excerpt("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80") ==
+        "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
+  // Malformed bytes, overlong forms and surrogates become U+FFFD.
+  CHECK(body_excerpt("a\xFFz") == "a\xEF\xBF\xBDz");
+  CHECK(body_excerpt("a\xC0\xAFz") == "a\xEF\xBF\xBD\xEF\xBF\xBDz");
+  CHECK(body_excerpt("a\xED\xA0\x80z") == "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDz");
+  CHECK(body_excerpt("end\xE2\x82") == "end\xEF\xBF\xBD\xEF\xBF\xBD");
+
+  // A long multi-line page: its first 200 bytes, cut where a character ends.
+  std::string page = "<!DOCTYPE html>\n<html>\n";
+  for (int i = 0; i < 100; ++i) page += "  <p>line " + std::to_string(i) + "</p>\r\n";
+  auto e = body_excerpt(page);
+  CHECK(e.size() <= 200 + 3);
+  CHECK(e.ends_with("\u2026"));
+  CHECK(e.starts_with("<!DOCTYPE html> <html> <p>line 0</p> <p>line 1</p>"));
+  CHECK(e.find_first_of("\r\n\t") == std::string::npos);
+  CHECK(e.find("  ") == std::string::npos);
+  std::string euros;
+  for (int i = 0; i < 100; ++i) euros += "\xE2\x82\xAC";  // 3 bytes each
+  auto cut = body_excerpt(euros, 10);
+  CHECK(cut == "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\u2026");  // 9 bytes, not a broken 10th
+  CHECK(body_excerpt(std::string(200, 'x')) == std::string(200, 'x'));
+  CHECK(body_excerpt(std::string(201, 'x')) == std::string(200, 'x') + "\u2026");
+}
+
+TEST_CASE("a stored body is UTF-8 PostgreSQL accepts, cut at a character boundary") {
+  CHECK(utf8_text("", 10) == "");
+  CHECK(utf8_text("{\"ok\":true}\r\n", 100) == "{\"ok\":true}\r\n");  // kept as sent
+  CHECK(utf8_text(std::string("a\0b", 3), 100) == "a\uFFFDb");
+  CHECK(utf8_text("a\xFF\xC0\xAF", 100) == "a\uFFFD\uFFFD\uFFFD");
+  CHECK(utf8_text("caf\xC3\xA9", 4) == "caf");
+  CHECK(utf8_text("\u20AC\u20AC\u20AC", 8) == "\u20AC\u20AC");
+  // The 4 KiB kept of a longer answer may end inside a character: dropped.
+  std::string kept;
+  for (int i = 0; i < 1366; ++i) kept += "\u20AC";
+  kept.resize(4096);
+  auto t = utf8_text(kept, kept.size());
+  CHECK(t.size() == 4095);
+  CHECK(t.ends_with("\u20AC"));
+}
