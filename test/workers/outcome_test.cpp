@@ -26,6 +26,23 @@ TEST_CASE("a result succeeds and is stored") {
   CHECK(o.error.empty());
 }
 
+TEST_CASE("a result or error with bytes PostgreSQL refuses is stored with U+FFFD instead") {
+  // A NUL or a malformed byte would make the outcome unwritable and leave
+  // the job running for ever; they become U+FFFD, keys included.
+  boost::json::object r;
+  r["ok"] = "fine \u20AC";
+  r[std::string("k\0ey", 4)] = boost::json::array{"a\xFF", std::string("b\0", 2)};
+  auto o = detail::decide_outcome(job(1, 5), boost::json::value(r), {}, 0.5, now);
+  CHECK(o.state == job_state::succeeded);
+  CHECK(o.result_json == "{\"ok\":\"fine \u20AC\",\"k\uFFFDey\":[\"a\uFFFD\",\"b\uFFFD\"]}");
+  auto e = detail::decide_outcome(
+      job(1, 5), handler_error::retryable(std::string("bad \xC3(\0", 7)), {}, 0.5, now);
+  CHECK(e.error == "bad \uFFFD(\uFFFD");
+  // Clean text is left as it is.
+  CHECK(detail::decide_outcome(job(1, 5), boost::json::value("caf\xC3\xA9"), {}, 0.5, now)
+            .result_json == "\"caf\xC3\xA9\"");
+}
+
 TEST_CASE("a retryable error fails the attempt and retries after the backoff") {
   retry_policy p;
   p.base = milliseconds(1000);

@@ -1,5 +1,7 @@
 #include "workers/detail/outcome.hpp"
 
+#include "common/text.hpp"
+
 #include <boost/json/serialize.hpp>
 
 namespace jobs::detail {
@@ -15,13 +17,22 @@ retry_policy job_retry_policy(const retry_policy& defaults, const claimed_job& j
 job_outcome decide_outcome(const claimed_job& job, const handler_result& result,
                            const retry_policy& defaults, double u, sys_time now) {
   job_outcome out{job.id, job.attempt};
+  // Whatever the handler returns is stored: a malformed byte or a NUL in
+  // its text would make PostgreSQL refuse the outcome, and the job would
+  // stay running, its completion retried for ever.
   if (auto* v = std::get_if<boost::json::value>(&result)) {
     out.state = job_state::succeeded;
-    out.result_json = boost::json::serialize(*v);
+    if (is_storable(*v)) {
+      out.result_json = boost::json::serialize(*v);
+    } else {
+      auto stored = *v;
+      make_storable(stored);
+      out.result_json = boost::json::serialize(stored);
+    }
     return out;
   }
   const auto& e = std::get<handler_error>(result);
-  out.error = e.message.empty() ? "failed" : e.message;
+  out.error = e.message.empty() ? "failed" : utf8_text(e.message);
   if (e.what == handler_error::kind::snooze) {
     out.state = job_state::scheduled;
     out.error.clear();

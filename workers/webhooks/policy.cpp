@@ -1,5 +1,7 @@
 #include "workers/webhooks/policy.hpp"
 
+#include "common/text.hpp"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -50,40 +52,7 @@ std::optional<std::chrono::system_clock::time_point> parse_imf_fixdate(std::stri
   return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
-// The length of the well-formed UTF-8 sequence at the start of `s`, 0 if
-// malformed (overlong forms, surrogates and code points over U+10FFFF too).
-std::size_t utf8_length(std::string_view s) {
-  auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
-  auto c0 = b(0);
-  if (c0 < 0x80) return 1;
-  std::size_t n = c0 >= 0xC2 && c0 <= 0xDF   ? 2
-                  : c0 >= 0xE0 && c0 <= 0xEF ? 3
-                  : c0 >= 0xF0 && c0 <= 0xF4 ? 4
-                                             : 0;
-  if (n == 0 || s.size() < n) return 0;
-  for (std::size_t i = 1; i < n; ++i)
-    if ((b(i) & 0xC0) != 0x80) return 0;
-  if ((c0 == 0xE0 && b(1) < 0xA0) || (c0 == 0xED && b(1) >= 0xA0) || (c0 == 0xF0 && b(1) < 0x90) ||
-      (c0 == 0xF4 && b(1) >= 0x90))
-    return 0;
-  return n;
-}
-
-constexpr std::string_view replacement = "\xEF\xBF\xBD";  // U+FFFD
-
 }  // namespace
-
-std::string utf8_text(std::string_view s, std::size_t limit) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size();) {
-    auto n = utf8_length(s.substr(i));
-    auto piece = n && s[i] != '\0' ? s.substr(i, n) : replacement;
-    if (out.size() + piece.size() > limit) break;
-    out += piece;
-    i += n ? n : 1;
-  }
-  return out;
-}
 
 std::string body_excerpt(std::string_view body, std::size_t limit) {
   std::string out;
@@ -98,7 +67,7 @@ std::string body_excerpt(std::string_view body, std::size_t limit) {
       i += n;
       continue;
     }
-    auto piece = n ? body.substr(i, n) : replacement;
+    auto piece = n ? body.substr(i, n) : utf8_replacement;
     if (out.size() + (gap ? 1 : 0) + piece.size() > limit) {
       out += "\u2026";
       break;

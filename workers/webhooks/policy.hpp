@@ -32,11 +32,6 @@ std::optional<std::chrono::seconds> parse_retry_after(
     std::string_view value, std::chrono::system_clock::time_point now,
     std::chrono::seconds cap = std::chrono::hours(24));
 
-/// `s` as text PostgreSQL stores: valid UTF-8 without NUL (a malformed byte
-/// or a NUL becomes U+FFFD), at most `limit` bytes, cut at a character
-/// boundary.
-std::string utf8_text(std::string_view s, std::size_t limit);
-
 /// A response body as a failed attempt's error quotes it: one line (each run
 /// of whitespace and control characters, C1 included, becomes one space; no
 /// leading or trailing space), valid UTF-8 (a malformed byte becomes U+FFFD),

@@ -1,4 +1,5 @@
 #include "common/log.hpp"
+#include "common/text.hpp"
 #include "common/webhook_signature.hpp"
 #include "workers/webhooks/endpoints.hpp"
 #include "workers/webhooks/http_client.hpp"

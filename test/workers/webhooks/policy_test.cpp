@@ -78,19 +78,3 @@ TEST_CASE("a failed answer's body is quoted on one line, at most 200 bytes, vali
   CHECK(body_excerpt(std::string(200, 'x')) == std::string(200, 'x'));
   CHECK(body_excerpt(std::string(201, 'x')) == std::string(200, 'x') + "\u2026");
 }
-
-TEST_CASE("a stored body is UTF-8 PostgreSQL accepts, cut at a character boundary") {
-  CHECK(utf8_text("", 10) == "");
-  CHECK(utf8_text("{\"ok\":true}\r\n", 100) == "{\"ok\":true}\r\n");  // kept as sent
-  CHECK(utf8_text(std::string("a\0b", 3), 100) == "a\uFFFDb");
-  CHECK(utf8_text("a\xFF\xC0\xAF", 100) == "a\uFFFD\uFFFD\uFFFD");
-  CHECK(utf8_text("caf\xC3\xA9", 4) == "caf");
-  CHECK(utf8_text("\u20AC\u20AC\u20AC", 8) == "\u20AC\u20AC");
-  // The 4 KiB kept of a longer answer may end inside a character: dropped.
-  std::string kept;
-  for (int i = 0; i < 1366; ++i) kept += "\u20AC";
-  kept.resize(4096);
-  auto t = utf8_text(kept, kept.size());
-  CHECK(t.size() == 4095);
-  CHECK(t.ends_with("\u20AC"));
-}

@@ -1,0 +1,37 @@
+#pragma once
+// Text as PostgreSQL stores it: valid UTF-8 without NUL. Whatever a handler
+// or a remote server hands back (a response body, an error message, a
+// result's strings) passes through here before it is written, so a stray
+// byte can never make a job's outcome unwritable.
+
+#include <boost/json/value.hpp>
+
+#include <cstddef>
+#include <limits>
+#include <string>
+#include <string_view>
+
+namespace jobs {
+
+/// U+FFFD, what a malformed byte or a NUL becomes.
+inline constexpr std::string_view utf8_replacement = "\xEF\xBF\xBD";
+
+/// The length of the well-formed UTF-8 sequence at the start of `s` (not
+/// empty), 0 if malformed (overlong forms, surrogates and code points over
+/// U+10FFFF too).
+std::size_t utf8_length(std::string_view s);
+
+/// `s` as valid UTF-8 without NUL (a malformed byte or a NUL becomes
+/// U+FFFD), at most `limit` bytes, cut at a character boundary.
+std::string utf8_text(std::string_view s,
+                      std::size_t limit = std::numeric_limits<std::size_t>::max());
+
+/// True when `s` is valid UTF-8 without NUL (utf8_text would not change it).
+bool is_storable_text(std::string_view s);
+
+/// True when every string of `v` (object keys too) is storable text.
+bool is_storable(const boost::json::value& v);
+/// Makes every string of `v` (object keys too) storable text, in place.
+void make_storable(boost::json::value& v);
+
+}  // namespace jobs
