@@ -110,6 +110,17 @@ int run_readme_verifier(const sink_request& r, const std::string& secret, const 
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+// A platform with a webhooks worker, the sink, tenant acme's key and its
+// `default` endpoint signing with secret_a: what most cases start from.
+struct delivering {
+  webhook_sink sink;
+  scratch s;
+  platform p{s, {"webhooks"}, sink_env()};
+  std::string key = create_key(s.pg_url, "acme");
+  http_client h{p.port};
+  delivering() { put_endpoint(s.pg_url, "acme", "default", {secret_a}); }
+};
+
 }  // namespace
 
 TEST_CASE("a delivery is signed per Standard Webhooks, verifiable with either secret") {
@@ -163,14 +174,9 @@ TEST_CASE("a delivery is signed per Standard Webhooks, verifiable with either se
   CHECK(run_readme_verifier(r, "whsec_" + wh::base64_encode(std::string(32, 'Z')), p.log_dir) != 0);
 }
 
-TEST_CASE("retries: 500 then 200 succeeds once with one webhook-id; 429 waits for Retry-After") {
-  webhook_sink sink;
-  scratch s;
-  platform p(s, {"webhooks"}, sink_env());
-  auto key = create_key(s.pg_url, "acme");
-  put_endpoint(s.pg_url, "acme", "default", {secret_a});
-  http_client h(p.port);
-
+TEST_CASE_FIXTURE(
+    delivering,
+    "retries: 500 then 200 succeeds once with one webhook-id; 429 waits for Retry-After") {
   auto id = submit(h, key, {{"url", sink.base() + "/fail/1/a"}, {"body", 1}});
   auto job = wait_final(h, key, id);
   CHECK(state(job) == "succeeded");
@@ -193,14 +199,8 @@ TEST_CASE("retries: 500 then 200 succeeds once with one webhook-id; 429 waits fo
   CHECK(got2[0].header("webhook-id") == got2[1].header("webhook-id"));
 }
 
-TEST_CASE("400 is dead at once; 301 is not followed; timeouts and closed connections retry") {
-  webhook_sink sink;
-  scratch s;
-  platform p(s, {"webhooks"}, sink_env());
-  auto key = create_key(s.pg_url, "acme");
-  put_endpoint(s.pg_url, "acme", "default", {secret_a});
-  http_client h(p.port);
-
+TEST_CASE_FIXTURE(
+    delivering, "400 is dead at once; 301 is not followed; timeouts and closed connections retry") {
   auto bad = submit(h, key, {{"url", sink.base() + "/status/400/a"}});
   auto moved = submit(h, key, {{"url", sink.base() + "/redirect/b"}}, 2);
   auto slow = submit(h, key, {{"url", sink.base() + "/slow/3000/c"}, {"timeout_ms", 300}}, 2);
@@ -253,14 +253,8 @@ TEST_CASE("400 is dead at once; 301 is not followed; timeouts and closed connect
   CHECK(sink.requests("/ok/none").empty());
 }
 
-TEST_CASE("an error page answering a delivery is quoted on one line, 200 bytes at most") {
-  webhook_sink sink;
-  scratch s;
-  platform p(s, {"webhooks"}, sink_env());
-  auto key = create_key(s.pg_url, "acme");
-  put_endpoint(s.pg_url, "acme", "default", {secret_a});
-  http_client h(p.port);
-
+TEST_CASE_FIXTURE(delivering,
+                  "an error page answering a delivery is quoted on one line, 200 bytes at most") {
   auto id = submit(h, key, {{"url", sink.base() + "/html/502/page"}}, 2);
   auto j = wait_final(h, key, id);
   CHECK(state(j) == "dead");
@@ -278,14 +272,8 @@ TEST_CASE("an error page answering a delivery is quoted on one line, 200 bytes a
   }
 }
 
-TEST_CASE("a body with a NUL, a malformed byte, cut inside a character, is stored as UTF-8") {
-  webhook_sink sink;
-  scratch s;
-  platform p(s, {"webhooks"}, sink_env());
-  auto key = create_key(s.pg_url, "acme");
-  put_endpoint(s.pg_url, "acme", "default", {secret_a});
-  http_client h(p.port);
-
+TEST_CASE_FIXTURE(
+    delivering, "a body with a NUL, a malformed byte, cut inside a character, is stored as UTF-8") {
   auto id = submit(h, key, {{"url", sink.base() + "/bytes/a"}}, 1);
   auto j = wait_final(h, key, id);
   CHECK(state(j) == "succeeded");
@@ -539,14 +527,8 @@ TEST_CASE("endpoints through the API; the circuit breaker pauses a failing endpo
   CHECK(ep.at("state") == "active");
 }
 
-TEST_CASE("a cancel, or the job's timeout, stops a delivery in flight at once") {
-  webhook_sink sink;
-  scratch s;
-  platform p(s, {"webhooks"}, sink_env());
-  auto key = create_key(s.pg_url, "acme");
-  put_endpoint(s.pg_url, "acme", "default", {secret_a});
-  http_client h(p.port);
-
+TEST_CASE_FIXTURE(delivering,
+                  "a cancel, or the job's timeout, stops a delivery in flight at once") {
   auto id = submit(h, key, {{"url", sink.base() + "/slow/20000/cancel"}, {"timeout_ms", 30000}});
   REQUIRE(wait_until([&] { return !sink.requests("/slow/20000/cancel").empty(); }, 10s));
   auto start = std::chrono::steady_clock::now();
