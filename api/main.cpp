@@ -4,13 +4,15 @@
 //   jobs-api create-key --tenant T [--name N] [--role admin|submitter|viewer]
 //                                    print a new API key (shown once)
 // Settings: JOBS_* environment variables (common/config.hpp).
-#include "api/history_sampler.hpp"
 #include "api/key_listener.hpp"
+#include "api/periodic_task.hpp"
 #include "api/platform.hpp"
 #include "api/scheduler.hpp"
 #include "api/server.hpp"
+#include "common/admin_store.hpp"
 #include "common/config.hpp"
 #include "common/log.hpp"
+#include "common/retention.hpp"
 #include "common/signals.hpp"
 
 #include <iostream>
@@ -98,7 +100,16 @@ int serve(const config& cfg) {
                    cfg.publish_timeout + std::chrono::seconds(5), cfg.test_fault,
                    cfg.idempotency_ttl, &measures.commit_seconds, &measures.commit_jobs);
   scheduler sched(cfg.pg_url, pub, cfg.scheduler_interval);
-  history_sampler history(cfg.pg_url, std::chrono::seconds(2));
+  periodic_task history(cfg.pg_url, std::chrono::seconds(2), "queue history sample",
+                        [](pqxx::connection& c) { sample_queue_history(c); });
+  const retention_policy retention{.succeeded = std::chrono::seconds(cfg.retain_succeeded_s),
+                                   .cancelled = std::chrono::seconds(cfg.retain_cancelled_s),
+                                   .dead = std::chrono::seconds(cfg.retain_dead_s)};
+  periodic_task pruner(cfg.pg_url, std::chrono::minutes(1), "pruning finished jobs",
+                       [retention](pqxx::connection& c) {
+                         if (long n = prune_finished_jobs(c, retention); n > 0)
+                           log_info("finished jobs past their retention deleted", {{"jobs", n}});
+                       });
   platform_backend backend(reads, writes, pub, cfg.auth_cache);
   backend.enable_queue_stats(cfg.amqp_url, policy_defaults(cfg));
   key_listener revocations(cfg.pg_url, [&backend] { backend.forget_keys(); });

@@ -164,6 +164,9 @@ struct config {
   std::chrono::milliseconds webhook_breaker_cooldown{60000};
   std::chrono::milliseconds auth_cache{5000};
   std::chrono::milliseconds idempotency_ttl{86400000};
+  long retain_succeeded_s = 7 * 86400;  ///< 0: finished jobs in this state are kept for ever
+  long retain_cancelled_s = 7 * 86400;
+  long retain_dead_s = 30 * 86400;
   std::string log_level = "info";
   std::string admin_dir;
   std::string admin_broker_ui_url;

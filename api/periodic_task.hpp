@@ -1,0 +1,47 @@
+#pragma once
+// Runs `task` on a PostgreSQL connection of its own, in a thread of its own,
+// at once and then every `interval`, until destroyed. A failure is logged
+// with `what` and the connection is made anew for the next round. The API's
+// housekeeping runs this way: the queue history for the dashboard
+// (common/admin_store.hpp, sample_queue_history) and the retention of
+// finished jobs (common/retention.hpp). Tasks that several API processes may
+// run at once coordinate in PostgreSQL (advisory locks, SKIP LOCKED).
+//
+// Thread-safety: owns its thread; construct and destroy from one thread.
+
+#include <pqxx/connection>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace jobs {
+
+class periodic_task {
+ public:
+  using task_fn = std::function<void(pqxx::connection&)>;
+  periodic_task(std::string pg_url, std::chrono::milliseconds interval, std::string what,
+                task_fn task);
+  ~periodic_task();
+  periodic_task(const periodic_task&) = delete;
+  periodic_task& operator=(const periodic_task&) = delete;
+
+ private:
+  void run();
+
+  std::string pg_url_;
+  std::chrono::milliseconds interval_;
+  std::string what_;
+  task_fn task_;
+  std::unique_ptr<pqxx::connection> db_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace jobs
