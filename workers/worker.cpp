@@ -66,6 +66,7 @@ struct worker::impl {
   std::unique_ptr<consumer> amqp;
   detail::pause_control pauses;  // an admin's pause of the queue (attached to *db)
   std::deque<std::pair<delivery, job_message>> waiting;  // received, not yet claimed
+  bool paused = false;                                   // the queue, as last read
   detail::in_flight running;                             // claimed, outcome not yet committed
   std::vector<detail::finished_job> finished;            // outcome not yet committed
   std::chrono::steady_clock::time_point next_lease_renewal{};
@@ -149,11 +150,15 @@ struct worker::impl {
     }
   }
 
-  // A paused queue: stop consuming and hand back what was received but not
-  // claimed (workers/detail/pause_control.hpp); resumed: consume again.
+  // A paused queue: stop consuming and claim nothing more
+  // (workers/detail/pause_control.hpp); resumed: consume again. What was
+  // received but not claimed stays in hand, unacked, until the resume:
+  // handing it back would count a delivery each time (a quorum queue's
+  // delivery limit), and a queue paused and resumed often enough would
+  // dead-letter queued jobs' messages.
   void apply_pause() {
     if (!amqp || stopping) return;
-    bool paused = with_db([&](pqxx::connection& c) { return pauses.paused(c); });
+    paused = with_db([&](pqxx::connection& c) { return pauses.paused(c); });
     if (paused && amqp->consuming()) {
       amqp->cancel();
       log_info("queue paused; consumer cancelled", {{"queue", o().queue}});
@@ -161,9 +166,6 @@ struct worker::impl {
       amqp->consume();
       log_info("queue resumed; consuming", {{"queue", o().queue}});
     }
-    if (!paused) return;
-    for (auto& [d, m] : waiting) amqp->reject(d.tag, true);
-    waiting.clear();
   }
 
   // The messages to claim this cycle: sync jobs take free handler threads,
@@ -181,7 +183,7 @@ struct worker::impl {
     int free_async = o().async_inflight - static_cast<int>(running.busy(true));
     for (const auto& f : ending)
       if (const auto* j = running.find(f.job.id)) ++(j->async ? free_async : free_sync);
-    if ((free_sync <= 0 && free_async <= 0) || waiting.empty() || stopping) return c;
+    if ((free_sync <= 0 && free_async <= 0) || waiting.empty() || stopping || paused) return c;
     std::deque<std::pair<delivery, job_message>> later;
     while (!waiting.empty() && (free_sync > 0 || free_async > 0)) {
       auto [d, m] = std::move(waiting.front());

@@ -4,9 +4,10 @@
 // attaches it to its PostgreSQL connection, where it LISTENs on
 // `jobs_queue_pause`; the state is read again after a NOTIFY for this queue,
 // after (re)attaching, and every `recheck` in case a NOTIFY was missed.
-// A paused worker cancels its consumer (basic.cancel), hands back what it
-// received but had not claimed, and finishes what it runs; on resume it
-// consumes again.
+// A paused worker cancels its consumer (basic.cancel), keeps what it
+// received but had not claimed without claiming it (handing it back would
+// count towards the quorum queue's delivery limit), and finishes what it
+// runs; on resume it consumes again and claims what it kept.
 //
 // Thread-safety: the coordinator's thread only.
 

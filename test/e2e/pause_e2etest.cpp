@@ -1,0 +1,64 @@
+// ctest-labels: dashboard
+// Pausing a queue against the real API, worker, RabbitMQ and PostgreSQL: a
+// worker keeps what it received but had not started, so pausing and
+// resuming never spends the quorum queue's delivery limit on a job.
+#include "common/db.hpp"
+#include "support/live.hpp"
+
+#include <doctest/doctest.h>
+#include <boost/json.hpp>
+
+#include <thread>
+
+using namespace jobs;
+using namespace jobs::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string state_of(const std::string& pg_url, const std::string& id) {
+  auto c = pg_connect(pg_url);
+  pqxx::nontransaction n(*c);
+  return n.exec_params("SELECT state::text FROM jobs WHERE id = $1::uuid", id)[0][0]
+      .as<std::string>();
+}
+
+std::string submit(http_client& h, const std::string& key, const std::string& body) {
+  auto r = h.post_json("/v1/jobs", body, key);
+  REQUIRE_MESSAGE(r.status == 202, r.status, " ", r.body);
+  return std::string(r.json().at("id").as_string());
+}
+
+}  // namespace
+
+TEST_CASE("a job held by a worker survives more pauses than the delivery limit") {
+  scratch s;
+  // Delivery limit 3: handing the held message back at each pause would
+  // dead-letter it at the third, and the job would wait queued for ever.
+  const std::map<std::string, std::string> env{{"JOBS_QUEUE_DELIVERY_LIMIT", "3"}};
+  platform p(s, {}, env);
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto slow = submit(h, key, R"({"queue":"processing","type":"noop","payload":{"sleep_ms":8000}})");
+  auto held = submit(h, key, R"({"queue":"processing","type":"noop","payload":{"echo":"held"}})");
+  // One handler thread, prefetch 2: `slow` runs, `held` is received and waits.
+  p.add_worker("processing", {{"JOBS_QUEUE_DELIVERY_LIMIT", "3"},
+                              {"JOBS_WORKER_CONCURRENCY", "1"},
+                              {"JOBS_WORKER_PREFETCH", "2"}});
+  REQUIRE(wait_until([&] { return state_of(s.pg_url, slow) == "running"; }, 30s));
+  std::this_thread::sleep_for(300ms);
+  CHECK(state_of(s.pg_url, held) == "queued");
+
+  for (int i = 0; i < 5; ++i) {
+    auto r = h.post_json("/v1/admin/queues/processing/pause", "", key);
+    REQUIRE_MESSAGE(r.status == 200, r.status, " ", r.body);
+    std::this_thread::sleep_for(600ms);  // the worker hears it within a round (200 ms)
+    CHECK(state_of(s.pg_url, held) == "queued");
+    r = h.post_json("/v1/admin/queues/processing/resume", "", key);
+    REQUIRE_MESSAGE(r.status == 200, r.status, " ", r.body);
+    std::this_thread::sleep_for(600ms);
+  }
+  REQUIRE(wait_until([&] { return state_of(s.pg_url, slow) == "succeeded"; }, 30s));
+  CHECK(wait_until([&] { return state_of(s.pg_url, held) == "succeeded"; }, 30s));
+  CHECK(count(s.pg_url, "SELECT attempts FROM jobs WHERE id = '" + held + "'") == 1);
+}
