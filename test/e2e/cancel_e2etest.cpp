@@ -20,19 +20,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string state_of(const std::string& pg_url, const std::string& id) {
-  auto c = pg_connect(pg_url);
-  pqxx::nontransaction n(*c);
-  return n.exec_params("SELECT state::text FROM jobs WHERE id = $1::uuid", id)[0][0]
-      .as<std::string>();
-}
-
-std::string submit(http_client& h, const std::string& key, const std::string& body) {
-  auto r = h.post_json("/v1/jobs", body, key);
-  REQUIRE_MESSAGE(r.status == 202, r.status, " ", r.body);
-  return std::string(r.json().at("id").as_string());
-}
-
 http_reply cancel(http_client& h, const std::string& key, const std::string& id) {
   return h.post_json("/v1/jobs/" + id + "/cancel", "", key);
 }
@@ -51,8 +38,8 @@ TEST_CASE("a cancelled scheduled job ends cancelled and never runs") {
   http_client h(p.port);
   auto at = format_rfc3339(std::chrono::system_clock::now() + 1500ms);
   auto body = R"({"queue":"processing","type":"test.count","payload":{},"run_at":")" + at + "\"}";
-  auto doomed = submit(h, key, body);
-  auto control = submit(h, key, body);  // due at the same time, not cancelled
+  auto doomed = submit_job(h, key, body);
+  auto control = submit_job(h, key, body);  // due at the same time, not cancelled
 
   auto r = cancel(h, key, doomed);
   CHECK(r.status == 200);
@@ -75,12 +62,12 @@ TEST_CASE("a job cancelled while queued is dropped by the worker that gets it la
   auto key = create_key(s.pg_url, "acme");
   http_client h(p.port);
   const std::string body = R"({"queue":"processing","type":"test.count","payload":{}})";
-  auto doomed = submit(h, key, body);
+  auto doomed = submit_job(h, key, body);
   CHECK(state_of(s.pg_url, doomed) == "queued");
   auto r = cancel(h, key, doomed);
   CHECK(r.status == 200);
   CHECK(r.json().at("state") == "cancelled");
-  auto control = submit(h, key, body);  // behind it in the queue
+  auto control = submit_job(h, key, body);  // behind it in the queue
 
   p.add_worker("processing", {{"JOBS_WORKER_CONCURRENCY", "1"}});
   REQUIRE(wait_until([&] { return state_of(s.pg_url, control) == "succeeded"; }, 30s));
@@ -95,7 +82,8 @@ TEST_CASE("a running job is stopped by its cancel and ends cancelled quickly") {
   platform p(s);
   auto key = create_key(s.pg_url, "acme");
   http_client h(p.port);
-  auto id = submit(h, key, R"({"queue":"processing","type":"noop","payload":{"sleep_ms":5000}})");
+  auto id =
+      submit_job(h, key, R"({"queue":"processing","type":"noop","payload":{"sleep_ms":5000}})");
   REQUIRE(wait_until([&] { return state_of(s.pg_url, id) == "running"; }, 30s));
 
   auto asked = std::chrono::steady_clock::now();
@@ -134,7 +122,7 @@ TEST_CASE("a job over its timeout_ms fails each attempt as timed out and ends de
   platform p(s);
   auto key = create_key(s.pg_url, "acme");
   http_client h(p.port);
-  auto id = submit(
+  auto id = submit_job(
       h, key,
       R"({"queue":"processing","type":"noop","payload":{"sleep_ms":3000},"timeout_ms":300,"max_attempts":2})");
   REQUIRE(wait_until([&] { return state_of(s.pg_url, id) == "dead"; }, 30s));
@@ -159,10 +147,11 @@ TEST_CASE("the worker's default timeout applies to jobs without timeout_ms") {
   p.add_worker("processing", {{"JOBS_WORKER_JOB_TIMEOUT_MS", "400"}});
   auto key = create_key(s.pg_url, "acme");
   http_client h(p.port);
-  auto slow = submit(
+  auto slow = submit_job(
       h, key,
       R"({"queue":"processing","type":"noop","payload":{"sleep_ms":3000},"max_attempts":1})");
-  auto quick = submit(h, key, R"({"queue":"processing","type":"noop","payload":{"sleep_ms":50}})");
+  auto quick =
+      submit_job(h, key, R"({"queue":"processing","type":"noop","payload":{"sleep_ms":50}})");
   REQUIRE(wait_until([&] { return state_of(s.pg_url, slow) == "dead"; }, 30s));
   CHECK(h.get("/v1/jobs/" + slow, key).json().at("error") == "timed out after 400 ms");
   CHECK(wait_until([&] { return state_of(s.pg_url, quick) == "succeeded"; }, 30s));
@@ -177,7 +166,8 @@ TEST_CASE("a handler that does not stop within the grace is written off; its res
                {{"JOBS_WORKER_CANCEL_GRACE_MS", "0"}, {"JOBS_WORKER_CONCURRENCY", "1"}});
   auto key = create_key(s.pg_url, "acme");
   http_client h(p.port);
-  auto id = submit(h, key, R"({"queue":"processing","type":"noop","payload":{"sleep_ms":5000}})");
+  auto id =
+      submit_job(h, key, R"({"queue":"processing","type":"noop","payload":{"sleep_ms":5000}})");
   REQUIRE(wait_until([&] { return state_of(s.pg_url, id) == "running"; }, 30s));
   CHECK(cancel(h, key, id).status == 202);
   REQUIRE(wait_until([&] { return state_of(s.pg_url, id) == "cancelled"; }, 10s));
@@ -185,7 +175,7 @@ TEST_CASE("a handler that does not stop within the grace is written off; its res
   CHECK(std::string(job.at("error").as_string()).find("did not stop within 0 ms") !=
         std::string::npos);
 
-  auto next = submit(h, key, R"({"queue":"processing","type":"noop","payload":{}})");
+  auto next = submit_job(h, key, R"({"queue":"processing","type":"noop","payload":{}})");
   CHECK(wait_until([&] { return state_of(s.pg_url, next) == "succeeded"; }, 30s));
   // The written-off handler's late return changed nothing.
   CHECK(state_of(s.pg_url, id) == "cancelled");
@@ -198,7 +188,7 @@ TEST_CASE("cancel answers 409 for a finished job and 404 for another tenant's or
   auto acme = create_key(s.pg_url, "acme");
   auto globex = create_key(s.pg_url, "globex");
   http_client h(p.port);
-  auto id = submit(h, acme, R"({"queue":"processing","type":"noop","payload":{}})");
+  auto id = submit_job(h, acme, R"({"queue":"processing","type":"noop","payload":{}})");
   REQUIRE(wait_until([&] { return state_of(s.pg_url, id) == "succeeded"; }, 30s));
 
   auto r = cancel(h, acme, id);
@@ -207,9 +197,9 @@ TEST_CASE("cancel answers 409 for a finished job and 404 for another tenant's or
   CHECK(r.json().at("code") == "not_cancellable");
   check_contract("Problem", r);
 
-  auto other = submit(h, acme,
-                      R"({"queue":"processing","type":"noop","payload":{},)"
-                      R"("run_at":"2099-01-01T00:00:00Z"})");
+  auto other = submit_job(h, acme,
+                          R"({"queue":"processing","type":"noop","payload":{},)"
+                          R"("run_at":"2099-01-01T00:00:00Z"})");
   r = cancel(h, globex, other);
   CHECK(r.status == 404);
   CHECK(r.json().at("code") == "not_found");

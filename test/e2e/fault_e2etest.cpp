@@ -50,12 +50,6 @@ verdict check(const std::string& pg_url, const std::set<std::string>& ids) {
   return v;
 }
 
-std::string submit(http_client& h, const std::string& key, const std::string& body) {
-  auto r = h.post_json("/v1/jobs", body, key);
-  REQUIRE_MESSAGE(r.status == 202, r.status, " ", r.body);
-  return std::string(r.json().at("id").as_string());
-}
-
 std::set<std::string> submit_many(int port, const std::string& key, int n, const std::string& body,
                                   int threads = 4) {
   std::mutex mu;
@@ -208,8 +202,8 @@ TEST_CASE(
   platform p(s, {}, short_lease, true);
   auto key = create_key(s.pg_url, "acme");
   http_client h(p.port);
-  auto poison =
-      submit(h, key, R"({"queue":"processing","type":"test.crash","payload":{},"max_attempts":3})");
+  auto poison = submit_job(
+      h, key, R"({"queue":"processing","type":"test.crash","payload":{},"max_attempts":3})");
   auto ids = submit_many(p.port, key, 500,
                          R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":5}})");
   REQUIRE(ids.size() == 500);
@@ -242,13 +236,13 @@ TEST_CASE("fault 7: retries back off exponentially, and exhausted ones die with 
   platform p(s, {"processing"}, {}, true);
   auto key = create_key(s.pg_url, "acme");
   http_client h(p.port);
-  auto flaky = submit(h, key,
-                      R"({"queue":"processing","type":"test.fail","payload":{"fail_times":3},)"
-                      R"("backoff":{"base_ms":300,"jitter":"none"}})");
+  auto flaky = submit_job(h, key,
+                          R"({"queue":"processing","type":"test.fail","payload":{"fail_times":3},)"
+                          R"("backoff":{"base_ms":300,"jitter":"none"}})");
   auto hopeless =
-      submit(h, key,
-             R"({"queue":"processing","type":"test.fail_always","payload":{},"max_attempts":3,)"
-             R"("backoff":{"base_ms":100}})");
+      submit_job(h, key,
+                 R"({"queue":"processing","type":"test.fail_always","payload":{},"max_attempts":3,)"
+                 R"("backoff":{"base_ms":100}})");
   CHECK(wait_until(
       [&] {
         return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state IN ('succeeded', 'dead')") ==

@@ -14,23 +14,6 @@ using namespace jobs;
 using namespace jobs::test;
 using namespace std::chrono_literals;
 
-namespace {
-
-std::string state_of(const std::string& pg_url, const std::string& id) {
-  auto c = pg_connect(pg_url);
-  pqxx::nontransaction n(*c);
-  return n.exec_params("SELECT state::text FROM jobs WHERE id = $1::uuid", id)[0][0]
-      .as<std::string>();
-}
-
-std::string submit(http_client& h, const std::string& key, const std::string& body) {
-  auto r = h.post_json("/v1/jobs", body, key);
-  REQUIRE_MESSAGE(r.status == 202, r.status, " ", r.body);
-  return std::string(r.json().at("id").as_string());
-}
-
-}  // namespace
-
 TEST_CASE("a job held by a worker survives more pauses than the delivery limit") {
   scratch s;
   // Delivery limit 3: handing the held message back at each pause would
@@ -39,8 +22,10 @@ TEST_CASE("a job held by a worker survives more pauses than the delivery limit")
   platform p(s, {}, env);
   auto key = create_key(s.pg_url, "acme");
   http_client h(p.port);
-  auto slow = submit(h, key, R"({"queue":"processing","type":"noop","payload":{"sleep_ms":8000}})");
-  auto held = submit(h, key, R"({"queue":"processing","type":"noop","payload":{"echo":"held"}})");
+  auto slow =
+      submit_job(h, key, R"({"queue":"processing","type":"noop","payload":{"sleep_ms":8000}})");
+  auto held =
+      submit_job(h, key, R"({"queue":"processing","type":"noop","payload":{"echo":"held"}})");
   // One handler thread, prefetch 2: `slow` runs, `held` is received and waits.
   p.add_worker("processing", {{"JOBS_QUEUE_DELIVERY_LIMIT", "3"},
                               {"JOBS_WORKER_CONCURRENCY", "1"},

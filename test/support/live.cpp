@@ -371,4 +371,17 @@ std::string create_key(const std::string& pg_url, const std::string& tenant) {
   return create_api_key(*c, tenant_id{tenant}, "test", "admin");
 }
 
+std::string state_of(const std::string& pg_url, const std::string& id) {
+  auto c = pg_connect(pg_url);
+  pqxx::nontransaction n(*c);
+  return n.exec_params("SELECT state::text FROM jobs WHERE id = $1::uuid", id)[0][0]
+      .as<std::string>();
+}
+
+std::string submit_job(http_client& h, const std::string& key, const std::string& body) {
+  auto r = h.post_json("/v1/jobs", body, key);
+  REQUIRE_MESSAGE(r.status == 202, r.status, " ", r.body);
+  return std::string(r.json().at("id").as_string());
+}
+
 }  // namespace jobs::test

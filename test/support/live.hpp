@@ -122,4 +122,10 @@ void services(const std::string& args);
 /// Creates an API key for `tenant` directly in the database.
 std::string create_key(const std::string& pg_url, const std::string& tenant);
 
+/// A job's state as PostgreSQL has it now.
+std::string state_of(const std::string& pg_url, const std::string& id);
+
+/// POSTs `body` to /v1/jobs, requires a 202 and returns the job's id.
+std::string submit_job(http_client& h, const std::string& key, const std::string& body);
+
 }  // namespace jobs::test
