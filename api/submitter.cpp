@@ -119,8 +119,7 @@ void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
   std::int64_t publish_batch = 0;
   std::vector<key_holder> holders;
   auto started = std::chrono::steady_clock::now();
-  bool keyed = std::any_of(rows.begin(), rows.end(),
-                           [](const new_job& j) { return !j.idempotency_key.empty(); });
+  bool keyed = has_idempotency_keys(rows);
   try {
     with_reconnect(
         db_, pg_url_,

@@ -299,14 +299,18 @@ std::string job_rows_json(std::span<const new_job> jobs) {
 
 }  // namespace
 
+bool has_idempotency_keys(std::span<const new_job> jobs) {
+  return std::any_of(jobs.begin(), jobs.end(),
+                     [](const new_job& j) { return !j.idempotency_key.empty(); });
+}
+
 std::vector<std::string> insert_jobs(pqxx::work& w, std::span<const new_job> jobs) {
   std::vector<std::string> inserted;
   if (jobs.empty()) return inserted;
   auto rows = job_rows_json(jobs);
-  bool keyed = std::any_of(jobs.begin(), jobs.end(),
-                           [](const new_job& j) { return !j.idempotency_key.empty(); });
-  auto res = keyed ? exec_prepared_as(w, "jobs_insert_keyed", insert_keyed_jobs_sql.c_str(), rows)
-                   : exec_prepared_as(w, "jobs_insert", insert_jobs_sql.c_str(), rows);
+  auto res = has_idempotency_keys(jobs)
+                 ? exec_prepared_as(w, "jobs_insert_keyed", insert_keyed_jobs_sql.c_str(), rows)
+                 : exec_prepared_as(w, "jobs_insert", insert_jobs_sql.c_str(), rows);
   inserted.reserve(res.size());
   for (const auto& row : res) inserted.push_back(row[0].as<std::string>());
   return inserted;
@@ -316,8 +320,7 @@ inserted_jobs insert_unkeyed_jobs(pqxx::transaction_base& t, std::span<const new
                                   std::chrono::milliseconds grace) {
   inserted_jobs out;
   if (jobs.empty()) return out;
-  for (const auto& j : jobs)
-    if (!j.idempotency_key.empty()) throw std::invalid_argument("insert_unkeyed_jobs: keyed job");
+  if (has_idempotency_keys(jobs)) throw std::invalid_argument("insert_unkeyed_jobs: keyed job");
   auto res = exec_prepared_as(t, "jobs_insert_published", insert_published_jobs_sql.c_str(),
                               job_rows_json(jobs), static_cast<long long>(grace.count()));
   out.ids.reserve(res.size());

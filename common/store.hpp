@@ -72,6 +72,10 @@ struct new_job {
 /// skipped, and the caller looks up the holder (find_key_holders).
 std::vector<std::string> insert_jobs(pqxx::work& w, std::span<const new_job> jobs);
 
+/// True when a job of `jobs` has an idempotency key: its group commit then
+/// goes through insert_jobs' ON CONFLICT path and the key look-ups.
+bool has_idempotency_keys(std::span<const new_job> jobs);
+
 struct inserted_jobs {
   std::vector<std::string> ids;  ///< every row, in order
   std::int64_t batch = 0;        ///< the publish batch of the queued ones; 0: none queued
