@@ -4,6 +4,7 @@
 //   jobs-api create-key --tenant T [--name N] [--role admin|submitter|viewer]
 //                                    print a new API key (shown once)
 // Settings: JOBS_* environment variables (common/config.hpp).
+#include "api/dead_letter_recovery.hpp"
 #include "api/key_listener.hpp"
 #include "api/periodic_task.hpp"
 #include "api/platform.hpp"
@@ -100,6 +101,8 @@ int serve(const config& cfg) {
                    cfg.publish_timeout + std::chrono::seconds(5), cfg.test_fault,
                    cfg.idempotency_ttl, &measures.commit_seconds, &measures.commit_jobs);
   scheduler sched(cfg.pg_url, pub, cfg.scheduler_interval);
+  dead_letter_recovery dead_letters(cfg.pg_url, cfg.amqp_url, cfg.amqp_heartbeat_s,
+                                    {cfg.queue_delivery_limit}, pub);
   periodic_task history(cfg.pg_url, std::chrono::seconds(2), "queue history sample",
                         [](pqxx::connection& c) { sample_queue_history(c); });
   const retention_policy retention{.succeeded = std::chrono::seconds(cfg.retain_succeeded_s),

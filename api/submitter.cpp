@@ -186,7 +186,9 @@ void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
     }
     auto body =
         encode_job_message({job.id.value, job.tenant.value, job.queue, job.type, job.trace_id});
-    auto traceparent = job.trace_id.empty() ? std::string() : make_traceparent(job.trace_id);
+    publisher::headers traceparent;
+    if (!job.trace_id.empty())
+      traceparent.emplace_back("traceparent", make_traceparent(job.trace_id));
     pub_.publish(
         job.queue, job.id.value, std::move(body),
         [this, id = job.id.value, done = std::move(done), publish_batch](bool ok,

@@ -208,6 +208,15 @@ constexpr const char* rescue_lost_sql = R"(
               WHEN $2 = 'dead' THEN 'dead'::job_state ELSE 'failed'::job_state END, last_error
   FROM u)";
 
+constexpr const char* queued_among_sql = R"(
+  SELECT id::text, tenant_id, queue, type FROM jobs
+  WHERE id = ANY($1::uuid[]) AND state = 'queued')";
+
+constexpr const char* bury_queued_sql = R"(
+  UPDATE jobs SET state = 'dead', last_error = $2, finished_at = now(), failed_at = now(),
+                  updated_at = now()
+  WHERE id = $1::uuid AND state = 'queued')";
+
 // The hot statements run prepared: PostgreSQL plans them once per connection
 // instead of at every call (planning the claim and the completion cost about
 // as much as running them). libpqxx keeps the definition per connection and
@@ -511,6 +520,19 @@ std::vector<lost_job> lock_lost_jobs(pqxx::work& w, int limit) {
 
 void rescue_lost_jobs(pqxx::work& w, std::span<const std::string> ids, job_state to) {
   if (!ids.empty()) w.exec_params(rescue_lost_sql, uuid_array(ids), std::string(to_string(to)));
+}
+
+std::vector<due_job> queued_among(pqxx::transaction_base& t, std::span<const std::string> ids) {
+  std::vector<due_job> out;
+  if (ids.empty()) return out;
+  for (const auto& row : t.exec_params(queued_among_sql, uuid_array(ids)))
+    out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                   row[3].as<std::string>()});
+  return out;
+}
+
+bool bury_queued_job(pqxx::work& w, const std::string& id, const std::string& error) {
+  return w.exec_params(bury_queued_sql, id, error).affected_rows() == 1;
 }
 
 }  // namespace jobs

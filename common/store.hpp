@@ -216,4 +216,11 @@ std::vector<lost_job> lock_lost_jobs(pqxx::work& w, int limit);
 /// to `to`: queued (the caller has republished them) or dead.
 void rescue_lost_jobs(pqxx::work& w, std::span<const std::string> ids, job_state to);
 
+/// The jobs among `ids` (UUIDs) still `queued`: those whose dead-lettered
+/// message must be published again (api/dead_letter_recovery.hpp).
+std::vector<due_job> queued_among(pqxx::transaction_base& t, std::span<const std::string> ids);
+/// A `queued` job no worker ever claimed ends `dead` with `error` (an event
+/// records it). False when it was no longer queued.
+bool bury_queued_job(pqxx::work& w, const std::string& id, const std::string& error);
+
 }  // namespace jobs

@@ -192,10 +192,12 @@ void declare_topology(amqp_connection& c, const topology_options& o) {
   c.check_rpc("exchange.declare jobs.dlx");
 
   amqp_table_entry_t dead_args[] = {string_entry("x-queue-type", "quorum")};
-  declare_quorum_queue(c, dead_queue, amqp_table_t{1, dead_args});
-  amqp_queue_bind(raw, ch, as_bytes(dead_queue), as_bytes(dead_exchange), amqp_cstring_bytes(""),
-                  amqp_empty_table);
-  c.check_rpc("queue.bind jobs.dead");
+  for (auto q : {dead_queue, rescue_queue}) {
+    declare_quorum_queue(c, q, amqp_table_t{1, dead_args});
+    amqp_queue_bind(raw, ch, as_bytes(q), as_bytes(dead_exchange), amqp_cstring_bytes(""),
+                    amqp_empty_table);
+    c.check_rpc("queue.bind to jobs.dlx");
+  }
 
   for (auto q : known_queues) {
     amqp_table_entry_t args[] = {string_entry("x-queue-type", "quorum"),

@@ -7,8 +7,12 @@
 //   queues `email`, `processing`, `webhooks`  quorum, durable, x-delivery-limit,
 //                                             dead-lettered to `jobs.dlx`
 //   exchange `jobs.dlx` (fanout, durable)     -> queue `jobs.dead` (quorum)
+//                                             -> queue `jobs.rescue` (quorum)
 // A message that was delivered `delivery_limit` times without an ack (a
 // worker crashing on it again and again) is dead-lettered, never looping.
+// The fanout gives each dead letter two copies: `jobs.dead` keeps one for
+// people to inspect, and the API's dead-letter recovery consumes the other
+// (api/dead_letter_recovery.hpp) and republishes jobs still `queued`.
 //
 // TLS (amqps://): the broker's certificate is verified against the CA file
 // (or the system's CAs) and its name against the URL's host; a failed
@@ -52,6 +56,7 @@ amqp_address parse_amqp_url(std::string_view url);
 inline constexpr std::string_view jobs_exchange = "jobs";
 inline constexpr std::string_view dead_exchange = "jobs.dlx";
 inline constexpr std::string_view dead_queue = "jobs.dead";
+inline constexpr std::string_view rescue_queue = "jobs.rescue";
 
 class amqp_connection {
  public:

@@ -39,13 +39,13 @@ void publisher::wake() {
 }
 
 void publisher::publish(std::string routing_key, std::string message_id, std::string body,
-                        done_fn done, std::string traceparent) {
+                        done_fn done, headers extra) {
   item it{std::move(routing_key),
           std::move(message_id),
           std::move(body),
           std::move(done),
           std::chrono::steady_clock::now() + opts_.confirm_timeout,
-          std::move(traceparent)};
+          std::move(extra)};
   {
     std::lock_guard lk(mu_);
     if (!stopping_) {
@@ -145,16 +145,20 @@ void publisher::send_pending(std::deque<item>& batch) {
       AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
   props.content_type = amqp_cstring_bytes("application/json");
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+  std::vector<amqp_table_entry_t> entries;
   while (!batch.empty()) {
     auto& it = batch.front();
     props.message_id = as_bytes(it.message_id);
-    amqp_table_entry_t trace;
+    entries.clear();
+    for (const auto& [key, value] : it.extra) {
+      auto& e = entries.emplace_back();
+      e.key = as_bytes(key);
+      e.value.kind = AMQP_FIELD_KIND_UTF8;
+      e.value.value.bytes = as_bytes(value);
+    }
     props._flags &= ~AMQP_BASIC_HEADERS_FLAG;
-    if (!it.traceparent.empty()) {
-      trace.key = amqp_cstring_bytes("traceparent");
-      trace.value.kind = AMQP_FIELD_KIND_UTF8;
-      trace.value.value.bytes = as_bytes(it.traceparent);
-      props.headers = {1, &trace};
+    if (!entries.empty()) {
+      props.headers = {static_cast<int>(entries.size()), entries.data()};
       props._flags |= AMQP_BASIC_HEADERS_FLAG;
     }
     int st =

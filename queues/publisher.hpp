@@ -31,6 +31,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace jobs {
 
@@ -46,15 +48,17 @@ struct publisher_options {
 class publisher {
  public:
   using done_fn = std::function<void(bool ok, std::string_view error)>;
+  /// String-valued AMQP headers (e.g. `traceparent`).
+  using headers = std::vector<std::pair<std::string, std::string>>;
 
   explicit publisher(publisher_options o);
   ~publisher();  ///< stop(): fails what is still unconfirmed, joins
   publisher(const publisher&) = delete;
   publisher& operator=(const publisher&) = delete;
 
-  /// `traceparent`, when not empty, goes in the message's AMQP headers.
+  /// `extra` goes in the message's AMQP headers.
   void publish(std::string routing_key, std::string message_id, std::string body, done_fn done,
-               std::string traceparent = {});
+               headers extra = {});
   /// True while a confirm-mode channel to the broker is open.
   bool connected() const noexcept { return connected_.load(); }
   void stop();
@@ -64,7 +68,7 @@ class publisher {
     std::string routing_key, message_id, body;
     done_fn done;
     std::chrono::steady_clock::time_point deadline;
-    std::string traceparent = {};
+    headers extra = {};
   };
   void run();
   bool connect();

@@ -1,0 +1,108 @@
+// Dead-lettered messages of jobs still `queued`, against the real API,
+// worker, RabbitMQ and PostgreSQL (api/dead_letter_recovery.hpp): the API
+// publishes them again, a bounded number of times, and `jobs.dead` keeps a
+// copy of every dead letter for people.
+#include "common/db.hpp"
+#include "queues/amqp.hpp"
+#include "queues/consumer.hpp"
+#include "queues/publisher.hpp"
+#include "support/live.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace jobs;
+using namespace jobs::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Takes the next message off `processing` and rejects it without requeue:
+// the quorum queue dead-letters it, as it does one that reached the
+// delivery limit. Returns its `x-jobs-rescues` header ("" when absent).
+std::string dead_letter_next(consumer& c) {
+  std::vector<delivery> got;
+  REQUIRE(wait_until(
+      [&] {
+        c.poll(got, 50, -1);
+        return !got.empty();
+      },
+      20s));
+  REQUIRE(got.size() == 1);
+  c.reject(got[0].tag, /*requeue=*/false);
+  auto it = got[0].headers.find("x-jobs-rescues");
+  return it == got[0].headers.end() ? "" : it->second;
+}
+
+unsigned messages_in(const scratch& s, std::string_view queue) {
+  amqp_connection c(parse_amqp_url(s.amqp_url), 30);
+  return inspect_queue(c, queue).messages;
+}
+
+}  // namespace
+
+TEST_CASE("a queued job whose message was dead-lettered is published again and runs once") {
+  scratch s;
+  platform p(s, {}, {}, true);  // no worker yet
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto id = submit_job(h, key, R"({"queue":"processing","type":"test.count","payload":{}})");
+  {
+    consumer c(parse_amqp_url(s.amqp_url), 30, "processing", 1, {10});
+    CHECK(dead_letter_next(c) == "");
+    // The API's recovery sends it again, counted.
+    std::vector<delivery> again;
+    REQUIRE(wait_until(
+        [&] {
+          c.poll(again, 50, -1);
+          return !again.empty();
+        },
+        20s));
+    CHECK(again[0].headers["x-jobs-rescues"] == "1");
+    CHECK(again[0].message_id == id);
+  }  // unacked: back to the queue for the worker
+  CHECK(state_of(s.pg_url, id) == "queued");
+  p.add_worker("processing");
+  CHECK(wait_until([&] { return state_of(s.pg_url, id) == "succeeded"; }, 30s));
+  CHECK(handled(s.pg_url).at(id) == 1);
+  // The dead letter's copy for people stays; the recovery's was consumed.
+  CHECK(messages_in(s, dead_queue) == 1);
+  CHECK(wait_until([&] { return messages_in(s, rescue_queue) == 0; }, 10s));
+}
+
+TEST_CASE("a job whose message keeps being dead-lettered ends dead; other dead letters stay put") {
+  scratch s;
+  platform p(s, {}, {}, true);
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto id = submit_job(h, key, R"({"queue":"processing","type":"test.count","payload":{}})");
+  {
+    consumer c(parse_amqp_url(s.amqp_url), 30, "processing", 1, {10});
+    // The first dead letter and three republished copies.
+    for (int rescues = 0; rescues <= 3; ++rescues)
+      CHECK(dead_letter_next(c) == (rescues == 0 ? "" : std::to_string(rescues)));
+    REQUIRE(wait_until([&] { return state_of(s.pg_url, id) == "dead"; }, 20s));
+    // No fifth copy.
+    std::vector<delivery> none;
+    c.poll(none, 1000, -1);
+    CHECK(none.empty());
+  }
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE id = '" + id +
+                            "' AND last_error LIKE 'its message was dead-lettered 4 times%' "
+                            "AND finished_at IS NOT NULL AND attempts = 0") == 1);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM job_events WHERE job_id = '" + id +
+                            "' AND from_state = 'queued' AND to_state = 'dead'") == 1);
+
+  // A body that is no job: a worker dead-letters it with the reason, the
+  // recovery drops its copy, and jobs.dead keeps it with the job's four.
+  publisher pub({s.amqp_url, 30, 10s, {10}});
+  REQUIRE(wait_until([&] { return pub.connected(); }, 10s));
+  std::atomic<bool> confirmed{false};
+  pub.publish("processing", "garbage", "not json",
+              [&](bool ok, std::string_view) { confirmed = ok; });
+  REQUIRE(wait_until([&] { return confirmed.load(); }, 10s));
+  p.add_worker("processing");
+  CHECK(wait_until([&] { return messages_in(s, dead_queue) == 5; }, 20s));
+  CHECK(wait_until([&] { return messages_in(s, rescue_queue) == 0; }, 10s));
+  CHECK(messages_in(s, "processing") == 0);
+  CHECK(state_of(s.pg_url, id) == "dead");
+}
