@@ -34,6 +34,10 @@ api_metrics::api_metrics(metrics::registry& reg)
       commit_jobs(reg.add_histogram("jobs_submit_commit_jobs", "Jobs per group commit", {},
                                     {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000})
                       .with({})),
+      dead_letters(reg.add_counter("jobs_dead_letters_total",
+                                   "Dead-lettered messages handled by the dead-letter recovery: "
+                                   "republished, buried (the job ended dead) or dropped",
+                                   {"action"})),
       pools(reg),
       depth(reg.add_gauge("jobs_queue_depth", "Jobs queued and not yet claimed", {"queue"})),
       oldest_age(reg.add_gauge("jobs_queue_oldest_age_seconds",

@@ -9,6 +9,9 @@
 //   jobs_submit_commit_seconds                           histogram: one group commit of the
 //                                                        submitter (its INSERT and commit)
 //   jobs_submit_commit_jobs                              histogram: jobs per group commit
+//   jobs_dead_letters_total{action}                      dead letters the dead-letter recovery
+//                                                        handled: republished, buried (job
+//                                                        ended dead), dropped
 //   jobs_db_pool_connections|in_use|waiting{pool="api"}  (common/db_metrics.hpp)
 //   jobs_queue_depth{queue}                              jobs queued (published, not yet claimed)
 //   jobs_queue_oldest_age_seconds{queue}                 age of the oldest queued job; 0 if none
@@ -40,6 +43,7 @@ struct api_metrics {
   metrics::histogram& confirm_seconds;
   metrics::histogram& commit_seconds;
   metrics::histogram& commit_jobs;
+  metrics::family<metrics::counter>& dead_letters;
   db_pool_gauges pools;
   metrics::family<metrics::gauge>& depth;
   metrics::family<metrics::gauge>& oldest_age;

@@ -60,12 +60,14 @@ std::vector<std::tuple<std::uint64_t, std::uint64_t, bool>> dead_letter_recovery
 
 dead_letter_recovery::dead_letter_recovery(std::string pg_url, std::string amqp_url,
                                            int heartbeat_s, topology_options topology,
-                                           publisher& pub)
+                                           publisher& pub,
+                                           metrics::family<metrics::counter>* counts)
     : pg_url_(std::move(pg_url)),
       pub_(pub),
       brokers_(amqp_url),
       heartbeat_s_(heartbeat_s),
-      topology_(topology) {
+      topology_(topology),
+      counts_(counts) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -109,12 +111,16 @@ void dead_letter_recovery::run() {
   }
 }
 
+void dead_letter_recovery::count(const char* action) {
+  if (counts_) counts_->with({action}).inc();
+}
+
 void dead_letter_recovery::settle_confirms() {
   for (auto [generation, tag, ok] : inbox_->take()) {
     if (generation != generation_) continue;  // that channel is gone; the copy comes again
     if (ok) {
       amqp_->ack(tag);
-      ++republished;
+      count("republished");
     } else {
       amqp_->reject(tag, /*requeue=*/true);
     }
@@ -128,7 +134,7 @@ void dead_letter_recovery::handle(std::vector<delivery>& got) {
     auto m = decode_job_message(d.body);
     if (!m) {
       amqp_->ack(d.tag);  // not a job: jobs.dead keeps its copy
-      ++dropped;
+      count("dropped");
       continue;
     }
     ids.push_back(m->id);
@@ -149,7 +155,7 @@ void dead_letter_recovery::handle(std::vector<delivery>& got) {
     auto it = by_id.find(m.id);
     if (it == by_id.end()) {
       amqp_->ack(d->tag);  // claimed, finished or gone: nothing waits for this message
-      ++dropped;
+      count("dropped");
       continue;
     }
     const due_job& job = *it->second;
@@ -171,7 +177,7 @@ void dead_letter_recovery::handle(std::vector<delivery>& got) {
           pg_connect_hot);
       amqp_->ack(d->tag);
       if (now_dead) {
-        ++buried;
+        count("buried");
         log_error("job dead: its message keeps being dead-lettered",
                   {{"job_id", job.id}, {"queue", job.queue}, {"rescues", rescues}});
       }

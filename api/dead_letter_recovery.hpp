@@ -25,6 +25,7 @@
 //
 // Thread-safety: owns its thread; construct and destroy from one thread.
 
+#include "common/metrics.hpp"
 #include "queues/consumer.hpp"
 #include "queues/publisher.hpp"
 
@@ -47,15 +48,14 @@ class dead_letter_recovery {
   static constexpr int max_rescues = 3;
   static constexpr int prefetch = 100;
 
+  /// `counts` (jobs_dead_letters_total{action}), when set, counts each
+  /// dead letter handled: republished (confirmed), buried or dropped.
   dead_letter_recovery(std::string pg_url, std::string amqp_url, int heartbeat_s,
-                       topology_options topology, publisher& pub);
+                       topology_options topology, publisher& pub,
+                       metrics::family<metrics::counter>* counts = nullptr);
   ~dead_letter_recovery();
   dead_letter_recovery(const dead_letter_recovery&) = delete;
   dead_letter_recovery& operator=(const dead_letter_recovery&) = delete;
-
-  std::atomic<long> republished{0};  ///< confirmed by the broker
-  std::atomic<long> buried{0};       ///< ended dead after max_rescues
-  std::atomic<long> dropped{0};      ///< not a job, or the job not queued
 
  private:
   // Where the publisher's confirms land (on its thread) and wake this one;
@@ -74,12 +74,14 @@ class dead_letter_recovery {
   void run();
   void handle(std::vector<delivery>& got);
   void settle_confirms();
+  void count(const char* action);
 
   std::string pg_url_;
   publisher& pub_;
   broker_list brokers_;
   int heartbeat_s_;
   topology_options topology_;
+  metrics::family<metrics::counter>* counts_;
   std::unique_ptr<consumer> amqp_;        // the thread's own
   std::unique_ptr<pqxx::connection> db_;  // the thread's own
   std::uint64_t generation_ = 0;          // of amqp_: tags of an older channel are void

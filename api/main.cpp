@@ -102,7 +102,7 @@ int serve(const config& cfg) {
                    cfg.idempotency_ttl, &measures.commit_seconds, &measures.commit_jobs);
   scheduler sched(cfg.pg_url, pub, cfg.scheduler_interval);
   dead_letter_recovery dead_letters(cfg.pg_url, cfg.amqp_url, cfg.amqp_heartbeat_s,
-                                    {cfg.queue_delivery_limit}, pub);
+                                    {cfg.queue_delivery_limit}, pub, &measures.dead_letters);
   periodic_task history(cfg.pg_url, std::chrono::seconds(2), "queue history sample",
                         [](pqxx::connection& c) { sample_queue_history(c); });
   const retention_policy retention{.succeeded = std::chrono::seconds(cfg.retain_succeeded_s),

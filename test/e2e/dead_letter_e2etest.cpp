@@ -7,6 +7,7 @@
 #include "queues/consumer.hpp"
 #include "queues/publisher.hpp"
 #include "support/live.hpp"
+#include "support/prom_text.hpp"
 
 #include <doctest/doctest.h>
 
@@ -16,10 +17,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Takes the next message off `processing` and rejects it without requeue:
-// the quorum queue dead-letters it, as it does one that reached the
-// delivery limit. Returns its `x-jobs-rescues` header ("" when absent).
-std::string dead_letter_next(consumer& c) {
+// The next message `c` receives (prefetch 1: the only one in hand).
+delivery next_delivery(consumer& c) {
   std::vector<delivery> got;
   REQUIRE(wait_until(
       [&] {
@@ -28,9 +27,24 @@ std::string dead_letter_next(consumer& c) {
       },
       20s));
   REQUIRE(got.size() == 1);
-  c.reject(got[0].tag, /*requeue=*/false);
-  auto it = got[0].headers.find("x-jobs-rescues");
-  return it == got[0].headers.end() ? "" : it->second;
+  return got[0];
+}
+
+// Takes the next message off `processing` and rejects it without requeue:
+// the quorum queue dead-letters it, as it does one that reached the
+// delivery limit. Returns its `x-jobs-rescues` header ("" when absent).
+std::string dead_letter_next(consumer& c) {
+  auto d = next_delivery(c);
+  c.reject(d.tag, /*requeue=*/false);
+  return d.headers.contains("x-jobs-rescues") ? d.headers.at("x-jobs-rescues") : "";
+}
+
+// jobs_dead_letters_total{action} on the API's /metrics.
+double dead_letters(int port, const std::string& action) {
+  http_client h(port);
+  auto r = h.request(boost::beast::http::verb::get, "/metrics");
+  REQUIRE(r.status == 200);
+  return prom_sum(parse_prom_text(r.body), "jobs_dead_letters_total", {{"action", action}});
 }
 
 unsigned messages_in(const scratch& s, std::string_view queue) {
@@ -50,15 +64,9 @@ TEST_CASE("a queued job whose message was dead-lettered is published again and r
     consumer c(parse_amqp_url(s.amqp_url), 30, "processing", 1, {10});
     CHECK(dead_letter_next(c) == "");
     // The API's recovery sends it again, counted.
-    std::vector<delivery> again;
-    REQUIRE(wait_until(
-        [&] {
-          c.poll(again, 50, -1);
-          return !again.empty();
-        },
-        20s));
-    CHECK(again[0].headers["x-jobs-rescues"] == "1");
-    CHECK(again[0].message_id == id);
+    auto again = next_delivery(c);
+    CHECK(again.headers["x-jobs-rescues"] == "1");
+    CHECK(again.message_id == id);
   }  // unacked: back to the queue for the worker
   CHECK(state_of(s.pg_url, id) == "queued");
   p.add_worker("processing");
@@ -67,6 +75,8 @@ TEST_CASE("a queued job whose message was dead-lettered is published again and r
   // The dead letter's copy for people stays; the recovery's was consumed.
   CHECK(messages_in(s, dead_queue) == 1);
   CHECK(wait_until([&] { return messages_in(s, rescue_queue) == 0; }, 10s));
+  CHECK(dead_letters(p.port, "republished") == 1);
+  CHECK(dead_letters(p.port, "buried") == 0);
 }
 
 TEST_CASE("a job whose message keeps being dead-lettered ends dead; other dead letters stay put") {
@@ -105,4 +115,7 @@ TEST_CASE("a job whose message keeps being dead-lettered ends dead; other dead l
   CHECK(wait_until([&] { return messages_in(s, rescue_queue) == 0; }, 10s));
   CHECK(messages_in(s, "processing") == 0);
   CHECK(state_of(s.pg_url, id) == "dead");
+  CHECK(wait_until([&] { return dead_letters(p.port, "dropped") == 1; }, 10s));
+  CHECK(dead_letters(p.port, "republished") == 3);
+  CHECK(dead_letters(p.port, "buried") == 1);
 }
