@@ -100,11 +100,18 @@ int serve(const config& cfg) {
   submitter writes(cfg.pg_url, pub, cfg.submit_batch_max,
                    cfg.publish_timeout + std::chrono::seconds(5), cfg.test_fault,
                    cfg.idempotency_ttl, &measures.commit_seconds, &measures.commit_jobs);
-  scheduler sched(cfg.pg_url, pub, cfg.scheduler_interval);
+  periodic_task sched(cfg.pg_url, cfg.scheduler_interval, "scheduler round",
+                      [&pub](pqxx::connection& c) {
+                        // A full batch of any kind: more is due, go again at once.
+                        return schedule_round(c, pub) >= scheduler_batch;
+                      });
   dead_letter_recovery dead_letters(cfg.pg_url, cfg.amqp_url, cfg.amqp_heartbeat_s,
                                     {cfg.queue_delivery_limit}, pub, &measures.dead_letters);
   periodic_task history(cfg.pg_url, std::chrono::seconds(2), "queue history sample",
-                        [](pqxx::connection& c) { sample_queue_history(c); });
+                        [](pqxx::connection& c) {
+                          sample_queue_history(c);
+                          return false;
+                        });
   const retention_policy retention{.succeeded = std::chrono::seconds(cfg.retain_succeeded_s),
                                    .cancelled = std::chrono::seconds(cfg.retain_cancelled_s),
                                    .dead = std::chrono::seconds(cfg.retain_dead_s)};
@@ -112,6 +119,7 @@ int serve(const config& cfg) {
                        [retention](pqxx::connection& c) {
                          if (long n = prune_finished_jobs(c, retention); n > 0)
                            log_info("finished jobs past their retention deleted", {{"jobs", n}});
+                         return false;
                        });
   platform_backend backend(reads, writes, pub, cfg.auth_cache);
   backend.enable_queue_stats(cfg.amqp_url, policy_defaults(cfg));

@@ -27,17 +27,15 @@ void periodic_task::run() {
   std::unique_lock lk(mu_);
   while (!stopping_) {
     lk.unlock();
+    bool again = false;
     try {
-      with_reconnect(db_, pg_url_, [this](pqxx::connection& c) {
-        task_(c);
-        return 0;
-      });
+      again = with_reconnect(db_, pg_url_, [this](pqxx::connection& c) { return task_(c); });
     } catch (const std::exception& e) {
       log_warn(what_ + " failed", {{"error", e.what()}});
       db_.reset();
     }
     lk.lock();
-    cv_.wait_for(lk, interval_, [&] { return stopping_; });
+    if (!again) cv_.wait_for(lk, interval_, [&] { return stopping_; });
   }
 }
 

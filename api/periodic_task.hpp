@@ -1,10 +1,11 @@
 #pragma once
 // Runs `task` on a PostgreSQL connection of its own, in a thread of its own,
-// at once and then every `interval`, until destroyed. A failure is logged
-// with `what` and the connection is made anew for the next round. The API's
-// housekeeping runs this way: the queue history for the dashboard
-// (common/admin_store.hpp, sample_queue_history) and the retention of
-// finished jobs (common/retention.hpp). Tasks that several API processes may
+// at once and then every `interval`, until destroyed; at once again when
+// the task returns true (it left work due). A failure is logged with `what`
+// and the connection is made anew for the next round. The API's background
+// work runs this way: the scheduler (api/scheduler.hpp), the queue history
+// for the dashboard (common/admin_store.hpp, sample_queue_history) and the
+// retention of finished jobs (common/retention.hpp). Tasks that several API processes may
 // run at once coordinate in PostgreSQL (advisory locks, SKIP LOCKED).
 //
 // Thread-safety: owns its thread; construct and destroy from one thread.
@@ -23,7 +24,8 @@ namespace jobs {
 
 class periodic_task {
  public:
-  using task_fn = std::function<void(pqxx::connection&)>;
+  /// Returns true to run again at once.
+  using task_fn = std::function<bool(pqxx::connection&)>;
   periodic_task(std::string pg_url, std::chrono::milliseconds interval, std::string what,
                 task_fn task);
   ~periodic_task();

@@ -6,44 +6,9 @@
 #include "queues/message.hpp"
 
 #include <future>
+#include <vector>
 
 namespace jobs {
-
-scheduler::scheduler(std::string pg_url, publisher& pub, std::chrono::milliseconds interval)
-    : pg_url_(std::move(pg_url)), pub_(pub), interval_(interval) {
-  thread_ = std::thread([this] { run(); });
-}
-
-scheduler::~scheduler() {
-  {
-    std::lock_guard lk(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  thread_.join();
-}
-
-void scheduler::run() {
-  std::unique_lock lk(mu_);
-  while (!stopping_) {
-    lk.unlock();
-    int due = 0;
-    try {
-      due = tick();
-    } catch (const std::exception& e) {
-      log_warn("scheduler round failed", {{"error", e.what()}});
-      db_.reset();
-    }
-    lk.lock();
-    // A full batch means more are due: go again at once.
-    if (due < batch) cv_.wait_for(lk, interval_, [&] { return stopping_; });
-  }
-}
-
-int scheduler::tick() {
-  if (!pub_.connected()) return 0;
-  return with_reconnect(db_, pg_url_, [&](pqxx::connection& c) { return publish_due(c); });
-}
 
 namespace {
 // Publishes every job and returns the ids the broker confirmed (pipelined).
@@ -62,36 +27,35 @@ std::vector<std::string> publish_all(publisher& pub, const std::vector<due_job>&
 }
 }  // namespace
 
-int scheduler::publish_due(pqxx::connection& c) {
+int schedule_round(pqxx::connection& c, publisher& pub) {
+  if (!pub.connected()) return 0;
   int work = 0;
   {
     pqxx::work w(c);
-    auto due = lock_due_jobs(w, batch);
-    auto ok = publish_all(pub_, due);
+    auto due = lock_due_jobs(w, scheduler_batch);
+    auto ok = publish_all(pub, due);
     mark_queued(w, ok);
     w.commit();
-    published += static_cast<long>(ok.size());
     work += static_cast<int>(due.size());
   }
   // The recovery: queued jobs whose confirm never came (the API died between
   // its commit and the broker's confirm) are published again.
   {
     pqxx::work w(c);
-    auto unconfirmed = lock_unconfirmed_jobs(w, batch);
-    auto ok = publish_all(pub_, unconfirmed.jobs);
+    auto unconfirmed = lock_unconfirmed_jobs(w, scheduler_batch);
+    auto ok = publish_all(pub, unconfirmed.jobs);
     // Settled only when every job went out; otherwise all once more next round.
     if (ok.size() == unconfirmed.jobs.size()) settle_publish_batches(w, unconfirmed.batches);
     w.commit();
     if (!unconfirmed.jobs.empty())
       log_warn("unconfirmed jobs published again",
                {{"jobs", static_cast<std::int64_t>(ok.size())}});
-    recovered += static_cast<long>(ok.size());
     work += static_cast<int>(unconfirmed.jobs.size() + unconfirmed.batches.size());
   }
   // The rescuer: jobs whose worker died go back to their queue, or die
   // when no attempt is left. A job stays locked until it is republished.
   pqxx::work w(c);
-  auto lost = lock_lost_jobs(w, batch);
+  auto lost = lock_lost_jobs(w, scheduler_batch);
   std::vector<due_job> again;
   std::vector<std::string> buried;
   for (auto& l : lost) {
@@ -100,14 +64,13 @@ int scheduler::publish_due(pqxx::connection& c) {
     else
       again.push_back(std::move(l.job));
   }
-  auto ok = publish_all(pub_, again);
+  auto ok = publish_all(pub, again);
   rescue_lost_jobs(w, ok, job_state::queued);
   rescue_lost_jobs(w, buried, job_state::dead);
   w.commit();
   if (!lost.empty())
     log_warn("jobs of lost workers rescued", {{"requeued", static_cast<std::int64_t>(ok.size())},
                                               {"dead", static_cast<std::int64_t>(buried.size())}});
-  rescued += static_cast<long>(ok.size() + buried.size());
   return work + static_cast<int>(lost.size());
 }
 

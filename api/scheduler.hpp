@@ -2,7 +2,7 @@
 // Publishes jobs whose time has come: `scheduled` (run_at in the future at
 // submission, or snoozed) and `failed` (a retry after backoff).
 //
-// Every `interval` it locks up to `batch` due rows with FOR UPDATE SKIP
+// Each round locks up to `scheduler_batch` due rows with FOR UPDATE SKIP
 // LOCKED, publishes them with confirms, marks the confirmed ones `queued`
 // and commits. Several API processes may run it at once: a row locked by one
 // is skipped by the others, so no job is published twice by two schedulers.
@@ -16,45 +16,22 @@
 // the lost attempt and is republished, or ends `dead` when it has no attempt left. A late
 // completion from the old worker no longer lands.
 //
-// Thread-safety: owns its thread; construct and destroy from one thread.
+// The API runs one round every `JOBS_SCHEDULER_INTERVAL_MS` in a
+// periodic_task (api/periodic_task.hpp), and the next at once when a round
+// filled a batch.
 
 #include "queues/publisher.hpp"
 
 #include <pqxx/connection>
 
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <string>
-#include <thread>
-
 namespace jobs {
 
-class scheduler {
- public:
-  static constexpr int batch = 500;
+/// Rows of each kind a round handles at the most.
+inline constexpr int scheduler_batch = 500;
 
-  scheduler(std::string pg_url, publisher& pub, std::chrono::milliseconds interval);
-  ~scheduler();
-
-  std::atomic<long> published{0};
-  std::atomic<long> rescued{0};
-  std::atomic<long> recovered{0};
-
- private:
-  void run();
-  int tick();  ///< publishes one batch; returns how many were due
-  int publish_due(pqxx::connection& c);
-
-  std::string pg_url_;
-  publisher& pub_;
-  std::chrono::milliseconds interval_;
-  std::unique_ptr<pqxx::connection> db_;  // the scheduler thread's own
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::thread thread_;
-};
+/// One round on `c`: due jobs, unconfirmed publish batches, then lost jobs,
+/// up to scheduler_batch of each. Returns how many rows it handled; nothing
+/// without a broker connection.
+int schedule_round(pqxx::connection& c, publisher& pub);
 
 }  // namespace jobs
