@@ -11,6 +11,9 @@
 
 #include <doctest/doctest.h>
 
+#include <csignal>
+#include <thread>
+
 using namespace jobs;
 using namespace jobs::test;
 using namespace std::chrono_literals;
@@ -118,4 +121,50 @@ TEST_CASE("a job whose message keeps being dead-lettered ends dead; other dead l
   CHECK(wait_until([&] { return dead_letters(p.port, "dropped") == 1; }, 10s));
   CHECK(dead_letters(p.port, "republished") == 3);
   CHECK(dead_letters(p.port, "buried") == 1);
+}
+
+TEST_CASE("workers killed past the delivery limit: the jobs they held unclaimed still run, once") {
+  scratch s;
+  // Delivery limit 1: a message handed back by two dead workers is dead-lettered.
+  const std::map<std::string, std::string> env{{"JOBS_QUEUE_DELIVERY_LIMIT", "1"},
+                                               {"JOBS_WORKER_LEASE_MS", "2000"}};
+  platform p(s, {}, env, true);
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i)
+    ids.push_back(submit_job(
+        h, key, R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":1500}})"));
+  // One handler thread, prefetch 4: each worker claims one job and holds the
+  // others unclaimed when it is killed.
+  auto worker_env = env;
+  worker_env["JOBS_WORKER_CONCURRENCY"] = "1";
+  worker_env["JOBS_WORKER_PREFETCH"] = "4";
+  for (int kill = 0; kill < 2; ++kill) {
+    auto since = count(s.pg_url, "SELECT (extract(epoch FROM now()) * 1000)::bigint");
+    auto& w = p.add_worker("processing", worker_env);
+    REQUIRE(wait_until(
+        [&] {
+          return count(s.pg_url,
+                       "SELECT count(*) FROM jobs WHERE state = 'running' AND started_at >= "
+                       "to_timestamp(" +
+                           std::to_string(since) + " / 1000.0)") == 1;
+        },
+        20s));
+    std::this_thread::sleep_for(200ms);
+    w.signal(SIGKILL);
+    REQUIRE(w.wait(10s) != -1);
+  }
+  // The messages held through both kills were dead-lettered; the recovery
+  // published them again.
+  REQUIRE(wait_until([&] { return messages_in(s, dead_queue) >= 2; }, 20s));
+  p.add_worker("processing", {{"JOBS_QUEUE_DELIVERY_LIMIT", "1"},
+                              {"JOBS_WORKER_LEASE_MS", "2000"},
+                              {"JOBS_WORKER_CONCURRENCY", "4"}});
+  CHECK(wait_until(
+      [&] { return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'") == 4; },
+      60s));
+  auto done = handled(s.pg_url);
+  for (const auto& id : ids) CHECK(done[id] == 1);
+  CHECK(dead_letters(p.port, "republished") >= 2);
 }
