@@ -52,7 +52,7 @@ TEST_CASE("every metric the Grafana dashboard queries is exported") {
                                             "le",     "queue",    "route",  "state",
                                             "status", "pool",     "method", "type",
                                             "job",    "instance", "and",    "or",
-                                            "unless"};
+                                            "unless", "action"};
   static const std::regex ident("[a-zA-Z_:][a-zA-Z0-9_:]*");
   static const std::regex strings("\"[^\"]*\"|\\[[^\\]]*\\]");
   int panels = 0, exprs = 0;
