@@ -101,7 +101,8 @@ void dead_letter_recovery::run() {
       // Unacked copies go back to jobs.rescue with the channel.
       amqp_.reset();
       db_.reset();
-      inbox_->take();  // confirms for the old channel's tags: void
+      inbox_->take();  // confirms for the old channel's tags: void (and a stop's wake)
+      if (stopping_) break;
       struct pollfd p {
         inbox_->fd, POLLIN, 0
       };

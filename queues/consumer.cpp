@@ -1,6 +1,7 @@
 #include "queues/consumer.hpp"
 
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 
@@ -150,6 +151,8 @@ void consumer::dead_letter(const delivery& d, std::string_view reason) {
       "basic.publish to the dead-letter exchange");
   ack(d.tag);
 }
+
+void consumer::sever() { ::shutdown(conn_->fd(), SHUT_RDWR); }
 
 void consumer::cancel() {
   if (!consuming_) return;

@@ -58,6 +58,9 @@ class consumer {
   /// Starts deliveries again after cancel() (basic.consume); no-op while consuming.
   void consume();
   bool consuming() const { return consuming_; }
+  /// Tests only: shuts the socket down, as a broker that went away would;
+  /// the next call on the connection fails.
+  void sever();
 
  private:
   bool read_one(std::vector<delivery>& out, timeval* timeout);

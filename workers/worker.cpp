@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <deque>
+#include <optional>
 #include <random>
 #include <unordered_map>
 
@@ -71,6 +72,8 @@ struct worker::impl {
   std::vector<detail::finished_job> finished;            // outcome not yet committed
   std::chrono::steady_clock::time_point next_lease_renewal{};
   plan_refresher plans;
+  std::optional<std::string> broker_failure;  // an ack after a commit failed (after_commit)
+  bool fault_done = false;                    // tests: JOBS_TEST_FAULT fired once
   std::mt19937_64 rng{std::random_device{}()};
 
   impl(worker& wk)
@@ -212,12 +215,35 @@ struct worker::impl {
     return c;
   }
 
+  // Acks after a commit. The commit stands whatever the broker does, so a
+  // channel lost here must not cut the cycle's bookkeeping short (jobs just
+  // claimed would not start, and would wait for their lease to expire): the
+  // failure is noted, and handled by broker_check() once the bookkeeping is
+  // done. The broker redelivers what was not acked; those deliveries find
+  // their jobs finished, or running here.
+  template <class Fn>
+  void after_commit(Fn&& ack) {
+    if (!amqp || broker_failure) return;
+    try {
+      ack(*amqp);
+    } catch (const amqp_error& e) {
+      broker_failure = e.what();
+    }
+  }
+
+  void broker_check() {
+    if (!broker_failure) return;
+    amqp_error e(*broker_failure);
+    broker_failure.reset();
+    lose_amqp(e);
+  }
+
   // Claimed and committed: the jobs go to the handlers; the messages of the
   // deferred and the unclaimable go.
   void start_claimed(capped_claim& got, std::unordered_map<std::string, uint64_t>& tags) {
     // Over their tenant's cap: scheduled again, so the message may go.
     for (const auto& id : got.deferred) {
-      amqp->ack(tags.at(id));
+      after_commit([&](consumer& c) { c.ack(tags.at(id)); });
       tags.erase(id);
       ++w.stats_.deferred;
     }
@@ -231,7 +257,7 @@ struct worker::impl {
     }
     // Not claimable: finished, cancelled or running elsewhere. Drop the message.
     for (auto& [id, tag] : tags) {
-      amqp->ack(tag);
+      after_commit([&](consumer& c) { c.ack(tag); });
       ++w.stats_.dropped;
     }
   }
@@ -271,8 +297,15 @@ struct worker::impl {
       log_warn("test fault: crashing after the commit, before the acks");
       std::_Exit(70);
     }
+    if (o().test_fault == "worker_broker_lost_after_commit" && !fault_done && amqp &&
+        !outcomes.empty() && !got.claimed.empty()) {
+      log_warn("test fault: broker connection cut after the commit, before the acks");
+      fault_done = true;
+      amqp->sever();
+    }
     completed(outcomes);
     start_claimed(got, c.tags);
+    broker_check();
   }
 
   // One recorded attempt: metrics, and a debug line that carries its trace.
@@ -320,7 +353,7 @@ struct worker::impl {
     std::vector<uint64_t> tags;
     for (const auto& out : outcomes)
       if (const auto* j = running.find(out.id); j && j->tag != 0) tags.push_back(j->tag);
-    if (amqp) amqp->ack_all(std::move(tags));
+    after_commit([&](consumer& c) { c.ack_all(std::move(tags)); });
     for (const auto& out : outcomes) {
       auto* j = running.find(out.id);
       if (!j) continue;
@@ -440,11 +473,12 @@ struct worker::impl {
       log_warn(
           "handler did not stop in time; written off, its thread stays busy until it returns",
           {{"job_id", outcomes[i].id}, {"recorded", std::string(to_string(outcomes[i].state))}});
-      if (overdue[i].tag != 0 && amqp) amqp->ack(overdue[i].tag);
+      if (overdue[i].tag != 0) after_commit([&](consumer& c) { c.ack(overdue[i].tag); });
       ended(overdue[i], outcomes[i].state);
       running.write_off(overdue[i].job.id);
       if (outcomes[i].state == job_state::cancelled) ++w.stats_.cancelled;
     }
+    broker_check();
   }
 
   void run() {

@@ -66,8 +66,9 @@ struct worker_options {
   std::chrono::milliseconds job_timeout{300000};  ///< for jobs without their own timeout_ms
   std::chrono::milliseconds cancel_grace{5000};   ///< a stopped handler's time to return
   retry_policy retry;
-  tenant_caps caps;                   ///< per-tenant running caps; off by default
-  std::string test_fault;             ///< tests only: "worker_crash_after_commit"
+  tenant_caps caps;  ///< per-tenant running caps; off by default
+  std::string
+      test_fault;  ///< tests only: "worker_crash_after_commit", "worker_broker_lost_after_commit"
   worker_metrics* metrics = nullptr;  ///< when set, updated as jobs end (worker_metrics.hpp)
 };
 

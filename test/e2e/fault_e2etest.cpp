@@ -118,6 +118,29 @@ TEST_CASE("fault 2: a worker crashing after its commit and before its ack runs n
   CHECK(v.duplicated == 0);
 }
 
+TEST_CASE(
+    "fault 11: the broker lost between a worker's commit and its acks: its claims still run") {
+  scratch s;
+  // The default lease (60 s): a claimed job left to it would fail the test.
+  platform p(s, {}, {}, true);
+  auto key = create_key(s.pg_url, "acme");
+  auto ids = submit_many(p.port, key, 50,
+                         R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":20}})");
+  REQUIRE(ids.size() == 50);
+  // Once, in a cycle that both completes and claims, the worker's socket is
+  // cut after the commit: its acks fail.
+  p.add_worker("processing", {{"JOBS_TEST_FAULT", "worker_broker_lost_after_commit"},
+                              {"JOBS_WORKER_CONCURRENCY", "4"}});
+  CHECK(wait_until([&] { return succeeded(s.pg_url) == 50; }, 20s));
+  std::ifstream log(p.log_dir + "/worker-processing-0.log");
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  CHECK(text.find("test fault: broker connection cut") != std::string::npos);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts WHERE error LIKE 'worker lost%'") == 0);
+  auto v = check(s.pg_url, ids);
+  CHECK(v.lost == 0);
+  CHECK(v.duplicated == 0);
+}
+
 TEST_CASE("fault 3: the API killed between its commit and the broker's confirm loses no 202") {
   scratch s;
   // A short confirm deadline: the recovery republishes 6 s after the commit.
