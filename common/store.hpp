@@ -103,6 +103,9 @@ struct job_filter {
 };
 /// {"jobs":[…], "next_cursor": id|null} newest first.
 std::string list_jobs_json(pqxx::connection& c, const tenant_id& t, const job_filter& f);
+/// The statement list_jobs_json() runs ($1 tenant, $2 queue, $3 state, $4 before,
+/// $5 limit, $6 type, $7 and $8 created after and before, $9 text), for tests of its plan.
+const std::string& list_jobs_statement();
 
 struct claimed_job {
   std::string id, tenant, queue, type, payload_json;
