@@ -15,7 +15,11 @@
 namespace jobs {
 
 namespace {
-constexpr const char* undo_sql = "DELETE FROM jobs WHERE id = ANY($1::uuid[]) AND state = 'queued'";
+// A withdrawn job goes with its submission event (job_events has no
+// foreign key to cascade from).
+constexpr const char* undo_sql = R"(
+  WITH gone AS (DELETE FROM jobs WHERE id = ANY($1::uuid[]) AND state = 'queued' RETURNING id)
+  DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone))";
 
 // Settled publish batches are deleted in one statement a second: a
 // commit a second instead of one per group commit.
