@@ -7,13 +7,35 @@
 namespace jobs {
 
 namespace {
-constexpr const char* queue_stats_sql = R"(
+// The states a job is still in, from their partial indexes (jobs_active,
+// jobs_due): work proportional to the jobs in them, not to the table.
+constexpr const char* open_counts_sql = R"(
   SELECT queue, state::text, count(*),
          coalesce(extract(epoch FROM now() - min(queued_at) FILTER (WHERE state = 'queued')), 0)::float8
-  FROM jobs GROUP BY queue, state)";
+  FROM jobs WHERE state IN ('scheduled', 'queued', 'running') GROUP BY queue, state
+  UNION ALL
+  SELECT queue, 'failed', count(*), 0 FROM jobs WHERE state = 'failed' GROUP BY queue)";
 
-constexpr std::string_view all_states[] = {"scheduled", "queued", "running",  "succeeded",
-                                           "failed",    "dead",   "cancelled"};
+// The final states: no index holds them, so this reads the whole table.
+constexpr const char* final_counts_sql = R"(
+  SELECT queue, state::text, count(*) FROM jobs
+  WHERE state IN ('succeeded', 'dead', 'cancelled') GROUP BY queue, state)";
+
+constexpr std::string_view open_states[] = {"scheduled", "queued", "running", "failed"};
+constexpr std::string_view final_states[] = {"succeeded", "dead", "cancelled"};
+
+using counts = std::map<std::pair<std::string, std::string>, double>;
+
+// Every known queue gets a value for each of `states`, 0 when it has none.
+template <std::size_t N>
+void set_counts(metrics::family<metrics::gauge>& g, const counts& got,
+                const std::string_view (&states)[N]) {
+  for (auto q : known_queues)
+    for (auto s : states) {
+      auto it = got.find({std::string(q), std::string(s)});
+      g.with({q, s}).set(it == got.end() ? 0 : it->second);
+    }
+}
 }  // namespace
 
 api_metrics::api_metrics(metrics::registry& reg)
@@ -64,25 +86,41 @@ void api_metrics::set_queue_stats(const std::vector<queue_stats>& stats) {
   }
 }
 
-void api_metrics::read_job_counts(pqxx::connection& c) {
+std::string api_metrics::open_counts_statement() { return open_counts_sql; }
+
+void api_metrics::read_job_counts(pqxx::connection& c, std::chrono::steady_clock::time_point now) {
+  bool recount = false;
+  {
+    std::lock_guard lock(final_mutex_);
+    if (!final_read_ || now - *final_read_ >= final_every) {
+      final_read_ = now;  // one scrape recounts; the others keep the last values
+      recount = true;
+    }
+  }
   pqxx::read_transaction tx(c);
-  auto rows = tx.exec(queue_stats_sql);
-  // Every known queue and state gets a value, 0 when it has no jobs.
-  std::map<std::pair<std::string, std::string>, double> counts;
+  counts open;
   std::map<std::string, double> ages;
-  for (const auto& r : rows) {
-    counts[{r[0].as<std::string>(), r[1].as<std::string>()}] = r[2].as<double>();
+  for (const auto& r : tx.exec(open_counts_sql)) {
+    open[{r[0].as<std::string>(), r[1].as<std::string>()}] = r[2].as<double>();
     if (r[1].as<std::string>() == "queued") ages[r[0].as<std::string>()] = r[3].as<double>();
   }
+  set_counts(in_state, open, open_states);
   for (auto q : known_queues) {
     std::string queue(q);
-    for (auto s : all_states) {
-      auto it = counts.find({queue, std::string(s)});
-      in_state.with({q, s}).set(it == counts.end() ? 0 : it->second);
-    }
-    auto it = counts.find({queue, "queued"});
-    depth.with({q}).set(it == counts.end() ? 0 : it->second);
+    auto it = open.find({queue, "queued"});
+    depth.with({q}).set(it == open.end() ? 0 : it->second);
     oldest_age.with({q}).set(ages.contains(queue) ? ages[queue] : 0);
+  }
+  if (!recount) return;
+  try {
+    counts done;
+    for (const auto& r : tx.exec(final_counts_sql))
+      done[{r[0].as<std::string>(), r[1].as<std::string>()}] = r[2].as<double>();
+    set_counts(in_state, done, final_states);
+  } catch (...) {
+    std::lock_guard lock(final_mutex_);
+    final_read_.reset();  // the next scrape tries again
+    throw;
   }
 }
 

@@ -17,20 +17,31 @@
 //   jobs_queue_oldest_age_seconds{queue}                 age of the oldest queued job; 0 if none
 //   jobs_queue_ready|unacked|consumers{queue}            as GET /v1/queues (common/queue_stats.hpp)
 //   jobs_queue_workers{queue}, jobs_queue_workers_desired{queue}   the same
-//   jobs_in_state{queue,state}                           jobs in each state now (the
-//                                                        final states: jobs completed so far)
+//   jobs_in_state{queue,state}                           jobs in each state (the final
+//                                                        states: recounted every
+//                                                        final_every, at most)
 //
 // The queue gauges are read at scrape time: depth, age and jobs_in_state
-// from PostgreSQL (read_job_counts, one GROUP BY over the jobs table), the
-// rest from GET /v1/queues' reader when the API has it enabled.
+// from PostgreSQL (read_job_counts), the rest from GET /v1/queues' reader
+// when the API has it enabled. The states a job is still in are counted at
+// every scrape from their partial indexes, at a cost that follows the jobs
+// in them; the final states (succeeded, dead, cancelled) need a scan of the
+// whole table, which retention keeps for days, so they are recounted at most
+// every `final_every` (JOBS_METRICS_FINAL_COUNT_S) and keep their last
+// values in between.
 //
-// Thread-safety: as metrics::registry; read_queue_stats on a caller's connection.
+// Thread-safety: as metrics::registry; read_job_counts from any thread, each on
+// its own connection.
 
 #include "common/db_metrics.hpp"
 #include "common/metrics.hpp"
 #include "common/queue_stats.hpp"
 
 #include <pqxx/pqxx>
+
+#include <chrono>
+#include <mutex>
+#include <optional>
 
 namespace jobs {
 
@@ -54,10 +65,20 @@ struct api_metrics {
   metrics::family<metrics::gauge>& workers;
   metrics::family<metrics::gauge>& workers_desired;
 
-  /// Sets depth, oldest_age and in_state from the jobs table.
-  void read_job_counts(pqxx::connection& c);
+  /// Sets depth, oldest_age and in_state from the jobs table; in_state's
+  /// final states only when `final_every` has passed since they were last
+  /// read (one caller recounts, concurrent ones keep the last values).
+  void read_job_counts(pqxx::connection& c, std::chrono::steady_clock::time_point now =
+                                                std::chrono::steady_clock::now());
+  std::chrono::seconds final_every{60};  ///< 0: at every call
+  /// The statement read_job_counts runs at every call (for tests of its plan).
+  static std::string open_counts_statement();
   /// Sets ready, unacked, consumers, workers and workers_desired.
   void set_queue_stats(const std::vector<queue_stats>& stats);
+
+ private:
+  std::mutex final_mutex_;
+  std::optional<std::chrono::steady_clock::time_point> final_read_;  // guarded
 };
 
 }  // namespace jobs

@@ -134,6 +134,7 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_ADMIN_BROKER_UI_URL", [&c](auto&, auto& v) { c.admin_broker_ui_url = v; }},
       {"JOBS_METRICS_TOKEN", [&c](auto&, auto& v) { c.metrics_token = v; }},
       {"JOBS_METRICS_ADDR", text(c.metrics_addr)},
+      {"JOBS_METRICS_FINAL_COUNT_S", integer(c.metrics_final_count_s, 0, 86400)},
       {"JOBS_WORKER_METRICS_PORT", integer(c.worker_metrics_port, 0, 65535)},
       {"JOBS_SUPERVISOR_METRICS_PORT", integer(c.supervisor_metrics_port, 0, 65535)},
       {"JOBS_SUPERVISOR_POOLS", text(c.supervisor_pools)},

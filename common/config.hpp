@@ -63,6 +63,8 @@
 //   JOBS_LOG_LEVEL               info (debug, info, warn, error)
 //   JOBS_ADMIN_DIR               <source>/api/admin (the dashboard's files, served at /admin/)
 //   JOBS_ADMIN_BROKER_UI_URL     empty; RabbitMQ's management UI, linked from the dashboard
+//   JOBS_METRICS_FINAL_COUNT_S   60: the API's /metrics recounts jobs in final states (a scan
+//                                of the jobs table) at most this often; 0: at every scrape
 //
 // The supervisor (workers/supervisor/supervisor.hpp) and GET /v1/queues:
 //   JOBS_SUPERVISOR_POOLS        processing=1..4;email=1..2;webhooks=1..2 (common/scaling.hpp)
@@ -174,6 +176,7 @@ struct config {
   /// history, pause/resume); empty: every tenant's (a one-organisation install).
   std::string operator_tenants;
   std::string metrics_token;             ///< set: /metrics needs `Authorization: Bearer <it>`
+  int metrics_final_count_s = 60;        ///< api_metrics::final_every
   std::string metrics_addr = "0.0.0.0";  ///< the worker's (and supervisor's) /metrics listener
   int worker_metrics_port = 0;           ///< 0: the worker serves no /metrics
   int supervisor_metrics_port = 0;       ///< 0: the supervisor serves no /metrics
