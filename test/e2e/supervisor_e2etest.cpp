@@ -64,6 +64,30 @@ struct queues_view {
   int running() { return static_cast<int>(processing().at("workers").at("running").as_int64()); }
 };
 
+// The platform without workers of its own, and a supervisor running its
+// pools with `settings` (read every 200 ms unless they say otherwise).
+struct supervised {
+  supervised(scratch& s, const std::map<std::string, std::string>& settings,
+             std::map<std::string, std::string> platform_env = {})
+      : p(s, {}, std::move(platform_env)),
+        key(create_key(s.pg_url, "acme")),
+        log(p.log_dir + "/supervisor.log"),
+        sup(binary("jobs-supervisor"), {}, with(p.env, settings), log),
+        h(p.port),
+        q{h, key, {}} {}
+  static std::map<std::string, std::string> with(std::map<std::string, std::string> env,
+                                                 const std::map<std::string, std::string>& more) {
+    env["JOBS_SUPERVISOR_INTERVAL_MS"] = "200";
+    for (const auto& [k, v] : more) env[k] = v;
+    return env;
+  }
+  platform p;
+  std::string key, log;
+  process sup;
+  http_client h;
+  queues_view q;
+};
+
 void submit_sleepers(http_client& h, const std::string& key, int n, int sleep_ms) {
   for (int done = 0; done < n;) {
     std::string body = R"({"jobs":[)";
@@ -94,17 +118,10 @@ long occurrences(const std::string& text, const std::string& what) {
 
 TEST_CASE("a flood scales a pool from min to max and back; no job is interrupted") {
   scratch s;
-  platform p(s, {});
-  auto key = create_key(s.pg_url, "acme");
-  auto env = p.env;
   // Long jobs and a short down cool-down: workers are drained while they run jobs.
-  env["JOBS_SUPERVISOR_POOLS"] = "processing=1..4,backlog=4,up_ms=300,down_ms=500";
-  env["JOBS_SUPERVISOR_INTERVAL_MS"] = "200";
-  env["JOBS_WORKER_CONCURRENCY"] = "2";
-  auto log = p.log_dir + "/supervisor.log";
-  process sup(binary("jobs-supervisor"), {}, env, log);
-  http_client h(p.port);
-  queues_view q{h, key, {}};
+  supervised run(s, {{"JOBS_SUPERVISOR_POOLS", "processing=1..4,backlog=4,up_ms=300,down_ms=500"},
+                     {"JOBS_WORKER_CONCURRENCY", "2"}});
+  auto& [p, key, log, sup, h, q] = run;
   REQUIRE_MESSAGE(wait_until([&] { return q.running() == 1; }, 20s), "no first worker; see ", log);
   auto idle = q.processing();
   CHECK(idle.at("workers").at("min") == 1);
@@ -167,17 +184,12 @@ TEST_CASE("a flood scales a pool from min to max and back; no job is interrupted
 
 TEST_CASE("a supervised worker killed with -9 is replaced and its jobs complete") {
   scratch s;
-  platform p(s, {}, {{"JOBS_WORKER_LEASE_MS", "2000"}});
-  auto key = create_key(s.pg_url, "acme");
-  auto env = p.env;
-  env["JOBS_SUPERVISOR_POOLS"] = "processing=2..2";
-  env["JOBS_SUPERVISOR_INTERVAL_MS"] = "200";
-  env["JOBS_SUPERVISOR_RESTART_BACKOFF_MS"] = "200";
-  env["JOBS_WORKER_CONCURRENCY"] = "4";
-  auto log = p.log_dir + "/supervisor.log";
-  process sup(binary("jobs-supervisor"), {}, env, log);
-  http_client h(p.port);
-  queues_view q{h, key, {}};
+  supervised run(s,
+                 {{"JOBS_SUPERVISOR_POOLS", "processing=2..2"},
+                  {"JOBS_SUPERVISOR_RESTART_BACKOFF_MS", "200"},
+                  {"JOBS_WORKER_CONCURRENCY", "4"}},
+                 {{"JOBS_WORKER_LEASE_MS", "2000"}});
+  auto& [p, key, log, sup, h, q] = run;
   REQUIRE(wait_until([&] { return q.processing().at("consumers") == 2; }, 20s));
 
   constexpr int jobs = 40;
@@ -263,16 +275,9 @@ TEST_CASE("GET /v1/queues without a supervisor: any key reads it, the broker's c
 
 TEST_CASE("SIGTERM to the supervisor drains its busy workers: running jobs finish, none is lost") {
   scratch s;
-  platform p(s, {});
-  auto key = create_key(s.pg_url, "acme");
-  auto env = p.env;
-  env["JOBS_SUPERVISOR_POOLS"] = "processing=2..2";
-  env["JOBS_SUPERVISOR_INTERVAL_MS"] = "200";
-  env["JOBS_WORKER_CONCURRENCY"] = "2";
-  auto log = p.log_dir + "/supervisor.log";
-  process sup(binary("jobs-supervisor"), {}, env, log);
-  http_client h(p.port);
-  queues_view q{h, key, {}};
+  supervised run(s,
+                 {{"JOBS_SUPERVISOR_POOLS", "processing=2..2"}, {"JOBS_WORKER_CONCURRENCY", "2"}});
+  auto& [p, key, log, sup, h, q] = run;
   REQUIRE(wait_until([&] { return q.processing().at("consumers") == 2; }, 20s));
   constexpr int jobs = 12;
   submit_sleepers(h, key, jobs, 2000);
@@ -294,20 +299,13 @@ TEST_CASE("SIGTERM to the supervisor drains its busy workers: running jobs finis
 
 TEST_CASE("the supervisor's /metrics match GET /v1/queues; each worker has its own metrics port") {
   scratch s;
-  platform p(s, {});
-  auto key = create_key(s.pg_url, "acme");
-  auto env = p.env;
   int sup_port = free_port();
   int worker_base = free_port_run(3);
-  env["JOBS_SUPERVISOR_POOLS"] = "processing=2..3;email=1..1";
-  env["JOBS_SUPERVISOR_INTERVAL_MS"] = "200";
-  env["JOBS_SUPERVISOR_METRICS_PORT"] = std::to_string(sup_port);
-  env["JOBS_WORKER_METRICS_PORT"] = std::to_string(worker_base);
-  env["JOBS_METRICS_ADDR"] = "127.0.0.1";
-  auto log = p.log_dir + "/supervisor.log";
-  process sup(binary("jobs-supervisor"), {}, env, log);
-  http_client h(p.port);
-  queues_view q{h, key, {}};
+  supervised run(s, {{"JOBS_SUPERVISOR_POOLS", "processing=2..3;email=1..1"},
+                     {"JOBS_SUPERVISOR_METRICS_PORT", std::to_string(sup_port)},
+                     {"JOBS_WORKER_METRICS_PORT", std::to_string(worker_base)},
+                     {"JOBS_METRICS_ADDR", "127.0.0.1"}});
+  auto& [p, key, log, sup, h, q] = run;
   REQUIRE_MESSAGE(wait_until([&] { return q.processing().at("consumers") == 2; }, 20s),
                   "no workers; see ", log);
 
