@@ -89,14 +89,6 @@ void api_metrics::set_queue_stats(const std::vector<queue_stats>& stats) {
 std::string api_metrics::open_counts_statement() { return open_counts_sql; }
 
 void api_metrics::read_job_counts(pqxx::connection& c, std::chrono::steady_clock::time_point now) {
-  bool recount = false;
-  {
-    std::lock_guard lock(final_mutex_);
-    if (!final_read_ || now - *final_read_ >= final_every) {
-      final_read_ = now;  // one scrape recounts; the others keep the last values
-      recount = true;
-    }
-  }
   pqxx::read_transaction tx(c);
   counts open;
   std::map<std::string, double> ages;
@@ -111,7 +103,11 @@ void api_metrics::read_job_counts(pqxx::connection& c, std::chrono::steady_clock
     depth.with({q}).set(it == open.end() ? 0 : it->second);
     oldest_age.with({q}).set(ages.contains(queue) ? ages[queue] : 0);
   }
-  if (!recount) return;
+  {
+    std::lock_guard lock(final_mutex_);
+    if (final_read_ && now - *final_read_ < final_every) return;
+    final_read_ = now;  // this call recounts; concurrent ones keep the last values
+  }
   try {
     counts done;
     for (const auto& r : tx.exec(final_counts_sql))

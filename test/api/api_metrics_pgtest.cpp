@@ -62,13 +62,17 @@ TEST_CASE("jobs_in_state: open states at every scrape, final states at most ever
   CHECK(in_state(m, "queued") == 8);
   CHECK(m.depth.with({"processing"}).value() == 8);
   CHECK(in_state(m, "succeeded") == 4);
-  // Past it: recounted.
-  m.read_job_counts(*c, t0 + 60s);
+  // Past it, a read that fails (here: no jobs table on its search path)
+  // does not put the recount off.
+  auto broken = pg_connect(s.pg_url);
+  pqxx::nontransaction(*broken).exec("SET search_path = nowhere");
+  CHECK_THROWS(m.read_job_counts(*broken, t0 + 60s));
+  m.read_job_counts(*c, t0 + 61s);
   CHECK(in_state(m, "succeeded") == 10);
   // 0: at every scrape.
   m.final_every = 0s;
   add_jobs(*c, 1, "cancelled");
-  m.read_job_counts(*c, t0 + 60s);
+  m.read_job_counts(*c, t0 + 61s);
   CHECK(in_state(m, "cancelled") == 1);
 }
 
