@@ -81,6 +81,13 @@ http_response router::problem_response(const problem& p, unsigned version, bool 
   return res;
 }
 
+void router::head_only(http_response& res) {
+  if (res.body().empty()) return;  // static files answer HEAD themselves
+  auto size = res.body().size();
+  res.body().clear();
+  res.content_length(size);
+}
+
 boost::asio::awaitable<http_response> router::handle(const http_request& req) {
   auto start = std::chrono::steady_clock::now();
   std::string_view route_name = "unmatched";
@@ -94,6 +101,7 @@ boost::asio::awaitable<http_response> router::handle(const http_request& req) {
         make_problem(503, "unavailable", "a backing service is unavailable; retry later"),
         req.version(), req.keep_alive());
   }
+  if (req.method() == http::verb::head) head_only(*res);
   if (opts_.metrics) {
     std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
     auto status = std::to_string(res->result_int());
@@ -168,12 +176,16 @@ boost::asio::awaitable<http_response> router::route(const http_request& req,
   if (path == "/admin" || path.starts_with("/admin/"))
     co_return serve_static(opts_.admin_dir, "/admin", path, req);
 
+  // HEAD runs a GET route; handle() drops the body.
+  auto method = req.method() == http::verb::head ? http::verb::get : req.method();
   const route_entry* found = nullptr;
   std::string allow, param;
   for (const auto& r : routes()) {
     if (!match(r.pattern, path, param)) continue;
-    if (r.method == req.method()) found = &r;
+    if (r.method == method) found = &r;
+    route_name = r.pattern;  // a 405 is counted against the path's route
     allow += (allow.empty() ? "" : ", ") + std::string(http::to_string(r.method));
+    if (r.method == http::verb::get) allow += ", HEAD";
   }
   if (!found && allow.empty()) co_return fail(make_problem(404, "not_found", "no such route"));
   if (!found) {

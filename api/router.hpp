@@ -85,6 +85,9 @@ class router {
 
   /// A problem+json response (also used by the server for transport errors).
   static http_response problem_response(const problem& p, unsigned version, bool keep_alive);
+  /// The answer to HEAD: the headers GET's answer has (its Content-Length
+  /// too), no body.
+  static void head_only(http_response& res);
   /// A JSON response with the request's HTTP version and keep-alive.
   static http_response json_response(http::status s, std::string body, const http_request& req);
   /// Content-Type names application/json (any case, parameters allowed).

@@ -187,7 +187,8 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
   } g(*this, &tcp_stream, peer);
 
   read_deadline deadline(tcp_stream);
-  auto send = [&](http_response& res) -> asio::awaitable<bool> {
+  auto send = [&](http_response& res, bool head = false) -> asio::awaitable<bool> {
+    if (head) router::head_only(res);
     bool keep = res.keep_alive() && !stopping_;
     res.keep_alive(keep);
     tcp_stream.expires_after(opts_.read_timeout);
@@ -196,10 +197,11 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
     co_return !wec && keep;
   };
   bool refused_some = false;
-  auto refuse = [&](const problem& p, unsigned version) -> asio::awaitable<void> {
+  auto refuse = [&](const problem& p, unsigned version,
+                    bool head = false) -> asio::awaitable<void> {
     refused_some = true;
     auto res = router::problem_response(p, version ? version : 11, false);
-    co_await send(res);
+    co_await send(res, head);
   };
 
   bool open = true;
@@ -240,11 +242,11 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
       deadline.arm(opts_.header_timeout);
       std::tie(ec, n) = co_await http::async_read_header(stream, buffer, parser,
                                                          asio::as_tuple(asio::use_awaitable));
-      std::size_t limit = opts_.body_limit;
+      // A batch carries many jobs: its own, larger limit. The request line is
+      // known when Beast refuses a Content-Length field, and the refusal names it.
+      std::size_t limit = is_batch_target(parser.get()) ? opts_.batch_body_limit : opts_.body_limit;
       std::optional<problem> refused;
       if (!ec) {
-        // A batch carries many jobs: its own, larger limit.
-        if (is_batch_target(parser.get())) limit = opts_.batch_body_limit;
         parser.body_limit(limit);
         refused = check_request_head(parser.get(), opts_.head);
         if (!refused && parser.content_length().value_or(0) > limit) {
@@ -258,19 +260,20 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
       bool late = deadline.expired();
       deadline.disarm();
       auto version = parser.get().version();
+      bool head = parser.get().method() == http::verb::head;  // once its request line is read
       if (late) {
         co_await refuse(make_problem(408, "request_timeout",
                                      "the request did not arrive within the server's deadline"),
-                        version);
+                        version, head);
         break;
       }
       if (refused) {
-        co_await refuse(*refused, version);
+        co_await refuse(*refused, version, head);
         break;
       }
       if (is_closed(ec)) break;
       if (ec) {
-        co_await refuse(read_problem(ec, limit), version);
+        co_await refuse(read_problem(ec, limit), version, head);
         break;
       }
       auto req = parser.release();

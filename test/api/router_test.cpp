@@ -1,6 +1,7 @@
 // Unit tests of the HTTP API without sockets (api/router.hpp): the router is
 // driven on an io_context against an in-memory api_backend.
 #include "api/router.hpp"
+#include "api/api_metrics.hpp"
 
 #include <doctest/doctest.h>
 #include <boost/asio/co_spawn.hpp>
@@ -181,8 +182,9 @@ struct fixture {
     ioc.run();
     if (error) std::rethrow_exception(error);
     REQUIRE(out.has_value());
-    // Every response carries a Content-Length matching its body.
-    CHECK(out->at(http::field::content_length) == std::to_string(out->body().size()));
+    // Every response carries a Content-Length matching its body (HEAD's: GET's body).
+    if (req.method() != http::verb::head)
+      CHECK(out->at(http::field::content_length) == std::to_string(out->body().size()));
     return std::move(*out);
   }
 
@@ -500,26 +502,70 @@ TEST_CASE("a method a route does not take is 405 with Allow") {
     auto res = f.send(http::verb::delete_, "/v1/jobs");
     check_problem(res, 405, "method_not_allowed");
     auto allow = std::string(res[http::field::allow]);
-    CHECK(allow.find("GET") != std::string::npos);
-    CHECK(allow.find("POST") != std::string::npos);
+    CHECK(allow == "POST, GET, HEAD");
   }
   SUBCASE("PUT /healthz") {
     auto res = f.send(http::verb::put, "/healthz", "", "{}");
     check_problem(res, 405, "method_not_allowed");
-    CHECK(res[http::field::allow] == "GET");
+    CHECK(res[http::field::allow] == "GET, HEAD");
   }
   SUBCASE("POST /readyz") {
     auto res = f.send(http::verb::post, "/readyz", "", "{}");
     check_problem(res, 405, "method_not_allowed");
-    CHECK(res[http::field::allow] == "GET");
+    CHECK(res[http::field::allow] == "GET, HEAD");
   }
   SUBCASE("DELETE /v1/jobs/{id}") {
     auto res = f.send(http::verb::delete_, std::string("/v1/jobs/") + id_a);
     check_problem(res, 405, "method_not_allowed");
-    CHECK(res[http::field::allow] == "GET");
+    CHECK(res[http::field::allow] == "GET, HEAD");
   }
   CHECK(f.backend.submit_calls == 0);
   CHECK(f.backend.list_calls.empty());
+}
+
+TEST_CASE("HEAD answers as GET would, with GET's Content-Length and no body") {
+  fixture f;
+  auto get = f.get("/healthz", "");
+  auto head = f.send(http::verb::head, "/healthz", "");
+  CHECK(head.result_int() == 200);
+  CHECK(head.body().empty());
+  CHECK(head[http::field::content_type] == "application/json");
+  CHECK(head[http::field::content_length] == std::to_string(get.body().size()));
+  // A route behind a key runs as its GET does.
+  head = f.send(http::verb::head, "/v1/jobs?state=queued");
+  CHECK(head.result_int() == 200);
+  CHECK(head.body().empty());
+  REQUIRE(f.backend.list_calls.size() == 1);
+  CHECK(f.backend.list_calls[0].second.state == "queued");
+  // Refusals too: the status and headers, no body.
+  head = f.send(http::verb::head, "/v1/jobs", "");
+  CHECK(head.result_int() == 401);
+  CHECK(head.body().empty());
+  CHECK(head[http::field::content_type] == "application/problem+json");
+  head = f.send(http::verb::head, "/nowhere", "");
+  CHECK(head.result_int() == 404);
+  CHECK(head.body().empty());
+  head = f.send(http::verb::head, "/v1/keys/1");
+  CHECK(head.result_int() == 405);
+  CHECK(head[http::field::allow] == "DELETE");
+  CHECK(head.body().empty());
+}
+
+TEST_CASE("a 405 is counted against the route of its path; an unknown path as unmatched") {
+  jobs::metrics::registry reg;
+  jobs::api_metrics m(reg);
+  jobs::router_options o;
+  o.metrics = &m;
+  fixture f(o);
+  f.send(http::verb::delete_, "/v1/jobs");
+  f.send(http::verb::get, "/v1/admin/jobs/cancel");
+  f.get("/nowhere");
+  auto count = [&](const char* method, const char* route, const char* status) {
+    return m.http.with({method, route, status}).count();
+  };
+  CHECK(count("DELETE", "/v1/jobs", "405") == 1);
+  CHECK(count("GET", "/v1/admin/jobs/{action}", "405") == 1);
+  CHECK(count("GET", "unmatched", "404") == 1);
 }
 
 TEST_CASE("GET /v1/jobs refuses a bad query parameter and names it") {

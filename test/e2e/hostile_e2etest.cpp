@@ -276,6 +276,40 @@ TEST_CASE("hostile requests get their documented status and code; normal traffic
     CHECK(a.code == h.code);
   }
 
+  // A batch's declared length past its own, larger limit: the refusal names that limit.
+  {
+    raw_conn c(port);
+    c.send("POST /v1/jobs/batch HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + key_a +
+           "\r\nContent-Type: application/json\r\nContent-Length: 17000000\r\n\r\n");
+    auto raw = c.read_all(10s);
+    auto a = parse_answer(raw);
+    CAPTURE(a.raw);
+    CHECK(a.status == 413);
+    CHECK(raw.find("the limit is 16777216 bytes") != std::string::npos);
+  }
+
+  // HEAD, then GET on the same connection: HEAD's answer has GET's
+  // Content-Length and no body, so the GET's answer follows its headers.
+  {
+    raw_conn c(port);
+    c.send(request("HEAD", "/healthz", "") + request("GET", "/healthz", ""));
+    std::string raw;
+    for (int i = 0; i < 25; ++i) {
+      raw += c.read_all(200ms);
+      auto second = raw.find("HTTP/1.1 ", 1);
+      if (second != std::string::npos && raw.ends_with("}")) break;
+    }
+    CAPTURE(raw);
+    auto head_end = raw.find("\r\n\r\n");
+    REQUIRE(head_end != std::string::npos);
+    CHECK(raw.starts_with("HTTP/1.1 200"));
+    REQUIRE(raw.substr(head_end + 4).starts_with("HTTP/1.1 200"));
+    auto get = raw.substr(head_end + 4);
+    auto get_body = get.substr(get.find("\r\n\r\n") + 4);
+    CHECK(raw.substr(0, head_end).find("Content-Length: " + std::to_string(get_body.size())) !=
+          std::string::npos);
+  }
+
   // Tenant A's list never shows tenant B's job.
   {
     raw_conn c(port);
