@@ -113,9 +113,13 @@ const std::string list_jobs_sql = make_list_jobs_sql();
 // a worker can get the message first: a due scheduled/failed row must match
 // here, so that the UPDATE waits for the scheduler's commit and re-checks the
 // row (then `queued`). Matching only `queued` would skip it and drop the job.
+// The start is the clock once the row is had, not the transaction's start:
+// after such a wait, that would come before the scheduler's `queued` event,
+// and the job's timeline would show it running before it was queued.
 const std::string claim_sql = std::string(R"(
-  UPDATE jobs j SET state = 'running', attempts = attempts + 1, started_at = now(),
-         worker_id = $2, lease_expires_at = now() + $3 * interval '1 millisecond', updated_at = now()
+  UPDATE jobs j SET state = 'running', attempts = attempts + 1, started_at = clock_timestamp(),
+         worker_id = $2, lease_expires_at = clock_timestamp() + $3 * interval '1 millisecond',
+         updated_at = now()
   WHERE j.id = ANY($1::uuid[]) AND )") +
                               claimable_sql + R"(
   RETURNING id::text, tenant_id, queue, type, payload::text, attempts, max_attempts,

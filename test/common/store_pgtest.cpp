@@ -280,6 +280,15 @@ TEST_CASE("a claim racing the scheduler's publish waits for its commit and takes
   CHECK(result.get() == 1);
   worker.join();
   CHECK(state_of(*scheduler_conn, id) == "running");
+  // The claim's transaction began before the scheduler's event was written;
+  // its start is taken once the lock is had, so the timeline stays in order.
+  auto json = job_events_json(*scheduler_conn, tenant_id{"acme"}, job_id{id});
+  REQUIRE(json);
+  std::vector<std::string> steps;
+  auto doc = boost::json::parse(*json);
+  for (const auto& e : doc.at("events").as_array())
+    steps.push_back(std::string(e.at("to").as_string()));
+  CHECK(steps == std::vector<std::string>{"scheduled", "queued", "running"});
 }
 
 TEST_CASE("a job's timeline: job_events for the rest, job_attempts for each attempt") {
