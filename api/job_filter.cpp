@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <string>
+#include <vector>
 
 namespace jobs {
 
@@ -23,7 +25,15 @@ std::variant<job_filter, problem> parse_job_filter(boost::urls::params_view para
                                                    int limit_max,
                                                    std::initializer_list<std::string_view> extra) {
   job_filter f;
+  std::vector<std::string> seen;
   for (auto p : params) {
+    // One value per parameter: a repeated one would silently be the last.
+    if (std::find(seen.begin(), seen.end(), p.key) != seen.end())
+      return bad("invalid_field", p.key + " is given more than once", p.key);
+    seen.push_back(p.key);
+    // PostgreSQL's text stops at a NUL: "a\0" would filter as "a", "\0" as nothing.
+    if (p.value.find('\0') != std::string::npos)
+      return bad("invalid_field", p.key + " must not contain NUL", p.key);
     if (p.key == "queue") {
       if (!is_known_queue(p.value))
         return bad("unknown_queue", "queue must be one of email, processing, webhooks", "queue");

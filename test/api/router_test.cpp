@@ -592,6 +592,10 @@ TEST_CASE("GET /v1/jobs refuses a bad query parameter and names it") {
       {"cursor=01890a5d-ac96-774b-bcce-b302099a805", "cursor", "invalid_field"},
       {"sort=asc", "sort", "unknown_field"},
       {"queue=email&page=2", "page", "unknown_field"},
+      {"state=queued&state=succeeded", "state", "invalid_field"},
+      {"limit=5&queue=email&limit=6", "limit", "invalid_field"},
+      {"q=%00", "q", "invalid_field"},
+      {"type=noop%00x", "type", "invalid_field"},
   };
   for (const auto& r : rows) {
     std::string query = r.query;
