@@ -502,6 +502,10 @@ TEST_CASE("endpoints through the API; the circuit breaker pauses a failing endpo
   CHECK(openapi_contract().violations("WebhookEndpointList", list.json()).empty());
   CHECK(list.json().at("endpoints").as_array().size() == 1);
   CHECK(h.get("/v1/webhook-endpoints/nope", key).status == 404);
+  // A name that cannot be an endpoint's is refused as bad input.
+  auto misnamed = put(std::string(65, 'a'), R"({"secrets":[")" + secret_a + R"("]})", key);
+  CHECK(misnamed.status == 400);
+  CHECK(misnamed.json().at("code") == "invalid_field");
 
   // Fails three times, then answers 200. After two failures the endpoint is
   // paused for 2.5 s: the job waits (attempts not used), then fails once
