@@ -22,10 +22,7 @@ constexpr const char* endpoint_json_sql =
     "  'retry_schedule_ms', retry_schedule_ms, "
     "  'state', CASE WHEN paused_until > now() THEN 'paused' ELSE 'active' END, "
     "  'consecutive_failures', consecutive_failures, "
-    "  'paused_until', to_char(paused_until AT TIME ZONE 'UTC', "
-    "                          'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
-    "  'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
-    "  'updated_at', to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))";
+    "  'paused_until', paused_until, 'created_at', created_at, 'updated_at', updated_at)";
 
 // PostgreSQL's JSON text has spaces around ':'; clients get it compact.
 std::string compact(const pqxx::field& f) {

@@ -47,7 +47,11 @@ std::string pg_conninfo(const std::string& url) {
 }
 
 std::unique_ptr<pqxx::connection> pg_connect(const std::string& url) {
-  return std::make_unique<pqxx::connection>(pg_conninfo(url));
+  auto c = std::make_unique<pqxx::connection>(pg_conninfo(url));
+  // Timestamps leave PostgreSQL as JSON in the session's zone: UTC, whatever
+  // the server's. libpqxx sets it again if it reconnects.
+  c->set_variable("TimeZone", "UTC");
+  return c;
 }
 
 std::unique_ptr<pqxx::connection> pg_connect_hot(const std::string& url) {

@@ -345,3 +345,20 @@ TEST_CASE("a job's timeline: job_events for the rest, job_attempts for each atte
   CHECK(n.exec("SELECT count(*) FROM job_attempts WHERE queue = 'processing'")[0][0].as<int>() ==
         2);
 }
+
+TEST_CASE("timestamps leave PostgreSQL in UTC, whatever the database's time zone") {
+  scratch s;
+  {
+    auto admin = pg_connect(s.pg_url);
+    pqxx::nontransaction n(*admin);
+    auto db = n.exec("SELECT current_database()")[0][0].as<std::string>();
+    n.exec("ALTER DATABASE " + admin->quote_name(db) + " SET timezone = 'Asia/Kolkata'");
+  }
+  auto c = pg_connect(s.pg_url);  // a new session, whose default is that zone
+  auto id = insert(*c, make_job("acme"));
+  auto json = find_job_json(*c, tenant_id{"acme"}, job_id{id});
+  REQUIRE(json);
+  auto created = std::string(boost::json::parse(*json).at("created_at").as_string());
+  CAPTURE(created);
+  CHECK(created.ends_with("+00:00"));
+}
