@@ -35,6 +35,8 @@ constexpr std::string_view payload_invalid_title = "Payload does not match the j
 constexpr std::string_view additional_property_prefix =
     "Object contains a property that could not be validated using 'properties' or "
     "'additionalProperties' constraints: '";
+constexpr std::string_view property_failed_prefix =
+    "Failed to validate against schema associated with property name '";
 constexpr std::string_view wrong_type_detail = "Value type not permitted by 'type' constraint.";
 
 json::value read_json(const fs::path& file) {
@@ -136,6 +138,64 @@ std::unique_ptr<valijson::Schema> compile(json::value doc) {
   return schema;
 }
 
+// The schema's `description` of each place in a payload, keyed by its JSON
+// pointer with "*" for any array index or member name ("/to/*"): what a
+// problem's detail quotes, since valijson's own words ("Failed to match
+// regex ...") do not say what the field takes. Follows local $refs and the
+// schema combinators; the first description found for a place wins.
+using descriptions = std::map<std::string, std::string, std::less<>>;
+
+void collect_descriptions(const json::object& root, const json::value& node,
+                          const std::string& path, descriptions& out, int depth = 0) {
+  if (!node.is_object() || depth > 16) return;
+  const auto& o = node.get_object();
+  if (const auto* d = o.if_contains("description"); d && d->is_string() && !path.empty())
+    out.emplace(path, std::string(d->get_string()));
+  if (const auto* ref = o.if_contains("$ref"); ref && ref->is_string()) {
+    std::string_view r = ref->get_string();
+    constexpr std::string_view local = "#/definitions/";
+    if (r.starts_with(local))
+      if (const auto* defs = root.if_contains("definitions"); defs && defs->is_object())
+        if (const auto* def = defs->get_object().if_contains(r.substr(local.size())))
+          collect_descriptions(root, *def, path, out, depth + 1);
+  }
+  for (auto combinator : {"allOf", "anyOf", "oneOf"})
+    if (const auto* all = o.if_contains(combinator); all && all->is_array())
+      for (const auto& each : all->get_array())
+        collect_descriptions(root, each, path, out, depth + 1);
+  if (const auto* props = o.if_contains("properties"); props && props->is_object())
+    for (const auto& [name, sub] : props->get_object())
+      collect_descriptions(root, sub, path + "/" + json_pointer_escape(name), out, depth + 1);
+  for (auto any : {"items", "additionalProperties"})
+    if (const auto* sub = o.if_contains(any))
+      collect_descriptions(root, *sub, path + "/*", out, depth + 1);
+}
+
+// The description of the place `pointer` (under /payload) names, or of the
+// nearest place above it that has one.
+const std::string* description_of(const descriptions& all, std::string_view pointer) {
+  std::vector<std::string> parts;
+  for (std::size_t at = 0; at < pointer.size();) {
+    auto next = pointer.find('/', at + 1);
+    parts.emplace_back(
+        pointer.substr(at + 1, next == std::string_view::npos ? next : next - at - 1));
+    at = next == std::string_view::npos ? pointer.size() : next;
+  }
+  if (!parts.empty() && parts.front() == "payload") parts.erase(parts.begin());
+  for (auto n = parts.size(); n > 0; --n) {
+    std::string exact, wild;
+    for (std::size_t i = 0; i < n; ++i) {
+      exact += "/" + parts[i];
+      wild += "/" + parts[i];
+    }
+    if (auto it = all.find(exact); it != all.end()) return &it->second;
+    // An index or a member name matched by items / additionalProperties.
+    wild.resize(wild.size() - parts[n - 1].size());
+    if (auto it = all.find(wild + "*"); it != all.end()) return &it->second;
+  }
+  return nullptr;
+}
+
 std::string_view kind_name(const json::value& v) {
   switch (v.kind()) {
     case json::kind::null: return "null";
@@ -180,7 +240,8 @@ std::string step(const json::value*& at, std::string_view token) {
   return json_pointer_escape(token);
 }
 
-problem payload_problem(const json::value& payload, const valijson::ValidationResults& results) {
+problem payload_problem(const json::value& payload, const valijson::ValidationResults& results,
+                        const descriptions& described) {
   problem p{400, "payload_invalid", std::string(payload_invalid_title), "", "/payload"};
   // Errors arrive inner before outer, each failure followed by its wrappers
   // ("Failed to validate item #3"); the deepest context is the most specific.
@@ -203,6 +264,13 @@ problem payload_problem(const json::value& payload, const valijson::ValidationRe
     name.remove_suffix(2);
     p.pointer += '/' + step(at, name);
     p.detail = fmt::format("Property '{}' is not allowed by the schema.", name);
+  } else if (d.starts_with(property_failed_prefix) && d.ends_with("'.")) {
+    // Said of the object when its member failed without a deeper error
+    // (a propertyNames rule of the member's value, for one): name the member.
+    std::string_view name = d.substr(property_failed_prefix.size());
+    name.remove_suffix(2);
+    p.pointer += '/' + step(at, name);
+    p.detail = fmt::format("Property '{}' does not match its schema.", name);
   } else if (d == wrong_type_detail && at) {
     p.detail = fmt::format("{} Got {}.", d, kind_name(*at));
   } else if (d.starts_with("Expected number") || d.starts_with("Value should be a multiple")) {
@@ -210,6 +278,7 @@ problem payload_problem(const json::value& payload, const valijson::ValidationRe
   } else {
     p.detail = std::string(d);
   }
+  if (const auto* what = description_of(described, p.pointer)) p.detail += " Expected: " + *what;
   return p;
 }
 
@@ -229,14 +298,18 @@ std::string json_pointer_escape(std::string_view token) {
 }
 
 struct schema_registry::impl {
-  using by_type = std::map<std::string, std::unique_ptr<valijson::Schema>, std::less<>>;
+  struct compiled {
+    std::unique_ptr<valijson::Schema> schema;
+    descriptions described;
+  };
+  using by_type = std::map<std::string, compiled, std::less<>>;
   std::map<std::string, by_type, std::less<>> queues;
 
-  const valijson::Schema* find(std::string_view queue, std::string_view type) const {
+  const compiled* find(std::string_view queue, std::string_view type) const {
     auto q = queues.find(queue);
     if (q == queues.end()) return nullptr;
     auto t = q->second.find(type);
-    return t == q->second.end() ? nullptr : t->second.get();
+    return t == q->second.end() ? nullptr : &t->second;
   }
 };
 
@@ -256,8 +329,12 @@ schema_registry::schema_registry(const fs::path& dir) {
           fmt::format("{}: expected a name <queue>.<type>.schema.json", entry.path().string()));
     }
     try {
+      auto doc = read_json(entry.path());
+      impl::compiled c;
+      if (doc.is_object()) collect_descriptions(doc.get_object(), doc, "", c.described);
+      c.schema = compile(std::move(doc));
       loaded->queues[std::string(stem.substr(0, dot))][std::string(stem.substr(dot + 1))] =
-          compile(read_json(entry.path()));
+          std::move(c);
     } catch (const std::exception& e) {
       throw std::runtime_error(fmt::format("{}: {}", entry.path().string(), e.what()));
     }
@@ -287,7 +364,7 @@ std::vector<std::string> schema_registry::types(std::string_view queue) const {
 
 std::optional<problem> schema_registry::validate(std::string_view queue, std::string_view type,
                                                  const json::value& payload) const {
-  const valijson::Schema* schema = impl_->find(queue, type);
+  const auto* schema = impl_->find(queue, type);
   if (!schema) {
     const std::vector<std::string> known = types(queue);
     return problem{400, "unknown_job_type", "Unknown job type",
@@ -302,10 +379,11 @@ std::optional<problem> schema_registry::validate(std::string_view queue, std::st
   // pattern cost the API ten times the CPU of the rest of a submission).
   thread_local valijson::Validator validator;
   valijson::ValidationResults results;
-  if (validator.validate(*schema, valijson::adapters::BoostJsonAdapter(payload), &results)) {
+  if (validator.validate(*schema->schema, valijson::adapters::BoostJsonAdapter(payload),
+                         &results)) {
     return std::nullopt;
   }
-  return payload_problem(payload, results);
+  return payload_problem(payload, results, schema->described);
 }
 
 }  // namespace jobs

@@ -305,3 +305,32 @@ TEST_CASE("the real schemas/jobs directory loads") {
       r.validate("webhooks", "deliver", json::parse(R"({"url": "https://a", "headers": {"x": 1}})"))
           ->pointer == "/payload/headers/x");
 }
+
+TEST_CASE("a payload problem quotes the schema's description of the place that failed") {
+  const schema_registry r(JOBS_SOURCE_DIR "/schemas/jobs");
+  auto email = [](std::string_view patch) {
+    json::object p = json::parse(
+                         R"({"from": "a@b.example", "to": ["a@b.example"], "subject": "hi",
+                             "text": "x"})")
+                         .as_object();
+    auto extra = json::parse(patch);
+    for (const auto& [k, v] : extra.as_object()) p[k] = v;
+    return json::value(p);
+  };
+  // valijson's own words say a regex failed; the description says what is taken.
+  auto url = r.validate("webhooks", "deliver", json::parse(R"({"url": "ftp://example.com/x"})"));
+  REQUIRE(url);
+  CHECK(url->pointer == "/payload/url");
+  CHECK(url->detail.starts_with("Failed to match regex"));
+  CHECK(url->detail.find(" Expected: ") != std::string::npos);
+  // An array member: the description reached through items, $ref and oneOf.
+  auto to = r.validate("email", "send", email(R"({"to": ["b@example.org\r\nRCPT TO:<x@y.z>"]})"));
+  REQUIRE(to);
+  CHECK(to->pointer == "/payload/to/0");
+  CHECK(to->detail.find("Expected: An email address") != std::string::npos);
+  // A header name the schema does not take.
+  auto bcc = r.validate("email", "send", email(R"({"headers": {"Bcc": "x@y.z"}})"));
+  REQUIRE(bcc);
+  CHECK(bcc->pointer == "/payload/headers");
+  CHECK(bcc->detail.find("Expected: Extra headers: List-Unsubscribe") != std::string::npos);
+}
