@@ -102,7 +102,7 @@ TEST_CASE("header injection: 400 at the API, refused again by the worker") {
           {R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"t","headers":{"X-Id":"1\u0000\r\nBcc: victim@example.net"}})",
            "/payload/headers/X-Id"},
           {R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"t","headers":{"Bcc":"victim@example.net"}})",
-           "/payload"},  // valijson reports propertyNames at the parent
+           "/payload/headers"},  // valijson names the member whose names failed
           {R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"t","attachments":[{"filename":"a\r\nBcc: victim@example.net","content":""}]})",
            "/payload/attachments/0/filename"}}) {
     auto r = h.post_json("/v1/jobs",
