@@ -508,8 +508,9 @@ struct worker::impl {
         if (amqp && !stopping)
           receive(idle_poll_ms);
         else {
+          // Once stopping, stop_fd stays readable: only a handler's return wakes us.
           struct pollfd p[2] = {{pool.wake_fd(), POLLIN, 0}, {stop_fd, POLLIN, 0}};
-          ::poll(p, 2, idle_poll_ms);
+          ::poll(p, stopping ? 1 : 2, idle_poll_ms);
         }
         apply_pause();
         cycle();
@@ -531,11 +532,14 @@ struct worker::impl {
     amqp.reset();  // unacked deliveries go back to the queue
   }
 
+  // Backs off before a retry; stop() cuts it short, once: a stopping worker
+  // (its stop_fd readable for good) still waits, or it would spin while a
+  // server is away during its drain.
   void pause(std::chrono::milliseconds& backoff) {
     struct pollfd p {
       stop_fd, POLLIN, 0
     };
-    ::poll(&p, 1, static_cast<int>(backoff.count()));
+    ::poll(&p, stopping ? 0 : 1, static_cast<int>(backoff.count()));
     backoff = std::min(backoff * 2, max_backoff);
   }
 };

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 using namespace jobs;
 using namespace jobs::test;
@@ -373,4 +374,32 @@ TEST_CASE("fault 10: heartbeats detect a frozen broker within two intervals") {
           " ms (heartbeat 2 s)");
   CHECK(took <= 5s);  // two intervals, plus the publisher's poll period
   CHECK(wait_until([&] { return pub.connected(); }, 30s));  // and it comes back
+}
+
+TEST_CASE("fault 11: a worker draining while PostgreSQL is down backs off, and finishes after") {
+  scratch s;
+  platform p(s, {}, {}, true);
+  auto key = create_key(s.pg_url, "acme");
+  auto ids = submit_many(
+      p.port, key, 1, R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":3000}})");
+  REQUIRE(ids.size() == 1);
+  auto& w = p.add_worker("processing");
+  REQUIRE(wait_until(
+      [&] { return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'running'") == 1; },
+      20s));
+  services("stop-postgres");
+  w.signal(SIGTERM);                // drains: its job ends while the database is away
+  std::this_thread::sleep_for(4s);  // the outage itself, not a synchronisation
+  std::ifstream log(p.log_dir + "/worker-processing-0.log");
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  long retries = 0;
+  for (auto at = text.find("database error; retrying"); at != std::string::npos;
+       at = text.find("database error; retrying", at + 1))
+    ++retries;
+  MESSAGE("retries in 4 s: ", retries);
+  CHECK(retries >= 1);
+  CHECK(retries <= 10);  // 100, 200, 400 ... ms apart; a spinning drain logs thousands
+  services("start-postgres");
+  CHECK(w.wait(30s) == 0);
+  CHECK(succeeded(s.pg_url) == 1);
 }
