@@ -116,12 +116,19 @@ const std::string list_jobs_sql = make_list_jobs_sql();
 // The start is the clock once the row is had, not the transaction's start:
 // after such a wait, that would come before the scheduler's `queued` event,
 // and the job's timeline would show it running before it was queued.
+// A row this worker already holds `running` is taken back as it is (its
+// attempt not counted again): the worker claims only what it does not have
+// in hand, so that is its own claim whose commit it could not confirm (the
+// connection lost during COMMIT); skipping it would drop the message and
+// leave the job to its lease, an attempt spent.
 const std::string claim_sql = std::string(R"(
-  UPDATE jobs j SET state = 'running', attempts = attempts + 1, started_at = clock_timestamp(),
-         worker_id = $2, lease_expires_at = clock_timestamp() + $3 * interval '1 millisecond',
-         updated_at = now()
-  WHERE j.id = ANY($1::uuid[]) AND )") +
-                              claimable_sql + R"(
+  UPDATE jobs j SET state = 'running',
+         attempts = CASE WHEN j.state::text = 'running' AND j.worker_id = $2
+                         THEN j.attempts ELSE j.attempts + 1 END,
+         started_at = clock_timestamp(), worker_id = $2,
+         lease_expires_at = clock_timestamp() + $3 * interval '1 millisecond', updated_at = now()
+  WHERE j.id = ANY($1::uuid[]) AND (j.state::text = 'running' AND j.worker_id = $2 OR )") +
+                              claimable_sql + R"()
   RETURNING id::text, tenant_id, queue, type, payload::text, attempts, max_attempts,
             coalesce(timeout_ms, 0), coalesce(backoff_base_ms, 0), coalesce(backoff_cap_ms, 0),
             coalesce(backoff_jitter, ''), coalesce(trace_id, ''))";

@@ -81,6 +81,15 @@ TEST_CASE("claims and completions are compare-and-set") {
     pqxx::work w2(*c);
     CHECK(claim_jobs(w2, ids, "w2", 60s).empty());
   }
+  SUBCASE("the holder's own claim again (its commit went unconfirmed) takes it back, uncounted") {
+    pqxx::work w2(*c);
+    auto again = claim_jobs(w2, ids, "w1", 60s);
+    w2.commit();
+    REQUIRE(again.size() == 1);
+    CHECK(again[0].attempt == 1);
+    pqxx::nontransaction n(*c);
+    CHECK(n.exec_params("SELECT attempts FROM jobs WHERE id = $1::uuid", id)[0][0].as<int>() == 1);
+  }
   SUBCASE("a completion from another worker or attempt does not land") {
     pqxx::work w2(*c);
     std::vector<job_outcome> o{{id, 1, job_state::succeeded, "{}", "", ""}};
