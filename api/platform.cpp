@@ -132,7 +132,10 @@ boost::asio::awaitable<std::pair<retry_result, std::string>> platform_backend::r
 
 boost::asio::awaitable<readiness> platform_backend::ready() {
   readiness r;
-  r.broker = pub_.connected();
+  // A broker that holds our messages unconfirmed for 5 s is not ready either
+  // (frozen, or blocked by a memory or disk alarm): submissions would wait
+  // out their confirm deadline and get 503.
+  r.broker = pub_.confirming(std::chrono::seconds(5));
   try {
     auto ping = [](pqxx::connection& c) {
       pqxx::nontransaction n(c);

@@ -78,6 +78,15 @@ bool publisher::connect() {
   }
 }
 
+bool publisher::confirming(std::chrono::milliseconds within) const noexcept {
+  if (!connected_.load()) return false;
+  auto oldest = oldest_unconfirmed_.load();
+  if (oldest == 0) return true;
+  auto waited = std::chrono::steady_clock::now().time_since_epoch() -
+                std::chrono::steady_clock::duration(oldest);
+  return waited < within;
+}
+
 void publisher::run() {
   auto backoff = std::chrono::milliseconds(100);
   while (!stopping_) {
@@ -108,6 +117,11 @@ void publisher::run() {
       send_pending(batch);
       read_confirms(unconfirmed_.empty() ? idle_poll_ms : 50);
       expire(std::chrono::steady_clock::now());
+      oldest_unconfirmed_ = unconfirmed_.empty()
+                                ? 0
+                                : (unconfirmed_.begin()->second.deadline - opts_.confirm_timeout)
+                                      .time_since_epoch()
+                                      .count();
     } catch (const std::exception& e) {
       log_warn("publisher connection lost", {{"error", e.what()}});
       connected_ = false;

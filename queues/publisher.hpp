@@ -61,6 +61,10 @@ class publisher {
                headers extra = {});
   /// True while a confirm-mode channel to the broker is open.
   bool connected() const noexcept { return connected_.load(); }
+  /// True while connected and no message has waited longer than `within` for
+  /// its confirm: a broker that takes messages and confirms none (frozen,
+  /// or blocked by a resource alarm) keeps the channel open but is not ready.
+  bool confirming(std::chrono::milliseconds within) const noexcept;
   void stop();
 
  private:
@@ -95,6 +99,8 @@ class publisher {
   bool outage_logged_ = false;
   bool nacked_ = false;  // the connection was dropped after a nack, no ack since
   std::map<uint64_t, item> unconfirmed_;
+  // When the oldest unconfirmed message was published (steady clock ticks), 0: none.
+  std::atomic<std::int64_t> oldest_unconfirmed_{0};
   std::map<std::string, std::string> returned_;  // message_id -> reason
   std::thread thread_;
 };

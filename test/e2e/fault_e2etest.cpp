@@ -365,9 +365,13 @@ TEST_CASE("fault 10: heartbeats detect a frozen broker within two intervals") {
   auto frozen = std::chrono::steady_clock::now();
   // Publish something so the publisher is waiting on the broker.
   pub.publish("processing", "hb", "{}", [](bool, std::string_view) {});
+  // Before the heartbeats tell, the missing confirm does: still connected,
+  // no longer confirming (what GET /readyz reports).
+  bool unconfirmed = wait_until([&] { return pub.connected() && !pub.confirming(1s); }, 3s);
   bool noticed = wait_until([&] { return !pub.connected(); }, 15s);
   auto took = std::chrono::steady_clock::now() - frozen;
   ::kill(std::stoi(pid), SIGCONT);
+  CHECK(unconfirmed);
   CHECK(noticed);
   MESSAGE("dead connection noticed after ",
           std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
