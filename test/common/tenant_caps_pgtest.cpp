@@ -69,6 +69,16 @@ TEST_CASE("a claim over the cap defers the rest of the tenant's jobs, not the ot
   }
   for (const auto& j : r.claimed) CHECK(j.attempt == 1);
 
+  // The holder's own claim again (its commit went unconfirmed) takes its
+  // running jobs back, uncounted, within the cap; another worker gets none.
+  std::vector<std::string> held;
+  for (const auto& j : r.claimed) held.push_back(j.id);
+  CHECK(claim(*c, held, 2, "other").claimed.empty());
+  auto back = claim(*c, held, 2, "w");
+  CHECK(back.claimed.size() == 4);
+  CHECK(back.deferred.empty());
+  for (const auto& j : back.claimed) CHECK(j.attempt == 1);
+
   // alpha is full: another claim of its deferred jobs (now due) defers again.
   pqxx::nontransaction(*c).exec("UPDATE jobs SET run_at = now() WHERE state = 'scheduled'");
   auto again = claim(*c, r.deferred, 2);
