@@ -6,7 +6,6 @@
 #include "support/live.hpp"
 
 #include <doctest/doctest.h>
-#include <boost/json/parse.hpp>
 
 using namespace jobs;
 using namespace jobs::test;
@@ -88,10 +87,8 @@ TEST_CASE("the per-scrape count reads the open jobs' indexes, not the table") {
   auto plan = n.exec("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " +
                      api_metrics::open_counts_statement())[0][0]
                   .as<std::string>();
-  auto top = boost::json::parse(plan).as_array()[0].at("Plan").as_object();
-  auto blocks = top.at("Shared Hit Blocks").as_int64() + top.at("Shared Read Blocks").as_int64();
+  auto read = plan_pages(s.pg_url, plan, "jobs");
   INFO(plan);
-  auto table = n.exec("SELECT pg_relation_size('jobs') / 8192")[0][0].as<long>();
-  INFO("blocks read: " << blocks << ", table: " << table);
-  CHECK(blocks * 10 < table);
+  INFO("blocks read: " << read.blocks << ", table: " << read.table);
+  CHECK(read.blocks * 10 < read.table);
 }

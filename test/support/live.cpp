@@ -340,6 +340,17 @@ long count(const std::string& pg_url, const std::string& sql) {
   return n.exec(sql)[0][0].as<long>();
 }
 
+pages_read plan_pages(const std::string& pg_url, const std::string& plan_json,
+                      const std::string& table) {
+  auto top = boost::json::parse(plan_json).as_array()[0].at("Plan").as_object();
+  pages_read r;
+  r.blocks = top.at("Shared Hit Blocks").as_int64() + top.at("Shared Read Blocks").as_int64();
+  auto c = pg_connect(pg_url);
+  pqxx::nontransaction n(*c);
+  r.table = n.exec_params("SELECT pg_relation_size($1::regclass) / 8192", table)[0][0].as<long>();
+  return r;
+}
+
 jobs::new_job sample_job(const std::string& tenant, const std::string& type) {
   jobs::new_job j;
   j.id = new_job_id();

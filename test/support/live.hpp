@@ -112,6 +112,17 @@ jobs::new_job sample_job(const std::string& tenant, const std::string& type = "n
 /// The first column of the first row of `sql` (a count) on the database.
 long count(const std::string& pg_url, const std::string& sql);
 
+/// What a plan read: the shared buffers (hit + read) at the top node of an
+/// `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` result, against the pages of
+/// `table`. For tests that a statement reads an index, not the whole table
+/// (a count of pages, which a busy machine does not change, unlike time).
+struct pages_read {
+  long blocks = 0;
+  long table = 0;
+};
+pages_read plan_pages(const std::string& pg_url, const std::string& plan_json,
+                      const std::string& table);
+
 /// Successful completions per job id, as counted by the test handlers.
 std::map<std::string, int> handled(const std::string& pg_url);
 
