@@ -121,17 +121,13 @@ const std::string list_jobs_sql = make_list_jobs_sql();
 // in hand, so that is its own claim whose commit it could not confirm (the
 // connection lost during COMMIT); skipping it would drop the message and
 // leave the job to its lease, an attempt spent.
-const std::string claim_sql = std::string(R"(
-  UPDATE jobs j SET state = 'running',
-         attempts = CASE WHEN j.state::text = 'running' AND j.worker_id = $2
-                         THEN j.attempts ELSE j.attempts + 1 END,
-         started_at = clock_timestamp(), worker_id = $2,
-         lease_expires_at = clock_timestamp() + $3 * interval '1 millisecond', updated_at = now()
-  WHERE j.id = ANY($1::uuid[]) AND (j.state::text = 'running' AND j.worker_id = $2 OR )") +
-                              claimable_sql + R"()
+const std::string claim_sql = fmt::format(R"(
+  UPDATE jobs j SET {}
+  WHERE j.id = ANY($1::uuid[]) AND {}
   RETURNING id::text, tenant_id, queue, type, payload::text, attempts, max_attempts,
             coalesce(timeout_ms, 0), coalesce(backoff_base_ms, 0), coalesce(backoff_cap_ms, 0),
-            coalesce(backoff_jitter, ''), coalesce(trace_id, ''))";
+            coalesce(backoff_jitter, ''), coalesce(trace_id, ''))",
+                                          claim_set_sql, own_or_claimable_sql);
 
 // Statements below that name rows by id test the state as text
 // (`state::text = 'running'`) for the reason given at claimable_sql, and

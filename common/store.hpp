@@ -47,6 +47,22 @@ inline constexpr const char* claimable_sql = R"(CASE j.state
       WHEN 'running' THEN j.lease_expires_at < now() AND j.cancel_requested_at IS NULL
       ELSE false END)";
 
+/// SQL: claimable_sql, or the row `j` is one this worker (`$2`) already holds
+/// running: its own claim whose COMMIT it could not confirm (the connection
+/// lost during it), taken back as it is.
+inline const std::string own_or_claimable_sql =
+    std::string("(j.state::text = 'running' AND j.worker_id = $2 OR ") + claimable_sql + ")";
+
+/// SQL: the SET list of a claim of the row `j` by worker `$2` with a lease of
+/// `$3` ms. A row taken back (own_or_claimable_sql) keeps its attempt count.
+/// The start is the clock once the row is had, not the transaction's start,
+/// which may precede a wait for a row lock (or the tenant caps' lock).
+inline constexpr const char* claim_set_sql = R"(state = 'running',
+         attempts = CASE WHEN j.state::text = 'running' AND j.worker_id = $2
+                         THEN j.attempts ELSE j.attempts + 1 END,
+         started_at = clock_timestamp(), worker_id = $2,
+         lease_expires_at = clock_timestamp() + $3 * interval '1 millisecond', updated_at = now())";
+
 struct new_job {
   job_id id;
   tenant_id tenant;

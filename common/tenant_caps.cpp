@@ -2,6 +2,8 @@
 
 #include "common/store.hpp"
 
+#include <fmt/format.h>
+
 namespace jobs {
 
 namespace {
@@ -21,13 +23,12 @@ constexpr const char* lock_tenants_sql = R"(
 // A row this worker already holds `running` is taken back, as in claim_jobs().
 // started_at is the clock after the count (not the transaction's start, which
 // may precede a wait for the lock), so the attempts' times show the cap held.
-const std::string claim_capped_sql = std::string(R"(
+const std::string claim_capped_sql = fmt::format(R"(
   WITH c AS (
     SELECT j.id, j.tenant_id,
            row_number() OVER (PARTITION BY j.tenant_id ORDER BY j.priority DESC, j.run_at, j.id) AS rn
     FROM jobs j
-    WHERE j.id = ANY($1::uuid[]) AND (j.state::text = 'running' AND j.worker_id = $2 OR )") +
-                                     claimable_sql + R"()
+    WHERE j.id = ANY($1::uuid[]) AND {1}
   ), room AS (
     SELECT t.tenant_id, coalesce(l.max_running, $4) = 0 AS unlimited,
            coalesce(l.max_running, $4) - (
@@ -40,15 +41,9 @@ const std::string claim_capped_sql = std::string(R"(
     SELECT c.id, room.unlimited OR c.rn <= room.free AS fits
     FROM c JOIN room ON room.tenant_id = c.tenant_id
   ), claimed AS (
-    UPDATE jobs j SET state = 'running',
-           attempts = CASE WHEN j.state::text = 'running' AND j.worker_id = $2
-                           THEN j.attempts ELSE j.attempts + 1 END,
-           started_at = clock_timestamp(), worker_id = $2,
-           lease_expires_at = clock_timestamp() + $3 * interval '1 millisecond', updated_at = now()
+    UPDATE jobs j SET {0}
     FROM fits f
-    WHERE j.id = f.id AND j.id = ANY($1::uuid[]) AND f.fits
-      AND (j.state::text = 'running' AND j.worker_id = $2 OR )" +
-                                     claimable_sql + R"()
+    WHERE j.id = f.id AND j.id = ANY($1::uuid[]) AND f.fits AND {1}
     RETURNING j.id::text, j.tenant_id, j.queue, j.type, j.payload::text, j.attempts,
               j.max_attempts, coalesce(j.timeout_ms, 0), coalesce(j.backoff_base_ms, 0),
               coalesce(j.backoff_cap_ms, 0), coalesce(j.backoff_jitter, ''),
@@ -64,7 +59,8 @@ const std::string claim_capped_sql = std::string(R"(
   SELECT true, * FROM claimed
   UNION ALL
   SELECT false, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-  FROM deferred)";
+  FROM deferred)",
+                                                 claim_set_sql, own_or_claimable_sql);
 
 }  // namespace
 
