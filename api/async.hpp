@@ -5,12 +5,17 @@
 
 #include "common/db.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
 
 #include <exception>
 #include <functional>
@@ -74,6 +79,49 @@ auto db_call(db_pool& pool, const Fn& fn)
   auto o = co_await await_callback<out>(std::move(start));
   if (o.error) std::rethrow_exception(o.error);
   co_return std::move(**o.value);
+}
+
+/// Runs fn(pqxx::connection&) on the pool, as db_call does once (no retry),
+/// but waits for it at most `deadline`, queueing for a connection included:
+/// nullopt when the deadline passed first. fn then still runs to its end on
+/// its pool thread (a statement sent cannot be taken back), and its value or
+/// exception is dropped. For a server that stops answering without closing
+/// its connections (frozen, or its host gone with TCP keepalives not yet
+/// failed), where db_call would wait as long as the server does.
+template <class Fn>
+auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline)
+    -> boost::asio::awaitable<std::optional<decltype(fn(std::declval<pqxx::connection&>()))>> {
+  namespace asio = boost::asio;
+  using R = decltype(fn(std::declval<pqxx::connection&>()));
+  // Touched only on the coroutine's executor (a session's strand): the pool
+  // thread posts its outcome there, and the timer wakes the coroutine.
+  struct wait {
+    explicit wait(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    std::optional<R> value;
+    std::exception_ptr error;
+  };
+  auto ex = co_await asio::this_coro::executor;
+  auto w = std::make_shared<wait>(ex);
+  w->timer.expires_after(deadline);
+  pool.post([fn, w, ex](pqxx::connection* c) {
+    std::optional<R> value;
+    std::exception_ptr error;
+    try {
+      if (!c) throw pqxx::broken_connection("PostgreSQL is unreachable");
+      value.emplace(fn(*c));
+    } catch (...) {
+      error = std::current_exception();
+    }
+    asio::post(ex, [w, value = std::move(value), error]() mutable {
+      w->value = std::move(value);
+      w->error = error;
+      w->timer.cancel();
+    });
+  });
+  co_await w->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (w->error) std::rethrow_exception(w->error);
+  co_return std::move(w->value);
 }
 
 }  // namespace jobs

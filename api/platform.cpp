@@ -136,13 +136,30 @@ boost::asio::awaitable<readiness> platform_backend::ready() {
   // (frozen, or blocked by a memory or disk alarm): submissions would wait
   // out their confirm deadline and get 503.
   r.broker = pub_.confirming(std::chrono::seconds(5));
+  // A database that does not answer within ping_deadline is not ready: the
+  // probe answers 503 then instead of waiting as long as the server does.
+  // While a ping has gone unanswered that long, no other is queued behind it
+  // (probes every second would pile up on the pool's queue); the next one
+  // starts once it answers.
+  auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lk(pings_->mu);
+    if (pings_->waiting > 0 && now - pings_->oldest >= ping_deadline) co_return r;
+    if (pings_->waiting++ == 0) pings_->oldest = now;
+  }
+  // Counted down when the pool is done with the ping, whether it ran or found
+  // no connection (the last copy of the callable goes with the pool's task).
+  auto answered = std::shared_ptr<void>(nullptr, [p = pings_](void*) {
+    std::lock_guard lk(p->mu);
+    --p->waiting;
+  });
+  auto ping = [answered](pqxx::connection& c) {
+    pqxx::nontransaction n(c);
+    n.exec("SELECT 1");
+    return true;
+  };
   try {
-    auto ping = [](pqxx::connection& c) {
-      pqxx::nontransaction n(c);
-      n.exec("SELECT 1");
-      return true;
-    };
-    r.database = co_await db_call(reads_, ping);
+    r.database = (co_await db_call_for(reads_, ping, ping_deadline)).value_or(false);
   } catch (const std::exception&) {
     r.database = false;
   }

@@ -53,8 +53,10 @@ class plan_refresher {
 
 /// `url` (a postgresql:// URI or key=value conninfo) with safer defaults for
 /// what it leaves unset: sslmode=verify-full when it names an sslrootcert
-/// (libpq would default to `prefer`, which verifies nothing), and a
-/// connect_timeout of 10 s. Throws std::invalid_argument for a malformed url.
+/// (libpq would default to `prefer`, which verifies nothing), a
+/// connect_timeout of 10 s, TCP keepalives (10 s idle, every 5 s, 3 probes)
+/// unless it sets any keepalives* parameter, and a tcp_user_timeout of 30 s.
+/// Throws std::invalid_argument for a malformed url.
 std::string pg_conninfo(const std::string& url);
 
 /// Applies the numbered files `<dir>/NNNN_name.sql` not yet applied, each in

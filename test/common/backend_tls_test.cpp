@@ -48,14 +48,20 @@ TEST_CASE("a broker CA file that cannot be read fails before any connection") {
 }
 
 TEST_CASE("pg_conninfo verifies fully when a root certificate is named, and bounds the connect") {
-  CHECK(pg_conninfo("postgresql://jobs@db/jobs") == "postgresql://jobs@db/jobs?connect_timeout=10");
+  const std::string uri_tail =
+      "connect_timeout=10&keepalives=1&keepalives_idle=10&keepalives_interval=5&keepalives_count=3"
+      "&tcp_user_timeout=30000";
+  CHECK(pg_conninfo("postgresql://jobs@db/jobs") == "postgresql://jobs@db/jobs?" + uri_tail);
   CHECK(pg_conninfo("postgresql://jobs@db/jobs?sslrootcert=/ca.pem") ==
-        "postgresql://jobs@db/jobs?sslrootcert=/ca.pem&sslmode=verify-full&connect_timeout=10");
-  // An explicit mode or timeout is kept.
-  CHECK(pg_conninfo("postgresql://db/j?sslrootcert=/ca.pem&sslmode=verify-ca&connect_timeout=3") ==
-        "postgresql://db/j?sslrootcert=/ca.pem&sslmode=verify-ca&connect_timeout=3");
+        "postgresql://jobs@db/jobs?sslrootcert=/ca.pem&sslmode=verify-full&" + uri_tail);
+  // An explicit mode, timeout or keepalive setting is kept.
+  CHECK(pg_conninfo("postgresql://db/j?sslrootcert=/ca.pem&sslmode=verify-ca&connect_timeout=3"
+                    "&keepalives_idle=60&tcp_user_timeout=0") ==
+        "postgresql://db/j?sslrootcert=/ca.pem&sslmode=verify-ca&connect_timeout=3"
+        "&keepalives_idle=60&tcp_user_timeout=0");
   CHECK(pg_conninfo("host=db sslrootcert=/ca.pem") ==
-        "host=db sslrootcert=/ca.pem sslmode=verify-full connect_timeout=10");
+        "host=db sslrootcert=/ca.pem sslmode=verify-full connect_timeout=10 keepalives=1 "
+        "keepalives_idle=10 keepalives_interval=5 keepalives_count=3 tcp_user_timeout=30000");
   CHECK_THROWS_AS(pg_conninfo("postgresql://db/j?nosuchoption=1"), std::invalid_argument);
 }
 

@@ -380,7 +380,7 @@ TEST_CASE("fault 10: heartbeats detect a frozen broker within two intervals") {
   CHECK(wait_until([&] { return pub.connected(); }, 30s));  // and it comes back
 }
 
-TEST_CASE("fault 11: a worker draining while PostgreSQL is down backs off, and finishes after") {
+TEST_CASE("fault 12: a worker draining while PostgreSQL is down backs off, and finishes after") {
   scratch s;
   platform p(s, {}, {}, true);
   auto key = create_key(s.pg_url, "acme");
@@ -406,4 +406,35 @@ TEST_CASE("fault 11: a worker draining while PostgreSQL is down backs off, and f
   services("start-postgres");
   CHECK(w.wait(30s) == 0);
   CHECK(succeeded(s.pg_url) == 1);
+}
+
+TEST_CASE("fault 13: GET /readyz answers 503 within its deadline while PostgreSQL is frozen") {
+  scratch s;
+  platform p(s, {});
+  http_client h(p.port);
+  auto ready = [&] { return h.request(boost::beast::http::verb::get, "/readyz"); };
+  REQUIRE(wait_until([&] { return ready().status == 200; }, 30s));
+  // SIGSTOP: the connections stay open and TCP still acknowledges on
+  // loopback, so only the API's own deadline (2 s) ends the wait.
+  services("freeze-postgres");
+  struct thaw {
+    ~thaw() {
+      std::system(
+          (std::string(JOBS_SOURCE_DIR) + "/scripts/lib/test-services thaw-postgres").c_str());
+    }
+  } thaw_on_exit;
+  auto t0 = std::chrono::steady_clock::now();
+  auto first = ready();
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(first.status == 503);
+  CHECK(first.json().at("database").as_bool() == false);
+  CHECK(took >= 1900ms);
+  CHECK(took < 10s);
+  // The unanswered ping is not queued behind again: the next probes answer
+  // at once, as many as a prober sends.
+  t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) CHECK(ready().status == 503);
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);  // queued behind: 2 s each
+  services("thaw-postgres");
+  CHECK(wait_until([&] { return ready().status == 200; }, 30s));
 }
