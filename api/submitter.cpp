@@ -16,10 +16,21 @@ namespace jobs {
 
 namespace {
 // A withdrawn job goes with its submission event (job_events has no
-// foreign key to cascade from).
+// foreign key to cascade from). Queued, or scheduled and never started (a
+// scheduled submission whose commit timed out).
 constexpr const char* undo_sql = R"(
-  WITH gone AS (DELETE FROM jobs WHERE id = ANY($1::uuid[]) AND state = 'queued' RETURNING id)
+  WITH gone AS (
+    DELETE FROM jobs
+    WHERE id = ANY($1::uuid[]) AND (state = 'queued' OR state = 'scheduled' AND started_at IS NULL)
+    RETURNING id)
   DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone))";
+
+problem commit_timed_out(std::chrono::milliseconds after) {
+  return make_problem(503, "unavailable",
+                      fmt::format("the database did not record the job within {} ms; it was not "
+                                  "accepted; retry later",
+                                  after.count()));
+}
 
 // Settled publish batches are deleted in one statement a second: a
 // commit a second instead of one per group commit.
@@ -37,7 +48,7 @@ std::chrono::milliseconds sweep_interval(std::chrono::milliseconds ttl) {
 submitter::submitter(std::string pg_url, publisher& pub, int batch_max,
                      std::chrono::milliseconds publish_grace, std::string test_fault,
                      std::chrono::milliseconds idempotency_ttl, metrics::histogram* commit_seconds,
-                     metrics::histogram* commit_jobs)
+                     metrics::histogram* commit_jobs, std::chrono::milliseconds commit_timeout)
     : pg_url_(std::move(pg_url)),
       pub_(pub),
       batch_max_(batch_max),
@@ -45,10 +56,12 @@ submitter::submitter(std::string pg_url, publisher& pub, int batch_max,
       idempotency_ttl_(idempotency_ttl),
       commit_seconds_(commit_seconds),
       commit_jobs_(commit_jobs),
-      next_sweep_(std::chrono::steady_clock::now()) {
+      next_sweep_(std::chrono::steady_clock::now()),
+      commit_timeout_(commit_timeout) {
   if (test_fault.starts_with("api_crash_after_commit:"))
     crash_after_batches_ = std::stoi(test_fault.substr(test_fault.find(':') + 1));
   thread_ = std::thread([this] { run(); });
+  watchdog_ = std::thread([this] { watch(); });
 }
 
 submitter::~submitter() {
@@ -57,31 +70,87 @@ submitter::~submitter() {
     stopping_ = true;
   }
   cv_.notify_all();
+  watch_cv_.notify_all();
   thread_.join();
+  watchdog_.join();
 }
 
 void submitter::submit(new_job job, done_fn done) {
+  auto t = std::make_shared<ticket>();
+  t->done = std::move(done);
+  t->due = std::chrono::steady_clock::now() + commit_timeout_;
+  bool wake = false;
   {
     std::lock_guard lk(mu_);
-    queue_.emplace_back(std::move(job), std::move(done));
+    queue_.emplace_back(std::move(job), std::move(t));
+    wake = std::exchange(watch_idle_, false);
   }
   cv_.notify_one();
+  if (wake) watch_cv_.notify_one();
 }
 
 void submitter::submit_many(std::vector<new_job> jobs, std::vector<done_fn> done) {
+  auto due = std::chrono::steady_clock::now() + commit_timeout_;
+  bool wake = false;
   {
     std::lock_guard lk(mu_);
-    for (std::size_t i = 0; i < jobs.size(); ++i)
-      queue_.emplace_back(std::move(jobs[i]), std::move(done[i]));
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      auto t = std::make_shared<ticket>();
+      t->done = std::move(done[i]);
+      t->due = due;
+      queue_.emplace_back(std::move(jobs[i]), std::move(t));
+    }
+    wake = std::exchange(watch_idle_, false);
   }
   cv_.notify_one();
+  if (wake) watch_cv_.notify_one();
+}
+
+// Sleeps until the oldest submission not yet committed is due (or with
+// nothing to watch, until one arrives). Jobs are queued in arrival order, and
+// those in the commit arrived before any still queued.
+void submitter::watch() {
+  std::unique_lock lk(mu_);
+  while (!stopping_) {
+    auto now = std::chrono::steady_clock::now();
+    std::vector<std::shared_ptr<ticket>> late;
+    if (!in_commit_.empty() && in_commit_.front()->due <= now) late.swap(in_commit_);
+    while (!queue_.empty() && queue_.front().second->due <= now) {
+      late.push_back(std::move(queue_.front().second));
+      queue_.pop_front();
+    }
+    if (!late.empty()) {
+      lk.unlock();
+      std::int64_t answered = 0;
+      for (auto& t : late)
+        if (!t->settled.exchange(true)) {
+          t->done(commit_timed_out(commit_timeout_));
+          ++answered;
+        }
+      if (answered > 0)
+        log_warn("submissions not committed in time: answered 503",
+                 {{"jobs", answered}, {"timeout_ms", commit_timeout_.count()}});
+      lk.lock();
+      continue;
+    }
+    auto next = std::chrono::steady_clock::time_point::max();
+    if (!in_commit_.empty()) next = in_commit_.front()->due;
+    if (!queue_.empty()) next = std::min(next, queue_.front().second->due);
+    if (next == std::chrono::steady_clock::time_point::max()) {
+      watch_idle_ = true;
+      watch_cv_.wait(lk);
+      watch_idle_ = false;
+    } else {
+      watch_cv_.wait_until(lk, next);
+    }
+  }
 }
 
 void submitter::run() {
   std::vector<std::int64_t> settled;  // deleted at the next settle
   auto next_settle = std::chrono::steady_clock::now() + settle_interval;
   for (;;) {
-    std::vector<std::pair<new_job, done_fn>> batch;
+    std::vector<queued_job> batch;
     std::vector<refused> failed;
     bool last = false;
     {
@@ -89,7 +158,9 @@ void submitter::run() {
       cv_.wait_until(lk, std::min(next_sweep_, next_settle),
                      [&] { return stopping_ || !queue_.empty() || !unconfirmed_.empty(); });
       last = stopping_ && queue_.empty() && unconfirmed_.empty();
+      in_commit_.clear();
       while (!queue_.empty() && static_cast<int>(batch.size()) < batch_max_) {
+        in_commit_.push_back(queue_.front().second);
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
@@ -115,10 +186,10 @@ void submitter::run() {
   }
 }
 
-void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
+void submitter::write(std::vector<queued_job>& taken) {
   std::vector<new_job> rows;
-  rows.reserve(batch.size());
-  for (auto& [job, done] : batch) rows.push_back(job);
+  rows.reserve(taken.size());
+  for (auto& [job, t] : taken) rows.push_back(job);
   std::vector<std::string> inserted, queued;
   std::int64_t publish_batch = 0;
   std::vector<key_holder> holders;
@@ -163,12 +234,33 @@ void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
         pg_connect_hot);
   } catch (const std::exception& e) {
     log_warn("submission not recorded",
-             {{"error", e.what()}, {"jobs", static_cast<std::int64_t>(batch.size())}});
+             {{"error", e.what()}, {"jobs", static_cast<std::int64_t>(taken.size())}});
     db_.reset();
-    for (auto& [job, done] : batch)
-      done(make_problem(503, "unavailable", "the database is unavailable; retry later"));
+    {
+      std::lock_guard lk(mu_);
+      in_commit_.clear();
+    }
+    for (auto& [job, t] : taken)
+      if (!t->settled.exchange(true))
+        t->done(make_problem(503, "unavailable", "the database is unavailable; retry later"));
     return;
   }
+  {
+    std::lock_guard lk(mu_);
+    in_commit_.clear();
+  }
+  // The jobs the watchdog answered while the commit waited are withdrawn, not
+  // published: their clients were told they were not accepted.
+  std::vector<queued_job> late;
+  std::vector<std::pair<new_job, done_fn>> batch;
+  batch.reserve(taken.size());
+  for (auto& [job, t] : taken) {
+    if (t->settled.exchange(true))
+      late.emplace_back(std::move(job), nullptr);
+    else
+      batch.emplace_back(std::move(job), std::move(t->done));
+  }
+  if (!late.empty()) withdraw_late(late, inserted, holders, publish_batch);
   if (commit_seconds_)
     commit_seconds_->observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
@@ -213,6 +305,27 @@ void submitter::write(std::vector<std::pair<new_job, done_fn>>& batch) {
         },
         std::move(traceparent));
   }
+}
+
+void submitter::withdraw_late(const std::vector<queued_job>& late,
+                              const std::vector<std::string>& inserted,
+                              std::vector<key_holder>& holders, std::int64_t publish_batch) {
+  std::unordered_set<std::string_view> fresh(inserted.begin(), inserted.end());
+  std::unordered_set<std::string_view> gone;
+  std::lock_guard lk(mu_);
+  for (const auto& [job, t] : late) {
+    if (!fresh.contains(job.id.value)) continue;  // a duplicate: nothing was written
+    gone.insert(job.id.value);
+    // A queued one is among its publish batch's confirms awaited (write()).
+    unconfirmed_.push_back(
+        {job.id.value, nullptr, job.state == job_state::queued ? publish_batch : 0});
+  }
+  // A key a withdrawn job held is not replayed to its duplicates: they are
+  // told to retry (settle_duplicates finds no holder).
+  std::erase_if(holders, [&](const key_holder& h) { return gone.contains(h.id.value); });
+  if (!gone.empty())
+    log_warn("jobs committed after their submissions timed out: withdrawing",
+             {{"jobs", static_cast<std::int64_t>(gone.size())}});
 }
 
 void submitter::settle_duplicates(std::vector<std::pair<new_job, done_fn>>& batch,
@@ -361,8 +474,9 @@ void submitter::undo(std::vector<refused>& failed) {
         pending_.erase(f.batch);
   }
   for (auto& f : failed)
-    f.done(make_problem(503, "unavailable",
-                        "the message broker did not confirm the job; retry later"));
+    if (f.done)  // none for a job withdrawn after its commit timed out
+      f.done(make_problem(503, "unavailable",
+                          "the message broker did not confirm the job; retry later"));
 }
 
 }  // namespace jobs

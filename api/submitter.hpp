@@ -27,6 +27,12 @@
 // again (if no worker took it meanwhile) and the request gets 503: a 202 is
 // only ever given for a job that is both committed and confirmed.
 //
+// A submission not committed within `commit_timeout` of its arrival (the
+// database frozen or unreachable, with its connection still open) gets 503
+// from a watchdog thread while the writer still waits: one still queued is
+// dropped unwritten; one in the commit that waits is withdrawn as above once
+// that commit lands, instead of being published.
+//
 // Thread-safety: submit() from any thread; `done` runs on the submitter's or
 // the publisher's thread and must not block.
 
@@ -38,11 +44,13 @@
 #include "common/store.hpp"
 #include "queues/publisher.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -60,8 +68,8 @@ class submitter {
   submitter(std::string pg_url, publisher& pub, int batch_max,
             std::chrono::milliseconds publish_grace, std::string test_fault = {},
             std::chrono::milliseconds idempotency_ttl = idempotency_limits::default_ttl,
-            metrics::histogram* commit_seconds = nullptr,
-            metrics::histogram* commit_jobs = nullptr);
+            metrics::histogram* commit_seconds = nullptr, metrics::histogram* commit_jobs = nullptr,
+            std::chrono::milliseconds commit_timeout = std::chrono::seconds(10));
   ~submitter();  ///< finishes what is queued, then joins
 
   void submit(new_job job, done_fn done);
@@ -70,14 +78,26 @@ class submitter {
   void submit_many(std::vector<new_job> jobs, std::vector<done_fn> done);
 
  private:
+  // A submission's answer, shared by the writer and the watchdog: whichever
+  // sets `settled` first ends its commit phase (committed, or timed out).
+  struct ticket {
+    done_fn done;
+    std::chrono::steady_clock::time_point due;  // of its commit
+    std::atomic<bool> settled{false};
+  };
+  using queued_job = std::pair<new_job, std::shared_ptr<ticket>>;
+
   void run();
-  void write(std::vector<std::pair<new_job, done_fn>>& batch);
+  void watch();
+  void write(std::vector<queued_job>& taken);
   struct refused {
     std::string id;
     done_fn done;
     std::int64_t batch;
   };
   void undo(std::vector<refused>& failed);
+  void withdraw_late(const std::vector<queued_job>& late, const std::vector<std::string>& inserted,
+                     std::vector<key_holder>& holders, std::int64_t publish_batch);
   void settle_one(std::int64_t batch);  ///< with mu_ held
   void settle(std::vector<std::int64_t>& batches);
   void settle_duplicates(std::vector<std::pair<new_job, done_fn>>& batch,
@@ -97,7 +117,13 @@ class submitter {
   plan_refresher plans_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<new_job, done_fn>> queue_;
+  std::deque<queued_job> queue_;
+  std::chrono::milliseconds commit_timeout_;
+  // The writer's commit in progress, for the watchdog: its tickets (emptied
+  // by whichever of the two is done with them first) and the first one's due.
+  std::vector<std::shared_ptr<ticket>> in_commit_;
+  std::condition_variable watch_cv_;
+  bool watch_idle_ = false;              // the watchdog waits with nothing to watch
   std::vector<refused> unconfirmed_;     // to undo
   std::map<std::int64_t, int> pending_;  // publish batch -> confirms awaited
   std::vector<std::int64_t> settled_;    // batches all confirmed: to delete
@@ -110,6 +136,7 @@ class submitter {
   // Keyed jobs waiting for their confirm -> the replays waiting for them.
   std::map<std::string, std::vector<done_fn>> in_flight_;
   std::thread thread_;
+  std::thread watchdog_;
 };
 
 }  // namespace jobs

@@ -89,3 +89,64 @@ TEST_CASE("a replay waits for its original's confirm and shares a 503; another r
                "(SELECT 1 FROM jobs j WHERE j.id = e.job_id)")[0][0]
             .as<int>() == 0);
 }
+
+TEST_CASE("a submission not committed by its deadline gets 503, and is withdrawn once it lands") {
+  scratch s;
+  publisher pub({"amqp://guest:guest@127.0.0.1:" + std::to_string(free_port()) + "/", 30, 3000ms});
+  submitter writes(s.pg_url, pub, 1000, 60s, {}, idempotency_limits::default_ttl, nullptr, nullptr,
+                   /*commit_timeout=*/1000ms);
+  std::atomic<int> order{0};
+  auto submit = [&](const new_job& j, pending& p) {
+    writes.submit(j, [&order, &p](submit_result r) { p.promise.set_value({r, ++order}); });
+  };
+  auto refused_in_time = [](pending& p) {
+    REQUIRE(p.future.wait_for(10s) == std::future_status::ready);
+    auto r = p.future.get().result.refused;
+    REQUIRE(r);
+    CHECK(r->status == 503);
+    CHECK(r->detail.find("within 1000 ms") != std::string::npos);
+  };
+  // Another transaction holds the first job's id, uncommitted: the group
+  // commit's INSERT waits for it, as it would for a frozen server, and the
+  // watchdog answers while the writer still waits.
+  auto queued = sample_job("acme");
+  auto holder = pg_connect(s.pg_url);
+  pqxx::work lock(*holder);
+  std::vector<new_job> same{queued};
+  insert_jobs(lock, same);
+
+  auto scheduled = sample_job("acme");
+  scheduled.state = job_state::scheduled;
+  scheduled.run_at = "2999-01-01T00:00:00Z";
+  pending a, b, c;
+  submit(queued, a);
+  submit(scheduled, b);
+  refused_in_time(a);
+  refused_in_time(b);
+  // Answered while its INSERT still waits (not dropped from the queue).
+  CHECK(count(s.pg_url,
+              "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+              "AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO jobs%'") == 1);
+  // Arrives while the commit still waits: queued behind it, never written.
+  auto behind = sample_job("acme");
+  submit(behind, c);
+  refused_in_time(c);
+
+  lock.abort();  // the commit lands now
+  // The writer withdraws before it writes anything newer: once this one is
+  // in, the late ones are gone.
+  auto next = sample_job("acme");
+  pending d;
+  submit(next, d);
+  auto ids = [&](const std::string& where) {
+    return count(s.pg_url, "SELECT count(*) FROM jobs WHERE " + where);
+  };
+  REQUIRE(wait_until([&] { return ids("id = '" + next.id.value + "'") == 1; }, 20s));
+  CHECK(ids("id IN ('" + queued.id.value + "', '" + scheduled.id.value + "', '" + behind.id.value +
+            "')") == 0);
+  CHECK(count(s.pg_url,
+              "SELECT count(*) FROM job_events e WHERE NOT EXISTS "
+              "(SELECT 1 FROM jobs j WHERE j.id = e.job_id)") == 0);
+  // Its confirm never comes (no broker): answered before `d` goes.
+  CHECK(d.future.wait_for(20s) == std::future_status::ready);
+}
