@@ -53,11 +53,11 @@ submitter::submitter(std::string pg_url, publisher& pub, int batch_max,
       pub_(pub),
       batch_max_(batch_max),
       publish_grace_(publish_grace),
+      commit_timeout_(commit_timeout),
       idempotency_ttl_(idempotency_ttl),
       commit_seconds_(commit_seconds),
       commit_jobs_(commit_jobs),
-      next_sweep_(std::chrono::steady_clock::now()),
-      commit_timeout_(commit_timeout) {
+      next_sweep_(std::chrono::steady_clock::now()) {
   if (test_fault.starts_with("api_crash_after_commit:"))
     crash_after_batches_ = std::stoi(test_fault.substr(test_fault.find(':') + 1));
   thread_ = std::thread([this] { run(); });
