@@ -60,6 +60,8 @@ submitter::submitter(std::string pg_url, publisher& pub, int batch_max,
       next_sweep_(std::chrono::steady_clock::now()) {
   if (test_fault.starts_with("api_crash_after_commit:"))
     crash_after_batches_ = std::stoi(test_fault.substr(test_fault.find(':') + 1));
+  if (test_fault.starts_with("api_commit_reply_lost:"))
+    lose_replies_ = std::stoi(test_fault.substr(test_fault.find(':') + 1));
   thread_ = std::thread([this] { run(); });
   watchdog_ = std::thread([this] { watch(); });
 }
@@ -195,10 +197,12 @@ void submitter::write(std::vector<queued_job>& taken) {
   std::vector<key_holder> holders;
   auto started = std::chrono::steady_clock::now();
   bool keyed = has_idempotency_keys(rows);
+  int tries = 0;  // with_reconnect tries again on a new connection once
   try {
     with_reconnect(
         db_, pg_url_,
         [&](pqxx::connection& c) {
+          ++tries;
           if (!keyed) {
             // One statement outside a transaction block: it commits on its
             // own, so the group commit is one round trip.
@@ -209,6 +213,7 @@ void submitter::write(std::vector<queued_job>& taken) {
             queued.clear();
             for (const auto& r : rows)
               if (r.state == job_state::queued) queued.push_back(r.id.value);
+            lose_reply();
             return 0;
           }
           pqxx::work w(c);
@@ -229,6 +234,7 @@ void submitter::write(std::vector<queued_job>& taken) {
             holders = find_key_holders(w, skipped);
           }
           w.commit();
+          lose_reply();
           return 0;
         },
         pg_connect_hot);
@@ -236,9 +242,18 @@ void submitter::write(std::vector<queued_job>& taken) {
     log_warn("submission not recorded",
              {{"error", e.what()}, {"jobs", static_cast<std::int64_t>(taken.size())}});
     db_.reset();
+    // A connection lost while the statement or its COMMIT was on its way
+    // leaves the outcome unknown: it may have committed (and then the try on
+    // a new connection fails on the ids it finds). The jobs are withdrawn,
+    // as unconfirmed ones are, so that none answered 503 runs after all (the
+    // recovery would publish them once their batch's deadline passed).
+    bool unknown = tries > 1 || (tries == 1 && (dynamic_cast<const pqxx::broken_connection*>(&e) ||
+                                                dynamic_cast<const pqxx::in_doubt_error*>(&e)));
     {
       std::lock_guard lk(mu_);
       in_commit_.clear();
+      if (unknown)
+        for (const auto& r : rows) unconfirmed_.push_back({r.id.value, nullptr, 0});
     }
     for (auto& [job, t] : taken)
       if (!t->settled.exchange(true))
@@ -305,6 +320,13 @@ void submitter::write(std::vector<queued_job>& taken) {
         },
         std::move(traceparent));
   }
+}
+
+void submitter::lose_reply() {
+  if (lose_replies_ <= 0) return;
+  --lose_replies_;
+  log_warn("test fault: the commit's reply lost");
+  throw pqxx::broken_connection("test fault: connection lost after the commit");
 }
 
 void submitter::withdraw_late(const std::vector<queued_job>& late,

@@ -64,7 +64,9 @@ class submitter {
   /// `publish_grace`: how long after its commit a job whose confirm never
   /// arrived (the API died) waits before the scheduler's recovery publishes it.
   /// `test_fault` (tests only): "api_crash_after_commit:N" exits the process
-  /// right after the Nth group commit, before anything is published.
+  /// right after the Nth group commit, before anything is published;
+  /// "api_commit_reply_lost:N" makes the first N commits fail as a connection
+  /// lost after they landed would.
   submitter(std::string pg_url, publisher& pub, int batch_max,
             std::chrono::milliseconds publish_grace, std::string test_fault = {},
             std::chrono::milliseconds idempotency_ttl = idempotency_limits::default_ttl,
@@ -96,6 +98,7 @@ class submitter {
     std::int64_t batch;
   };
   void undo(std::vector<refused>& failed);
+  void lose_reply();  ///< the test fault api_commit_reply_lost
   void withdraw_late(const std::vector<queued_job>& late, const std::vector<std::string>& inserted,
                      std::vector<key_holder>& holders, std::int64_t publish_batch);
   void settle_one(std::int64_t batch);  ///< with mu_ held
@@ -112,6 +115,7 @@ class submitter {
   int batch_max_;
   std::chrono::milliseconds publish_grace_;
   int crash_after_batches_ = 0;  // tests only; 0: never
+  int lose_replies_ = 0;         // tests only: commits whose success is not seen
   int batches_ = 0;
   std::unique_ptr<pqxx::connection> db_;
   plan_refresher plans_;

@@ -99,7 +99,8 @@
 // For the platform's own tests only, never in production:
 //   JOBS_TEST_HANDLERS           off; on registers workers/testing.hpp's handlers
 //   JOBS_TEST_FAULT              empty; a fault-injection point, e.g.
-//                                worker_crash_after_commit, api_crash_after_commit:N
+//                                worker_crash_after_commit, api_crash_after_commit:N,
+//                                api_commit_reply_lost:N
 //
 // Thread-safety: a value; load once in main and pass down.
 

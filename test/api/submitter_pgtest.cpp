@@ -150,3 +150,36 @@ TEST_CASE("a submission not committed by its deadline gets 503, and is withdrawn
   // Its confirm never comes (no broker): answered before `d` goes.
   CHECK(d.future.wait_for(20s) == std::future_status::ready);
 }
+
+TEST_CASE("a group commit whose reply was lost is withdrawn: its 503 is not a job after all") {
+  scratch s;
+  publisher pub({"amqp://guest:guest@127.0.0.1:" + std::to_string(free_port()) + "/", 30, 3000ms});
+  // The first commit lands, then its connection "breaks": the try on a new
+  // connection finds the ids taken, and the request gets 503.
+  submitter writes(s.pg_url, pub, 1000, 60s, "api_commit_reply_lost:1");
+  std::atomic<int> order{0};
+  auto submit = [&](const new_job& j, pending& p) {
+    writes.submit(j, [&order, &p](submit_result r) { p.promise.set_value({r, ++order}); });
+  };
+  auto lost = sample_job("acme");
+  pending a;
+  submit(lost, a);
+  REQUIRE(a.future.wait_for(20s) == std::future_status::ready);
+  auto r = a.future.get().result.refused;
+  REQUIRE(r);
+  CHECK(r->status == 503);
+  // The withdrawal runs before the next write: once this one is in, the
+  // first is gone, though it had committed.
+  auto next = sample_job("acme");
+  pending b;
+  submit(next, b);
+  REQUIRE(wait_until(
+      [&] {
+        return count(s.pg_url, "SELECT count(*) FROM jobs WHERE id = '" + next.id.value + "'") == 1;
+      },
+      20s));
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE id = '" + lost.id.value + "'") == 0);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM job_events WHERE job_id = '" + lost.id.value + "'") ==
+        0);
+  CHECK(b.future.wait_for(20s) == std::future_status::ready);
+}
