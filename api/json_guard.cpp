@@ -169,6 +169,27 @@ struct checker {
   bool on_comment(std::string_view, boost::json::error_code&) { return true; }
 };
 
+// Where a body stopped being JSON: Boost.JSON's words, the byte offset, and
+// for an escaped lone UTF-16 surrogate (which it calls a syntax error) what
+// is wrong with it.
+std::string syntax_detail(std::string_view body, std::size_t used,
+                          const boost::json::error_code& ec) {
+  std::string detail = fmt::format("{} at byte {}", ec.message(), used);
+  auto from = used > 12 ? used - 12 : 0;
+  auto window = body.substr(from, std::min<std::size_t>(used - from + 1, body.size() - from));
+  for (auto at = window.find("\\u"); at != std::string_view::npos;
+       at = window.find("\\u", at + 1)) {
+    auto hex = window.substr(at + 2, 2);
+    if (hex.size() == 2 && (hex[0] == 'd' || hex[0] == 'D') &&
+        std::string_view("89abcdefABCDEF").find(hex[1]) != std::string_view::npos)
+      return detail + fmt::format(
+                          ": {:?} is a lone UTF-16 surrogate; a character beyond U+FFFF is "
+                          "escaped as a pair, e.g. \\ud83d\\ude00",
+                          window.substr(at, 6));
+  }
+  return detail;
+}
+
 }  // namespace
 
 std::optional<problem> check_json(std::string_view body, const json_limits& limits) {
@@ -185,7 +206,7 @@ std::optional<problem> check_json(std::string_view body, const json_limits& limi
   if (ec == boost::json::error::too_deep)
     return make_problem(400, "json_too_deep",
                         fmt::format("nesting is limited to {} levels", limits.max_depth));
-  if (ec) return make_problem(400, "invalid_json", ec.message());
+  if (ec) return make_problem(400, "invalid_json", syntax_detail(body, used, ec));
   return std::nullopt;
 }
 

@@ -50,6 +50,19 @@ TEST_CASE("each violation has its code and pointer") {
   CHECK(code_of(R"({"a":1} x)") == "invalid_json");
 }
 
+TEST_CASE("invalid JSON says where, and what is wrong with a lone surrogate escape") {
+  auto at = check_json(R"({"a": tru})", {});
+  REQUIRE(at);
+  CHECK(at->detail == "syntax error at byte 6");
+  for (const char* body : {R"({"a":"x\ud800"})", R"({"a":"\ud800\u0041"})", R"({"a":"\uDC00"})"}) {
+    auto p = check_json(body, {});
+    REQUIRE(p);
+    CHECK(p->code == "invalid_json");
+    CHECK_MESSAGE(p->detail.find("is a lone UTF-16 surrogate") != std::string::npos, p->detail);
+  }
+  CHECK_FALSE(check_json(R"({"a":"\ud83d\ude00 \u00e9"})", {}));
+}
+
 TEST_CASE("a submission with a duplicate key is refused before it is read") {
   auto r = parse_json_object(R"({"queue":"processing","queue":"email"})", {});
   REQUIRE(std::holds_alternative<problem>(r));
