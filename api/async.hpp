@@ -20,6 +20,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 
 namespace jobs {
@@ -93,18 +94,30 @@ auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline
     -> boost::asio::awaitable<std::optional<decltype(fn(std::declval<pqxx::connection&>()))>> {
   namespace asio = boost::asio;
   using R = decltype(fn(std::declval<pqxx::connection&>()));
-  // Touched only on the coroutine's executor (a session's strand): the pool
-  // thread posts its outcome there, and the timer wakes the coroutine.
-  struct wait {
-    explicit wait(const asio::any_io_executor& ex) : timer(ex) {}
-    asio::steady_timer timer;
+  // Shared with the pool's task, which may outlive this coroutine and the
+  // io_context: it holds no Asio object of its own. It reports only while
+  // the coroutine is there (`timer` set, under `mu`), so it never posts to
+  // an io_context whose coroutines have gone, and the timer is touched only
+  // on the coroutine's executor (a session's strand).
+  struct shared {
+    std::mutex mu;
+    asio::steady_timer* timer = nullptr;  // null once the coroutine has gone
     std::optional<R> value;
     std::exception_ptr error;
   };
   auto ex = co_await asio::this_coro::executor;
-  auto w = std::make_shared<wait>(ex);
-  w->timer.expires_after(deadline);
-  pool.post([fn, w, ex](pqxx::connection* c) {
+  auto st = std::make_shared<shared>();
+  asio::steady_timer timer(ex);
+  timer.expires_after(deadline);
+  st->timer = &timer;
+  struct leave {
+    std::shared_ptr<shared> st;
+    ~leave() {
+      std::lock_guard lk(st->mu);
+      st->timer = nullptr;
+    }
+  } on_leave{st};
+  pool.post([fn, st, ex](pqxx::connection* c) {
     std::optional<R> value;
     std::exception_ptr error;
     try {
@@ -113,15 +126,19 @@ auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline
     } catch (...) {
       error = std::current_exception();
     }
-    asio::post(ex, [w, value = std::move(value), error]() mutable {
-      w->value = std::move(value);
-      w->error = error;
-      w->timer.cancel();
+    std::lock_guard lk(st->mu);
+    if (!st->timer) return;  // given up on, and gone
+    st->value = std::move(value);
+    st->error = error;
+    asio::post(ex, [st] {
+      std::lock_guard lk(st->mu);
+      if (st->timer) st->timer->cancel();
     });
   });
-  co_await w->timer.async_wait(asio::as_tuple(asio::use_awaitable));
-  if (w->error) std::rethrow_exception(w->error);
-  co_return std::move(w->value);
+  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  std::lock_guard lk(st->mu);
+  if (st->error) std::rethrow_exception(st->error);
+  co_return std::move(st->value);
 }
 
 }  // namespace jobs

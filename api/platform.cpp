@@ -144,14 +144,14 @@ boost::asio::awaitable<readiness> platform_backend::ready() {
   auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard lk(pings_->mu);
-    if (pings_->waiting > 0 && now - pings_->oldest >= ping_deadline) co_return r;
-    if (pings_->waiting++ == 0) pings_->oldest = now;
+    if (!pings_->started.empty() && now - *pings_->started.begin() >= ping_deadline) co_return r;
+    pings_->started.insert(now);
   }
-  // Counted down when the pool is done with the ping, whether it ran or found
+  // Taken off when the pool is done with the ping, whether it ran or found
   // no connection (the last copy of the callable goes with the pool's task).
-  auto answered = std::shared_ptr<void>(nullptr, [p = pings_](void*) {
+  auto answered = std::shared_ptr<void>(nullptr, [p = pings_, now](void*) {
     std::lock_guard lk(p->mu);
-    --p->waiting;
+    p->started.erase(p->started.find(now));
   });
   auto ping = [answered](pqxx::connection& c) {
     pqxx::nontransaction n(c);

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 
 namespace jobs {
@@ -80,13 +81,12 @@ class platform_backend final : public api_backend {
   std::unordered_map<std::string, cached> auth_cache_;  // key hash -> principal
   struct stats_source;
   std::shared_ptr<stats_source> stats_;
-  // ready(): pings of the database not yet answered, and since when; shared
-  // with the pool's tasks, which may outlive this object.
+  // ready(): when each ping of the database not yet answered was sent;
+  // shared with the pool's tasks, which may outlive this object.
   static constexpr std::chrono::seconds ping_deadline{2};
   struct pings {
     std::mutex mu;
-    int waiting = 0;
-    std::chrono::steady_clock::time_point oldest;
+    std::multiset<std::chrono::steady_clock::time_point> started;
   };
   std::shared_ptr<pings> pings_ = std::make_shared<pings>();
 };

@@ -116,7 +116,10 @@ void submitter::watch() {
   while (!stopping_) {
     auto now = std::chrono::steady_clock::now();
     std::vector<std::shared_ptr<ticket>> late;
-    if (!in_commit_.empty() && in_commit_.front()->due <= now) late.swap(in_commit_);
+    auto due = std::find_if(in_commit_.begin(), in_commit_.end(),
+                            [&](const auto& t) { return t->due > now; });
+    late.assign(std::make_move_iterator(in_commit_.begin()), std::make_move_iterator(due));
+    in_commit_.erase(in_commit_.begin(), due);
     while (!queue_.empty() && queue_.front().second->due <= now) {
       late.push_back(std::move(queue_.front().second));
       queue_.pop_front();
@@ -126,7 +129,8 @@ void submitter::watch() {
       std::int64_t answered = 0;
       for (auto& t : late)
         if (!t->settled.exchange(true)) {
-          t->done(commit_timed_out(commit_timeout_));
+          // Let go of it with the answer: it holds the request's handler.
+          std::exchange(t->done, nullptr)(commit_timed_out(commit_timeout_));
           ++answered;
         }
       if (answered > 0)
@@ -157,7 +161,9 @@ void submitter::run() {
     bool last = false;
     {
       std::unique_lock lk(mu_);
-      cv_.wait_until(lk, std::min(next_sweep_, next_settle),
+      auto wake = std::min(next_sweep_, next_settle);
+      if (!withdraw_again_.empty()) wake = std::min(wake, next_withdraw_);
+      cv_.wait_until(lk, wake,
                      [&] { return stopping_ || !queue_.empty() || !unconfirmed_.empty(); });
       last = stopping_ && queue_.empty() && unconfirmed_.empty();
       in_commit_.clear();
@@ -170,6 +176,12 @@ void submitter::run() {
       settled.insert(settled.end(), settled_.begin(), settled_.end());
       settled_.clear();
     }
+    if (!withdraw_again_.empty() && std::chrono::steady_clock::now() >= next_withdraw_) {
+      auto again = std::move(withdraw_again_);
+      withdraw_again_.clear();
+      failed.insert(failed.end(), std::make_move_iterator(again.begin()),
+                    std::make_move_iterator(again.end()));
+    }
     if (!failed.empty()) undo(failed);
     if (!batch.empty()) write(batch);
     auto now = std::chrono::steady_clock::now();
@@ -177,7 +189,14 @@ void submitter::run() {
       settle(settled);
       next_settle = now + settle_interval;
     }
-    if (last) return;
+    if (last) {
+      if (!withdraw_again_.empty())
+        log_error(
+            "stopping with jobs not withdrawn (the database unreachable): the recovery "
+            "may publish them",
+            {{"jobs", static_cast<std::int64_t>(withdraw_again_.size())}});
+      return;
+    }
     if (now >= next_sweep_) sweep_keys();
     try {
       if (db_ && db_->is_open()) plans_.tick(*db_);
@@ -213,7 +232,7 @@ void submitter::write(std::vector<queued_job>& taken) {
             queued.clear();
             for (const auto& r : rows)
               if (r.state == job_state::queued) queued.push_back(r.id.value);
-            lose_reply();
+            lose_reply(false);
             return 0;
           }
           pqxx::work w(c);
@@ -234,7 +253,7 @@ void submitter::write(std::vector<queued_job>& taken) {
             holders = find_key_holders(w, skipped);
           }
           w.commit();
-          lose_reply();
+          lose_reply(true);
           return 0;
         },
         pg_connect_hot);
@@ -284,7 +303,7 @@ void submitter::write(std::vector<queued_job>& taken) {
     log_warn("test fault: crashing after the commit, before publishing");
     std::_Exit(70);
   }
-  settle_duplicates(batch, inserted, holders);
+  settle_duplicates(batch, rows.size(), inserted, holders);
   if (!queued.empty()) {
     std::lock_guard lk(mu_);
     pending_[publish_batch] = static_cast<int>(queued.size());
@@ -322,10 +341,14 @@ void submitter::write(std::vector<queued_job>& taken) {
   }
 }
 
-void submitter::lose_reply() {
+// As libpqxx reports it: a statement outside a transaction block whose
+// connection broke is a broken_connection (and with_reconnect tries it again);
+// a transaction's COMMIT is in doubt.
+void submitter::lose_reply(bool in_transaction) {
   if (lose_replies_ <= 0) return;
   --lose_replies_;
   log_warn("test fault: the commit's reply lost");
+  if (in_transaction) throw pqxx::in_doubt_error("test fault: connection lost during COMMIT");
   throw pqxx::broken_connection("test fault: connection lost after the commit");
 }
 
@@ -350,10 +373,11 @@ void submitter::withdraw_late(const std::vector<queued_job>& late,
              {{"jobs", static_cast<std::int64_t>(gone.size())}});
 }
 
-void submitter::settle_duplicates(std::vector<std::pair<new_job, done_fn>>& batch,
+void submitter::settle_duplicates(std::vector<std::pair<new_job, done_fn>>& batch, std::size_t rows,
                                   const std::vector<std::string>& inserted,
                                   const std::vector<key_holder>& holders) {
-  if (inserted.size() == batch.size() && std::none_of(batch.begin(), batch.end(), [](auto& b) {
+  // Every row inserted (`rows` written, those withdrawn since included).
+  if (inserted.size() == rows && std::none_of(batch.begin(), batch.end(), [](auto& b) {
         return !b.first.idempotency_key.empty() && b.first.state == job_state::queued;
       }))
     return;
@@ -482,23 +506,32 @@ void submitter::undo(std::vector<refused>& failed) {
         pg_connect_hot);
     undone = true;
   } catch (const std::exception& e) {
-    // The rows stay `queued` without a message, and their batch unsettled:
-    // the recovery publishes them.
-    log_error("cannot withdraw unconfirmed jobs", {{"error", e.what()}});
+    // Tried again, backing off, until it lands: the clients were told 503.
+    // Their batch stays unsettled meanwhile; should the database stay away
+    // past its deadline (publish_grace), the recovery may publish them first.
+    log_error("cannot withdraw jobs answered 503; retrying",
+              {{"error", e.what()},
+               {"jobs", static_cast<std::int64_t>(failed.size())},
+               {"retry_ms", static_cast<std::int64_t>(withdraw_backoff_.count())}});
     db_.reset();
+  }
+  if (undone) {
+    withdraw_backoff_ = withdraw_backoff_min;
+  } else {
+    next_withdraw_ = std::chrono::steady_clock::now() + withdraw_backoff_;
+    withdraw_backoff_ = std::min(withdraw_backoff_ * 2, withdraw_backoff_max);
   }
   {
     std::lock_guard lk(mu_);
-    for (const auto& f : failed)
-      if (undone)
-        settle_one(f.batch);
-      else
-        pending_.erase(f.batch);
+    if (undone)
+      for (const auto& f : failed) settle_one(f.batch);
   }
-  for (auto& f : failed)
-    if (f.done)  // none for a job withdrawn after its commit timed out
-      f.done(make_problem(503, "unavailable",
-                          "the message broker did not confirm the job; retry later"));
+  for (auto& f : failed) {
+    if (f.done)  // none for a job withdrawn after its commit timed out or was in doubt
+      std::exchange(f.done, nullptr)(make_problem(
+          503, "unavailable", "the message broker did not confirm the job; retry later"));
+    if (!undone) withdraw_again_.push_back(std::move(f));
+  }
 }
 
 }  // namespace jobs

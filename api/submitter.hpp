@@ -33,8 +33,8 @@
 // dropped unwritten; one in the commit that waits is withdrawn as above once
 // that commit lands, instead of being published.
 //
-// Thread-safety: submit() from any thread; `done` runs on the submitter's or
-// the publisher's thread and must not block.
+// Thread-safety: submit() from any thread; `done` runs on the submitter's,
+// the publisher's or the watchdog's thread and must not block.
 
 #include "api/submission.hpp"
 #include "common/db.hpp"
@@ -98,12 +98,12 @@ class submitter {
     std::int64_t batch;
   };
   void undo(std::vector<refused>& failed);
-  void lose_reply();  ///< the test fault api_commit_reply_lost
+  void lose_reply(bool in_transaction);  ///< the test fault api_commit_reply_lost
   void withdraw_late(const std::vector<queued_job>& late, const std::vector<std::string>& inserted,
                      std::vector<key_holder>& holders, std::int64_t publish_batch);
   void settle_one(std::int64_t batch);  ///< with mu_ held
   void settle(std::vector<std::int64_t>& batches);
-  void settle_duplicates(std::vector<std::pair<new_job, done_fn>>& batch,
+  void settle_duplicates(std::vector<std::pair<new_job, done_fn>>& batch, std::size_t rows,
                          const std::vector<std::string>& inserted,
                          const std::vector<key_holder>& holders);
   void finish_in_flight(const std::string& id, job_state state, const done_fn& done,
@@ -127,8 +127,14 @@ class submitter {
   // by whichever of the two is done with them first) and the first one's due.
   std::vector<std::shared_ptr<ticket>> in_commit_;
   std::condition_variable watch_cv_;
-  bool watch_idle_ = false;              // the watchdog waits with nothing to watch
-  std::vector<refused> unconfirmed_;     // to undo
+  bool watch_idle_ = false;           // the watchdog waits with nothing to watch
+  std::vector<refused> unconfirmed_;  // to undo
+  // The submitter thread's: withdrawals that failed, tried again from
+  // next_withdraw_, backing off.
+  static constexpr std::chrono::milliseconds withdraw_backoff_min{100}, withdraw_backoff_max{5000};
+  std::vector<refused> withdraw_again_;
+  std::chrono::steady_clock::time_point next_withdraw_;
+  std::chrono::milliseconds withdraw_backoff_ = withdraw_backoff_min;
   std::map<std::int64_t, int> pending_;  // publish batch -> confirms awaited
   std::vector<std::int64_t> settled_;    // batches all confirmed: to delete
   bool stopping_ = false;

@@ -42,7 +42,8 @@ std::string pg_conninfo(const std::string& url) {
   // without these, a call waiting for its answer waits for the kernel's
   // keepalive (2 hours idle by default), and one whose data goes unacknowledged
   // for TCP's retransmissions (~15 minutes). Probes from 10 s idle, every 5 s,
-  // 3 unanswered: the connection fails after ~25 s; unacknowledged data, 30 s.
+  // 3 unanswered, and 30 s for unacknowledged data (on Linux, the user timeout
+  // also bounds the probes): the connection fails within ~30 s.
   // A healthy server's kernel answers probes, so long statements are unaffected.
   if (!has_keepalive)
     for (const char* e :
