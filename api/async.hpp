@@ -5,6 +5,8 @@
 
 #include "common/db.hpp"
 
+#include <fmt/format.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -41,45 +43,6 @@ boost::asio::awaitable<T> await_callback(Start start) {
         }));
       },
       asio::use_awaitable);
-}
-
-/// Runs fn(pqxx::connection&) on the pool and returns its value; rethrows
-/// its exception in the coroutine. No connection: throws pqxx::broken_connection.
-/// A transaction PostgreSQL rolled back (deadlock, serialization failure)
-/// committed nothing, so fn runs again, up to three times in all: fn must
-/// open its own transactions.
-// GCC 12 destroys some temporaries of a co_await expression twice, so
-// coroutines here take references and keep their callables in named locals.
-template <class Fn>
-auto db_call(db_pool& pool, const Fn& fn)
-    -> boost::asio::awaitable<decltype(fn(std::declval<pqxx::connection&>()))> {
-  using R = decltype(fn(std::declval<pqxx::connection&>()));
-  struct out {
-    std::shared_ptr<std::optional<R>> value;
-    std::exception_ptr error;
-  };
-  auto start = [&pool, fn](std::function<void(out)> done) mutable {
-    pool.post([fn = std::move(fn), done = std::move(done)](pqxx::connection* c) mutable {
-      out r{std::make_shared<std::optional<R>>(), nullptr};
-      try {
-        if (!c) throw pqxx::broken_connection("PostgreSQL is unreachable");
-        for (int tries = 1;; ++tries) {
-          try {
-            r.value->emplace(fn(*c));
-            break;
-          } catch (const pqxx::transaction_rollback&) {
-            if (tries == 3) throw;
-          }
-        }
-      } catch (...) {
-        r.error = std::current_exception();
-      }
-      done(std::move(r));
-    });
-  };
-  auto o = co_await await_callback<out>(std::move(start));
-  if (o.error) std::rethrow_exception(o.error);
-  co_return std::move(**o.value);
 }
 
 /// Runs fn(pqxx::connection&) on the pool, as db_call does once (no retry),
@@ -139,6 +102,35 @@ auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline
   std::lock_guard lk(st->mu);
   if (st->error) std::rethrow_exception(st->error);
   co_return std::move(st->value);
+}
+
+/// Runs fn(pqxx::connection&) on the pool and returns its value; rethrows
+/// its exception in the coroutine. No connection: throws pqxx::broken_connection.
+/// A transaction PostgreSQL rolled back (deadlock, serialization failure)
+/// committed nothing, so fn runs again, up to three times in all: fn must
+/// open its own transactions. No answer within the pool's call_deadline()
+/// (a database frozen, or its host gone before TCP keepalives fail): throws
+/// pqxx::broken_connection, the request's 503, while fn still runs to its end.
+// GCC 12 destroys some temporaries of a co_await expression twice, so
+// coroutines here take references and keep their callables in named locals.
+template <class Fn>
+auto db_call(db_pool& pool, const Fn& fn)
+    -> boost::asio::awaitable<decltype(fn(std::declval<pqxx::connection&>()))> {
+  auto retrying = [fn](pqxx::connection& c) {
+    for (int tries = 1;; ++tries) {
+      try {
+        return fn(c);
+      } catch (const pqxx::transaction_rollback&) {
+        if (tries == 3) throw;
+      }
+    }
+  };
+  auto deadline = pool.call_deadline();
+  auto value = co_await db_call_for(pool, retrying, deadline);
+  if (!value)
+    throw pqxx::broken_connection(
+        fmt::format("PostgreSQL did not answer within {} ms", deadline.count()));
+  co_return std::move(*value);
 }
 
 }  // namespace jobs

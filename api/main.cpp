@@ -95,6 +95,7 @@ int serve(const config& cfg) {
                  {cfg.queue_delivery_limit},
                  &measures.confirm_seconds});
   db_pool reads(cfg.pg_url, cfg.pg_pool_size);
+  reads.set_call_deadline(cfg.pg_call_timeout);
   measures.pools.watch(registry, "api", reads);
   // A job whose confirm never came is republished after the confirm deadline
   // has surely passed.

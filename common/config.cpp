@@ -100,6 +100,7 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_HTTP_TLS_CERT", text(c.http_tls_cert)},
       {"JOBS_HTTP_TLS_KEY", text(c.http_tls_key)},
       {"JOBS_PG_POOL_SIZE", integer(c.pg_pool_size, 1, 256)},
+      {"JOBS_PG_CALL_TIMEOUT_MS", ms(c.pg_call_timeout, 100, 3600000)},
       {"JOBS_SUBMIT_BATCH_MAX", integer(c.submit_batch_max, 1, 100000)},
       {"JOBS_PUBLISH_TIMEOUT_MS", ms(c.publish_timeout, 100, 600000)},
       {"JOBS_SUBMIT_COMMIT_TIMEOUT_MS", ms(c.submit_commit_timeout, 100, 600000)},

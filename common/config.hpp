@@ -35,9 +35,10 @@
 //   JOBS_JSON_MAX_STRING         1048576 bytes per string or member name in a body
 //   JOBS_JSON_MAX_ARRAY          10000 elements per array in a body
 //   JOBS_PG_POOL_SIZE            4 connections for reads
+//   JOBS_PG_CALL_TIMEOUT_MS      30000 (the API's other calls wait this long for an answer)
 //   JOBS_SUBMIT_BATCH_MAX        1000 jobs per group commit
 //   JOBS_PUBLISH_TIMEOUT_MS      10000 (broker confirm deadline)
-//   JOBS_SUBMIT_COMMIT_TIMEOUT_MS 10000 (a submission's group commit deadline, from its arrival)
+//   JOBS_SUBMIT_COMMIT_TIMEOUT_MS 10000 (a submission's group commit deadline)
 //   JOBS_SCHEDULER_INTERVAL_MS   200
 //   JOBS_AMQP_HEARTBEAT_S        30
 //   JOBS_QUEUE_DELIVERY_LIMIT    10 deliveries before a message is dead-lettered
@@ -143,6 +144,7 @@ struct config {
   std::string http_tls_cert;
   std::string http_tls_key;
   int pg_pool_size = 4;
+  std::chrono::milliseconds pg_call_timeout{30000};
   int submit_batch_max = 1000;
   std::chrono::milliseconds publish_timeout{10000};
   std::chrono::milliseconds submit_commit_timeout{10000};

@@ -74,6 +74,11 @@ class db_pool {
   db_pool& operator=(const db_pool&) = delete;
 
   void post(task t);
+  /// How long the API's callers (db_call, api/async.hpp) wait for a task's
+  /// answer before they give up on it (503); the task still runs to its end.
+  /// Set before the pool is shared.
+  std::chrono::milliseconds call_deadline() const noexcept { return call_deadline_; }
+  void set_call_deadline(std::chrono::milliseconds d) noexcept { call_deadline_ = d; }
   /// For metrics: threads (connections), tasks running, tasks waiting.
   int size() const noexcept { return static_cast<int>(threads_.size()); }
   int in_use() const noexcept { return in_use_.load(std::memory_order_relaxed); }
@@ -83,6 +88,7 @@ class db_pool {
   void run();
 
   std::string url_;
+  std::chrono::milliseconds call_deadline_{30000};
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<task> tasks_;

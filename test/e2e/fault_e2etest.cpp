@@ -408,15 +408,18 @@ TEST_CASE("fault 12: a worker draining while PostgreSQL is down backs off, and f
   CHECK(succeeded(s.pg_url) == 1);
 }
 
-TEST_CASE("fault 13: a frozen PostgreSQL: /readyz and submissions answer 503 within deadlines") {
+TEST_CASE("fault 13: a frozen PostgreSQL: /readyz, submissions and reads answer 503 in time") {
   scratch s;
-  platform p(s, {}, {{"JOBS_SUBMIT_COMMIT_TIMEOUT_MS", "2000"}});
+  platform p(s, {},
+             {{"JOBS_SUBMIT_COMMIT_TIMEOUT_MS", "2000"}, {"JOBS_PG_CALL_TIMEOUT_MS", "2000"}});
   auto key = create_key(s.pg_url, "acme");
   http_client h(p.port);
   auto ready = [&] { return h.request(boost::beast::http::verb::get, "/readyz"); };
   const std::string job = R"({"queue":"processing","type":"noop","payload":{}})";
   REQUIRE(wait_until([&] { return ready().status == 200; }, 30s));
-  REQUIRE(h.post_json("/v1/jobs", job, key).status == 202);  // connections warm
+  auto warm = h.post_json("/v1/jobs", job, key);  // connections warm, the key cached
+  REQUIRE(warm.status == 202);
+  std::string first_id(warm.json().at("id").as_string());
   // SIGSTOP: the connections stay open and TCP still acknowledges on
   // loopback, so only the API's own deadlines end the waits.
   services("freeze-postgres");
@@ -442,8 +445,12 @@ TEST_CASE("fault 13: a frozen PostgreSQL: /readyz and submissions answer 503 wit
   auto refused = h2.post_json("/v1/jobs", job, key);
   CHECK(refused.status == 503);
   CHECK(refused.body.find("did not record the job within 2000 ms") != std::string::npos);
+  // And a read at most JOBS_PG_CALL_TIMEOUT_MS.
+  auto read = h2.get("/v1/jobs/" + first_id, key);
+  CHECK(read.status == 503);
   services("thaw-postgres");
   CHECK(wait_until([&] { return ready().status == 200; }, 30s));
+  CHECK(h2.get("/v1/jobs/" + first_id, key).status == 200);
   // Its commit landed after the thaw and was withdrawn before anything newer
   // was written: only the first job and this one are recorded.
   CHECK(h2.post_json("/v1/jobs", job, key).status == 202);
