@@ -78,13 +78,11 @@ submitter::~submitter() {
 }
 
 void submitter::submit(new_job job, done_fn done) {
-  auto t = std::make_shared<ticket>();
-  t->done = std::move(done);
-  t->due = std::chrono::steady_clock::now() + commit_timeout_;
+  auto due = std::chrono::steady_clock::now() + commit_timeout_;
   bool wake = false;
   {
     std::lock_guard lk(mu_);
-    queue_.emplace_back(std::move(job), std::move(t));
+    enqueue(std::move(job), std::move(done), due);
     wake = std::exchange(watch_idle_, false);
   }
   cv_.notify_one();
@@ -96,16 +94,19 @@ void submitter::submit_many(std::vector<new_job> jobs, std::vector<done_fn> done
   bool wake = false;
   {
     std::lock_guard lk(mu_);
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-      auto t = std::make_shared<ticket>();
-      t->done = std::move(done[i]);
-      t->due = due;
-      queue_.emplace_back(std::move(jobs[i]), std::move(t));
-    }
+    for (std::size_t i = 0; i < jobs.size(); ++i)
+      enqueue(std::move(jobs[i]), std::move(done[i]), due);
     wake = std::exchange(watch_idle_, false);
   }
   cv_.notify_one();
   if (wake) watch_cv_.notify_one();
+}
+
+void submitter::enqueue(new_job job, done_fn done, std::chrono::steady_clock::time_point due) {
+  auto t = std::make_shared<ticket>();
+  t->done = std::move(done);
+  t->due = due;
+  queue_.emplace_back(std::move(job), std::move(t));
 }
 
 // Sleeps until the oldest submission not yet committed is due (or with

@@ -89,6 +89,7 @@ class submitter {
   };
   using queued_job = std::pair<new_job, std::shared_ptr<ticket>>;
 
+  void enqueue(new_job job, done_fn done, std::chrono::steady_clock::time_point due);  ///< mu_ held
   void run();
   void watch();
   void write(std::vector<queued_job>& taken);

@@ -40,17 +40,27 @@ struct pending {
   std::future<answer> future = promise.get_future();
 };
 
+// Nothing listens there: every publish runs into the confirm deadline (3 s).
+publisher_options no_broker() {
+  return {"amqp://guest:guest@127.0.0.1:" + std::to_string(free_port()) + "/", 30, 3000ms};
+}
+
+// Submits to `writes`, numbering the answers in the order they arrive.
+struct submitting {
+  submitter& writes;
+  std::atomic<int> order{0};
+  void operator()(const new_job& j, pending& p) {
+    writes.submit(j, [this, &p](submit_result r) { p.promise.set_value({r, ++order}); });
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a replay waits for its original's confirm and shares a 503; another request is 409") {
   scratch s;
-  // Nothing listens there: every publish runs into the confirm deadline.
-  publisher pub({"amqp://guest:guest@127.0.0.1:" + std::to_string(free_port()) + "/", 30, 3000ms});
+  publisher pub(no_broker());
   submitter writes(s.pg_url, pub, 1000, 60s);
-  std::atomic<int> order{0};
-  auto submit = [&](const new_job& j, pending& p) {
-    writes.submit(j, [&order, &p](submit_result r) { p.promise.set_value({r, ++order}); });
-  };
+  submitting submit{writes};
 
   auto original = keyed_job("k1", "h1");
   pending first, replay, other;
@@ -93,13 +103,10 @@ TEST_CASE("a replay waits for its original's confirm and shares a 503; another r
 
 TEST_CASE("a submission not committed by its deadline gets 503, and is withdrawn once it lands") {
   scratch s;
-  publisher pub({"amqp://guest:guest@127.0.0.1:" + std::to_string(free_port()) + "/", 30, 3000ms});
+  publisher pub(no_broker());
   submitter writes(s.pg_url, pub, 1000, 60s, {}, idempotency_limits::default_ttl, nullptr, nullptr,
                    /*commit_timeout=*/1000ms);
-  std::atomic<int> order{0};
-  auto submit = [&](const new_job& j, pending& p) {
-    writes.submit(j, [&order, &p](submit_result r) { p.promise.set_value({r, ++order}); });
-  };
+  submitting submit{writes};
   auto refused_in_time = [](pending& p) {
     REQUIRE(p.future.wait_for(10s) == std::future_status::ready);
     auto r = p.future.get().result.refused;
@@ -154,15 +161,12 @@ TEST_CASE("a submission not committed by its deadline gets 503, and is withdrawn
 
 TEST_CASE("a group commit whose reply was lost is withdrawn: its 503 is not a job after all") {
   scratch s;
-  publisher pub({"amqp://guest:guest@127.0.0.1:" + std::to_string(free_port()) + "/", 30, 3000ms});
+  publisher pub(no_broker());
   // The first two commits land, then their connections "break": outside a
   // transaction block (no idempotency key) the try on a new connection finds
   // the ids taken; a keyed job's COMMIT is in doubt. Both requests get 503.
   submitter writes(s.pg_url, pub, 1000, 60s, "api_commit_reply_lost:2");
-  std::atomic<int> order{0};
-  auto submit = [&](const new_job& j, pending& p) {
-    writes.submit(j, [&order, &p](submit_result r) { p.promise.set_value({r, ++order}); });
-  };
+  submitting submit{writes};
   auto refused = [](pending& p) {
     REQUIRE(p.future.wait_for(20s) == std::future_status::ready);
     auto r = p.future.get().result.refused;
@@ -195,7 +199,7 @@ TEST_CASE("a group commit whose reply was lost is withdrawn: its 503 is not a jo
 
 TEST_CASE("a withdrawal that fails is tried again until it lands") {
   scratch s;
-  publisher pub({"amqp://guest:guest@127.0.0.1:" + std::to_string(free_port()) + "/", 30, 3000ms});
+  publisher pub(no_broker());
   submitter writes(s.pg_url, pub, 1000, 60s, "api_commit_reply_lost:1");
   auto sql = [&](const std::string& q) {
     auto c = pg_connect(s.pg_url);
@@ -209,7 +213,8 @@ TEST_CASE("a withdrawal that fails is tried again until it lands") {
       "EXECUTE FUNCTION test_refuse_delete()");
   auto lost = sample_job("acme");
   pending a;
-  writes.submit(lost, [&a](submit_result r) { a.promise.set_value({r, 1}); });
+  submitting submit{writes};
+  submit(lost, a);
   REQUIRE(a.future.wait_for(20s) == std::future_status::ready);
   REQUIRE(a.future.get().result.refused);
   auto here = [&] {
