@@ -183,7 +183,7 @@ std::string syntax_detail(std::string_view body, std::size_t used,
     if (hex.size() == 2 && (hex[0] == 'd' || hex[0] == 'D') &&
         std::string_view("89abcdefABCDEF").find(hex[1]) != std::string_view::npos)
       return detail + fmt::format(
-                          ": {:?} is a lone UTF-16 surrogate; a character beyond U+FFFF is "
+                          ": {} is a lone UTF-16 surrogate; a character beyond U+FFFF is "
                           "escaped as a pair, e.g. \\ud83d\\ude00",
                           window.substr(at, 6));
   }

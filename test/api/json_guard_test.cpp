@@ -60,6 +60,9 @@ TEST_CASE("invalid JSON says where, and what is wrong with a lone surrogate esca
     CHECK(p->code == "invalid_json");
     CHECK_MESSAGE(p->detail.find("is a lone UTF-16 surrogate") != std::string::npos, p->detail);
   }
+  auto lone = check_json(R"({"a":"x\ud800"})", {});
+  REQUIRE(lone);
+  CHECK(lone->detail.find(R"(: \ud800 is a lone)") != std::string::npos);
   CHECK_FALSE(check_json(R"({"a":"\ud83d\ude00 \u00e9"})", {}));
 }
 
