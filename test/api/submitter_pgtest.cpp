@@ -40,6 +40,15 @@ struct pending {
   std::future<answer> future = promise.get_future();
 };
 
+// The answer `p` got within `wait`, which must be a 503.
+problem refused_503(pending& p, std::chrono::seconds wait) {
+  REQUIRE(p.future.wait_for(wait) == std::future_status::ready);
+  auto r = p.future.get().result.refused;
+  REQUIRE(r);
+  CHECK(r->status == 503);
+  return *r;
+}
+
 // Nothing listens there: every publish runs into the confirm deadline (3 s).
 publisher_options no_broker() {
   return {"amqp://guest:guest@127.0.0.1:" + std::to_string(free_port()) + "/", 30, 3000ms};
@@ -108,11 +117,7 @@ TEST_CASE("a submission not committed by its deadline gets 503, and is withdrawn
                    /*commit_timeout=*/1000ms);
   submitting submit{writes};
   auto refused_in_time = [](pending& p) {
-    REQUIRE(p.future.wait_for(10s) == std::future_status::ready);
-    auto r = p.future.get().result.refused;
-    REQUIRE(r);
-    CHECK(r->status == 503);
-    CHECK(r->detail.find("within 1000 ms") != std::string::npos);
+    CHECK(refused_503(p, 10s).detail.find("within 1000 ms") != std::string::npos);
   };
   // Another transaction holds the first job's id, uncommitted: the group
   // commit's INSERT waits for it, as it would for a frozen server, and the
@@ -167,19 +172,13 @@ TEST_CASE("a group commit whose reply was lost is withdrawn: its 503 is not a jo
   // the ids taken; a keyed job's COMMIT is in doubt. Both requests get 503.
   submitter writes(s.pg_url, pub, 1000, 60s, "api_commit_reply_lost:2");
   submitting submit{writes};
-  auto refused = [](pending& p) {
-    REQUIRE(p.future.wait_for(20s) == std::future_status::ready);
-    auto r = p.future.get().result.refused;
-    REQUIRE(r);
-    CHECK(r->status == 503);
-  };
   auto unkeyed = sample_job("acme");
   auto keyed = keyed_job("k-lost", "h");
   pending a, b;
   submit(unkeyed, a);
-  refused(a);
+  refused_503(a, 20s);
   submit(keyed, b);
-  refused(b);
+  refused_503(b, 20s);
   // The withdrawals run before the next write: once this one is in, the
   // two are gone, though they had committed.
   auto next = sample_job("acme");
