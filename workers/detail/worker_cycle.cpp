@@ -1,0 +1,204 @@
+// A round's one transaction: the outcomes of the handlers that returned,
+// then the claims of the messages received (workers/detail/worker_impl.hpp).
+#include "common/log.hpp"
+#include "workers/detail/outcome.hpp"
+#include "workers/detail/worker_impl.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace jobs {
+
+worker::impl::claims worker::impl::pick_claims(const std::vector<detail::finished_job>& ending) {
+  claims c;
+  int free_sync = o().concurrency - static_cast<int>(running.busy(false));
+  int free_async = o().async_inflight - static_cast<int>(running.busy(true));
+  for (const auto& f : ending)
+    if (const auto* j = running.find(f.job.id)) ++(j->async ? free_async : free_sync);
+  if ((free_sync <= 0 && free_async <= 0) || waiting.empty() || stopping || paused) return c;
+  std::deque<std::pair<delivery, job_message>> later;
+  while (!waiting.empty() && (free_sync > 0 || free_async > 0)) {
+    auto [d, m] = std::move(waiting.front());
+    waiting.pop_front();
+    auto* run = running.find(m.id);
+    if (run && run->tag == 0) {
+      // Redelivered after we lost the channel: this delivery is acked when the job ends.
+      run->tag = d.tag;
+      continue;
+    }
+    if (run || c.tags.contains(m.id)) {
+      amqp->ack(d.tag);  // a duplicate of a job this worker has in hand
+      continue;
+    }
+    int& free = w.handlers_.find_async(m.queue, m.type) ? free_async : free_sync;
+    if (free <= 0) {
+      later.emplace_back(std::move(d), std::move(m));
+      continue;
+    }
+    --free;
+    c.ids.push_back(m.id);
+    c.tags.emplace(m.id, d.tag);
+    c.taken.emplace_back(std::move(d), std::move(m));
+  }
+  for (auto it = later.rbegin(); it != later.rend(); ++it) waiting.push_front(std::move(*it));
+  return c;
+}
+
+void worker::impl::start_claimed(capped_claim& got,
+                                 std::unordered_map<std::string, uint64_t>& tags) {
+  // Over their tenant's cap: scheduled again, so the message may go.
+  for (const auto& id : got.deferred) {
+    after_commit([&](consumer& c) { c.ack(tags.at(id)); });
+    tags.erase(id);
+    ++w.stats_.deferred;
+  }
+  auto now = std::chrono::steady_clock::now();
+  for (auto& j : got.claimed) {
+    bool async = w.handlers_.find_async(j.queue, j.type) != nullptr;
+    auto stop = running.start(j, tags.at(j.id), o().job_timeout, now, async);
+    tags.erase(j.id);
+    ++w.stats_.claimed;
+    pool.submit(std::move(j), std::move(stop));
+  }
+  // Not claimable: finished, cancelled or running elsewhere. Drop the message.
+  for (auto& [id, tag] : tags) {
+    after_commit([&](consumer& c) { c.ack(tag); });
+    ++w.stats_.dropped;
+  }
+}
+
+void worker::impl::cycle() {
+  pool.take_finished(finished);
+  std::erase_if(finished, [&](const detail::finished_job& f) {
+    return running.discard(f.job.id, f.job.attempt);  // already recorded without it
+  });
+  auto c = pick_claims(finished);
+  if (finished.empty() && c.ids.empty()) return;
+  std::vector<job_outcome> outcomes;
+  outcomes.reserve(finished.size());
+  for (const auto& f : finished) outcomes.push_back(outcome_for(f));
+  capped_claim got;
+  try {
+    got = with_db([&](pqxx::connection& conn) {
+      pqxx::work tx(conn);
+      if (!outcomes.empty()) {
+        run_commit_hooks(tx, outcomes);
+        complete_jobs(tx, outcomes, o().worker_id);
+      }
+      auto r = claim_jobs_capped(tx, c.ids, o().worker_id, o().lease, o().caps);
+      tx.commit();
+      return r;
+    });
+  } catch (...) {
+    for (auto it = c.taken.rbegin(); it != c.taken.rend(); ++it) waiting.push_front(std::move(*it));
+    throw;
+  }
+  if (o().test_fault == "worker_crash_after_commit" && !outcomes.empty()) {
+    log_warn("test fault: crashing after the commit, before the acks");
+    std::_Exit(70);
+  }
+  if (o().test_fault == "worker_broker_lost_after_commit" && !fault_done && amqp &&
+      !outcomes.empty() && !got.claimed.empty()) {
+    log_warn("test fault: broker connection cut after the commit, before the acks");
+    fault_done = true;
+    amqp->sever();
+  }
+  completed(outcomes);
+  start_claimed(got, c.tags);
+  broker_check();
+}
+
+job_outcome worker::impl::outcome_of(const claimed_job& job, const handler_result& result) {
+  double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+  return detail::decide_outcome(job, result, o().retry, u, std::chrono::system_clock::now());
+}
+
+job_outcome worker::impl::outcome_for(const detail::finished_job& f) {
+  const auto* j = running.find(f.job.id);
+  auto why = j ? j->why : detail::stop_reason::none;
+  if (why == detail::stop_reason::none || std::holds_alternative<boost::json::value>(f.outcome))
+    return outcome_of(f.job, f.outcome);
+  if (why == detail::stop_reason::cancel)
+    return {f.job.id, f.job.attempt, job_state::cancelled, "", "cancelled while running", ""};
+  return outcome_of(f.job, handler_error::retryable(detail::timed_out(j->timeout)));
+}
+
+void worker::impl::completed(const std::vector<job_outcome>& outcomes) {
+  std::vector<uint64_t> tags;
+  for (const auto& out : outcomes)
+    if (const auto* j = running.find(out.id); j && j->tag != 0) tags.push_back(j->tag);
+  after_commit([&](consumer& c) { c.ack_all(std::move(tags)); });
+  for (const auto& out : outcomes) {
+    auto* j = running.find(out.id);
+    if (!j) continue;
+    ended(*j, out.state);
+    auto trace = std::move(j->job.trace_id);
+    running.erase(out.id);
+    switch (out.state) {
+      case job_state::succeeded: ++w.stats_.succeeded; break;
+      case job_state::cancelled:
+        ++w.stats_.cancelled;
+        log_info("job cancelled",
+                 {{"job_id", out.id}, {"trace_id", trace}, {"attempt", out.attempt}});
+        break;
+      case job_state::failed:
+        ++w.stats_.failed;
+        log_info("attempt failed; retry scheduled", {{"job_id", out.id},
+                                                     {"trace_id", trace},
+                                                     {"attempt", out.attempt},
+                                                     {"error", out.error},
+                                                     {"retry_at", out.run_at}});
+        break;
+      case job_state::dead:
+        ++w.stats_.dead;
+        log_warn("job dead", {{"job_id", out.id},
+                              {"trace_id", trace},
+                              {"attempt", out.attempt},
+                              {"error", out.error}});
+        break;
+      default: ++w.stats_.snoozed; break;
+    }
+  }
+  finished.clear();
+}
+
+void worker::impl::ended(const detail::in_hand& j, job_state s) {
+  if (auto* m = o().metrics) {
+    auto started = j.deadline - j.timeout;
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+    m->record(j.job.queue, j.job.type, s, took.count());
+  }
+  if (log_enabled(log_level::debug))
+    log_debug("job attempt recorded", {{"job_id", j.job.id},
+                                       {"trace_id", j.job.trace_id},
+                                       {"attempt", j.job.attempt},
+                                       {"state", to_string(s)}});
+}
+
+void worker::impl::run_commit_hooks(pqxx::work& tx, std::vector<job_outcome>& outcomes) {
+  std::vector<std::size_t> with_hooks;
+  std::vector<job_outcome> candidates;
+  for (std::size_t i = 0; i < finished.size(); ++i)
+    if (!finished[i].hooks.empty()) {
+      with_hooks.push_back(i);
+      candidates.push_back(outcomes[i]);
+    }
+  if (with_hooks.empty()) return;
+  auto owned = lock_owned_attempts(tx, candidates, o().worker_id);
+  for (auto i : with_hooks) {
+    if (std::find(owned.begin(), owned.end(), outcomes[i].id) == owned.end()) continue;
+    try {
+      pqxx::subtransaction sub(tx, "hook");
+      for (auto& hook : finished[i].hooks) hook(sub);
+      sub.commit();
+    } catch (const pqxx::broken_connection&) {
+      throw;
+    } catch (const std::exception& e) {
+      outcomes[i] =
+          outcome_of(finished[i].job,
+                     handler_error::retryable(std::string("commit hook failed: ") + e.what()));
+    }
+  }
+}
+
+}  // namespace jobs

@@ -1,0 +1,184 @@
+#pragma once
+// The worker's coordinator (worker.hpp): its state and its steps, for the
+// files that implement them. workers/worker.cpp: connections, the round
+// loop and the drain; worker_cycle.cpp: a round's one transaction (the
+// finished jobs' outcomes, then the claims) and what follows its commit;
+// worker_upkeep.cpp: leases, cancels, timeouts and gauges.
+//
+// Everything here runs on the coordinator thread, except `stopping` and
+// `stop_fd` (set by worker::stop()).
+
+#include "common/db.hpp"
+#include "common/store.hpp"
+#include "queues/brokers.hpp"
+#include "queues/consumer.hpp"
+#include "queues/message.hpp"
+#include "workers/detail/handler_pool.hpp"
+#include "workers/detail/in_flight.hpp"
+#include "workers/detail/pause_control.hpp"
+#include "workers/worker.hpp"
+
+#include <fmt/format.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <deque>
+#include <optional>
+#include <random>
+#include <unordered_map>
+
+namespace jobs {
+
+namespace detail {
+inline std::string timed_out(std::chrono::milliseconds after) {
+  return fmt::format("timed out after {} ms", after.count());
+}
+
+// Receives NOTIFY jobs_cancel, '<id>' on the coordinator's connection.
+class cancel_listener final : public pqxx::notification_receiver {
+ public:
+  cancel_listener(pqxx::connection_base& c, std::vector<std::string>& out)
+      : pqxx::notification_receiver(c, cancel_channel), out_(out) {}
+  void operator()(const std::string& payload, int) override { out_.push_back(payload); }
+
+ private:
+  std::vector<std::string>& out_;
+};
+}  // namespace detail
+
+struct worker::impl {
+  worker& w;
+  detail::handler_pool pool;
+  int stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  std::atomic<bool> stopping{false};
+  std::unique_ptr<pqxx::connection> db;
+  std::unique_ptr<detail::cancel_listener> listener;  // on *db; reset before it
+  std::vector<std::string> cancel_requests;           // job ids from NOTIFY jobs_cancel
+  broker_list brokers{w.opts_.amqp_url};
+  std::unique_ptr<consumer> amqp;
+  detail::pause_control pauses;  // an admin's pause of the queue (attached to *db)
+  std::deque<std::pair<delivery, job_message>> waiting;  // received, not yet claimed
+  bool paused = false;                                   // the queue, as last read
+  detail::in_flight running;                             // claimed, outcome not yet committed
+  std::vector<detail::finished_job> finished;            // outcome not yet committed
+  std::chrono::steady_clock::time_point next_lease_renewal{};
+  plan_refresher plans;
+  std::optional<std::string> broker_failure;  // an ack after a commit failed (after_commit)
+  bool fault_done = false;                    // tests: JOBS_TEST_FAULT fired once
+  std::mt19937_64 rng{std::random_device{}()};
+
+  impl(worker& wk)
+      : w(wk),
+        pool(wk.opts_.concurrency, wk.handlers_),
+        pauses(wk.opts_.queue),
+        running(wk.opts_.cancel_grace) {}
+  ~impl() { ::close(stop_fd); }
+
+  const worker_options& o() const { return w.opts_; }
+
+  // The coordinator's connection, LISTENing on jobs_cancel: a fresh one
+  // listens again, and renews leases at once, which reports the cancels
+  // whose NOTIFY was sent while we were away.
+  pqxx::connection& pg();
+  void drop_db();
+
+  // Runs fn(pg()), once more on a fresh connection if the first was broken.
+  template <class Fn>
+  auto with_db(Fn&& fn) {
+    try {
+      return fn(pg());
+    } catch (const pqxx::broken_connection&) {
+      drop_db();
+      return fn(pg());
+    }
+  }
+
+  void connect_amqp();
+  void lose_amqp(const std::exception& e);
+  void receive(int wait_ms);
+
+  // A paused queue: stop consuming and claim nothing more
+  // (workers/detail/pause_control.hpp); resumed: consume again. What was
+  // received but not claimed stays in hand, unacked, until the resume:
+  // handing it back would count a delivery each time (a quorum queue's
+  // delivery limit), and a queue paused and resumed often enough would
+  // dead-letter queued jobs' messages.
+  void apply_pause();
+
+  // The messages to claim this cycle: sync jobs take free handler threads,
+  // async jobs free in-flight slots (counting those whose outcome this cycle
+  // commits first). Messages for a kind without room wait for the next round.
+  struct claims {
+    std::vector<std::string> ids;
+    std::unordered_map<std::string, uint64_t> tags;
+    std::vector<std::pair<delivery, job_message>> taken;
+  };
+
+  claims pick_claims(const std::vector<detail::finished_job>& ending);
+
+  // Acks after a commit. The commit stands whatever the broker does, so a
+  // channel lost here must not cut the cycle's bookkeeping short (jobs just
+  // claimed would not start, and would wait for their lease to expire): the
+  // failure is noted, and handled by broker_check() once the bookkeeping is
+  // done. The broker redelivers what was not acked; those deliveries find
+  // their jobs finished, or running here.
+  template <class Fn>
+  void after_commit(Fn&& ack) {
+    if (!amqp || broker_failure) return;
+    try {
+      ack(*amqp);
+    } catch (const amqp_error& e) {
+      broker_failure = e.what();
+    }
+  }
+
+  void broker_check();
+
+  // Claimed and committed: the jobs go to the handlers; the messages of the
+  // deferred and the unclaimable go.
+  void start_claimed(capped_claim& got, std::unordered_map<std::string, uint64_t>& tags);
+
+  // One transaction a cycle: the outcomes of the handlers that returned
+  // (with their commit hooks), then the claims of the messages received.
+  // After the commit the finished jobs' messages are acked and the claimed
+  // jobs start. If it fails, both stay for the next cycle.
+  void cycle();
+
+  // One recorded attempt: metrics, and a debug line that carries its trace.
+  void ended(const detail::in_hand& j, job_state s);
+
+  // Gauges only the coordinator thread can read.
+  void gauge();
+
+  job_outcome outcome_of(const claimed_job& job, const handler_result& result);
+
+  // A handler that stopped on request returns an error (any kind): the
+  // attempt was cancelled or timed out. A result means it finished anyway.
+  job_outcome outcome_for(const detail::finished_job& f);
+
+  // The outcomes are committed: now their messages may go.
+  void completed(const std::vector<job_outcome>& outcomes);
+
+  // Commit hooks run only for outcomes that will land (their rows locked
+  // first), each in a savepoint: a hook that throws fails its attempt alone.
+  void run_commit_hooks(pqxx::work& tx, std::vector<job_outcome>& outcomes);
+
+  void renew_leases();
+  void take_cancel_requests();
+
+  // Stops jobs past their timeout; records the stopped ones whose handler
+  // has not returned within the grace without it, and acks them. Their
+  // handler's thread stays busy until it returns; its result is discarded.
+  void stop_overdue();
+
+  // The rounds, until stop() and the drain are done (worker.hpp).
+  void run();
+
+  // Backs off before a retry; stop() cuts it short, once: a stopping worker
+  // (its stop_fd readable for good) still waits, or it would spin while a
+  // server is away during its drain.
+  void pause(std::chrono::milliseconds& backoff);
+};
+
+}  // namespace jobs

@@ -1,0 +1,77 @@
+// The coordinator's upkeep between rounds: leases, cancels, timeouts and
+// gauges (workers/detail/worker_impl.hpp).
+#include "common/log.hpp"
+#include "workers/detail/worker_impl.hpp"
+
+namespace jobs {
+
+void worker::impl::renew_leases() {
+  auto now = std::chrono::steady_clock::now();
+  if (now < next_lease_renewal || running.empty()) return;
+  next_lease_renewal = now + o().lease / 3;
+  std::vector<std::string> ids;
+  for (auto& [id, j] : running.jobs()) ids.push_back(id);
+  auto cancelled = with_db([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    auto r = extend_leases(tx, ids, o().worker_id, o().lease);
+    tx.commit();
+    return r;
+  });
+  // Normally known from NOTIFY already; this catches the ones missed.
+  cancel_requests.insert(cancel_requests.end(), cancelled.begin(), cancelled.end());
+}
+
+void worker::impl::take_cancel_requests() {
+  if (db && listener) db->get_notifs();  // non-blocking
+  auto now = std::chrono::steady_clock::now();
+  for (const auto& id : cancel_requests)
+    if (running.cancel(id, now))
+      log_info("cancel requested; stopping the handler", {{"job_id", id}});
+  cancel_requests.clear();
+}
+
+void worker::impl::stop_overdue() {
+  auto now = std::chrono::steady_clock::now();
+  for (const auto& id : running.expire(now)) {
+    ++w.stats_.timed_out;
+    log_warn("job timed out; stopping the handler",
+             {{"job_id", id}, {"timeout_ms", running.find(id)->timeout.count()}});
+  }
+  auto overdue = running.overdue(now);
+  if (overdue.empty()) return;
+  std::vector<job_outcome> outcomes;
+  for (const auto& j : overdue) {
+    if (j.why == detail::stop_reason::cancel)
+      outcomes.push_back({j.job.id, j.job.attempt, job_state::cancelled, "",
+                          fmt::format("cancelled; the handler did not stop within {} ms",
+                                      o().cancel_grace.count()),
+                          ""});
+    else
+      outcomes.push_back(outcome_of(j.job, handler_error::retryable(detail::timed_out(j.timeout))));
+  }
+  with_db([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    complete_jobs(tx, outcomes, o().worker_id);
+    tx.commit();
+    return 0;
+  });
+  for (std::size_t i = 0; i < overdue.size(); ++i) {
+    log_warn("handler did not stop in time; written off, its thread stays busy until it returns",
+             {{"job_id", outcomes[i].id}, {"recorded", std::string(to_string(outcomes[i].state))}});
+    if (overdue[i].tag != 0) after_commit([&](consumer& c) { c.ack(overdue[i].tag); });
+    ended(overdue[i], outcomes[i].state);
+    running.write_off(overdue[i].job.id);
+    if (outcomes[i].state == job_state::cancelled) ++w.stats_.cancelled;
+  }
+  broker_check();
+}
+
+void worker::impl::gauge() {
+  if (auto* m = o().metrics) {
+    m->in_flight.with({o().queue}).set(static_cast<double>(running.size()));
+    double open = db && db->is_open() ? 1 : 0;
+    m->pools.set("worker", open, open, 0);
+  }
+}
+
+}  // namespace jobs
