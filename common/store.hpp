@@ -10,6 +10,10 @@
 //
 // Functions take an open transaction or connection and throw pqxx errors;
 // callers commit. Thread-safety: free functions on caller-owned connections.
+// Implemented by concern: store.cpp (reads, cancel, retry), store_submit.cpp
+// (the group commit's INSERT, publish batches), store_claims.cpp (the
+// worker's claims, completions and leases), store_recovery.cpp (the
+// scheduler's due, unconfirmed and lost jobs).
 
 #include "common/job.hpp"
 

@@ -1,0 +1,155 @@
+// The worker's statements: claims, completions, attempt locks and leases
+// (common/store.hpp).
+#include "common/store.hpp"
+#include "common/store_detail.hpp"
+
+#include <fmt/format.h>
+
+namespace jobs {
+
+using detail::append_json_string;
+using detail::exec_prepared_as;
+
+namespace {
+
+// A row is judged by the claim's snapshot before any lock is waited for. The
+// scheduler publishes a due job while it still holds the row `scheduled`, so
+// a worker can get the message first: a due scheduled/failed row must match
+// here, so that the UPDATE waits for the scheduler's commit and re-checks the
+// row (then `queued`). Matching only `queued` would skip it and drop the job.
+// The start is the clock once the row is had, not the transaction's start:
+// after such a wait, that would come before the scheduler's `queued` event,
+// and the job's timeline would show it running before it was queued.
+// A row this worker already holds `running` is taken back as it is (its
+// attempt not counted again): the worker claims only what it does not have
+// in hand, so that is its own claim whose commit it could not confirm (the
+// connection lost during COMMIT); skipping it would drop the message and
+// leave the job to its lease, an attempt spent.
+const std::string claim_sql = fmt::format(R"(
+  UPDATE jobs j SET {}
+  WHERE j.id = ANY($1::uuid[]) AND {}
+  RETURNING id::text, tenant_id, queue, type, payload::text, attempts, max_attempts,
+            coalesce(timeout_ms, 0), coalesce(backoff_base_ms, 0), coalesce(backoff_cap_ms, 0),
+            coalesce(backoff_jitter, ''), coalesce(trace_id, ''))",
+                                          claim_set_sql, own_or_claimable_sql);
+
+// Statements here and in store_recovery.cpp that name rows by id test the
+// state as text (`state::text = 'running'`) for the reason given at
+// claimable_sql, and those that join their rows to a recordset also say
+// `id = ANY(ids)`: then the jobs are looked up by key whatever join the
+// plan picks (a generic plan made on a small table read the whole primary
+// key and joined it after).
+// A snoozed job goes back to scheduled and its attempt is not counted. A
+// cancel request committed while the worker ran ends anything but a success
+// cancelled: the UPDATE reads cancel_requested_at from the row it changes,
+// and a row changed by a concurrent commit is read again at its newest
+// version before the SET is computed (no separate lock step: locking the
+// rows first wrote each of them once more).
+constexpr const char* outcome_sql =
+    "(CASE WHEN x.state <> 'succeeded' AND j.cancel_requested_at IS NOT NULL "
+    "THEN 'cancelled'::job_state ELSE x.state END)";
+
+const std::string complete_sql = fmt::format(R"(
+  WITH u AS (
+    UPDATE jobs j SET state = {0}, result = x.result,
+           last_error = coalesce(x.error, j.last_error),
+           attempts = CASE WHEN {0} = 'scheduled' THEN j.attempts - 1 ELSE j.attempts END,
+           finished_at = CASE WHEN {0} IN ('succeeded', 'dead', 'cancelled') THEN now() END,
+           failed_at = CASE WHEN {0} IN ('failed', 'dead') THEN now() ELSE j.failed_at END,
+           cancelled_at = CASE WHEN {0} = 'cancelled' THEN now() ELSE j.cancelled_at END,
+           run_at = coalesce(x.run_at, j.run_at), lease_expires_at = NULL, updated_at = now()
+    FROM jsonb_to_recordset($1::jsonb)
+      AS x(id uuid, attempt integer, state job_state, result jsonb, error text, run_at timestamptz)
+    WHERE j.id = x.id AND j.id = ANY($3::uuid[]) AND j.state::text = 'running'
+      AND j.attempts = x.attempt AND j.worker_id = $2
+    RETURNING j.id, j.queue, x.attempt, j.started_at, j.state, x.error
+  )
+  INSERT INTO job_attempts (job_id, queue, attempt, worker_id, started_at, outcome, error)
+  SELECT id, queue, attempt, $2, started_at, state, error FROM u
+  RETURNING job_id::text)",
+                                             outcome_sql);
+
+constexpr const char* lock_owned_sql = R"(
+  SELECT id::text FROM jobs
+  WHERE id = ANY($1::uuid[]) AND (id, attempts) IN (SELECT * FROM unnest($1::uuid[], $2::integer[]))
+    AND state::text = 'running' AND worker_id = $3
+  FOR UPDATE)";
+
+constexpr const char* extend_leases_sql = R"(
+  UPDATE jobs SET lease_expires_at = now() + $3 * interval '1 millisecond'
+  WHERE id = ANY($1::uuid[]) AND state::text = 'running' AND worker_id = $2
+  RETURNING id::text, cancel_requested_at IS NOT NULL)";
+
+}  // namespace
+
+std::vector<claimed_job> claim_jobs(pqxx::work& w, std::span<const std::string> ids,
+                                    const std::string& worker, std::chrono::milliseconds lease) {
+  std::vector<claimed_job> out;
+  if (ids.empty()) return out;
+  auto res = exec_prepared_as(w, "jobs_claim", claim_sql.c_str(), uuid_array(ids), worker,
+                              static_cast<long long>(lease.count()));
+  out.reserve(res.size());
+  for (const auto& row : res)
+    out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                   row[3].as<std::string>(), row[4].as<std::string>(), row[5].as<int>(),
+                   row[6].as<int>(), row[7].as<int>(), row[8].as<int>(), row[9].as<int>(),
+                   row[10].as<std::string>(), row[11].as<std::string>()});
+  return out;
+}
+
+std::vector<std::string> complete_jobs(pqxx::work& w, std::span<const job_outcome> outcomes,
+                                       const std::string& worker) {
+  std::vector<std::string> landed;
+  if (outcomes.empty()) return landed;
+  std::string rows = "[";
+  for (const auto& o : outcomes) {
+    if (rows.size() > 1) rows.push_back(',');
+    rows += "{\"id\":\"" + o.id + "\",\"attempt\":" + std::to_string(o.attempt) + ",\"state\":\"" +
+            std::string(to_string(o.state)) + "\"";
+    if (!o.result_json.empty()) rows += ",\"result\":" + o.result_json;
+    if (!o.error.empty()) {
+      rows += ",\"error\":";
+      append_json_string(rows, o.error);
+    }
+    if (!o.run_at.empty()) {
+      rows += ",\"run_at\":";
+      append_json_string(rows, o.run_at);
+    }
+    rows.push_back('}');
+  }
+  rows.push_back(']');
+  std::vector<std::string> ids;
+  ids.reserve(outcomes.size());
+  for (const auto& o : outcomes) ids.push_back(o.id);
+  auto res =
+      exec_prepared_as(w, "jobs_complete", complete_sql.c_str(), rows, worker, uuid_array(ids));
+  landed.reserve(res.size());
+  for (const auto& row : res) landed.push_back(row[0].as<std::string>());
+  return landed;
+}
+
+std::vector<std::string> lock_owned_attempts(pqxx::work& w, std::span<const job_outcome> outcomes,
+                                             const std::string& worker) {
+  std::vector<std::string> ids, owned;
+  std::string attempts = "{";
+  for (const auto& o : outcomes) {
+    ids.push_back(o.id);
+    attempts += (attempts.size() > 1 ? "," : "") + std::to_string(o.attempt);
+  }
+  if (ids.empty()) return owned;
+  for (const auto& row : w.exec_params(lock_owned_sql, uuid_array(ids), attempts + "}", worker))
+    owned.push_back(row[0].as<std::string>());
+  return owned;
+}
+
+std::vector<std::string> extend_leases(pqxx::work& w, std::span<const std::string> ids,
+                                       const std::string& worker, std::chrono::milliseconds lease) {
+  std::vector<std::string> cancel_requested;
+  if (ids.empty()) return cancel_requested;
+  for (const auto& row : w.exec_params(extend_leases_sql, uuid_array(ids), worker,
+                                       static_cast<long long>(lease.count())))
+    if (row[1].as<bool>()) cancel_requested.push_back(row[0].as<std::string>());
+  return cancel_requested;
+}
+
+}  // namespace jobs

@@ -1,0 +1,33 @@
+#pragma once
+// Shared by common/store*.cpp only: how they run their statements.
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
+#include <pqxx/pqxx>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace jobs::detail {
+
+// The hot statements run prepared: PostgreSQL plans them once per connection
+// instead of at every call (planning the claim and the completion cost about
+// as much as running them). libpqxx keeps the definition per connection and
+// prepares it on first use; registering the same one again is a no-op.
+template <class... Args>
+pqxx::result exec_prepared_as(pqxx::transaction_base& w, const char* name, const char* sql,
+                              Args&&... args) {
+  w.conn().prepare(name, sql);
+  return w.exec_prepared(name, std::forward<Args>(args)...);
+}
+
+inline void append_json_string(std::string& out, std::string_view s) {
+  out += boost::json::serialize(boost::json::string(s));
+}
+
+/// A PostgreSQL bigint[] literal of `ids`.
+std::string bigint_array(std::span<const std::int64_t> ids);
+
+}  // namespace jobs::detail
