@@ -30,12 +30,12 @@ namespace jobs {
 std::unique_ptr<pqxx::connection> pg_connect(const std::string& url);
 /// pg_connect() for the hot path (the submitter's group commits, a worker's
 /// claims and completions), whose statements all name their rows by id
-/// (`id = ANY($ids)`, common/store_claims.cpp) and run prepared: sequential scans
-/// are off in its session, and its user drops the cached plans now and then
-/// (plan_refresher). PostgreSQL keeps a prepared statement's generic plan;
-/// made while the jobs table was small, it read the table or a whole index
-/// (cheapest then) and stayed so while the table grew, until an ANALYZE: a
-/// run of 50,000 jobs slowed to a third, 9,400 buffers a completion.
+/// (`id = ANY($ids)`, common/store_submit.cpp and store_claims.cpp) and run
+/// prepared: sequential scans are off in its session, and its user drops the
+/// cached plans now and then (plan_refresher). PostgreSQL keeps a prepared statement's
+/// generic plan; made while the jobs table was small, it read the table or a
+/// whole index (cheapest then) and stayed so while the table grew, until an
+/// ANALYZE: a run of 50,000 jobs slowed to a third, 9,400 buffers a completion.
 /// (Planning every execution instead cost a third of the throughput.)
 std::unique_ptr<pqxx::connection> pg_connect_hot(const std::string& url);
 

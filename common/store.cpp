@@ -127,12 +127,6 @@ std::string compact_json(std::string_view text) {
   return out;
 }
 
-std::string detail::bigint_array(std::span<const std::int64_t> ids) {
-  std::string out = "{";
-  for (auto id : ids) out += (out.size() > 1 ? "," : "") + std::to_string(id);
-  return out + "}";
-}
-
 std::optional<std::string> find_job_json(pqxx::connection& c, const tenant_id& t,
                                          const job_id& id) {
   if (!is_uuid(id.value)) return std::nullopt;

@@ -10,10 +10,11 @@
 //
 // Functions take an open transaction or connection and throw pqxx errors;
 // callers commit. Thread-safety: free functions on caller-owned connections.
-// Implemented by concern: store.cpp (reads, cancel, retry), store_submit.cpp
-// (the group commit's INSERT, publish batches), store_claims.cpp (the
-// worker's claims, completions and leases), store_recovery.cpp (the
-// scheduler's due, unconfirmed and lost jobs).
+// Implemented by concern: store.cpp (reads, cancel, retry, the id and JSON
+// helpers), store_submit.cpp (the group commit's INSERT, publish batches),
+// store_claims.cpp (the worker's claims, completions and leases),
+// store_recovery.cpp (the scheduler's due, unconfirmed and lost jobs; the
+// dead-letter recovery's requeue check and burials).
 
 #include "common/job.hpp"
 

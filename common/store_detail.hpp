@@ -1,5 +1,6 @@
 #pragma once
-// Shared by common/store*.cpp only: how they run their statements.
+// Shared by common/store*.cpp only: how they run their statements and
+// encode their parameters.
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
@@ -9,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace jobs::detail {
 
@@ -28,6 +30,10 @@ inline void append_json_string(std::string& out, std::string_view s) {
 }
 
 /// A PostgreSQL bigint[] literal of `ids`.
-std::string bigint_array(std::span<const std::int64_t> ids);
+inline std::string bigint_array(std::span<const std::int64_t> ids) {
+  std::string out = "{";
+  for (auto id : ids) out += (out.size() > 1 ? "," : "") + std::to_string(id);
+  return out + "}";
+}
 
 }  // namespace jobs::detail

@@ -1,5 +1,6 @@
-// The scheduler's statements: due jobs, unconfirmed publishes, lost leases
-// and the dead-letter queue's burials (common/store.hpp).
+// The recoveries' statements: the scheduler's due, unconfirmed and lost
+// jobs; the dead-letter recovery's requeue check and burials
+// (common/store.hpp).
 #include "common/store.hpp"
 #include "common/store_detail.hpp"
 

@@ -1,5 +1,5 @@
 -- Submissions record their `queued`/`scheduled` events in the INSERT
--- statement itself (common/store.cpp, insert_statement), not from a
+-- statement itself (common/store_submit.cpp, insert_statement), not from a
 -- statement trigger: the trigger's transition table cost each group commit
 -- about 70 us, a quarter of the INSERT when a commit carries a few rows
 -- (scripts/bench at half rate, README "Performance"). The store's INSERT is

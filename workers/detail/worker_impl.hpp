@@ -6,7 +6,7 @@
 // worker_upkeep.cpp: leases, cancels, timeouts and gauges.
 //
 // Everything here runs on the coordinator thread, except `stopping` and
-// `stop_fd` (set by worker::stop()).
+// `stop_fd` (written by worker::stop()).
 
 #include "common/db.hpp"
 #include "common/store.hpp"

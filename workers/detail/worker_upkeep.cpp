@@ -3,6 +3,8 @@
 #include "common/log.hpp"
 #include "workers/detail/worker_impl.hpp"
 
+#include <fmt/format.h>
+
 namespace jobs {
 
 void worker::impl::renew_leases() {
