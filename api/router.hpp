@@ -45,6 +45,10 @@
 // problem+json (api/submission.hpp lists the codes).
 //
 // Thread-safety: handle() may run concurrently on many coroutines.
+//
+// api/router.cpp: authentication, dispatch and responses; api/router_jobs.cpp:
+// the job and key handlers; admin_routes.cpp, webhook_routes.cpp,
+// queues_route.cpp and metrics_route.cpp: the others.
 
 #include "api/backend.hpp"
 #include "api/batch.hpp"
