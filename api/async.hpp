@@ -4,6 +4,7 @@
 // on its own executor. Each callback must be called exactly once.
 
 #include "common/db.hpp"
+#include "common/log.hpp"
 
 #include <fmt/format.h>
 
@@ -24,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 namespace jobs {
 
@@ -47,11 +49,14 @@ boost::asio::awaitable<T> await_callback(Start start) {
 
 /// Runs fn(pqxx::connection&) on the pool, as db_call does once (no retry),
 /// but waits for it at most `deadline`, queueing for a connection included:
-/// nullopt when the deadline passed first. fn then still runs to its end on
-/// its pool thread (a statement sent cannot be taken back), and its value or
-/// exception is dropped. For a server that stops answering without closing
-/// its connections (frozen, or its host gone with TCP keepalives not yet
-/// failed), where db_call would wait as long as the server does.
+/// nullopt when the deadline passed first. A call that had started is then
+/// cancelled (PostgreSQL's cancel request, sent from a thread of its own, as
+/// it connects to the server): a statement waiting on a lock or running long
+/// ends, and its pool connection serves the next call instead of holding it
+/// up. Its value or exception is dropped. A server that stops answering
+/// without closing its connections (frozen, or its host gone with TCP
+/// keepalives not yet failed) answers the cancel only when it is back; the
+/// caller has its nullopt at the deadline all the same.
 template <class Fn>
 auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline)
     -> boost::asio::awaitable<std::optional<decltype(fn(std::declval<pqxx::connection&>()))>> {
@@ -67,6 +72,10 @@ auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline
     asio::steady_timer* timer = nullptr;  // null once the coroutine has gone
     std::optional<R> value;
     std::exception_ptr error;
+    // The connection fn runs on, while it runs. A canceller holds cancel_mu
+    // through its request, so the connection goes to no other call meanwhile.
+    std::mutex cancel_mu;
+    pqxx::connection* running = nullptr;
   };
   auto ex = co_await asio::this_coro::executor;
   auto st = std::make_shared<shared>();
@@ -83,11 +92,19 @@ auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline
   pool.post([fn, st, ex](pqxx::connection* c) {
     std::optional<R> value;
     std::exception_ptr error;
+    {
+      std::lock_guard lk(st->cancel_mu);
+      st->running = c;
+    }
     try {
       if (!c) throw pqxx::broken_connection("PostgreSQL is unreachable");
       value.emplace(fn(*c));
     } catch (...) {
       error = std::current_exception();
+    }
+    {
+      std::lock_guard lk(st->cancel_mu);
+      st->running = nullptr;
     }
     std::lock_guard lk(st->mu);
     if (!st->timer) return;  // given up on, and gone
@@ -99,8 +116,22 @@ auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline
     });
   });
   co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-  std::lock_guard lk(st->mu);
+  std::unique_lock lk(st->mu);
   if (st->error) std::rethrow_exception(st->error);
+  if (!st->value) {
+    lk.unlock();
+    std::thread([st] {
+      std::lock_guard cl(st->cancel_mu);
+      if (!st->running) return;  // not started, or done meanwhile
+      try {
+        st->running->cancel_query();
+        log_warn("database call cancelled at its deadline");
+      } catch (const std::exception& e) {
+        log_warn("cannot cancel a database call past its deadline", {{"error", e.what()}});
+      }
+    }).detach();
+    co_return std::nullopt;
+  }
   co_return std::move(st->value);
 }
 
@@ -110,7 +141,7 @@ auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline
 /// committed nothing, so fn runs again, up to three times in all: fn must
 /// open its own transactions. No answer within the pool's call_deadline()
 /// (a database frozen, or its host gone before TCP keepalives fail): throws
-/// pqxx::broken_connection, the request's 503, while fn still runs to its end.
+/// pqxx::broken_connection, the request's 503, and fn is cancelled (db_call_for).
 // GCC 12 destroys some temporaries of a co_await expression twice, so
 // coroutines here take references and keep their callables in named locals.
 template <class Fn>

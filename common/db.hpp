@@ -75,7 +75,7 @@ class db_pool {
 
   void post(task t);
   /// How long the API's callers (db_call, api/async.hpp) wait for a task's
-  /// answer before they give up on it (503); the task still runs to its end.
+  /// answer before they give up on it (503) and cancel it.
   /// Set before the pool is shared.
   std::chrono::milliseconds call_deadline() const noexcept { return call_deadline_; }
   void set_call_deadline(std::chrono::milliseconds d) noexcept { call_deadline_ = d; }

@@ -456,3 +456,31 @@ TEST_CASE("fault 13: a frozen PostgreSQL: /readyz, submissions and reads answer 
   CHECK(h2.post_json("/v1/jobs", job, key).status == 202);
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs") == 2);
 }
+
+TEST_CASE(
+    "fault 14: a read stuck on a row lock is cancelled at its deadline, freeing its connection") {
+  scratch s;
+  platform p(s, {}, {{"JOBS_PG_CALL_TIMEOUT_MS", "1000"}, {"JOBS_PG_POOL_SIZE", "1"}});
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  REQUIRE(wait_until(
+      [&] { return h.request(boost::beast::http::verb::get, "/readyz").status == 200; }, 30s));
+  auto sub = h.post_json("/v1/jobs", R"({"queue":"processing","type":"noop","payload":{}})", key);
+  REQUIRE(sub.status == 202);
+  std::string id(sub.json().at("id").as_string());
+  // Another session holds the job's row, so the cancel's row lock waits.
+  auto holder = pg_connect(s.pg_url);
+  pqxx::work held(*holder);
+  held.exec_params("SELECT 1 FROM jobs WHERE id = $1::uuid FOR UPDATE", id);
+  CHECK(h.post_json("/v1/jobs/" + id + "/cancel", "", key).status == 503);
+  // The statement was cancelled: nothing waits for the lock, still held.
+  auto waiting = [&] {
+    return count(s.pg_url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
+  };
+  CHECK(wait_until([&] { return waiting() == 0; }, 10s));
+  // So the pool's one connection serves the next call (queued behind the
+  // stuck one, it would answer 503 at its own deadline).
+  CHECK(h.get("/v1/jobs/" + id, key).status == 200);
+  held.abort();
+  CHECK(h.post_json("/v1/jobs/" + id + "/cancel", "", key).status == 200);
+}
