@@ -120,14 +120,15 @@ auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline
   if (st->error) std::rethrow_exception(st->error);
   if (!st->value) {
     lk.unlock();
-    std::thread([st] {
+    std::thread([st, ms = static_cast<std::int64_t>(deadline.count())] {
       std::lock_guard cl(st->cancel_mu);
       if (!st->running) return;  // not started, or done meanwhile
       try {
         st->running->cancel_query();
-        log_warn("database call cancelled at its deadline");
+        log_warn("database call cancelled at its deadline", {{"deadline_ms", ms}});
       } catch (const std::exception& e) {
-        log_warn("cannot cancel a database call past its deadline", {{"error", e.what()}});
+        log_warn("cannot cancel a database call past its deadline",
+                 {{"deadline_ms", ms}, {"error", e.what()}});
       }
     }).detach();
     co_return std::nullopt;
