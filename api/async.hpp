@@ -47,15 +47,42 @@ boost::asio::awaitable<T> await_callback(Start start) {
       asio::use_awaitable);
 }
 
+namespace detail {
+/// db_call_for's canceller: on a thread of its own, while it holds
+/// st->cancel_mu, asks PostgreSQL to cancel what st->backend runs.
+template <class Shared>
+void cancel_backend(std::shared_ptr<Shared> st, std::string url,
+                    std::chrono::milliseconds deadline) {
+  std::thread([st = std::move(st), url = std::move(url), ms = deadline.count()] {
+    try {
+      std::lock_guard cl(st->cancel_mu);
+      if (st->backend == 0) return;  // done meanwhile
+      auto c = pg_connect(url);
+      pqxx::nontransaction n(*c);
+      n.exec_params("SELECT pg_cancel_backend($1)", st->backend);
+      log_warn("database call past its deadline: cancel requested",
+               {{"deadline_ms", static_cast<std::int64_t>(ms)}});
+    } catch (const std::exception& e) {
+      try {
+        log_warn("cannot cancel a database call past its deadline", {{"error", e.what()}});
+      } catch (...) {
+      }
+    } catch (...) {
+    }
+  }).detach();
+}
+}  // namespace detail
+
 /// Runs fn(pqxx::connection&) on the pool, as db_call does once (no retry),
 /// but waits for it at most `deadline`, queueing for a connection included:
-/// nullopt when the deadline passed first. A call that had started is then
-/// cancelled (PostgreSQL's cancel request, sent from a thread of its own, as
-/// it connects to the server): a statement waiting on a lock or running long
-/// ends, and its pool connection serves the next call instead of holding it
-/// up. Its value or exception is dropped. A server that stops answering
-/// without closing its connections (frozen, or its host gone with TCP
-/// keepalives not yet failed) answers the cancel only when it is back; the
+/// nullopt when the deadline passed first. A call still queued then never
+/// runs; one running is cancelled (pg_cancel_backend of its connection's
+/// backend, sent on a connection of its own from a thread of its own): a
+/// statement waiting on a lock or running long ends, and its pool connection
+/// serves the next call instead of holding it up. Its value or exception is
+/// dropped. A server that stops answering without closing its connections
+/// (frozen, or its host gone with TCP keepalives not yet failed) cannot take
+/// the cancel (its connection attempt gives up after connect_timeout); the
 /// caller has its nullopt at the deadline all the same.
 template <class Fn>
 auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline)
@@ -72,10 +99,12 @@ auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline
     asio::steady_timer* timer = nullptr;  // null once the coroutine has gone
     std::optional<R> value;
     std::exception_ptr error;
-    // The connection fn runs on, while it runs. A canceller holds cancel_mu
-    // through its request, so the connection goes to no other call meanwhile.
+    // The backend fn runs on, while it runs; `abandoned` once the deadline
+    // passed. A canceller holds cancel_mu through its request, so the pool
+    // thread starts nothing else on that backend meanwhile.
     std::mutex cancel_mu;
-    pqxx::connection* running = nullptr;
+    int backend = 0;
+    bool abandoned = false;
   };
   auto ex = co_await asio::this_coro::executor;
   auto st = std::make_shared<shared>();
@@ -94,7 +123,8 @@ auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline
     std::exception_ptr error;
     {
       std::lock_guard lk(st->cancel_mu);
-      st->running = c;
+      if (st->abandoned) return;  // its caller has had the 503 already
+      if (c) st->backend = c->backendpid();
     }
     try {
       if (!c) throw pqxx::broken_connection("PostgreSQL is unreachable");
@@ -104,7 +134,7 @@ auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline
     }
     {
       std::lock_guard lk(st->cancel_mu);
-      st->running = nullptr;
+      st->backend = 0;
     }
     std::lock_guard lk(st->mu);
     if (!st->timer) return;  // given up on, and gone
@@ -120,17 +150,13 @@ auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline
   if (st->error) std::rethrow_exception(st->error);
   if (!st->value) {
     lk.unlock();
-    std::thread([st, ms = static_cast<std::int64_t>(deadline.count())] {
+    bool running = false;
+    {
       std::lock_guard cl(st->cancel_mu);
-      if (!st->running) return;  // not started, or done meanwhile
-      try {
-        st->running->cancel_query();
-        log_warn("database call cancelled at its deadline", {{"deadline_ms", ms}});
-      } catch (const std::exception& e) {
-        log_warn("cannot cancel a database call past its deadline",
-                 {{"deadline_ms", ms}, {"error", e.what()}});
-      }
-    }).detach();
+      st->abandoned = true;
+      running = st->backend != 0;
+    }
+    if (running) detail::cancel_backend(st, pool.url(), deadline);
     co_return std::nullopt;
   }
   co_return std::move(st->value);

@@ -74,6 +74,7 @@ class db_pool {
   db_pool& operator=(const db_pool&) = delete;
 
   void post(task t);
+  const std::string& url() const noexcept { return url_; }
   /// How long the API's callers (db_call, api/async.hpp) wait for a task's
   /// answer before they give up on it (503) and cancel it.
   /// Set before the pool is shared.
