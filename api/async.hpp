@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <thread>
 
 namespace jobs {
@@ -53,7 +54,7 @@ namespace detail {
 template <class Shared>
 void cancel_backend(std::shared_ptr<Shared> st, std::string url,
                     std::chrono::milliseconds deadline) {
-  std::thread([st = std::move(st), url = std::move(url), ms = deadline.count()] {
+  auto cancel = [st = std::move(st), url = std::move(url), ms = deadline.count()] {
     try {
       std::lock_guard cl(st->cancel_mu);
       if (st->backend == 0) return;  // done meanwhile
@@ -69,7 +70,12 @@ void cancel_backend(std::shared_ptr<Shared> st, std::string url,
       }
     } catch (...) {
     }
-  }).detach();
+  };
+  try {
+    std::thread(std::move(cancel)).detach();
+  } catch (const std::system_error& e) {  // no thread to be had: the call runs on
+    log_warn("cannot cancel a database call past its deadline", {{"error", e.what()}});
+  }
 }
 }  // namespace detail
 
