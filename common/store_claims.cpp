@@ -7,7 +7,7 @@
 
 namespace jobs {
 
-using detail::append_json_string;
+using detail::append_json_member;
 using detail::exec_prepared_as;
 
 namespace {
@@ -107,14 +107,8 @@ std::vector<std::string> complete_jobs(pqxx::work& w, std::span<const job_outcom
     rows += "{\"id\":\"" + o.id + "\",\"attempt\":" + std::to_string(o.attempt) + ",\"state\":\"" +
             std::string(to_string(o.state)) + "\"";
     if (!o.result_json.empty()) rows += ",\"result\":" + o.result_json;
-    if (!o.error.empty()) {
-      rows += ",\"error\":";
-      append_json_string(rows, o.error);
-    }
-    if (!o.run_at.empty()) {
-      rows += ",\"run_at\":";
-      append_json_string(rows, o.run_at);
-    }
+    if (!o.error.empty()) append_json_member(rows, "error", o.error);
+    if (!o.run_at.empty()) append_json_member(rows, "run_at", o.run_at);
     rows.push_back('}');
   }
   rows.push_back(']');

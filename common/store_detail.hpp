@@ -29,6 +29,14 @@ inline void append_json_string(std::string& out, std::string_view s) {
   out += boost::json::serialize(boost::json::string(s));
 }
 
+/// Appends `,"name":` and `s` as a JSON string: a member after the first.
+inline void append_json_member(std::string& out, std::string_view name, std::string_view s) {
+  out += ",\"";
+  out += name;
+  out += "\":";
+  append_json_string(out, s);
+}
+
 /// A PostgreSQL bigint[] literal of `ids`.
 inline std::string bigint_array(std::span<const std::int64_t> ids) {
   std::string out = "{";

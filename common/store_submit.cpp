@@ -10,7 +10,7 @@
 
 namespace jobs {
 
-using detail::append_json_string;
+using detail::append_json_member;
 using detail::bigint_array;
 using detail::exec_prepared_as;
 
@@ -73,12 +73,10 @@ std::string job_rows_json(std::span<const new_job> jobs) {
   std::string rows = "[";
   for (const auto& j : jobs) {
     if (rows.size() > 1) rows.push_back(',');
-    rows += "{\"id\":\"" + j.id.value + "\",\"tenant_id\":";
-    append_json_string(rows, j.tenant.value);
-    rows += ",\"queue\":";
-    append_json_string(rows, j.queue);
-    rows += ",\"type\":";
-    append_json_string(rows, j.type);
+    rows += "{\"id\":\"" + j.id.value + "\"";
+    append_json_member(rows, "tenant_id", j.tenant.value);
+    append_json_member(rows, "queue", j.queue);
+    append_json_member(rows, "type", j.type);
     rows += ",\"payload\":" + j.payload_json;
     rows += ",\"state\":\"" + std::string(to_string(j.state)) + "\"";
     rows += ",\"priority\":" + std::to_string(j.priority);
@@ -88,15 +86,10 @@ std::string job_rows_json(std::span<const new_job> jobs) {
     if (j.backoff_cap_ms > 0) rows += ",\"backoff_cap_ms\":" + std::to_string(j.backoff_cap_ms);
     if (!j.backoff_jitter.empty()) rows += ",\"backoff_jitter\":\"" + j.backoff_jitter + "\"";
     if (!j.trace_id.empty()) rows += ",\"trace_id\":\"" + j.trace_id + "\"";
-    if (!j.run_at.empty()) {
-      rows += ",\"run_at\":";
-      append_json_string(rows, j.run_at);
-    }
+    if (!j.run_at.empty()) append_json_member(rows, "run_at", j.run_at);
     if (!j.idempotency_key.empty()) {
-      rows += ",\"idempotency_key\":";
-      append_json_string(rows, j.idempotency_key);
-      rows += ",\"request_hash\":";
-      append_json_string(rows, j.request_hash);
+      append_json_member(rows, "idempotency_key", j.idempotency_key);
+      append_json_member(rows, "request_hash", j.request_hash);
     }
     rows.push_back('}');
   }
