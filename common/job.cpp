@@ -1,6 +1,6 @@
 #include "common/job.hpp"
 
-#include <openssl/rand.h>
+#include "common/random.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -53,8 +53,7 @@ bool is_known_queue(std::string_view q) noexcept {
 
 job_id new_job_id() {
   std::array<unsigned char, 16> b{};
-  if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1)
-    throw std::runtime_error("RAND_bytes failed");
+  random_bytes(b);
   auto now = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                             std::chrono::system_clock::now().time_since_epoch())
                                             .count());

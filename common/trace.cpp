@@ -1,6 +1,6 @@
 #include "common/trace.hpp"
 
-#include <openssl/rand.h>
+#include "common/random.hpp"
 
 namespace jobs {
 
@@ -18,7 +18,7 @@ std::string random_hex(std::size_t bytes) {
   unsigned char buf[16];
   std::string out;
   do {
-    RAND_bytes(buf, static_cast<int>(bytes));
+    random_bytes({buf, bytes});
     out.clear();
     for (std::size_t i = 0; i < bytes; ++i) {
       constexpr char digits[] = "0123456789abcdef";
