@@ -68,7 +68,7 @@ void configure_tls(amqp_socket_t* sock, const amqp_address& a) {
 }  // namespace
 
 amqp_connection::amqp_connection(const amqp_address& a, int heartbeat_s)
-    : conn_(amqp_new_connection()) {
+    : conn_(amqp_new_connection()), tls_(a.tls) {
   auto* sock = a.tls ? amqp_ssl_socket_new(conn_) : amqp_tcp_socket_new(conn_);
   if (!sock) {
     amqp_destroy_connection(conn_);

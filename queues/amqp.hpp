@@ -70,6 +70,8 @@ class amqp_connection {
 
   amqp_connection_state_t raw() const { return conn_; }
   int fd() const { return amqp_get_sockfd(conn_); }
+  /// amqps://: bytes must go through rabbitmq-c's TLS socket, never fd() directly.
+  bool tls() const { return tls_; }
   /// True when rabbitmq-c holds unread frames or bytes (poll() would not see them).
   bool has_buffered_input() const;
 
@@ -80,6 +82,7 @@ class amqp_connection {
 
  private:
   amqp_connection_state_t conn_;
+  bool tls_ = false;
 };
 
 struct topology_options {

@@ -102,6 +102,11 @@ class publisher {
   // When the oldest unconfirmed message was published (steady clock ticks), 0: none.
   std::atomic<std::int64_t> oldest_unconfirmed_{0};
   std::map<std::string, std::string> returned_;  // message_id -> reason
+  // Frames encoded for one send() (queues/publish_frames.hpp), written out
+  // every wire_flush_bytes; a buffer grown past twice that (large bodies)
+  // is let go after the write.
+  std::string wire_;
+  static constexpr std::size_t wire_flush_bytes = 128 * 1024;
   std::thread thread_;
 };
 
