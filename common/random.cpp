@@ -17,7 +17,12 @@ std::atomic<unsigned> generation{0};
 
 void forked() { generation.fetch_add(1, std::memory_order_relaxed); }
 
-const bool fork_hook = [] { return pthread_atfork(nullptr, nullptr, forked) == 0; }();
+// Registered on first use (not at static initialisation, whose order
+// across files is unspecified).
+bool fork_hook() {
+  static const bool ok = pthread_atfork(nullptr, nullptr, forked) == 0;
+  return ok;
+}
 
 struct pool {
   std::array<unsigned char, random_detail::block> bytes;
@@ -29,7 +34,7 @@ struct pool {
 
 void random_bytes(std::span<unsigned char> out) {
   thread_local pool p;
-  if (!fork_hook) throw std::runtime_error("cannot register the fork handler of random_bytes");
+  if (!fork_hook()) throw std::runtime_error("cannot register the fork handler of random_bytes");
   if (auto g = generation.load(std::memory_order_relaxed); g != p.generation) {
     p.generation = g;
     p.used = p.bytes.size();
@@ -40,6 +45,7 @@ void random_bytes(std::span<unsigned char> out) {
     return;
   }
   if (p.bytes.size() - p.used < out.size()) {
+    p.used = p.bytes.size();  // a failed refill leaves nothing to hand out
     if (RAND_bytes(p.bytes.data(), static_cast<int>(p.bytes.size())) != 1)
       throw std::runtime_error("RAND_bytes failed");
     p.used = 0;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 #include <boost/url/parse.hpp>
 
 namespace jobs {
@@ -121,9 +122,16 @@ amqp_connection::amqp_connection(const amqp_address& a, int heartbeat_s)
 
 amqp_connection::~amqp_connection() {
   // Best effort: a broken socket makes these fail fast.
-  amqp_channel_close(conn_, channel, AMQP_REPLY_SUCCESS);
-  amqp_connection_close(conn_, AMQP_REPLY_SUCCESS);
+  if (!abandoned_) {
+    amqp_channel_close(conn_, channel, AMQP_REPLY_SUCCESS);
+    amqp_connection_close(conn_, AMQP_REPLY_SUCCESS);
+  }
   amqp_destroy_connection(conn_);
+}
+
+void amqp_connection::abandon() {
+  abandoned_ = true;
+  if (int fd = amqp_get_sockfd(conn_); fd >= 0) ::shutdown(fd, SHUT_RDWR);
 }
 
 bool amqp_connection::has_buffered_input() const {

@@ -72,6 +72,10 @@ class amqp_connection {
   int fd() const { return amqp_get_sockfd(conn_); }
   /// amqps://: bytes must go through rabbitmq-c's TLS socket, never fd() directly.
   bool tls() const { return tls_; }
+  /// After a write that may have stopped mid-frame: shuts the socket down, so
+  /// that the destructor neither sends its closes after a torn frame nor
+  /// blocks on a broker that is not reading.
+  void abandon();
   /// True when rabbitmq-c holds unread frames or bytes (poll() would not see them).
   bool has_buffered_input() const;
 
@@ -83,6 +87,7 @@ class amqp_connection {
  private:
   amqp_connection_state_t conn_;
   bool tls_ = false;
+  bool abandoned_ = false;
 };
 
 struct topology_options {

@@ -73,7 +73,9 @@ bool append_publish(std::string& out, amqp_channel_t channel, std::string_view e
   }
   close_frame(out, at, 4 + static_cast<std::size_t>(n));
   // Content header: class, weight 0, body size, then the property flags and values.
-  for (std::size_t room : {std::size_t{1024}, std::size_t{1} << 17}) {
+  // The header frame, like every frame, fits in frame_max (rabbitmq-c's limit too).
+  std::size_t most = frame_max > frame_overhead + 12 ? frame_max - frame_overhead - 12 : 0;
+  for (std::size_t room : {std::min<std::size_t>(1024, most), most}) {
     auto mark = out.size();
     at = open_frame(out, AMQP_FRAME_HEADER, channel, 12 + room);
     put16(out, at, AMQP_BASIC_CLASS);
@@ -104,22 +106,27 @@ bool append_publish(std::string& out, amqp_channel_t channel, std::string_view e
 
 void send_all(int fd, std::string_view data, std::chrono::milliseconds slice,
               const std::function<bool()>& waiting) {
+  // waiting() is asked at least every `slice`, whether the socket is full or
+  // drains slowly.
+  auto next_ask = std::chrono::steady_clock::now() + slice;
   while (!data.empty()) {
     auto n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      data.remove_prefix(static_cast<std::size_t>(n));
-      continue;
-    }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+      throw amqp_error(std::string("basic.publish: ") + std::strerror(errno));
+    if (n == 0) throw amqp_error("basic.publish: connection closed");
+    if (n > 0) data.remove_prefix(static_cast<std::size_t>(n));
+    if (data.empty()) return;
+    if (n < 0) {
       struct pollfd p {
         fd, POLLOUT, 0
       };
-      if (::poll(&p, 1, static_cast<int>(slice.count())) == 0 && !waiting())
-        throw amqp_error("basic.publish: the broker is not reading");
-      continue;
+      ::poll(&p, 1, static_cast<int>(slice.count()));
     }
-    throw amqp_error(std::string("basic.publish: ") + (n < 0 ? std::strerror(errno) : "closed"));
+    if (auto now = std::chrono::steady_clock::now(); now >= next_ask) {
+      if (!waiting()) throw amqp_error("basic.publish: the broker is not reading");
+      next_ask = now + slice;
+    }
   }
 }
 

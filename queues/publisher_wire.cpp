@@ -62,6 +62,9 @@ void publisher::send_pending(std::deque<item>& batch) {
   } catch (...) {
     // Not sent, or not known to be: a new connection sends it and the rest
     // (unconfirmed_ holds what was encoded before; the run loop resends it).
+    // A write of ours may have stopped mid-frame: nothing more goes on this
+    // connection, not even its closes.
+    if (direct) conn_->abandon();
     wire_.clear();
     std::lock_guard lk(mu_);
     for (auto r = batch.rbegin(); r != batch.rend(); ++r) pending_.push_front(std::move(*r));
