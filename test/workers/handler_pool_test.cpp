@@ -87,3 +87,66 @@ TEST_CASE("an async handler completes later, from another thread, with its hooks
     CHECK(none.empty());  // the second completion of "a" was ignored
   }
 }
+
+// Waits on the wake fd only: a finished job that did not make it readable
+// fails here instead of being picked up by a later poll.
+std::vector<detail::finished_job> take_on_wake(detail::handler_pool& pool, std::size_t n) {
+  std::vector<detail::finished_job> out;
+  while (out.size() < n) {
+    struct pollfd p {
+      pool.wake_fd(), POLLIN, 0
+    };
+    if (::poll(&p, 1, 5000) != 1) break;
+    pool.take_finished(out);
+  }
+  return out;
+}
+
+TEST_CASE("slow handlers get a thread each: threads are woken until the queue is empty") {
+  constexpr int n = 32;
+  handler_registry r;
+  std::atomic<int> inside{0};
+  r.add("processing", "block", [&](const job_context&) -> handler_result {
+    // Returns once all n run at the same time (or gives up after 5 s).
+    ++inside;
+    auto until = std::chrono::steady_clock::now() + 5s;
+    while (inside.load() < n && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(1ms);
+    return boost::json::value(inside.load() >= n);
+  });
+  detail::handler_pool pool(n, r);
+  for (int round = 0; round < 3; ++round) {
+    inside = 0;
+    for (int i = 0; i < n; ++i) {
+      auto j = job(std::to_string(i), "block", "{}");
+      j.queue = "processing";
+      pool.submit(std::move(j), std::make_shared<std::atomic<bool>>(false));
+    }
+    auto done = take_on_wake(pool, n);
+    REQUIRE(done.size() == n);
+    for (const auto& f : done) CHECK(std::get<boost::json::value>(f.outcome) == true);
+  }
+}
+
+TEST_CASE("every finished job makes the wake fd readable, however the pushes interleave") {
+  handler_registry r;
+  r.add("processing", "quick", [](const job_context& ctx) -> handler_result {
+    if (ctx.payload.at("i").as_int64() % 7 == 0) std::this_thread::sleep_for(100us);
+    return boost::json::value(1);
+  });
+  detail::handler_pool pool(8, r);
+  std::size_t total = 0;
+  for (int round = 0; round < 200; ++round) {
+    int burst = 1 + round % 25;
+    for (int i = 0; i < burst; ++i) {
+      auto j = job(std::to_string(round) + "-" + std::to_string(i), "quick",
+                   "{\"i\":" + std::to_string(i) + "}");
+      j.queue = "processing";
+      pool.submit(std::move(j), std::make_shared<std::atomic<bool>>(false));
+    }
+    auto done = take_on_wake(pool, static_cast<std::size_t>(burst));
+    REQUIRE(done.size() == static_cast<std::size_t>(burst));
+    total += done.size();
+  }
+  CHECK(total == 2600);
+}

@@ -44,7 +44,7 @@ class finished_list {
  private:
   int wake_fd_;
   std::mutex mu_;
-  std::vector<finished_job> jobs_;
+  std::vector<finished_job> jobs_;  ///< the eventfd is written when this stops being empty
 };
 
 class handler_pool {
@@ -60,6 +60,7 @@ class handler_pool {
 
  private:
   void run();
+  void wake_one_locked();
   handler_result execute(const claimed_job& j, const std::atomic<bool>& stop,
                          std::vector<commit_hook>& hooks);
   void start_async(claimed_job j, stop_flag stop, const async_handler_fn& fn);
@@ -69,6 +70,8 @@ class handler_pool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<claimed_job, stop_flag>> queue_;
+  int idle_ = 0;    ///< threads waiting on cv_
+  int waking_ = 0;  ///< wakes sent and not yet taken by a waiting thread
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
