@@ -46,15 +46,20 @@ void publisher::publish(std::string routing_key, std::string message_id, std::st
           std::move(done),
           std::chrono::steady_clock::now() + opts_.confirm_timeout,
           std::move(extra)};
+  bool was_empty = false;
   {
     std::lock_guard lk(mu_);
     if (!stopping_) {
+      was_empty = pending_.empty();
       pending_.push_back(std::move(it));
       it.done = nullptr;
     }
   }
   if (it.done) return it.done(false, "publisher stopped");
-  wake();
+  // Only the publish that finds nothing pending wakes the thread: the ones
+  // after it join what it was woken for (the thread reads the eventfd before
+  // it takes what is pending).
+  if (was_empty) wake();
 }
 
 bool publisher::connect() {
@@ -107,13 +112,16 @@ void publisher::run() {
       for (auto it = again.rbegin(); it != again.rend(); ++it) pending_.push_front(std::move(*it));
     }
     try {
+      // The wake is read before what is pending is taken: a publish after
+      // the take then finds it empty and wakes the poll below (read after
+      // the take, its wake was lost and it waited for the next confirm).
+      uint64_t drained;
+      [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
       std::deque<item> batch;
       {
         std::lock_guard lk(mu_);
         batch.swap(pending_);
       }
-      uint64_t drained;
-      [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
       send_pending(batch);
       read_confirms(unconfirmed_.empty() ? idle_poll_ms : 50);
       expire(std::chrono::steady_clock::now());
@@ -138,18 +146,19 @@ void publisher::run() {
 }
 
 void publisher::sleep_until(std::chrono::steady_clock::time_point until) {
-  // publish() wakes us only to expire sooner.
+  // Pending publishes expire on time while we wait (publish() wakes us only
+  // when it finds nothing pending, and stop() wakes us to stop).
   while (!stopping_ && std::chrono::steady_clock::now() < until) {
     struct pollfd p {
       wake_fd_, POLLIN, 0
     };
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         until - std::chrono::steady_clock::now());
-    if (::poll(&p, 1, static_cast<int>(std::max<long>(left.count(), 0))) > 0) {
+    if (::poll(&p, 1, static_cast<int>(std::clamp<long>(left.count(), 0, 100))) > 0) {
       uint64_t drained;
       [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
-      expire(std::chrono::steady_clock::now());
     }
+    expire(std::chrono::steady_clock::now());
   }
 }
 
