@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <future>
+#include <thread>
 
 using namespace jobs;
 using namespace jobs::test;
@@ -158,6 +159,34 @@ TEST_CASE("without a broker, publishing fails within the confirm deadline") {
   CHECK_FALSE(ok);
   CHECK_FALSE(p.connected());
   CHECK(std::chrono::steady_clock::now() - start < 10s);
+}
+
+TEST_CASE("without a broker, each publish fails at its own deadline, not at the end of a backoff") {
+  publisher p(
+      {"amqp://guest:guest@127.0.0.1:" + std::to_string(free_port()) + "/", 30, 500ms, {10}});
+  // By now the reconnect backoff is past a second (100 ms, doubling).
+  std::this_thread::sleep_for(2500ms);
+  struct outcome {
+    std::promise<std::chrono::steady_clock::time_point> at;
+    std::chrono::steady_clock::time_point published;
+  };
+  std::vector<std::unique_ptr<outcome>> sent;
+  for (int i = 0; i < 3; ++i) {
+    auto& o = *sent.emplace_back(std::make_unique<outcome>());
+    o.published = std::chrono::steady_clock::now();
+    p.publish("processing", "m" + std::to_string(i), "{}", [&o](bool ok, std::string_view) {
+      CHECK_FALSE(ok);
+      o.at.set_value(std::chrono::steady_clock::now());
+    });
+    std::this_thread::sleep_for(150ms);  // the later ones join a non-empty pending list
+  }
+  for (auto& o : sent) {
+    auto f = o->at.get_future();
+    REQUIRE(f.wait_for(10s) == std::future_status::ready);
+    auto late = f.get() - (o->published + 500ms);
+    CHECK(late > -50ms);
+    CHECK(late < 1000ms);  // was up to the backoff (seconds) for all but the first
+  }
 }
 
 TEST_CASE("ack_all settles exactly the tags it is given, with a multiple ack below the held ones") {
