@@ -152,8 +152,8 @@ void publisher::sleep_until(std::chrono::steady_clock::time_point until) {
     struct pollfd p {
       wake_fd_, POLLIN, 0
     };
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        until - std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     if (::poll(&p, 1, static_cast<int>(std::clamp<long>(left.count(), 0, 100))) > 0) {
       uint64_t drained;
       [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);

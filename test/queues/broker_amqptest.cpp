@@ -162,15 +162,15 @@ TEST_CASE("without a broker, publishing fails within the confirm deadline") {
 }
 
 TEST_CASE("without a broker, each publish fails at its own deadline, not at the end of a backoff") {
-  publisher p(
-      {"amqp://guest:guest@127.0.0.1:" + std::to_string(free_port()) + "/", 30, 500ms, {10}});
-  // By now the reconnect backoff is past a second (100 ms, doubling).
-  std::this_thread::sleep_for(2500ms);
   struct outcome {
     std::promise<std::chrono::steady_clock::time_point> at;
     std::chrono::steady_clock::time_point published;
   };
-  std::vector<std::unique_ptr<outcome>> sent;
+  std::vector<std::unique_ptr<outcome>> sent;  // outlives the publisher's callbacks
+  publisher p(
+      {"amqp://guest:guest@127.0.0.1:" + std::to_string(free_port()) + "/", 30, 500ms, {10}});
+  // By now the reconnect backoff is past a second (100 ms, doubling).
+  std::this_thread::sleep_for(2500ms);
   for (int i = 0; i < 3; ++i) {
     auto& o = *sent.emplace_back(std::make_unique<outcome>());
     o.published = std::chrono::steady_clock::now();

@@ -144,7 +144,9 @@ void handler_pool::run() {
       std::unique_lock lk(mu_);
       while (!stopping_ && queue_.empty()) {
         ++idle_;
-        cv_.wait(lk, [&] { return stopping_ || waking_ > 0; });
+        // Bounded, so that a wake lost in the condition variable (glibc bug
+        // 25847) stalls the pool for a second, not for good.
+        cv_.wait_for(lk, std::chrono::seconds(1), [&] { return stopping_ || waking_ > 0; });
         --idle_;
         if (waking_ > 0) --waking_;  // one wake, taken by one thread
       }
