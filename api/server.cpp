@@ -54,6 +54,14 @@ std::unique_ptr<ssl::context> server_tls(const server_options& o) {
   return ctx;
 }
 
+// One context per serving thread: concurrency hint 1 each.
+std::vector<std::unique_ptr<asio::io_context>> make_contexts(int threads) {
+  std::vector<std::unique_ptr<asio::io_context>> out;
+  for (int i = 0; i < std::max(threads, 1); ++i)
+    out.push_back(std::make_unique<asio::io_context>(1));
+  return out;
+}
+
 bool is_batch_target(const http::request_header<>& req) {
   auto target = req.target();
   return req.method() == http::verb::post && target.substr(0, target.find('?')) == "/v1/jobs/batch";
@@ -99,8 +107,8 @@ class read_deadline {
 http_server::http_server(server_options o, router& r)
     : opts_(std::move(o)),
       router_(r),
-      ioc_(opts_.threads),
-      acceptor_(ioc_),
+      iocs_(make_contexts(opts_.threads)),
+      acceptor_(*iocs_[0]),
       tls_(server_tls(opts_)),
       live_(std::make_unique<registry>()) {
   tcp::endpoint ep{asio::ip::make_address(opts_.address), static_cast<unsigned short>(opts_.port)};
@@ -115,9 +123,13 @@ http_server::~http_server() = default;
 
 void http_server::run() {
   asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached);
+  // The other contexts have no work until a connection is dealt to them.
+  for (std::size_t i = 1; i < iocs_.size(); ++i)
+    idle_.push_back(asio::make_work_guard(iocs_[i]->get_executor()));
   std::vector<std::thread> extra;
-  for (int i = 1; i < opts_.threads; ++i) extra.emplace_back([this] { ioc_.run(); });
-  ioc_.run();
+  for (std::size_t i = 1; i < iocs_.size(); ++i)
+    extra.emplace_back([io = iocs_[i].get()] { io->run(); });
+  iocs_[0]->run();
   for (auto& t : extra) t.join();
 }
 
@@ -126,6 +138,7 @@ void http_server::stop() {
     stopping_ = true;
     boost::system::error_code ec;
     acceptor_.close(ec);
+    for (auto& g : idle_) g.reset();  // each context returns once its connections end
     // Idle connections wake from their read with an error and end; a request
     // being handled finishes and its connection ends after the response.
     std::lock_guard lk(live_->mu);
@@ -137,7 +150,7 @@ void http_server::stop() {
 
 asio::awaitable<void> http_server::accept_loop() {
   while (!stopping_) {
-    auto strand = asio::make_strand(ioc_);
+    auto strand = asio::make_strand(*iocs_[next_ioc_++ % iocs_.size()]);
     auto [ec, sock] = co_await acceptor_.async_accept(strand, asio::as_tuple(asio::use_awaitable));
     if (ec) {
       if (stopping_) break;

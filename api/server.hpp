@@ -19,12 +19,14 @@
 // once every connection is done (idle keep-alive connections are closed).
 //
 // Throws std::runtime_error from the constructor when the TLS files cannot be
-// loaded. Thread-safety: run() on `threads` threads of its own io_context;
-// stop() from any thread.
+// loaded. Thread-safety: run() serves on `threads` threads, each running an
+// io_context of its own (connections are dealt to them in turn, so no two
+// threads contend for one context's locks); stop() from any thread.
 
 #include "api/http_limits.hpp"
 #include "api/router.hpp"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -33,6 +35,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace jobs {
 
@@ -71,7 +74,9 @@ class http_server {
 
   server_options opts_;
   router& router_;
-  boost::asio::io_context ioc_;
+  std::vector<std::unique_ptr<boost::asio::io_context>> iocs_;  ///< [0] also accepts
+  std::size_t next_ioc_ = 0;
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> idle_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::unique_ptr<boost::asio::ssl::context> tls_;  // null: plain HTTP
   int port_ = 0;

@@ -390,3 +390,22 @@ TEST_CASE("a dead job retried through the API runs again, its history kept") {
   CHECK(refused.status == 409);
   CHECK(refused.json().at("code") == "not_retryable");
 }
+
+TEST_CASE("the API serves keep-alive connections on each of its threads and stops with them open") {
+  scratch s;
+  platform p(s, {}, {{"JOBS_HTTP_THREADS", "3"}});
+  auto key = create_key(s.pg_url, "acme");
+  // Connections are dealt to the threads in turn: nine cover each thread's
+  // context three times, and each answers several requests on one connection.
+  std::vector<std::unique_ptr<http_client>> clients;
+  for (int i = 0; i < 9; ++i) clients.push_back(std::make_unique<http_client>(p.port));
+  for (int round = 0; round < 3; ++round)
+    for (auto& c : clients)
+      REQUIRE(c->post_json("/v1/jobs", R"({"queue":"processing","type":"noop","payload":{}})", key)
+                  .status == 202);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs") == 27);
+  // The connections stay open and idle; stop closes them and every thread's
+  // context runs out of work, so the process exits.
+  p.api->signal(SIGTERM);
+  CHECK(p.api->wait(20s) == 0);
+}
