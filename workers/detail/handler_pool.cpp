@@ -53,15 +53,21 @@ handler_pool::~handler_pool() {
   for (auto& t : threads_) t.join();
 }
 
-// Threads are woken a few at a time, not one per job: a woken thread that
-// leaves jobs in the queue wakes the next. Jobs that finish at once are then
-// run by the few threads already awake (a cycle of 100 quick jobs woke 100
-// threads, two context switches each), and slow ones still get a thread
-// each, the waiting threads woken ~two at a time.
+// Threads are woken a few at a time while handlers are quick: a woken
+// thread that leaves jobs in the queue wakes the next, and jobs that finish
+// in less than a wake takes run on the threads already awake (a cycle of 100
+// noop jobs woke 100 threads, two context switches each). Once handlers take
+// longer (most of the recent ones, sync handlers and the start of async
+// ones: a share, so that a quick job preempted for a time slice does not
+// count as slow), every queued job wakes a thread at once, as each needs one
+// anyway: woken one after another on busy cores, 10 ms jobs
+// started and finished spread out, and their completions took more commits.
 constexpr int max_waking = 2;
+constexpr auto quick_job = std::chrono::microseconds(250);
 
 void handler_pool::wake_one_locked() {
-  if (waking_ >= max_waking || idle_ <= waking_) return;
+  int limit = quick_share_ >= 0.5 ? max_waking : static_cast<int>(queue_.size());
+  if (waking_ >= limit || idle_ <= waking_) return;
   ++waking_;
   cv_.notify_one();
 }
@@ -137,16 +143,19 @@ void handler_pool::start_async(claimed_job j, stop_flag stop, const async_handle
 }
 
 void handler_pool::run() {
+  std::optional<std::chrono::steady_clock::duration> took;  // the last job's handler time
   for (;;) {
     claimed_job j;
     stop_flag stop;  // kept alive while the handler may look at it
     {
       std::unique_lock lk(mu_);
+      if (took) quick_share_ += ((*took < quick_job ? 1.0 : 0.0) - quick_share_) / 16;
       while (!stopping_ && queue_.empty()) {
         ++idle_;
         // Bounded, so that a wake lost in the condition variable (glibc bug
-        // 25847) stalls the pool for a second, not for good.
-        cv_.wait_for(lk, std::chrono::seconds(1), [&] { return stopping_ || waking_ > 0; });
+        // 25847) stalls the pool for seconds, not for good; long enough that
+        // idle threads hardly wake.
+        cv_.wait_for(lk, std::chrono::seconds(5), [&] { return stopping_ || waking_ > 0; });
         --idle_;
         if (waking_ > 0) --waking_;  // one wake, taken by one thread
       }
@@ -156,16 +165,17 @@ void handler_pool::run() {
       queue_.pop_front();
       if (!queue_.empty()) wake_one_locked();
     }
+    auto start = std::chrono::steady_clock::now();
     if (const auto* afn = handlers_.find_async(j.queue, j.type)) {
       start_async(std::move(j), std::move(stop), *afn);
+      took = std::chrono::steady_clock::now() - start;
       continue;
     }
-    auto start = std::chrono::steady_clock::now();
     std::vector<commit_hook> hooks;
     auto outcome = execute(j, *stop, hooks);
     if (!std::holds_alternative<boost::json::value>(outcome)) hooks.clear();
-    auto took = std::chrono::steady_clock::now() - start;
-    finished_->push({std::move(j), std::move(outcome), took, std::move(hooks)});
+    took = std::chrono::steady_clock::now() - start;
+    finished_->push({std::move(j), std::move(outcome), *took, std::move(hooks)});
   }
 }
 

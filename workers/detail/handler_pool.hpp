@@ -14,6 +14,7 @@
 #include "workers/handler.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -70,8 +71,9 @@ class handler_pool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<claimed_job, stop_flag>> queue_;
-  int idle_ = 0;    ///< threads waiting on cv_
-  int waking_ = 0;  ///< wakes sent and not yet taken by a waiting thread
+  int idle_ = 0;            ///< threads waiting on cv_
+  int waking_ = 0;          ///< wakes sent and not yet taken by a waiting thread
+  double quick_share_ = 1;  ///< of recent handlers, those quicker than a wake (a running average)
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
