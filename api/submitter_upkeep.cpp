@@ -10,9 +10,9 @@
 namespace jobs {
 
 namespace {
-// A withdrawn job goes with its submission event (job_events has no
-// foreign key to cascade from). Queued, or scheduled and never started (a
-// scheduled submission whose commit timed out).
+// A withdrawn job goes with its events, a scheduled one's submission
+// (job_events has no foreign key to cascade from). Queued, or scheduled and
+// never started (a scheduled submission whose commit timed out).
 constexpr const char* undo_sql = R"(
   WITH gone AS (
     DELETE FROM jobs

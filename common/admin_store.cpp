@@ -6,16 +6,21 @@ namespace jobs {
 
 namespace {
 
-// A job's timeline: its job_events (submission, the scheduler, cancels,
-// retries) and, from job_attempts, each attempt's start (into `running`) and
-// end (schemas/migrations/0014_lean_events.sql), plus the start of the
-// attempt running now. An attempt's start comes from the state before it.
+// A job's timeline: its job_events (a scheduled submission, the scheduler,
+// cancels, retries) and, from job_attempts, each attempt's start (into
+// `running`) and end (schemas/migrations/0014_lean_events.sql), plus the
+// start of the attempt running now. An attempt's start comes from the state
+// before it. A job without a stored submission event was submitted `queued`
+// at its created_at (migration 0020).
 constexpr const char* events_sql = R"(
-  WITH j AS (SELECT id, state, attempts, worker_id, started_at FROM jobs
+  WITH j AS (SELECT id, state, attempts, worker_id, started_at, created_at FROM jobs
              WHERE id = $1::uuid AND tenant_id = $2),
   ev AS (
     SELECT e.from_state, e.to_state, e.attempt, e.worker_id, e.at, 0 AS k, e.id AS seq
     FROM job_events e JOIN j ON e.job_id = j.id
+    UNION ALL
+    SELECT NULL, 'queued', 0, NULL, j.created_at, 0, 0 FROM j
+    WHERE NOT EXISTS (SELECT FROM job_events e WHERE e.job_id = j.id AND e.from_state IS NULL)
     UNION ALL
     SELECT NULL, 'running', a.attempt, a.worker_id, a.started_at, 1, a.id
     FROM job_attempts a JOIN j ON a.job_id = j.id
@@ -134,10 +139,17 @@ constexpr const char* sample_sql = R"(
     SELECT queue, sum(submitted) AS submitted, sum(succeeded) AS succeeded,
            sum(failed) AS failed, sum(dead) AS dead, sum(cancelled) AS cancelled
     FROM (
-      SELECT queue, count(*) FILTER (WHERE from_state IS NULL) AS submitted, 0 AS succeeded,
-             0 AS failed, count(*) FILTER (WHERE to_state = 'dead') AS dead,
-             count(*) FILTER (WHERE to_state = 'cancelled') AS cancelled
-      FROM job_events WHERE at >= $1::timestamptz AND at < $2::timestamptz GROUP BY queue
+      -- Submissions are counted from the jobs rows (most have no event row).
+      SELECT queue, count(*) AS submitted, 0 AS succeeded, 0 AS failed, 0 AS dead,
+             0 AS cancelled
+      FROM jobs WHERE created_at >= $1::timestamptz AND created_at < $2::timestamptz
+      GROUP BY queue
+      UNION ALL
+      SELECT queue, 0, 0, 0, count(*) FILTER (WHERE to_state = 'dead'),
+             count(*) FILTER (WHERE to_state = 'cancelled')
+      FROM job_events WHERE at >= $1::timestamptz AND at < $2::timestamptz
+        AND to_state IN ('dead', 'cancelled')
+      GROUP BY queue
       UNION ALL
       -- Attempts' ends (out of `running`) are in job_attempts, not job_events.
       SELECT queue, 0, count(*) FILTER (WHERE outcome = 'succeeded'),

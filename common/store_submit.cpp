@@ -34,17 +34,19 @@ constexpr const char* insert_rows_sql = R"(
 constexpr const char* keyed_sql =
     " ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING";
 
-// Every insert records its rows' submission events (NULL -> queued or
-// scheduled) in the same statement. A statement trigger did this until
-// migration 0019: its transition table cost each group commit ~70 us,
-// about a quarter of the INSERT at the few rows a commit carries at a
-// moderate rate. `extra` adds CTEs that read `ins`.
+// An insert records the submission events of its rows submitted
+// `scheduled` (NULL -> scheduled) in the same statement. A submission into
+// `queued` has no row: the jobs row implies it (migration 0020). A
+// statement trigger recorded them until migration 0019: its transition
+// table cost each group commit ~70 us, about a quarter of the INSERT at the
+// few rows a commit carries at a moderate rate. `extra` adds CTEs that read
+// `ins`.
 std::string insert_statement(const char* conflict, const char* extra, const char* select) {
   return fmt::format(R"(
   WITH ins AS ({}{} RETURNING id, queue, state, attempts),
   ev AS (
     INSERT INTO job_events (job_id, queue, from_state, to_state, attempt)
-    SELECT id, queue, NULL, state, attempts FROM ins){}
+    SELECT id, queue, NULL, state, attempts FROM ins WHERE state <> 'queued'){}
   {})",
                      insert_rows_sql, conflict, extra, select);
 }
