@@ -11,7 +11,7 @@ namespace {
 // `running`) and end (schemas/migrations/0014_lean_events.sql), plus the
 // start of the attempt running now. An attempt's start comes from the state
 // before it. A job without a stored submission event was submitted `queued`
-// at its created_at (migration 0020).
+// at its created_at (common/store_submit.cpp, insert_statement).
 constexpr const char* events_sql = R"(
   WITH j AS (SELECT id, state, attempts, worker_id, started_at, created_at FROM jobs
              WHERE id = $1::uuid AND tenant_id = $2),
@@ -135,6 +135,16 @@ constexpr const char* sample_sql = R"(
            count(*) FILTER (WHERE state = 'queued') AS ready,
            count(*) FILTER (WHERE state = 'running') AS running
     FROM jobs WHERE state IN ('scheduled', 'queued', 'running') GROUP BY queue),
+  -- Job ids are UUIDv7 (common/job.cpp): the smallest id of a millisecond is
+  -- its Unix time in the first 48 bits and zeros after, so the jobs
+  -- submitted in the window are a range of the primary key. (A BRIN index
+  -- on created_at would blur: rows' new versions and reused space mix old
+  -- and new rows in its page ranges.)
+  ids AS (
+    SELECT (lpad(to_hex(floor(extract(epoch FROM $1::timestamptz) * 1000)::bigint), 12, '0')
+            || repeat('0', 20))::uuid AS lo,
+           (lpad(to_hex(floor(extract(epoch FROM $2::timestamptz) * 1000)::bigint), 12, '0')
+            || repeat('0', 20))::uuid AS hi),
   e AS (
     SELECT queue, sum(submitted) AS submitted, sum(succeeded) AS succeeded,
            sum(failed) AS failed, sum(dead) AS dead, sum(cancelled) AS cancelled
@@ -142,7 +152,7 @@ constexpr const char* sample_sql = R"(
       -- Submissions are counted from the jobs rows (most have no event row).
       SELECT queue, count(*) AS submitted, 0 AS succeeded, 0 AS failed, 0 AS dead,
              0 AS cancelled
-      FROM jobs WHERE created_at >= $1::timestamptz AND created_at < $2::timestamptz
+      FROM jobs WHERE id >= (SELECT lo FROM ids) AND id < (SELECT hi FROM ids)
       GROUP BY queue
       UNION ALL
       SELECT queue, 0, 0, 0, count(*) FILTER (WHERE to_state = 'dead'),

@@ -36,10 +36,12 @@ constexpr const char* keyed_sql =
 
 // An insert records the submission events of its rows submitted
 // `scheduled` (NULL -> scheduled) in the same statement. A submission into
-// `queued` has no row: the jobs row implies it (migration 0020). A
-// statement trigger recorded them until migration 0019: its transition
-// table cost each group commit ~70 us, about a quarter of the INSERT at the
-// few rows a commit carries at a moderate rate. `extra` adds CTEs that read
+// `queued` writes none: the jobs row implies it (the timeline and the queue
+// history read it there, common/admin_store.cpp), and the row with its three
+// index entries took a quarter of a batched INSERT's time. A statement
+// trigger recorded the events until migration 0019: its transition table
+// cost each group commit ~70 us, about a quarter of the INSERT at the few
+// rows a commit carries at a moderate rate. `extra` adds CTEs that read
 // `ins`.
 std::string insert_statement(const char* conflict, const char* extra, const char* select) {
   return fmt::format(R"(
