@@ -135,16 +135,20 @@ constexpr const char* sample_sql = R"(
            count(*) FILTER (WHERE state = 'queued') AS ready,
            count(*) FILTER (WHERE state = 'running') AS running
     FROM jobs WHERE state IN ('scheduled', 'queued', 'running') GROUP BY queue),
-  -- Job ids are UUIDv7 (common/job.cpp): the smallest id of a millisecond is
-  -- its Unix time in the first 48 bits and zeros after, so the jobs
-  -- submitted in the window are a range of the primary key. (A BRIN index
-  -- on created_at would blur: rows' new versions and reused space mix old
-  -- and new rows in its page ranges.)
+  -- Submissions are the jobs created in the window (created_at, the
+  -- database's clock, as their events had), found through the primary key:
+  -- job ids are UUIDv7 (common/job.cpp), the API host's time in their first
+  -- 48 bits, made before the row's commit (up to the submitter's 10 s
+  -- commit timeout) on a clock that may differ from the database's. So the
+  -- ids read span the window from 20 s before to 10 s after; a host whose
+  -- clock is off by more than 10 s has its submissions uncounted. (A BRIN
+  -- index on created_at would blur: new row versions and reused space mix
+  -- old and new rows in its page ranges.)
   ids AS (
-    SELECT (lpad(to_hex(floor(extract(epoch FROM $1::timestamptz) * 1000)::bigint), 12, '0')
-            || repeat('0', 20))::uuid AS lo,
-           (lpad(to_hex(floor(extract(epoch FROM $2::timestamptz) * 1000)::bigint), 12, '0')
-            || repeat('0', 20))::uuid AS hi),
+    SELECT (lpad(to_hex(floor(extract(epoch FROM $1::timestamptz - interval '20 seconds')
+                              * 1000)::bigint), 12, '0') || repeat('0', 20))::uuid AS lo,
+           (lpad(to_hex(floor(extract(epoch FROM $2::timestamptz + interval '10 seconds')
+                              * 1000)::bigint), 12, '0') || repeat('0', 20))::uuid AS hi),
   e AS (
     SELECT queue, sum(submitted) AS submitted, sum(succeeded) AS succeeded,
            sum(failed) AS failed, sum(dead) AS dead, sum(cancelled) AS cancelled
@@ -153,6 +157,7 @@ constexpr const char* sample_sql = R"(
       SELECT queue, count(*) AS submitted, 0 AS succeeded, 0 AS failed, 0 AS dead,
              0 AS cancelled
       FROM jobs WHERE id >= (SELECT lo FROM ids) AND id < (SELECT hi FROM ids)
+        AND created_at >= $1::timestamptz AND created_at < $2::timestamptz
       GROUP BY queue
       UNION ALL
       SELECT queue, 0, 0, 0, count(*) FILTER (WHERE to_state = 'dead'),

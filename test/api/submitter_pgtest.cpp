@@ -104,7 +104,8 @@ TEST_CASE("a replay waits for its original's confirm and shares a 503; another r
   CHECK(
       n.exec("SELECT count(*) FROM jobs WHERE id <> '" + original.id.value + "'")[0][0].as<int>() ==
       0);
-  // A withdrawn job leaves no submission event behind.
+  // A withdrawn job leaves no event behind (a queued submission writes
+  // none; the scheduled ones below do).
   CHECK(n.exec("SELECT count(*) FROM job_events e WHERE NOT EXISTS "
                "(SELECT 1 FROM jobs j WHERE j.id = e.job_id)")[0][0]
             .as<int>() == 0);

@@ -1,6 +1,7 @@
 // common/admin_store.hpp against a live PostgreSQL: the queue history counts
-// submissions from the jobs rows, by their UUIDv7 ids, since a submission
-// into `queued` writes no event row, and the rest from the events.
+// submissions from the jobs rows (created_at, found by their UUIDv7 ids),
+// since a submission into `queued` writes no event row, and the rest from
+// the events.
 #include "common/admin_store.hpp"
 #include "common/db.hpp"
 #include "common/store.hpp"
@@ -8,24 +9,19 @@
 
 #include <doctest/doctest.h>
 
-#include <chrono>
 #include <cstdio>
 #include <memory>
 
 using namespace jobs;
 using namespace jobs::test;
-using namespace std::chrono_literals;
 
 namespace {
 
-// A job whose UUIDv7 id was made `ago` back: its first 48 bits are the time.
-new_job job_made(std::chrono::milliseconds ago, job_state state = job_state::queued) {
+// A job whose UUIDv7 id carries `ms` (Unix milliseconds) in its first 48 bits.
+new_job job_made(long long ms, job_state state = job_state::queued) {
   auto j = sample_job("acme");
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::system_clock::now().time_since_epoch() - ago)
-                .count();
   char hex[13];
-  std::snprintf(hex, sizeof hex, "%012llx", static_cast<unsigned long long>(ms));
+  std::snprintf(hex, sizeof hex, "%012llx", ms);
   j.id.value.replace(0, 8, hex, 8);  // xxxxxxxx-xxxx-7xxx-...
   j.id.value.replace(9, 4, hex + 8, 4);
   j.state = state;
@@ -38,41 +34,56 @@ new_job job_made(std::chrono::milliseconds ago, job_state state = job_state::que
 TEST_CASE("the queue history counts every submission, with an event row or without") {
   scratch s;
   auto c = pg_connect(s.pg_url);
-  // Five made 20 minutes back, two of them scheduled; one before the
-  // window and one in the current bucket, after it.
-  std::vector<new_job> rows;
-  for (int i = 0; i < 3; ++i) rows.push_back(job_made(20min));
-  for (int i = 0; i < 2; ++i) rows.push_back(job_made(20min, job_state::scheduled));
-  rows.push_back(job_made(2h));
-  rows.push_back(job_made(0ms));
+  auto n = std::make_unique<pqxx::nontransaction>(*c);
+  // The last point 50 minutes back: the next point's window is [its end,
+  // this bucket), whenever the clock crosses a bucket's edge in the test.
+  auto start = n->exec1(
+                    "INSERT INTO queue_history (queue, resolution, bucket, scheduled, ready, "
+                    "running, submitted, succeeded, failed, dead, cancelled) VALUES "
+                    "('processing', 10, date_bin('10 seconds', now() - interval '50 minutes', "
+                    "'epoch'), 0, 0, 0, 0, 0, 0, 0, 0) "
+                    "RETURNING (extract(epoch FROM bucket) * 1000)::bigint + 10000")[0]
+                   .as<long long>();
+  auto now = n->exec1("SELECT (extract(epoch FROM now()) * 1000)::bigint")[0].as<long long>();
+  n.reset();
+
+  // {job, created_at in ms}: five a minute into the window (two scheduled);
+  // one whose id is 5 s older than the window (made before a slow commit, or
+  // on a clock behind the database's) but created in it; one with an id in
+  // the window but created before it; one created in the future.
+  std::vector<std::pair<new_job, long long>> made;
+  for (int i = 0; i < 3; ++i) made.emplace_back(job_made(start + 60000), start + 60000);
+  for (int i = 0; i < 2; ++i)
+    made.emplace_back(job_made(start + 60000, job_state::scheduled), start + 60000);
+  made.emplace_back(job_made(start - 5000), start + 1000);
+  made.emplace_back(job_made(start + 60000), start - 1000);
+  made.emplace_back(job_made(now), now + 3600000);
   {
     pqxx::work w(*c);
+    std::vector<new_job> rows;
+    for (const auto& [j, at] : made) rows.push_back(j);
     REQUIRE(insert_jobs(w, rows).size() == rows.size());
-    REQUIRE(cancel_job(w, tenant_id{"acme"}, rows[0].id).result == cancel_result::cancelled);
+    for (const auto& [j, at] : made)
+      w.exec_params("UPDATE jobs SET created_at = to_timestamp($2 / 1000.0) WHERE id = $1::uuid",
+                    j.id.value, at);
+    REQUIRE(cancel_job(w, tenant_id{"acme"}, made[0].first.id).result == cancel_result::cancelled);
+    w.exec_params("UPDATE job_events SET at = to_timestamp($1 / 1000.0)", start + 60000);
     w.commit();
   }
-  auto n = std::make_unique<pqxx::nontransaction>(*c);
-  // Only the scheduled submissions and the cancel are event rows.
-  CHECK(n->exec("SELECT count(*) FROM job_events WHERE from_state IS NULL")[0][0].as<int>() == 2);
-  CHECK(n->exec("SELECT count(*) FROM job_events")[0][0].as<int>() == 3);
-
-  // The last point 50 minutes back: the next point's window is
-  // [last + 10 s, this bucket), whenever the clock crosses a bucket's edge
-  // during the test. The events are moved into it too.
-  n->exec(
-      "INSERT INTO queue_history (queue, resolution, bucket, scheduled, ready, running, "
-      "submitted, succeeded, failed, dead, cancelled) VALUES ('processing', 10, "
-      "date_bin('10 seconds', now() - interval '50 minutes', 'epoch'), 0, 0, 0, 0, 0, 0, 0, 0)");
-  n->exec("UPDATE job_events SET at = now() - interval '20 minutes'");
-  n.reset();
+  {
+    pqxx::nontransaction r(*c);
+    // Only the scheduled submissions and the cancel are event rows.
+    CHECK(r.exec("SELECT count(*) FROM job_events WHERE from_state IS NULL")[0][0].as<int>() == 2);
+    CHECK(r.exec("SELECT count(*) FROM job_events")[0][0].as<int>() == 3);
+  }
   REQUIRE(sample_queue_history(*c));
   pqxx::nontransaction r(*c);
   auto point = r.exec(
       "SELECT submitted, cancelled, ready, scheduled FROM queue_history "
       "WHERE queue = 'processing' AND resolution = 10 ORDER BY bucket DESC LIMIT 1");
   REQUIRE(point.size() == 1);
-  CHECK(point[0][0].as<int>() == 5);
+  CHECK(point[0][0].as<int>() == 6);
   CHECK(point[0][1].as<int>() == 1);
-  CHECK(point[0][2].as<int>() == 4);  // the depths are now's: 5 queued, 1 cancelled
+  CHECK(point[0][2].as<int>() == 5);  // the depths are now's: 6 queued, 1 of them cancelled
   CHECK(point[0][3].as<int>() == 2);
 }
