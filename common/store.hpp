@@ -142,7 +142,7 @@ struct claimed_job {
 /// returned (already done, cancelled, running elsewhere or unknown). A
 /// running job whose lease expired is taken over only if no cancel was
 /// requested (the rescuer cancels those).
-std::vector<claimed_job> claim_jobs(pqxx::work& w, std::span<const std::string> ids,
+std::vector<claimed_job> claim_jobs(pqxx::transaction_base& w, std::span<const std::string> ids,
                                     const std::string& worker, std::chrono::milliseconds lease);
 
 struct job_outcome {
@@ -158,8 +158,20 @@ struct job_outcome {
 /// A job whose cancel was requested ends `cancelled` unless its outcome is
 /// `succeeded` (the handler finished anyway), even if the worker missed the
 /// request.
-std::vector<std::string> complete_jobs(pqxx::work& w, std::span<const job_outcome> outcomes,
+std::vector<std::string> complete_jobs(pqxx::transaction_base& w,
+                                       std::span<const job_outcome> outcomes,
                                        const std::string& worker);
+
+struct worker_round {
+  std::vector<std::string> completed;  ///< as complete_jobs() returns
+  std::vector<claimed_job> claimed;    ///< as claim_jobs() returns
+};
+/// complete_jobs(), then claim_jobs(), in one statement when there are both:
+/// one round trip, and in a pqxx::nontransaction one implicit transaction.
+/// The claims must not name a job among the outcomes.
+worker_round complete_and_claim(pqxx::transaction_base& w, std::span<const job_outcome> outcomes,
+                                std::span<const std::string> ids, const std::string& worker,
+                                std::chrono::milliseconds lease);
 
 /// Locks the rows of `outcomes` that this worker's attempt still owns (so
 /// their completion will land) and returns their ids. Run first in the

@@ -25,13 +25,28 @@ namespace {
 // in hand, so that is its own claim whose commit it could not confirm (the
 // connection lost during COMMIT); skipping it would drop the message and
 // leave the job to its lease, an attempt spent.
-const std::string claim_sql = fmt::format(R"(
-  UPDATE jobs j SET {}
-  WHERE j.id = ANY($1::uuid[]) AND {}
-  RETURNING id::text, tenant_id, queue, type, payload::text, attempts, max_attempts,
-            coalesce(timeout_ms, 0), coalesce(backoff_base_ms, 0), coalesce(backoff_cap_ms, 0),
-            coalesce(backoff_jitter, ''), coalesce(trace_id, ''))",
-                                          claim_set_sql, own_or_claimable_sql);
+// What a claim returns of each row it took (claimed_row() reads it).
+constexpr const char* claimed_columns =
+    R"(j.id::text, j.tenant_id, j.queue, j.type, j.payload::text,
+            j.attempts, j.max_attempts, coalesce(j.timeout_ms, 0), coalesce(j.backoff_base_ms, 0),
+            coalesce(j.backoff_cap_ms, 0), coalesce(j.backoff_jitter, ''), coalesce(j.trace_id, ''))";
+
+// The claim's UPDATE of the rows whose ids are the parameter `ids`, by the
+// worker $2 with a lease of $3 ms.
+std::string claim_update(std::string_view ids) {
+  return fmt::format("UPDATE jobs j SET {} WHERE j.id = ANY({}::uuid[]) AND {} RETURNING {}",
+                     claim_set_sql, ids, own_or_claimable_sql, claimed_columns);
+}
+
+const std::string claim_sql = claim_update("$1");
+
+claimed_job claimed_row(const pqxx::row& row, int first) {
+  auto at = [&](int i) { return row[first + i]; };
+  return {at(0).as<std::string>(), at(1).as<std::string>(),  at(2).as<std::string>(),
+          at(3).as<std::string>(), at(4).as<std::string>(),  at(5).as<int>(),
+          at(6).as<int>(),         at(7).as<int>(),          at(8).as<int>(),
+          at(9).as<int>(),         at(10).as<std::string>(), at(11).as<std::string>()};
+}
 
 // Statements here and in store_recovery.cpp that name rows by id test the
 // state as text (`state::text = 'running'`) for the reason given at
@@ -49,8 +64,12 @@ constexpr const char* outcome_sql =
     "(CASE WHEN x.state <> 'succeeded' AND j.cancel_requested_at IS NOT NULL "
     "THEN 'cancelled'::job_state ELSE x.state END)";
 
-const std::string complete_sql = fmt::format(R"(
-  WITH u AS (
+// The completion as two CTEs: `u` updates the jobs, `done` inserts their
+// attempt rows and returns the ids that landed. The outcomes are the
+// recordset $1, the worker $2; `ids` names the parameter with their ids.
+std::string completion_ctes(std::string_view ids) {
+  return fmt::format(R"(
+  u AS (
     UPDATE jobs j SET state = {0}, result = x.result,
            last_error = coalesce(x.error, j.last_error),
            attempts = CASE WHEN {0} = 'scheduled' THEN j.attempts - 1 ELSE j.attempts END,
@@ -60,14 +79,50 @@ const std::string complete_sql = fmt::format(R"(
            run_at = coalesce(x.run_at, j.run_at), lease_expires_at = NULL, updated_at = now()
     FROM jsonb_to_recordset($1::jsonb)
       AS x(id uuid, attempt integer, state job_state, result jsonb, error text, run_at timestamptz)
-    WHERE j.id = x.id AND j.id = ANY($3::uuid[]) AND j.state::text = 'running'
+    WHERE j.id = x.id AND j.id = ANY({1}::uuid[]) AND j.state::text = 'running'
       AND j.attempts = x.attempt AND j.worker_id = $2
     RETURNING j.id, j.queue, x.attempt, j.started_at, j.state, x.error
-  )
-  INSERT INTO job_attempts (job_id, queue, attempt, worker_id, started_at, outcome, error)
-  SELECT id, queue, attempt, $2, started_at, state, error FROM u
-  RETURNING job_id::text)",
-                                             outcome_sql);
+  ), done AS (
+    INSERT INTO job_attempts (job_id, queue, attempt, worker_id, started_at, outcome, error)
+    SELECT id, queue, attempt, $2, started_at, state, error FROM u
+    RETURNING job_id
+  ))",
+                     outcome_sql, ids);
+}
+
+const std::string complete_sql = "WITH " + completion_ctes("$3") + " SELECT job_id::text FROM done";
+
+// A worker's round in one statement, so in one round trip and one implicit
+// transaction: the completions (ids $4), then the claims (ids $5, lease $3).
+// The two never name the same job: a worker claims only what it does not
+// hold. Claimed rows first (`true`), then the completed ids.
+const std::string round_sql = fmt::format(
+    "WITH {}, c AS ({}) SELECT true, * FROM c UNION ALL "
+    "SELECT false, job_id::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    "NULL, NULL FROM done",
+    completion_ctes("$4"), claim_update("$5"));
+
+std::string outcome_rows(std::span<const job_outcome> outcomes) {
+  std::string rows = "[";
+  for (const auto& o : outcomes) {
+    if (rows.size() > 1) rows.push_back(',');
+    rows += "{\"id\":\"" + o.id + "\",\"attempt\":" + std::to_string(o.attempt) + ",\"state\":\"" +
+            std::string(to_string(o.state)) + "\"";
+    if (!o.result_json.empty()) rows += ",\"result\":" + o.result_json;
+    if (!o.error.empty()) append_json_member(rows, "error", o.error);
+    if (!o.run_at.empty()) append_json_member(rows, "run_at", o.run_at);
+    rows.push_back('}');
+  }
+  rows.push_back(']');
+  return rows;
+}
+
+std::string outcome_ids(std::span<const job_outcome> outcomes) {
+  std::vector<std::string> ids;
+  ids.reserve(outcomes.size());
+  for (const auto& o : outcomes) ids.push_back(o.id);
+  return uuid_array(ids);
+}
 
 constexpr const char* lock_owned_sql = R"(
   SELECT id::text FROM jobs
@@ -82,44 +137,48 @@ constexpr const char* extend_leases_sql = R"(
 
 }  // namespace
 
-std::vector<claimed_job> claim_jobs(pqxx::work& w, std::span<const std::string> ids,
+std::vector<claimed_job> claim_jobs(pqxx::transaction_base& w, std::span<const std::string> ids,
                                     const std::string& worker, std::chrono::milliseconds lease) {
   std::vector<claimed_job> out;
   if (ids.empty()) return out;
   auto res = exec_prepared_as(w, "jobs_claim", claim_sql.c_str(), uuid_array(ids), worker,
                               static_cast<long long>(lease.count()));
   out.reserve(res.size());
-  for (const auto& row : res)
-    out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
-                   row[3].as<std::string>(), row[4].as<std::string>(), row[5].as<int>(),
-                   row[6].as<int>(), row[7].as<int>(), row[8].as<int>(), row[9].as<int>(),
-                   row[10].as<std::string>(), row[11].as<std::string>()});
+  for (const auto& row : res) out.push_back(claimed_row(row, 0));
   return out;
 }
 
-std::vector<std::string> complete_jobs(pqxx::work& w, std::span<const job_outcome> outcomes,
+std::vector<std::string> complete_jobs(pqxx::transaction_base& w,
+                                       std::span<const job_outcome> outcomes,
                                        const std::string& worker) {
   std::vector<std::string> landed;
   if (outcomes.empty()) return landed;
-  std::string rows = "[";
-  for (const auto& o : outcomes) {
-    if (rows.size() > 1) rows.push_back(',');
-    rows += "{\"id\":\"" + o.id + "\",\"attempt\":" + std::to_string(o.attempt) + ",\"state\":\"" +
-            std::string(to_string(o.state)) + "\"";
-    if (!o.result_json.empty()) rows += ",\"result\":" + o.result_json;
-    if (!o.error.empty()) append_json_member(rows, "error", o.error);
-    if (!o.run_at.empty()) append_json_member(rows, "run_at", o.run_at);
-    rows.push_back('}');
-  }
-  rows.push_back(']');
-  std::vector<std::string> ids;
-  ids.reserve(outcomes.size());
-  for (const auto& o : outcomes) ids.push_back(o.id);
-  auto res =
-      exec_prepared_as(w, "jobs_complete", complete_sql.c_str(), rows, worker, uuid_array(ids));
+  auto res = exec_prepared_as(w, "jobs_complete", complete_sql.c_str(), outcome_rows(outcomes),
+                              worker, outcome_ids(outcomes));
   landed.reserve(res.size());
   for (const auto& row : res) landed.push_back(row[0].as<std::string>());
   return landed;
+}
+
+worker_round complete_and_claim(pqxx::transaction_base& w, std::span<const job_outcome> outcomes,
+                                std::span<const std::string> ids, const std::string& worker,
+                                std::chrono::milliseconds lease) {
+  worker_round out;
+  if (outcomes.empty() || ids.empty()) {
+    out.completed = complete_jobs(w, outcomes, worker);
+    out.claimed = claim_jobs(w, ids, worker, lease);
+    return out;
+  }
+  auto res = exec_prepared_as(w, "jobs_round", round_sql.c_str(), outcome_rows(outcomes), worker,
+                              static_cast<long long>(lease.count()), outcome_ids(outcomes),
+                              uuid_array(ids));
+  for (const auto& row : res) {
+    if (row[0].as<bool>())
+      out.claimed.push_back(claimed_row(row, 1));
+    else
+      out.completed.push_back(row[1].as<std::string>());
+  }
+  return out;
 }
 
 std::vector<std::string> lock_owned_attempts(pqxx::work& w, std::span<const job_outcome> outcomes,

@@ -141,6 +141,59 @@ TEST_CASE("claims and completions are compare-and-set") {
   }
 }
 
+TEST_CASE("a worker's round completes and claims in one statement, as the two calls would") {
+  scratch s;
+  auto c = pg_connect(s.pg_url);
+  auto a = insert(*c, make_job("acme"));
+  auto b = insert(*c, make_job("acme"));
+  auto gone = insert(*c, make_job("acme"));
+  auto other = insert(*c, make_job("acme"));
+  {
+    pqxx::work w(*c);
+    std::vector<std::string> held{a, other};
+    REQUIRE(claim_jobs(w, held, "w1", 60s).size() == 2);
+    w.exec_params("UPDATE jobs SET state = 'cancelled' WHERE id = $1::uuid", gone);
+    w.commit();
+  }
+  // a succeeded; `other` reported by a worker that does not hold it; b
+  // claimable, `gone` cancelled.
+  std::vector<job_outcome> outcomes{{a, 1, job_state::succeeded, R"({"n":1})", "", ""},
+                                    {other, 1, job_state::succeeded, "{}", "", ""}};
+  std::vector<std::string> wanted{b, gone};
+  auto worker_conn = pg_connect(s.pg_url);  // the worker's own, as in workers/
+  pqxx::nontransaction n(*worker_conn);
+  std::vector<job_outcome> mine{outcomes[0]};
+  auto r = complete_and_claim(n, mine, wanted, "w1", 60s);
+  CHECK(r.completed == std::vector<std::string>{a});
+  REQUIRE(r.claimed.size() == 1);
+  CHECK(r.claimed[0].id == b);
+  CHECK(r.claimed[0].attempt == 1);
+  CHECK(r.claimed[0].payload_json == R"({"echo": "x"})");
+  CHECK(r.claimed[0].max_attempts > 0);
+  auto again = complete_and_claim(n, outcomes, std::vector<std::string>{gone}, "w2", 60s);
+  CHECK(again.completed.empty());
+  CHECK(again.claimed.empty());
+  CHECK(state_of(*c, a) == "succeeded");
+  CHECK(state_of(*c, b) == "running");
+  CHECK(state_of(*c, gone) == "cancelled");
+  CHECK(state_of(*c, other) == "running");
+  CHECK(n.exec("SELECT count(*) FROM job_attempts")[0][0].as<int>() == 1);
+  CHECK(n.exec_params("SELECT result::text FROM jobs WHERE id = $1::uuid", a)[0][0]
+            .as<std::string>() == R"({"n": 1})");
+  SUBCASE("either half alone") {
+    std::vector<job_outcome> done_b{{b, 1, job_state::failed, "", "boom", "2030-01-01T00:00:00Z"}};
+    auto only_done = complete_and_claim(n, done_b, {}, "w1", 60s);
+    CHECK(only_done.completed == std::vector<std::string>{b});
+    CHECK(only_done.claimed.empty());
+    CHECK(state_of(*c, b) == "failed");
+    auto late = insert(*c, make_job("acme"));
+    auto only_claim = complete_and_claim(n, {}, std::vector<std::string>{late}, "w1", 60s);
+    CHECK(only_claim.completed.empty());
+    REQUIRE(only_claim.claimed.size() == 1);
+    CHECK(only_claim.claimed[0].id == late);
+  }
+}
+
 TEST_CASE("two schedulers never lock the same due job") {
   scratch s;
   auto c = pg_connect(s.pg_url);
