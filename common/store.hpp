@@ -168,7 +168,8 @@ struct worker_round {
 };
 /// complete_jobs(), then claim_jobs(), in one statement when there are both:
 /// one round trip, and in a pqxx::nontransaction one implicit transaction.
-/// The claims must not name a job among the outcomes.
+/// A job named by both is completed, not claimed (a worker claims only what
+/// it does not hold, so it should not happen).
 worker_round complete_and_claim(pqxx::transaction_base& w, std::span<const job_outcome> outcomes,
                                 std::span<const std::string> ids, const std::string& worker,
                                 std::chrono::milliseconds lease);

@@ -32,10 +32,10 @@ constexpr const char* claimed_columns =
             coalesce(j.backoff_cap_ms, 0), coalesce(j.backoff_jitter, ''), coalesce(j.trace_id, ''))";
 
 // The claim's UPDATE of the rows whose ids are the parameter `ids`, by the
-// worker $2 with a lease of $3 ms.
-std::string claim_update(std::string_view ids) {
-  return fmt::format("UPDATE jobs j SET {} WHERE j.id = ANY({}::uuid[]) AND {} RETURNING {}",
-                     claim_set_sql, ids, own_or_claimable_sql, claimed_columns);
+// worker $2 with a lease of $3 ms; `also` adds a condition.
+std::string claim_update(std::string_view ids, std::string_view also = "true") {
+  return fmt::format("UPDATE jobs j SET {} WHERE j.id = ANY({}::uuid[]) AND {} AND {} RETURNING {}",
+                     claim_set_sql, ids, own_or_claimable_sql, also, claimed_columns);
 }
 
 const std::string claim_sql = claim_update("$1");
@@ -93,14 +93,18 @@ std::string completion_ctes(std::string_view ids) {
 const std::string complete_sql = "WITH " + completion_ctes("$3") + " SELECT job_id::text FROM done";
 
 // A worker's round in one statement, so in one round trip and one implicit
-// transaction: the completions (ids $4), then the claims (ids $5, lease $3).
-// The two never name the same job: a worker claims only what it does not
-// hold. Claimed rows first (`true`), then the completed ids.
+// transaction: the completions (ids $4) and the claims (ids $5, lease $3),
+// claimed rows first (`true`), then the completed ids. The order in which
+// PostgreSQL runs the CTEs is not defined, and a row one of them changed is
+// skipped by the other; a worker claims only what it does not hold, and the
+// claim leaves out the ids being completed anyway, so an outcome is never
+// lost to a claim of its own job (as in two statements: the completion
+// lands, the claim finds the job final).
 const std::string round_sql = fmt::format(
     "WITH {}, c AS ({}) SELECT true, * FROM c UNION ALL "
     "SELECT false, job_id::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
     "NULL, NULL FROM done",
-    completion_ctes("$4"), claim_update("$5"));
+    completion_ctes("$4"), claim_update("$5", "j.id <> ALL($4::uuid[])"));
 
 std::string outcome_rows(std::span<const job_outcome> outcomes) {
   std::string rows = "[";

@@ -180,6 +180,27 @@ TEST_CASE("a worker's round completes and claims in one statement, as the two ca
   CHECK(n.exec("SELECT count(*) FROM job_attempts")[0][0].as<int>() == 1);
   CHECK(n.exec_params("SELECT result::text FROM jobs WHERE id = $1::uuid", a)[0][0]
             .as<std::string>() == R"({"n": 1})");
+  auto held = n.exec_params(
+      "SELECT worker_id, lease_expires_at > now() + interval '50 seconds' FROM jobs "
+      "WHERE id = $1::uuid",
+      b);
+  CHECK(held[0][0].as<std::string>() == "w1");
+  CHECK(held[0][1].as<bool>());
+  auto attempt = n.exec_params(
+      "SELECT worker_id, attempt, outcome::text FROM job_attempts WHERE job_id = $1::uuid", a);
+  REQUIRE(attempt.size() == 1);
+  CHECK(attempt[0][0].as<std::string>() == "w1");
+  CHECK(attempt[0][1].as<int>() == 1);
+  CHECK(attempt[0][2].as<std::string>() == "succeeded");
+  SUBCASE("a job named by both is completed, not taken back by the claim") {
+    auto late = insert(*c, make_job("acme"));
+    std::vector<job_outcome> done_b{{b, 1, job_state::succeeded, "{}", "", ""}};
+    auto both = complete_and_claim(n, done_b, std::vector<std::string>{b, late}, "w1", 60s);
+    CHECK(both.completed == std::vector<std::string>{b});
+    REQUIRE(both.claimed.size() == 1);
+    CHECK(both.claimed[0].id == late);
+    CHECK(state_of(*c, b) == "succeeded");
+  }
   SUBCASE("either half alone") {
     std::vector<job_outcome> done_b{{b, 1, job_state::failed, "", "boom", "2030-01-01T00:00:00Z"}};
     auto only_done = complete_and_claim(n, done_b, {}, "w1", 60s);
