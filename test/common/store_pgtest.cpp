@@ -201,6 +201,14 @@ TEST_CASE("a worker's round completes and claims in one statement, as the two ca
     CHECK(both.claimed[0].id == late);
     CHECK(state_of(*c, b) == "succeeded");
   }
+  SUBCASE("the same round sent again (its reply lost) lands nothing twice, counts no attempt") {
+    auto again = complete_and_claim(n, mine, wanted, "w1", 60s);
+    CHECK(again.completed.empty());
+    REQUIRE(again.claimed.size() == 1);
+    CHECK(again.claimed[0].id == b);
+    CHECK(again.claimed[0].attempt == 1);
+    CHECK(n.exec("SELECT count(*) FROM job_attempts")[0][0].as<int>() == 1);
+  }
   SUBCASE("either half alone") {
     std::vector<job_outcome> done_b{{b, 1, job_state::failed, "", "boom", "2030-01-01T00:00:00Z"}};
     auto only_done = complete_and_claim(n, done_b, {}, "w1", 60s);
