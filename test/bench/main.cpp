@@ -43,6 +43,8 @@
 #include <random>
 #include <thread>
 
+#include <sys/resource.h>
+
 using namespace jobs;
 using namespace jobs::bench;
 
@@ -117,14 +119,24 @@ std::string job_body(const options& o) {
   return R"({"queue":"processing","type":"noop","payload":)" + head + pad + R"("}})";
 }
 
+// This process's CPU seconds: the load generator's (and the webhook sink's).
+double own_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
 struct snapshot {
   std::map<std::string, double> cpu;
+  double own_cpu = 0;
   pg_counters pg;
 };
 
 snapshot take(const options& o, pqxx::connection& c, bool with_pg) {
   snapshot s;
   for (const auto& [name, pid] : o.pids) s.cpu[name] = cpu_seconds(pid, name == "postgres");
+  s.own_cpu = own_cpu_seconds();
   if (with_pg) s.pg = read_counters(c);
   return s;
 }
@@ -228,6 +240,7 @@ int main(int argc, char** argv) {
       }
     }
     line["cpu_s_per_1k_jobs"] = cpu;
+    line["bench_cpu_s_per_1k_jobs"] = round2((after_cpu.own_cpu - before.own_cpu) * per_k);
     line["peak_rss_mb"] = peak;
     line["rss_mb"] = rss;
     if (done.succeeded > 0) {
