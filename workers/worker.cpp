@@ -123,7 +123,7 @@ void worker::impl::run() {
     try {
       if (!amqp && !stopping) connect_amqp();
       if (amqp && !stopping)
-        receive(idle_poll_ms);
+        receive(hold.wait_ms(std::chrono::steady_clock::now(), idle_poll_ms));
       else {
         // Once stopping, stop_fd stays readable: only a handler's return wakes us.
         struct pollfd p[2] = {{pool.wake_fd(), POLLIN, 0}, {stop_fd, POLLIN, 0}};

@@ -68,11 +68,22 @@ void worker::impl::start_claimed(capped_claim& got,
   }
 }
 
+bool worker::impl::hold_round() {
+  std::size_t returned = 0;  // sync handlers among the finished
+  for (const auto& f : finished)
+    if (const auto* j = running.find(f.job.id); j && !j->async) ++returned;
+  auto now = std::chrono::steady_clock::now();
+  return !stopping &&
+         hold.hold(now, finished.size(), static_cast<std::size_t>(std::max(8, o().concurrency / 8)),
+                   static_cast<int>(running.busy(false) - returned), cpu.busy_cores(now));
+}
+
 void worker::impl::cycle() {
   pool.take_finished(finished);
   std::erase_if(finished, [&](const detail::finished_job& f) {
     return running.discard(f.job.id, f.job.attempt);  // already recorded without it
   });
+  if (hold_round()) return;
   auto c = pick_claims(finished);
   if (finished.empty() && c.ids.empty()) return;
   std::vector<job_outcome> outcomes;

@@ -16,6 +16,7 @@
 #include "workers/detail/handler_pool.hpp"
 #include "workers/detail/in_flight.hpp"
 #include "workers/detail/pause_control.hpp"
+#include "workers/detail/round_hold.hpp"
 #include "workers/worker.hpp"
 
 #include <fmt/format.h>
@@ -67,6 +68,10 @@ struct worker::impl {
   std::optional<std::string> broker_failure;  // an ack after a commit failed (after_commit)
   bool fault_done = false;                    // tests: JOBS_TEST_FAULT fired once
   std::mt19937_64 rng{std::random_device{}()};
+  // A round held back while the handlers keep every core busy: outcomes
+  // wait at most 50 ms (workers/detail/round_hold.hpp).
+  detail::round_hold hold{detail::usable_cores(), std::chrono::milliseconds(50)};
+  detail::cpu_meter cpu;
 
   impl(worker& wk)
       : w(wk),
@@ -144,6 +149,7 @@ struct worker::impl {
   // After the commit the finished jobs' messages are acked and the claimed
   // jobs start. If it fails, both stay for the next cycle.
   void cycle();
+  bool hold_round();
 
   // One recorded attempt: metrics, and a debug line that carries its trace.
   void ended(const detail::in_hand& j, job_state s);

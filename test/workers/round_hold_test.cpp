@@ -1,0 +1,74 @@
+// Unit tests of when a worker holds back its round (workers/detail/round_hold.hpp),
+// on a made-up clock.
+#include "workers/detail/round_hold.hpp"
+
+#include <doctest/doctest.h>
+
+#include <time.h>
+
+#include <thread>
+
+using namespace std::chrono_literals;
+using jobs::detail::cpu_meter;
+using jobs::detail::round_hold;
+using jobs::detail::steady_time;
+
+namespace {
+const steady_time t0 = steady_time{} + 1h;  // the clock starts here (not zero)
+}
+
+TEST_CASE("a round is held back only while the handlers keep every core busy") {
+  round_hold h(2, 50ms);
+  // 2 cores: 3 jobs finished of 16 wanted, 100 handlers still running, 1.9 cores busy.
+  CHECK(h.hold(t0, 3, 16, 100, 1.9));
+  CHECK(h.wait_ms(t0, 200) == 50);
+  CHECK(h.wait_ms(t0 + 20ms, 200) == 30);
+  CHECK(h.wait_ms(t0 + 20ms, 10) == 10);      // never past the loop's own wait
+  CHECK(h.wait_ms(t0 + 49'500us, 200) == 1);  // rounded up: the loop does not spin
+
+  SUBCASE("until enough jobs finished") {
+    CHECK(h.hold(t0 + 10ms, 15, 16, 100, 1.9));
+    CHECK_FALSE(h.hold(t0 + 11ms, 16, 16, 100, 1.9));
+    CHECK(h.wait_ms(t0 + 11ms, 200) == 200);  // nothing held: the loop's own wait
+  }
+  SUBCASE("until the hold's limit, from when it began") {
+    CHECK(h.hold(t0 + 49ms, 5, 16, 100, 1.9));
+    CHECK_FALSE(h.hold(t0 + 50ms, 5, 16, 100, 1.9));
+    // The next round's hold starts afresh.
+    CHECK(h.hold(t0 + 51ms, 1, 16, 100, 1.9));
+    CHECK(h.wait_ms(t0 + 51ms, 200) == 50);
+  }
+  SUBCASE("until a core is to spare: fewer handlers running than cores") {
+    CHECK_FALSE(h.hold(t0 + 1ms, 3, 16, 1, 1.9));
+    CHECK(h.wait_ms(t0 + 1ms, 200) == 200);
+  }
+  SUBCASE("until a core is to spare: the process leaves half a core idle") {
+    CHECK_FALSE(h.hold(t0 + 1ms, 3, 16, 100, 1.4));
+  }
+}
+
+TEST_CASE("a round with nothing finished, or on an idle machine, is never held") {
+  round_hold h(2, 50ms);
+  CHECK_FALSE(h.hold(t0, 0, 16, 100, 2.0));  // claims alone go at once
+  CHECK_FALSE(h.hold(t0, 3, 16, 100, 0.2));  // sleeping handlers: cores to spare
+  CHECK_FALSE(h.hold(t0, 3, 16, 0, 2.0));
+  round_hold one(1, 50ms);
+  CHECK(one.hold(t0, 1, 8, 1, 0.9));
+  CHECK_FALSE(one.hold(t0 + 1ms, 1, 8, 0, 0.9));
+}
+
+TEST_CASE("the CPU meter reports the cores the process kept busy") {
+  cpu_meter m;
+  auto start = std::chrono::steady_clock::now();
+  CHECK(m.busy_cores(start) == 0);  // the first sample has nothing to compare with
+  // Burn 150 ms of this thread's CPU, however long that takes on a busy machine.
+  timespec a{}, b{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+  do clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+  while ((b.tv_sec - a.tv_sec) * 1'000'000'000L + (b.tv_nsec - a.tv_nsec) < 150'000'000L);
+  auto now = std::chrono::steady_clock::now();
+  double busy = m.busy_cores(now);
+  // At least this thread's 150 ms over the wall time it took.
+  CHECK(busy >= 0.15 / std::chrono::duration<double>(now - start).count() * 0.99);
+  CHECK(m.busy_cores(now + 50ms) == busy);  // samples at least 100 ms apart
+}

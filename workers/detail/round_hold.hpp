@@ -1,0 +1,57 @@
+#pragma once
+// Holding back a worker's round while its own handlers keep every core
+// busy (worker::impl::cycle()).
+//
+// A round records the outcomes of the handlers that returned and claims
+// messages for the threads they freed, in one commit, with one ack and one
+// delivery of new messages. When more handlers are still running than there
+// are cores, and the process uses nearly all the cores' time, a freed thread
+// would only queue for a core: the round can wait for more finished jobs at
+// no cost in throughput, and the commit, the acks and the claims of many are
+// paid once. So a round that would record fewer than `hold_jobs` waits, up
+// to `max` from when it was first held back. Outcomes land at most `max`
+// later; nothing waits when a core is to spare.
+//
+// Thread-safety: one owner (the coordinator thread).
+
+#include <chrono>
+#include <cstddef>
+
+namespace jobs::detail {
+
+using steady_time = std::chrono::steady_clock::time_point;
+
+/// How many cores this process kept busy lately: its CPU time over the wall
+/// time between samples at least 100 ms apart (0 until the second sample).
+class cpu_meter {
+ public:
+  double busy_cores(steady_time now);
+
+ private:
+  steady_time at_{};
+  std::chrono::nanoseconds cpu_{};
+  double busy_ = 0;
+};
+
+/// The cores this process may run on (its affinity mask).
+int usable_cores();
+
+class round_hold {
+ public:
+  round_hold(int cores, std::chrono::milliseconds max) : cores_(cores), max_(max) {}
+
+  /// Whether to hold back a round that would record `finished` jobs while
+  /// `still_running` handlers run and the process keeps `busy_cores` busy.
+  bool hold(steady_time now, std::size_t finished, std::size_t hold_jobs, int still_running,
+            double busy_cores);
+  /// How long the loop may wait for a message or a handler (at most
+  /// `idle_ms`): a round held back is due when its hold ends.
+  int wait_ms(steady_time now, int idle_ms) const;
+
+ private:
+  const int cores_;
+  const std::chrono::milliseconds max_;
+  steady_time since_{};  ///< when the round now held back was first held (else zero)
+};
+
+}  // namespace jobs::detail
