@@ -252,6 +252,30 @@ TEST_CASE("SIGTERM drains a worker: jobs in flight finish, the rest wait for the
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE attempts <> 1") == 0);
 }
 
+TEST_CASE("CPU-bound jobs that keep every core busy each succeed once") {
+  // 16 handler threads burning CPU on this machine's cores: the worker holds
+  // back rounds while they saturate it (workers/detail/round_hold.hpp), and
+  // every outcome still lands, once.
+  scratch s;
+  platform p(s, {});
+  auto key = create_key(s.pg_url, "acme");
+  p.add_worker("processing", {{"JOBS_WORKER_CONCURRENCY", "16"}});
+  http_client h(p.port);
+  constexpr int total = 160;
+  for (int i = 0; i < total; ++i)
+    REQUIRE(h.post_json("/v1/jobs",
+                        R"({"queue":"processing","type":"noop","payload":{"cpu_ms":25}})", key)
+                .status == 202);
+  CHECK(wait_until(
+      [&] {
+        return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'") == total;
+      },
+      120s));
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE attempts <> 1") == 0);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts WHERE outcome = 'succeeded'") == total);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts") == total);
+}
+
 TEST_CASE("kill -9 of a worker loses nothing: its jobs are rescued when their lease expires") {
   scratch s;
   platform p(s, {});
