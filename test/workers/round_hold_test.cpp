@@ -38,9 +38,16 @@ TEST_CASE("a round is held back only while the handlers keep every core busy") {
     CHECK(h.hold(t0 + 51ms, 1, 16, 100, 1.9));
     CHECK(h.wait_ms(t0 + 51ms, 200) == 50);
   }
-  SUBCASE("until a core is to spare: fewer handlers running than cores") {
-    CHECK_FALSE(h.hold(t0 + 1ms, 3, 16, 1, 1.9));
+  SUBCASE("until a core is to spare: no more handlers running than cores") {
+    CHECK(h.hold(t0 + 1ms, 3, 16, 3, 1.9));
+    CHECK_FALSE(h.hold(t0 + 2ms, 3, 16, 2, 1.9));
+    CHECK(h.wait_ms(t0 + 2ms, 200) == 200);
+  }
+  SUBCASE("until released: the loop's wait is its own again") {
+    h.release();
     CHECK(h.wait_ms(t0 + 1ms, 200) == 200);
+    CHECK(h.hold(t0 + 60ms, 3, 16, 100, 1.9));  // a new hold starts afresh
+    CHECK(h.wait_ms(t0 + 60ms, 200) == 50);
   }
   SUBCASE("until a core is to spare: the process leaves half a core idle") {
     CHECK_FALSE(h.hold(t0 + 1ms, 3, 16, 100, 1.4));
@@ -53,8 +60,25 @@ TEST_CASE("a round with nothing finished, or on an idle machine, is never held")
   CHECK_FALSE(h.hold(t0, 3, 16, 100, 0.2));  // sleeping handlers: cores to spare
   CHECK_FALSE(h.hold(t0, 3, 16, 0, 2.0));
   round_hold one(1, 50ms);
-  CHECK(one.hold(t0, 1, 8, 1, 0.9));
-  CHECK_FALSE(one.hold(t0 + 1ms, 1, 8, 0, 0.9));
+  CHECK(one.hold(t0, 1, 8, 2, 0.9));
+  CHECK_FALSE(one.hold(t0 + 1ms, 1, 8, 1, 0.9));
+}
+
+TEST_CASE("a finished job waits in a held round unless it is async, being stopped or due") {
+  round_hold h(2, 50ms);
+  jobs::detail::in_hand j;
+  j.deadline = t0 + 10s;
+  CHECK(h.may_wait(j, t0));
+  CHECK_FALSE(h.may_wait(j, t0 + 9'950ms));  // its timeout would pass within the hold
+  auto cancelled = j;
+  cancelled.why = jobs::detail::stop_reason::cancel;
+  CHECK_FALSE(h.may_wait(cancelled, t0));
+  auto timed_out = j;
+  timed_out.why = jobs::detail::stop_reason::timeout;
+  CHECK_FALSE(h.may_wait(timed_out, t0));
+  auto async = j;
+  async.async = true;
+  CHECK_FALSE(h.may_wait(async, t0));
 }
 
 TEST_CASE("the CPU meter reports the cores the process kept busy") {

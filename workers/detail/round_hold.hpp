@@ -14,6 +14,8 @@
 //
 // Thread-safety: one owner (the coordinator thread).
 
+#include "workers/detail/in_flight.hpp"
+
 #include <chrono>
 #include <cstddef>
 
@@ -41,9 +43,23 @@ class round_hold {
   round_hold(int cores, std::chrono::milliseconds max) : cores_(cores), max_(max) {}
 
   /// Whether to hold back a round that would record `finished` jobs while
-  /// `still_running` handlers run and the process keeps `busy_cores` busy.
+  /// `still_running` handlers run and the process keeps `busy_cores` busy:
+  /// more handlers running than cores, all but half a core busy, and fewer
+  /// than `hold_jobs` finished.
   bool hold(steady_time now, std::size_t finished, std::size_t hold_jobs, int still_running,
             double busy_cores);
+  /// Whether a finished job may wait in a held round: a sync job not being
+  /// stopped (a cancel, its timeout) and not due to be within the hold, or
+  /// its handler's return would be overtaken by the write-off of a handler
+  /// that never returned. Async handlers take no core: theirs go at once.
+  bool may_wait(const in_hand& j, steady_time now) const {
+    return !j.async && j.why == stop_reason::none && j.deadline > now + max_;
+  }
+  int cores() const { return cores_; }
+  std::chrono::milliseconds max() const { return max_; }
+
+  /// The round goes now, whatever hold() would say.
+  void release() { since_ = {}; }
   /// How long the loop may wait for a message or a handler (at most
   /// `idle_ms`): a round held back is due when its hold ends.
   int wait_ms(steady_time now, int idle_ms) const;

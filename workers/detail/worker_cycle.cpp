@@ -69,13 +69,20 @@ void worker::impl::start_claimed(capped_claim& got,
 }
 
 bool worker::impl::hold_round() {
-  std::size_t returned = 0;  // sync handlers among the finished
-  for (const auto& f : finished)
-    if (const auto* j = running.find(f.job.id); j && !j->async) ++returned;
   auto now = std::chrono::steady_clock::now();
-  return !stopping &&
-         hold.hold(now, finished.size(), static_cast<std::size_t>(std::max(8, o().concurrency / 8)),
-                   static_cast<int>(running.busy(false) - returned), cpu.busy_cores(now));
+  bool may = !stopping && !finished.empty();
+  for (const auto& f : finished)
+    if (const auto* j = running.find(f.job.id); j && !hold.may_wait(*j, now)) may = false;
+  if (!may) {
+    hold.release();  // or the loop's wait would end with a hold no longer there
+    return false;
+  }
+  int still_running = static_cast<int>(running.busy(false)) - static_cast<int>(finished.size());
+  // Enough finished to be worth a round, and few enough that the rest still
+  // outnumber the cores.
+  int enough = std::max(1, std::min(std::max(8, o().concurrency / 8), o().concurrency - cores()));
+  return hold.hold(now, finished.size(), static_cast<std::size_t>(enough), still_running,
+                   cpu.busy_cores(now));
 }
 
 void worker::impl::cycle() {

@@ -149,7 +149,10 @@ struct worker::impl {
   // After the commit the finished jobs' messages are acked and the claimed
   // jobs start. If it fails, both stay for the next cycle.
   void cycle();
+  // Whether this round waits (round_hold): only while none of the finished
+  // jobs must go at once (round_hold::may_wait).
   bool hold_round();
+  int cores() const { return hold.cores(); }
 
   // One recorded attempt: metrics, and a debug line that carries its trace.
   void ended(const detail::in_hand& j, job_state s);
