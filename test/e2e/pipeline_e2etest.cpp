@@ -21,6 +21,7 @@
 #include <csignal>
 #include <map>
 #include <mutex>
+#include <string_view>
 
 using namespace jobs;
 using namespace jobs::test;
@@ -35,6 +36,21 @@ std::string sha256_hex(const std::string& s) {
   std::string out;
   for (unsigned i = 0; i < n; ++i) out += fmt::format("{:02x}", md[i]);
   return out;
+}
+
+// Submits `n` noop jobs to the processing queue with `payload`, each accepted.
+void submit_noops(http_client& h, const std::string& key, int n, std::string_view payload) {
+  auto body = fmt::format(R"({{"queue":"processing","type":"noop","payload":{}}})", payload);
+  for (int i = 0; i < n; ++i) REQUIRE(h.post_json("/v1/jobs", body, key).status == 202);
+}
+
+long succeeded(const std::string& pg_url) {
+  return count(pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'");
+}
+
+// Waits until `total` jobs succeeded.
+bool all_succeed(const std::string& pg_url, long total, std::chrono::seconds within) {
+  return wait_until([&] { return succeeded(pg_url) == total; }, within);
 }
 
 }  // namespace
@@ -111,13 +127,8 @@ TEST_CASE("1,000 jobs of mixed types from three tenants each succeed exactly onc
   REQUIRE(refused == 0);
   REQUIRE(expected.size() == total);
 
-  bool done = wait_until(
-      [&] {
-        return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'") == total;
-      },
-      120s);
-  CHECK_MESSAGE(
-      done, "succeeded: ", count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'"));
+  bool done = all_succeed(s.pg_url, total, 120s);
+  CHECK_MESSAGE(done, "succeeded: ", succeeded(s.pg_url));
 
   // Not a benchmark (scripts/bench is), a smoke number for the README.
   MESSAGE("1,000 jobs from first submission to last completion: ",
@@ -227,10 +238,7 @@ TEST_CASE("SIGTERM drains a worker: jobs in flight finish, the rest wait for the
   auto& first = p.add_worker("processing", {{"JOBS_WORKER_CONCURRENCY", "4"}});
   http_client h(p.port);
   constexpr int total = 40;
-  for (int i = 0; i < total; ++i)
-    REQUIRE(h.post_json("/v1/jobs",
-                        R"({"queue":"processing","type":"noop","payload":{"sleep_ms":300}})", key)
-                .status == 202);
+  submit_noops(h, key, total, R"({"sleep_ms":300})");
   REQUIRE(wait_until(
       [&] { return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'running'") > 0; },
       30s));
@@ -238,17 +246,13 @@ TEST_CASE("SIGTERM drains a worker: jobs in flight finish, the rest wait for the
   CHECK(first.wait(30s) == 0);
   // Nothing was left running or lost: every job either finished or waits queued.
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'running'") == 0);
-  auto finished = count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'");
+  auto finished = succeeded(s.pg_url);
   CHECK(finished > 0);
   CHECK(finished < total);
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'queued'") == total - finished);
 
   p.add_worker("processing", {{"JOBS_WORKER_CONCURRENCY", "8"}});
-  CHECK(wait_until(
-      [&] {
-        return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'") == total;
-      },
-      60s));
+  CHECK(all_succeed(s.pg_url, total, 60s));
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE attempts <> 1") == 0);
 }
 
@@ -262,15 +266,8 @@ TEST_CASE("CPU-bound jobs that keep every core busy each succeed once") {
   p.add_worker("processing", {{"JOBS_WORKER_CONCURRENCY", "16"}});
   http_client h(p.port);
   constexpr int total = 160;
-  for (int i = 0; i < total; ++i)
-    REQUIRE(h.post_json("/v1/jobs",
-                        R"({"queue":"processing","type":"noop","payload":{"cpu_ms":25}})", key)
-                .status == 202);
-  CHECK(wait_until(
-      [&] {
-        return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'") == total;
-      },
-      120s));
+  submit_noops(h, key, total, R"({"cpu_ms":25})");
+  CHECK(all_succeed(s.pg_url, total, 120s));
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE attempts <> 1") == 0);
   CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts WHERE outcome = 'succeeded'") == total);
   CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts") == total);
@@ -285,10 +282,7 @@ TEST_CASE("kill -9 of a worker loses nothing: its jobs are rescued when their le
   auto& doomed = p.add_worker("processing", short_lease);
   http_client h(p.port);
   constexpr int total = 40;
-  for (int i = 0; i < total; ++i)
-    REQUIRE(h.post_json("/v1/jobs",
-                        R"({"queue":"processing","type":"noop","payload":{"sleep_ms":400}})", key)
-                .status == 202);
+  submit_noops(h, key, total, R"({"sleep_ms":400})");
   REQUIRE(wait_until(
       [&] { return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'running'") > 0; },
       30s));
@@ -298,11 +292,7 @@ TEST_CASE("kill -9 of a worker loses nothing: its jobs are rescued when their le
   CHECK(lost > 0);
 
   p.add_worker("processing", short_lease);
-  CHECK(wait_until(
-      [&] {
-        return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'") == total;
-      },
-      60s));
+  CHECK(all_succeed(s.pg_url, total, 60s));
   // Each lost attempt is on record, and no job succeeded twice.
   CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts WHERE error LIKE 'worker lost%'") ==
         lost);
@@ -329,11 +319,7 @@ TEST_CASE("jobs with a future run_at run when due, each exactly once") {
     CHECK(r.json().at("state") == "scheduled");
   }
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'scheduled'") == total);
-  CHECK(wait_until(
-      [&] {
-        return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'") == total;
-      },
-      30s));
+  CHECK(all_succeed(s.pg_url, total, 30s));
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'queued'") == 0);
   // None ran before its time.
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE started_at < run_at") == 0);
