@@ -44,6 +44,7 @@
 #include <thread>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 using namespace jobs;
 using namespace jobs::bench;
@@ -129,14 +130,21 @@ double own_cpu_seconds() {
 
 struct snapshot {
   std::map<std::string, double> cpu;
+  std::map<std::string, long> switches;
   double own_cpu = 0;
   pg_counters pg;
+  submit_counters api;
 };
 
 snapshot take(const options& o, pqxx::connection& c, bool with_pg) {
   snapshot s;
-  for (const auto& [name, pid] : o.pids) s.cpu[name] = cpu_seconds(pid, name == "postgres");
+  for (const auto& [name, pid] : o.pids) {
+    s.cpu[name] = cpu_seconds(pid, name == "postgres");
+    s.switches[name] = context_switches(pid, name == "postgres");
+  }
+  s.switches["bench"] = context_switches(static_cast<int>(getpid()));
   s.own_cpu = own_cpu_seconds();
+  s.api = read_submit_counters(o.port);
   if (with_pg) s.pg = read_counters(c);
   return s;
 }
@@ -240,6 +248,21 @@ int main(int argc, char** argv) {
       }
     }
     line["cpu_s_per_1k_jobs"] = cpu;
+    boost::json::object switches;
+    for (const auto& [name, n] : after_cpu.switches)
+      switches[name] = round2(static_cast<double>(n - before.switches[name]) * per_k / 1000);
+    line["switches_per_job"] = switches;
+    // Where a 202 waits: the group commit, then the broker's confirm.
+    const auto &api0 = before.api, &api1 = after_cpu.api;
+    if (api1.commits > api0.commits) {
+      auto commits = static_cast<double>(api1.commits - api0.commits);
+      line["commit_mean_ms"] = round2((api1.commit_seconds - api0.commit_seconds) * 1000 / commits);
+      line["jobs_per_commit"] =
+          round2(static_cast<double>(api1.committed_jobs - api0.committed_jobs) / commits);
+    }
+    if (api1.confirms > api0.confirms)
+      line["confirm_mean_ms"] = round2((api1.confirm_seconds - api0.confirm_seconds) * 1000 /
+                                       static_cast<double>(api1.confirms - api0.confirms));
     line["bench_cpu_s_per_1k_jobs"] = round2((after_cpu.own_cpu - before.own_cpu) * per_k);
     line["peak_rss_mb"] = peak;
     line["rss_mb"] = rss;

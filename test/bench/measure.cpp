@@ -2,6 +2,12 @@
 
 #include <pqxx/nontransaction>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -34,7 +40,71 @@ long status_kb(int pid, const std::string& name) {
   return 0;
 }
 
+// Voluntary and involuntary switches of each of the process's threads.
+long task_switches(const std::string& pid) {
+  long n = 0;
+  std::error_code ec;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/" + pid + "/task", ec)) {
+    std::ifstream in(t.path() / "status");
+    for (std::string line; std::getline(in, line);)
+      if (line.starts_with("voluntary_ctxt_switches:") ||
+          line.starts_with("nonvoluntary_ctxt_switches:"))
+        n += std::stol(line.substr(line.find(':') + 1));
+  }
+  return n;
+}
+
 }  // namespace
+
+long context_switches(int pid, bool children) {
+  long n = task_switches(std::to_string(pid));
+  if (!children) return n;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    auto name = e.path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    auto c = stat_fields(std::stoi(name));
+    if (c.size() >= 2 && std::stoi(c[1]) == pid) n += task_switches(name);
+  }
+  return n;
+}
+
+submit_counters read_submit_counters(int api_port) {
+  namespace asio = boost::asio;
+  namespace http = boost::beast::http;
+  submit_counters out;
+  try {
+    asio::io_context io;
+    asio::ip::tcp::socket sock(io);
+    sock.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(api_port)});
+    http::request<http::empty_body> req{http::verb::get, "/metrics", 11};
+    req.set(http::field::host, "127.0.0.1");
+    http::write(sock, req);
+    boost::beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(sock, buf, res);
+    if (res.result() != http::status::ok) return out;
+    std::istringstream in(res.body());
+    for (std::string line; std::getline(in, line);) {
+      auto space = line.rfind(' ');
+      if (line.starts_with("#") || space == std::string::npos) continue;
+      auto name = line.substr(0, space);
+      auto value = std::stod(line.substr(space + 1));
+      if (name == "jobs_submit_commit_seconds_sum")
+        out.commit_seconds = value;
+      else if (name == "jobs_submit_commit_seconds_count")
+        out.commits = std::lround(value);
+      else if (name == "jobs_submit_commit_jobs_sum")
+        out.committed_jobs = std::lround(value);
+      else if (name == "jobs_publish_confirm_seconds_sum")
+        out.confirm_seconds = value;
+      else if (name == "jobs_publish_confirm_seconds_count")
+        out.confirms = std::lround(value);
+    }
+  } catch (const std::exception&) {
+    return {};  // reported as absent, the run still measured
+  }
+  return out;
+}
 
 double cpu_seconds(int pid, bool children) {
   static const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));

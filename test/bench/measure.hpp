@@ -13,6 +13,9 @@ namespace jobs::bench {
 /// CPU seconds a process has used, user + system. With `children`, also
 /// its live children's and its reaped children's (PostgreSQL's backends).
 double cpu_seconds(int pid, bool children = false);
+/// Context switches (voluntary and not) of all of a process's threads; with
+/// `children`, its live children's too (PostgreSQL's backends).
+long context_switches(int pid, bool children = false);
 /// VmRSS and VmHWM (peak) in bytes; 0 when unknown.
 long rss_bytes(int pid);
 long peak_rss_bytes(int pid);
@@ -32,6 +35,15 @@ struct completion {
 completion read_completion(pqxx::connection& c, const std::string& tenant);
 /// Whether any of the tenant's jobs is not final yet.
 bool any_unfinished(pqxx::connection& c, const std::string& tenant);
+
+/// The API's group commits and publisher confirms so far, from its
+/// GET /metrics (sums and counts of its histograms); all 0 when it serves
+/// none (metrics off, or a token set).
+struct submit_counters {
+  double commit_seconds = 0, confirm_seconds = 0;
+  long commits = 0, committed_jobs = 0, confirms = 0;
+};
+submit_counters read_submit_counters(int api_port);
 
 /// The p-th percentile (0..100) of `v` (sorted in place), nearest rank.
 double percentile(std::vector<double>& v, double p);

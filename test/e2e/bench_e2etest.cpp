@@ -51,6 +51,15 @@ void check_fields(const boost::json::object& o, int jobs) {
   // Present; a small run can round to 0.00 s.
   CHECK(o.at("bench_cpu_s_per_1k_jobs").to_number<double>() >= 0);
   CHECK(o.at("peak_rss_mb").at("worker").to_number<double>() > 0);
+  // Every job woke the API at least once (a request read, an answer written).
+  CHECK(o.at("switches_per_job").at("api").to_number<double>() > 0);
+  CHECK(o.at("switches_per_job").as_object().contains("bench"));
+  // The 202's two waits, from the API's own /metrics.
+  for (const char* f : {"commit_mean_ms", "jobs_per_commit", "confirm_mean_ms"}) {
+    REQUIRE_MESSAGE(o.contains(f), f);
+    CHECK(o.at(f).to_number<double>() > 0);
+  }
+  CHECK(o.at("jobs_per_commit").to_number<double>() <= jobs);
 }
 
 }  // namespace
