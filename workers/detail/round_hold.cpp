@@ -30,7 +30,7 @@ int usable_cores() {
 
 bool round_hold::hold(steady_time now, std::size_t finished, std::size_t hold_jobs,
                       int still_running, double busy_cores) {
-  bool saturated = still_running > cores_ && busy_cores >= cores_ - 0.5;
+  bool saturated = still_running > 2 * cores_ && busy_cores >= cores_ - 0.5;
   if (finished == 0 || finished >= hold_jobs || !saturated) {
     since_ = {};
     return false;

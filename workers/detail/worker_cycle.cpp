@@ -79,8 +79,9 @@ bool worker::impl::hold_round() {
   }
   int still_running = static_cast<int>(running.busy(false)) - static_cast<int>(finished.size());
   // Enough finished to be worth a round, and few enough that the rest still
-  // outnumber the cores.
-  int enough = std::max(1, std::min(std::max(8, o().concurrency / 8), o().concurrency - cores()));
+  // outnumber twice the cores (round_hold::hold()).
+  int enough =
+      std::max(1, std::min(std::max(8, o().concurrency / 8), o().concurrency - 2 * cores()));
   return hold.hold(now, finished.size(), static_cast<std::size_t>(enough), still_running,
                    cpu.busy_cores(now));
 }
