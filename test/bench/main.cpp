@@ -44,7 +44,6 @@
 #include <thread>
 
 #include <sys/resource.h>
-#include <unistd.h>
 
 using namespace jobs;
 using namespace jobs::bench;
@@ -128,6 +127,13 @@ double own_cpu_seconds() {
   return s(u.ru_utime) + s(u.ru_stime);
 }
 
+// This process's context switches, its ended threads' included.
+long own_switches() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_nvcsw + u.ru_nivcsw;
+}
+
 struct snapshot {
   std::map<std::string, double> cpu;
   std::map<std::string, long> switches;
@@ -141,7 +147,7 @@ snapshot take(const options& o, pqxx::connection& c, bool with_pg) {
     s.cpu[name] = cpu_seconds(pid, name == "postgres");
     s.switches[name] = context_switches(pid, name == "postgres");
   }
-  s.switches["bench"] = context_switches(static_cast<int>(getpid()));
+  s.switches["bench"] = own_switches();
   s.own_cpu = own_cpu_seconds();
   if (with_pg) s.pg = read_counters(c);
   return s;
@@ -255,15 +261,16 @@ int main(int argc, char** argv) {
       switches[name] = round2(static_cast<double>(n - before.switches[name]) * per_k / 1000);
     line["switches_per_job"] = switches;
     // Where a 202 waits: the group commit, then the broker's confirm.
-    if (api1.commits > api0.commits) {
-      auto commits = static_cast<double>(api1.commits - api0.commits);
-      line["commit_mean_ms"] = round2((api1.commit_seconds - api0.commit_seconds) * 1000 / commits);
+    if (api0 && api1 && api1->commits > api0->commits) {
+      auto commits = static_cast<double>(api1->commits - api0->commits);
+      line["commit_mean_ms"] =
+          round2((api1->commit_seconds - api0->commit_seconds) * 1000 / commits);
       line["jobs_per_commit"] =
-          round2(static_cast<double>(api1.committed_jobs - api0.committed_jobs) / commits);
+          round2(static_cast<double>(api1->committed_jobs - api0->committed_jobs) / commits);
     }
-    if (api1.confirms > api0.confirms)
-      line["confirm_mean_ms"] = round2((api1.confirm_seconds - api0.confirm_seconds) * 1000 /
-                                       static_cast<double>(api1.confirms - api0.confirms));
+    if (api0 && api1 && api1->confirms > api0->confirms)
+      line["confirm_mean_ms"] = round2((api1->confirm_seconds - api0->confirm_seconds) * 1000 /
+                                       static_cast<double>(api1->confirms - api0->confirms));
     line["bench_cpu_s_per_1k_jobs"] = round2((after_cpu.own_cpu - before.own_cpu) * per_k);
     line["peak_rss_mb"] = peak;
     line["rss_mb"] = rss;

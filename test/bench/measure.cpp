@@ -12,6 +12,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <unistd.h>
@@ -42,14 +43,17 @@ long status_kb(int pid, const std::string& name) {
 
 // Voluntary and involuntary switches of each of the process's threads.
 long task_switches(const std::string& pid) {
+  // Threads and processes come and go while this reads: one gone counts 0,
+  // and an iterator that fails (its directory gone) ends the walk.
   long n = 0;
   std::error_code ec;
-  for (const auto& t : std::filesystem::directory_iterator("/proc/" + pid + "/task", ec)) {
-    std::ifstream in(t.path() / "status");
+  for (std::filesystem::directory_iterator t("/proc/" + pid + "/task", ec), end; !ec && t != end;
+       t.increment(ec)) {
+    std::ifstream in(t->path() / "status");
     for (std::string line; std::getline(in, line);)
       if (line.starts_with("voluntary_ctxt_switches:") ||
           line.starts_with("nonvoluntary_ctxt_switches:"))
-        n += std::stol(line.substr(line.find(':') + 1));
+        n += std::strtol(line.c_str() + line.find(':') + 1, nullptr, 10);
   }
   return n;
 }
@@ -59,8 +63,9 @@ long task_switches(const std::string& pid) {
 long context_switches(int pid, bool children) {
   long n = task_switches(std::to_string(pid));
   if (!children) return n;
-  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-    auto name = e.path().filename().string();
+  std::error_code ec;
+  for (std::filesystem::directory_iterator e("/proc", ec), end; !ec && e != end; e.increment(ec)) {
+    auto name = e->path().filename().string();
     if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
     auto c = stat_fields(std::stoi(name));
     if (c.size() >= 2 && std::stoi(c[1]) == pid) n += task_switches(name);
@@ -68,10 +73,9 @@ long context_switches(int pid, bool children) {
   return n;
 }
 
-submit_counters read_submit_counters(int api_port) {
+std::optional<submit_counters> read_submit_counters(int api_port) {
   namespace asio = boost::asio;
   namespace http = boost::beast::http;
-  submit_counters out;
   try {
     asio::io_context io;
     asio::ip::tcp::socket sock(io);
@@ -82,28 +86,36 @@ submit_counters read_submit_counters(int api_port) {
     boost::beast::flat_buffer buf;
     http::response<http::string_body> res;
     http::read(sock, buf, res);
-    if (res.result() != http::status::ok) return out;
+    if (res.result() != http::status::ok) return std::nullopt;
+    // Text exposition: `name[{labels}] value [timestamp]`; these series have no labels.
+    std::map<std::string, double> seen;
     std::istringstream in(res.body());
     for (std::string line; std::getline(in, line);) {
-      auto space = line.rfind(' ');
-      if (line.starts_with("#") || space == std::string::npos) continue;
-      auto name = line.substr(0, space);
-      auto value = std::stod(line.substr(space + 1));
-      if (name == "jobs_submit_commit_seconds_sum")
-        out.commit_seconds = value;
-      else if (name == "jobs_submit_commit_seconds_count")
-        out.commits = std::lround(value);
-      else if (name == "jobs_submit_commit_jobs_sum")
-        out.committed_jobs = std::lround(value);
-      else if (name == "jobs_publish_confirm_seconds_sum")
-        out.confirm_seconds = value;
-      else if (name == "jobs_publish_confirm_seconds_count")
-        out.confirms = std::lround(value);
+      if (!line.starts_with("jobs_submit_commit_") && !line.starts_with("jobs_publish_confirm_"))
+        continue;
+      std::istringstream fields(line);
+      std::string name;
+      double value = 0;
+      if (fields >> name >> value) seen[name] = value;
     }
+    auto get = [&](const char* name) -> std::optional<double> {
+      auto it = seen.find(name);
+      return it == seen.end() ? std::nullopt : std::optional(it->second);
+    };
+    auto commit_s = get("jobs_submit_commit_seconds_sum");
+    auto commits = get("jobs_submit_commit_seconds_count");
+    auto jobs = get("jobs_submit_commit_jobs_sum");
+    auto confirm_s = get("jobs_publish_confirm_seconds_sum");
+    auto confirms = get("jobs_publish_confirm_seconds_count");
+    if (!commit_s || !commits || !jobs || !confirm_s || !confirms) return std::nullopt;
+    return submit_counters{.commit_seconds = *commit_s,
+                           .confirm_seconds = *confirm_s,
+                           .commits = std::lround(*commits),
+                           .committed_jobs = std::lround(*jobs),
+                           .confirms = std::lround(*confirms)};
   } catch (const std::exception&) {
-    return {};  // reported as absent, the run still measured
+    return std::nullopt;  // reported as absent; the run still measured
   }
-  return out;
 }
 
 double cpu_seconds(int pid, bool children) {

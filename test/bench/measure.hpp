@@ -5,6 +5,7 @@
 
 #include <pqxx/connection>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,8 +14,10 @@ namespace jobs::bench {
 /// CPU seconds a process has used, user + system. With `children`, also
 /// its live children's and its reaped children's (PostgreSQL's backends).
 double cpu_seconds(int pid, bool children = false);
-/// Context switches (voluntary and not) of all of a process's threads; with
-/// `children`, its live children's too (PostgreSQL's backends).
+/// Context switches (voluntary and not) of a process's threads alive now;
+/// with `children`, its live children's too (PostgreSQL's backends). Those
+/// of threads or children that ended are not counted: a delta between two
+/// readings is approximate (low) when they come and go.
 long context_switches(int pid, bool children = false);
 /// VmRSS and VmHWM (peak) in bytes; 0 when unknown.
 long rss_bytes(int pid);
@@ -37,13 +40,13 @@ completion read_completion(pqxx::connection& c, const std::string& tenant);
 bool any_unfinished(pqxx::connection& c, const std::string& tenant);
 
 /// The API's group commits and publisher confirms so far, from its
-/// GET /metrics (sums and counts of its histograms); all 0 when it serves
-/// none (metrics off, or a token set).
+/// GET /metrics (sums and counts of its histograms); none when it serves
+/// none (metrics off, or a token set) or a series is missing.
 struct submit_counters {
   double commit_seconds = 0, confirm_seconds = 0;
   long commits = 0, committed_jobs = 0, confirms = 0;
 };
-submit_counters read_submit_counters(int api_port);
+std::optional<submit_counters> read_submit_counters(int api_port);
 
 /// The p-th percentile (0..100) of `v` (sorted in place), nearest rank.
 double percentile(std::vector<double>& v, double p);
