@@ -29,8 +29,12 @@ std::vector<std::string> publish_all(publisher& pub, const std::vector<due_job>&
 
 int schedule_round(pqxx::connection& c, publisher& pub) {
   if (!pub.connected()) return 0;
+  // Most rounds find nothing to do: one statement says so, instead of the
+  // three transactions below (nine round trips, at the default 200 ms five
+  // rounds a second).
+  auto todo = pending_round_work(c);
   int work = 0;
-  {
+  if (todo.due) {
     pqxx::work w(c);
     auto due = lock_due_jobs(w, scheduler_batch);
     auto ok = publish_all(pub, due);
@@ -40,7 +44,7 @@ int schedule_round(pqxx::connection& c, publisher& pub) {
   }
   // The recovery: queued jobs whose confirm never came (the API died between
   // its commit and the broker's confirm) are published again.
-  {
+  if (todo.unconfirmed) {
     pqxx::work w(c);
     auto unconfirmed = lock_unconfirmed_jobs(w, scheduler_batch);
     auto ok = publish_all(pub, unconfirmed.jobs);
@@ -54,6 +58,7 @@ int schedule_round(pqxx::connection& c, publisher& pub) {
   }
   // The rescuer: jobs whose worker died go back to their queue, or die
   // when no attempt is left. A job stays locked until it is republished.
+  if (!todo.lost) return work;
   pqxx::work w(c);
   auto lost = lock_lost_jobs(w, scheduler_batch);
   std::vector<due_job> again;

@@ -16,6 +16,10 @@
 // the lost attempt and is republished, or ends `dead` when it has no attempt left. A late
 // completion from the old worker no longer lands.
 //
+// A round first asks, in one statement outside any transaction, which of
+// the three kinds has work (common/store.hpp, pending_round_work), and opens
+// a transaction only for those: an idle round is one round trip, not nine.
+//
 // The API runs one round every `JOBS_SCHEDULER_INTERVAL_MS` in a
 // periodic_task (api/periodic_task.hpp), and the next at once when a round
 // filled a batch.

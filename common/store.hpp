@@ -219,6 +219,14 @@ retry_result retry_job(pqxx::work& w, const tenant_id& t, const job_id& id);
 struct due_job {
   std::string id, tenant, queue, type;
 };
+/// What a scheduler round has to do, read in one statement outside any
+/// transaction: whether some scheduled or failed job is due, some publish
+/// batch is past its deadline, some running job's lease has expired. Rows
+/// another scheduler holds count too (the round's own locks then skip them).
+struct round_work {
+  bool due = false, unconfirmed = false, lost = false;
+};
+round_work pending_round_work(pqxx::connection& c);
 /// Locks (SKIP LOCKED) up to `limit` scheduled or failed jobs whose run_at
 /// has come; the caller publishes them, then `mark_queued` in the same transaction.
 std::vector<due_job> lock_due_jobs(pqxx::work& w, int limit);

@@ -10,6 +10,14 @@ using detail::bigint_array;
 
 namespace {
 
+// Each EXISTS reads the partial index its lock below uses (jobs_due,
+// publish_batches_deadline, jobs_lease), so an idle round costs three index
+// probes and one round trip.
+constexpr const char* round_work_sql = R"(
+  SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('scheduled', 'failed') AND run_at <= now()),
+         EXISTS (SELECT 1 FROM publish_batches WHERE deadline < now()),
+         EXISTS (SELECT 1 FROM jobs WHERE state = 'running' AND lease_expires_at < now()))";
+
 constexpr const char* lock_due_sql = R"(
   SELECT id::text, tenant_id, queue, type FROM jobs
   WHERE state IN ('scheduled', 'failed') AND run_at <= now()
@@ -67,6 +75,12 @@ constexpr const char* bury_queued_sql = R"(
   WHERE id = $1::uuid AND state = 'queued')";
 
 }  // namespace
+
+round_work pending_round_work(pqxx::connection& c) {
+  pqxx::nontransaction n(c);
+  auto row = n.exec1(round_work_sql);
+  return {row[0].as<bool>(), row[1].as<bool>(), row[2].as<bool>()};
+}
 
 std::vector<due_job> lock_due_jobs(pqxx::work& w, int limit) {
   std::vector<due_job> out;
