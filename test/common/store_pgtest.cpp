@@ -242,6 +242,72 @@ TEST_CASE("two schedulers never lock the same due job") {
     for (const auto& y : second) CHECK(x.id != y.id);
 }
 
+TEST_CASE("a scheduler round's first statement names exactly the kinds that have work") {
+  scratch s;
+  auto c = pg_connect(s.pg_url);
+  auto todo = [&] {
+    auto r = pending_round_work(*c);
+    return std::vector<bool>{r.due, r.unconfirmed, r.lost};
+  };
+  CHECK(todo() == std::vector<bool>{false, false, false});
+
+  // Scheduled for later, queued, or running on a live lease: nothing to do.
+  auto later = make_job("acme");
+  later.state = job_state::scheduled;
+  later.run_at = "2999-01-01T00:00:00Z";
+  insert(*c, later);
+  auto queued = insert(*c, make_job("acme"));
+  auto running = insert(*c, make_job("acme"));
+  {
+    pqxx::work w(*c);
+    std::vector<std::string> ids{running};
+    REQUIRE(claim_jobs(w, ids, "w1", 60s).size() == 1);
+    w.commit();
+  }
+  CHECK(todo() == std::vector<bool>{false, false, false});
+
+  // A due job.
+  auto due = make_job("acme");
+  due.state = job_state::scheduled;
+  due.run_at = "2020-01-01T00:00:00Z";
+  auto due_id = insert(*c, due);
+  CHECK(todo() == std::vector<bool>{true, false, false});
+  {
+    pqxx::work w(*c);
+    std::vector<std::string> ids{due_id};
+    mark_queued(w, ids);
+    w.commit();
+  }
+  CHECK(todo() == std::vector<bool>{false, false, false});
+
+  // A publish batch past its deadline (the API died before the confirms).
+  {
+    pqxx::work w(*c);
+    std::vector<std::string> ids{queued};
+    record_publish_batch(w, ids, 0ms);
+    w.commit();
+  }
+  std::this_thread::sleep_for(20ms);
+  CHECK(todo() == std::vector<bool>{false, true, false});
+  {
+    pqxx::work w(*c);
+    auto u = lock_unconfirmed_jobs(w, 10);
+    settle_publish_batches(w, u.batches);
+    w.commit();
+  }
+  CHECK(todo() == std::vector<bool>{false, false, false});
+
+  // A running job whose lease expired (its worker died).
+  {
+    pqxx::work w(*c);
+    std::vector<std::string> ids{queued};
+    REQUIRE(claim_jobs(w, ids, "w2", 1ms).size() == 1);
+    w.commit();
+  }
+  std::this_thread::sleep_for(20ms);
+  CHECK(todo() == std::vector<bool>{false, false, true});
+}
+
 TEST_CASE("reads are scoped to the tenant and paginate newest first") {
   scratch s;
   auto c = pg_connect(s.pg_url);
