@@ -221,8 +221,9 @@ struct due_job {
 };
 /// What a scheduler round has to do, read in one statement outside any
 /// transaction: whether some scheduled or failed job is due, some publish
-/// batch is past its deadline, some running job's lease has expired. Rows
-/// another scheduler holds count too (the round's own locks then skip them).
+/// batch is past its deadline, some running job's lease has expired (each
+/// kind's earliest time against now). Rows another scheduler holds count
+/// too (the round's own locks then skip them).
 struct round_work {
   bool due = false, unconfirmed = false, lost = false;
 };

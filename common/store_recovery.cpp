@@ -10,13 +10,17 @@ using detail::bigint_array;
 
 namespace {
 
-// Each EXISTS reads the partial index its lock below uses (jobs_due,
-// publish_batches_deadline, jobs_lease), so an idle round costs three index
-// probes and one round trip.
+// Each kind's earliest time, compared with now: the first entry of the
+// index its lock below reads in order (jobs_due, jobs_lease) or of the
+// outbox's few rows, so an idle round costs one round trip and two
+// one-entry index reads. (As EXISTS, the lease check read `jobs_active`
+// and every running job's row instead.)
 constexpr const char* round_work_sql = R"(
-  SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('scheduled', 'failed') AND run_at <= now()),
-         EXISTS (SELECT 1 FROM publish_batches WHERE deadline < now()),
-         EXISTS (SELECT 1 FROM jobs WHERE state = 'running' AND lease_expires_at < now()))";
+  SELECT coalesce((SELECT run_at FROM jobs WHERE state IN ('scheduled', 'failed')
+                   ORDER BY run_at LIMIT 1) <= now(), false),
+         coalesce((SELECT deadline FROM publish_batches ORDER BY deadline LIMIT 1) < now(), false),
+         coalesce((SELECT lease_expires_at FROM jobs WHERE state = 'running'
+                   ORDER BY lease_expires_at LIMIT 1) < now(), false))";
 
 constexpr const char* lock_due_sql = R"(
   SELECT id::text, tenant_id, queue, type FROM jobs
