@@ -58,18 +58,27 @@ long task_switches(const std::string& pid) {
   return n;
 }
 
-}  // namespace
-
-long context_switches(int pid, bool children) {
-  long n = task_switches(std::to_string(pid));
-  if (!children) return n;
+// The processes whose parent is `pid` now (PostgreSQL's backends). Like
+// task_switches(), the walk neither throws nor stops for a process that
+// ends while it reads.
+std::vector<int> children_of(int pid) {
+  std::vector<int> out;
   std::error_code ec;
   for (std::filesystem::directory_iterator e("/proc", ec), end; !ec && e != end; e.increment(ec)) {
     auto name = e->path().filename().string();
     if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
     auto c = stat_fields(std::stoi(name));
-    if (c.size() >= 2 && std::stoi(c[1]) == pid) n += task_switches(name);
+    if (c.size() >= 2 && std::stoi(c[1]) == pid) out.push_back(std::stoi(name));
   }
+  return out;
+}
+
+}  // namespace
+
+long context_switches(int pid, bool children) {
+  long n = task_switches(std::to_string(pid));
+  if (children)
+    for (int c : children_of(pid)) n += task_switches(std::to_string(c));
   return n;
 }
 
@@ -126,11 +135,9 @@ double cpu_seconds(int pid, bool children) {
   double t = std::stod(f[11]) + std::stod(f[12]);
   if (!children) return t / tick;
   t += std::stod(f[13]) + std::stod(f[14]);
-  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-    auto name = e.path().filename().string();
-    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
-    auto c = stat_fields(std::stoi(name));
-    if (c.size() >= 13 && std::stoi(c[1]) == pid) t += std::stod(c[11]) + std::stod(c[12]);
+  for (int child : children_of(pid)) {
+    auto c = stat_fields(child);
+    if (c.size() >= 13) t += std::stod(c[11]) + std::stod(c[12]);
   }
   return t / tick;
 }
