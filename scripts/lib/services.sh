@@ -26,6 +26,10 @@ SVC_PG_BIN=${SVC_PG_BIN:-/usr/lib/postgresql/15/bin}
 SVC_RABBIT_BIN=${SVC_RABBIT_BIN:-/usr/lib/rabbitmq/bin}
 SVC_PG_TIMEOUT=${SVC_PG_TIMEOUT:-30}
 SVC_RABBIT_TIMEOUT=${SVC_RABBIT_TIMEOUT:-60}
+# The quorum queues' write-ahead log rolls over at this size (RabbitMQ's
+# default is 512 MiB; see deploy/rabbitmq/20-jobs.conf for why ours is 16).
+# Overridable only to measure the difference (README, Performance).
+SVC_RABBIT_WAL_MAX_BYTES=${SVC_RABBIT_WAL_MAX_BYTES:-16777216}
 
 _svc_err() { echo "services: $*" >&2; }
 
@@ -269,6 +273,7 @@ log.file = false
 log.console = true
 log.console.level = info
 log.console.use_colors = off
+raft.wal_max_size_bytes = $SVC_RABBIT_WAL_MAX_BYTES
 EOF
   echo "$amqp $mgmt $dist $prom" >"$r/ports" || return 1
   rm -f "$r/rabbit.pid"

@@ -7,7 +7,10 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdio>
+#include <fstream>
 #include <future>
+#include <sstream>
 #include <thread>
 
 using namespace jobs;
@@ -38,7 +41,33 @@ std::vector<delivery> receive(consumer& c, std::size_t n) {
   return got;
 }
 
+// The standard output of a shell command.
+std::string output_of(const std::string& cmd) {
+  std::string out;
+  if (FILE* f = popen(cmd.c_str(), "r")) {
+    char buf[256];
+    while (fgets(buf, sizeof buf, f)) out += buf;
+    pclose(f);
+  }
+  return out;
+}
+
 }  // namespace
+
+// Deleting a rolled-over 512 MiB log held every fsync on a discard-mounted
+// disk for 100-200 ms (deploy/rabbitmq/20-jobs.conf): the brokers the
+// scripts start (tests, scripts/run, scripts/bench) and the one compose.yaml
+// configures roll theirs at 16 MiB.
+TEST_CASE("the broker's quorum-queue log rolls over at 16 MiB, here and in deploy/") {
+  auto live = output_of(std::string(JOBS_SOURCE_DIR) +
+                        "/scripts/lib/test-services rabbitmqctl eval "
+                        "'application:get_env(ra, wal_max_size_bytes).' 2>&1");
+  CHECK_MESSAGE(live.find("{ok,16777216}") != std::string::npos, live);
+  std::ifstream conf(std::string(JOBS_SOURCE_DIR) + "/deploy/rabbitmq/20-jobs.conf");
+  std::stringstream text;
+  text << conf.rdbuf();
+  CHECK(text.str().find("\nraft.wal_max_size_bytes = 16777216\n") != std::string::npos);
+}
 
 TEST_CASE("topology is declared idempotently with quorum queues and a delivery limit") {
   scratch s;
