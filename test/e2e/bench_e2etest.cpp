@@ -11,6 +11,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <cstdio>
+#include <fstream>
 #include <memory>
 
 using namespace jobs;
@@ -18,11 +19,21 @@ using namespace jobs::test;
 
 namespace {
 
+// The test PostgreSQL's postmaster: jobs-bench counts it with its backends.
+std::string postmaster_pid() {
+  std::ifstream f(require_env("JOBS_TEST_DIR") + "/pg/postmaster.pid");
+  std::string pid;
+  std::getline(f, pid);
+  REQUIRE_MESSAGE(!pid.empty(), "no postmaster.pid");
+  return pid;
+}
+
 boost::json::object run_bench(const scratch& s, const platform& p, const std::string& args) {
-  auto cmd =
-      fmt::format("'{}' --port {} --pg-url '{}' --amqp-url '{}' --pid api={} --pid worker={} {}",
-                  binary("jobs-bench"), p.port, s.pg_url, s.amqp_url, p.api->pid(),
-                  p.workers.at(0)->pid(), args);
+  auto cmd = fmt::format(
+      "'{}' --port {} --pg-url '{}' --amqp-url '{}' --pid api={} --pid worker={} "
+      "--pid postgres={} {}",
+      binary("jobs-bench"), p.port, s.pg_url, s.amqp_url, p.api->pid(), p.workers.at(0)->pid(),
+      postmaster_pid(), args);
   std::unique_ptr<FILE, int (*)(FILE*)> out(popen(cmd.c_str(), "r"), pclose);
   REQUIRE(out);
   std::string text;
@@ -72,6 +83,10 @@ TEST_CASE("jobs-bench runs single POSTs, batches and an open loop to completion"
   CHECK(single.at("batch") == false);
   CHECK(single.at("ceiling_publish_per_s").to_number<double>() > 0);
   CHECK(single.at("ceiling_ratio").to_number<double>() > 0);
+  // PostgreSQL's CPU and switches are its backends' (children_of in
+  // test/bench/measure.cpp): the postmaster alone does next to nothing.
+  CHECK(single.at("cpu_s_per_1k_jobs").at("postgres").to_number<double>() > 0);
+  CHECK(single.at("switches_per_job").at("postgres").to_number<double>() > 0);
 
   auto batch = run_bench(s, p, "--jobs 500 --batch 50 --connections 2 --payload-bytes 1024");
   check_fields(batch, 500);
