@@ -10,9 +10,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
-#include <cstdio>
 #include <fstream>
-#include <memory>
 
 using namespace jobs;
 using namespace jobs::test;
@@ -34,11 +32,7 @@ boost::json::object run_bench(const scratch& s, const platform& p, const std::st
       "--pid postgres={} {}",
       binary("jobs-bench"), p.port, s.pg_url, s.amqp_url, p.api->pid(), p.workers.at(0)->pid(),
       postmaster_pid(), args);
-  std::unique_ptr<FILE, int (*)(FILE*)> out(popen(cmd.c_str(), "r"), pclose);
-  REQUIRE(out);
-  std::string text;
-  char buf[4096];
-  while (auto n = fread(buf, 1, sizeof buf, out.get())) text.append(buf, n);
+  auto text = command_output(cmd);
   INFO("jobs-bench printed: " << text);
   boost::system::error_code ec;
   auto v = boost::json::parse(text, ec);

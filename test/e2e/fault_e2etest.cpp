@@ -354,12 +354,7 @@ TEST_CASE("fault 10: heartbeats detect a frozen broker within two intervals") {
   REQUIRE(wait_until([&] { return pub.connected(); }, 10s));
   auto cmd = std::string("bash -c 'source ") + JOBS_SOURCE_DIR +
              "/scripts/lib/services.sh && svc_rabbitmq_pid \"$JOBS_TEST_DIR\"'";
-  std::string pid;
-  if (FILE* f = popen(cmd.c_str(), "r")) {
-    char buf[64] = {};
-    if (fgets(buf, sizeof buf, f)) pid = buf;
-    pclose(f);
-  }
+  auto pid = command_output(cmd);
   while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
   REQUIRE_MESSAGE(!pid.empty(), "no RabbitMQ pid");
   REQUIRE(::kill(std::stoi(pid), SIGSTOP) == 0);

@@ -7,7 +7,6 @@
 
 #include <doctest/doctest.h>
 
-#include <cstdio>
 #include <fstream>
 #include <future>
 #include <sstream>
@@ -41,17 +40,6 @@ std::vector<delivery> receive(consumer& c, std::size_t n) {
   return got;
 }
 
-// The standard output of a shell command.
-std::string output_of(const std::string& cmd) {
-  std::string out;
-  if (FILE* f = popen(cmd.c_str(), "r")) {
-    char buf[256];
-    while (fgets(buf, sizeof buf, f)) out += buf;
-    pclose(f);
-  }
-  return out;
-}
-
 }  // namespace
 
 // Deleting a rolled-over 512 MiB log held every fsync on a discard-mounted
@@ -59,9 +47,9 @@ std::string output_of(const std::string& cmd) {
 // scripts start (tests, scripts/run, scripts/bench) and the one compose.yaml
 // configures roll theirs at 16 MiB.
 TEST_CASE("the broker's quorum-queue log rolls over at 16 MiB, here and in deploy/") {
-  auto live = output_of(std::string(JOBS_SOURCE_DIR) +
-                        "/scripts/lib/test-services rabbitmqctl eval "
-                        "'application:get_env(ra, wal_max_size_bytes).' 2>&1");
+  auto live = command_output(std::string(JOBS_SOURCE_DIR) +
+                             "/scripts/lib/test-services rabbitmqctl eval "
+                             "'application:get_env(ra, wal_max_size_bytes).' 2>&1");
   CHECK_MESSAGE(live.find("{ok,16777216}") != std::string::npos, live);
   std::ifstream conf(std::string(JOBS_SOURCE_DIR) + "/deploy/rabbitmq/20-jobs.conf");
   std::stringstream text;

@@ -21,6 +21,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/url/parse.hpp>
+#include <cstdio>
 
 #include <cstdlib>
 #include <filesystem>
@@ -367,6 +368,16 @@ std::map<std::string, int> handled(const std::string& pg_url) {
   std::map<std::string, int> out;
   for (const auto& row : n.exec("SELECT job_id::text, count(*) FROM test_handled GROUP BY job_id"))
     out[row[0].as<std::string>()] = row[1].as<int>();
+  return out;
+}
+
+std::string command_output(const std::string& cmd) {
+  std::string out;
+  if (FILE* f = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    while (auto n = fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+    pclose(f);
+  }
   return out;
 }
 

@@ -126,6 +126,9 @@ pages_read plan_pages(const std::string& pg_url, const std::string& plan_json,
 /// Successful completions per job id, as counted by the test handlers.
 std::map<std::string, int> handled(const std::string& pg_url);
 
+/// The standard output of a shell command (`2>&1` in `cmd` to add stderr).
+std::string command_output(const std::string& cmd);
+
 /// Runs `scripts/lib/test-services ARGS` (stop-rabbitmq, start-postgres, …)
 /// on the servers of this test run; fails the test if it fails.
 void services(const std::string& args);
