@@ -115,6 +115,7 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_WORKER_JOB_TIMEOUT_MS", ms(c.worker_job_timeout, 1, 86400000)},
       {"JOBS_WORKER_CANCEL_GRACE_MS", ms(c.worker_cancel_grace, 0, 3600000)},
       {"JOBS_WORKER_ASYNC_INFLIGHT", integer(c.worker_async_inflight, 1, 100000)},
+      {"JOBS_WORKER_ROUND_GAP_MS", ms(c.worker_round_gap, 0, 1000)},
       {"JOBS_TENANT_MAX_RUNNING", integer(c.tenant_max_running, 0, 1000000)},
       {"JOBS_TENANT_DEFER_MS", ms(c.tenant_defer, 10, 600000)},
       {"JOBS_WEBHOOK_ALLOW", [&c](auto&, auto& v) { c.webhook_allow = v; }},

@@ -51,6 +51,8 @@
 //   JOBS_WORKER_JOB_TIMEOUT_MS   300000 (a job's execution timeout unless it sets timeout_ms)
 //   JOBS_WORKER_CANCEL_GRACE_MS  5000 (how long a stopped handler may take to return)
 //   JOBS_WORKER_ASYNC_INFLIGHT   256 jobs of async handlers (webhooks) in flight per worker
+//   JOBS_WORKER_ROUND_GAP_MS     4 (while the machine's cores are 75 % busy, a small round
+//                                starts no sooner than this after the last; 0: never waits)
 //   JOBS_WEBHOOK_ALLOW           empty; comma list of CIDRs and host names exempt from the
 //                                SSRF rules (e.g. 127.0.0.1/32,hooks.internal)
 //   JOBS_WEBHOOK_CA_FILE         empty; a PEM file of CAs trusted besides the system's
@@ -159,6 +161,7 @@ struct config {
   std::chrono::milliseconds worker_job_timeout{300000};
   std::chrono::milliseconds worker_cancel_grace{5000};
   int worker_async_inflight = 256;
+  std::chrono::milliseconds worker_round_gap{4};
   int tenant_max_running = 0;  ///< 0: no per-tenant caps (common/tenant_caps.hpp)
   std::chrono::milliseconds tenant_defer{1000};
   std::string webhook_allow;

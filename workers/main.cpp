@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
               .shutdown = cfg.worker_shutdown,
               .job_timeout = cfg.worker_job_timeout,
               .cancel_grace = cfg.worker_cancel_grace,
+              .round_gap = cfg.worker_round_gap,
               .caps = {cfg.tenant_max_running, cfg.tenant_defer},
               .test_fault = cfg.test_fault,
               .metrics = &measures},

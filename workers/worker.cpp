@@ -122,9 +122,10 @@ void worker::impl::run() {
     }
     try {
       if (!amqp && !stopping) connect_amqp();
-      if (amqp && !stopping)
-        receive(hold.wait_ms(std::chrono::steady_clock::now(), idle_poll_ms));
-      else {
+      if (amqp && !stopping) {
+        auto now = std::chrono::steady_clock::now();
+        receive(std::min(hold.wait_ms(now, idle_poll_ms), pace.wait_ms(now, idle_poll_ms)));
+      } else {
         // Once stopping, stop_fd stays readable: only a handler's return wakes us.
         struct pollfd p[2] = {{pool.wake_fd(), POLLIN, 0}, {stop_fd, POLLIN, 0}};
         ::poll(p, stopping ? 1 : 2, idle_poll_ms);

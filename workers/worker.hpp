@@ -65,10 +65,14 @@ struct worker_options {
   std::chrono::milliseconds shutdown{30000};
   std::chrono::milliseconds job_timeout{300000};  ///< for jobs without their own timeout_ms
   std::chrono::milliseconds cancel_grace{5000};   ///< a stopped handler's time to return
+  /// While the machine is busy, a small round waits this long after the last
+  /// (workers/detail/round_hold.hpp, round_pace); 0: never.
+  std::chrono::milliseconds round_gap{4};
   retry_policy retry;
   tenant_caps caps;  ///< per-tenant running caps; off by default
-  std::string
-      test_fault;  ///< tests only: "worker_crash_after_commit", "worker_broker_lost_after_commit"
+  /// tests only: "worker_crash_after_commit", "worker_broker_lost_after_commit",
+  /// "worker_machine_busy" (the machine reads as fully busy: rounds are paced)
+  std::string test_fault;
   worker_metrics* metrics = nullptr;  ///< when set, updated as jobs end (worker_metrics.hpp)
 };
 

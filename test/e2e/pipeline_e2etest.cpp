@@ -22,6 +22,7 @@
 #include <map>
 #include <mutex>
 #include <string_view>
+#include <thread>
 
 using namespace jobs;
 using namespace jobs::test;
@@ -271,6 +272,43 @@ TEST_CASE("CPU-bound jobs that keep every core busy each succeed once") {
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE attempts <> 1") == 0);
   CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts WHERE outcome = 'succeeded'") == total);
   CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts") == total);
+}
+
+TEST_CASE("while the machine is busy, a worker's small rounds are spaced by its gap") {
+  // JOBS_TEST_FAULT=worker_machine_busy makes the worker read the machine as
+  // fully busy (workers/detail/round_hold.hpp, round_pace). Jobs arriving 25 ms
+  // apart then land in rounds at least the gap apart, each carrying several;
+  // with a gap of 0 the same arrivals get a round each.
+  constexpr int total = 20;
+  // finished_at is the completing statement's now(): one value per round.
+  constexpr auto rounds = "SELECT count(DISTINCT finished_at) FROM jobs";
+  constexpr auto closest_ms = R"(
+    SELECT coalesce(min(extract(epoch FROM d) * 1000), 0)::bigint FROM (
+      SELECT f - lag(f) OVER (ORDER BY f) AS d FROM (SELECT DISTINCT finished_at AS f FROM jobs) x
+    ) y WHERE d IS NOT NULL)";
+  auto run = [&](const char* gap_ms) {
+    scratch s;
+    platform p(s, {});
+    auto key = create_key(s.pg_url, "acme");
+    p.add_worker("processing", {{"JOBS_TEST_FAULT", "worker_machine_busy"},
+                                {"JOBS_WORKER_ROUND_GAP_MS", gap_ms},
+                                {"JOBS_WORKER_CONCURRENCY", "128"}});
+    http_client h(p.port);
+    for (int i = 0; i < total; ++i) {
+      submit_noops(h, key, 1, "{}");
+      std::this_thread::sleep_for(25ms);
+    }
+    REQUIRE(all_succeed(s.pg_url, total, 30s));
+    CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts") == total);
+    return std::pair{count(s.pg_url, rounds), count(s.pg_url, closest_ms)};
+  };
+  auto [paced, paced_closest] = run("300");
+  MESSAGE("gap 300 ms: " << paced << " rounds, the closest " << paced_closest << " ms apart");
+  CHECK(paced <= 5);  // 500 ms of arrivals, then the last outcomes
+  CHECK(paced_closest >= 250);
+  auto [free, free_closest] = run("0");
+  MESSAGE("gap 0: " << free << " rounds, the closest " << free_closest << " ms apart");
+  CHECK(free >= 10);
 }
 
 TEST_CASE("kill -9 of a worker loses nothing: its jobs are rescued when their lease expires") {

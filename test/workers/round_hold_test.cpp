@@ -96,3 +96,67 @@ TEST_CASE("the CPU meter reports the cores the process kept busy") {
   CHECK(busy >= 0.15 / std::chrono::duration<double>(now - start).count() * 0.99);
   CHECK(m.busy_cores(now + 50ms) == busy);  // samples at least 100 ms apart
 }
+
+TEST_CASE("/proc/stat's cpu line gives busy and all ticks; idle and iowait are not busy") {
+  using jobs::detail::parse_cpu_ticks;
+  // user nice system idle iowait irq softirq steal guest guest_nice
+  auto t = parse_cpu_ticks("cpu  100 2 30 800 50 0 7 1 40 0\n");
+  REQUIRE(t.has_value());
+  CHECK(t->busy == 100 + 2 + 30 + 7 + 1);  // guest time is in user already
+  CHECK(t->all == 990);
+  auto old = parse_cpu_ticks("cpu 10 0 5 100");  // an old kernel's four fields
+  REQUIRE(old.has_value());
+  CHECK(old->busy == 15);
+  CHECK(old->all == 115);
+  CHECK_FALSE(parse_cpu_ticks("cpu0 1 2 3 4 5 6 7 8").has_value());  // one core's line
+  CHECK_FALSE(parse_cpu_ticks("cpu  1 2 x 4").has_value());
+  CHECK_FALSE(parse_cpu_ticks("cpu  1 2").has_value());
+  CHECK_FALSE(parse_cpu_ticks("").has_value());
+}
+
+TEST_CASE("the machine meter reads a share of the machine's CPU time") {
+  jobs::detail::machine_meter m;
+  auto start = std::chrono::steady_clock::now();
+  CHECK(m.busy_share(start) == 0);  // the first sample has nothing to compare with
+  // Keep this thread busy until /proc/stat's ticks (10 ms each) moved.
+  while (std::chrono::steady_clock::now() - start < 150ms) {
+  }
+  double share = m.busy_share(std::chrono::steady_clock::now());
+  CHECK(share > 0);  // this thread alone kept a core busy
+  CHECK(share <= 1);
+}
+
+TEST_CASE("small rounds are spaced by the gap only while the machine is busy") {
+  using jobs::detail::round_pace;
+  round_pace p(4ms);
+  CHECK_FALSE(p.wait(t0, 3, 128, 0.9));  // no round before: nothing to space from
+  p.began(t0);
+  CHECK(p.wait(t0 + 1ms, 3, 128, 0.9));
+  CHECK(p.wait_ms(t0 + 1ms, 200) == 3);
+  CHECK(p.wait_ms(t0 + 1ms, 2) == 2);          // never past the loop's own wait
+  CHECK(p.wait_ms(t0 + 3'500us, 200) == 1);    // rounded up: the loop does not spin
+  CHECK_FALSE(p.wait(t0 + 4ms, 3, 128, 0.9));  // the gap is over
+  CHECK(p.wait_ms(t0 + 4ms, 200) == 200);
+
+  SUBCASE("not on a machine with cores to spare") {
+    CHECK_FALSE(p.wait(t0 + 1ms, 3, 128, 0.74));
+    CHECK(p.wait_ms(t0 + 1ms, 200) == 200);
+    CHECK(p.wait(t0 + 1ms, 3, 128, 0.75));
+  }
+  SUBCASE("not for a round of a quarter of the slots or more") {
+    CHECK(p.wait(t0 + 1ms, 31, 128, 1.0));
+    CHECK_FALSE(p.wait(t0 + 1ms, 32, 128, 1.0));
+    CHECK_FALSE(p.wait(t0 + 1ms, 2, 8, 1.0));  // 8 handler threads: 2 jobs go at once
+    CHECK(p.wait(t0 + 1ms, 1, 8, 1.0));
+  }
+  SUBCASE("the gap counts from the last round's start") {
+    p.began(t0 + 3ms);
+    CHECK(p.wait(t0 + 6ms, 3, 128, 1.0));
+    CHECK(p.wait_ms(t0 + 6ms, 200) == 1);
+  }
+  SUBCASE("a gap of 0 never waits") {
+    round_pace off(0ms);
+    off.began(t0);
+    CHECK_FALSE(off.wait(t0, 1, 128, 1.0));
+  }
+}

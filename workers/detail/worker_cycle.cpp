@@ -86,14 +86,35 @@ bool worker::impl::hold_round() {
                    cpu.busy_cores(now));
 }
 
+std::size_t worker::impl::slots() const {
+  auto n = static_cast<std::size_t>(o().concurrency);
+  if (w.handlers_.has_async(o().queue)) n += static_cast<std::size_t>(o().async_inflight);
+  return n;
+}
+
+bool worker::impl::pace_round() {
+  auto now = std::chrono::steady_clock::now();
+  bool may = !stopping;
+  for (const auto& f : finished)
+    if (const auto* j = running.find(f.job.id);
+        j && (j->why != detail::stop_reason::none || j->deadline <= now + pace.gap()))
+      may = false;
+  std::size_t jobs = finished.size() + (paused ? 0 : waiting.size());
+  double busy = 0;
+  if (may && jobs > 0)
+    busy = o().test_fault == "worker_machine_busy" ? 1.0 : machine.busy_share(now);
+  return pace.wait(now, jobs, slots(), busy);
+}
+
 void worker::impl::cycle() {
   pool.take_finished(finished);
   std::erase_if(finished, [&](const detail::finished_job& f) {
     return running.discard(f.job.id, f.job.attempt);  // already recorded without it
   });
-  if (hold_round()) return;
+  if (hold_round() || pace_round()) return;
   auto c = pick_claims(finished);
   if (finished.empty() && c.ids.empty()) return;
+  pace.began(std::chrono::steady_clock::now());
   std::vector<job_outcome> outcomes;
   outcomes.reserve(finished.size());
   for (const auto& f : finished) outcomes.push_back(outcome_for(f));

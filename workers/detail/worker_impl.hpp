@@ -72,6 +72,9 @@ struct worker::impl {
   // wait at most 50 ms (workers/detail/round_hold.hpp).
   detail::round_hold hold{detail::usable_cores(), std::chrono::milliseconds(50)};
   detail::cpu_meter cpu;
+  // Small rounds spaced while the machine is busy (round_hold.hpp).
+  detail::round_pace pace{w.opts_.round_gap};
+  detail::machine_meter machine;
 
   impl(worker& wk)
       : w(wk),
@@ -152,6 +155,11 @@ struct worker::impl {
   // Whether this round waits (round_hold): only while none of the finished
   // jobs must go at once (round_hold::may_wait).
   bool hold_round();
+  // Whether this round waits for the pace's gap (round_pace): not when any
+  // finished job is being stopped or is due within the gap.
+  bool pace_round();
+  // Handler threads, and async slots when the queue has async handlers.
+  std::size_t slots() const;
   int cores() const { return hold.cores(); }
 
   // One recorded attempt: metrics, and a debug line that carries its trace.
