@@ -154,6 +154,12 @@ TEST_CASE("small rounds are spaced by the gap only while the machine is busy") {
     CHECK(p.wait(t0 + 6ms, 3, 128, 1.0));
     CHECK(p.wait_ms(t0 + 6ms, 200) == 1);
   }
+  SUBCASE("released: the loop's wait is its own again, though the gap still counts") {
+    p.release();
+    CHECK(p.wait_ms(t0 + 1ms, 200) == 200);
+    CHECK(p.wait_ms(t0 + 10ms, 200) == 200);  // a gap long over leaves no 0 ms wait behind
+    CHECK(p.wait(t0 + 2ms, 3, 128, 1.0));
+  }
   SUBCASE("a gap of 0 never waits") {
     round_pace off(0ms);
     off.began(t0);

@@ -98,6 +98,9 @@ class round_pace {
   }
   /// The loop's wait (at most `idle_ms`): until the gap ends while a round waits.
   int wait_ms(steady_time now, int idle_ms) const;
+  /// No round waits for the gap now (the next one still counts from the
+  /// last round's start).
+  void release() { waiting_ = false; }
   std::chrono::milliseconds gap() const { return gap_; }
 
  private:

@@ -111,7 +111,13 @@ void worker::impl::cycle() {
   std::erase_if(finished, [&](const detail::finished_job& f) {
     return running.discard(f.job.id, f.job.attempt);  // already recorded without it
   });
-  if (hold_round() || pace_round()) return;
+  if (hold_round()) {
+    // Held, not paced: the loop waits for the hold, not for a gap that may
+    // be over (which would make it poll without waiting until the hold ends).
+    pace.release();
+    return;
+  }
+  if (pace_round()) return;
   auto c = pick_claims(finished);
   if (finished.empty() && c.ids.empty()) return;
   pace.began(std::chrono::steady_clock::now());
