@@ -51,7 +51,8 @@ void worker::impl::connect_amqp() {
             {"worker_id", o().worker_id},
             {"concurrency", o().concurrency},
             {"async_inflight", o().async_inflight},
-            {"prefetch", o().prefetch}});
+            {"prefetch", o().prefetch},
+            {"cpus", hold.cpus()}});
 }
 
 void worker::impl::lose_amqp(const std::exception& e) {

@@ -24,11 +24,14 @@ double cpu_meter::busy_cores(steady_time now) {
   return busy_;
 }
 
-int usable_cores() {
+double usable_cpus(std::optional<double> limit) {
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  int cores = sched_getaffinity(0, sizeof set, &set) == 0
+                  ? CPU_COUNT(&set)
+                  : static_cast<int>(std::thread::hardware_concurrency());
+  double cpus = std::max(1, cores);
+  return limit && *limit > 0 ? std::min(cpus, *limit) : cpus;
 }
 
 std::optional<cpu_ticks> parse_cpu_ticks(std::string_view line) {
@@ -63,13 +66,18 @@ double machine_meter::busy_share(steady_time now) {
   std::string line;
   std::optional<cpu_ticks> t;
   if (std::getline(in, line)) t = parse_cpu_ticks(line);
-  if (!t) return share_ = 0;
-  if (at_ != steady_time{} && t->all > last_.all && t->busy >= last_.busy)
-    share_ = std::min(
-        1.0, static_cast<double>(t->busy - last_.busy) / static_cast<double>(t->all - last_.all));
+  auto used = limit_ ? limit_->usage() : std::nullopt;
+  double share = 0;
+  if (t && last_ && t->all > last_->all && t->busy >= last_->busy)
+    share = static_cast<double>(t->busy - last_->busy) / static_cast<double>(t->all - last_->all);
+  if (used && used_ && *used >= *used_ && now > at_)
+    share =
+        std::max(share, std::chrono::duration<double>(*used - *used_) /
+                            (std::chrono::duration<double>(now - at_) * *limit_->limit_cores()));
   at_ = now;
-  last_ = *t;
-  return share_;
+  last_ = t;
+  used_ = used;
+  return share_ = std::min(1.0, share);
 }
 
 bool round_pace::wait(steady_time now, std::size_t jobs, std::size_t slots, double machine_busy) {
@@ -86,7 +94,7 @@ int round_pace::wait_ms(steady_time now, int idle_ms) const {
 
 bool round_hold::hold(steady_time now, std::size_t finished, std::size_t hold_jobs,
                       int still_running, double busy_cores) {
-  bool saturated = still_running > 2 * cores_ && busy_cores >= cores_ - 0.5;
+  bool saturated = still_running > 2 * cores() && busy_cores >= std::max(cpus_ - 0.5, cpus_ * 0.5);
   if (finished == 0 || finished >= hold_jobs || !saturated) {
     since_ = {};
     return false;

@@ -18,9 +18,11 @@
 //
 // Thread-safety: one owner (the coordinator thread).
 
+#include "workers/detail/cgroup_cpu.hpp"
 #include "workers/detail/in_flight.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -42,8 +44,9 @@ class cpu_meter {
   double busy_ = 0;
 };
 
-/// The cores this process may run on (its affinity mask).
-int usable_cores();
+/// The CPUs this process may use: the cores of its affinity mask, or fewer
+/// under a container's CPU limit (`limit`, e.g. 1.5).
+double usable_cpus(std::optional<double> limit);
 
 /// The CPU time counters of /proc/stat's first line ("cpu  user nice system
 /// idle iowait irq softirq steal ..."), in ticks: `busy` is all but idle and
@@ -55,15 +58,20 @@ std::optional<cpu_ticks> parse_cpu_ticks(std::string_view line);
 
 /// How busy the whole machine's cores were lately, as a share of their time
 /// (0 to 1), from /proc/stat over samples at least 100 ms apart (0 until the
-/// second sample, or when /proc/stat cannot be read). In a container that is
-/// the host's cores, not the container's quota.
+/// second sample, or when /proc/stat cannot be read). /proc/stat shows the
+/// host's cores even in a container; under a CPU limit (`limit`,
+/// cgroup_cpu.hpp) the share is the larger of the host's and the limited
+/// cgroup's usage over what the limit allows.
 class machine_meter {
  public:
+  explicit machine_meter(const cgroup_cpu* limit = nullptr) : limit_(limit) {}
   double busy_share(steady_time now);
 
  private:
+  const cgroup_cpu* limit_;  // may be null: no limit
   steady_time at_{};
-  cpu_ticks last_{};
+  std::optional<cpu_ticks> last_;
+  std::optional<std::chrono::nanoseconds> used_;  // the limited cgroup's, at at_
   double share_ = 0;
 };
 
@@ -112,12 +120,14 @@ class round_pace {
 
 class round_hold {
  public:
-  round_hold(int cores, std::chrono::milliseconds max) : cores_(cores), max_(max) {}
+  /// `cpus`: usable_cpus(), whole cores or a container's limit (1.5).
+  round_hold(double cpus, std::chrono::milliseconds max) : cpus_(cpus), max_(max) {}
 
   /// Whether to hold back a round that would record `finished` jobs while
   /// `still_running` handlers run and the process keeps `busy_cores` busy:
-  /// more than twice as many handlers running as cores, all but half a core
-  /// busy, and fewer than `hold_jobs` finished.
+  /// more than twice as many handlers running as cores (the CPUs rounded
+  /// up), all but half a core busy (under a limit below one CPU, half of
+  /// it), and fewer than `hold_jobs` finished.
   bool hold(steady_time now, std::size_t finished, std::size_t hold_jobs, int still_running,
             double busy_cores);
   /// Whether a finished job may wait in a held round: a sync job not being
@@ -127,7 +137,8 @@ class round_hold {
   bool may_wait(const in_hand& j, steady_time now) const {
     return !j.async && j.why == stop_reason::none && j.deadline > now + max_;
   }
-  int cores() const { return cores_; }
+  int cores() const { return static_cast<int>(std::ceil(cpus_)); }
+  double cpus() const { return cpus_; }
   std::chrono::milliseconds max() const { return max_; }
 
   /// The round goes now, whatever hold() would say.
@@ -137,7 +148,7 @@ class round_hold {
   int wait_ms(steady_time now, int idle_ms) const;
 
  private:
-  const int cores_;
+  const double cpus_;
   const std::chrono::milliseconds max_;
   steady_time since_{};  ///< when the round now held back was first held (else zero)
 };

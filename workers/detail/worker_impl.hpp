@@ -70,11 +70,14 @@ struct worker::impl {
   std::mt19937_64 rng{std::random_device{}()};
   // A round held back while the handlers keep every core busy: outcomes
   // wait at most 50 ms (workers/detail/round_hold.hpp).
-  detail::round_hold hold{detail::usable_cores(), std::chrono::milliseconds(50)};
+  // Sized by the cores, or fewer under a container's CPU limit (cgroup_cpu.hpp).
+  detail::cgroup_cpu cpu_limit;
+  detail::round_hold hold{detail::usable_cpus(cpu_limit.limit_cores()),
+                          std::chrono::milliseconds(50)};
   detail::cpu_meter cpu;
   // Small rounds spaced while the machine is busy (round_hold.hpp).
   detail::round_pace pace{w.opts_.round_gap};
-  detail::machine_meter machine;
+  detail::machine_meter machine{&cpu_limit};
 
   impl(worker& wk)
       : w(wk),
