@@ -1,5 +1,6 @@
 #include "api/submission.hpp"
 
+#include "api/payload_checks.hpp"
 #include "common/idempotency.hpp"
 
 #include <fmt/format.h>
@@ -139,6 +140,7 @@ std::variant<new_job, problem> parse_submission(
   auto* payload = obj->if_contains("payload");
   if (!payload) return make_problem(400, "missing_field", "payload is required", "/payload");
   if (auto p = schemas.validate(job.queue, job.type, *payload)) return *p;
+  if (auto p = check_payload(job.queue, job.type, *payload)) return *p;
   if (auto at = find_nul(*payload, "/payload"))
     return make_problem(400, "payload_invalid",
                         "U+0000 (NUL) is not allowed in a payload string or member name", *at);

@@ -1,18 +1,13 @@
 #include "common/webhook_signature.hpp"
 
+#include "common/base64.hpp"
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 namespace jobs::webhooks {
 
-std::string base64_encode(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
+std::string base64_encode(std::string_view bytes) { return encode_base64(bytes); }
 
 std::optional<std::string> base64_decode(std::string_view s) {
   if (s.empty() || s.size() % 4 != 0) return std::nullopt;

@@ -278,6 +278,28 @@ TEST_CASE("payload_invalid points under /payload") {
                 "payload_invalid", "/payload");
 }
 
+TEST_CASE("bytes in base64 are decoded as the worker will: malformed is payload_invalid") {
+  const std::string email =
+      R"({"queue":"email","type":"send","payload":{"from":"a@example.com","to":["b@example.org"],)"
+      R"("subject":"s","text":"t","attachments":[{"filename":"a.txt","content":"aGk="},)";
+  accepted(email + R"({"filename":"b","content":""}]}})");
+  check_problem(email + R"({"filename":"b","content":"!!!"}]}})", "payload_invalid",
+                "/payload/attachments/1/content");
+  check_problem(email + R"({"filename":"b","content":"aGk"}]}})", "payload_invalid",
+                "/payload/attachments/1/content");  // padding required
+  auto r = parse(email + R"({"filename":"b","content":"aG k"}]}})");
+  REQUIRE(std::holds_alternative<jobs::problem>(r));
+  CHECK(std::get<jobs::problem>(r).detail ==
+        "attachments[1].content is not standard, padded base64: unexpected character at offset 2");
+
+  accepted(R"({"queue":"processing","type":"hash","payload":{"input_base64":"aGk"}})");
+  accepted(R"({"queue":"processing","type":"hash","payload":{"input_base64":"aGk="}})");
+  check_problem(R"({"queue":"processing","type":"hash","payload":{"input_base64":"a"}})",
+                "payload_invalid", "/payload/input_base64");
+  check_problem(R"({"queue":"processing","type":"hash","payload":{"input_base64":"a-b_"}})",
+                "payload_invalid", "/payload/input_base64");
+}
+
 TEST_CASE("U+0000 anywhere in a payload is payload_invalid at its pointer") {
   // PostgreSQL's jsonb cannot store it, and no email header may carry it.
   check_problem(R"({"queue":"processing","type":"hash","payload":{"input":"a\u0000b"}})",

@@ -3,6 +3,7 @@
 // payload checks (header injection included), the Message-ID, the reading of
 // relay replies, the per-domain throttle, and the email.send schema.
 #include "workers/email/email.hpp"
+#include "common/base64.hpp"
 #include "common/config.hpp"
 #include "common/schema.hpp"
 #include "workers/email/message.hpp"
@@ -41,7 +42,8 @@ std::string decode_words(const std::string& header) {
     auto end = header.find("?=", pos + 10);
     REQUIRE(end != std::string::npos);
     CHECK(end + 2 - pos <= 75);
-    auto bytes = base64_decode(header.substr(pos + 10, end - pos - 10));
+    auto bytes = jobs::decode_base64(header.substr(pos + 10, end - pos - 10),
+                                     jobs::base64_padding::required);
     REQUIRE(bytes);
     CHECK(valid_utf8(*bytes));  // no character split between words
     out += *bytes;
@@ -201,12 +203,7 @@ TEST_CASE("payload errors are reasons, never crashes") {
   CHECK(error_of(minimal).empty());
 }
 
-TEST_CASE("base64, UTF-8 and line ends") {
-  CHECK(base64_decode("") == std::string());
-  CHECK(base64_decode("aGk=") == std::string("hi"));
-  CHECK(!base64_decode("aGk"));
-  CHECK(!base64_decode("a=Gk"));
-  CHECK(!base64_decode("aG k"));
+TEST_CASE("UTF-8 and line ends") {
   CHECK(valid_utf8("plain €"));
   CHECK(!valid_utf8("\xc3"));
   CHECK(!valid_utf8("\xc0\xaf"));      // overlong

@@ -1,5 +1,7 @@
 #include "workers/email/message.hpp"
 
+#include "common/base64.hpp"
+
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
@@ -12,9 +14,6 @@ namespace jobs::email {
 namespace {
 
 namespace json = boost::json;
-
-constexpr std::string_view base64_alphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 bool is_atext(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) ||
@@ -30,27 +29,6 @@ bool iequals(std::string_view a, std::string_view b) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
-}
-
-std::string base64_encode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                 (static_cast<unsigned char>(in[i + 1]) << 8) |
-                 static_cast<unsigned char>(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += base64_alphabet[(v >> s) & 63];
-  }
-  if (i < in.size()) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += base64_alphabet[(v >> 18) & 63];
-    out += base64_alphabet[(v >> 12) & 63];
-    out += i + 1 < in.size() ? base64_alphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
 }
 
 }  // namespace
@@ -151,7 +129,7 @@ std::string encode_words(std::string_view text) {
     while (end < text.size() && end > i && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
       --end;
     if (!out.empty()) out += "\r\n ";
-    out += "=?UTF-8?B?" + base64_encode(text.substr(i, end - i)) + "?=";
+    out += "=?UTF-8?B?" + encode_base64(text.substr(i, end - i)) + "?=";
     i = end;
   }
   return out;
@@ -255,33 +233,6 @@ std::string crlf_lines(std::string_view text) {
       out += "\r\n";
     } else {
       out += c;
-    }
-  }
-  return out;
-}
-
-std::optional<std::string> base64_decode(std::string_view in) {
-  if (in.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() / 4 * 3);
-  std::uint32_t acc = 0;
-  int bits = 0, pad = 0;
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '=') {
-      // Padding only at the very end, at most two.
-      if (i + 2 < in.size()) return std::nullopt;
-      ++pad;
-      continue;
-    }
-    if (pad) return std::nullopt;
-    auto v = base64_alphabet.find(c);
-    if (v == std::string_view::npos) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
     }
   }
   return out;

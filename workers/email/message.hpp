@@ -108,7 +108,5 @@ std::vector<std::string> top_headers(const message& m, std::string_view message_
 std::string content_disposition(std::string_view filename);
 /// Lone LF and lone CR become CRLF (canonical text for text/* parts).
 std::string crlf_lines(std::string_view text);
-/// Standard base64 (padding required, no white space), nullopt when invalid.
-std::optional<std::string> base64_decode(std::string_view in);
 
 }  // namespace jobs::email

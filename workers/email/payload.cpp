@@ -1,5 +1,7 @@
 #include "workers/email/message.hpp"
 
+#include "common/base64.hpp"
+
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
@@ -128,7 +130,7 @@ bool parse_attachments(const json::object& p, std::size_t max_bytes, message& m,
       error = what + ".content must be a base64 string";
       return false;
     }
-    auto bytes = base64_decode(a->at("content").get_string());
+    auto bytes = decode_base64(a->at("content").get_string(), base64_padding::required);
     if (!bytes) {
       error = what + ".content is not valid base64";
       return false;

@@ -1,3 +1,4 @@
+#include "common/base64.hpp"
 #include "workers/processing/processing.hpp"
 
 #include <openssl/evp.h>
@@ -26,65 +27,6 @@ constexpr std::array<algorithm, 7> algorithms{{
     {"sha3-256", "SHA3-256"},
     {"blake2b512", "BLAKE2B-512"},
 }};
-
-constexpr std::string_view base64_alphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int base64_value(char c) noexcept {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-// Standard alphabet, no whitespace; '=' padding may be left out but, when
-// present, must complete the last quantum.
-std::optional<std::string> base64_decode(std::string_view in, std::string& error) {
-  std::size_t data_len = in.size();
-  if (in.size() % 4 == 0) {
-    while (data_len > 0 && in.size() - data_len < 2 && in[data_len - 1] == '=') --data_len;
-  }
-  if (data_len % 4 == 1) {
-    error = "input_base64 is not valid base64: its length is impossible";
-    return std::nullopt;
-  }
-  std::string out;
-  out.reserve(data_len / 4 * 3 + 2);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (std::size_t i = 0; i < data_len; ++i) {
-    const int v = base64_value(in[i]);
-    if (v < 0) {
-      error =
-          "input_base64 is not valid base64: unexpected character at offset " + std::to_string(i);
-      return std::nullopt;
-    }
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
-    }
-  }
-  return out;
-}
-
-std::string base64_encode(const unsigned char* data, std::size_t len) {
-  std::string out;
-  out.reserve((len + 2) / 3 * 4);
-  for (std::size_t i = 0; i < len; i += 3) {
-    const std::uint32_t n = (std::uint32_t{data[i]} << 16) |
-                            (i + 1 < len ? std::uint32_t{data[i + 1]} << 8 : 0) |
-                            (i + 2 < len ? std::uint32_t{data[i + 2]} : 0);
-    out += base64_alphabet[(n >> 18) & 63];
-    out += base64_alphabet[(n >> 12) & 63];
-    out += i + 1 < len ? base64_alphabet[(n >> 6) & 63] : '=';
-    out += i + 2 < len ? base64_alphabet[n & 63] : '=';
-  }
-  return out;
-}
 
 std::string hex_encode(const unsigned char* data, std::size_t len) {
   constexpr std::string_view digits = "0123456789abcdef";
@@ -144,9 +86,9 @@ handler_result hash_handler(const job_context& ctx) {
   } else {
     // Reject before decoding so an oversized payload costs no allocation.
     if (input_base64->size() > (max_bytes + 2) / 3 * 4) return handler_error::permanent(too_big);
-    std::string error;
-    auto bytes = base64_decode(*input_base64, error);
-    if (!bytes) return handler_error::permanent(std::move(error));
+    std::string why;
+    auto bytes = decode_base64(*input_base64, base64_padding::optional, &why);
+    if (!bytes) return handler_error::permanent("input_base64 is not valid base64: " + why);
     decoded = std::move(*bytes);
     data = decoded;
   }
@@ -167,8 +109,10 @@ handler_result hash_handler(const job_context& ctx) {
 
   boost::json::object result;
   result["algorithm"] = name;
-  result["digest"] = encoding == "hex" ? hex_encode(digest.data(), digest_len)
-                                       : base64_encode(digest.data(), digest_len);
+  result["digest"] = encoding == "hex"
+                         ? hex_encode(digest.data(), digest_len)
+                         : encode_base64(std::string_view(
+                               reinterpret_cast<const char*>(digest.data()), digest_len));
   result["encoding"] = encoding;
   result["bytes"] = static_cast<std::int64_t>(data.size());
   return boost::json::value(std::move(result));
