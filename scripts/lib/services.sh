@@ -85,19 +85,32 @@ _svc_pg_running() {
   [[ -f $1/pg/PG_VERSION ]] && _svc_pg_as "$SVC_PG_BIN/pg_ctl" status -D "$1/pg" >/dev/null 2>&1
 }
 
+# As root, PostgreSQL runs as user postgres, which must pass through DIR
+# (made o+x here: mktemp -d makes 0700 directories) and every directory
+# above it. Names the ones that stop it.
+svc_pg_reachable() {
+  local dir=${1:?usage: svc_pg_reachable DIR} d blocked=()
+  ((EUID == 0)) || return 0
+  runuser -u postgres -- test -x "$dir" && return 0
+  chmod o+x "$dir" || return 1
+  runuser -u postgres -- test -x "$dir" && return 0
+  d=$dir
+  while [[ $d != / ]]; do
+    d=$(dirname "$d")
+    [[ -n $(find "$d" -maxdepth 0 -perm -o=x) ]] || blocked=("$d" "${blocked[@]}")
+  done
+  _svc_err "user postgres (which runs PostgreSQL) cannot reach $dir; closed to other users: \
+${blocked[*]:-?}. Open them with chmod o+x ${blocked[*]:-DIR}, or use a checkout under \
+directories others may pass through"
+  return 1
+}
+
 svc_start_postgres() {
   local dir=${1:?usage: svc_start_postgres DIR PORT} port=${2:?usage: svc_start_postgres DIR PORT}
   mkdir -p "$dir" || return 1
   dir=$(_svc_abs "$dir") || return 1
   local pgdata=$dir/pg log=$dir/pg.log out
-  if ((EUID == 0)); then
-    if ! runuser -u postgres -- test -x "$dir"; then
-      # mktemp -d makes 0700 directories; postgres must be able to pass through.
-      chmod o+x "$dir" || return 1
-      runuser -u postgres -- test -x "$dir" ||
-        { _svc_err "user postgres cannot reach $dir (check the parent directories' permissions)"; return 1; }
-    fi
-  fi
+  svc_pg_reachable "$dir" || return 1
   if [[ ! -f $pgdata/PG_VERSION ]]; then
     rm -rf "$pgdata" && mkdir -m 700 "$pgdata" || return 1
     if ((EUID == 0)); then chown postgres: "$pgdata" || return 1; fi
