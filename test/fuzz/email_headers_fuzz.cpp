@@ -1,6 +1,7 @@
 // Fuzz target: the email address and header checks. The input is tried as an
 // address, a header name and value, and (when it is JSON) an email.send
 // payload. Whatever is accepted must never put CR or LF into a header line.
+#include "common/base64.hpp"
 #include "workers/email/message.hpp"
 
 #include <boost/json/parse.hpp>
@@ -43,7 +44,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     no_injection(em::content_disposition(in));
   }
   (void)em::crlf_lines(in);
-  (void)em::base64_decode(in);
+  (void)jobs::decode_base64(in, jobs::base64_padding::required);
+  (void)jobs::decode_base64(in, jobs::base64_padding::optional);
 
   boost::system::error_code ec;
   auto payload = boost::json::parse(in, ec);
