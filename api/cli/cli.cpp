@@ -43,7 +43,8 @@ client_options settings(const parsed_args& a) {
     o.key = read_key_file(f, "JOBS_API_KEY_FILE");
   }
   if (o.key.empty())
-    throw usage_error("no API key: pass --key KEY or --key-file FILE, or set JOBS_API_KEY");
+    throw usage_error(
+        "no API key: pass --key KEY or --key-file FILE, or set JOBS_API_KEY or JOBS_API_KEY_FILE");
   if (auto t = a.get("http-timeout")) o.timeout = parse_duration(*t, "http-timeout");
   if (o.timeout.count() == 0) throw usage_error("--http-timeout must be more than 0");
   o.ca_file = a.get("ca-file").value_or("");

@@ -1,8 +1,9 @@
 #include "api/cli/output.hpp"
 
+#include "common/json/json_text.hpp"
+
 #include <fmt/format.h>
 #include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 
 namespace jobs::cli {
 
@@ -14,7 +15,7 @@ namespace {
 std::string number(const json::value& v) {
   if (v.is_int64()) return std::to_string(v.get_int64());
   if (v.is_uint64()) return std::to_string(v.get_uint64());
-  if (v.is_double()) return fmt::format("{:g}", v.get_double());
+  if (v.is_double()) return json_text(v);
   return {};
 }
 
@@ -39,7 +40,7 @@ std::string text(const json::object& o, std::string_view key) {
   if (!v || v->is_null()) return {};
   if (v->is_string()) return std::string(v->get_string());
   if (v->is_number()) return number(*v);
-  return json::serialize(*v);
+  return json_text(*v);
 }
 
 std::string describe_problem(const http_reply& reply) {

@@ -133,7 +133,9 @@ TEST_CASE("a delivery is signed per Standard Webhooks, verifiable with either se
 
   boost::json::object payload{
       {"url", sink.base() + "/ok/signed?x=1"},
-      {"body", boost::json::parse(R"({"type":"invoice.paid","data":{"amount":42,"note":"é"}})")},
+      {"body",
+       boost::json::parse(
+           R"({"type":"invoice.paid","data":{"amount":42,"rate":1.5,"tax":0.1,"note":"é"}})")},
       {"headers", {{"X-Trace", "t-1"}, {"Authorization", "Bearer receiver-token"}}}};
   auto id = submit(h, key, payload);
   auto job = wait_final(h, key, id);
@@ -149,7 +151,12 @@ TEST_CASE("a delivery is signed per Standard Webhooks, verifiable with either se
   CHECK(r.target == "/ok/signed?x=1");
   // The same JSON (PostgreSQL's jsonb keeps its own member order), byte for byte as signed.
   CHECK(boost::json::parse(r.body) ==
-        boost::json::parse(R"({"type":"invoice.paid","data":{"amount":42,"note":"é"}})"));
+        boost::json::parse(
+            R"({"type":"invoice.paid","data":{"amount":42,"rate":1.5,"tax":0.1,"note":"é"}})"));
+  // Numbers as they were written, not boost::json's 1.5E0 (common/json/json_text.hpp).
+  CHECK(r.body.find(R"("rate":1.5)") != std::string::npos);
+  CHECK(r.body.find(R"("tax":0.1)") != std::string::npos);
+  CHECK(r.body.find('E') == std::string::npos);
   CHECK(r.header("content-type") == "application/json");
   CHECK(r.header("x-trace") == "t-1");
   CHECK(r.header("authorization") == "Bearer receiver-token");

@@ -1,7 +1,8 @@
 #include "workers/webhooks/payload.hpp"
 
+#include "common/json/json_text.hpp"
+
 #include <fmt/format.h>
-#include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
 #include <algorithm>
@@ -69,7 +70,7 @@ std::variant<delivery, std::string> parse_delivery(const boost::json::value& pay
     d.put = m->get_string() == "PUT";
   }
   const auto* body = o->if_contains("body");
-  d.body = body ? boost::json::serialize(*body) : "null";
+  d.body = body ? json_text(*body) : "null";
   if (const auto* h = o->if_contains("headers")) {
     if (!h->is_object()) return std::string("headers must be an object");
     for (const auto& [k, v] : h->get_object()) {
