@@ -52,11 +52,29 @@ inline constexpr const char* claimable_sql = R"(CASE j.state
       WHEN 'running' THEN j.lease_expires_at < now() AND j.cancel_requested_at IS NULL
       ELSE false END)";
 
-/// SQL: claimable_sql, or the row `j` is one this worker (`$2`) already holds
-/// running: its own claim whose COMMIT it could not confirm (the connection
-/// lost during it), taken back as it is.
+/// SQL: the row `j`'s queue is not paused (queue_controls: an admin's pause).
+/// A claim tests it in its own snapshot, so once a pause has committed no
+/// claim takes a job of that queue, whenever its workers hear of it.
+inline constexpr const char* queue_not_paused_sql =
+    "NOT EXISTS (SELECT 1 FROM queue_controls qc WHERE qc.queue = j.queue AND qc.paused)";
+
+/// SQL: claimable_sql in a queue not paused, or the row `j` is one this
+/// worker (`$2`) already holds running: its own claim whose COMMIT it could
+/// not confirm (the connection lost during it), taken back as it is.
 inline const std::string own_or_claimable_sql =
-    std::string("(j.state::text = 'running' AND j.worker_id = $2 OR ") + claimable_sql + ")";
+    std::string("(j.state::text = 'running' AND j.worker_id = $2 OR ") + claimable_sql + " AND " +
+    queue_not_paused_sql + ")";
+
+/// Of the jobs `ids` a claim did not take: whether `queue` is paused now,
+/// and which of them are claimable now (claimable_sql). A worker keeps the
+/// messages of a paused queue for the resume, and claims again a job that
+/// became claimable since (the pause lifted in between).
+struct unclaimed_check {
+  bool paused = false;
+  std::vector<std::string> claimable;
+};
+unclaimed_check check_unclaimed(pqxx::transaction_base& t, const std::string& queue,
+                                std::span<const std::string> ids);
 
 /// SQL: the SET list of a claim of the row `j` by worker `$2` with a lease of
 /// `$3` ms. A row taken back (own_or_claimable_sql) keeps its attempt count.

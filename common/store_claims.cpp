@@ -185,6 +185,21 @@ worker_round complete_and_claim(pqxx::transaction_base& w, std::span<const job_o
   return out;
 }
 
+unclaimed_check check_unclaimed(pqxx::transaction_base& t, const std::string& queue,
+                                std::span<const std::string> ids) {
+  static const std::string sql = std::string(R"(
+    SELECT p.paused, j.id::text
+    FROM (SELECT coalesce((SELECT paused FROM queue_controls WHERE queue = $2), false) AS paused) p
+    LEFT JOIN jobs j ON j.id = ANY($1::uuid[]) AND )") +
+                                 claimable_sql;
+  unclaimed_check out;
+  for (const auto& row : t.exec_params(sql, uuid_array(ids), queue)) {
+    out.paused = row[0].as<bool>();
+    if (!row[1].is_null()) out.claimable.push_back(row[1].as<std::string>());
+  }
+  return out;
+}
+
 std::vector<std::string> lock_owned_attempts(pqxx::work& w, std::span<const job_outcome> outcomes,
                                              const std::string& worker) {
   std::vector<std::string> ids, owned;

@@ -61,6 +61,7 @@ void worker::impl::lose_amqp(const std::exception& e) {
   // The broker requeues everything unacked; running jobs still commit, and
   // their redelivered messages will find them finished.
   waiting.clear();
+  reclaimed.clear();
   for (auto& [id, j] : running.jobs()) j.tag = 0;
 }
 

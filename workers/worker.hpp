@@ -8,8 +8,10 @@
 // For each round the coordinator:
 //   1. receives deliveries (up to the prefetch window);
 //   2. claims as many as there are free handler threads (or async slots), in one UPDATE
-//      (compare-and-set from `queued`); a message whose job is not claimable
-//      (finished, cancelled, running elsewhere) is acked and dropped; with
+//      (compare-and-set from `queued`, and only while the queue is not
+//      paused); a message whose job is not claimable (finished, cancelled,
+//      running elsewhere) is acked and dropped, one whose queue was paused is
+//      kept for the resume (check_unclaimed, common/store.hpp); with
 //      per-tenant caps (common/tenant_caps.hpp), one over its tenant's cap is
 //      deferred (scheduled again, attempt not counted) and acked;
 //   3. commits the outcomes of finished handlers in one transaction, with an

@@ -51,3 +51,30 @@ TEST_CASE("a job held by a worker survives more pauses than the delivery limit")
   amqp_connection c(parse_amqp_url(s.amqp_url), 30);
   CHECK(inspect_queue(c, dead_queue).messages == 0);
 }
+
+TEST_CASE("no job starts once the pause call has returned, however soon it is submitted") {
+  // The claim tests the pause in its own snapshot: jobs submitted the moment
+  // the pause returns are never claimed, though the worker hears of the
+  // pause (NOTIFY) only a little later. On resume they all run, once.
+  scratch s;
+  platform p(s);
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  const std::string noop = R"({"queue":"processing","type":"noop","payload":{}})";
+  auto first = submit_job(h, key, noop);
+  REQUIRE(wait_until([&] { return state_of(s.pg_url, first) == "succeeded"; }, 30s));
+
+  auto r = h.post_json("/v1/admin/queues/processing/pause", "", key);
+  REQUIRE_MESSAGE(r.status == 200, r.status, " ", r.body);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 30; ++i) ids.push_back(submit_job(h, key, noop));
+  std::this_thread::sleep_for(1500ms);  // time for any claim to show, not a synchronisation
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE started_at IS NOT NULL") == 1);
+
+  r = h.post_json("/v1/admin/queues/processing/resume", "", key);
+  REQUIRE_MESSAGE(r.status == 200, r.status, " ", r.body);
+  CHECK(wait_until(
+      [&] { return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded'") == 31; },
+      30s));
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE attempts <> 1") == 0);
+}

@@ -31,6 +31,8 @@ class pause_control {
   /// The queue's state, read from `c` when it may have changed (notifications
   /// are taken by the connection's get_notifs(), called by the worker).
   bool paused(pqxx::connection& c);
+  /// Read the state again at the next paused() (a claim found the queue paused).
+  void stale() { stale_ = true; }
 
  private:
   class listener;

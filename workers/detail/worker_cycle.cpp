@@ -45,8 +45,8 @@ worker::impl::claims worker::impl::pick_claims(const std::vector<detail::finishe
   return c;
 }
 
-void worker::impl::start_claimed(capped_claim& got,
-                                 std::unordered_map<std::string, uint64_t>& tags) {
+void worker::impl::start_claimed(capped_claim& got, claims& c) {
+  auto& tags = c.tags;
   // Over their tenant's cap: scheduled again, so the message may go.
   for (const auto& id : got.deferred) {
     after_commit([&](consumer& c) { c.ack(tags.at(id)); });
@@ -58,13 +58,54 @@ void worker::impl::start_claimed(capped_claim& got,
     bool async = w.handlers_.find_async(j.queue, j.type) != nullptr;
     auto stop = running.start(j, tags.at(j.id), o().job_timeout, now, async);
     tags.erase(j.id);
+    if (!reclaimed.empty()) reclaimed.erase(j.id);
     ++w.stats_.claimed;
     pool.submit(std::move(j), std::move(stop));
   }
-  // Not claimable: finished, cancelled or running elsewhere. Drop the message.
-  for (auto& [id, tag] : tags) {
-    after_commit([&](consumer& c) { c.ack(tag); });
+  if (tags.empty()) return;
+  // Not claimed: finished, cancelled or running elsewhere, and the message
+  // goes; or the queue's pause had committed (the claim tests it), and the
+  // message stays, unacked, for the resume.
+  auto keep = not_to_drop(tags);
+  std::vector<std::pair<delivery, job_message>> kept;
+  for (auto& t : c.taken) {
+    auto tag = tags.find(t.second.id);
+    if (tag == tags.end()) continue;  // claimed or deferred
+    if (keep.contains(t.second.id)) {
+      kept.push_back(std::move(t));
+      continue;
+    }
+    reclaimed.erase(t.second.id);
+    after_commit([&](consumer& k) { k.ack(tag->second); });
     ++w.stats_.dropped;
+  }
+  for (auto it = kept.rbegin(); it != kept.rend(); ++it) waiting.push_front(std::move(*it));
+}
+
+std::unordered_set<std::string> worker::impl::not_to_drop(
+    const std::unordered_map<std::string, uint64_t>& unclaimed) {
+  std::vector<std::string> ids;
+  for (const auto& [id, tag] : unclaimed) ids.push_back(id);
+  try {
+    auto check = with_db([&](pqxx::connection& conn) {
+      pqxx::nontransaction n(conn);
+      return check_unclaimed(n, o().queue, ids);
+    });
+    if (check.paused) {
+      paused = true;  // no more claims; the loop cancels the consumer (apply_pause)
+      pauses.stale();
+      return {ids.begin(), ids.end()};
+    }
+    // Claimable now (the pause lifted since the claim, a lease run out):
+    // claimed again once; a job the claim keeps refusing goes.
+    std::unordered_set<std::string> keep;
+    for (const auto& id : check.claimable)
+      if (reclaimed.insert(id).second) keep.insert(id);
+    return keep;
+  } catch (const std::exception& e) {
+    log_warn("could not check jobs the claim did not take; claiming them again",
+             {{"error", e.what()}});
+    return {ids.begin(), ids.end()};
   }
 }
 
@@ -163,7 +204,7 @@ void worker::impl::cycle() {
     amqp->sever();
   }
   completed(outcomes);
-  start_claimed(got, c.tags);
+  start_claimed(got, c);
   broker_check();
 }
 

@@ -28,6 +28,7 @@
 #include <optional>
 #include <random>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace jobs {
 
@@ -148,7 +149,13 @@ struct worker::impl {
 
   // Claimed and committed: the jobs go to the handlers; the messages of the
   // deferred and the unclaimable go.
-  void start_claimed(capped_claim& got, std::unordered_map<std::string, uint64_t>& tags);
+  void start_claimed(capped_claim& got, claims& c);
+  // Of the messages whose job a round did not claim, those to keep rather
+  // than drop: all of them while the queue is paused (or when that cannot
+  // be read), else a job claimable again, once (`reclaimed`).
+  std::unordered_set<std::string> not_to_drop(
+      const std::unordered_map<std::string, uint64_t>& unclaimed);
+  std::unordered_set<std::string> reclaimed;
 
   // One transaction a cycle: the outcomes of the handlers that returned
   // (with their commit hooks), then the claims of the messages received.
