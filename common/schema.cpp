@@ -38,6 +38,36 @@ constexpr std::string_view additional_property_prefix =
 constexpr std::string_view property_failed_prefix =
     "Failed to validate against schema associated with property name '";
 constexpr std::string_view wrong_type_detail = "Value type not permitted by 'type' constraint.";
+constexpr std::string_view missing_prefix = "Missing required property '";
+constexpr std::string_view child_failed_prefix = "Failed to validate against child schema #";
+constexpr std::string_view any_of_failed =
+    "Failed to validate against any schemas allowed by anyOf constraint.";
+
+// When `best` says a required property is missing as one branch of an
+// anyOf whose every branch wanted a property (email: text or html), the
+// properties of those branches (valijson reports each branch's error and
+// "child schema #N", then the anyOf's, at the same place); else nothing.
+std::vector<std::string_view> missing_any_of(const valijson::ValidationResults& results,
+                                             const valijson::ValidationResults::Error& best) {
+  std::vector<const valijson::ValidationResults::Error*> all;
+  for (const auto& e : results) all.push_back(&e);
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (all[i]->description != any_of_failed || all[i]->context != best.context) continue;
+    std::vector<std::string_view> names;
+    bool has_best = false;
+    for (std::size_t j = i; j-- > 0;) {
+      std::string_view d = all[j]->description;
+      if (all[j]->context == best.context && d.starts_with(child_failed_prefix)) continue;
+      if (all[j]->context != best.context || !d.starts_with(missing_prefix) || !d.ends_with("'."))
+        break;
+      has_best = has_best || all[j] == &best;
+      names.insert(names.begin(),
+                   d.substr(missing_prefix.size(), d.size() - missing_prefix.size() - 2));
+    }
+    if (has_best && names.size() > 1) return names;
+  }
+  return {};
+}
 
 json::value read_json(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -271,6 +301,11 @@ problem payload_problem(const json::value& payload, const valijson::ValidationRe
     name.remove_suffix(2);
     p.pointer += '/' + step(at, name);
     p.detail = fmt::format("Property '{}' does not match its schema.", name);
+  } else if (auto names = missing_any_of(results, *best); !names.empty()) {
+    std::string list;
+    for (std::size_t i = 0; i < names.size(); ++i)
+      list += fmt::format("{}'{}'", i == 0 ? "" : i + 1 == names.size() ? " or " : ", ", names[i]);
+    p.detail = fmt::format("Missing required property: at least one of {}.", list);
   } else if (d == wrong_type_detail && at) {
     p.detail = fmt::format("{} Got {}.", d, kind_name(*at));
   } else if (d.starts_with("Expected number") || d.starts_with("Value should be a multiple")) {

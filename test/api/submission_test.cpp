@@ -278,6 +278,25 @@ TEST_CASE("payload_invalid points under /payload") {
                 "payload_invalid", "/payload");
 }
 
+TEST_CASE("a payload missing every branch of an anyOf of required members names them all") {
+  const std::string email =
+      R"({"queue":"email","type":"send","payload":{"from":"a@example.com","to":["b@example.org"],)"
+      R"("subject":"s")";
+  auto r = parse(email + "}}");
+  REQUIRE(std::holds_alternative<jobs::problem>(r));
+  auto p = std::get<jobs::problem>(r);
+  CHECK(p.pointer == "/payload");
+  CHECK(p.detail.starts_with("Missing required property: at least one of "));
+  CHECK(p.detail.find("'text'") != std::string::npos);
+  CHECK(p.detail.find("'html'") != std::string::npos);
+  accepted(email + R"(,"html":"<p>hi</p>"}})");
+  // A plain required member is still named alone.
+  r = parse(
+      R"({"queue":"email","type":"send","payload":{"to":["b@example.org"],"subject":"s","text":"t"}})");
+  REQUIRE(std::holds_alternative<jobs::problem>(r));
+  CHECK(std::get<jobs::problem>(r).detail.starts_with("Missing required property 'from'"));
+}
+
 TEST_CASE("bytes in base64 are decoded as the worker will: malformed is payload_invalid") {
   const std::string email =
       R"({"queue":"email","type":"send","payload":{"from":"a@example.com","to":["b@example.org"],)"
