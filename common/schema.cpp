@@ -202,28 +202,40 @@ void collect_descriptions(const json::object& root, const json::value& node,
 }
 
 // The description of the place `pointer` (under /payload) names, or of the
-// nearest place above it that has one.
+// nearest place above it that has one; "*" in a described place matches any
+// index or member name at its level ("/attachments/*/filename"), an exact
+// name winning over "*" at the same depth.
 const std::string* description_of(const descriptions& all, std::string_view pointer) {
-  std::vector<std::string> parts;
-  for (std::size_t at = 0; at < pointer.size();) {
-    auto next = pointer.find('/', at + 1);
-    parts.emplace_back(
-        pointer.substr(at + 1, next == std::string_view::npos ? next : next - at - 1));
-    at = next == std::string_view::npos ? pointer.size() : next;
-  }
-  if (!parts.empty() && parts.front() == "payload") parts.erase(parts.begin());
-  for (auto n = parts.size(); n > 0; --n) {
-    std::string exact, wild;
-    for (std::size_t i = 0; i < n; ++i) {
-      exact += "/" + parts[i];
-      wild += "/" + parts[i];
+  auto split = [](std::string_view p) {
+    std::vector<std::string_view> parts;
+    for (std::size_t at = 0; at < p.size();) {
+      auto next = p.find('/', at + 1);
+      parts.push_back(p.substr(at + 1, next == std::string_view::npos ? next : next - at - 1));
+      at = next == std::string_view::npos ? p.size() : next;
     }
-    if (auto it = all.find(exact); it != all.end()) return &it->second;
-    // An index or a member name matched by items / additionalProperties.
-    wild.resize(wild.size() - parts[n - 1].size());
-    if (auto it = all.find(wild + "*"); it != all.end()) return &it->second;
+    return parts;
+  };
+  auto parts = split(pointer);
+  if (!parts.empty() && parts.front() == "payload") parts.erase(parts.begin());
+  const std::string* best = nullptr;
+  std::size_t best_depth = 0, best_wild = 0;
+  for (const auto& [place, text] : all) {
+    auto at = split(place);
+    if (at.empty() || at.size() > parts.size() || at.size() < best_depth) continue;
+    std::size_t wild = 0;
+    bool match = true;
+    for (std::size_t i = 0; i < at.size() && match; ++i) {
+      if (at[i] == "*")
+        ++wild;
+      else
+        match = at[i] == parts[i];
+    }
+    if (!match || (at.size() == best_depth && wild >= best_wild)) continue;
+    best = &text;
+    best_depth = at.size();
+    best_wild = wild;
   }
-  return nullptr;
+  return best;
 }
 
 std::string_view kind_name(const json::value& v) {

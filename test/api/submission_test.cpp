@@ -297,6 +297,23 @@ TEST_CASE("a payload missing every branch of an anyOf of required members names 
   CHECK(std::get<jobs::problem>(r).detail.starts_with("Missing required property 'from'"));
 }
 
+TEST_CASE("an email's bad tag or file name says what is allowed") {
+  const std::string email =
+      R"({"queue":"email","type":"send","payload":{"from":"a@example.com","to":["b@example.org"],)"
+      R"("subject":"s","text":"t",)";
+  auto detail = [&](const std::string& rest) {
+    auto r = parse(email + rest + "}}");
+    REQUIRE(std::holds_alternative<jobs::problem>(r));
+    return std::get<jobs::problem>(r);
+  };
+  auto tag = detail(R"("tags":["ok","not ok!"])");
+  CHECK(tag.pointer == "/payload/tags/1");
+  CHECK(tag.detail.find("A-Z, a-z, 0-9, '.', '_' and '-'") != std::string::npos);
+  auto name = detail(R"("attachments":[{"filename":"a\nb","content":""}])");
+  CHECK(name.pointer == "/payload/attachments/0/filename");
+  CHECK(name.detail.find("no CR or LF") != std::string::npos);
+}
+
 TEST_CASE("bytes in base64 are decoded as the worker will: malformed is payload_invalid") {
   const std::string email =
       R"({"queue":"email","type":"send","payload":{"from":"a@example.com","to":["b@example.org"],)"
