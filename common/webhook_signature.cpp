@@ -10,16 +10,10 @@ namespace jobs::webhooks {
 std::string base64_encode(std::string_view bytes) { return encode_base64(bytes); }
 
 std::optional<std::string> base64_decode(std::string_view s) {
-  if (s.empty() || s.size() % 4 != 0) return std::nullopt;
-  std::string out(s.size() / 4 * 3, '\0');
-  int n =
-      EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                      reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
-  if (n < 0) return std::nullopt;
-  // EVP_DecodeBlock counts the padding as zero bytes.
-  std::size_t pad = s.ends_with("==") ? 2 : s.ends_with('=') ? 1 : 0;
-  out.resize(static_cast<std::size_t>(n) - pad);
-  if (base64_encode(out) != s) return std::nullopt;
+  if (s.empty()) return std::nullopt;
+  auto out = decode_base64(s, base64_padding::required);
+  // Canonical only: the unused bits of the last quantum zero.
+  if (!out || encode_base64(*out) != s) return std::nullopt;
   return out;
 }
 
