@@ -55,6 +55,30 @@ void worker::impl::connect_amqp() {
             {"cpus", hold.cpus()}});
 }
 
+void worker::impl::try_connect() {
+  auto now = std::chrono::steady_clock::now();
+  if (now < next_connect) return;
+  try {
+    connect_amqp();
+    connect_backoff = std::chrono::milliseconds(100);
+  } catch (const amqp_error& e) {
+    log_warn("broker unreachable; retrying",
+             {{"error", e.what()},
+              {"retry_in_ms", static_cast<std::int64_t>(connect_backoff.count())},
+              {"running", static_cast<std::int64_t>(running.size())}});
+    next_connect = now + connect_backoff;
+    connect_backoff = std::min(connect_backoff * 2, max_backoff);
+  }
+}
+
+int worker::impl::until_connect() const {
+  if (amqp) return idle_poll_ms;
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  next_connect - std::chrono::steady_clock::now())
+                  .count();
+  return static_cast<int>(std::clamp<std::int64_t>(left, 0, idle_poll_ms));
+}
+
 void worker::impl::lose_amqp(const std::exception& e) {
   log_warn("broker connection lost", {{"error", e.what()}});
   amqp.reset();
@@ -123,14 +147,14 @@ void worker::impl::run() {
       break;
     }
     try {
-      if (!amqp && !stopping) connect_amqp();
+      if (!amqp && !stopping) try_connect();
       if (amqp && !stopping) {
         auto now = std::chrono::steady_clock::now();
         receive(std::min(hold.wait_ms(now, idle_poll_ms), pace.wait_ms(now, idle_poll_ms)));
       } else {
         // Once stopping, stop_fd stays readable: only a handler's return wakes us.
         struct pollfd p[2] = {{pool.wake_fd(), POLLIN, 0}, {stop_fd, POLLIN, 0}};
-        ::poll(p, stopping ? 1 : 2, idle_poll_ms);
+        ::poll(p, stopping ? 1 : 2, stopping ? idle_poll_ms : until_connect());
       }
       apply_pause();
       cycle();
@@ -141,8 +165,10 @@ void worker::impl::run() {
       gauge();
       backoff = std::chrono::milliseconds(100);
     } catch (const amqp_error& e) {
+      // Not pause(): the jobs in hand still end, and are recorded, meanwhile.
       lose_amqp(e);
-      pause(backoff);
+      next_connect = std::chrono::steady_clock::now() + connect_backoff;
+      connect_backoff = std::min(connect_backoff * 2, max_backoff);
     } catch (const pqxx::failure& e) {
       log_warn("database error; retrying", {{"error", e.what()}});
       drop_db();

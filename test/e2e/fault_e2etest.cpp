@@ -381,7 +381,8 @@ TEST_CASE("fault 12: a worker draining while PostgreSQL is down backs off, and f
   platform p(s, {}, {}, true);
   auto key = create_key(s.pg_url, "acme");
   auto ids = submit_many(
-      p.port, key, 1, R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":3000}})");
+      p.port, key, 1,
+      R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":3000},"max_attempts":1})");
   REQUIRE(ids.size() == 1);
   auto& w = p.add_worker("processing");
   REQUIRE(wait_until(
@@ -530,4 +531,50 @@ TEST_CASE("fault 15: the worker's database connections cut every 30 ms: nothing 
   // No job claimed twice (an attempt counted again) or completed twice.
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE attempts <> 1") == 0);
   CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts") == 400);
+}
+
+TEST_CASE("fault 16: RabbitMQ stopped: a worker still records its jobs, renews leases, cancels") {
+  // Only the worker's broker connection is gone: its jobs still end and are
+  // recorded, their leases (2 s here) renewed, a cancel applied, all while
+  // the broker is away; once it is back, the redelivered messages find their
+  // jobs final and nothing runs again. One attempt each: a lease that
+  // expired would have the API's rescuer bury the job (dead) at once, with
+  // no broker needed (a requeue would need one).
+  scratch s;
+  platform p(s, {}, short_lease, true);
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto ends = submit_job(
+      h, key,
+      R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":3000},"max_attempts":1})");
+  auto cancelled = submit_job(
+      h, key,
+      R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":60000},"max_attempts":1})");
+  p.add_worker("processing");
+  auto state = [&](const std::string& id) { return state_of(s.pg_url, id); };
+  REQUIRE(
+      wait_until([&] { return state(ends) == "running" && state(cancelled) == "running"; }, 20s));
+  services("stop-rabbitmq");
+  auto stopped = std::chrono::steady_clock::now();
+  CHECK(h.post_json("/v1/jobs/" + cancelled + "/cancel", "", key).status == 202);
+  CHECK(wait_until([&] { return state(ends) == "succeeded"; }, 15s));
+  CHECK(wait_until([&] { return state(cancelled) == "cancelled"; }, 15s));
+  // Past three leases: renewed, not rescued by the API as a lost worker's.
+  std::this_thread::sleep_until(stopped + 7s);
+  CHECK(state(ends) == "succeeded");
+  CHECK(count(s.pg_url, "SELECT attempts FROM jobs WHERE id = '" + ends + "'") == 1);
+  CHECK(count(s.pg_url, "SELECT attempts FROM jobs WHERE id = '" + cancelled + "'") == 1);
+  services("start-rabbitmq");
+  CHECK(wait_until(
+      [&] { return h.request(boost::beast::http::verb::get, "/readyz").status == 200; }, 60s));
+  auto after = submit_many(
+      p.port, key, 20, R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":5}})");
+  CHECK(after.size() == 20);
+  after.insert(ends);
+  CHECK(wait_until([&] { return succeeded(s.pg_url) == 21; }, 60s));
+  auto v = check(s.pg_url, after);
+  CHECK(v.lost == 0);
+  CHECK(v.duplicated == 0);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts WHERE job_id IN ('" + ends + "', '" +
+                            cancelled + "')") == 2);
 }

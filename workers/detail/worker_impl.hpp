@@ -59,6 +59,11 @@ struct worker::impl {
   std::vector<std::string> cancel_requests;           // job ids from NOTIFY jobs_cancel
   broker_list brokers{w.opts_.amqp_url};
   std::unique_ptr<consumer> amqp;
+  // Without a broker the rest of the loop goes on (outcomes recorded, leases
+  // renewed, cancels and timeouts applied): only the reconnects wait, each
+  // twice as long as the last, up to 5 s.
+  std::chrono::steady_clock::time_point next_connect{};
+  std::chrono::milliseconds connect_backoff{100};
   detail::pause_control pauses;  // an admin's pause of the queue (attached to *db)
   std::deque<std::pair<delivery, job_message>> waiting;  // received, not yet claimed
   bool paused = false;                                   // the queue, as last read
@@ -107,6 +112,10 @@ struct worker::impl {
   }
 
   void connect_amqp();
+  // connect_amqp() once its backoff has passed; a failure only sets the next
+  // attempt. until_connect(): how long the loop may sleep before it (ms).
+  void try_connect();
+  int until_connect() const;
   void lose_amqp(const std::exception& e);
   void receive(int wait_ms);
 
