@@ -18,6 +18,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 
 #include <exception>
@@ -177,8 +178,10 @@ auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline
 /// pqxx::broken_connection, the request's 503, and fn is cancelled (db_call_for).
 // GCC 12 destroys some temporaries of a co_await expression twice, so
 // coroutines here take references and keep their callables in named locals.
+/// The same with a deadline of at most `most` (a request that promises an
+/// answer sooner than the pool's deadline: a key lookup, /metrics).
 template <class Fn>
-auto db_call(db_pool& pool, const Fn& fn)
+auto db_call(db_pool& pool, const Fn& fn, std::chrono::milliseconds most)
     -> boost::asio::awaitable<decltype(fn(std::declval<pqxx::connection&>()))> {
   auto retrying = [fn](pqxx::connection& c) {
     for (int tries = 1;; ++tries) {
@@ -189,12 +192,18 @@ auto db_call(db_pool& pool, const Fn& fn)
       }
     }
   };
-  auto deadline = pool.call_deadline();
+  auto deadline = std::min(pool.call_deadline(), most);
   auto value = co_await db_call_for(pool, retrying, deadline);
   if (!value)
     throw pqxx::broken_connection(
         fmt::format("PostgreSQL did not answer within {} ms", deadline.count()));
   co_return std::move(*value);
+}
+
+template <class Fn>
+auto db_call(db_pool& pool, const Fn& fn)
+    -> boost::asio::awaitable<decltype(fn(std::declval<pqxx::connection&>()))> {
+  co_return co_await db_call(pool, fn, pool.call_deadline());
 }
 
 }  // namespace jobs

@@ -124,7 +124,7 @@ int serve(const config& cfg) {
                            log_info("finished jobs past their retention deleted", {{"jobs", n}});
                          return false;
                        });
-  platform_backend backend(reads, writes, pub, cfg.auth_cache);
+  platform_backend backend(reads, writes, pub, cfg.auth_cache, cfg.submit_commit_timeout);
   backend.enable_queue_stats(cfg.amqp_url, policy_defaults(cfg));
   key_listener revocations(cfg.pg_url, [&backend] { backend.forget_keys(); });
   router routes(backend, schemas,

@@ -8,8 +8,9 @@
 namespace jobs {
 
 platform_backend::platform_backend(db_pool& reads, submitter& writes, publisher& pub,
-                                   std::chrono::milliseconds auth_cache)
-    : reads_(reads), writes_(writes), pub_(pub), auth_ttl_(auth_cache) {}
+                                   std::chrono::milliseconds auth_cache,
+                                   std::chrono::milliseconds auth_most)
+    : reads_(reads), writes_(writes), pub_(pub), auth_ttl_(auth_cache), auth_most_(auth_most) {}
 
 boost::asio::awaitable<std::optional<principal>> platform_backend::authenticate(
     const std::string& api_key) {
@@ -22,7 +23,7 @@ boost::asio::awaitable<std::optional<principal>> platform_backend::authenticate(
     if (it != auth_cache_.end() && it->second.until > now) co_return it->second.who;
   }
   auto query = [key = api_key](pqxx::connection& c) { return authenticate_key(c, key); };
-  auto who = co_await db_call(reads_, query);
+  auto who = co_await db_call(reads_, query, auth_most_);
   std::lock_guard lk(mu_);
   if (auth_cache_.size() >= auth_cache_max) auth_cache_.clear();
   // Cached no longer than the key lives.

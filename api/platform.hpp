@@ -22,8 +22,15 @@ namespace jobs {
 
 class platform_backend final : public api_backend {
  public:
+  /// A key lookup waits for PostgreSQL at most `auth_most` (the submission
+  /// commit timeout: a submission's 503 comes no later for an uncached key).
   platform_backend(db_pool& reads, submitter& writes, publisher& pub,
-                   std::chrono::milliseconds auth_cache);
+                   std::chrono::milliseconds auth_cache,
+                   std::chrono::milliseconds auth_most = std::chrono::milliseconds(10000));
+
+  /// How long GET /metrics waits for its PostgreSQL reads before serving the
+  /// queue gauges' last values: under a scraper's usual 10 s timeout.
+  static constexpr std::chrono::milliseconds metrics_refresh_most{5000};
 
   boost::asio::awaitable<std::optional<principal>> authenticate(
       const std::string& api_key) override;
@@ -77,6 +84,7 @@ class platform_backend final : public api_backend {
   submitter& writes_;
   publisher& pub_;
   std::chrono::milliseconds auth_ttl_;
+  std::chrono::milliseconds auth_most_;
   std::mutex mu_;
   std::unordered_map<std::string, cached> auth_cache_;  // key hash -> principal
   struct stats_source;

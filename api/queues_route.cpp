@@ -72,7 +72,7 @@ boost::asio::awaitable<void> platform_backend::refresh_metrics(api_metrics& m) {
     if (s) m.set_queue_stats(read_queue_stats(c, s->read_broker(), s->defaults));
     return 0;
   };
-  co_await db_call(reads_, read);
+  co_await db_call(reads_, read, metrics_refresh_most);
 }
 
 }  // namespace jobs

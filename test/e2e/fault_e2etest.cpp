@@ -454,6 +454,44 @@ TEST_CASE("fault 13: a frozen PostgreSQL: /readyz, submissions and reads answer 
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs") == 2);
 }
 
+TEST_CASE("fault 17: a frozen PostgreSQL: an uncached key's submission and /metrics in time") {
+  // The default JOBS_PG_CALL_TIMEOUT_MS (30 s) for reads; a submission whose
+  // key is not cached still gets its 503 within the commit timeout, and
+  // /metrics answers within 5 s with the gauges it has (a scraper's default
+  // timeout is 10 s).
+  scratch s;
+  platform p(s, {}, {{"JOBS_SUBMIT_COMMIT_TIMEOUT_MS", "2000"}});
+  auto key = create_key(s.pg_url, "acme");
+  auto fresh = create_key(s.pg_url, "acme");  // never used: not cached
+  http_client h(p.port);
+  const std::string job = R"({"queue":"processing","type":"noop","payload":{}})";
+  REQUIRE(wait_until(
+      [&] { return h.request(boost::beast::http::verb::get, "/readyz").status == 200; }, 30s));
+  REQUIRE(h.post_json("/v1/jobs", job, key).status == 202);
+  REQUIRE(h.request(boost::beast::http::verb::get, "/metrics").status == 200);
+  services("freeze-postgres");
+  struct thaw {
+    ~thaw() {
+      std::system(
+          (std::string(JOBS_SOURCE_DIR) + "/scripts/lib/test-services thaw-postgres").c_str());
+    }
+  } thaw_on_exit;
+  auto t0 = std::chrono::steady_clock::now();
+  auto refused = h.post_json("/v1/jobs", job, fresh);
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(refused.status == 503);
+  CHECK(took < 6s);  // 2 s, plus a busy machine's slack; 30 s before
+  http_client m(p.port);
+  t0 = std::chrono::steady_clock::now();
+  auto metrics = m.request(boost::beast::http::verb::get, "/metrics");
+  took = std::chrono::steady_clock::now() - t0;
+  CHECK(metrics.status == 200);
+  CHECK(metrics.body.find("jobs_in_state") != std::string::npos);
+  CHECK(took < 9s);  // 5 s, plus slack; 30 s before
+  services("thaw-postgres");
+  CHECK(wait_until([&] { return h.post_json("/v1/jobs", job, fresh).status == 202; }, 30s));
+}
+
 TEST_CASE(
     "fault 14: calls stuck behind a row lock are cancelled, or dropped unrun, at their deadline") {
   scratch s;
