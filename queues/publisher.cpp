@@ -69,6 +69,7 @@ bool publisher::connect() {
     amqp_confirm_select(conn_->raw(), amqp_connection::channel);
     conn_->check_rpc("confirm.select");
     next_tag_ = 1;
+    stalled_ = false;
     connected_ = true;
     outage_logged_ = false;
     log_info("publisher connected",
@@ -84,7 +85,7 @@ bool publisher::connect() {
 }
 
 bool publisher::confirming(std::chrono::milliseconds within) const noexcept {
-  if (!connected_.load()) return false;
+  if (!connected_.load() || stalled_.load()) return false;
   auto oldest = oldest_unconfirmed_.load();
   if (oldest == 0) return true;
   auto waited = std::chrono::steady_clock::now().time_since_epoch() -
@@ -164,6 +165,7 @@ void publisher::sleep_until(std::chrono::steady_clock::time_point until) {
 
 void publisher::settle(uint64_t tag, bool multiple, bool ok, const char* why) {
   if (ok) nacked_ = false;
+  stalled_ = false;  // acked or nacked: the broker answers
   auto finish = [&](item& it) {
     auto r = returned_.find(it.message_id);
     if (r != returned_.end()) {
@@ -195,6 +197,7 @@ void publisher::expire(std::chrono::steady_clock::time_point now) {
   // Tags grow with enqueue time, so the oldest deadlines come first.
   while (!unconfirmed_.empty() && unconfirmed_.begin()->second.deadline <= now) {
     unconfirmed_.begin()->second.done(false, "no confirm from the broker in time");
+    stalled_ = true;
     unconfirmed_.erase(unconfirmed_.begin());
   }
   std::deque<item> late;

@@ -64,6 +64,10 @@ class publisher {
   /// True while connected and no message has waited longer than `within` for
   /// its confirm: a broker that takes messages and confirms none (frozen,
   /// or blocked by a resource alarm) keeps the channel open but is not ready.
+  /// Nor is it once a message was given up unconfirmed (its confirm timeout),
+  /// until the broker confirms anything again or a new connection is open:
+  /// without this, the broker looked ready again as soon as the last waiting
+  /// message was given up.
   bool confirming(std::chrono::milliseconds within) const noexcept;
   void stop();
 
@@ -101,6 +105,8 @@ class publisher {
   std::map<uint64_t, item> unconfirmed_;
   // When the oldest unconfirmed message was published (steady clock ticks), 0: none.
   std::atomic<std::int64_t> oldest_unconfirmed_{0};
+  // A message was given up unconfirmed on this connection, no confirm since.
+  std::atomic<bool> stalled_{false};
   std::map<std::string, std::string> returned_;  // message_id -> reason
   // Frames encoded for one send() (queues/publish_frames.hpp), written out
   // every wire_flush_bytes; a buffer grown past twice that (large bodies)

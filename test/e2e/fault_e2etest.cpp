@@ -376,6 +376,40 @@ TEST_CASE("fault 10: heartbeats detect a frozen broker within two intervals") {
   CHECK(wait_until([&] { return pub.connected(); }, 30s));  // and it comes back
 }
 
+TEST_CASE("fault 18: a frozen broker is not ready again once a message was given up") {
+  // Heartbeats of 30 s: only the confirms tell, within this test's time.
+  scratch s;
+  jobs::publisher pub({s.amqp_url, /*heartbeat_s=*/30, 1500ms, {10}});
+  REQUIRE(wait_until([&] { return pub.connected(); }, 10s));
+  auto cmd = std::string("bash -c 'source ") + JOBS_SOURCE_DIR +
+             "/scripts/lib/services.sh && svc_rabbitmq_pid \"$JOBS_TEST_DIR\"'";
+  auto pid = command_output(cmd);
+  while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+  REQUIRE_MESSAGE(!pid.empty(), "no RabbitMQ pid");
+  REQUIRE(::kill(std::stoi(pid), SIGSTOP) == 0);
+  struct thaw {
+    int pid;
+    ~thaw() { ::kill(pid, SIGCONT); }
+  } thaw_on_exit{std::stoi(pid)};
+  std::promise<bool> answered;
+  pub.publish("processing", "frozen", "{}",
+              [&](bool ok, std::string_view) { answered.set_value(ok); });
+  auto outcome = answered.get_future();
+  REQUIRE(outcome.wait_for(10s) == std::future_status::ready);
+  CHECK_FALSE(outcome.get());  // given up at its 1.5 s confirm timeout
+  // Nothing is waiting for a confirm now, and the broker is still frozen:
+  // not ready, for as long as it stays so (here 3 s).
+  bool ever_ready = false;
+  for (int i = 0; i < 15; ++i) {
+    ever_ready = ever_ready || pub.confirming(1s);
+    std::this_thread::sleep_for(200ms);
+  }
+  CHECK_FALSE(ever_ready);
+  ::kill(std::stoi(pid), SIGCONT);
+  // Thawed, it confirms the message it took (or the connection is replaced).
+  CHECK(wait_until([&] { return pub.confirming(1s); }, 20s));
+}
+
 TEST_CASE("fault 12: a worker draining while PostgreSQL is down backs off, and finishes after") {
   scratch s;
   platform p(s, {}, {}, true);
