@@ -1,6 +1,7 @@
 #include "api/job_filter.hpp"
 
 #include "api/submission.hpp"
+#include "common/text.hpp"
 #include "common/time.hpp"
 
 #include <fmt/format.h>
@@ -31,9 +32,10 @@ std::variant<job_filter, problem> parse_job_filter(boost::urls::params_view para
     if (std::find(seen.begin(), seen.end(), p.key) != seen.end())
       return bad("invalid_field", p.key + " is given more than once", p.key);
     seen.push_back(p.key);
-    // PostgreSQL's text stops at a NUL: "a\0" would filter as "a", "\0" as nothing.
-    if (p.value.find('\0') != std::string::npos)
-      return bad("invalid_field", p.key + " must not contain NUL", p.key);
+    // PostgreSQL's text stops at a NUL ("a\0" would filter as "a") and refuses
+    // malformed UTF-8 (the query would fail as if the database were down).
+    if (!is_storable_text(p.value))
+      return bad("invalid_field", p.key + " must be valid UTF-8 without NUL", p.key);
     if (p.key == "queue") {
       if (!is_known_queue(p.value))
         return bad("unknown_queue", "queue must be one of email, processing, webhooks", "queue");

@@ -2,6 +2,7 @@
 
 #include "api/static_files.hpp"
 #include "common/log.hpp"
+#include "common/text.hpp"
 
 #include <fmt/format.h>
 #include <boost/beast/http/field.hpp>
@@ -21,6 +22,29 @@ std::string_view bearer_token(const http_request& req) {
         std::tolower(static_cast<unsigned char>(scheme[i])))
       return {};
   return h.substr(scheme.size());
+}
+
+// A decoded query parameter or path segment goes into SQL as text, which
+// PostgreSQL refuses unless it is valid UTF-8 without NUL: refuse it here,
+// naming it, before any handler sees it.
+std::optional<problem> unstorable_input(std::string_view pattern, std::string_view param,
+                                        boost::urls::params_view query) {
+  auto bad = [](std::string name, std::string what) {
+    auto p = make_problem(400, "invalid_field", what + " must be valid UTF-8 without NUL");
+    p.parameter = std::move(name);
+    return p;
+  };
+  for (auto q : query) {
+    if (!is_storable_text(q.key))
+      return bad(utf8_text(q.key), "the name of query parameter " + utf8_text(q.key));
+    if (!is_storable_text(q.value)) return bad(q.key, q.key);
+  }
+  if (!is_storable_text(param)) {
+    auto open = pattern.find('{'), close = pattern.find('}');
+    auto name = std::string(pattern.substr(open + 1, close - open - 1));
+    return bad({}, "the path segment {" + name + "}");
+  }
+  return std::nullopt;
 }
 }  // namespace
 
@@ -201,6 +225,9 @@ boost::asio::awaitable<http_response> router::route(const http_request& req,
     ctx.key_hash = hash_api_key(key);
     if (auto refused = limit(ctx, 1)) co_return std::move(*refused);
   }
+  // (Probes and /metrics ignore their query: they never refuse one.)
+  if (found->needs_key)
+    if (auto bad = unstorable_input(found->pattern, param, ctx.query)) co_return fail(*bad);
   co_return co_await (this->*found->fn)(ctx);
 }
 

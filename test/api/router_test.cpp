@@ -609,6 +609,53 @@ TEST_CASE("GET /v1/jobs refuses a bad query parameter and names it") {
   }
 }
 
+TEST_CASE("a query parameter or path segment that is not valid UTF-8 is 400 invalid_field") {
+  // PostgreSQL refuses such text, which would answer 503 as if it were down.
+  struct row {
+    http::verb method;
+    const char* target;
+    const char* parameter;  // empty: a path segment, named in the detail
+  };
+  const row rows[] = {
+      {http::verb::get, "/v1/jobs?q=%FF%FE", "q"},
+      {http::verb::get, "/v1/jobs?type=%FF", "type"},
+      {http::verb::get, "/v1/jobs?q=%C0%AF", "q"},        // overlong "/"
+      {http::verb::get, "/v1/jobs?q=%ED%A0%80", "q"},     // a surrogate
+      {http::verb::get, "/v1/jobs?q=%F4%90%80%80", "q"},  // past U+10FFFF
+      {http::verb::get, "/v1/jobs?q=ok%E2%82", "q"},      // cut short
+      {http::verb::get, "/v1/jobs?limit=5&state=%FF", "state"},
+      {http::verb::get, "/v1/admin/history?range=%FF", "range"},
+      {http::verb::get, "/v1/admin/queues?%FF=1", "\xEF\xBF\xBD"},
+      {http::verb::post, "/v1/admin/jobs/cancel?q=%FF&dry_run=true", "q"},
+      {http::verb::post, "/v1/admin/jobs/retry?q=%FF", "q"},
+      {http::verb::post, "/v1/admin/jobs/cancel?dry_run=%00", "dry_run"},
+      {http::verb::get, "/v1/jobs/%FF%FE", ""},
+      {http::verb::post, "/v1/jobs/%C0%AF/cancel", ""},
+      {http::verb::get, "/v1/webhook-endpoints/a%ED%A0%80", ""},
+  };
+  for (const auto& r : rows) {
+    std::string target = r.target;
+    CAPTURE(target);
+    fixture f;
+    auto o = check_problem(f.send(r.method, r.target), 400, "invalid_field");
+    CHECK(o.at("detail").as_string().ends_with("must be valid UTF-8 without NUL"));
+    if (*r.parameter) {
+      REQUIRE(o.contains("parameter"));
+      CHECK(o.at("parameter") == r.parameter);
+    } else {
+      CHECK(o.at("detail").as_string().starts_with("the path segment {"));
+    }
+    CHECK(f.backend.list_calls.empty());
+    CHECK(f.backend.cancel_calls.empty());
+    CHECK(f.backend.find_calls == 0);
+  }
+  // Valid UTF-8 past ASCII passes.
+  fixture f;
+  check_json(f.get("/v1/jobs?q=%C3%A9t%C3%A9%F0%9F%98%80"), 200);
+  REQUIRE(f.backend.list_calls.size() == 1);
+  CHECK(f.backend.list_calls[0].second.text == "\xC3\xA9t\xC3\xA9\xF0\x9F\x98\x80");
+}
+
 TEST_CASE("GET /v1/jobs passes valid filters to the backend") {
   fixture f;
   f.backend.list_body =
