@@ -2,6 +2,7 @@
 
 #include "api/submission.hpp"
 #include "common/base64.hpp"
+#include "common/webhook_url.hpp"
 
 #include <fmt/format.h>
 
@@ -43,6 +44,15 @@ std::optional<problem> check_payload(std::string_view queue, std::string_view ty
                                  fmt::format("attachments[{}].content", i)))
         return p;
     }
+  }
+  if (queue == "webhooks" && type == "deliver") {
+    // The worker would refuse it and the job die (a port past 65535 was
+    // once taken modulo 65536 and delivered elsewhere): say so now.
+    const auto* url = obj->if_contains("url");
+    if (url && url->is_string())
+      if (auto parsed = parse_webhook_url(url->get_string());
+          const auto* why = std::get_if<std::string>(&parsed))
+        return make_problem(400, "payload_invalid", *why, "/payload/url");
   }
   if (queue == "processing" && type == "hash") {
     if (const auto* in = obj->if_contains("input_base64"))

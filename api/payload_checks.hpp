@@ -8,6 +8,9 @@
 //
 //   email/send       attachments[i].content   padded base64
 //   processing/hash  input_base64             base64, padding optional
+//   webhooks/deliver url                      as the worker reads it
+//                                             (common/webhook_url.hpp): port 1..65535,
+//                                             no user info, a path
 //
 // Thread-safety: a pure function.
 

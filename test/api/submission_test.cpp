@@ -336,6 +336,24 @@ TEST_CASE("bytes in base64 are decoded as the worker will: malformed is payload_
                 "payload_invalid", "/payload/input_base64");
 }
 
+TEST_CASE("a webhook URL the worker would refuse is payload_invalid at /payload/url") {
+  auto hook = [](const std::string& url) {
+    return R"({"queue":"webhooks","type":"deliver","payload":{"url":")" + url + R"("}})";
+  };
+  accepted(hook("http://example.com:65535/"));
+  accepted(hook("https://example.com/h?x=1"));
+  // Once wrapped modulo 65536: 74435 was delivered to 8899.
+  for (const char* url : {"http://127.0.0.1:74435/wrapped", "http://example.com:99999/",
+                          "http://example.com:65536/", "http://example.com:0/"}) {
+    CAPTURE(url);
+    check_problem(hook(url), "payload_invalid", "/payload/url");
+    auto r = parse(hook(url));
+    REQUIRE(std::holds_alternative<jobs::problem>(r));
+    CHECK(std::get<jobs::problem>(r).detail.starts_with("url has a bad port"));
+  }
+  check_problem(hook("http://213070640:1:33/"), "payload_invalid", "/payload/url");
+}
+
 TEST_CASE("U+0000 anywhere in a payload is payload_invalid at its pointer") {
   // PostgreSQL's jsonb cannot store it, and no email header may carry it.
   check_problem(R"({"queue":"processing","type":"hash","payload":{"input":"a\u0000b"}})",

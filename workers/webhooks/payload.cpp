@@ -3,46 +3,13 @@
 #include "common/json/json_text.hpp"
 
 #include <fmt/format.h>
-#include <boost/url/parse.hpp>
 
 #include <algorithm>
 
 namespace jobs::webhooks {
 
-std::string target_url::origin() const {
-  return fmt::format("{}://{}:{}", tls ? "https" : "http", host, port);
-}
-
 std::variant<target_url, std::string> parse_url(std::string_view text) {
-  auto u = boost::urls::parse_absolute_uri(text);
-  if (!u) return std::string("url is not an absolute URL");
-  target_url out;
-  auto scheme = u->scheme_id();
-  if (scheme != boost::urls::scheme::http && scheme != boost::urls::scheme::https)
-    return std::string("url must be http or https");
-  out.tls = scheme == boost::urls::scheme::https;
-  if (u->has_userinfo()) return std::string("url must not carry user info");
-  switch (u->host_type()) {
-    case boost::urls::host_type::ipv4: out.host = u->host_ipv4_address().to_string(); break;
-    case boost::urls::host_type::ipv6: out.host = u->host_ipv6_address().to_string(); break;
-    case boost::urls::host_type::name: out.host = u->host_name(); break;
-    default: return std::string("url has no usable host");
-  }
-  if (out.host.empty()) return std::string("url has no host");
-  for (auto& c : out.host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (u->has_port()) {
-    if (u->port().empty() || u->port_number() == 0) return std::string("url has a bad port");
-    out.port = u->port_number();
-  } else {
-    out.port = out.tls ? 443 : 80;
-  }
-  out.target = std::string(u->encoded_path());
-  if (out.target.empty()) out.target = "/";
-  // Boost.URL 1.81 reads "http://h:1:2/" as port 1 and path ":2/" (found by
-  // fuzzing): a request target must be a path.
-  if (out.target[0] != '/') return std::string("url has a bad port or path");
-  if (u->has_query()) out.target += "?" + std::string(u->encoded_query());
-  return out;
+  return parse_webhook_url(text);
 }
 
 bool allowed_header(std::string_view name) {

@@ -13,6 +13,8 @@
 //
 // Pure; thread-safe.
 
+#include "common/webhook_url.hpp"
+
 #include <boost/json/value.hpp>
 
 #include <chrono>
@@ -24,13 +26,9 @@
 
 namespace jobs::webhooks {
 
-struct target_url {
-  bool tls = false;
-  std::string host;  ///< a name, or an address without brackets
-  std::uint16_t port = 0;
-  std::string target;          ///< path and query, "/" at least
-  std::string origin() const;  ///< scheme://host:port, the connection pool's key
-};
+/// The URL as the client uses it (common/webhook_url.hpp: the API checks it
+/// the same way at submission).
+using target_url = webhook_url;
 
 struct delivery {
   target_url url;

@@ -40,6 +40,21 @@ TEST_CASE("URLs: scheme, host, port and target") {
   CHECK(std::holds_alternative<std::string>(parse_url("/relative")));
   CHECK(std::holds_alternative<std::string>(parse_url("http://example.com:0/")));
   CHECK(std::holds_alternative<std::string>(parse_url("http:///nohost")));
+  // Ports past 16 bits are refused, not taken modulo 65536 (74435 was 8899).
+  for (const char* bad :
+       {"http://127.0.0.1:74435/wrapped", "http://example.com:99999/", "http://example.com:65536/",
+        "http://example.com:00000/", "http://example.com:4294967377/", "http://example.com:/"}) {
+    CAPTURE(bad);
+    auto r = parse_url(bad);
+    REQUIRE(std::holds_alternative<std::string>(r));
+    CHECK(std::get<std::string>(r).starts_with("url has a bad port"));
+  }
+  CHECK(std::get<target_url>(parse_url("http://example.com:65535/")).port == 65535);
+  CHECK(std::get<target_url>(parse_url("http://example.com:1/")).port == 1);
+  CHECK(std::get<target_url>(parse_url("http://example.com:08080/")).port == 8080);
+  // The worker refuses such a payload as a permanent error: the job is dead, not retried.
+  CHECK(error(R"({"url":"http://127.0.0.1:74435/wrapped"})") ==
+        R"(url has a bad port "74435": it must be from 1 to 65535)");
 }
 
 TEST_CASE("a payload with defaults and with every member") {
