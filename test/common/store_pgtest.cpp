@@ -139,6 +139,43 @@ TEST_CASE("claims and completions are compare-and-set") {
     CHECK(r[0][1].as<std::string>() == "boom");
     CHECK(r[0][2].as<bool>());
   }
+  SUBCASE("a success clears the error an earlier attempt left; the attempts keep theirs") {
+    {
+      pqxx::work w2(*c);
+      std::vector<job_outcome> o{{id, 1, job_state::failed, "", "boom", "2000-01-01T00:00:00Z"}};
+      REQUIRE(complete_jobs(w2, o, "w1").size() == 1);
+      w2.commit();
+    }
+    {
+      pqxx::work w3(*c);
+      auto again = claim_jobs(w3, ids, "w2", 60s);
+      REQUIRE(again.size() == 1);
+      CHECK(again[0].attempt == 2);
+      std::vector<job_outcome> o{{id, 2, job_state::succeeded, R"({"ok":true})", "", ""}};
+      REQUIRE(complete_jobs(w3, o, "w2").size() == 1);
+      w3.commit();
+    }
+    // The API's view first (its own transaction), then the rows.
+    auto shown = find_job_json(*c, tenant_id{"acme"}, job_id{id});
+    REQUIRE(shown);
+    auto job = boost::json::parse(*shown).as_object();
+    CHECK(job.at("state") == "succeeded");
+    CHECK(job.at("error").is_null());
+    pqxx::nontransaction n(*c);
+    auto r =
+        n.exec_params("SELECT state::text, last_error IS NULL FROM jobs WHERE id = $1::uuid", id);
+    CHECK(r[0][0].as<std::string>() == "succeeded");
+    CHECK(r[0][1].as<bool>());
+    auto attempts = n.exec_params(
+        "SELECT attempt, outcome::text, coalesce(error, '') FROM job_attempts "
+        "WHERE job_id = $1::uuid ORDER BY attempt",
+        id);
+    REQUIRE(attempts.size() == 2);
+    CHECK(attempts[0][1].as<std::string>() == "failed");
+    CHECK(attempts[0][2].as<std::string>() == "boom");
+    CHECK(attempts[1][1].as<std::string>() == "succeeded");
+    CHECK(attempts[1][2].as<std::string>().empty());
+  }
 }
 
 TEST_CASE("a worker's round completes and claims in one statement, as the two calls would") {
