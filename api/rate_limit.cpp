@@ -5,6 +5,13 @@
 
 namespace jobs {
 
+double rate_limits::max_request_cost() const {
+  double most = 0;
+  if (key_per_second > 0) most = key_burst;
+  if (tenant_per_second > 0) most = most > 0 ? std::min(most, tenant_burst) : tenant_burst;
+  return most;
+}
+
 void rate_limiter::refill(bucket& b, double rate, double burst, clock::time_point now) {
   double dt = std::chrono::duration<double>(now - b.at).count();
   if (dt > 0) b.tokens = std::min(burst, b.tokens + dt * rate);

@@ -22,6 +22,11 @@ namespace jobs {
 struct rate_limits {
   double key_per_second = 0, key_burst = 0;
   double tenant_per_second = 0, tenant_burst = 0;
+
+  /// The most tokens one request can ever be given: the smaller burst of
+  /// the limits that are on (a key's bucket never holds more), or 0 when
+  /// both are off (no ceiling). A batch of more jobs can never pass.
+  double max_request_cost() const;
 };
 
 class rate_limiter {

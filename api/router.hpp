@@ -41,7 +41,8 @@
 // Every /v1 route needs `Authorization: Bearer <key>`; routes that write
 // refuse keys with the `viewer` role (403 forbidden), key management needs
 // `admin`. Requests are rate limited per key and per tenant (429
-// rate_limited with Retry-After; api/rate_limit.hpp). Errors are RFC 9457
+// rate_limited with Retry-After; api/rate_limit.hpp); a batch of more jobs
+// than a burst, which could never pass, is 413 batch_over_rate_burst. Errors are RFC 9457
 // problem+json (api/submission.hpp lists the codes).
 //
 // Thread-safety: handle() may run concurrently on many coroutines.

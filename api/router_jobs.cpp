@@ -125,6 +125,20 @@ boost::asio::awaitable<http_response> router::submit_batch(const request_context
                             std::chrono::system_clock::now());
   if (auto* p = std::get_if<problem>(&parsed)) co_return fail(*p);
   auto& jobs = std::get<std::vector<new_job>>(parsed);
+  // A batch costing more than a bucket can hold would get 429 for ever:
+  // refuse it with a status no client retries, and say how to split it.
+  if (auto most = opts_.rates.max_request_cost();
+      most > 0 && static_cast<double>(jobs.size()) > most) {
+    auto which =
+        opts_.rates.key_per_second > 0 && opts_.rates.key_burst <= most ? "API key's" : "tenant's";
+    auto burst = static_cast<long long>(most);
+    co_return fail(make_problem(
+        413, "batch_over_rate_burst",
+        fmt::format("a batch of {} jobs can never pass this {} rate limit, whose burst is {} "
+                    "jobs: split it into batches of at most {} jobs (sent unchanged, it gets "
+                    "this answer again)",
+                    jobs.size(), which, burst, burst)));
+  }
   // The request took one token; a batch costs one per job.
   if (auto refused = limit(ctx, static_cast<double>(jobs.size() - 1)))
     co_return std::move(*refused);

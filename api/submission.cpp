@@ -60,6 +60,7 @@ const std::map<std::string, std::string, std::less<>>& titles() {
       {"idempotency_key_reused", "The idempotency key was used for a different request"},
       {"batch_invalid", "Jobs in the batch are invalid; none was recorded"},
       {"rate_limited", "Too many requests"},
+      {"batch_over_rate_burst", "The batch is larger than the rate limit lets one request be"},
       {"batch_incomplete", "Some jobs of the batch were not accepted"},
       {"method_not_allowed", "Method not allowed"},
       {"unsupported_media_type", "Content-Type must be application/json"},

@@ -1115,3 +1115,43 @@ TEST_CASE("a tenant's rate covers all its keys") {
   CHECK(o3.at("detail").as_string().find("tenant") != std::string::npos);
   check_json(f.post_job(noop_job, "application/json", "Bearer key-b"), 202);
 }
+
+TEST_CASE("a batch larger than a rate limit's burst is 413 batch_over_rate_burst, not retried") {
+  // It could never pass: before, it got 429 with Retry-After: 1 for ever.
+  auto batch_of = [](int n) {
+    std::string body = R"({"jobs":[)";
+    for (int i = 0; i < n; ++i) body += (i ? "," : "") + std::string(noop_job);
+    return body + "]}";
+  };
+  SUBCASE("the key's burst") {
+    jobs::router_options o;
+    o.rates = {.key_per_second = 2, .key_burst = 3, .tenant_per_second = 0, .tenant_burst = 0};
+    fixture f(o);
+    for (int round = 0; round < 3; ++round) {
+      auto res = post_batch(f, batch_of(10));
+      auto p = check_problem(res, 413, "batch_over_rate_burst");
+      CHECK(res.find(http::field::retry_after) == res.end());
+      auto detail = std::string(p.at("detail").as_string());
+      CHECK(detail.find("batch of 10 jobs") != std::string::npos);
+      CHECK(detail.find("API key's rate limit, whose burst is 3 jobs") != std::string::npos);
+      CHECK(detail.find("split it into batches of at most 3 jobs") != std::string::npos);
+    }
+    CHECK(f.backend.submitted.empty());
+    // A batch of exactly the burst still passes once the bucket is full again.
+    check_json(post_batch(f, batch_of(3), "Bearer key-b"), 202);
+    CHECK(f.backend.submitted.size() == 3);
+  }
+  SUBCASE("the tenant's burst, when it is the smaller") {
+    jobs::router_options o;
+    o.rates = {.key_per_second = 10, .key_burst = 50, .tenant_per_second = 1, .tenant_burst = 4};
+    fixture f(o);
+    auto p = check_problem(post_batch(f, batch_of(5)), 413, "batch_over_rate_burst");
+    CHECK(std::string(p.at("detail").as_string()).find("tenant's rate limit, whose burst is 4") !=
+          std::string::npos);
+    check_json(post_batch(f, batch_of(4), "Bearer key-b"), 202);
+  }
+  SUBCASE("no ceiling with both limits off") {
+    fixture f;
+    check_json(post_batch(f, batch_of(10)), 202);
+  }
+}
