@@ -54,6 +54,7 @@ const std::map<std::string, std::string, std::less<>>& titles() {
       {"payload_invalid", "Payload does not match the job type's schema"},
       {"unauthorized", "Missing or invalid API key"},
       {"forbidden", "The API key's role does not allow this"},
+      {"operator_only", "Needs a key of an operator tenant"},
       {"not_retryable", "Only a dead or failed job can be retried"},
       {"not_found", "Not found"},
       {"not_cancellable", "The job is already finished and cannot be cancelled"},

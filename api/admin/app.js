@@ -42,6 +42,16 @@ function toast(text) {
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => { t.hidden = true; }, 4000);
 }
+// A refusal shown where its data would be (an operator_only 403 would
+// otherwise leave an empty table and a line in the browser's console).
+function problemText(e) {
+  const p = e.problem;
+  return p && p.title && p.detail ? `${p.title}: ${p.detail}` : e.message;
+}
+function problemNode(tag, e, attrs = {}) {
+  return h(tag, { class: 'error', role: 'alert', 'data-problem': (e.problem && e.problem.code) || String(e.status || ''), ...attrs },
+    problemText(e));
+}
 function stateBadge(s) { return h('span', { class: `state state-${s}`, 'data-state': s }, s); }
 function fmtTime(t) { return t ? new Date(t).toLocaleString() : ''; }
 function fmtAge(s) {
@@ -157,10 +167,17 @@ function overviewView() {
   const token = renderToken;
   poll(async () => {
     const [mine, broker] = await Promise.all([
-      api('/v1/admin/queues'),
+      api('/v1/admin/queues').catch((e) => e),
       api('/v1/queues').catch(() => null),   // the supervisor's broker view, when present
     ]);
     if (token !== renderToken) return;
+    if (mine instanceof Error) {
+      if (mine.status === 401) return;  // signed out already
+      const columns = $('#queues-table thead tr').children.length;
+      $('#queues-table tbody').replaceChildren(h('tr', {}, problemNode('td', mine, { colspan: columns })));
+      $('#queues-note').textContent = '';
+      return;
+    }
     renderQueues(mine, broker);
   }, 2000);
   loadHistory(token);
@@ -202,8 +219,12 @@ async function setPaused(queue, paused) {
 }
 
 async function loadHistory(token) {
-  const data = await api(`/v1/admin/history${query({ range: historyRange })}`).catch(() => null);
-  if (!data || token !== renderToken) return;
+  const data = await api(`/v1/admin/history${query({ range: historyRange })}`).catch((e) => e);
+  if (token !== renderToken) return;
+  if (data instanceof Error) {
+    if (data.status !== 401) $('#charts').replaceChildren(problemNode('p', data));
+    return;
+  }
   const charts = QUEUES.map((q) => {
     const points = data.queues[q] || [];
     const res = data.resolution_s;

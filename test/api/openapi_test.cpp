@@ -6,6 +6,9 @@
 #include <doctest/doctest.h>
 #include <boost/json/parse.hpp>
 
+#include <fstream>
+#include <sstream>
+
 using namespace jobs;
 
 TEST_CASE("the OpenAPI document describes exactly the router's routes") {
@@ -39,4 +42,22 @@ TEST_CASE("a replay may be in any state, and idempotency_key_reused is a documen
   CHECK_FALSE(api.violations("Replayed", replayed).empty());
   auto p = make_problem(409, "idempotency_key_reused", "another request");
   CHECK(api.violations("Problem", p.to_json()).empty());
+}
+
+TEST_CASE("every documented problem code has a title of its own, not the fallback") {
+  // operator_only once came back titled "Error".
+  test::openapi_contract api;
+  std::ifstream in(JOBS_SOURCE_DIR "/schemas/openapi.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto doc = boost::json::parse(text.str());
+  const auto& codes = doc.at_pointer("/components/schemas/Problem/properties/code/enum").as_array();
+  CHECK(codes.size() > 30);
+  for (const auto& c : codes) {
+    std::string code(c.as_string());
+    CAPTURE(code);
+    auto p = make_problem(400, code, "detail");
+    CHECK(p.title != "Error");
+    CHECK(api.violations("Problem", p.to_json()).empty());
+  }
 }

@@ -5,6 +5,9 @@
 //   JOBS_DASH_KEY         an admin key
 //   JOBS_DASH_VIEWER_KEY  a viewer key (must be refused)
 //   JOBS_DASH_SHOTS       a directory for the screenshots
+//   JOBS_DASH_MODE        "operator_only": only check that an admin key of a tenant
+//                         not in JOBS_OPERATOR_TENANTS signs in and sees the refusal
+//                         where the queue table and the charts would be
 // Exits 0 when every step passed; on a failure it saves failure.png and exits 1.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
@@ -50,6 +53,23 @@ const page = await context.newPage();
 page.on('pageerror', (e) => log(`page error: ${e.message}`));
 let status = 0;
 try {
+  if (process.env.JOBS_DASH_MODE === 'operator_only') {
+    step = 'an admin key of a tenant that is no operator sees why the queues are empty';
+    await page.goto(`${base}/admin/`);
+    await page.fill('#key-input', key);
+    await page.click('#key-submit');
+    const cell = '#queues-table tbody td[data-problem="operator_only"]';
+    await page.waitForSelector(cell, wait);
+    const text = await page.textContent(cell);
+    if (!text.includes('JOBS_OPERATOR_TENANTS') || !text.startsWith('Needs a key of an operator tenant'))
+      throw new Error(`the queue table says: ${text}`);
+    await page.waitForSelector('#charts [data-problem="operator_only"]', wait);
+    await shot(page, '01-operator-only');
+    log('all steps passed');
+    await browser.close();
+    process.exit(0);
+  }
+
   step = 'a viewer key is refused';
   await page.goto(`${base}/admin/`);
   await page.fill('#key-input', viewerKey);

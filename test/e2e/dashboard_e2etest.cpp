@@ -124,10 +124,30 @@ TEST_CASE("queue-wide figures and controls are for operator tenants only") {
   }
   auto refused = call(h, http::verb::post, "/v1/admin/queues/processing/pause", other);
   CHECK(refused.status == 403);
+  CHECK(refused.json().at("title") == "Needs a key of an operator tenant");
   CHECK(count(s.pg_url, "SELECT count(*) FROM queue_controls WHERE paused") == 0);
   CHECK(call(h, http::verb::post, "/v1/admin/queues/processing/pause", ops).status == 200);
   CHECK(call(h, http::verb::post, "/v1/admin/queues/processing/resume", ops).status == 200);
   // The tenant's own jobs stay its own business.
   CHECK(call(h, http::verb::get, "/v1/jobs", other).status == 200);
   CHECK(call(h, http::verb::get, "/v1/admin/settings", other).status == 200);
+
+  // The dashboard signs such a key in and shows the refusal where the
+  // queues would be (not an empty table and a line in the console).
+  std::string src = JOBS_SOURCE_DIR;
+  REQUIRE_MESSAGE(std::filesystem::exists("/usr/bin/chromium"),
+                  "chromium is missing: scripts/setup");
+  REQUIRE_MESSAGE(std::filesystem::exists(src + "/test/browser/node_modules/playwright-core"),
+                  "playwright-core is missing: scripts/setup installs it");
+  auto shots = require_env("JOBS_BIN_DIR") + "/dashboard-screenshots-operator";
+  std::filesystem::remove_all(shots);
+  auto log = p.log_dir + "/browser-operator.log";
+  process node("/usr/bin/node", {src + "/test/browser/dashboard.mjs"},
+               {{"JOBS_DASH_URL", "http://127.0.0.1:" + std::to_string(p.port)},
+                {"JOBS_DASH_KEY", other},
+                {"JOBS_DASH_MODE", "operator_only"},
+                {"JOBS_DASH_SHOTS", shots}},
+               log);
+  int status = node.wait(120s);
+  CHECK_MESSAGE(status == 0, read_file(log));
 }
