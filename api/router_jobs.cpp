@@ -57,7 +57,9 @@ boost::asio::awaitable<http_response> router::cancel(const request_context& ctx)
     case cancel_result::not_cancellable:
       co_return problem_response(
           make_problem(409, "not_cancellable",
-                       fmt::format("the job is already {}", to_string(reply.outcome.state))),
+                       fmt::format("the job is already final ({}): only a scheduled, queued, "
+                                   "failed or running job can be cancelled",
+                                   to_string(reply.outcome.state))),
           ctx.req.version(), ctx.req.keep_alive());
     case cancel_result::not_found: break;
   }
@@ -180,10 +182,15 @@ boost::asio::awaitable<http_response> router::submit_batch(const request_context
     boost::json::object body{{"jobs", std::move(out)}};
     co_return json_response(http::status::accepted, boost::json::serialize(body), req);
   }
-  auto p = make_problem(refused->status, "batch_incomplete",
-                        fmt::format("{} of {} jobs were not accepted (see jobs[].error); the "
-                                    "others were, and run",
-                                    not_accepted, jobs.size()));
+  auto detail =
+      not_accepted == jobs.size()
+          ? fmt::format("none of the {} jobs was accepted (see jobs[].error)", jobs.size())
+          : fmt::format(
+                "{} of {} jobs {} not accepted (see jobs[].error); the other {} {} "
+                "accepted and will run",
+                not_accepted, jobs.size(), not_accepted == 1 ? "was" : "were",
+                jobs.size() - not_accepted, jobs.size() - not_accepted == 1 ? "was" : "were");
+  auto p = make_problem(refused->status, "batch_incomplete", std::move(detail));
   auto body = p.to_json();
   body["jobs"] = std::move(out);
   auto res = problem_response(p, req.version(), req.keep_alive());

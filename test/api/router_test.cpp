@@ -4,6 +4,7 @@
 #include "api/api_metrics.hpp"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/http/field.hpp>
@@ -741,7 +742,10 @@ TEST_CASE("POST /v1/jobs/{id}/cancel of a final job is 409 not_cancellable") {
     fixture f;
     f.backend.stored[{"tenant-a", id_a}] = job_in(id_a, state);
     auto o = check_problem(f.send(http::verb::post, cancel_target(id_a)), 409, "not_cancellable");
-    CHECK(std::string(o.at("detail").as_string()).find(state) != std::string::npos);
+    CHECK(std::string(o.at("detail").as_string()) ==
+          fmt::format("the job is already final ({}): only a scheduled, "
+                      "queued, failed or running job can be cancelled",
+                      state));
     // Nothing changed.
     CHECK(f.backend.stored[{"tenant-a", id_a}] == job_in(id_a, state));
   }
@@ -1003,13 +1007,28 @@ TEST_CASE("POST /v1/jobs/batch with a refused member answers its status and says
       f, R"({"jobs":[)" + noop_job + "," + noop_job + "," + noop_job + "," + noop_job + "]}");
   auto o = check_problem(res, 503, "batch_incomplete");
   CHECK_FALSE(res[http::field::retry_after].empty());
-  CHECK(o.at("detail").as_string().starts_with("2 of 4 jobs were not accepted"));
+  CHECK(o.at("detail") ==
+        "2 of 4 jobs were not accepted (see jobs[].error); the other 2 were accepted and will run");
   const auto& list = o.at("jobs").as_array();
   REQUIRE(list.size() == 4);
   CHECK(list[0].at("id") == f.backend.submitted[0].id.value.c_str());
   CHECK(list[1].at("error").at("code") == "unavailable");
   CHECK(list[2].at("error").at("code") == "idempotency_key_reused");
   CHECK(list[3].at("id") == f.backend.submitted[1].id.value.c_str());
+}
+
+TEST_CASE("POST /v1/jobs/batch with every member refused says none was accepted") {
+  fixture f;
+  f.backend.submit_problem = jobs::make_problem(503, "unavailable", "the broker did not confirm");
+  auto o = check_problem(post_batch(f, R"({"jobs":[)" + noop_job + "," + noop_job + "]}"), 503,
+                         "batch_incomplete");
+  CHECK(o.at("detail") == "none of the 2 jobs was accepted (see jobs[].error)");
+  f.backend.submit_problem.reset();
+  f.backend.refuse_call[4] = jobs::make_problem(503, "unavailable", "the broker did not confirm");
+  o = check_problem(post_batch(f, R"({"jobs":[)" + noop_job + "," + noop_job + "]}"), 503,
+                    "batch_incomplete");
+  CHECK(o.at("detail") ==
+        "1 of 2 jobs was not accepted (see jobs[].error); the other 1 was accepted and will run");
 }
 
 TEST_CASE("POST /v1/jobs/batch marks a member its idempotency key already names") {

@@ -111,6 +111,7 @@ TEST_CASE("jobsctl runs, follows, lists, cancels and retries jobs") {
   auto c2 = cli({"cancel", lid});
   CHECK(c2.status == 1);
   CHECK(has(c2.err, "409 not_cancellable"));
+  CHECK(has(c2.err, "the job is already final (cancelled)"));
   CHECK(cli({"watch", lid}).status == 4);
 
   // list: filters, table, pages.
