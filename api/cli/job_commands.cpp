@@ -101,6 +101,8 @@ int cmd_get(const context& c) {
 }
 
 int cmd_list(const context& c) {
+  // The API refuses these too, but that is exit 1; a bad argument is 2.
+  if (auto v = c.args.get("limit")) parse_integer(*v, "limit", 1, 500);
   std::string query;
   auto add = [&](std::string_view name, std::string_view key) {
     if (auto v = c.args.get(name))

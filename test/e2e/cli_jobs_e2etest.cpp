@@ -185,6 +185,16 @@ TEST_CASE("jobsctl says what is wrong with its arguments, its key and its server
   CHECK(bad_option.status == 2);
   CHECK(has(bad_option.err, "unknown option '--colour'"));
   CHECK(cli({"list", "--limit"}).status == 2);
+  // Caught by jobsctl (2), not sent for the API to refuse (1).
+  for (const char* limit : {"0", "abc", "501", "-1", "5x"}) {
+    CAPTURE(limit);
+    auto bad_limit = cli({"list", "--limit", limit});
+    CHECK(bad_limit.status == 2);
+    CHECK(has(bad_limit.err,
+              "--limit: '" + std::string(limit) + "' is not an integer from 1 to 500"));
+  }
+  CHECK(cli({"list", "--limit", "500"}).status == 0);
+
   CHECK(has(cli({"watch", "x", "--timeout", "soon"}).err, "not a duration"));
   CHECK(
       has(cli({"submit", "processing", "noop", "--priority", "high"}, "{}").err, "not an integer"));

@@ -1,6 +1,7 @@
 // ctest-labels: dashboard
 // jobsctl's argument parsing, durations, URLs and help texts.
 #include "api/cli/args.hpp"
+#include "api/cli/cli.hpp"
 #include "api/cli/client.hpp"
 #include "api/cli/commands.hpp"
 #include "api/cli/help.hpp"
@@ -121,4 +122,13 @@ TEST_CASE("jobsctl's variables do not stop the daemons started from the same she
   CHECK_NOTHROW(jobs::load_config({{"JOBS_URL", "http://127.0.0.1:8780"},
                                    {"JOBS_API_KEY", "jk_x"},
                                    {"JOBS_API_KEY_FILE", ".run/dev-api-key"}}));
+}
+
+TEST_CASE("list's --limit is checked by jobsctl: a usage error (2), no request made") {
+  // The URL answers nothing: a request would be exit 3, the API's refusal 1.
+  for (const char* limit : {"0", "abc", "501", "-3", "1.5"}) {
+    CAPTURE(limit);
+    CHECK(run({"list", "--limit", limit, "--url", "http://127.0.0.1:1", "--key", "jk_x"}) ==
+          exit_usage);
+  }
 }
