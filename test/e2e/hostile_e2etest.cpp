@@ -320,6 +320,41 @@ TEST_CASE("hostile requests get their documented status and code; normal traffic
           std::string::npos);
   }
 
+  // Expect: 100-continue: "100 Continue" as soon as the head passed its
+  // checks (curl waits about 1 s for it on bodies over 1 MiB), then the body
+  // and the real answer on the same connection.
+  {
+    auto body = noop_with("");
+    auto head =
+        request("POST", "/v1/jobs", key_a, body, "application/json", "Expect: 100-continue\r\n");
+    head.resize(head.size() - body.size());  // the head alone
+    raw_conn c(port);
+    auto start = std::chrono::steady_clock::now();
+    c.send(head);
+    std::string got;
+    while (got.find("\r\n\r\n") == std::string::npos &&
+           std::chrono::steady_clock::now() - start < 3s)
+      got += c.read_all(100ms);
+    auto waited = std::chrono::steady_clock::now() - start;
+    CAPTURE(got);
+    CHECK(got.starts_with("HTTP/1.1 100 Continue\r\n"));
+    CHECK(waited < 800ms);
+    c.send(body);
+    auto a = parse_answer(c.read_all(10s));
+    CAPTURE(a.raw);
+    CHECK(a.status == 202);
+  }
+  // A head refused without its body gets the final answer, never a 100.
+  {
+    raw_conn c(port);
+    c.send("POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + key_a +
+           "\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+           "Content-Length: 2000000\r\n\r\n");
+    auto raw = c.read_all(10s);
+    CAPTURE(raw.substr(0, 200));
+    CHECK(raw.starts_with("HTTP/1.1 413"));
+  }
+
   // Tenant A's list never shows tenant B's job.
   {
     raw_conn c(port);
