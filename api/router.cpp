@@ -12,7 +12,7 @@
 namespace jobs {
 
 namespace {
-std::string_view bearer_token(const http_request& req) {
+std::string_view bearer_token(const http::request_header<>& req) {
   auto h = req[http::field::authorization];
   constexpr std::string_view scheme = "Bearer ";
   if (h.size() <= scheme.size()) return {};
@@ -170,6 +170,27 @@ const std::vector<router::route_entry>& router::routes() {
       {http::verb::get, "/v1/queues", true, false, &router::list_queues, false, true},
   };
   return table;
+}
+
+std::optional<problem> router::refuse_head(const http::request_header<>& head) {
+  auto target = boost::urls::parse_origin_form(head.target());
+  if (!target) return make_problem(400, "bad_request", "the request target is not a valid path");
+  std::string path = target->path(), param;
+  if (path == "/admin" || path.starts_with("/admin/")) return std::nullopt;
+  auto method = head.method() == http::verb::head ? http::verb::get : head.method();
+  bool path_known = false;
+  for (const auto& r : routes()) {
+    if (!match(r.pattern, path, param)) continue;
+    path_known = true;
+    if (r.method != method) continue;
+    if (r.needs_key && bearer_token(head).empty())
+      return make_problem(401, "unauthorized", "send Authorization: Bearer <api key>");
+    return std::nullopt;
+  }
+  // handle() answers these with an Allow header; the server's refusal has
+  // none, so leave a 405 to handle().
+  if (path_known) return std::nullopt;
+  return make_problem(404, "not_found", "no such route");
 }
 
 boost::asio::awaitable<http_response> router::route(const http_request& req,

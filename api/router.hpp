@@ -87,6 +87,11 @@ class router {
  public:
   router(api_backend& backend, const schema_registry& schemas, router_options o);
   boost::asio::awaitable<http_response> handle(const http_request& req);
+  /// What handle() would refuse from the request's head alone, without a
+  /// backend call: no such route (404), no bearer key where one is needed
+  /// (401). The server asks before answering `Expect: 100-continue`, so
+  /// such a client gets its final answer instead of being asked for the body.
+  static std::optional<problem> refuse_head(const http::request_header<>& head);
 
   /// A problem+json response (also used by the server for transport errors).
   static http_response problem_response(const problem& p, unsigned version, bool keep_alive);

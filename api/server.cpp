@@ -281,14 +281,17 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
           deadline.arm(opts_.read_timeout);
           // A client that sent `Expect: 100-continue` waits for this before
           // its body (curl does, about 1 s, for bodies over 1 MiB). The
-          // checks above that need no body have passed; a refusal of them
-          // went out as the final answer instead.
+          // checks above that need no body have passed; a refusal of them,
+          // or of the route or the missing key, is the final answer instead.
           if (wants_continue(parser.get()) && !parser.is_done()) {
-            http::response<http::empty_body> go_on{http::status::continue_, 11};
-            std::tie(ec, n) =
-                co_await http::async_write(stream, go_on, asio::as_tuple(asio::use_awaitable));
+            refused = router::refuse_head(parser.get());
+            if (!refused) {
+              http::response<http::empty_body> go_on{http::status::continue_, 11};
+              std::tie(ec, n) =
+                  co_await http::async_write(stream, go_on, asio::as_tuple(asio::use_awaitable));
+            }
           }
-          if (!ec)
+          if (!ec && !refused)
             std::tie(ec, n) = co_await http::async_read(stream, buffer, parser,
                                                         asio::as_tuple(asio::use_awaitable));
         }

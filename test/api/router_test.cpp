@@ -1174,3 +1174,25 @@ TEST_CASE("a batch larger than a rate limit's burst is 413 batch_over_rate_burst
     check_json(post_batch(f, batch_of(10)), 202);
   }
 }
+
+TEST_CASE("refuse_head: what is refused before a body is asked for (Expect: 100-continue)") {
+  auto head = [](http::verb m, const char* target, const char* auth) {
+    http_request req{m, target, 11};
+    if (*auth) req.set(http::field::authorization, auth);
+    return jobs::router::refuse_head(req.base());
+  };
+  CHECK_FALSE(head(http::verb::post, "/v1/jobs", "Bearer key-a"));
+  CHECK_FALSE(head(http::verb::post, "/v1/jobs/batch", "bearer anything"));  // checked later
+  CHECK_FALSE(head(http::verb::delete_, "/v1/jobs", "Bearer key-a"));        // handle() says 405
+  CHECK_FALSE(head(http::verb::post, "/admin/x", ""));
+  auto no_key = head(http::verb::post, "/v1/jobs", "");
+  REQUIRE(no_key);
+  CHECK(no_key->status == 401);
+  CHECK(no_key->code == "unauthorized");
+  auto basic = head(http::verb::put, "/v1/webhook-endpoints/x", "Basic abc");
+  REQUIRE(basic);
+  CHECK(basic->status == 401);
+  auto nowhere = head(http::verb::post, "/v1/nowhere", "Bearer key-a");
+  REQUIRE(nowhere);
+  CHECK(nowhere->status == 404);
+}

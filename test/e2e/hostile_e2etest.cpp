@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <string>
+#include <tuple>
 #include <vector>
 
 using namespace jobs;
@@ -353,6 +354,19 @@ TEST_CASE("hostile requests get their documented status and code; normal traffic
     auto raw = c.read_all(10s);
     CAPTURE(raw.substr(0, 200));
     CHECK(raw.starts_with("HTTP/1.1 413"));
+  }
+  for (const auto& [what, target, key, status] :
+       std::vector<std::tuple<std::string, std::string, std::string, int>>{
+           {"no key", "/v1/jobs", "", 401}, {"no route", "/v1/nowhere", key_a, 404}}) {
+    CAPTURE(what);
+    raw_conn c(port);
+    auto body = noop_with("");
+    auto head = request("POST", target, key, body, "application/json", "Expect: 100-continue\r\n");
+    head.resize(head.size() - body.size());
+    c.send(head);
+    auto a = parse_answer(c.read_all(10s));
+    CAPTURE(a.raw);
+    CHECK(a.status == status);
   }
 
   // Tenant A's list never shows tenant B's job.
