@@ -73,6 +73,16 @@ std::set<std::string> submit_many(int port, const std::string& key, int n, const
 
 const std::map<std::string, std::string> short_lease{{"JOBS_WORKER_LEASE_MS", "2000"}};
 
+// The test broker's Erlang VM, to freeze it (SIGSTOP) as a hung host would.
+int rabbitmq_pid() {
+  auto cmd = std::string("bash -c 'source ") + JOBS_SOURCE_DIR +
+             "/scripts/lib/services.sh && svc_rabbitmq_pid \"$JOBS_TEST_DIR\"'";
+  auto pid = command_output(cmd);
+  while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+  REQUIRE_MESSAGE(!pid.empty(), "no RabbitMQ pid");
+  return std::stoi(pid);
+}
+
 }  // namespace
 
 TEST_CASE("fault 1: kill -9 of a worker with 1,000 jobs in flight, five rounds") {
@@ -366,12 +376,8 @@ TEST_CASE("fault 10: heartbeats detect a frozen broker within two intervals") {
   // missing heartbeats tell the client it is gone.
   jobs::publisher pub({s.amqp_url, /*heartbeat_s=*/2, 5s, {10}});
   REQUIRE(wait_until([&] { return pub.connected(); }, 10s));
-  auto cmd = std::string("bash -c 'source ") + JOBS_SOURCE_DIR +
-             "/scripts/lib/services.sh && svc_rabbitmq_pid \"$JOBS_TEST_DIR\"'";
-  auto pid = command_output(cmd);
-  while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-  REQUIRE_MESSAGE(!pid.empty(), "no RabbitMQ pid");
-  REQUIRE(::kill(std::stoi(pid), SIGSTOP) == 0);
+  auto pid = rabbitmq_pid();
+  REQUIRE(::kill(pid, SIGSTOP) == 0);
   auto frozen = std::chrono::steady_clock::now();
   // Publish something so the publisher is waiting on the broker.
   pub.publish("processing", "hb", "{}", [](bool, std::string_view) {});
@@ -380,7 +386,7 @@ TEST_CASE("fault 10: heartbeats detect a frozen broker within two intervals") {
   bool unconfirmed = wait_until([&] { return pub.connected() && !pub.confirming(1s); }, 3s);
   bool noticed = wait_until([&] { return !pub.connected(); }, 15s);
   auto took = std::chrono::steady_clock::now() - frozen;
-  ::kill(std::stoi(pid), SIGCONT);
+  ::kill(pid, SIGCONT);
   CHECK(unconfirmed);
   CHECK(noticed);
   MESSAGE("dead connection noticed after ",
@@ -395,16 +401,12 @@ TEST_CASE("fault 18: a frozen broker is not ready again once a message was given
   scratch s;
   jobs::publisher pub({s.amqp_url, /*heartbeat_s=*/30, 1500ms, {10}});
   REQUIRE(wait_until([&] { return pub.connected(); }, 10s));
-  auto cmd = std::string("bash -c 'source ") + JOBS_SOURCE_DIR +
-             "/scripts/lib/services.sh && svc_rabbitmq_pid \"$JOBS_TEST_DIR\"'";
-  auto pid = command_output(cmd);
-  while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-  REQUIRE_MESSAGE(!pid.empty(), "no RabbitMQ pid");
-  REQUIRE(::kill(std::stoi(pid), SIGSTOP) == 0);
+  auto pid = rabbitmq_pid();
+  REQUIRE(::kill(pid, SIGSTOP) == 0);
   struct thaw {
     int pid;
     ~thaw() { ::kill(pid, SIGCONT); }
-  } thaw_on_exit{std::stoi(pid)};
+  } thaw_on_exit{pid};
   std::promise<bool> answered;
   pub.publish("processing", "frozen", "{}",
               [&](bool ok, std::string_view) { answered.set_value(ok); });
@@ -419,7 +421,7 @@ TEST_CASE("fault 18: a frozen broker is not ready again once a message was given
     std::this_thread::sleep_for(200ms);
   }
   CHECK_FALSE(ever_ready);
-  ::kill(std::stoi(pid), SIGCONT);
+  ::kill(pid, SIGCONT);
   // Thawed, it confirms the message it took (or the connection is replaced).
   CHECK(wait_until([&] { return pub.confirming(1s); }, 20s));
 }
