@@ -73,6 +73,18 @@ std::set<std::string> submit_many(int port, const std::string& key, int n, const
 
 const std::map<std::string, std::string> short_lease{{"JOBS_WORKER_LEASE_MS", "2000"}};
 
+// PostgreSQL frozen (SIGSTOP of the server and its backends) for the
+// scope, thawed at its end however the test leaves it.
+struct frozen_postgres {
+  frozen_postgres() { services("freeze-postgres"); }
+  ~frozen_postgres() {
+    std::system(
+        (std::string(JOBS_SOURCE_DIR) + "/scripts/lib/test-services thaw-postgres").c_str());
+  }
+  frozen_postgres(const frozen_postgres&) = delete;
+  frozen_postgres& operator=(const frozen_postgres&) = delete;
+};
+
 // The test broker's Erlang VM, to freeze it (SIGSTOP) as a hung host would.
 int rabbitmq_pid() {
   auto cmd = std::string("bash -c 'source ") + JOBS_SOURCE_DIR +
@@ -469,13 +481,7 @@ TEST_CASE("fault 13: a frozen PostgreSQL: /readyz, submissions and reads answer 
   std::string first_id(warm.json().at("id").as_string());
   // SIGSTOP: the connections stay open and TCP still acknowledges on
   // loopback, so only the API's own deadlines end the waits.
-  services("freeze-postgres");
-  struct thaw {
-    ~thaw() {
-      std::system(
-          (std::string(JOBS_SOURCE_DIR) + "/scripts/lib/test-services thaw-postgres").c_str());
-    }
-  } thaw_on_exit;
+  frozen_postgres frozen;
   auto t0 = std::chrono::steady_clock::now();
   auto first = ready();
   auto took = std::chrono::steady_clock::now() - t0;
@@ -519,13 +525,7 @@ TEST_CASE("fault 17: a frozen PostgreSQL: an uncached key's submission and /metr
       [&] { return h.request(boost::beast::http::verb::get, "/readyz").status == 200; }, 30s));
   REQUIRE(h.post_json("/v1/jobs", job, key).status == 202);
   REQUIRE(h.request(boost::beast::http::verb::get, "/metrics").status == 200);
-  services("freeze-postgres");
-  struct thaw {
-    ~thaw() {
-      std::system(
-          (std::string(JOBS_SOURCE_DIR) + "/scripts/lib/test-services thaw-postgres").c_str());
-    }
-  } thaw_on_exit;
+  frozen_postgres frozen;
   auto t0 = std::chrono::steady_clock::now();
   auto refused = h.post_json("/v1/jobs", job, fresh);
   auto took = std::chrono::steady_clock::now() - t0;
