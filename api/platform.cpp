@@ -35,10 +35,17 @@ boost::asio::awaitable<std::optional<principal>> platform_backend::authenticate(
   co_return who;
 }
 
+problem platform_backend::broker_refusal() const {
+  if (pub_.connected())
+    return make_problem(503, "unavailable",
+                        "the message broker takes no messages now (a memory or disk alarm); "
+                        "retry later");
+  return make_problem(503, "unavailable", "the message broker is unavailable; retry later");
+}
+
 boost::asio::awaitable<submit_result> platform_backend::submit(const new_job& job) {
   // Don't record what cannot be published now.
-  if (job.state == job_state::queued && !pub_.connected())
-    co_return make_problem(503, "unavailable", "the message broker is unavailable; retry later");
+  if (job.state == job_state::queued && !pub_.accepting()) co_return broker_refusal();
   auto start = [this, &job](std::function<void(submit_result)> done) {
     writes_.submit(job, std::move(done));
   };
@@ -50,10 +57,8 @@ boost::asio::awaitable<std::vector<submit_result>> platform_backend::submit_many
     const std::vector<new_job>& jobs) {
   bool publishes = std::any_of(jobs.begin(), jobs.end(),
                                [](const new_job& j) { return j.state == job_state::queued; });
-  if (publishes && !pub_.connected()) {
-    std::vector<submit_result> refused(
-        jobs.size(),
-        make_problem(503, "unavailable", "the message broker is unavailable; retry later"));
+  if (publishes && !pub_.accepting()) {
+    std::vector<submit_result> refused(jobs.size(), broker_refusal());
     co_return refused;
   }
   // Each job completes on its own (at its commit or its confirm); the last
@@ -133,9 +138,9 @@ boost::asio::awaitable<std::pair<retry_result, std::string>> platform_backend::r
 
 boost::asio::awaitable<readiness> platform_backend::ready() {
   readiness r;
-  // A broker that holds our messages unconfirmed for 5 s is not ready either
-  // (frozen, or blocked by a memory or disk alarm): submissions would wait
-  // out their confirm deadline and get 503.
+  // A broker blocking our connection (a memory or disk alarm) is not ready,
+  // nor one that holds our messages unconfirmed for 5 s (frozen):
+  // submissions get 503 (the latter only after their confirm deadline).
   r.broker = pub_.confirming(std::chrono::seconds(5));
   // A database that does not answer within ping_deadline is not ready: the
   // probe answers 503 then instead of waiting as long as the server does.

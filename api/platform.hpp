@@ -75,6 +75,10 @@ class platform_backend final : public api_backend {
   boost::asio::awaitable<std::string> queue_stats() override;
 
  private:
+  /// The 503 for a job to publish now while the publisher cannot take it:
+  /// no connection, or the broker blocking it (a resource alarm).
+  problem broker_refusal() const;
+
   static constexpr std::size_t auth_cache_max = 10000;
   struct cached {
     std::optional<principal> who;

@@ -28,7 +28,7 @@ std::vector<std::string> publish_all(publisher& pub, const std::vector<due_job>&
 }  // namespace
 
 int schedule_round(pqxx::connection& c, publisher& pub) {
-  if (!pub.connected()) return 0;
+  if (!pub.accepting()) return 0;
   // Most rounds find nothing to do: one statement says so, instead of the
   // three transactions below (nine round trips, at the default 200 ms five
   // rounds a second).

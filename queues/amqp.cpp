@@ -98,8 +98,23 @@ amqp_connection::amqp_connection(const amqp_address& a, int heartbeat_s)
   }
   amqp_set_handshake_timeout(conn_, &tv);
   amqp_set_rpc_timeout(conn_, &tv);
-  auto r = amqp_login(conn_, a.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat_s,
-                      AMQP_SASL_METHOD_PLAIN, a.user.c_str(), a.password.c_str());
+  // RabbitMQ tells a client that announces `connection.blocked` when a
+  // resource alarm (memory or disk) stops it reading what the connection
+  // publishes, and when it reads again (connection.blocked / unblocked):
+  // the publisher refuses at once instead of waiting for confirms that
+  // cannot come. rabbitmq-c merges this into its own capabilities.
+  amqp_table_entry_t capability;
+  capability.key = amqp_cstring_bytes("connection.blocked");
+  capability.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+  capability.value.value.boolean = 1;
+  amqp_table_entry_t property;
+  property.key = amqp_cstring_bytes("capabilities");
+  property.value.kind = AMQP_FIELD_KIND_TABLE;
+  property.value.value.table = {1, &capability};
+  amqp_table_t properties{1, &property};
+  auto r = amqp_login_with_properties(conn_, a.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE,
+                                      heartbeat_s, &properties, AMQP_SASL_METHOD_PLAIN,
+                                      a.user.c_str(), a.password.c_str());
   if (r.reply_type != AMQP_RESPONSE_NORMAL) {
     std::string why = "refused";
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)

@@ -70,6 +70,7 @@ bool publisher::connect() {
     conn_->check_rpc("confirm.select");
     next_tag_ = 1;
     stalled_ = false;
+    blocked_ = false;
     connected_ = true;
     outage_logged_ = false;
     log_info("publisher connected",
@@ -85,7 +86,7 @@ bool publisher::connect() {
 }
 
 bool publisher::confirming(std::chrono::milliseconds within) const noexcept {
-  if (!connected_.load() || stalled_.load()) return false;
+  if (!connected_.load() || stalled_.load() || blocked_.load()) return false;
   auto oldest = oldest_unconfirmed_.load();
   if (oldest == 0) return true;
   auto waited = std::chrono::steady_clock::now().time_since_epoch() -
@@ -118,12 +119,16 @@ void publisher::run() {
       // the take, its wake was lost and it waited for the next confirm).
       uint64_t drained;
       [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
-      std::deque<item> batch;
-      {
-        std::lock_guard lk(mu_);
-        batch.swap(pending_);
+      // A blocked connection is not read by the broker: what is pending
+      // stays here (expiring on time) rather than in a socket buffer.
+      if (!blocked_) {
+        std::deque<item> batch;
+        {
+          std::lock_guard lk(mu_);
+          batch.swap(pending_);
+        }
+        send_pending(batch);
       }
-      send_pending(batch);
       read_confirms(unconfirmed_.empty() ? idle_poll_ms : 50);
       expire(std::chrono::steady_clock::now());
       oldest_unconfirmed_ = unconfirmed_.empty()
@@ -212,7 +217,8 @@ void publisher::expire(std::chrono::steady_clock::time_point now) {
       }
     }
   }
-  for (auto& it : late) it.done(false, "broker unreachable");
+  for (auto& it : late)
+    it.done(false, blocked_ ? "broker blocked by a resource alarm" : "broker unreachable");
 }
 
 void publisher::fail_all(const char* why) {

@@ -61,10 +61,17 @@ class publisher {
                headers extra = {});
   /// True while a confirm-mode channel to the broker is open.
   bool connected() const noexcept { return connected_.load(); }
+  /// True while the broker said it reads nothing this connection publishes
+  /// (connection.blocked: a memory or disk alarm), until connection.unblocked
+  /// or a new connection. Messages published meanwhile wait here, unsent,
+  /// until then or their confirm timeout.
+  bool blocked() const noexcept { return blocked_.load(); }
+  /// Connected and not blocked: what is published now can be confirmed.
+  bool accepting() const noexcept { return connected() && !blocked(); }
   /// True while connected and no message has waited longer than `within` for
   /// its confirm: a broker that takes messages and confirms none (frozen,
   /// or blocked by a resource alarm) keeps the channel open but is not ready.
-  /// Nor is it once a message was given up unconfirmed (its confirm timeout),
+  /// Nor while blocked(), nor once a message was given up unconfirmed (its confirm timeout),
   /// until the broker confirms anything again or a new connection is open:
   /// without this, the broker looked ready again as soon as the last waiting
   /// message was given up.
@@ -107,6 +114,7 @@ class publisher {
   std::atomic<std::int64_t> oldest_unconfirmed_{0};
   // A message was given up unconfirmed on this connection, no confirm since.
   std::atomic<bool> stalled_{false};
+  std::atomic<bool> blocked_{false};             // connection.blocked, no unblocked since
   std::map<std::string, std::string> returned_;  // message_id -> reason
   // Frames encoded for one send() (queues/publish_frames.hpp), written out
   // every wire_flush_bytes; a buffer grown past twice that (large bodies)

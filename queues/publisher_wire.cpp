@@ -116,6 +116,16 @@ void publisher::read_confirms(int wait_ms) {
         amqp_destroy_message(&msg);
         break;
       }
+      case AMQP_CONNECTION_BLOCKED_METHOD: {
+        auto* m = static_cast<amqp_connection_blocked_t*>(f.payload.method.decoded);
+        if (!blocked_.exchange(true))
+          log_warn("broker blocks publishing (resource alarm); submissions are refused",
+                   {{"reason", std::string(as_view(m->reason))}});
+        break;
+      }
+      case AMQP_CONNECTION_UNBLOCKED_METHOD:
+        if (blocked_.exchange(false)) log_info("broker unblocked publishing");
+        break;
       case AMQP_CHANNEL_CLOSE_METHOD:
       case AMQP_CONNECTION_CLOSE_METHOD: throw amqp_error("broker closed the channel");
       default: break;

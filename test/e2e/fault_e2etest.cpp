@@ -95,6 +95,28 @@ int rabbitmq_pid() {
   return std::stoi(pid);
 }
 
+// rabbitmqctl against the test broker; true when it succeeded.
+bool rabbitmqctl(const std::string& args) {
+  auto cmd = std::string("bash -c 'source ") + JOBS_SOURCE_DIR +
+             "/scripts/lib/services.sh && svc_rabbitmqctl \"$JOBS_TEST_DIR\" " + args +
+             "' > /dev/null";
+  return std::system(cmd.c_str()) == 0;
+}
+
+// A memory alarm on the test broker for the scope (its memory limit set far
+// below what the node uses), lifted at its end however the test leaves it.
+struct memory_alarm {
+  memory_alarm() { REQUIRE(rabbitmqctl("set_vm_memory_high_watermark 0.0001")); }
+  ~memory_alarm() { lift(); }
+  void lift() {
+    if (on) CHECK(rabbitmqctl("set_vm_memory_high_watermark 0.4"));  // the node's default
+    on = false;
+  }
+  memory_alarm(const memory_alarm&) = delete;
+  memory_alarm& operator=(const memory_alarm&) = delete;
+  bool on = true;
+};
+
 }  // namespace
 
 TEST_CASE("fault 1: kill -9 of a worker with 1,000 jobs in flight, five rounds") {
@@ -665,4 +687,67 @@ TEST_CASE("fault 16: RabbitMQ stopped: a worker still records its jobs, renews l
   CHECK(v.duplicated == 0);
   CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts WHERE job_id IN ('" + ends + "', '" +
                             cancelled + "')") == 2);
+}
+
+TEST_CASE("fault 19: a broker's memory alarm: submissions refused at once, accepted after it") {
+  // A resource alarm stops RabbitMQ reading what publishers send, and it
+  // says so (connection.blocked). Without heeding it every submission
+  // waited out its confirm timeout for its 503.
+  scratch s;
+  platform p(s, {"processing"}, {{"JOBS_PUBLISH_TIMEOUT_MS", "3000"}}, true);
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  const std::string now_job = R"({"queue":"processing","type":"test.count","payload":{}})";
+  auto before = submit_job(h, key, now_job);
+  std::set<std::string> accepted{before};
+  auto ready = [&] { return h.request(boost::beast::http::verb::get, "/readyz").status; };
+  REQUIRE(ready() == 200);
+  {
+    memory_alarm alarm;
+    // The broker blocks a connection once it publishes: the first
+    // submissions may wait for their confirm (3 s here) before theirs.
+    bool fast = wait_until(
+        [&] {
+          auto t0 = std::chrono::steady_clock::now();
+          auto r = h.post_json("/v1/jobs", now_job, key);
+          CHECK(r.status != 202);
+          return r.status == 503 && std::chrono::steady_clock::now() - t0 < 500ms;
+        },
+        20s);
+    REQUIRE(fast);
+    // Now every one is refused at once, with the reason, and nothing is recorded.
+    auto rows = count(s.pg_url, "SELECT count(*) FROM jobs");
+    for (int i = 0; i < 20; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      auto r = h.post_json("/v1/jobs", now_job, key);
+      CHECK(r.status == 503);
+      CHECK(std::chrono::steady_clock::now() - t0 < 500ms);
+      CHECK(std::string(r.json().at("code").as_string()) == "unavailable");
+      CHECK(std::string(r.json().at("detail").as_string()).find("alarm") != std::string::npos);
+      CHECK(r.headers.contains("retry-after"));
+    }
+    auto batch =
+        h.post_json("/v1/jobs/batch", R"({"jobs":[)" + now_job + "," + now_job + "]}", key);
+    CHECK(batch.status == 503);
+    CHECK(count(s.pg_url, "SELECT count(*) FROM jobs") == rows);
+    CHECK(ready() == 503);
+    // A scheduled job needs only PostgreSQL: accepted, published when due.
+    accepted.insert(submit_job(
+        h, key, R"({"queue":"processing","type":"test.count","payload":{},"delay_ms":1000})"));
+    alarm.lift();
+  }
+  // Lifted: the broker unblocks the connection, and submissions are taken again.
+  REQUIRE(wait_until([&] { return h.post_json("/v1/jobs", now_job, key).status == 202; }, 20s));
+  CHECK(wait_until([&] { return ready() == 200; }, 20s));
+  accepted.insert(submit_job(h, key, now_job));
+  // Every job accepted ran, the scheduled one too.
+  CHECK(wait_until(
+      [&] {
+        for (const auto& id : accepted)
+          if (count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded' AND id = '" +
+                                  id + "'") != 1)
+            return false;
+        return true;
+      },
+      60s));
 }
