@@ -36,10 +36,14 @@ boost::asio::awaitable<std::optional<principal>> platform_backend::authenticate(
 }
 
 problem platform_backend::broker_refusal() const {
-  if (pub_.connected())
+  if (pub_.connected() && pub_.blocked())
     return make_problem(503, "unavailable",
                         "the message broker takes no messages now (a memory or disk alarm); "
                         "retry later");
+  if (pub_.connected())
+    return make_problem(503, "unavailable",
+                        "the message broker did not confirm a message in time and has confirmed "
+                        "nothing since; retry later");
   return make_problem(503, "unavailable", "the message broker is unavailable; retry later");
 }
 

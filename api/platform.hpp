@@ -76,7 +76,8 @@ class platform_backend final : public api_backend {
 
  private:
   /// The 503 for a job to publish now while the publisher cannot take it:
-  /// no connection, or the broker blocking it (a resource alarm).
+  /// no connection, the broker blocking it (a resource alarm), or a broker
+  /// that stopped confirming (publisher::accepting()).
   problem broker_refusal() const;
 
   static constexpr std::size_t auth_cache_max = 10000;

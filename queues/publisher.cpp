@@ -131,6 +131,7 @@ void publisher::run() {
       }
       read_confirms(unconfirmed_.empty() ? idle_poll_ms : 50);
       expire(std::chrono::steady_clock::now());
+      probe(std::chrono::steady_clock::now());
       oldest_unconfirmed_ = unconfirmed_.empty()
                                 ? 0
                                 : (unconfirmed_.begin()->second.deadline - opts_.confirm_timeout)
@@ -219,6 +220,18 @@ void publisher::expire(std::chrono::steady_clock::time_point now) {
   }
   for (auto& it : late)
     it.done(false, blocked_ ? "broker blocked by a resource alarm" : "broker unreachable");
+}
+
+void publisher::probe(std::chrono::steady_clock::time_point now) {
+  // Stalled with nothing else in flight to be confirmed: without a probe,
+  // a broker that came back would never confirm anything (submissions are
+  // refused meanwhile), and the stall would last until a reconnect.
+  if (!stalled_ || blocked_ || !unconfirmed_.empty() || now < next_probe_) return;
+  next_probe_ = now + probe_every;
+  std::deque<item> one;
+  one.push_back({std::string(probe_key), "probe", "", [](bool, std::string_view) {},
+                 now + opts_.confirm_timeout});
+  send_pending(one);
 }
 
 void publisher::fail_all(const char* why) {

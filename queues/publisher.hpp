@@ -66,8 +66,15 @@ class publisher {
   /// or a new connection. Messages published meanwhile wait here, unsent,
   /// until then or their confirm timeout.
   bool blocked() const noexcept { return blocked_.load(); }
-  /// Connected and not blocked: what is published now can be confirmed.
-  bool accepting() const noexcept { return connected() && !blocked(); }
+  /// Connected, not blocked, and not stalled (a message given up unconfirmed,
+  /// nothing confirmed since): what is published now can be confirmed. While
+  /// stalled, the publisher sends a probe each `probe_every` (a message no
+  /// queue is bound for, which the broker confirms once it has routed it
+  /// nowhere); any confirm ends the stall.
+  bool accepting() const noexcept { return connected() && !blocked() && !stalled_.load(); }
+  static constexpr std::chrono::milliseconds probe_every{1000};
+  /// The probe's routing key: bound to no queue.
+  static constexpr std::string_view probe_key = "jobs.probe";
   /// True while connected and no message has waited longer than `within` for
   /// its confirm: a broker that takes messages and confirms none (frozen,
   /// or blocked by a resource alarm) keeps the channel open but is not ready.
@@ -92,6 +99,7 @@ class publisher {
   void settle(uint64_t tag, bool multiple, bool ok, const char* why);
   void expire(std::chrono::steady_clock::time_point now);
   void fail_all(const char* why);
+  void probe(std::chrono::steady_clock::time_point now);
   void wake();
   void sleep_until(std::chrono::steady_clock::time_point until);
 
@@ -114,8 +122,9 @@ class publisher {
   std::atomic<std::int64_t> oldest_unconfirmed_{0};
   // A message was given up unconfirmed on this connection, no confirm since.
   std::atomic<bool> stalled_{false};
-  std::atomic<bool> blocked_{false};             // connection.blocked, no unblocked since
-  std::map<std::string, std::string> returned_;  // message_id -> reason
+  std::atomic<bool> blocked_{false};                    // connection.blocked, no unblocked since
+  std::chrono::steady_clock::time_point next_probe_{};  // while stalled_
+  std::map<std::string, std::string> returned_;         // message_id -> reason
   // Frames encoded for one send() (queues/publish_frames.hpp), written out
   // every wire_flush_bytes; a buffer grown past twice that (large bodies)
   // is let go after the write.

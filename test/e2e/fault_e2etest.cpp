@@ -751,3 +751,54 @@ TEST_CASE("fault 19: a broker's memory alarm: submissions refused at once, accep
       },
       60s));
 }
+
+TEST_CASE("fault 20: a frozen broker: after one confirm timeout, submissions get 503 at once") {
+  // SIGSTOP keeps the connection open, and 30 s heartbeats do not tell in
+  // this test's time: without the stall refusing at once, every submission
+  // waited out its confirm timeout (1.5 s here, 10 s by default) for its 503.
+  scratch s;
+  platform p(s, {"processing"}, {{"JOBS_PUBLISH_TIMEOUT_MS", "1500"}}, true);
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  const std::string now_job = R"({"queue":"processing","type":"test.count","payload":{}})";
+  std::set<std::string> accepted{submit_job(h, key, now_job)};
+  auto pid = rabbitmq_pid();
+  REQUIRE(::kill(pid, SIGSTOP) == 0);
+  struct thaw {
+    int pid;
+    ~thaw() { ::kill(pid, SIGCONT); }
+  } thaw_on_exit{pid};
+  auto t0 = std::chrono::steady_clock::now();
+  auto first = h.post_json("/v1/jobs", now_job, key);
+  CHECK(first.status == 503);
+  CHECK(std::chrono::steady_clock::now() - t0 >= 1400ms);  // its confirm timeout
+  auto rows = count(s.pg_url, "SELECT count(*) FROM jobs");
+  for (int i = 0; i < 10; ++i) {
+    t0 = std::chrono::steady_clock::now();
+    auto r = h.post_json("/v1/jobs", now_job, key);
+    CHECK(r.status == 503);
+    CHECK(std::chrono::steady_clock::now() - t0 < 500ms);
+    CHECK(r.body.find("did not confirm a message in time") != std::string::npos);
+  }
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs") == rows);  // nothing written
+  CHECK(h.request(boost::beast::http::verb::get, "/readyz").status == 503);
+  // A scheduled job needs only PostgreSQL.
+  accepted.insert(submit_job(
+      h, key, R"({"queue":"processing","type":"test.count","payload":{},"delay_ms":500})"));
+  ::kill(pid, SIGCONT);
+  // Thawed: the publisher's probe is confirmed, and submissions are taken again.
+  REQUIRE(wait_until([&] { return h.post_json("/v1/jobs", now_job, key).status == 202; }, 20s));
+  accepted.insert(submit_job(h, key, now_job));
+  CHECK(wait_until(
+      [&] {
+        for (const auto& id : accepted)
+          if (count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded' AND id = '" +
+                                  id + "'") != 1)
+            return false;
+        return true;
+      },
+      60s));
+  auto v = check(s.pg_url, accepted);
+  CHECK(v.lost == 0);
+  CHECK(v.duplicated == 0);
+}
