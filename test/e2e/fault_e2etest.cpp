@@ -95,6 +95,26 @@ int rabbitmq_pid() {
   return std::stoi(pid);
 }
 
+// The test broker frozen (SIGSTOP of its Erlang VM) for the scope, as a
+// hung host would be; thawed at its end however the test leaves it.
+struct frozen_rabbitmq {
+  frozen_rabbitmq() : pid(rabbitmq_pid()) { REQUIRE(::kill(pid, SIGSTOP) == 0); }
+  ~frozen_rabbitmq() { thaw(); }
+  void thaw() { ::kill(pid, SIGCONT); }
+  frozen_rabbitmq(const frozen_rabbitmq&) = delete;
+  frozen_rabbitmq& operator=(const frozen_rabbitmq&) = delete;
+  int pid;
+};
+
+// Whether every job in `ids` has succeeded.
+bool all_succeeded(const std::string& pg_url, const std::set<std::string>& ids) {
+  for (const auto& id : ids)
+    if (count(pg_url,
+              "SELECT count(*) FROM jobs WHERE state = 'succeeded' AND id = '" + id + "'") != 1)
+      return false;
+  return true;
+}
+
 // rabbitmqctl against the test broker; true when it succeeded.
 bool rabbitmqctl(const std::string& args) {
   auto cmd = std::string("bash -c 'source ") + JOBS_SOURCE_DIR +
@@ -410,8 +430,7 @@ TEST_CASE("fault 10: heartbeats detect a frozen broker within two intervals") {
   // missing heartbeats tell the client it is gone.
   jobs::publisher pub({s.amqp_url, /*heartbeat_s=*/2, 5s, {10}});
   REQUIRE(wait_until([&] { return pub.connected(); }, 10s));
-  auto pid = rabbitmq_pid();
-  REQUIRE(::kill(pid, SIGSTOP) == 0);
+  frozen_rabbitmq broker;
   auto frozen = std::chrono::steady_clock::now();
   // Publish something so the publisher is waiting on the broker.
   pub.publish("processing", "hb", "{}", [](bool, std::string_view) {});
@@ -420,7 +439,7 @@ TEST_CASE("fault 10: heartbeats detect a frozen broker within two intervals") {
   bool unconfirmed = wait_until([&] { return pub.connected() && !pub.confirming(1s); }, 3s);
   bool noticed = wait_until([&] { return !pub.connected(); }, 15s);
   auto took = std::chrono::steady_clock::now() - frozen;
-  ::kill(pid, SIGCONT);
+  broker.thaw();
   CHECK(unconfirmed);
   CHECK(noticed);
   MESSAGE("dead connection noticed after ",
@@ -435,12 +454,7 @@ TEST_CASE("fault 18: a frozen broker is not ready again once a message was given
   scratch s;
   jobs::publisher pub({s.amqp_url, /*heartbeat_s=*/30, 1500ms, {10}});
   REQUIRE(wait_until([&] { return pub.connected(); }, 10s));
-  auto pid = rabbitmq_pid();
-  REQUIRE(::kill(pid, SIGSTOP) == 0);
-  struct thaw {
-    int pid;
-    ~thaw() { ::kill(pid, SIGCONT); }
-  } thaw_on_exit{pid};
+  frozen_rabbitmq frozen;
   std::promise<bool> answered;
   pub.publish("processing", "frozen", "{}",
               [&](bool ok, std::string_view) { answered.set_value(ok); });
@@ -455,7 +469,7 @@ TEST_CASE("fault 18: a frozen broker is not ready again once a message was given
     std::this_thread::sleep_for(200ms);
   }
   CHECK_FALSE(ever_ready);
-  ::kill(pid, SIGCONT);
+  frozen.thaw();
   // Thawed, it confirms the message it took (or the connection is replaced).
   CHECK(wait_until([&] { return pub.confirming(1s); }, 20s));
 }
@@ -741,15 +755,7 @@ TEST_CASE("fault 19: a broker's memory alarm: submissions refused at once, accep
   CHECK(wait_until([&] { return ready() == 200; }, 20s));
   accepted.insert(submit_job(h, key, now_job));
   // Every job accepted ran, the scheduled one too.
-  CHECK(wait_until(
-      [&] {
-        for (const auto& id : accepted)
-          if (count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded' AND id = '" +
-                                  id + "'") != 1)
-            return false;
-        return true;
-      },
-      60s));
+  CHECK(wait_until([&] { return all_succeeded(s.pg_url, accepted); }, 60s));
 }
 
 TEST_CASE("fault 20: a frozen broker: after one confirm timeout, submissions get 503 at once") {
@@ -762,12 +768,7 @@ TEST_CASE("fault 20: a frozen broker: after one confirm timeout, submissions get
   http_client h(p.port);
   const std::string now_job = R"({"queue":"processing","type":"test.count","payload":{}})";
   std::set<std::string> accepted{submit_job(h, key, now_job)};
-  auto pid = rabbitmq_pid();
-  REQUIRE(::kill(pid, SIGSTOP) == 0);
-  struct thaw {
-    int pid;
-    ~thaw() { ::kill(pid, SIGCONT); }
-  } thaw_on_exit{pid};
+  frozen_rabbitmq frozen;
   auto t0 = std::chrono::steady_clock::now();
   auto first = h.post_json("/v1/jobs", now_job, key);
   CHECK(first.status == 503);
@@ -785,19 +786,11 @@ TEST_CASE("fault 20: a frozen broker: after one confirm timeout, submissions get
   // A scheduled job needs only PostgreSQL.
   accepted.insert(submit_job(
       h, key, R"({"queue":"processing","type":"test.count","payload":{},"delay_ms":500})"));
-  ::kill(pid, SIGCONT);
+  frozen.thaw();
   // Thawed: the publisher's probe is confirmed, and submissions are taken again.
   REQUIRE(wait_until([&] { return h.post_json("/v1/jobs", now_job, key).status == 202; }, 20s));
   accepted.insert(submit_job(h, key, now_job));
-  CHECK(wait_until(
-      [&] {
-        for (const auto& id : accepted)
-          if (count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'succeeded' AND id = '" +
-                                  id + "'") != 1)
-            return false;
-        return true;
-      },
-      60s));
+  CHECK(wait_until([&] { return all_succeeded(s.pg_url, accepted); }, 60s));
   auto v = check(s.pg_url, accepted);
   CHECK(v.lost == 0);
   CHECK(v.duplicated == 0);
