@@ -49,6 +49,19 @@ api_metrics::api_metrics(metrics::registry& reg)
                                         "Time from publishing a job message to the broker's ack",
                                         {}, metrics::latency_buckets())
                           .with({})),
+      unconfirmed(reg.add_counter("jobs_publish_unconfirmed_total",
+                                  "Job messages given up without the broker's confirm in time", {})
+                      .with({})),
+      broker_accepting(reg.add_gauge("jobs_broker_accepting",
+                                     "1 while the broker takes and confirms messages "
+                                     "(submissions to run now are accepted), else 0",
+                                     {})
+                           .with({})),
+      broker_blocked(reg.add_gauge("jobs_broker_blocked",
+                                   "1 while the broker blocks publishing (a memory or disk "
+                                   "alarm), else 0",
+                                   {})
+                         .with({})),
       commit_seconds(reg.add_histogram("jobs_submit_commit_seconds",
                                        "One group commit of submitted jobs (INSERT and commit)", {},
                                        metrics::latency_buckets())

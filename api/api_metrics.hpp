@@ -6,6 +6,12 @@
 //                                                        route's template ("/v1/jobs/{id}"),
 //                                                        "unmatched" for 404s
 //   jobs_publish_confirm_seconds                         histogram: publish() to broker ack
+//   jobs_publish_unconfirmed_total                       messages given up without a confirm
+//                                                        (JOBS_PUBLISH_TIMEOUT_MS)
+//   jobs_broker_accepting                                1 while submissions to run now are
+//                                                        taken (publisher::accepting()), else 0
+//   jobs_broker_blocked                                  1 while the broker blocks publishing
+//                                                        (a memory or disk alarm), else 0
 //   jobs_submit_commit_seconds                           histogram: one group commit of the
 //                                                        submitter (its INSERT and commit)
 //   jobs_submit_commit_jobs                              histogram: jobs per group commit
@@ -52,6 +58,9 @@ struct api_metrics {
   metrics::family<metrics::counter>& submitted;
   metrics::family<metrics::histogram>& http;
   metrics::histogram& confirm_seconds;
+  metrics::counter& unconfirmed;
+  metrics::gauge& broker_accepting;
+  metrics::gauge& broker_blocked;
   metrics::histogram& commit_seconds;
   metrics::histogram& commit_jobs;
   metrics::family<metrics::counter>& dead_letters;

@@ -49,6 +49,45 @@ boost::asio::awaitable<T> await_callback(Start start) {
       asio::use_awaitable);
 }
 
+/// await_callback, waiting at most `deadline`: nullopt when it passed first.
+/// A callback called after that is ignored (it posts nothing), so `start`'s
+/// work may outlive the coroutine and its io_context.
+template <class T, class Start>
+boost::asio::awaitable<std::optional<T>> await_callback_for(Start start,
+                                                            std::chrono::milliseconds deadline) {
+  namespace asio = boost::asio;
+  struct shared {
+    std::mutex mu;
+    asio::steady_timer* timer = nullptr;  // null once the coroutine has gone
+    std::optional<T> value;
+  };
+  auto ex = co_await asio::this_coro::executor;
+  auto st = std::make_shared<shared>();
+  asio::steady_timer timer(ex);
+  timer.expires_after(deadline);
+  st->timer = &timer;
+  struct leave {
+    std::shared_ptr<shared> st;
+    ~leave() {
+      std::lock_guard lk(st->mu);
+      st->timer = nullptr;
+    }
+  } on_leave{st};
+  start(std::function<void(T)>([st, ex](T v) {
+    std::lock_guard lk(st->mu);
+    if (!st->timer) return;  // given up on, and gone
+    st->value.emplace(std::move(v));
+    // The timer is touched only on the coroutine's executor.
+    asio::post(ex, [st] {
+      std::lock_guard lk(st->mu);
+      if (st->timer) st->timer->cancel();
+    });
+  }));
+  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  std::lock_guard lk(st->mu);
+  co_return std::move(st->value);
+}
+
 namespace detail {
 /// db_call_for's canceller: on a thread of its own, while it holds
 /// st->cancel_mu, asks PostgreSQL to cancel what st->backend runs.

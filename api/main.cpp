@@ -93,7 +93,8 @@ int serve(const config& cfg) {
                  cfg.amqp_heartbeat_s,
                  cfg.publish_timeout,
                  {cfg.queue_delivery_limit},
-                 &measures.confirm_seconds});
+                 &measures.confirm_seconds,
+                 &measures.unconfirmed});
   db_pool reads(cfg.pg_url, cfg.pg_pool_size);
   reads.set_call_deadline(cfg.pg_call_timeout);
   measures.pools.watch(registry, "api", reads);

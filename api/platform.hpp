@@ -10,11 +10,14 @@
 #include "api/backend.hpp"
 #include "api/submitter.hpp"
 #include "common/db.hpp"
+#include "common/queue_stats.hpp"
 #include "common/scaling.hpp"
 #include "queues/amqp.hpp"
 
 #include <chrono>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -93,6 +96,12 @@ class platform_backend final : public api_backend {
   std::mutex mu_;
   std::unordered_map<std::string, cached> auth_cache_;  // key hash -> principal
   struct stats_source;
+  /// The broker's queue numbers, read on stats_'s thread (no pool connection
+  /// held meanwhile); nullopt when the read failed or took over `most`.
+  boost::asio::awaitable<std::optional<std::map<std::string, broker_queue>>> read_broker_queues(
+      std::chrono::milliseconds most);
+  /// How long GET /v1/queues waits for the broker's numbers.
+  static constexpr std::chrono::milliseconds broker_read_most{5000};
   std::shared_ptr<stats_source> stats_;
   // ready(): when each ping of the database not yet answered was sent;
   // shared with the pool's tasks, which may outlive this object.

@@ -4,7 +4,12 @@
 #include "api/platform.hpp"
 #include "api/router.hpp"
 #include "common/job.hpp"
+#include "common/log.hpp"
 #include "common/queue_stats.hpp"
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 namespace jobs {
 
@@ -18,15 +23,67 @@ boost::asio::awaitable<std::string> api_backend::queue_stats() {
   co_return std::string();
 }
 
+// The broker's side of the numbers is read on a thread of the source's own,
+// never while holding one of the pool's database connections: a broker that
+// does not answer (frozen, its host gone) held one for up to its timeouts per
+// request, and a dashboard polling GET /v1/queues then starved every other
+// read of connections. Requests that arrive during a read wait for the next
+// one, which serves them all; each waits at most broker_read_most.
 struct platform_backend::stats_source {
+  struct broker_read {
+    std::map<std::string, broker_queue> queues;
+    std::string error;  // empty: read
+  };
+  using done_fn = std::function<void(broker_read)>;
+
   amqp_address broker;
   int heartbeat_s = 0;
   scaling_policy defaults;
+
   std::mutex mu;
-  std::unique_ptr<amqp_connection> conn;  ///< under mu; reopened after a failure
+  std::condition_variable cv;
+  std::vector<done_fn> waiting;  // under mu
+  bool stopping = false;         // under mu
+  std::thread reader;
+  std::unique_ptr<amqp_connection> conn;  // the reader's; reopened after a failure
+
+  ~stats_source() {
+    {
+      std::lock_guard lk(mu);
+      stopping = true;
+    }
+    cv.notify_all();
+    if (reader.joinable()) reader.join();
+  }
+
+  void read(done_fn done) {
+    {
+      std::lock_guard lk(mu);
+      waiting.push_back(std::move(done));
+    }
+    cv.notify_one();
+  }
+
+  void run() {
+    for (;;) {
+      std::vector<done_fn> now;
+      {
+        std::unique_lock lk(mu);
+        cv.wait(lk, [&] { return stopping || !waiting.empty(); });
+        if (stopping) return;
+        now.swap(waiting);
+      }
+      broker_read r;
+      try {
+        r.queues = read_broker();
+      } catch (const std::exception& e) {
+        r.error = e.what();
+      }
+      for (auto& done : now) done(r);
+    }
+  }
 
   std::map<std::string, broker_queue> read_broker() {
-    std::lock_guard lk(mu);
     for (int attempt = 0;; ++attempt) {
       try {
         if (!conn) conn = std::make_unique<amqp_connection>(broker, heartbeat_s);
@@ -52,27 +109,57 @@ void platform_backend::enable_queue_stats(const std::string& amqp_url, scaling_p
   // for missing them between requests.
   s->heartbeat_s = 0;
   s->defaults = defaults;
+  s->reader = std::thread([raw = s.get()] { raw->run(); });
   stats_ = std::move(s);
+}
+
+boost::asio::awaitable<std::optional<std::map<std::string, broker_queue>>>
+platform_backend::read_broker_queues(std::chrono::milliseconds most) {
+  auto start = [s = stats_](std::function<void(stats_source::broker_read)> done) {
+    s->read(std::move(done));
+  };
+  auto got = co_await await_callback_for<stats_source::broker_read>(std::move(start), most);
+  if (!got) {
+    log_warn("the message broker did not answer a queue read in time",
+             {{"deadline_ms", static_cast<std::int64_t>(most.count())}});
+    co_return std::nullopt;
+  }
+  if (!got->error.empty()) {
+    log_warn("cannot read the broker's queues", {{"error", got->error}});
+    co_return std::nullopt;
+  }
+  co_return std::move(got->queues);
 }
 
 boost::asio::awaitable<std::string> platform_backend::queue_stats() {
   if (!stats_) throw std::runtime_error("queue statistics are not enabled");
-  auto op = [s = stats_](pqxx::connection& c) {
-    auto broker = s->read_broker();
+  auto broker = co_await read_broker_queues(broker_read_most);
+  if (!broker) throw amqp_error("the message broker's queues could not be read");
+  // By value: a call past its deadline may still run after this coroutine.
+  auto op = [broker = std::move(*broker), s = stats_](pqxx::connection& c) {
     return queue_stats_json(read_queue_stats(c, broker, s->defaults));
   };
   auto json = co_await db_call(reads_, op);
   co_return json;
 }
 
-// Here for stats_source: the metrics show what GET /v1/queues shows.
+// Here for stats_source: the metrics show what GET /v1/queues shows. The
+// broker's gauges keep their last values when it does not answer in time.
 boost::asio::awaitable<void> platform_backend::refresh_metrics(api_metrics& m) {
-  auto read = [&m, s = stats_](pqxx::connection& c) {
+  m.broker_accepting.set(pub_.accepting() ? 1 : 0);
+  m.broker_blocked.set(pub_.blocked() ? 1 : 0);
+  std::optional<std::map<std::string, broker_queue>> broker;
+  auto began = std::chrono::steady_clock::now();
+  if (stats_) broker = co_await read_broker_queues(metrics_refresh_most / 2);
+  auto left = std::max(std::chrono::milliseconds(500),
+                       metrics_refresh_most - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  std::chrono::steady_clock::now() - began));
+  auto read = [&m, broker = std::move(broker), s = stats_](pqxx::connection& c) {
     m.read_job_counts(c);
-    if (s) m.set_queue_stats(read_queue_stats(c, s->read_broker(), s->defaults));
+    if (s && broker) m.set_queue_stats(read_queue_stats(c, *broker, s->defaults));
     return 0;
   };
-  co_await db_call(reads_, read, metrics_refresh_most);
+  co_await db_call(reads_, read, left);
 }
 
 }  // namespace jobs

@@ -171,7 +171,9 @@ void publisher::sleep_until(std::chrono::steady_clock::time_point until) {
 
 void publisher::settle(uint64_t tag, bool multiple, bool ok, const char* why) {
   if (ok) nacked_ = false;
-  stalled_ = false;  // acked or nacked: the broker answers
+  // Acked or nacked: the broker answers.
+  if (stalled_.load(std::memory_order_relaxed) && stalled_.exchange(false))
+    log_info("broker confirms again; submissions are taken");
   auto finish = [&](item& it) {
     auto r = returned_.find(it.message_id);
     if (r != returned_.end()) {
@@ -202,8 +204,14 @@ void publisher::settle(uint64_t tag, bool multiple, bool ok, const char* why) {
 void publisher::expire(std::chrono::steady_clock::time_point now) {
   // Tags grow with enqueue time, so the oldest deadlines come first.
   while (!unconfirmed_.empty() && unconfirmed_.begin()->second.deadline <= now) {
-    unconfirmed_.begin()->second.done(false, "no confirm from the broker in time");
-    stalled_ = true;
+    auto& it = unconfirmed_.begin()->second;
+    it.done(false, "no confirm from the broker in time");
+    if (opts_.unconfirmed && it.routing_key != probe_key) opts_.unconfirmed->inc();
+    if (!stalled_.exchange(true))
+      log_warn(
+          "broker did not confirm a message in time; submissions are refused until it "
+          "confirms again",
+          {{"confirm_timeout_ms", static_cast<std::int64_t>(opts_.confirm_timeout.count())}});
     unconfirmed_.erase(unconfirmed_.begin());
   }
   std::deque<item> late;
@@ -223,10 +231,15 @@ void publisher::expire(std::chrono::steady_clock::time_point now) {
 }
 
 void publisher::probe(std::chrono::steady_clock::time_point now) {
-  // Stalled with nothing else in flight to be confirmed: without a probe,
-  // a broker that came back would never confirm anything (submissions are
-  // refused meanwhile), and the stall would last until a reconnect.
-  if (!stalled_ || blocked_ || !unconfirmed_.empty() || now < next_probe_) return;
+  // Messages in flight tell as much as a probe would. Without probes a
+  // stall would last until a reconnect (submissions are refused meanwhile,
+  // so nothing else is published to be confirmed), and an alarm or a frozen
+  // broker would go unnoticed until a job was sent into it.
+  if (blocked_ || !unconfirmed_.empty()) {
+    next_probe_ = now + probe_every;
+    return;
+  }
+  if (now < next_probe_) return;
   next_probe_ = now + probe_every;
   std::deque<item> one;
   one.push_back({std::string(probe_key), "probe", "", [](bool, std::string_view) {},

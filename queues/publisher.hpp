@@ -43,6 +43,8 @@ struct publisher_options {
   topology_options topology;
   /// When set, observes the seconds from publish() to each broker ack.
   metrics::histogram* confirm_seconds = nullptr;
+  /// When set, counts the messages given up unconfirmed (their confirm timeout).
+  metrics::counter* unconfirmed = nullptr;
 };
 
 class publisher {
@@ -67,10 +69,13 @@ class publisher {
   /// until then or their confirm timeout.
   bool blocked() const noexcept { return blocked_.load(); }
   /// Connected, not blocked, and not stalled (a message given up unconfirmed,
-  /// nothing confirmed since): what is published now can be confirmed. While
-  /// stalled, the publisher sends a probe each `probe_every` (a message no
-  /// queue is bound for, which the broker confirms once it has routed it
-  /// nowhere); any confirm ends the stall.
+  /// nothing confirmed since): what is published now can be confirmed.
+  /// Whenever nothing has waited for a confirm for `probe_every`, the
+  /// publisher sends a probe (a message no queue is bound for, which the
+  /// broker confirms once it has routed it nowhere): an idle connection
+  /// learns of a resource alarm (RabbitMQ says connection.blocked only to a
+  /// connection that publishes) and of a broker that stopped confirming
+  /// without a job paying for it, and a stall ends with the probe's confirm.
   bool accepting() const noexcept { return connected() && !blocked() && !stalled_.load(); }
   static constexpr std::chrono::milliseconds probe_every{1000};
   /// The probe's routing key: bound to no queue.

@@ -7,6 +7,7 @@
 #include "common/time.hpp"
 #include "queues/publisher.hpp"
 #include "support/live.hpp"
+#include "support/prom_text.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -113,6 +114,14 @@ bool all_succeeded(const std::string& pg_url, const std::set<std::string>& ids) 
               "SELECT count(*) FROM jobs WHERE state = 'succeeded' AND id = '" + id + "'") != 1)
       return false;
   return true;
+}
+
+// A metric of the API's /metrics, summed over its series.
+double api_metric(int port, const std::string& name) {
+  http_client h(port);
+  auto r = h.request(boost::beast::http::verb::get, "/metrics");
+  REQUIRE(r.status == 200);
+  return prom_sum(parse_prom_text(r.body), name, {});
 }
 
 // rabbitmqctl against the test broker; true when it succeeded.
@@ -705,31 +714,25 @@ TEST_CASE("fault 16: RabbitMQ stopped: a worker still records its jobs, renews l
 
 TEST_CASE("fault 19: a broker's memory alarm: submissions refused at once, accepted after it") {
   // A resource alarm stops RabbitMQ reading what publishers send, and it
-  // says so (connection.blocked). Without heeding it every submission
-  // waited out its confirm timeout for its 503.
+  // says so (connection.blocked) to a connection that publishes. Without
+  // heeding it every submission waited out its confirm timeout for its 503;
+  // without the idle probe the first one still did, and /readyz stayed 200.
   scratch s;
   platform p(s, {"processing"}, {{"JOBS_PUBLISH_TIMEOUT_MS", "3000"}}, true);
   auto key = create_key(s.pg_url, "acme");
   http_client h(p.port);
   const std::string now_job = R"({"queue":"processing","type":"test.count","payload":{}})";
-  auto before = submit_job(h, key, now_job);
-  std::set<std::string> accepted{before};
+  std::set<std::string> accepted{submit_job(h, key, now_job)};
   auto ready = [&] { return h.request(boost::beast::http::verb::get, "/readyz").status; };
   REQUIRE(ready() == 200);
   {
     memory_alarm alarm;
-    // The broker blocks a connection once it publishes: the first
-    // submissions may wait for their confirm (3 s here) before theirs.
-    bool fast = wait_until(
-        [&] {
-          auto t0 = std::chrono::steady_clock::now();
-          auto r = h.post_json("/v1/jobs", now_job, key);
-          CHECK(r.status != 202);
-          return r.status == 503 && std::chrono::steady_clock::now() - t0 < 500ms;
-        },
-        20s);
-    REQUIRE(fast);
-    // Now every one is refused at once, with the reason, and nothing is recorded.
+    // Noticed with no submission sent into it (the probe, each second).
+    CHECK(wait_until([&] { return ready() == 503; }, 5s));
+    CHECK(api_metric(p.port, "jobs_broker_blocked") == 1);
+    CHECK(api_metric(p.port, "jobs_broker_accepting") == 0);
+    // Every submission to run now is refused at once, with the reason, and
+    // nothing is recorded.
     auto rows = count(s.pg_url, "SELECT count(*) FROM jobs");
     for (int i = 0; i < 20; ++i) {
       auto t0 = std::chrono::steady_clock::now();
@@ -744,7 +747,7 @@ TEST_CASE("fault 19: a broker's memory alarm: submissions refused at once, accep
         h.post_json("/v1/jobs/batch", R"({"jobs":[)" + now_job + "," + now_job + "]}", key);
     CHECK(batch.status == 503);
     CHECK(count(s.pg_url, "SELECT count(*) FROM jobs") == rows);
-    CHECK(ready() == 503);
+    CHECK(api_metric(p.port, "jobs_publish_unconfirmed_total") == 0);  // no job paid for it
     // A scheduled job needs only PostgreSQL: accepted, published when due.
     accepted.insert(submit_job(
         h, key, R"({"queue":"processing","type":"test.count","payload":{},"delay_ms":1000})"));
@@ -753,36 +756,57 @@ TEST_CASE("fault 19: a broker's memory alarm: submissions refused at once, accep
   // Lifted: the broker unblocks the connection, and submissions are taken again.
   REQUIRE(wait_until([&] { return h.post_json("/v1/jobs", now_job, key).status == 202; }, 20s));
   CHECK(wait_until([&] { return ready() == 200; }, 20s));
+  CHECK(api_metric(p.port, "jobs_broker_blocked") == 0);
+  CHECK(api_metric(p.port, "jobs_broker_accepting") == 1);
   accepted.insert(submit_job(h, key, now_job));
   // Every job accepted ran, the scheduled one too.
   CHECK(wait_until([&] { return all_succeeded(s.pg_url, accepted); }, 60s));
 }
 
-TEST_CASE("fault 20: a frozen broker: after one confirm timeout, submissions get 503 at once") {
+TEST_CASE("fault 20: a frozen broker: noticed idle, submissions 503 at once, reads unhurt") {
   // SIGSTOP keeps the connection open, and 30 s heartbeats do not tell in
-  // this test's time: without the stall refusing at once, every submission
-  // waited out its confirm timeout (1.5 s here, 10 s by default) for its 503.
+  // this test's time. The idle probe goes unconfirmed (1.5 s here, 10 s by
+  // default): then submissions are refused at once, where each waited out
+  // its confirm timeout, and /readyz is 503, where it stayed 200 while idle.
   scratch s;
   platform p(s, {"processing"}, {{"JOBS_PUBLISH_TIMEOUT_MS", "1500"}}, true);
   auto key = create_key(s.pg_url, "acme");
   http_client h(p.port);
   const std::string now_job = R"({"queue":"processing","type":"test.count","payload":{}})";
-  std::set<std::string> accepted{submit_job(h, key, now_job)};
+  auto first = submit_job(h, key, now_job);
+  std::set<std::string> accepted{first};
+  REQUIRE(h.get("/v1/queues", key).status == 200);  // its broker connection open
   frozen_rabbitmq frozen;
-  auto t0 = std::chrono::steady_clock::now();
-  auto first = h.post_json("/v1/jobs", now_job, key);
-  CHECK(first.status == 503);
-  CHECK(std::chrono::steady_clock::now() - t0 >= 1400ms);  // its confirm timeout
+  CHECK(wait_until(
+      [&] { return h.request(boost::beast::http::verb::get, "/readyz").status == 503; }, 6s));
   auto rows = count(s.pg_url, "SELECT count(*) FROM jobs");
   for (int i = 0; i < 10; ++i) {
-    t0 = std::chrono::steady_clock::now();
+    auto t0 = std::chrono::steady_clock::now();
     auto r = h.post_json("/v1/jobs", now_job, key);
     CHECK(r.status == 503);
     CHECK(std::chrono::steady_clock::now() - t0 < 500ms);
     CHECK(r.body.find("did not confirm a message in time") != std::string::npos);
   }
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs") == rows);  // nothing written
-  CHECK(h.request(boost::beast::http::verb::get, "/readyz").status == 503);
+  CHECK(api_metric(p.port, "jobs_broker_accepting") == 0);
+  CHECK(api_metric(p.port, "jobs_publish_unconfirmed_total") == 0);  // only the probe
+  // GET /v1/queues waits for the broker, but holds no database connection
+  // meanwhile: four of them (the API's pool has four) leave reads unhurt.
+  std::vector<std::thread> dashboards;
+  std::atomic<int> queue_503{0};
+  for (int i = 0; i < 4; ++i)
+    dashboards.emplace_back([&] {
+      http_client d(p.port);
+      if (d.get("/v1/queues", key).status == 503) ++queue_503;
+    });
+  std::this_thread::sleep_for(500ms);
+  for (int i = 0; i < 3; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(h.get("/v1/jobs/" + first, key).status == 200);
+    CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+  }
+  for (auto& t : dashboards) t.join();
+  CHECK(queue_503 == 4);  // after their 5 s
   // A scheduled job needs only PostgreSQL.
   accepted.insert(submit_job(
       h, key, R"({"queue":"processing","type":"test.count","payload":{},"delay_ms":500})"));
@@ -790,6 +814,7 @@ TEST_CASE("fault 20: a frozen broker: after one confirm timeout, submissions get
   // Thawed: the publisher's probe is confirmed, and submissions are taken again.
   REQUIRE(wait_until([&] { return h.post_json("/v1/jobs", now_job, key).status == 202; }, 20s));
   accepted.insert(submit_job(h, key, now_job));
+  CHECK(wait_until([&] { return h.get("/v1/queues", key).status == 200; }, 30s));
   CHECK(wait_until([&] { return all_succeeded(s.pg_url, accepted); }, 60s));
   auto v = check(s.pg_url, accepted);
   CHECK(v.lost == 0);
