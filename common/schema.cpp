@@ -1,5 +1,7 @@
 #include "common/schema.hpp"
 
+#include "common/detail/schema_keywords.hpp"
+
 // Without this valijson reports a bad schema by calling abort(). It changes the
 // body of inline functions, so every file of a binary that includes valijson
 // must agree: the build defines it for all (this only covers a build without).
@@ -96,12 +98,16 @@ json::value guarded(std::string_view keyword, const json::value& value,
   return guard;
 }
 
-// valijson runs every regex keyword on strings of any length, even after
-// `maxLength` has failed, and libstdc++'s std::regex then overflows the stack;
-// `format` (any format) throws on an array or object. So `pattern` and `format`
-// move under an if/then that reaches them only for strings short enough. Children go first, so the
-// guards added here are never guarded again.
-void guard_regexes(json::value& node) {
+// Readies each schema object for valijson, children first (so the guards
+// added here are never guarded again):
+// - valijson runs every regex keyword on strings of any length, even after
+//   `maxLength` has failed, and libstdc++'s std::regex then overflows the
+//   stack; `format` (any format) throws on an array or object. So `pattern`
+//   and `format` move under an if/then that reaches them only for strings
+//   short enough.
+// - our own keywords are checked and readied for their builders
+//   (detail/schema_keywords.hpp).
+void prepare(json::value& node) {
   json::object* o = node.if_object();
   if (!o) return;
   for (std::string_view key :
@@ -109,19 +115,20 @@ void guard_regexes(json::value& node) {
         "items", "not", "oneOf", "propertyNames", "then"}) {
     json::value* child = o->if_contains(key);
     if (child && child->is_array()) {
-      for (json::value& element : child->get_array()) guard_regexes(element);
+      for (json::value& element : child->get_array()) prepare(element);
     } else if (child) {
-      guard_regexes(*child);
+      prepare(*child);
     }
   }
   for (std::string_view key : {"properties", "definitions", "$defs", "dependencies"}) {
     if (json::object* map = o->contains(key) ? o->at(key).if_object() : nullptr) {
-      for (auto& member : *map) guard_regexes(member.value());
+      for (auto& member : *map) prepare(member.value());
     }
   }
   if (o->contains("patternProperties")) {
     throw std::runtime_error("patternProperties is not supported (std::regex on unbounded keys)");
   }
+  detail::prepare_content_keywords(*o);
 
   json::array guards;
   if (const json::value* p = o->if_contains("pattern"); p && p->is_string()) {
@@ -161,9 +168,10 @@ std::unique_ptr<valijson::Schema> compile(json::value doc) {
       throw std::runtime_error("unsupported $schema " + json::serialize(*version));
     }
   }
-  guard_regexes(doc);
+  prepare(doc);
   auto schema = std::make_unique<valijson::Schema>();
   valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
+  detail::add_keyword_builders(parser);
   parser.populateSchema(valijson::adapters::BoostJsonAdapter(doc), *schema);
   return schema;
 }

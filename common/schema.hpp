@@ -6,19 +6,28 @@
 // the type may itself contain dots: `processing.csv.aggregate.schema.json` is
 // queue `processing`, type `csv.aggregate`. Other files are ignored.
 //
+// Beyond draft-07 as valijson 1.0 checks it, a schema may say what a string
+// member must be for its worker to take it (common/detail/schema_keywords.hpp):
+//
+//   "contentEncoding": "base64"       padded standard base64 (common/base64.hpp)
+//   "x-base64-padding": "optional"    beside it: the padding may be left out
+//   "format": "webhook-url"           a URL the webhooks worker delivers to
+//                                     (common/webhook_url.hpp)
+//
 // Throws (constructor only): std::runtime_error naming the file when the
 // directory is missing or holds no schema, a file is misnamed or unreadable,
 // is not JSON, declares a `$schema` other than draft-07, is not a valid schema
-// (as valijson 1.0 parses it), has a `pattern` that std::regex rejects, or uses
-// `patternProperties` (unsupported, see below).
+// (as valijson 1.0 parses it), has a `pattern` that std::regex rejects, uses
+// `patternProperties` (unsupported, see below), or names a format or
+// contentEncoding that is not checked (a typo must not turn a check off).
 //
 // Limits: libstdc++'s std::regex recurses per character and overflows the stack
 // on long strings, so `pattern` is only tried on strings of at most
 // `max_regex_input` characters (or the schema's own smaller `maxLength`), and
 // the regex-backed formats (`date`, `time`, `date-time`) on strings of at most
-// `max_format_input`; longer strings fail as if `maxLength` said so. Other
-// formats (`uri`, `email`, ...) are not checked by valijson 1.0. Payload depth
-// is bounded by the HTTP layer, not here.
+// `max_format_input`; longer strings fail as if `maxLength` said so. The other
+// draft-07 formats (`uri`, `email`, ...) are not checked by valijson 1.0.
+// Payload depth is bounded by the HTTP layer, not here.
 //
 // Thread-safety: after construction every const member may be called from any
 // number of threads at once; the compiled schemas are read-only.

@@ -334,3 +334,117 @@ TEST_CASE("a payload problem quotes the schema's description of the place that f
   CHECK(bcc->pointer == "/payload/headers");
   CHECK(bcc->detail.find("Expected: Extra headers: List-Unsubscribe") != std::string::npos);
 }
+
+namespace {
+
+using files = std::map<std::string, std::string>;
+
+// A job type as a new one would be written: its members say what they carry,
+// with no C++ for the type.
+constexpr const char* bytes_schema = R"({
+  "$schema": "http://json-schema.org/draft-07/schema#",
+  "type": "object",
+  "properties": {
+    "plain": {"type": "string"},
+    "padded": {"type": "string", "contentEncoding": "base64", "description": "Bytes."},
+    "loose": {"type": "string", "contentEncoding": "base64", "x-base64-padding": "optional"},
+    "strict": {"type": "string", "contentEncoding": "base64", "x-base64-padding": "required"},
+    "untyped": {"contentEncoding": "base64"},
+    "files": {"type": "array", "items": {"properties": {"data": {"$ref": "#/definitions/bytes"}}}},
+    "hook": {"format": "webhook-url"}
+  },
+  "definitions": {"bytes": {"type": "string", "contentEncoding": "base64"}}
+})";
+
+}  // namespace
+
+TEST_CASE(
+    "contentEncoding base64 takes what the workers' decoder takes, padding as the schema says") {
+  temp_dir dir(files{{"test.bytes.schema.json", bytes_schema}});
+  const schema_registry r(dir.path);
+  auto ok = [&](std::string_view payload) {
+    auto p = r.validate("test", "bytes", json::parse(payload));
+    CHECK_MESSAGE(!p, payload, ": ", p ? p->detail : "");
+  };
+  auto bad = [&](std::string_view payload, std::string_view pointer) {
+    auto p = r.validate("test", "bytes", json::parse(payload));
+    REQUIRE_MESSAGE(p, payload);
+    CHECK(p->code == "payload_invalid");
+    CHECK(p->pointer == pointer);
+    return p->detail;
+  };
+  // The keyword alone makes the difference: the same string without it passes.
+  ok(R"({"plain": "!!!"})");
+  CHECK(bad(R"({"padded": "!!!"})", "/payload/padded") ==
+        "String is not standard, padded base64: its length is impossible. Expected: Bytes.");
+  // Padding required unless x-base64-padding says optional.
+  ok(R"({"padded": "aGk=", "strict": "aA==", "loose": "aGk", "untyped": ""})");
+  bad(R"({"padded": "aGk"})", "/payload/padded");
+  bad(R"({"strict": "aA"})", "/payload/strict");
+  ok(R"({"loose": "aGk="})");
+  CHECK(bad(R"({"loose": "a"})", "/payload/loose") ==
+        "String is not standard base64: its length is impossible.");
+  bad(R"({"loose": "a-b_"})", "/payload/loose");  // base64url is another alphabet
+  bad(R"({"padded": "aGk=\n"})", "/payload/padded");
+  // Deep in an array, through a $ref: the pointer names the member.
+  CHECK(bad(R"({"files": [{"data": "aGk="}, {"data": "aG k"}]})", "/payload/files/1/data") ==
+        "String is not standard, padded base64: unexpected character at offset 2.");
+  // It says nothing of values that are not strings (the type keyword does).
+  ok(R"({"untyped": 5})");
+  CHECK(bad(R"({"padded": 5})", "/payload/padded").starts_with("Value type not permitted"));
+}
+
+TEST_CASE("format webhook-url takes what the webhooks worker takes") {
+  temp_dir dir(files{{"test.bytes.schema.json", bytes_schema}});
+  const schema_registry r(dir.path);
+  for (const char* url : {"http://example.com:65535/", "https://example.com/h?x=1", "HTTP://a"}) {
+    CAPTURE(url);
+    CHECK_FALSE(r.validate("test", "bytes", json::value{{"hook", url}}));
+  }
+  const std::pair<const char*, const char*> refused[] = {
+      {"http://127.0.0.1:74435/wrapped",
+       "url has a bad port \"74435\": it must be from 1 to 65535."},
+      {"http://example.com:0/", "url has a bad port \"0\": it must be from 1 to 65535."},
+      {"ftp://example.com/", "url must be http or https."},
+      {"https://user:pw@example.com/", "url must not carry user info."},
+      {"http://213070640:1:33/", "url has a bad port or path."},
+      {"example.com/x", "url is not an absolute URL."},
+  };
+  for (const auto& [url, why] : refused) {
+    CAPTURE(url);
+    auto p = r.validate("test", "bytes", json::value{{"hook", url}});
+    REQUIRE(p);
+    CHECK(p->pointer == "/payload/hook");
+    CHECK(p->detail == why);
+  }
+  CHECK_FALSE(r.validate("test", "bytes", json::parse(R"({"hook": [1]})")));  // not a string
+}
+
+TEST_CASE("schema_registry refuses a contentEncoding, padding or format it would not check") {
+  const auto throws_saying = [](const std::string& schema, const char* what) {
+    temp_dir dir(files{{"test.x.schema.json", schema}});
+    CHECK_THROWS_WITH_AS(schema_registry(dir.path), doctest::Contains(what), std::runtime_error);
+  };
+  throws_saying(R"({"properties": {"a": {"contentEncoding": "quoted-printable"}}})",
+                "contentEncoding \"quoted-printable\" is not checked");
+  throws_saying(R"({"properties": {"a": {"contentEncoding": "base64url"}}})",
+                "contentEncoding \"base64url\" is not checked");
+  // What x-base64-padding becomes inside is not a name a schema can use.
+  throws_saying(
+      R"j({"properties": {"a": {"contentEncoding": "base64 (x-base64-padding: optional)"}}})j",
+      "is not checked");
+  throws_saying(R"({"properties": {"a": {"x-base64-padding": "optional"}}})",
+                "x-base64-padding needs contentEncoding \"base64\"");
+  throws_saying(R"({"items": {"contentEncoding": "base64", "x-base64-padding": "sometimes"}})",
+                "x-base64-padding must be \"required\" or \"optional\"");
+  throws_saying(R"({"properties": {"a": {"format": "webhook_url"}}})",
+                "unknown format \"webhook_url\"");
+  throws_saying(
+      R"({"items": {"$ref": "#/definitions/d"}, "definitions": {"d": {"format": "ur1"}}})",
+      "unknown format \"ur1\"");
+  // The draft-07 names load, checked or not by valijson.
+  temp_dir known(files{{"test.x.schema.json",
+                        R"({"properties": {"a": {"format": "email"}, "b": {"format": "uri"},
+                                           "c": {"format": "date"}}})"}});
+  CHECK_NOTHROW(schema_registry(known.path));
+}

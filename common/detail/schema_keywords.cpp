@@ -1,0 +1,149 @@
+#include "common/detail/schema_keywords.hpp"
+
+#include "common/base64.hpp"
+#include "common/webhook_url.hpp"
+
+// As in common/schema.cpp: every file of a binary that includes valijson must
+// agree on this (the build defines it for all).
+#ifndef VALIJSON_USE_EXCEPTIONS
+#define VALIJSON_USE_EXCEPTIONS 1
+#endif
+#include <valijson/constraint_builder.hpp>
+#include <valijson/constraints/concrete_constraints.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validation_results.hpp>
+
+#include <fmt/format.h>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <array>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace jobs::detail {
+namespace {
+
+namespace json = boost::json;
+using valijson::ValidationResults;
+using valijson::adapters::Adapter;
+using valijson::constraints::Constraint;
+using valijson::constraints::PolyConstraint;
+
+constexpr std::string_view padding_keyword = "x-base64-padding";
+// What prepare_content_keywords() makes of contentEncoding "base64" beside
+// "x-base64-padding": "optional", since a builder sees only its own keyword.
+// A schema cannot say it: contentEncoding is checked to be "base64" first.
+constexpr std::string_view base64_padding_optional = "base64 (x-base64-padding: optional)";
+constexpr std::string_view webhook_url_format = "webhook-url";
+// The formats draft-07 defines (section 7.3); valijson checks the first three.
+constexpr std::array<std::string_view, 17> draft7_formats{
+    "date",          "time",         "date-time",     "email",
+    "idn-email",     "hostname",     "idn-hostname",  "ipv4",
+    "ipv6",          "uri",          "uri-reference", "iri",
+    "iri-reference", "uri-template", "json-pointer",  "relative-json-pointer",
+    "regex"};
+
+// A string check that valijson calls for each value the keyword applies to.
+// `check` returns nothing when the string is good, else what is wrong.
+template <typename Check>
+class string_constraint final : public PolyConstraint {
+ public:
+  explicit string_constraint(Check check) : check_(std::move(check)) {}
+
+  bool validate(const Adapter& target, const std::vector<std::string>& context,
+                ValidationResults* results) const override {
+    if (!target.isString()) return true;
+    std::string why = check_(target.getString());
+    if (why.empty()) return true;
+    if (results) results->pushError(context, why);
+    return false;
+  }
+
+ private:
+  Constraint* cloneInto(void* at) const override { return new (at) string_constraint(*this); }
+  std::size_t sizeOf() const override { return sizeof(string_constraint); }
+
+  Check check_;
+};
+
+template <typename Check>
+Constraint* make_string_constraint(Check check) {
+  return new string_constraint<Check>(std::move(check));
+}
+
+std::string keyword_text(const Adapter& value) {
+  return value.isString() ? fmt::format("\"{}\"", value.getString()) : "(not a string)";
+}
+
+class content_encoding_builder final : public valijson::ConstraintBuilder {
+ public:
+  Constraint* make(const Adapter& value) const override {
+    const std::string name = value.isString() ? value.getString() : std::string();
+    if (name != "base64" && name != base64_padding_optional)
+      throw std::runtime_error(fmt::format("contentEncoding {} is not checked: only \"base64\" is",
+                                           keyword_text(value)));
+    const auto padding = name == "base64" ? base64_padding::required : base64_padding::optional;
+    return make_string_constraint([padding](std::string_view s) {
+      std::string why;
+      if (is_base64(s, padding, &why)) return std::string();
+      return fmt::format("String is not standard{} base64: {}.",
+                         padding == base64_padding::required ? ", padded" : "", why);
+    });
+  }
+};
+
+class format_builder final : public valijson::ConstraintBuilder {
+ public:
+  Constraint* make(const Adapter& value) const override {
+    const std::string name = value.isString() ? value.getString() : std::string();
+    if (name == webhook_url_format) {
+      return make_string_constraint([](std::string_view s) {
+        auto parsed = parse_webhook_url(s);
+        const auto* why = std::get_if<std::string>(&parsed);
+        return why ? *why + "." : std::string();
+      });
+    }
+    if (std::find(draft7_formats.begin(), draft7_formats.end(), name) == draft7_formats.end())
+      throw std::runtime_error(fmt::format("unknown format {}", keyword_text(value)));
+    // valijson's own FormatConstraint checks (or takes) the standard ones.
+    return make_string_constraint([](std::string_view) { return std::string(); });
+  }
+};
+
+}  // namespace
+
+void prepare_content_keywords(json::object& schema) {
+  json::value* encoding = schema.if_contains("contentEncoding");
+  if (encoding && !(encoding->is_string() && encoding->get_string() == "base64"))
+    throw std::runtime_error(fmt::format("contentEncoding {} is not checked: only \"base64\" is",
+                                         json::serialize(*encoding)));
+  const json::value* padding = schema.if_contains(padding_keyword);
+  if (!padding) return;
+  if (!encoding)
+    throw std::runtime_error(
+        fmt::format("{} needs contentEncoding \"base64\" beside it", padding_keyword));
+  if (*padding == "optional") {
+    *encoding = base64_padding_optional;
+  } else if (*padding != "required") {
+    throw std::runtime_error(fmt::format("{} must be \"required\" or \"optional\", not {}",
+                                         padding_keyword, json::serialize(*padding)));
+  }
+}
+
+void add_keyword_builders(valijson::SchemaParser& parser) {
+  // The parser owns a builder once added (not if adding throws).
+  auto encoding = std::make_unique<content_encoding_builder>();
+  parser.addConstraintBuilder("contentEncoding", encoding.get());
+  encoding.release();
+  auto format = std::make_unique<format_builder>();
+  parser.addConstraintBuilder("format", format.get());
+  format.release();
+}
+
+}  // namespace jobs::detail
