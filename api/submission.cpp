@@ -1,6 +1,5 @@
 #include "api/submission.hpp"
 
-#include "api/payload_checks.hpp"
 #include "common/idempotency.hpp"
 
 #include <fmt/format.h>
@@ -142,7 +141,6 @@ std::variant<new_job, problem> parse_submission(
   auto* payload = obj->if_contains("payload");
   if (!payload) return make_problem(400, "missing_field", "payload is required", "/payload");
   if (auto p = schemas.validate(job.queue, job.type, *payload)) return *p;
-  if (auto p = check_payload(job.queue, job.type, *payload)) return *p;
   if (auto at = find_nul(*payload, "/payload"))
     return make_problem(400, "payload_invalid",
                         "U+0000 (NUL) is not allowed in a payload string or member name", *at);

@@ -2,8 +2,9 @@
 // Standard base64 (RFC 4648 section 4: A-Z a-z 0-9 + /, no white space), as
 // job payloads carry bytes: an email's attachments (padding required) and a
 // hash job's input (padding optional). The API checks a payload's base64
-// with the same function its worker decodes it with (api/payload_checks.hpp),
-// so that what the worker would refuse is refused with a 400 instead.
+// with the same function its worker decodes it with (a schema's
+// "contentEncoding": "base64", common/schema.hpp), so that what the worker
+// would refuse is refused with a 400 instead.
 //
 // Pure functions; thread-safe.
 

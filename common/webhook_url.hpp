@@ -1,7 +1,8 @@
 #pragma once
 // A webhook's URL as its delivery uses it, shared by the API (refused at
-// submission, api/payload_checks.hpp) and the webhooks worker (refused again,
-// the job dead, if one written around the API ever reaches it).
+// submission: a schema's "format": "webhook-url", common/schema.hpp) and the
+// webhooks worker (refused again, the job dead, if one written around the API
+// ever reaches it).
 //
 //   scheme   http or https
 //   host     a name, an IPv4 or an IPv6 address; no user info

@@ -448,3 +448,20 @@ TEST_CASE("schema_registry refuses a contentEncoding, padding or format it would
                                            "c": {"format": "date"}}})"}});
   CHECK_NOTHROW(schema_registry(known.path));
 }
+
+TEST_CASE("the job types' schemas declare their bytes and URLs") {
+  const schema_registry r(JOBS_SOURCE_DIR "/schemas/jobs");
+  auto pointer = [&](std::string_view queue, std::string_view type, std::string_view payload) {
+    auto p = r.validate(queue, type, json::parse(payload));
+    return p ? p->pointer : std::string();
+  };
+  const std::string mail =
+      R"({"from": "a@b.example", "to": ["a@b.example"], "subject": "hi", "text": "x",
+          "attachments": [{"filename": "a", "content": "aGk="}, {"filename": "b", "content": )";
+  CHECK(pointer("email", "send", mail + R"("aGk="}]})").empty());
+  CHECK(pointer("email", "send", mail + R"("aGk"}]})") == "/payload/attachments/1/content");
+  CHECK(pointer("processing", "hash", R"({"input_base64": "aGk"})").empty());
+  CHECK(pointer("processing", "hash", R"({"input_base64": "aGk=="})") == "/payload/input_base64");
+  CHECK(pointer("webhooks", "deliver", R"({"url": "http://example.com:65536/"})") ==
+        "/payload/url");
+}

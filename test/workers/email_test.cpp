@@ -322,6 +322,22 @@ TEST_CASE("throttle: messages per second per recipient domain") {
   CHECK(off.tracked() == 0);
 }
 
+// What an attachment's content may be: the API's schema (contentEncoding)
+// and the worker decide alike, so nothing accepted ends dead for it.
+TEST_CASE(
+    "schema: an attachment's base64 is refused at the API exactly when the worker refuses it") {
+  jobs::schema_registry reg(std::string(JOBS_SOURCE_DIR) + "/schemas/jobs");
+  for (const char* content : {"", "aGk=", "aA==", "aGkh", "+/+/", "aGk", "aA", "aA=", "a",
+                              "a===", "aGk==", "a=Gk", "aG k", "aGk=\n", "!!!!", "-_-_", "===="}) {
+    CAPTURE(content);
+    json::value payload = json::parse(minimal);
+    payload.as_object()["attachments"] = json::array{{{"filename", "a"}, {"content", content}}};
+    const auto refused = reg.validate("email", "send", payload);
+    CHECK(refused.has_value() == !error_of(json::serialize(payload)).empty());
+    if (refused) CHECK(refused->pointer == "/payload/attachments/0/content");
+  }
+}
+
 TEST_CASE("schema: header injection and bad addresses are 400 at the API") {
   jobs::schema_registry reg(std::string(JOBS_SOURCE_DIR) + "/schemas/jobs");
   auto check = [&](const std::string& payload, const std::string& pointer) {

@@ -1,6 +1,7 @@
 // Unit tests of the built-in processing handlers (noop, hash, csv.aggregate),
 // the CSV reader under them, and their payload schemas.
 #include "workers/processing/processing.hpp"
+#include "common/schema.hpp"
 #include "workers/handler.hpp"
 #include "workers/processing/detail/csv.hpp"
 
@@ -364,6 +365,18 @@ TEST_SUITE("processing.hash") {
     for (const char* b : {"aGVs*G8=", "aGVsb", "aG=sbG8=", "aGVsbG8=\n", "aGVsbG8===", "===="}) {
       json::value p{{"input_base64", b}};
       CHECK(permanent(hash, p).find("base64") != std::string::npos);
+    }
+  }
+
+  TEST_CASE("the API's schema refuses base64 input exactly when the handler does") {
+    const jobs::schema_registry reg(JOBS_SOURCE_DIR "/schemas/jobs");
+    for (const char* b : {"", "aGk", "aGk=", "aA", "aA==", "aA=", "AP8Q", "a", "aGVsb", "aG=sbG8=",
+                          "aGVsbG8=\n", "aGVsbG8===", "====", "a-b_", "aGVs*G8=", "aG k"}) {
+      CAPTURE(b);
+      const json::value p{{"input_base64", b}};
+      const auto refused = reg.validate("processing", "hash", p);
+      CHECK(refused.has_value() == std::holds_alternative<handler_error>(call(hash, p)));
+      if (refused) CHECK(refused->pointer == "/payload/input_base64");
     }
   }
 
