@@ -10,9 +10,12 @@
 #include <boost/beast/http/verb.hpp>
 #include <boost/json.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <string>
 
 using namespace jobs;
 using namespace jobs::test;
@@ -41,14 +44,30 @@ std::string viewer_key(http_client& h, const std::string& admin) {
   return std::string(made.json().at("key").as_string());
 }
 
-}  // namespace
-
-TEST_CASE("the dashboard in chromium: depth, search, job page, retry, bulk cancel, pause") {
+// Runs test/browser/dashboard.mjs in chromium against the platform on
+// `port`, with `env` (the keys, a mode) besides the URL and the screenshot
+// directory `shots` (emptied first); the script's output goes to `log`, which
+// the failure shows unless it exits 0 within `deadline`.
+void run_dashboard_script(int port, std::map<std::string, std::string> env,
+                          const std::string& shots, const std::string& log,
+                          std::chrono::seconds deadline) {
   std::string src = JOBS_SOURCE_DIR;
   REQUIRE_MESSAGE(std::filesystem::exists("/usr/bin/chromium"),
                   "chromium is missing: scripts/setup");
   REQUIRE_MESSAGE(std::filesystem::exists(src + "/test/browser/node_modules/playwright-core"),
                   "playwright-core is missing: scripts/setup installs it");
+  std::filesystem::remove_all(shots);
+  env["JOBS_DASH_URL"] = "http://127.0.0.1:" + std::to_string(port);
+  env["JOBS_DASH_SHOTS"] = shots;
+  process node("/usr/bin/node", {src + "/test/browser/dashboard.mjs"}, std::move(env), log);
+  int status = node.wait(deadline);
+  MESSAGE("screenshots in ", shots, "; browser log ", log);
+  CHECK_MESSAGE(status == 0, read_file(log));
+}
+
+}  // namespace
+
+TEST_CASE("the dashboard in chromium: depth, search, job page, retry, bulk cancel, pause") {
   scratch s;
   platform p(s, {"processing"}, {}, true);
   auto admin = create_key(s.pg_url, "acme");
@@ -56,17 +75,8 @@ TEST_CASE("the dashboard in chromium: depth, search, job page, retry, bulk cance
   auto viewer = viewer_key(h, admin);
 
   auto shots = require_env("JOBS_BIN_DIR") + "/dashboard-screenshots";
-  std::filesystem::remove_all(shots);
-  auto log = p.log_dir + "/browser.log";
-  process node("/usr/bin/node", {src + "/test/browser/dashboard.mjs"},
-               {{"JOBS_DASH_URL", "http://127.0.0.1:" + std::to_string(p.port)},
-                {"JOBS_DASH_KEY", admin},
-                {"JOBS_DASH_VIEWER_KEY", viewer},
-                {"JOBS_DASH_SHOTS", shots}},
-               log);
-  int status = node.wait(300s);
-  MESSAGE("screenshots in ", shots, "; browser log ", log);
-  CHECK_MESSAGE(status == 0, read_file(log));
+  run_dashboard_script(p.port, {{"JOBS_DASH_KEY", admin}, {"JOBS_DASH_VIEWER_KEY", viewer}}, shots,
+                       p.log_dir + "/browser.log", 300s);
   CHECK(std::filesystem::exists(shots + "/10-bulk-cancelled.png"));
 }
 
@@ -134,20 +144,7 @@ TEST_CASE("queue-wide figures and controls are for operator tenants only") {
 
   // The dashboard signs such a key in and shows the refusal where the
   // queues would be (not an empty table and a line in the console).
-  std::string src = JOBS_SOURCE_DIR;
-  REQUIRE_MESSAGE(std::filesystem::exists("/usr/bin/chromium"),
-                  "chromium is missing: scripts/setup");
-  REQUIRE_MESSAGE(std::filesystem::exists(src + "/test/browser/node_modules/playwright-core"),
-                  "playwright-core is missing: scripts/setup installs it");
-  auto shots = require_env("JOBS_BIN_DIR") + "/dashboard-screenshots-operator";
-  std::filesystem::remove_all(shots);
-  auto log = p.log_dir + "/browser-operator.log";
-  process node("/usr/bin/node", {src + "/test/browser/dashboard.mjs"},
-               {{"JOBS_DASH_URL", "http://127.0.0.1:" + std::to_string(p.port)},
-                {"JOBS_DASH_KEY", other},
-                {"JOBS_DASH_MODE", "operator_only"},
-                {"JOBS_DASH_SHOTS", shots}},
-               log);
-  int status = node.wait(120s);
-  CHECK_MESSAGE(status == 0, read_file(log));
+  run_dashboard_script(p.port, {{"JOBS_DASH_KEY", other}, {"JOBS_DASH_MODE", "operator_only"}},
+                       require_env("JOBS_BIN_DIR") + "/dashboard-screenshots-operator",
+                       p.log_dir + "/browser-operator.log", 120s);
 }
