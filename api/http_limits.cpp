@@ -5,9 +5,43 @@
 #include <fmt/format.h>
 #include <boost/beast/http/error.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <iterator>
+#include <string_view>
+#include <utility>
 
 namespace jobs {
+
+namespace {
+namespace http = boost::beast::http;
+
+// The elements of the Expect fields (RFC 9110 5.6.1: comma-separated, empty
+// ones ignored), each trimmed: how many, and how many are 100-continue.
+std::pair<int, int> expectations(const http::request_header<>& head) {
+  constexpr std::string_view token = "100-continue";
+  int all = 0, go_on = 0;
+  auto [it, end] = head.equal_range(http::field::expect);
+  for (; it != end; ++it) {
+    std::string_view v = it->value();
+    while (!v.empty()) {
+      auto comma = v.find(',');
+      auto e = v.substr(0, comma);
+      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+      while (!e.empty() && (e.front() == ' ' || e.front() == '\t')) e.remove_prefix(1);
+      while (!e.empty() && (e.back() == ' ' || e.back() == '\t')) e.remove_suffix(1);
+      if (e.empty()) continue;
+      ++all;
+      if (e.size() == token.size() &&
+          std::equal(e.begin(), e.end(), token.begin(), [](char a, char b) {
+            return std::tolower(static_cast<unsigned char>(a)) == b;
+          }))
+        ++go_on;
+    }
+  }
+  return {all, go_on};
+}
+}  // namespace
 
 std::optional<problem> check_request_head(const boost::beast::http::request_header<>& head,
                                           const head_limits& limits) {
@@ -18,11 +52,18 @@ std::optional<problem> check_request_head(const boost::beast::http::request_head
   if (fields > limits.max_headers)
     return make_problem(431, "too_many_headers",
                         fmt::format("a request may carry {} header fields", limits.max_headers));
+  if (auto [all, go_on] = expectations(head); all > go_on)
+    return make_problem(417, "expectation_failed",
+                        "the only expectation this server meets is Expect: 100-continue");
   return std::nullopt;
 }
 
+bool wants_continue(const http::request_header<>& head) {
+  auto [all, go_on] = expectations(head);
+  return head.version() >= 11 && go_on > 0 && all == go_on;
+}
+
 problem read_problem(const boost::system::error_code& ec, std::size_t body_limit) {
-  namespace http = boost::beast::http;
   if (ec == http::error::body_limit)
     return make_problem(413, "body_too_large", fmt::format("the limit is {} bytes", body_limit));
   if (ec == http::error::header_limit)

@@ -6,6 +6,7 @@
 //   414 url_too_long       the request target is longer than url_limit bytes
 //   431 too_many_headers   more than max_headers header fields
 //   431 header_too_large   the header block is over the server's header_limit
+//   417 expectation_failed an Expect other than 100-continue (RFC 9110 10.1.1)
 //   413 body_too_large     Content-Length or the body read is over the body limit
 //   400 bad_request        anything else Beast's parser refuses
 //
@@ -26,9 +27,14 @@ struct head_limits {
   int max_headers = 100;
 };
 
-/// nullopt when the head is within `limits`, else the problem.
+/// nullopt when the head is within `limits` and expects nothing but
+/// 100-continue, else the problem.
 std::optional<problem> check_request_head(const boost::beast::http::request_header<>& head,
                                           const head_limits& limits);
+
+/// The client waits for `100 Continue` before its body: an HTTP/1.1 request
+/// whose Expect is 100-continue (any case; RFC 9110 10.1.1: ignored in 1.0).
+bool wants_continue(const boost::beast::http::request_header<>& head);
 
 /// The problem for a read that failed with `ec` (not a timeout or a closed
 /// connection); `body_limit` is the limit that applied.

@@ -19,7 +19,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <map>
 #include <mutex>
 #include <set>
@@ -73,17 +72,6 @@ bool is_closed(const boost::system::error_code& ec) {
   return ec == http::error::end_of_stream || ec == asio::error::eof ||
          ec == beast::error::timeout || ec == asio::error::connection_reset ||
          ec == asio::error::operation_aborted || ec == ssl::error::stream_truncated;
-}
-
-// RFC 9110 10.1.1: an HTTP/1.1 request whose Expect is 100-continue (any case).
-bool wants_continue(const http::request_header<>& h) {
-  if (h.version() < 11) return false;
-  auto v = h[http::field::expect];
-  constexpr std::string_view token = "100-continue";
-  return v.size() == token.size() &&
-         std::equal(v.begin(), v.end(), token.begin(), [](char a, char b) {
-           return std::tolower(static_cast<unsigned char>(a)) == b;
-         });
 }
 
 // A read deadline that cancels the socket's reads but leaves it open, so the

@@ -8,10 +8,11 @@
 // body within `read_timeout` of the headers' end, else 408 request_timeout and
 // the connection closes. Limits (api/http_limits.hpp): bodies over
 // `body_limit` get 413, header blocks over `header_limit` or with more than
-// `max_headers` fields 431, targets over `url_limit` 414; then the connection
-// closes. At most `max_connections` are served at once (past that 503
-// unavailable) and `max_connections_per_ip` from one client address (past
-// that 429 too_many_connections); either way the connection then closes.
+// `max_headers` fields 431, targets over `url_limit` 414, an Expect other
+// than 100-continue 417; then the connection closes. At most
+// `max_connections` are served at once (past that 503 unavailable) and
+// `max_connections_per_ip` from one client address (past that 429
+// too_many_connections); either way the connection then closes.
 // After a refusal the server reads on for up to a second (lingering close),
 // so a client still sending its body reads the answer rather than a reset.
 //

@@ -66,6 +66,7 @@ const std::map<std::string, std::string, std::less<>>& titles() {
       {"unsupported_media_type", "Content-Type must be application/json"},
       {"body_too_large", "Request body is too large"},
       {"header_too_large", "Request headers are too large"},
+      {"expectation_failed", "The server cannot meet the request's Expect"},
       {"bad_request", "Malformed HTTP request"},
       {"unavailable", "Service temporarily unavailable"},
       {"internal", "Internal error"},

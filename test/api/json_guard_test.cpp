@@ -9,6 +9,7 @@
 #include <boost/beast/http/message.hpp>
 
 #include <string>
+#include <vector>
 
 using namespace jobs;
 
@@ -91,4 +92,41 @@ TEST_CASE("the request head: target length and header count") {
   REQUIRE(p);
   CHECK(p->status == 431);
   CHECK(p->code == "too_many_headers");
+}
+
+TEST_CASE("the request head: Expect is 100-continue or nothing (else 417 expectation_failed)") {
+  auto head = [](std::vector<const char*> expect, unsigned version = 11) {
+    boost::beast::http::request_header<> h;
+    h.version(version);
+    h.target("/v1/jobs");
+    for (auto* e : expect) h.insert(boost::beast::http::field::expect, e);
+    return h;
+  };
+  const head_limits limits{.url_limit = 100, .max_headers = 10};
+  for (auto expect : std::vector<std::vector<const char*>>{
+           {}, {"100-continue"}, {"100-Continue"}, {" 100-continue , "}, {""}}) {
+    CAPTURE(expect.size());
+    CHECK_FALSE(check_request_head(head(expect), limits));
+  }
+  CHECK(wants_continue(head({"100-continue"})));
+  CHECK(wants_continue(head({"100-CONTINUE"})));
+  CHECK(wants_continue(head({"100-continue,"})));
+  CHECK_FALSE(wants_continue(head({})));
+  CHECK_FALSE(wants_continue(head({""})));
+  CHECK_FALSE(wants_continue(head({"100-continue"}, 10)));  // RFC 9110: ignored in HTTP/1.0
+  for (auto expect : std::vector<std::vector<const char*>>{{"200-ok"},
+                                                           {"100-continue, x-fast"},
+                                                           {"100-continue", "x-fast"},
+                                                           {"100-continue=1"},
+                                                           {"100-continuex"}}) {
+    CAPTURE(expect.back());
+    auto p = check_request_head(head(expect), limits);
+    REQUIRE(p);
+    CHECK(p->status == 417);
+    CHECK(p->code == "expectation_failed");
+    CHECK_FALSE(wants_continue(head(expect)));
+  }
+  // HTTP/1.0 ignores only 100-continue.
+  CHECK_FALSE(check_request_head(head({"100-continue"}, 10), limits));
+  CHECK(check_request_head(head({"200-ok"}, 10), limits));
 }

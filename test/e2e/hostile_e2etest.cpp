@@ -278,6 +278,10 @@ TEST_CASE("hostile requests get their documented status and code; normal traffic
        "header_too_large"},
       {"garbage instead of HTTP", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 hello\r\n\r\n", 400,
        "bad_request"},
+      {"an expectation other than 100-continue",
+       request("POST", "/v1/jobs", key_a, noop_with(""), "application/json",
+               "Expect: x-fast-lane\r\n"),
+       417, "expectation_failed"},
   };
   for (const auto& h : table) {
     CAPTURE(h.name);
@@ -354,6 +358,24 @@ TEST_CASE("hostile requests get their documented status and code; normal traffic
     auto raw = c.read_all(10s);
     CAPTURE(raw.substr(0, 200));
     CHECK(raw.starts_with("HTTP/1.1 413"));
+  }
+  // An expectation the server cannot meet: 417 at once, the body never asked
+  // for (nor waited for: the read deadline here is 1 s), the connection closed.
+  {
+    raw_conn c(port);
+    auto body = noop_with("");
+    auto head = request("POST", "/v1/jobs", key_a, body, "application/json",
+                        "Expect: 100-continue, x-fast-lane\r\n");
+    head.resize(head.size() - body.size());
+    auto start = std::chrono::steady_clock::now();
+    c.send(head);
+    auto raw = c.read_all(10s);
+    auto a = parse_answer(raw);
+    CAPTURE(a.raw);
+    CHECK(a.status == 417);
+    CHECK(a.code == "expectation_failed");
+    CHECK(std::chrono::steady_clock::now() - start < 800ms);
+    CHECK(raw.find("Connection: close") != std::string::npos);
   }
   for (const auto& [what, target, key, status] :
        std::vector<std::tuple<std::string, std::string, std::string, int>>{
