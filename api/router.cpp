@@ -96,12 +96,13 @@ void router::head_only(http_response& res) {
   res.content_length(size);
 }
 
-boost::asio::awaitable<http_response> router::handle(const http_request& req) {
+boost::asio::awaitable<http_response> router::handle(const http_request& req,
+                                                     const principal* checked) {
   auto start = std::chrono::steady_clock::now();
   std::string_view route_name = "unmatched";
   std::optional<http_response> res;
   try {
-    res = co_await route(req, route_name);
+    res = co_await route(req, route_name, checked);
   } catch (const std::exception& e) {
     // A server we depend on failed; the client may retry.
     log_warn("request failed", {{"target", std::string(req.target())}, {"error", e.what()}});
@@ -110,13 +111,16 @@ boost::asio::awaitable<http_response> router::handle(const http_request& req) {
         req.version(), req.keep_alive());
   }
   if (req.method() == http::verb::head) head_only(*res);
-  if (opts_.metrics) {
-    std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-    auto status = std::to_string(res->result_int());
-    opts_.metrics->http.with({http::to_string(req.method()), route_name, status})
-        .observe(took.count());
-  }
+  observe(req.method(), route_name, res->result_int(), start);
   co_return std::move(*res);
+}
+
+void router::observe(http::verb method, std::string_view route_name, unsigned status,
+                     std::chrono::steady_clock::time_point start) {
+  if (!opts_.metrics) return;
+  std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  opts_.metrics->http.with({http::to_string(method), route_name, std::to_string(status)})
+      .observe(took.count());
 }
 
 namespace {
@@ -138,6 +142,39 @@ bool match(std::string_view pattern, std::string_view path, std::string& param) 
     path = se == std::string_view::npos ? "" : path.substr(se);
   }
   return true;
+}
+
+struct found_route {
+  const router::route_entry* entry = nullptr;  ///< null: 404 or 405
+  std::string allow;                           ///< the path's methods, for a 405
+  std::string param;
+  std::string_view name = "unmatched";  ///< a 405 is counted against the path's route
+};
+
+found_route find_route(http::verb method, std::string_view path) {
+  found_route out;
+  // HEAD runs a GET route; handle() drops the body.
+  if (method == http::verb::head) method = http::verb::get;
+  for (const auto& r : router::routes()) {
+    if (!match(r.pattern, path, out.param)) continue;
+    if (r.method == method) out.entry = &r;
+    out.name = r.pattern;
+    out.allow += (out.allow.empty() ? "" : ", ") + std::string(http::to_string(r.method));
+    if (r.method == http::verb::get) out.allow += ", HEAD";
+  }
+  if (out.entry) out.name = out.entry->pattern;
+  return out;
+}
+
+// The 404 or 405 for a path and method without a route.
+http_response no_route(const found_route& f, unsigned version, bool keep_alive) {
+  if (f.allow.empty())
+    return router::problem_response(make_problem(404, "not_found", "no such route"), version,
+                                    keep_alive);
+  auto res = router::problem_response(make_problem(405, "method_not_allowed", "use " + f.allow),
+                                      version, keep_alive);
+  res.set(http::field::allow, f.allow);
+  return res;
 }
 }  // namespace
 
@@ -172,29 +209,66 @@ const std::vector<router::route_entry>& router::routes() {
   return table;
 }
 
-std::optional<problem> router::refuse_head(const http::request_header<>& head) {
+boost::asio::awaitable<router::head_check> router::check_head(const http::request_header<>& head) {
+  auto start = std::chrono::steady_clock::now();
+  head_check out;
   auto target = boost::urls::parse_origin_form(head.target());
-  if (!target) return make_problem(400, "bad_request", "the request target is not a valid path");
-  std::string path = target->path(), param;
-  if (path == "/admin" || path.starts_with("/admin/")) return std::nullopt;
-  auto method = head.method() == http::verb::head ? http::verb::get : head.method();
-  bool path_known = false;
-  for (const auto& r : routes()) {
-    if (!match(r.pattern, path, param)) continue;
-    path_known = true;
-    if (r.method != method) continue;
-    if (r.needs_key && bearer_token(head).empty())
-      return make_problem(401, "unauthorized", "send Authorization: Bearer <api key>");
-    return std::nullopt;
+  if (!target) {
+    out.refusal =
+        problem_response(make_problem(400, "bad_request", "the request target is not a valid path"),
+                         head.version(), false);
+    co_return out;
   }
-  // handle() answers these with an Allow header; the server's refusal has
-  // none, so leave a 405 to handle().
-  if (path_known) return std::nullopt;
-  return make_problem(404, "not_found", "no such route");
+  std::string path = target->path();
+  if (path == "/admin" || path.starts_with("/admin/")) co_return out;
+  auto found = find_route(head.method(), path);
+  if (!found.entry) {
+    out.refusal = no_route(found, head.version(), false);
+  } else if (found.entry->needs_key) {
+    std::optional<problem> refused;
+    try {
+      refused = co_await authorize(*found.entry, head, out.who);
+    } catch (const std::exception& e) {
+      // As handle() would answer; the lookup's deadline bounded the wait.
+      log_warn("request failed", {{"target", std::string(head.target())}, {"error", e.what()}});
+      refused = make_problem(503, "unavailable", "a backing service is unavailable; retry later");
+    }
+    if (refused) out.refusal = problem_response(*refused, head.version(), false);
+  }
+  if (out.refusal) {
+    out.who.reset();
+    if (head.method() == http::verb::head) head_only(*out.refusal);
+    observe(head.method(), found.name, out.refusal->result_int(), start);
+  }
+  co_return out;
+}
+
+boost::asio::awaitable<std::optional<problem>> router::authorize(const route_entry& r,
+                                                                 const http::request_header<>& head,
+                                                                 std::optional<principal>& who) {
+  if (!who) {
+    auto key = bearer_token(head);
+    if (!key.empty()) {
+      std::string k(key);
+      who = co_await backend_.authenticate(k);
+    }
+  }
+  if (!who) co_return make_problem(401, "unauthorized", "send Authorization: Bearer <api key>");
+  if (r.writes && who->role == "viewer")
+    co_return make_problem(403, "forbidden", "this key has the viewer role: it can only read");
+  if (r.admin_only && who->role != "admin")
+    co_return make_problem(403, "forbidden", "this needs a key with the admin role");
+  if (r.platform_wide && !opts_.operator_tenants.empty() &&
+      !opts_.operator_tenants.contains(who->tenant.value))
+    co_return make_problem(403, "operator_only",
+                           "queue figures and controls span every tenant: they need a key "
+                           "of an operator tenant (JOBS_OPERATOR_TENANTS)");
+  co_return std::nullopt;
 }
 
 boost::asio::awaitable<http_response> router::route(const http_request& req,
-                                                    std::string_view& route_name) {
+                                                    std::string_view& route_name,
+                                                    const principal* checked) {
   auto fail = [&](const problem& p) {
     return problem_response(p, req.version(), req.keep_alive());
   };
@@ -205,51 +279,22 @@ boost::asio::awaitable<http_response> router::route(const http_request& req,
   if (path == "/admin" || path.starts_with("/admin/"))
     co_return serve_static(opts_.admin_dir, "/admin", path, req);
 
-  // HEAD runs a GET route; handle() drops the body.
-  auto method = req.method() == http::verb::head ? http::verb::get : req.method();
-  const route_entry* found = nullptr;
-  std::string allow, param;
-  for (const auto& r : routes()) {
-    if (!match(r.pattern, path, param)) continue;
-    if (r.method == method) found = &r;
-    route_name = r.pattern;  // a 405 is counted against the path's route
-    allow += (allow.empty() ? "" : ", ") + std::string(http::to_string(r.method));
-    if (r.method == http::verb::get) allow += ", HEAD";
-  }
-  if (!found && allow.empty()) co_return fail(make_problem(404, "not_found", "no such route"));
-  if (!found) {
-    auto res = fail(make_problem(405, "method_not_allowed", "use " + allow));
-    res.set(http::field::allow, allow);
-    co_return res;
-  }
+  auto found = find_route(req.method(), path);
+  route_name = found.name;
+  if (!found.entry) co_return no_route(found, req.version(), req.keep_alive());
 
-  route_name = found->pattern;
-  request_context ctx{req, std::nullopt, param, target->params()};
-  if (found->needs_key) {
-    auto key = bearer_token(req);
-    if (!key.empty()) {
-      std::string k(key);
-      ctx.who = co_await backend_.authenticate(k);
-    }
-    if (!ctx.who)
-      co_return fail(make_problem(401, "unauthorized", "send Authorization: Bearer <api key>"));
-    if (found->writes && ctx.who->role == "viewer")
-      co_return fail(
-          make_problem(403, "forbidden", "this key has the viewer role: it can only read"));
-    if (found->admin_only && ctx.who->role != "admin")
-      co_return fail(make_problem(403, "forbidden", "this needs a key with the admin role"));
-    if (found->platform_wide && !opts_.operator_tenants.empty() &&
-        !opts_.operator_tenants.contains(ctx.who->tenant.value))
-      co_return fail(make_problem(403, "operator_only",
-                                  "queue figures and controls span every tenant: they need a key "
-                                  "of an operator tenant (JOBS_OPERATOR_TENANTS)"));
-    ctx.key_hash = hash_api_key(key);
+  request_context ctx{req, std::nullopt, found.param, target->params()};
+  if (found.entry->needs_key) {
+    if (checked) ctx.who = *checked;
+    if (auto refused = co_await authorize(*found.entry, req, ctx.who)) co_return fail(*refused);
+    ctx.key_hash = hash_api_key(bearer_token(req));
     if (auto refused = limit(ctx, 1)) co_return std::move(*refused);
   }
   // (Probes and /metrics ignore their query: they never refuse one.)
-  if (found->needs_key)
-    if (auto bad = unstorable_input(found->pattern, param, ctx.query)) co_return fail(*bad);
-  co_return co_await (this->*found->fn)(ctx);
+  if (found.entry->needs_key)
+    if (auto bad = unstorable_input(found.entry->pattern, found.param, ctx.query))
+      co_return fail(*bad);
+  co_return co_await (this->*found.entry->fn)(ctx);
 }
 
 boost::asio::awaitable<http_response> router::health(const request_context& ctx) {

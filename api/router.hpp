@@ -60,6 +60,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/url/params_view.hpp>
 
+#include <chrono>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -86,12 +88,25 @@ struct router_options {
 class router {
  public:
   router(api_backend& backend, const schema_registry& schemas, router_options o);
-  boost::asio::awaitable<http_response> handle(const http_request& req);
-  /// What handle() would refuse from the request's head alone, without a
-  /// backend call: no such route (404), no bearer key where one is needed
-  /// (401). The server asks before answering `Expect: 100-continue`, so
-  /// such a client gets its final answer instead of being asked for the body.
-  static std::optional<problem> refuse_head(const http::request_header<>& head);
+  /// `checked`: the principal check_head() found for this request's key,
+  /// used instead of looking the key up again.
+  boost::asio::awaitable<http_response> handle(const http_request& req,
+                                               const principal* checked = nullptr);
+
+  /// What check_head() decided from a request's head.
+  struct head_check {
+    std::optional<http_response> refusal;  ///< the final answer; the body is not wanted
+    std::optional<principal> who;          ///< the key's principal, on a route that needs one
+  };
+  /// What handle() would refuse from the request's head alone: an invalid
+  /// target (400), no such route (404), a method the route does not take
+  /// (405 with Allow), a missing, unknown, expired or revoked key (401), a
+  /// key whose role or tenant may not use the route (403), or 503 when the
+  /// key cannot be looked up (within the lookup's own deadline). The server
+  /// asks before answering `Expect: 100-continue`, so such a client gets its
+  /// final answer instead of being asked for its body; otherwise it passes
+  /// `who` to handle(). Rate limits and the body are left to handle().
+  boost::asio::awaitable<head_check> check_head(const http::request_header<>& head);
 
   /// A problem+json response (also used by the server for transport errors).
   static http_response problem_response(const problem& p, unsigned version, bool keep_alive);
@@ -130,8 +145,15 @@ class router {
 
  private:
   /// Sets `route_name` to the matched route's template.
-  boost::asio::awaitable<http_response> route(const http_request& req,
-                                              std::string_view& route_name);
+  boost::asio::awaitable<http_response> route(const http_request& req, std::string_view& route_name,
+                                              const principal* checked);
+  /// The principal of the request's key for route `r` (`who`, looked up
+  /// unless already set), or the problem: 401 unauthorized, 403.
+  boost::asio::awaitable<std::optional<problem>> authorize(const route_entry& r,
+                                                           const http::request_header<>& head,
+                                                           std::optional<principal>& who);
+  void observe(http::verb method, std::string_view route_name, unsigned status,
+               std::chrono::steady_clock::time_point start);
   boost::asio::awaitable<http_response> serve_metrics(const request_context& ctx);
   boost::asio::awaitable<http_response> health(const request_context& ctx);
   boost::asio::awaitable<http_response> ready(const request_context& ctx);

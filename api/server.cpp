@@ -260,26 +260,31 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
       // known when Beast refuses a Content-Length field, and the refusal names it.
       std::size_t limit = is_batch_target(parser.get()) ? opts_.batch_body_limit : opts_.body_limit;
       std::optional<problem> refused;
+      router::head_check checked;
       if (!ec) {
         parser.body_limit(limit);
         refused = check_request_head(parser.get(), opts_.head);
         if (!refused && parser.content_length().value_or(0) > limit) {
           ec = http::error::body_limit;
         } else if (!refused) {
-          deadline.arm(opts_.read_timeout);
           // A client that sent `Expect: 100-continue` waits for this before
           // its body (curl does, about 1 s, for bodies over 1 MiB). The
-          // checks above that need no body have passed; a refusal of them,
-          // or of the route or the missing key, is the final answer instead.
-          if (wants_continue(parser.get()) && !parser.is_done()) {
-            refused = router::refuse_head(parser.get());
-            if (!refused) {
-              http::response<http::empty_body> go_on{http::status::continue_, 11};
-              std::tie(ec, n) =
-                  co_await http::async_write(stream, go_on, asio::as_tuple(asio::use_awaitable));
-            }
+          // checks above that need no body have passed; the router's from
+          // the head (the route, the key: a lookup with its own deadline,
+          // so no read deadline runs meanwhile) come next, and a refusal is
+          // the final answer instead.
+          bool go_on = wants_continue(parser.get()) && !parser.is_done();
+          if (go_on) {
+            deadline.disarm();
+            checked = co_await router_.check_head(parser.get());
           }
-          if (!ec && !refused)
+          deadline.arm(opts_.read_timeout);
+          if (go_on && !checked.refusal) {
+            http::response<http::empty_body> res{http::status::continue_, 11};
+            std::tie(ec, n) =
+                co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+          }
+          if (!ec && !checked.refusal)
             std::tie(ec, n) = co_await http::async_read(stream, buffer, parser,
                                                         asio::as_tuple(asio::use_awaitable));
         }
@@ -298,13 +303,20 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
         co_await refuse(*refused, version, head);
         break;
       }
+      if (checked.refusal) {
+        // Its body was never asked for: close rather than read it.
+        refused_some = true;
+        checked.refusal->keep_alive(false);
+        co_await send(*checked.refusal);
+        break;
+      }
       if (is_closed(ec)) break;
       if (ec) {
         co_await refuse(read_problem(ec, limit), version, head);
         break;
       }
       auto req = parser.release();
-      auto res = co_await router_.handle(req);
+      auto res = co_await router_.handle(req, checked.who ? &*checked.who : nullptr);
       if (!co_await send(res)) break;
     }
   }

@@ -13,6 +13,9 @@
 // `max_connections` are served at once (past that 503 unavailable) and
 // `max_connections_per_ip` from one client address (past that 429
 // too_many_connections); either way the connection then closes.
+// A request with `Expect: 100-continue` is asked for its body (`100
+// Continue`) only once router::check_head() has passed its head (the route,
+// the key); its refusal is the answer instead, and the connection closes.
 // After a refusal the server reads on for up to a second (lingering close),
 // so a client still sending its body reads the answer rather than a reset.
 //

@@ -1175,24 +1175,100 @@ TEST_CASE("a batch larger than a rate limit's burst is 413 batch_over_rate_burst
   }
 }
 
-TEST_CASE("refuse_head: what is refused before a body is asked for (Expect: 100-continue)") {
-  auto head = [](http::verb m, const char* target, const char* auth) {
-    http_request req{m, target, 11};
+TEST_CASE("check_head: what is refused before a body is asked for (Expect: 100-continue)") {
+  jobs::metrics::registry reg;
+  jobs::api_metrics m(reg);
+  jobs::router_options o;
+  o.metrics = &m;
+  fixture f(o);
+  f.backend.keys["key-v"] = jobs::principal{jobs::tenant_id{"tenant-a"}, "viewer"};
+  auto check = [&](http::verb method, const char* target, const char* auth) {
+    http_request req{method, target, 11};
     if (*auth) req.set(http::field::authorization, auth);
-    return jobs::router::refuse_head(req.base());
+    req.set(http::field::expect, "100-continue");
+    asio::io_context ioc;
+    std::optional<jobs::router::head_check> out;
+    asio::co_spawn(ioc, f.router.check_head(req.base()),
+                   [&](std::exception_ptr e, jobs::router::head_check c) {
+                     REQUIRE_FALSE(e);
+                     out = std::move(c);
+                   });
+    ioc.run();
+    REQUIRE(out);
+    return std::move(*out);
   };
-  CHECK_FALSE(head(http::verb::post, "/v1/jobs", "Bearer key-a"));
-  CHECK_FALSE(head(http::verb::post, "/v1/jobs/batch", "bearer anything"));  // checked later
-  CHECK_FALSE(head(http::verb::delete_, "/v1/jobs", "Bearer key-a"));        // handle() says 405
-  CHECK_FALSE(head(http::verb::post, "/admin/x", ""));
-  auto no_key = head(http::verb::post, "/v1/jobs", "");
-  REQUIRE(no_key);
-  CHECK(no_key->status == 401);
-  CHECK(no_key->code == "unauthorized");
-  auto basic = head(http::verb::put, "/v1/webhook-endpoints/x", "Basic abc");
-  REQUIRE(basic);
-  CHECK(basic->status == 401);
-  auto nowhere = head(http::verb::post, "/v1/nowhere", "Bearer key-a");
-  REQUIRE(nowhere);
-  CHECK(nowhere->status == 404);
+  SUBCASE("a live key passes, and handle() then uses its principal, not a second lookup") {
+    auto c = check(http::verb::post, "/v1/jobs", "Bearer key-a");
+    CHECK_FALSE(c.refusal);
+    REQUIRE(c.who);
+    CHECK(c.who->tenant.value == "tenant-a");
+    CHECK(f.backend.authenticate_calls == 1);
+    http_request req{http::verb::post, "/v1/jobs", 11};
+    req.set(http::field::authorization, "Bearer key-a");
+    req.set(http::field::content_type, "application/json");
+    req.body() = noop_job;
+    req.prepare_payload();
+    asio::io_context ioc;
+    std::optional<http_response> res;
+    asio::co_spawn(ioc, f.router.handle(req, &*c.who), [&](std::exception_ptr e, http_response r) {
+      REQUIRE_FALSE(e);
+      res = std::move(r);
+    });
+    ioc.run();
+    REQUIRE(res);
+    check_json(*res, 202);
+    CHECK(f.backend.authenticate_calls == 1);
+    REQUIRE(f.backend.submitted.size() == 1);
+    CHECK(f.backend.submitted[0].tenant.value == "tenant-a");
+  }
+  SUBCASE("the Bearer scheme in any case; a route without a key needs no lookup") {
+    CHECK_FALSE(check(http::verb::post, "/v1/jobs/batch", "bearer key-b").refusal);
+    auto probe = check(http::verb::get, "/healthz", "");
+    CHECK_FALSE(probe.refusal);
+    CHECK_FALSE(probe.who);
+    CHECK_FALSE(check(http::verb::post, "/admin/x", "").refusal);
+    CHECK(f.backend.authenticate_calls == 1);
+  }
+  SUBCASE("an unknown key is 401 after its lookup; no key or another scheme without one") {
+    for (const char* auth : {"Bearer key-revoked", "", "Basic abc"}) {
+      CAPTURE(auth);
+      auto c = check(http::verb::put, "/v1/webhook-endpoints/x", auth);
+      REQUIRE(c.refusal);
+      check_problem(*c.refusal, 401, "unauthorized");
+      CHECK((*c.refusal)[http::field::www_authenticate] == "Bearer");
+      CHECK_FALSE(c.refusal->keep_alive());
+      CHECK_FALSE(c.who);
+    }
+    CHECK(f.backend.authenticate_calls == 1);
+    CHECK(m.http.with({"PUT", "/v1/webhook-endpoints/{name}", "401"}).count() == 3);
+  }
+  SUBCASE("a key whose role may not use the route is 403") {
+    auto c = check(http::verb::post, "/v1/jobs", "Bearer key-v");
+    REQUIRE(c.refusal);
+    check_problem(*c.refusal, 403, "forbidden");
+    CHECK_FALSE(c.who);
+    CHECK_FALSE(check(http::verb::get, "/v1/jobs", "Bearer key-v").refusal);
+  }
+  SUBCASE("a method the route does not take is 405 with Allow; no route is 404; no lookup") {
+    auto c = check(http::verb::delete_, "/v1/jobs", "Bearer key-a");
+    REQUIRE(c.refusal);
+    check_problem(*c.refusal, 405, "method_not_allowed");
+    CHECK((*c.refusal)[http::field::allow] == "POST, GET, HEAD");
+    CHECK(m.http.with({"DELETE", "/v1/jobs", "405"}).count() == 1);
+    c = check(http::verb::put, "/healthz", "");
+    REQUIRE(c.refusal);
+    check_problem(*c.refusal, 405, "method_not_allowed");
+    c = check(http::verb::post, "/v1/nowhere", "Bearer key-a");
+    REQUIRE(c.refusal);
+    check_problem(*c.refusal, 404, "not_found");
+    CHECK(m.http.with({"POST", "unmatched", "404"}).count() == 1);
+    CHECK(f.backend.authenticate_calls == 0);
+  }
+  SUBCASE("a key that cannot be looked up is 503 unavailable") {
+    f.backend.outage = true;
+    auto c = check(http::verb::post, "/v1/jobs", "Bearer key-a");
+    REQUIRE(c.refusal);
+    check_problem(*c.refusal, 503, "unavailable");
+    CHECK((*c.refusal)[http::field::retry_after] == "1");
+  }
 }

@@ -18,7 +18,6 @@
 
 #include <chrono>
 #include <string>
-#include <tuple>
 #include <vector>
 
 using namespace jobs;
@@ -377,18 +376,44 @@ TEST_CASE("hostile requests get their documented status and code; normal traffic
     CHECK(std::chrono::steady_clock::now() - start < 800ms);
     CHECK(raw.find("Connection: close") != std::string::npos);
   }
-  for (const auto& [what, target, key, status] :
-       std::vector<std::tuple<std::string, std::string, std::string, int>>{
-           {"no key", "/v1/jobs", "", 401}, {"no route", "/v1/nowhere", key_a, 404}}) {
+  // What the head alone decides (the route, the key, looked up) is answered
+  // before a 100 too: the body is never sent, the answer comes well within
+  // the read deadline (1 s here: a server waiting for the body would say
+  // 408), and the connection closes, so no body can be read as a request.
+  auto viewer = create_key(s.pg_url, "tenant-a");
+  CHECK(mark(viewer, "role = 'viewer'") == 1);
+  struct early {
+    std::string what, method, target, key;
+    int status;
+    std::string code;
+  };
+  for (const auto& [what, method, target, key, status, code] : std::vector<early>{
+           {"no key", "POST", "/v1/jobs", "", 401, "unauthorized"},
+           {"no route", "POST", "/v1/nowhere", key_a, 404, "not_found"},
+           {"a revoked key", "POST", "/v1/jobs", "Bearer " + revoked, 401, "unauthorized"},
+           {"an expired key", "POST", "/v1/jobs/batch", "Bearer " + expired, 401, "unauthorized"},
+           {"an unknown key", "POST", "/v1/jobs", "Bearer jk_nobody", 401, "unauthorized"},
+           {"a viewer key", "POST", "/v1/jobs", "Bearer " + viewer, 403, "forbidden"},
+           {"a method the route does not take", "PUT", "/v1/jobs", key_a, 405,
+            "method_not_allowed"}}) {
     CAPTURE(what);
     raw_conn c(port);
     auto body = noop_with("");
-    auto head = request("POST", target, key, body, "application/json", "Expect: 100-continue\r\n");
+    auto head = request(method, target, key, body, "application/json", "Expect: 100-continue\r\n");
     head.resize(head.size() - body.size());
+    auto start = std::chrono::steady_clock::now();
     c.send(head);
-    auto a = parse_answer(c.read_all(10s));
+    auto raw = c.read_all(10s);
+    auto waited = std::chrono::steady_clock::now() - start;
+    auto a = parse_answer(raw);
     CAPTURE(a.raw);
     CHECK(a.status == status);
+    CHECK(a.code == code);
+    CHECK(waited < 800ms);
+    CHECK(raw.find("Connection: close") != std::string::npos);
+    if (status == 405) CHECK(raw.find("Allow: POST, GET, HEAD") != std::string::npos);
+    CHECK(c.read_all(3s).empty());
+    CHECK(c.closed);
   }
 
   // Tenant A's list never shows tenant B's job.
