@@ -13,6 +13,12 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <csignal>
 #include <fstream>
@@ -555,6 +561,35 @@ TEST_CASE("fault 13: a frozen PostgreSQL: /readyz, submissions and reads answer 
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs") == 2);
 }
 
+namespace {
+// Sends `bytes` on a new connection to the API and reads what comes back
+// until the server closes or `timeout` passes.
+std::string raw_exchange(int port, const std::string& bytes, std::chrono::milliseconds timeout) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(bytes.size()));
+  std::string out;
+  auto until = std::chrono::steady_clock::now() + timeout;
+  for (char buf[4096];;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    if (left <= 0ms || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+}  // namespace
+
 TEST_CASE("fault 17: a frozen PostgreSQL: an uncached key's submission and /metrics in time") {
   // The default JOBS_PG_CALL_TIMEOUT_MS (30 s) for reads; a submission whose
   // key is not cached still gets its 503 within the commit timeout, and
@@ -563,7 +598,8 @@ TEST_CASE("fault 17: a frozen PostgreSQL: an uncached key's submission and /metr
   scratch s;
   platform p(s, {}, {{"JOBS_SUBMIT_COMMIT_TIMEOUT_MS", "2000"}});
   auto key = create_key(s.pg_url, "acme");
-  auto fresh = create_key(s.pg_url, "acme");  // never used: not cached
+  auto fresh = create_key(s.pg_url, "acme");   // never used: not cached
+  auto unseen = create_key(s.pg_url, "acme");  // nor this one
   http_client h(p.port);
   const std::string job = R"({"queue":"processing","type":"noop","payload":{}})";
   REQUIRE(wait_until(
@@ -583,6 +619,21 @@ TEST_CASE("fault 17: a frozen PostgreSQL: an uncached key's submission and /metr
   CHECK(metrics.status == 200);
   CHECK(metrics.body.find("jobs_in_state") != std::string::npos);
   CHECK(took < 9s);  // 5 s, plus slack; 30 s before
+  // With Expect: 100-continue the key is looked up before the body is asked
+  // for, within the same deadline: a 503 instead of a 100, the body unsent.
+  t0 = std::chrono::steady_clock::now();
+  auto raw =
+      raw_exchange(p.port,
+                   fmt::format("POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\n"
+                               "Authorization: Bearer {}\r\nContent-Type: application/json\r\n"
+                               "Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+                               unseen, job.size()),
+                   20s);
+  took = std::chrono::steady_clock::now() - t0;
+  CAPTURE(raw);
+  CHECK(raw.starts_with("HTTP/1.1 503"));
+  CHECK(raw.find("100 Continue") == std::string::npos);
+  CHECK(took < 6s);
   services("thaw-postgres");
   CHECK(wait_until([&] { return h.post_json("/v1/jobs", job, fresh).status == 202; }, 30s));
 }
