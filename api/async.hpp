@@ -89,18 +89,27 @@ boost::asio::awaitable<std::optional<T>> await_callback_for(Start start,
 }
 
 namespace detail {
-/// db_call_for's canceller: on a thread of its own, while it holds
-/// st->cancel_mu, asks PostgreSQL to cancel what st->backend runs.
-template <class Shared>
-void cancel_backend(std::shared_ptr<Shared> st, std::string url,
-                    std::chrono::milliseconds deadline) {
-  auto cancel = [st = std::move(st), url = std::move(url), ms = deadline.count()] {
+/// What db_call_for's pool task shares with its canceller: the backend fn
+/// runs on, while it runs, and `abandoned` once the deadline passed. A
+/// canceller holds `mu` through its request, so the pool thread starts
+/// nothing else on that backend meanwhile.
+struct running_call {
+  std::mutex mu;
+  int backend = 0;
+  bool abandoned = false;
+};
+
+/// On a thread of its own, while it holds call->mu, asks PostgreSQL to
+/// cancel what call->backend runs.
+inline void cancel_backend(std::shared_ptr<running_call> call, std::string url,
+                           std::chrono::milliseconds deadline) {
+  auto cancel = [call = std::move(call), url = std::move(url), ms = deadline.count()] {
     try {
-      std::lock_guard cl(st->cancel_mu);
-      if (st->backend == 0) return;  // done meanwhile
+      std::lock_guard cl(call->mu);
+      if (call->backend == 0) return;  // done meanwhile
       auto c = pg_connect(url);
       pqxx::nontransaction n(*c);
-      n.exec_params("SELECT pg_cancel_backend($1)", st->backend);
+      n.exec_params("SELECT pg_cancel_backend($1)", call->backend);
       log_warn("database call past its deadline: cancel requested",
                {{"deadline_ms", static_cast<std::int64_t>(ms)}});
     } catch (const std::exception& e) {
@@ -133,79 +142,48 @@ void cancel_backend(std::shared_ptr<Shared> st, std::string url,
 template <class Fn>
 auto db_call_for(db_pool& pool, const Fn& fn, std::chrono::milliseconds deadline)
     -> boost::asio::awaitable<std::optional<decltype(fn(std::declval<pqxx::connection&>()))>> {
-  namespace asio = boost::asio;
   using R = decltype(fn(std::declval<pqxx::connection&>()));
-  // Shared with the pool's task, which may outlive this coroutine and the
-  // io_context: it holds no Asio object of its own. It reports only while
-  // the coroutine is there (`timer` set, under `mu`), so it never posts to
-  // an io_context whose coroutines have gone, and the timer is touched only
-  // on the coroutine's executor (a session's strand).
-  struct shared {
-    std::mutex mu;
-    asio::steady_timer* timer = nullptr;  // null once the coroutine has gone
+  struct outcome {
     std::optional<R> value;
     std::exception_ptr error;
-    // The backend fn runs on, while it runs; `abandoned` once the deadline
-    // passed. A canceller holds cancel_mu through its request, so the pool
-    // thread starts nothing else on that backend meanwhile.
-    std::mutex cancel_mu;
-    int backend = 0;
-    bool abandoned = false;
   };
-  auto ex = co_await asio::this_coro::executor;
-  auto st = std::make_shared<shared>();
-  asio::steady_timer timer(ex);
-  timer.expires_after(deadline);
-  st->timer = &timer;
-  struct leave {
-    std::shared_ptr<shared> st;
-    ~leave() {
-      std::lock_guard lk(st->mu);
-      st->timer = nullptr;
-    }
-  } on_leave{st};
-  pool.post([fn, st, ex](pqxx::connection* c) {
-    std::optional<R> value;
-    std::exception_ptr error;
-    {
-      std::lock_guard lk(st->cancel_mu);
-      if (st->abandoned) return;  // its caller has had the 503 already
-      if (c) st->backend = c->backendpid();
-    }
-    try {
-      if (!c) throw pqxx::broken_connection("PostgreSQL is unreachable");
-      value.emplace(fn(*c));
-    } catch (...) {
-      error = std::current_exception();
-    }
-    {
-      std::lock_guard lk(st->cancel_mu);
-      st->backend = 0;
-    }
-    std::lock_guard lk(st->mu);
-    if (!st->timer) return;  // given up on, and gone
-    st->value = std::move(value);
-    st->error = error;
-    asio::post(ex, [st] {
-      std::lock_guard lk(st->mu);
-      if (st->timer) st->timer->cancel();
+  // The pool's task may outlive this coroutine and the io_context: it holds
+  // no Asio object, and await_callback_for drops what it reports late.
+  auto call = std::make_shared<detail::running_call>();
+  auto start = [&pool, fn, call](std::function<void(outcome)> done) {
+    pool.post([fn, call, done = std::move(done)](pqxx::connection* c) {
+      {
+        std::lock_guard lk(call->mu);
+        if (call->abandoned) return;  // its caller has had the 503 already
+        if (c) call->backend = c->backendpid();
+      }
+      outcome out;
+      try {
+        if (!c) throw pqxx::broken_connection("PostgreSQL is unreachable");
+        out.value.emplace(fn(*c));
+      } catch (...) {
+        out.error = std::current_exception();
+      }
+      {
+        std::lock_guard lk(call->mu);
+        call->backend = 0;
+      }
+      done(std::move(out));
     });
-  });
-  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-  std::unique_lock lk(st->mu);
-  if (st->error) std::rethrow_exception(st->error);
-  if (!st->value) {
-    lk.unlock();
+  };
+  auto got = co_await await_callback_for<outcome>(start, deadline);
+  if (!got) {
     bool running = false;
     {
-      std::lock_guard cl(st->cancel_mu);
-      st->abandoned = true;
-      running = st->backend != 0;
+      std::lock_guard lk(call->mu);
+      call->abandoned = true;
+      running = call->backend != 0;
     }
-    if (running) detail::cancel_backend(st, pool.url(), deadline);
+    if (running) detail::cancel_backend(call, pool.url(), deadline);
     co_return std::nullopt;
   }
-  co_return std::move(st->value);
+  if (got->error) std::rethrow_exception(got->error);
+  co_return std::move(got->value);
 }
 
 /// Runs fn(pqxx::connection&) on the pool and returns its value; rethrows
