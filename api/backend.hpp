@@ -25,8 +25,12 @@ namespace jobs {
 
 struct readiness {
   bool database = false;
-  bool broker = false;
-  bool ok() const { return database && broker; }
+  /// "accepting" when the broker confirms what it is sent, else why not:
+  /// "unreachable", "blocked" (a memory or disk alarm) or "stalled"
+  /// (publisher::state).
+  std::string broker_state = "unreachable";
+  bool broker() const { return broker_state == "accepting"; }
+  bool ok() const { return database && broker(); }
 };
 
 /// What a cancel did, and the job afterwards.

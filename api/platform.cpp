@@ -145,7 +145,7 @@ boost::asio::awaitable<readiness> platform_backend::ready() {
   // A broker blocking our connection (a memory or disk alarm) is not ready,
   // nor one that holds our messages unconfirmed for 5 s (frozen):
   // submissions get 503 (the latter only after their confirm deadline).
-  r.broker = pub_.confirming(std::chrono::seconds(5));
+  r.broker_state = pub_.state(std::chrono::seconds(5));
   // A database that does not answer within ping_deadline is not ready: the
   // probe answers 503 then instead of waiting as long as the server does.
   // While a ping has gone unanswered that long, no other is queued behind it

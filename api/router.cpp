@@ -303,8 +303,9 @@ boost::asio::awaitable<http_response> router::health(const request_context& ctx)
 
 boost::asio::awaitable<http_response> router::ready(const request_context& ctx) {
   auto rd = co_await backend_.ready();
-  auto body = fmt::format(R"({{"status":"{}","database":{},"broker":{}}})",
-                          rd.ok() ? "ready" : "not ready", rd.database, rd.broker);
+  auto body =
+      fmt::format(R"({{"status":"{}","database":{},"broker":{},"broker_state":"{}"}})",
+                  rd.ok() ? "ready" : "not ready", rd.database, rd.broker(), rd.broker_state);
   auto res =
       json_response(rd.ok() ? http::status::ok : http::status::service_unavailable, body, ctx.req);
   if (!rd.ok()) res.set(http::field::retry_after, "1");

@@ -86,12 +86,18 @@ bool publisher::connect() {
 }
 
 bool publisher::confirming(std::chrono::milliseconds within) const noexcept {
-  if (!connected_.load() || stalled_.load() || blocked_.load()) return false;
+  return state(within) == "accepting";
+}
+
+std::string_view publisher::state(std::chrono::milliseconds within) const noexcept {
+  if (!connected_.load()) return "unreachable";
+  if (blocked_.load()) return "blocked";
+  if (stalled_.load()) return "stalled";
   auto oldest = oldest_unconfirmed_.load();
-  if (oldest == 0) return true;
+  if (oldest == 0) return "accepting";
   auto waited = std::chrono::steady_clock::now().time_since_epoch() -
                 std::chrono::steady_clock::duration(oldest);
-  return waited < within;
+  return waited < within ? "accepting" : "stalled";
 }
 
 void publisher::run() {

@@ -30,6 +30,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -88,6 +89,11 @@ class publisher {
   /// without this, the broker looked ready again as soon as the last waiting
   /// message was given up.
   bool confirming(std::chrono::milliseconds within) const noexcept;
+  /// Why confirming(within) is false, or that it is true, as /readyz and the
+  /// admin dashboard name it: "unreachable" (no channel open), "blocked" (a
+  /// memory or disk alarm), "stalled" (a message waited past `within` or was
+  /// given up unconfirmed, nothing confirmed since) or "accepting".
+  std::string_view state(std::chrono::milliseconds within) const noexcept;
   void stop();
 
  private:

@@ -10,6 +10,7 @@ const FINAL = new Set(['succeeded', 'dead', 'cancelled']);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 let pollTimer = null;   // the current view's refresh
+let healthTimer = null; // the platform's health banner, on every view
 let renderToken = 0;    // a view started later wins over an older one's late answers
 let historyRange = 'hour';
 
@@ -92,10 +93,60 @@ function query(params) {
   return s ? `?${s}` : '';
 }
 
+// ---- the platform's health ----
+// What GET /readyz says, in words, while the API cannot take work to run
+// now: submissions get 503 then, and an admin should see why without
+// opening RabbitMQ's or PostgreSQL's own consoles.
+const BROKER_STATES = {
+  unreachable: 'RabbitMQ is unreachable: submissions to run now are refused (503); scheduled jobs are still accepted.',
+  blocked: 'RabbitMQ refuses new messages under a memory or disk alarm: submissions to run now are refused (503) until it clears; scheduled jobs are still accepted.',
+  stalled: 'RabbitMQ has stopped confirming messages (frozen or overloaded): submissions to run now are refused (503) until it confirms again.',
+};
+function healthText(r) {
+  if (!r) return 'The API did not answer its readiness check.';
+  const parts = [];
+  if (r.database === false) parts.push('PostgreSQL does not answer: submissions and reads fail (503).');
+  if (r.broker_state && r.broker_state !== 'accepting')
+    parts.push(BROKER_STATES[r.broker_state] || `RabbitMQ: ${r.broker_state}.`);
+  return parts.join(' ');
+}
+async function checkHealth() {
+  let r = null;
+  try {
+    const res = await fetch('/readyz', { cache: 'no-store' });
+    r = await res.json();
+  } catch (e) {
+    r = null;
+  }
+  const el = $('#health');
+  const text = healthText(r);
+  el.textContent = text;
+  el.hidden = !text;
+  el.dataset.broker = (r && r.broker_state) || '';
+  el.dataset.database = r ? String(r.database) : '';
+}
+let healthToken = 0;     // a newer watch (or a sign-out) ends an older one
+function stopHealth() {
+  healthToken++;
+  clearTimeout(healthTimer);
+  $('#health').hidden = true;
+}
+function watchHealth() {
+  stopHealth();
+  const token = healthToken;
+  const tick = async () => {
+    await checkHealth();
+    if (token === healthToken) healthTimer = setTimeout(tick, 3000);
+    else $('#health').hidden = true;
+  };
+  healthTimer = setTimeout(tick, 0);
+}
+
 // ---- sign in ----
 function signOut(message) {
   sessionStorage.removeItem(KEY);
   stopPolling();
+  stopHealth();
   $('#nav').hidden = true;
   $('#view').replaceChildren();
   $('#login').hidden = false;
@@ -111,6 +162,7 @@ async function signIn(key) {
     if (me.broker_ui_url) link.href = me.broker_ui_url;
     $('#login').hidden = true;
     $('#nav').hidden = false;
+    watchHealth();
     route();
   } catch (e) {
     if (e.status === 403) signOut('This key is not an admin key: the dashboard needs a key with the admin role.');

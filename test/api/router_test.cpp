@@ -51,7 +51,7 @@ class fake_backend final : public jobs::api_backend {
   bool outage = false;                              // every call throws
   bool submit_throws = false;                       // only submit throws
   bool cancel_throws = false;                       // only cancel_job throws
-  jobs::readiness state{true, true};
+  jobs::readiness state{true, "accepting"};
   int authenticate_calls = 0;
   int submit_calls = 0;
   int find_calls = 0;
@@ -269,17 +269,36 @@ TEST_CASE("GET /readyz is 200 when the database and the broker are reachable") {
   fixture f;
   auto res = f.get("/readyz", "");
   check_json(res, 200);
+  CHECK(res.body() ==
+        R"({"status":"ready","database":true,"broker":true,"broker_state":"accepting"})");
   CHECK(res.find(http::field::retry_after) == res.end());
 }
 
-TEST_CASE("GET /readyz is 503 with Retry-After when a server is unreachable") {
-  for (auto [database, broker] : {std::pair{false, true}, {true, false}, {false, false}}) {
-    CAPTURE(database);
-    CAPTURE(broker);
+TEST_CASE(
+    "GET /readyz is 503 with Retry-After, naming the broker's state, when a server is not ready") {
+  struct row {
+    bool database;
+    std::string broker_state;
+    std::string body;
+  };
+  for (
+      const auto& r : {
+          row{false, "accepting",
+              R"({"status":"not ready","database":false,"broker":true,"broker_state":"accepting"})"},
+          row{true, "unreachable",
+              R"({"status":"not ready","database":true,"broker":false,"broker_state":"unreachable"})"},
+          row{true, "blocked",
+              R"({"status":"not ready","database":true,"broker":false,"broker_state":"blocked"})"},
+          row{false, "stalled",
+              R"({"status":"not ready","database":false,"broker":false,"broker_state":"stalled"})"},
+      }) {
+    CAPTURE(r.database);
+    CAPTURE(r.broker_state);
     fixture f;
-    f.backend.state = jobs::readiness{database, broker};
+    f.backend.state = jobs::readiness{r.database, r.broker_state};
     auto res = f.get("/readyz", "");
     CHECK(res.result_int() == 503);
+    CHECK(res.body() == r.body);
     CHECK_FALSE(res[http::field::retry_after].empty());
   }
 }

@@ -7,7 +7,11 @@
 //   JOBS_DASH_SHOTS       a directory for the screenshots
 //   JOBS_DASH_MODE        "operator_only": only check that an admin key of a tenant
 //                         not in JOBS_OPERATOR_TENANTS signs in and sees the refusal
-//                         where the queue table and the charts would be
+//                         where the queue table and the charts would be;
+//                         "broker_alarm": only check that, with the broker under a
+//                         memory alarm, the banner says so (screenshot
+//                         01-broker-alarm.png, which tells the test to lift it), then
+//                         that it goes once the alarm is lifted
 // Exits 0 when every step passed; on a failure it saves failure.png and exits 1.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
@@ -70,6 +74,25 @@ try {
     process.exit(0);
   }
 
+  if (process.env.JOBS_DASH_MODE === 'broker_alarm') {
+    step = 'the banner says why submissions are refused';
+    await page.goto(`${base}/admin/`);
+    await page.fill('#key-input', key);
+    await page.click('#key-submit');
+    await page.waitForSelector('#health[data-broker="blocked"]:not([hidden])', wait);
+    const text = await page.textContent('#health');
+    if (!text.includes('memory or disk alarm') || !text.includes('503'))
+      throw new Error(`the banner says: ${text}`);
+    await page.waitForSelector('#queues-table tr[data-queue="processing"]', wait);
+    await shot(page, '01-broker-alarm');
+    step = 'the banner goes once the alarm is lifted';
+    await page.waitForSelector('#health[hidden][data-broker="accepting"]', { state: 'attached', timeout: 60000 });
+    await shot(page, '02-broker-recovered');
+    log('all steps passed');
+    await browser.close();
+    process.exit(0);
+  }
+
   step = 'a viewer key is refused';
   await page.goto(`${base}/admin/`);
   await page.fill('#key-input', viewerKey);
@@ -81,6 +104,8 @@ try {
   await page.fill('#key-input', key);
   await page.click('#key-submit');
   await page.waitForSelector('#queues-table tr[data-queue="processing"]', wait);
+  // A healthy platform shows no banner.
+  await page.waitForSelector('#health[hidden][data-broker="accepting"]', { state: 'attached', ...wait });
   await shot(page, '02-overview');
 
   step = 'pause processing from the overview';

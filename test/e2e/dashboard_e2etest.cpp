@@ -80,6 +80,38 @@ TEST_CASE("the dashboard in chromium: depth, search, job page, retry, bulk cance
   CHECK(std::filesystem::exists(shots + "/10-bulk-cancelled.png"));
 }
 
+TEST_CASE("the dashboard says why submissions are refused while the broker has a memory alarm") {
+  scratch s;
+  platform p(s, {"processing"}, {}, true);
+  auto admin = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  std::string src = JOBS_SOURCE_DIR;
+  REQUIRE_MESSAGE(std::filesystem::exists("/usr/bin/chromium"),
+                  "chromium is missing: scripts/setup");
+  memory_alarm alarm;
+  REQUIRE(wait_until([&] { return h.request(http::verb::get, "/readyz").status == 503; }, 10s));
+  auto shots = require_env("JOBS_BIN_DIR") + "/dashboard-screenshots-alarm";
+  std::filesystem::remove_all(shots);
+  auto log = p.log_dir + "/browser-alarm.log";
+  process node("/usr/bin/node", {src + "/test/browser/dashboard.mjs"},
+               {{"JOBS_DASH_URL", "http://127.0.0.1:" + std::to_string(p.port)},
+                {"JOBS_DASH_SHOTS", shots},
+                {"JOBS_DASH_KEY", admin},
+                {"JOBS_DASH_MODE", "broker_alarm"}},
+               log);
+  // The script's first screenshot is taken once the banner showed the alarm.
+  CHECK_MESSAGE(wait_until(
+                    [&] {
+                      return std::filesystem::exists(shots + "/01-broker-alarm.png") ||
+                             !node.running();
+                    },
+                    120s),
+                read_file(log));
+  alarm.lift();
+  CHECK_MESSAGE(node.wait(120s) == 0, read_file(log));
+  MESSAGE("screenshots in ", shots, "; browser log ", log);
+}
+
 TEST_CASE("the admin API refuses non-admin keys and bad filters with problem+json") {
   scratch s;
   platform p(s);

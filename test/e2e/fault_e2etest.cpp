@@ -130,28 +130,6 @@ double api_metric(int port, const std::string& name) {
   return prom_sum(parse_prom_text(r.body), name, {});
 }
 
-// rabbitmqctl against the test broker; true when it succeeded.
-bool rabbitmqctl(const std::string& args) {
-  auto cmd = std::string("bash -c 'source ") + JOBS_SOURCE_DIR +
-             "/scripts/lib/services.sh && svc_rabbitmqctl \"$JOBS_TEST_DIR\" " + args +
-             "' > /dev/null";
-  return std::system(cmd.c_str()) == 0;
-}
-
-// A memory alarm on the test broker for the scope (its memory limit set far
-// below what the node uses), lifted at its end however the test leaves it.
-struct memory_alarm {
-  memory_alarm() { REQUIRE(rabbitmqctl("set_vm_memory_high_watermark 0.0001")); }
-  ~memory_alarm() { lift(); }
-  void lift() {
-    if (on) CHECK(rabbitmqctl("set_vm_memory_high_watermark 0.4"));  // the node's default
-    on = false;
-  }
-  memory_alarm(const memory_alarm&) = delete;
-  memory_alarm& operator=(const memory_alarm&) = delete;
-  bool on = true;
-};
-
 }  // namespace
 
 TEST_CASE("fault 1: kill -9 of a worker with 1,000 jobs in flight, five rounds") {
@@ -279,6 +257,9 @@ void outage_run(const std::string& server, std::chrono::seconds outage) {
   http_client h(p.port);
   CHECK(wait_until(
       [&] { return h.request(boost::beast::http::verb::get, "/readyz").status == 503; }, 10s));
+  if (server == "rabbitmq")
+    CHECK(h.request(boost::beast::http::verb::get, "/readyz").json().at("broker_state") ==
+          "unreachable");
   auto refused = h.post_json("/v1/jobs", body, key);
   CHECK(refused.status == 503);
   CHECK(refused.headers.contains("retry-after"));
@@ -780,6 +761,8 @@ TEST_CASE("fault 19: a broker's memory alarm: submissions refused at once, accep
     memory_alarm alarm;
     // Noticed with no submission sent into it (the probe, each second).
     CHECK(wait_until([&] { return ready() == 503; }, 5s));
+    CHECK(h.request(boost::beast::http::verb::get, "/readyz").json().at("broker_state") ==
+          "blocked");
     CHECK(api_metric(p.port, "jobs_broker_blocked") == 1);
     CHECK(api_metric(p.port, "jobs_broker_accepting") == 0);
     // Every submission to run now is refused at once, with the reason, and
@@ -807,6 +790,8 @@ TEST_CASE("fault 19: a broker's memory alarm: submissions refused at once, accep
   // Lifted: the broker unblocks the connection, and submissions are taken again.
   REQUIRE(wait_until([&] { return h.post_json("/v1/jobs", now_job, key).status == 202; }, 20s));
   CHECK(wait_until([&] { return ready() == 200; }, 20s));
+  CHECK(h.request(boost::beast::http::verb::get, "/readyz").json().at("broker_state") ==
+        "accepting");
   CHECK(api_metric(p.port, "jobs_broker_blocked") == 0);
   CHECK(api_metric(p.port, "jobs_broker_accepting") == 1);
   accepted.insert(submit_job(h, key, now_job));
@@ -830,6 +815,7 @@ TEST_CASE("fault 20: a frozen broker: noticed idle, submissions 503 at once, rea
   frozen_rabbitmq frozen;
   CHECK(wait_until(
       [&] { return h.request(boost::beast::http::verb::get, "/readyz").status == 503; }, 6s));
+  CHECK(h.request(boost::beast::http::verb::get, "/readyz").json().at("broker_state") == "stalled");
   auto rows = count(s.pg_url, "SELECT count(*) FROM jobs");
   for (int i = 0; i < 10; ++i) {
     auto t0 = std::chrono::steady_clock::now();

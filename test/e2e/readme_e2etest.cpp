@@ -69,7 +69,8 @@ TEST_CASE("the README's curl examples work against a running platform") {
   CHECK(text.str().find(R"("sum_amount":12.5)") != std::string::npos);
   CHECK(text.str().find(R"("code":"payload_invalid")") != std::string::npos);
   CHECK(text.str().find(R"("pointer":"/payload/input")") != std::string::npos);
-  CHECK(text.str().find(R"({"status":"ready","database":true,"broker":true})") !=
+  CHECK(text.str().find(
+            R"({"status":"ready","database":true,"broker":true,"broker_state":"accepting"})") !=
         std::string::npos);
   // The idempotent submission: 202, then 200 with the same id, then 409.
   auto id_after = [&](const std::string& marker) {

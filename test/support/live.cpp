@@ -388,6 +388,20 @@ void services(const std::string& args) {
   REQUIRE_MESSAGE(rc == 0, "test-services ", args, " failed");
 }
 
+bool rabbitmqctl(const std::string& args) {
+  auto cmd = std::string("bash -c 'source ") + JOBS_SOURCE_DIR +
+             "/scripts/lib/services.sh && svc_rabbitmqctl \"$JOBS_TEST_DIR\" " + args +
+             "' > /dev/null";
+  return std::system(cmd.c_str()) == 0;
+}
+
+memory_alarm::memory_alarm() { REQUIRE(rabbitmqctl("set_vm_memory_high_watermark 0.0001")); }
+
+void memory_alarm::lift() {
+  if (on_) CHECK(rabbitmqctl("set_vm_memory_high_watermark 0.4"));  // the node's default
+  on_ = false;
+}
+
 std::string create_key(const std::string& pg_url, const std::string& tenant) {
   auto c = pg_connect(pg_url);
   return create_api_key(*c, tenant_id{tenant}, "test", "admin");

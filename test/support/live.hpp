@@ -133,6 +133,24 @@ std::string command_output(const std::string& cmd);
 /// on the servers of this test run; fails the test if it fails.
 void services(const std::string& args);
 
+/// rabbitmqctl against this test run's broker; true when it succeeded.
+bool rabbitmqctl(const std::string& args);
+
+/// A memory alarm on the test broker for the scope (its memory limit set far
+/// below what the node uses), lifted at its end however the test leaves it.
+/// The broker blocks every publishing connection meanwhile.
+class memory_alarm {
+ public:
+  memory_alarm();
+  ~memory_alarm() { lift(); }
+  memory_alarm(const memory_alarm&) = delete;
+  memory_alarm& operator=(const memory_alarm&) = delete;
+  void lift();
+
+ private:
+  bool on_ = true;
+};
+
 /// Creates an API key for `tenant` directly in the database.
 std::string create_key(const std::string& pg_url, const std::string& tenant);
 
