@@ -143,8 +143,10 @@ boost::asio::awaitable<std::pair<retry_result, std::string>> platform_backend::r
 boost::asio::awaitable<readiness> platform_backend::ready() {
   readiness r;
   // A broker blocking our connection (a memory or disk alarm) is not ready,
-  // nor one that holds our messages unconfirmed for 5 s (frozen):
-  // submissions get 503 (the latter only after their confirm deadline).
+  // nor one that holds a message unconfirmed for 5 s or let one reach its
+  // confirm timeout with nothing confirmed since (frozen): the state says
+  // which. Submissions get 503 at once while it is blocked, or after a
+  // message reached its confirm timeout until the broker confirms again.
   r.broker_state = pub_.state(std::chrono::seconds(5));
   // A database that does not answer within ping_deadline is not ready: the
   // probe answers 503 then instead of waiting as long as the server does.
