@@ -37,6 +37,21 @@ std::string utf8_text(std::string_view s, std::size_t limit) {
   return out;
 }
 
+std::size_t utf8_whole_prefix(std::string_view s) {
+  // The last sequence starts at most 3 bytes back; past its lead byte only
+  // continuation bytes (10xxxxxx).
+  for (std::size_t k = 1; k <= std::min<std::size_t>(3, s.size()); ++k) {
+    auto c = static_cast<unsigned char>(s[s.size() - k]);
+    if ((c & 0xC0) == 0x80) continue;
+    std::size_t n = c >= 0xC2 && c <= 0xDF   ? 2
+                    : c >= 0xE0 && c <= 0xEF ? 3
+                    : c >= 0xF0 && c <= 0xF4 ? 4
+                                             : 0;
+    return n > k ? s.size() - k : s.size();
+  }
+  return s.size();
+}
+
 bool is_storable_text(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     auto n = utf8_length(s.substr(i));

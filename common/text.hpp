@@ -26,6 +26,11 @@ std::size_t utf8_length(std::string_view s);
 std::string utf8_text(std::string_view s,
                       std::size_t limit = std::numeric_limits<std::size_t>::max());
 
+/// The length of `s` without a character cut short at its end (the first
+/// bytes of a well-formed sequence, as when text is cut at a byte count):
+/// text kept from the start of a longer one ends at a character boundary.
+std::size_t utf8_whole_prefix(std::string_view s);
+
 /// True when `s` is valid UTF-8 without NUL (utf8_text would not change it).
 bool is_storable_text(std::string_view s);
 

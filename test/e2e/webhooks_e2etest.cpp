@@ -289,6 +289,12 @@ TEST_CASE_FIXTURE(
   CHECK(body.size() <= 4096);
   CHECK(body.size() >= 4090);
   CHECK(body.ends_with("\u20AC"));  // whole characters only
+
+  // A short body keeps all of its text after the bytes replaced.
+  auto short_id = submit(h, key, {{"url", sink.base() + "/nul/a"}}, 1);
+  auto s = wait_final(h, key, short_id);
+  REQUIRE(state(s) == "succeeded");
+  CHECK(s.at("result").at("body").as_string() == "ok\r\n\uFFFD\uFFFD\uFFFDline2");
 }
 
 TEST_CASE("an endpoint created after a lookup missed it: no job dies of the miss") {

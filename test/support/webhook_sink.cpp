@@ -82,6 +82,8 @@ struct webhook_sink::impl {
       // A NUL, a malformed byte, then 1,400 euro signs (3 bytes each).
       res.body() = std::string("a\0b", 3) + '\xFF' + 'c';
       for (int i = 0; i < 1400; ++i) res.body() += "\xE2\x82\xAC";
+    } else if (kind == "nul") {
+      res.body() = std::string("ok\r\n\0\xFF\xFEline2", 12);
     } else if (kind == "fail" && nth <= std::stoi(arg)) {
       res.result(http::status::internal_server_error);
       res.body() = "failing " + std::to_string(nth);

@@ -6,6 +6,7 @@
 //   /status/N/...          N (e.g. 400, 500)
 //   /html/N/...            N with a multi-line HTML error page of about 2.5 KB
 //   /bytes/...             200 with a NUL, a malformed byte and 4.2 KB of UTF-8
+//   /nul/...               200 with "ok\r\n", a NUL, two malformed bytes and "line2"
 //   /fail/N/...            500 for the first N requests to this path, then 200
 //   /retry-after/S/...     429 with Retry-After: S the first time, then 200
 //   /slow/MS/...           200 after MS milliseconds

@@ -1,5 +1,7 @@
 #include "workers/webhooks/http_client.hpp"
 
+#include "common/text.hpp"
+
 #include <fmt/format.h>
 #include <openssl/ssl.h>
 #include <boost/asio/co_spawn.hpp>
@@ -292,6 +294,8 @@ asio::awaitable<http_result> http_client::send(const outgoing& req, const std::a
     if (auto it = res.find(http::field::retry_after); it != res.end())
       out.retry_after = std::string(it->value());
     out.body = res.body().substr(0, opts_.stored_body);
+    // Cut inside a character: whole characters only.
+    if (res.body().size() > opts_.stored_body) out.body.resize(utf8_whole_prefix(out.body));
     if (!truncated && res.keep_alive() && !w->stopped) put_idle(origin, std::move(c));
     break;
   }

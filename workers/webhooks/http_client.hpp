@@ -15,7 +15,8 @@
 //   by a fresh one.
 // - Deadlines: `connect_timeout` for resolving, connecting and the TLS
 //   handshake; the request's `timeout` for everything. The response body is
-//   read up to `response_limit`; the first `stored_body` bytes are kept.
+//   read up to `response_limit`; the first `stored_body` bytes are kept, to
+//   the last whole UTF-8 character when the body is longer.
 // - Redirects are never followed.
 // - `stop` (a job's stop flag) is polled every 50 ms; when set, the
 //   request's socket is closed and send() returns `cancelled`.
@@ -63,7 +64,7 @@ struct http_result {
   std::string error;  ///< what went wrong, for the job's error
   int status = 0;     ///< when fail == none
   std::string retry_after;
-  std::string body;  ///< the first stored_body bytes
+  std::string body;  ///< the first stored_body bytes (whole characters)
   std::chrono::milliseconds latency{};
 };
 

@@ -19,6 +19,9 @@ namespace jobs::webhooks {
 namespace asio = boost::asio;
 using sys_clock = std::chrono::system_clock;
 
+// A result keeps the first 4 KiB of the answer's body, as text.
+constexpr std::size_t stored_body = 4096;
+
 struct webhook_service::impl {
   webhook_options opts;
   asio::io_context ioc{1};
@@ -33,6 +36,7 @@ struct webhook_service::impl {
                                    .ca_file = opts.ca_file,
                                    .connect_timeout = opts.connect_timeout,
                                    .response_limit = opts.response_limit,
+                                   .stored_body = stored_body,
                                    .idle_per_origin = opts.idle_per_origin}),
         endpoints(opts.pg_url, opts.breaker_failures, opts.breaker_cooldown) {
     io = std::thread([this] { ioc.run(); });
@@ -62,7 +66,7 @@ struct webhook_service::impl {
     if (v == verdict::success)
       return boost::json::value(boost::json::object{{"status", r.status},
                                                     {"latency_ms", latency},
-                                                    {"body", utf8_text(r.body, r.body.size())},
+                                                    {"body", utf8_text(r.body, stored_body)},
                                                     {"webhook_id", j.id}});
     auto excerpt = body_excerpt(r.body);
     auto what = r.fail == http_result::failure::none
