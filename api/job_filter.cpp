@@ -26,12 +26,8 @@ std::variant<job_filter, problem> parse_job_filter(boost::urls::params_view para
                                                    int limit_max,
                                                    std::initializer_list<std::string_view> extra) {
   job_filter f;
-  std::vector<std::string> seen;
+  // (A repeated parameter was refused before: router.cpp, refused_input.)
   for (auto p : params) {
-    // One value per parameter: a repeated one would silently be the last.
-    if (std::find(seen.begin(), seen.end(), p.key) != seen.end())
-      return bad("invalid_field", p.key + " is given more than once", p.key);
-    seen.push_back(p.key);
     // PostgreSQL's text stops at a NUL ("a\0" would filter as "a") and refuses
     // malformed UTF-8 (the query would fail as if the database were down).
     if (!is_storable_text(p.value))

@@ -1,7 +1,8 @@
 #pragma once
 // The body of POST /v1/keys: {"name"?: label (up to 100 characters),
 // "role"?: "admin" | "submitter" (default) | "viewer",
-// "expires_at"?: RFC 3339, in the future}. Unknown members are refused.
+// "expires_at"?: RFC 3339, in the future}. Unknown members are refused; an
+// empty body is `{}` (every member is optional).
 //
 // Thread-safety: pure.
 

@@ -9,6 +9,10 @@
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 namespace jobs {
 
 namespace {
@@ -25,19 +29,28 @@ std::string_view bearer_token(const http::request_header<>& req) {
 }
 
 // A decoded query parameter or path segment goes into SQL as text, which
-// PostgreSQL refuses unless it is valid UTF-8 without NUL: refuse it here,
-// naming it, before any handler sees it.
-std::optional<problem> unstorable_input(std::string_view pattern, std::string_view param,
-                                        boost::urls::params_view query) {
+// PostgreSQL refuses unless it is valid UTF-8 without NUL; and a parameter
+// given twice would silently be its last value. Refused here, named, before
+// any handler sees them.
+std::optional<problem> refused_input(std::string_view pattern, std::string_view param,
+                                     boost::urls::params_view query) {
   auto bad = [](std::string name, std::string what) {
     auto p = make_problem(400, "invalid_field", what + " must be valid UTF-8 without NUL");
     p.parameter = std::move(name);
     return p;
   };
+  std::vector<std::string> seen;
   for (auto q : query) {
     if (!is_storable_text(q.key))
       return bad(utf8_text(q.key), "the name of query parameter " + utf8_text(q.key));
     if (!is_storable_text(q.value)) return bad(q.key, q.key);
+    // One value per parameter: a repeated one would silently be the last.
+    if (std::find(seen.begin(), seen.end(), q.key) != seen.end()) {
+      auto p = make_problem(400, "invalid_field", q.key + " is given more than once");
+      p.parameter = q.key;
+      return p;
+    }
+    seen.push_back(q.key);
   }
   if (!is_storable_text(param)) {
     auto open = pattern.find('{'), close = pattern.find('}');
@@ -155,8 +168,18 @@ found_route find_route(http::verb method, std::string_view path) {
   found_route out;
   // HEAD runs a GET route; handle() drops the body.
   if (method == http::verb::head) method = http::verb::get;
+  // A path a route names exactly is that route's, whatever a pattern with a
+  // parameter would also match: GET /v1/jobs/batch is a 405 (POST only), not
+  // a job whose id is "batch".
+  bool exact = false;
   for (const auto& r : router::routes()) {
-    if (!match(r.pattern, path, out.param)) continue;
+    std::string param;
+    if (!match(r.pattern, path, param)) continue;
+    bool literal = r.pattern.find('{') == std::string_view::npos;
+    if (literal && !exact) out = found_route{};
+    if (!literal && exact) continue;
+    exact = exact || literal;
+    out.param = std::move(param);
     if (r.method == method) out.entry = &r;
     out.name = r.pattern;
     out.allow += (out.allow.empty() ? "" : ", ") + std::string(http::to_string(r.method));
@@ -292,7 +315,7 @@ boost::asio::awaitable<http_response> router::route(const http_request& req,
   }
   // (Probes and /metrics ignore their query: they never refuse one.)
   if (found.entry->needs_key)
-    if (auto bad = unstorable_input(found.entry->pattern, found.param, ctx.query))
+    if (auto bad = refused_input(found.entry->pattern, found.param, ctx.query))
       co_return fail(*bad);
   co_return co_await (this->*found.entry->fn)(ctx);
 }

@@ -230,7 +230,9 @@ boost::asio::awaitable<http_response> router::create_key(const request_context& 
   auto fail = [&](const problem& p) {
     return problem_response(p, req.version(), req.keep_alive());
   };
-  if (auto refused = require_json(req)) co_return std::move(*refused);
+  // No body at all is `{}`, with or without a Content-Type.
+  if (!req.body().empty())
+    if (auto refused = require_json(req)) co_return std::move(*refused);
   auto parsed = parse_key_request(req.body(), std::chrono::system_clock::now());
   if (auto* p = std::get_if<problem>(&parsed)) co_return fail(*p);
   const auto& k = std::get<key_request>(parsed);

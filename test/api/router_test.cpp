@@ -539,6 +539,12 @@ TEST_CASE("a method a route does not take is 405 with Allow") {
     check_problem(res, 405, "method_not_allowed");
     CHECK(res[http::field::allow] == "GET, HEAD");
   }
+  SUBCASE("GET /v1/jobs/batch: the batch route's, not a job named batch") {
+    auto res = f.send(http::verb::get, "/v1/jobs/batch");
+    check_problem(res, 405, "method_not_allowed");
+    CHECK(res[http::field::allow] == "POST");
+    CHECK(f.backend.find_calls == 0);
+  }
   CHECK(f.backend.submit_calls == 0);
   CHECK(f.backend.list_calls.empty());
 }
@@ -674,6 +680,30 @@ TEST_CASE("a query parameter or path segment that is not valid UTF-8 is 400 inva
   check_json(f.get("/v1/jobs?q=%C3%A9t%C3%A9%F0%9F%98%80"), 200);
   REQUIRE(f.backend.list_calls.size() == 1);
   CHECK(f.backend.list_calls[0].second.text == "\xC3\xA9t\xC3\xA9\xF0\x9F\x98\x80");
+}
+
+TEST_CASE("a query parameter given twice is 400 invalid_field naming it, on every route") {
+  // It would otherwise silently be its last value (range=day&range=hour: an hour).
+  struct row {
+    http::verb method;
+    const char* target;
+    const char* parameter;
+  };
+  const row rows[] = {
+      {http::verb::get, "/v1/jobs?limit=5&state=queued&limit=6", "limit"},
+      {http::verb::get, "/v1/admin/history?range=day&range=hour", "range"},
+      {http::verb::post, "/v1/admin/jobs/cancel?dry_run=true&dry_run=false", "dry_run"},
+      {http::verb::get, "/v1/queues?x=1&x=1", "x"},
+  };
+  for (const auto& r : rows) {
+    CAPTURE(r.target);
+    fixture f;
+    auto o = check_problem(f.send(r.method, r.target), 400, "invalid_field");
+    CHECK(o.at("detail").as_string() == std::string(r.parameter) + " is given more than once");
+    CHECK(o.at("parameter") == r.parameter);
+    CHECK(f.backend.list_calls.empty());
+    CHECK(f.backend.cancel_calls.empty());
+  }
 }
 
 TEST_CASE("GET /v1/jobs passes valid filters to the backend") {
@@ -1078,13 +1108,20 @@ TEST_CASE("POST /v1/keys creates a key of the caller's tenant, shown once, for a
 
   check_json(f.send(http::verb::post, "/v1/keys", "Bearer key-a", "{}"), 201);
   CHECK(f.backend.created_keys[1].second.role == "submitter");
+  // Every member is optional: no body at all (nor a Content-Type) is {}.
+  check_json(f.send(http::verb::post, "/v1/keys", "Bearer key-a", "", ""), 201);
+  CHECK(f.backend.created_keys[2].second.role == "submitter");
+  CHECK(f.backend.created_keys[2].second.name.empty());
+  // A body that is not JSON still needs the JSON type.
+  check_problem(f.send(http::verb::post, "/v1/keys", "Bearer key-a", "name=x", "text/plain"), 415,
+                "unsupported_media_type");
 
   for (const char* who : {"Bearer submitter", "Bearer viewer"}) {
     check_problem(f.send(http::verb::post, "/v1/keys", who, "{}"), 403, "forbidden");
     check_problem(f.send(http::verb::get, "/v1/keys", who), 403, "forbidden");
     check_problem(f.send(http::verb::delete_, "/v1/keys/1", who), 403, "forbidden");
   }
-  CHECK(f.backend.created_keys.size() == 2);
+  CHECK(f.backend.created_keys.size() == 3);
   CHECK(f.backend.revoked.empty());
 }
 
