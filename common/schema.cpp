@@ -187,7 +187,7 @@ void collect_descriptions(const json::object& root, const json::value& node,
                           const std::string& path, descriptions& out, int depth = 0) {
   if (!node.is_object() || depth > 16) return;
   const auto& o = node.get_object();
-  if (const auto* d = o.if_contains("description"); d && d->is_string() && !path.empty())
+  if (const auto* d = o.if_contains("description"); d && d->is_string())
     out.emplace(path, std::string(d->get_string()));
   if (const auto* ref = o.if_contains("$ref"); ref && ref->is_string()) {
     std::string_view r = ref->get_string();
@@ -210,9 +210,9 @@ void collect_descriptions(const json::object& root, const json::value& node,
 }
 
 // The description of the place `pointer` (under /payload) names, or of the
-// nearest place above it that has one; "*" in a described place matches any
-// index or member name at its level ("/attachments/*/filename"), an exact
-// name winning over "*" at the same depth.
+// nearest place above it that has one (the payload's own only for itself); "*" in a described place
+// matches any index or member name at its level ("/attachments/*/filename"), an exact name winning
+// over "*" at the same depth.
 const std::string* description_of(const descriptions& all, std::string_view pointer) {
   auto split = [](std::string_view p) {
     std::vector<std::string_view> parts;
@@ -225,6 +225,12 @@ const std::string* description_of(const descriptions& all, std::string_view poin
   };
   auto parts = split(pointer);
   if (!parts.empty() && parts.front() == "payload") parts.erase(parts.begin());
+  // The payload itself (a member missing, two that exclude each other): the
+  // job type's own description. It is never the fallback of a member's.
+  if (parts.empty()) {
+    auto root = all.find("");
+    return root == all.end() ? nullptr : &root->second;
+  }
   const std::string* best = nullptr;
   std::size_t best_depth = 0, best_wild = 0;
   for (const auto& [place, text] : all) {

@@ -2,12 +2,14 @@
 // router serves, and its schemas accept what the server sends.
 #include "support/openapi.hpp"
 #include "api/router.hpp"
+#include "support/files.hpp"
 
 #include <doctest/doctest.h>
 #include <boost/json/parse.hpp>
 
-#include <fstream>
-#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
 
 using namespace jobs;
 
@@ -47,10 +49,7 @@ TEST_CASE("a replay may be in any state, and idempotency_key_reused is a documen
 TEST_CASE("every documented problem code has a title of its own, not the fallback") {
   // operator_only once came back titled "Error".
   test::openapi_contract api;
-  std::ifstream in(JOBS_SOURCE_DIR "/schemas/openapi.json");
-  std::stringstream text;
-  text << in.rdbuf();
-  auto doc = boost::json::parse(text.str());
+  auto doc = boost::json::parse(test::file_text(JOBS_SOURCE_DIR "/schemas/openapi.json"));
   const auto& codes = doc.at_pointer("/components/schemas/Problem/properties/code/enum").as_array();
   CHECK(codes.size() > 30);
   for (const auto& c : codes) {
@@ -60,4 +59,28 @@ TEST_CASE("every documented problem code has a title of its own, not the fallbac
     CHECK(p.title != "Error");
     CHECK(api.violations("Problem", p.to_json()).empty());
   }
+}
+
+TEST_CASE("every /v1 operation documents what the layers before its route may answer") {
+  // The key (401), the rate limits (429) and the database (503) stand before
+  // every /v1 route; a body may be too large (413) or not JSON (415). Once,
+  // the webhook endpoints' 429 and a job's 503 went undocumented.
+  auto doc = boost::json::parse(test::file_text(JOBS_SOURCE_DIR "/schemas/openapi.json"));
+  int checked = 0;
+  for (const auto& [path, ops] : doc.at("paths").as_object()) {
+    if (!std::string_view(path).starts_with("/v1/")) continue;
+    for (const auto& [method, op] : ops.as_object()) {
+      if (!op.is_object() || !op.as_object().contains("responses")) continue;
+      std::vector<std::string> need{"401", "429", "503"};
+      if (op.as_object().contains("requestBody")) need.insert(need.end(), {"413", "415"});
+      for (const auto& code : need) {
+        CAPTURE(path);
+        CAPTURE(method);
+        CAPTURE(code);
+        CHECK(op.at("responses").as_object().contains(code));
+      }
+      ++checked;
+    }
+  }
+  CHECK(checked >= 20);
 }

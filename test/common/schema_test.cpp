@@ -333,6 +333,29 @@ TEST_CASE("a payload problem quotes the schema's description of the place that f
   REQUIRE(bcc);
   CHECK(bcc->pointer == "/payload/headers");
   CHECK(bcc->detail.find("Expected: Extra headers: List-Unsubscribe") != std::string::npos);
+  // The payload itself: the job type's description says what it takes.
+  for (auto payload : {R"({"input": "a", "input_base64": "YQ=="})", R"({})"}) {
+    CAPTURE(payload);
+    auto hash = r.validate("processing", "hash", json::parse(payload));
+    REQUIRE(hash);
+    CHECK(hash->pointer == "/payload");
+    CHECK(
+        hash->detail.find(" Expected: Digests up to 1 MiB of input with OpenSSL. Give exactly one "
+                          "of input (UTF-8 text) and input_base64 (bytes).") != std::string::npos);
+  }
+  // An aggregate without the column its op needs: the op's description says so.
+  auto sum = r.validate("processing", "csv.aggregate",
+                        json::parse(R"({"csv": "a\n1\n", "aggregates": [{"op": "sum"}]})"));
+  REQUIRE(sum);
+  CHECK(sum->pointer == "/payload/aggregates/0/op");
+  CHECK(sum->detail.ends_with(
+      "Expected: count, sum, min, max or avg; every op but count needs a column."));
+  // ...and never stands in for a member's own.
+  auto algorithm =
+      r.validate("processing", "hash", json::parse(R"({"input": "a", "algorithm": "x"})"));
+  REQUIRE(algorithm);
+  CHECK(algorithm->pointer == "/payload/algorithm");
+  CHECK(algorithm->detail == "Failed to match against any enum values.");
 }
 
 namespace {
