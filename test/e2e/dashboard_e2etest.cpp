@@ -4,6 +4,7 @@
 // Screenshots go to <build>/dashboard-screenshots/. Then the admin API's
 // answers the page does not show: problem+json for bad filters and for
 // non-admin keys, and a queue's pause kept in PostgreSQL.
+#include "support/files.hpp"
 #include "support/live.hpp"
 
 #include <doctest/doctest.h>
@@ -12,9 +13,7 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 
 using namespace jobs;
@@ -29,13 +28,6 @@ http_reply call(http_client& h, http::verb v, const std::string& target, const s
   std::map<std::string, std::string> headers{{"authorization", "Bearer " + key}};
   if (!body.empty()) headers["content-type"] = "application/json";
   return h.request(v, target, body, headers);
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 std::string viewer_key(http_client& h, const std::string& admin) {
@@ -62,7 +54,7 @@ void run_dashboard_script(int port, std::map<std::string, std::string> env,
   process node("/usr/bin/node", {src + "/test/browser/dashboard.mjs"}, std::move(env), log);
   int status = node.wait(deadline);
   MESSAGE("screenshots in ", shots, "; browser log ", log);
-  CHECK_MESSAGE(status == 0, read_file(log));
+  CHECK_MESSAGE(status == 0, file_text(log));
 }
 
 }  // namespace
@@ -106,9 +98,9 @@ TEST_CASE("the dashboard says why submissions are refused while the broker has a
                              !node.running();
                     },
                     120s),
-                read_file(log));
+                file_text(log));
   alarm.lift();
-  CHECK_MESSAGE(node.wait(120s) == 0, read_file(log));
+  CHECK_MESSAGE(node.wait(120s) == 0, file_text(log));
   MESSAGE("screenshots in ", shots, "; browser log ", log);
 }
 

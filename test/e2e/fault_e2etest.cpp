@@ -6,6 +6,7 @@
 #include "common/db.hpp"
 #include "common/time.hpp"
 #include "queues/publisher.hpp"
+#include "support/files.hpp"
 #include "support/live.hpp"
 #include "support/prom_text.hpp"
 
@@ -25,7 +26,6 @@
 #include <future>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <thread>
 
 using namespace jobs;
@@ -408,13 +408,11 @@ TEST_CASE("fault 8: two schedulers and 2,000 jobs due in the same second publish
   // Each message delivered once: the worker dropped no duplicate.
   w.signal(SIGTERM);
   REQUIRE(w.wait(30s) == 0);
-  std::ifstream log(p.log_dir + "/worker-processing-0.log");
-  std::stringstream text;
-  text << log.rdbuf();
-  auto at = text.str().rfind("\"msg\":\"worker stopped\"");
+  auto text = file_text(p.log_dir + "/worker-processing-0.log");
+  auto at = text.rfind("\"msg\":\"worker stopped\"");
   REQUIRE(at != std::string::npos);
-  auto line = text.str().substr(text.str().rfind('{', at),
-                                text.str().find('\n', at) - text.str().rfind('{', at));
+  auto start = text.rfind('{', at);
+  auto line = text.substr(start, text.find('\n', at) - start);
   auto stats = boost::json::parse(line);
   CHECK(stats.at("dropped").as_int64() == 0);
   CHECK(stats.at("succeeded").as_int64() == 2000);

@@ -4,6 +4,7 @@
 // long they cache lookups), keys that expire, a tenant over its rate while
 // another carries on, and no key in any log.
 #include "common/time.hpp"
+#include "support/files.hpp"
 #include "support/live.hpp"
 
 #include <doctest/doctest.h>
@@ -12,8 +13,6 @@
 #include <boost/json.hpp>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 using namespace jobs;
@@ -37,10 +36,7 @@ std::string all_logs(const std::string& dir) {
   std::string text;
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
     if (!e.is_regular_file() || e.path().extension() != ".log") continue;
-    std::ifstream in(e.path());
-    std::stringstream s;
-    s << in.rdbuf();
-    text += s.str();
+    text += file_text(e.path());
   }
   return text;
 }

@@ -1,11 +1,11 @@
 // The README's curl examples, run against a live platform so they never rot.
+#include "support/files.hpp"
 #include "support/live.hpp"
 
 #include <doctest/doctest.h>
 
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 
 using namespace jobs::test;
 
@@ -47,17 +47,15 @@ TEST_CASE("the README's curl examples work against a running platform") {
              "':\"$PATH\" API=http://127.0.0.1:" + std::to_string(p.port) + " KEY=" + key +
              " timeout 60 bash readme.sh > readme.out 2>&1";
   int rc = std::system(cmd.c_str());
-  std::ifstream out(dir + "/readme.out");
-  std::stringstream text;
-  text << out.rdbuf();
-  INFO("output:\n", text.str());
+  auto text = file_text(dir + "/readme.out");
+  INFO("output:\n", text);
   CHECK(rc == 0);
   // What the comments in the README promise.
-  CHECK(text.str().find(R"("state":"queued")") != std::string::npos);
-  CHECK(text.str().find(R"("state":"scheduled")") != std::string::npos);
+  CHECK(text.find(R"("state":"queued")") != std::string::npos);
+  CHECK(text.find(R"("state":"scheduled")") != std::string::npos);
   // The batch: one answer with both of its jobs, the second scheduled.
   bool batch_seen = false;
-  const auto all = text.str();
+  const auto all = text;
   for (auto at = all.find(R"({"jobs":[{"id":")"); at != std::string::npos && !batch_seen;
        at = all.find(R"({"jobs":[{"id":")", at + 1)) {
     auto answer = all.substr(at, all.find("]}", at) - at);
@@ -65,34 +63,33 @@ TEST_CASE("the README's curl examples work against a running platform") {
                  answer.find(R"("state":"scheduled","links")") != std::string::npos;
   }
   CHECK(batch_seen);
-  CHECK(text.str().find(R"("state":"cancelled")") != std::string::npos);
-  CHECK(text.str().find(R"("sum_amount":12.5)") != std::string::npos);
-  CHECK(text.str().find(R"("code":"payload_invalid")") != std::string::npos);
-  CHECK(text.str().find(R"("pointer":"/payload/input")") != std::string::npos);
-  CHECK(text.str().find(
-            R"({"status":"ready","database":true,"broker":true,"broker_state":"accepting"})") !=
-        std::string::npos);
+  CHECK(text.find(R"("state":"cancelled")") != std::string::npos);
+  CHECK(text.find(R"("sum_amount":12.5)") != std::string::npos);
+  CHECK(text.find(R"("code":"payload_invalid")") != std::string::npos);
+  CHECK(text.find(R"("pointer":"/payload/input")") != std::string::npos);
+  CHECK(
+      text.find(R"({"status":"ready","database":true,"broker":true,"broker_state":"accepting"})") !=
+      std::string::npos);
   // The idempotent submission: 202, then 200 with the same id, then 409.
   auto id_after = [&](const std::string& marker) {
-    auto at = text.str().find(marker);
+    auto at = text.find(marker);
     if (at == std::string::npos) return std::string("(no ") + marker + ")";
-    at = text.str().find(R"("id":")", at);
-    return at == std::string::npos ? std::string("(no id)") : text.str().substr(at + 6, 36);
+    at = text.find(R"("id":")", at);
+    return at == std::string::npos ? std::string("(no id)") : text.substr(at + 6, 36);
   };
-  CHECK(text.str().find("Idempotent-Replayed: true") != std::string::npos);
+  CHECK(text.find("Idempotent-Replayed: true") != std::string::npos);
   CHECK(id_after("HTTP/1.1 202 Accepted") == id_after("Idempotent-Replayed: true"));
-  CHECK(text.str().find(R"("code":"idempotency_key_reused")") != std::string::npos);
+  CHECK(text.find(R"("code":"idempotency_key_reused")") != std::string::npos);
   // The key example: created with its secret, listed, revoked.
-  CHECK(text.str().find(R"("role":"submitter")") != std::string::npos);
-  CHECK(text.str().find(R"("key":"jk_)") != std::string::npos);
-  CHECK(text.str().find(R"({"keys":[)") != std::string::npos);
-  CHECK(text.str().find(R"("revoked_at":"20)") != std::string::npos);
+  CHECK(text.find(R"("role":"submitter")") != std::string::npos);
+  CHECK(text.find(R"("key":"jk_)") != std::string::npos);
+  CHECK(text.find(R"({"keys":[)") != std::string::npos);
+  CHECK(text.find(R"("revoked_at":"20)") != std::string::npos);
   // The webhook endpoint example: created, and shown without its secret.
-  CHECK(text.str().find(R"("name":"default","secret_count":1)") != std::string::npos);
-  CHECK(text.str().find("whsec_") == std::string::npos);
+  CHECK(text.find(R"("name":"default","secret_count":1)") != std::string::npos);
+  CHECK(text.find("whsec_") == std::string::npos);
   // The jobsctl examples: a job followed to success, a table, a 404.
-  CHECK(text.str().find("succeeded  attempt 1/5  result:") != std::string::npos);
-  CHECK(text.str().find("ID                                    QUEUE") != std::string::npos);
-  CHECK(text.str().find("(404 not_found): no job with this id\nexit status 1") !=
-        std::string::npos);
+  CHECK(text.find("succeeded  attempt 1/5  result:") != std::string::npos);
+  CHECK(text.find("ID                                    QUEUE") != std::string::npos);
+  CHECK(text.find("(404 not_found): no job with this id\nexit status 1") != std::string::npos);
 }

@@ -1,4 +1,5 @@
 #include "support/jobsctl.hpp"
+#include "support/files.hpp"
 
 #include "support/live.hpp"
 
@@ -7,7 +8,6 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 
 namespace jobs::test {
 
@@ -17,13 +17,6 @@ std::string quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 }  // namespace
@@ -43,8 +36,8 @@ cli_result jobsctl::operator()(const std::vector<std::string>& args, const std::
   int raw = std::system(cmd.c_str());
   cli_result r;
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  r.out = slurp(base + ".out");
-  r.err = slurp(base + ".err");
+  r.out = file_text(base + ".out");
+  r.err = file_text(base + ".err");
   return r;
 }
 

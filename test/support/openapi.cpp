@@ -1,4 +1,5 @@
 #include "support/openapi.hpp"
+#include "support/files.hpp"
 
 #include <boost/json/parse.hpp>
 #include <valijson/adapters/boost_json_adapter.hpp>
@@ -7,17 +8,12 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 namespace jobs::test {
 
 openapi_contract::openapi_contract() {
-  std::ifstream in(std::string(JOBS_SOURCE_DIR) + "/schemas/openapi.json");
-  std::stringstream text;
-  text << in.rdbuf();
-  doc_ = boost::json::parse(text.str());
+  doc_ = boost::json::parse(file_text(std::string(JOBS_SOURCE_DIR) + "/schemas/openapi.json"));
 }
 
 std::set<std::string> openapi_contract::operations() const {

@@ -1,4 +1,5 @@
 #include "support/smtp_sink.hpp"
+#include "support/files.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -6,7 +7,6 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 
 namespace jobs::test {
 namespace {
@@ -14,13 +14,6 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 using namespace std::chrono_literals;
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 }  // namespace
 
@@ -50,8 +43,8 @@ std::vector<received> smtp_sink::messages() const {
   for (std::size_t i = 0; i < n; ++i) {
     auto json_file = dir / fmt::format("msg-{}.json", i);
     if (!fs::exists(json_file)) continue;
-    out.push_back({read_file(dir / fmt::format("msg-{}.eml", i)),
-                   json::parse(read_file(json_file)).as_object()});
+    out.push_back({file_text(dir / fmt::format("msg-{}.eml", i)),
+                   json::parse(file_text(json_file)).as_object()});
   }
   return out;
 }
