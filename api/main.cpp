@@ -1,6 +1,7 @@
 // jobs-api: the HTTP front, and the platform's admin commands.
 //   jobs-api                         serve (migrates first)
 //   jobs-api migrate                 apply schemas/migrations and exit
+//   jobs-api check-config            check the JOBS_* settings and exit
 //   jobs-api create-key --tenant T [--name N] [--role admin|submitter|viewer]
 //                                    print a new API key (shown once)
 // Settings: JOBS_* environment variables (common/config.hpp).
@@ -36,7 +37,8 @@ int migrate(const config& cfg) {
 int create_key(const config& cfg, int argc, char** argv) {
   constexpr const char* usage =
       "usage: jobs-api create-key --tenant NAME [--name LABEL] [--role admin|submitter|viewer]\n"
-      "  roles: admin and submitter submit and read; viewer only reads\n";
+      "  roles: admin (the default) and submitter submit and read; viewer only reads;\n"
+      "  admin keys also manage the tenant's keys\n";
   std::string tenant, name, role = "admin";
   for (int i = 2; i < argc; i += 2) {
     std::string flag = argv[i];
@@ -178,9 +180,10 @@ int main(int argc, char** argv) {
     std::string cmd = argc > 1 ? argv[1] : "serve";
     if (cmd == "serve") return serve(cfg);
     if (cmd == "migrate") return migrate(cfg);
+    if (cmd == "check-config" && argc == 2) return 0;  // load_config found nothing wrong
     if (cmd == "create-key") return create_key(cfg, argc, argv);
-    std::cerr << "usage: jobs-api [serve | migrate | create-key --tenant NAME [--name LABEL] "
-                 "[--role ROLE]]\n";
+    std::cerr << "usage: jobs-api [serve | migrate | check-config | create-key --tenant NAME "
+                 "[--name LABEL] [--role ROLE]]\n";
     return 2;
   } catch (const std::exception& e) {
     log_error("jobs-api failed", {{"error", e.what()}});

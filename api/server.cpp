@@ -1,5 +1,6 @@
 #include "api/server.hpp"
 
+#include "common/listen.hpp"
 #include "common/log.hpp"
 
 #include <fmt/format.h>
@@ -112,11 +113,7 @@ http_server::http_server(server_options o, router& r)
       acceptor_(*iocs_[0]),
       tls_(server_tls(opts_)),
       live_(std::make_unique<registry>()) {
-  tcp::endpoint ep{asio::ip::make_address(opts_.address), static_cast<unsigned short>(opts_.port)};
-  acceptor_.open(ep.protocol());
-  acceptor_.set_option(asio::socket_base::reuse_address(true));
-  acceptor_.bind(ep);
-  acceptor_.listen(asio::socket_base::max_listen_connections);
+  listen_on(acceptor_, opts_.address, opts_.port);
   port_ = acceptor_.local_endpoint().port();
 }
 

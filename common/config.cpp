@@ -1,6 +1,7 @@
 #include "common/config.hpp"
 
 #include <fmt/format.h>
+#include <boost/asio/ip/address.hpp>
 
 #include <charconv>
 #include <fstream>
@@ -56,6 +57,17 @@ config load_config(const std::map<std::string, std::string>& env) {
       field = v;
     };
   };
+  // Where a listener binds: an IP address, not a host name.
+  auto address = [](std::string& field) -> setter {
+    return [&field](auto& n, auto& v) {
+      boost::system::error_code ec;
+      boost::asio::ip::make_address(v, ec);
+      if (ec)
+        throw config_error(
+            fmt::format("{}={:?}: expected an IP address (e.g. 127.0.0.1, 0.0.0.0 or ::)", n, v));
+      field = v;
+    };
+  };
   auto on_off = [](bool& field) -> setter {
     return [&field](auto& n, auto& v) {
       if (v != "on" && v != "off") throw config_error(n + " must be on or off");
@@ -76,7 +88,7 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_AMQP_URL", text(c.amqp_url)},
       {"JOBS_AMQP_URL_FILE", from_file(c.amqp_url)},
       {"JOBS_SCHEMA_DIR", text(c.schema_dir)},
-      {"JOBS_HTTP_ADDR", text(c.http_addr)},
+      {"JOBS_HTTP_ADDR", address(c.http_addr)},
       {"JOBS_HTTP_PORT", integer(c.http_port, 0, 65535)},
       {"JOBS_HTTP_THREADS", integer(c.http_threads, 1, 64)},
       {"JOBS_HTTP_BODY_LIMIT", integer(c.http_body_limit, 1024, 1L << 30)},
@@ -136,7 +148,7 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_OPERATOR_TENANTS", [&c](auto&, auto& v) { c.operator_tenants = v; }},
       {"JOBS_ADMIN_BROKER_UI_URL", [&c](auto&, auto& v) { c.admin_broker_ui_url = v; }},
       {"JOBS_METRICS_TOKEN", [&c](auto&, auto& v) { c.metrics_token = v; }},
-      {"JOBS_METRICS_ADDR", text(c.metrics_addr)},
+      {"JOBS_METRICS_ADDR", address(c.metrics_addr)},
       {"JOBS_METRICS_FINAL_COUNT_S", integer(c.metrics_final_count_s, 0, 86400)},
       {"JOBS_WORKER_METRICS_PORT", integer(c.worker_metrics_port, 0, 65535)},
       {"JOBS_SUPERVISOR_METRICS_PORT", integer(c.supervisor_metrics_port, 0, 65535)},

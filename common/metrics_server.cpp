@@ -1,5 +1,6 @@
 #include "common/metrics_server.hpp"
 
+#include "common/listen.hpp"
 #include "common/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -101,12 +102,7 @@ struct metrics_server::impl {
 metrics_server::metrics_server(metrics_server_options o, const metrics::registry& reg)
     : impl_(std::make_unique<impl>(std::move(o), reg)) {
   auto& a = impl_->acceptor;
-  tcp::endpoint ep{asio::ip::make_address(impl_->opts.address),
-                   static_cast<unsigned short>(impl_->opts.port)};
-  a.open(ep.protocol());
-  a.set_option(asio::socket_base::reuse_address(true));
-  a.bind(ep);
-  a.listen();
+  listen_on(a, impl_->opts.address, impl_->opts.port);
   port_ = a.local_endpoint().port();
   asio::co_spawn(impl_->ioc, impl_->accept_loop(), asio::detached);
   impl_->thread = std::thread([this] { impl_->ioc.run(); });

@@ -172,6 +172,18 @@ TEST_CASE("an empty text setting throws config_error naming the variable") {
   check_refused("JOBS_WORKER_QUEUE", "");
 }
 
+TEST_CASE("a listener's address must be an IP address") {
+  for (std::string value : {"", "not-an-ip", "localhost", "127.0.0.1:8780", "256.0.0.1"}) {
+    check_refused("JOBS_HTTP_ADDR", value);
+    check_refused("JOBS_METRICS_ADDR", value);
+  }
+  CHECK(error_for({{"JOBS_HTTP_ADDR", "not-an-ip"}}).find("expected an IP address") !=
+        std::string::npos);
+  auto c = jobs::load_config({{"JOBS_HTTP_ADDR", "::1"}, {"JOBS_METRICS_ADDR", "127.0.0.1"}});
+  CHECK(c.http_addr == "::1");
+  CHECK(c.metrics_addr == "127.0.0.1");
+}
+
 TEST_CASE("an unknown JOBS_ variable throws config_error naming it") {
   check_refused("JOBS_HTTP_PROT", "8780");       // a typo of JOBS_HTTP_PORT
   check_refused("JOBS_WORKER_PREFETCH_X", "1");  // a known name plus a suffix

@@ -134,3 +134,16 @@ TEST_CASE("metrics_server serves the registry at /metrics, with an optional toke
       l.request(boost::beast::http::verb::get, "/metrics", "", {{"Authorization", "Bearer s3cret"}})
           .status == 200);
 }
+
+TEST_CASE("a port in use: the error names the address and the port") {
+  metrics::registry reg;
+  metrics_server first({.address = "127.0.0.1", .port = 0}, reg);
+  auto port = first.port();
+  std::string what;
+  try {
+    metrics_server second({.address = "127.0.0.1", .port = port}, reg);
+  } catch (const std::exception& e) {
+    what = e.what();
+  }
+  CHECK(what == "cannot listen on 127.0.0.1:" + std::to_string(port) + ": Address already in use");
+}

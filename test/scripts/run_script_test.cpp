@@ -81,3 +81,9 @@ TEST_CASE("scripts/run's reachability check passes once the closed directory is 
   INFO(out);
   CHECK(out.find("rc=0") != std::string::npos);
 }
+
+TEST_CASE("scripts/run refuses JOBS_API_PORT and JOBS_HTTP_PORT that disagree, before anything") {
+  auto out = command_output("JOBS_API_PORT=18780 JOBS_HTTP_PORT=18781 timeout 60 " +
+                            std::string(JOBS_SOURCE_DIR) + "/scripts/run 2>&1; echo \"rc=$?\"");
+  CHECK(out == "run: JOBS_API_PORT=18780 and JOBS_HTTP_PORT=18781 disagree; set one\nrc=1\n");
+}

@@ -1,0 +1,64 @@
+// How the daemons refuse to start with settings that cannot work: a wrong
+// JOBS_* value is said before anything is done (`jobs-api check-config`,
+// which scripts/run asks first), and a listener that cannot be opened names
+// the address and the port.
+#include "support/files.hpp"
+#include "support/live.hpp"
+
+#include <doctest/doctest.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+
+using namespace jobs::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// jobs-api's output and exit status with only `env` set.
+std::string jobs_api(const std::string& env, const std::string& args) {
+  return command_output("env -i " + env + " " + binary("jobs-api") + " " + args +
+                        " 2>&1; echo \"rc=$?\"");
+}
+
+}  // namespace
+
+TEST_CASE("jobs-api check-config: 0 when every setting is good, 1 naming the one that is not") {
+  CHECK(jobs_api("JOBS_HTTP_PORT=8780 JOBS_WORKER_METRICS_PORT=9464", "check-config") == "rc=0\n");
+  auto threads = jobs_api("JOBS_HTTP_THREADS=abc", "check-config");
+  CHECK(threads.find(R"(JOBS_HTTP_THREADS=\"abc\": expected an integer in [1, 64])") !=
+        std::string::npos);
+  CHECK(threads.ends_with("rc=1\n"));
+  auto addr = jobs_api("JOBS_HTTP_ADDR=not-an-ip", "check-config");
+  CHECK(addr.find(R"(JOBS_HTTP_ADDR=\"not-an-ip\": expected an IP address)") != std::string::npos);
+  CHECK(addr.ends_with("rc=1\n"));
+  auto unknown = jobs_api("JOBS_HTTP_PROT=8780", "check-config");
+  CHECK(unknown.find("JOBS_HTTP_PROT") != std::string::npos);
+  CHECK(unknown.ends_with("rc=1\n"));
+}
+
+TEST_CASE("the API and a worker on a port in use exit, naming the address and the port") {
+  scratch s;
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor taken(
+      ioc, {boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(0)});
+  auto port = std::to_string(taken.local_endpoint().port());
+  auto dir = require_env("JOBS_BIN_DIR") + "/test-logs/" + s.name;
+  std::filesystem::create_directories(dir);
+  std::map<std::string, std::string> env{{"JOBS_PG_URL", s.pg_url},
+                                         {"JOBS_AMQP_URL", s.amqp_url},
+                                         {"JOBS_HTTP_PORT", port},
+                                         {"JOBS_WORKER_METRICS_PORT", port},
+                                         {"JOBS_METRICS_ADDR", "127.0.0.1"}};
+  process api(binary("jobs-api"), {}, env, dir + "/api.log");
+  process worker(binary("jobs-worker"), {"--queue", "processing"}, env, dir + "/worker.log");
+  CHECK(api.wait(60s) == 1);
+  CHECK(worker.wait(60s) == 1);
+  auto expected = "cannot listen on 127.0.0.1:" + port + ": Address already in use";
+  CHECK_MESSAGE(file_text(dir + "/api.log").find(expected) != std::string::npos, dir);
+  CHECK_MESSAGE(file_text(dir + "/worker.log").find(expected) != std::string::npos, dir);
+}
