@@ -210,9 +210,10 @@ void collect_descriptions(const json::object& root, const json::value& node,
 }
 
 // The description of the place `pointer` (under /payload) names, or of the
-// nearest place above it that has one (the payload's own only for itself); "*" in a described place
-// matches any index or member name at its level ("/attachments/*/filename"), an exact name winning
-// over "*" at the same depth.
+// nearest place above it that has one (the payload's own only for itself);
+// "*" in a described place matches any index or member name at its level
+// ("/attachments/*/filename"), an exact name winning over "*" at the same
+// depth.
 const std::string* description_of(const descriptions& all, std::string_view pointer) {
   auto split = [](std::string_view p) {
     std::vector<std::string_view> parts;

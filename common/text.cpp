@@ -7,14 +7,24 @@
 
 namespace jobs {
 
+namespace {
+// The length of the sequence a byte leads: 1 for ASCII, 2 to 4, or 0 when
+// no well-formed sequence starts with it (a continuation byte, 0xC0, 0xC1,
+// 0xF5 and above).
+std::size_t lead_length(unsigned char c) {
+  return c < 0x80                 ? 1
+         : c >= 0xC2 && c <= 0xDF ? 2
+         : c >= 0xE0 && c <= 0xEF ? 3
+         : c >= 0xF0 && c <= 0xF4 ? 4
+                                  : 0;
+}
+}  // namespace
+
 std::size_t utf8_length(std::string_view s) {
   auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
   auto c0 = b(0);
-  if (c0 < 0x80) return 1;
-  std::size_t n = c0 >= 0xC2 && c0 <= 0xDF   ? 2
-                  : c0 >= 0xE0 && c0 <= 0xEF ? 3
-                  : c0 >= 0xF0 && c0 <= 0xF4 ? 4
-                                             : 0;
+  std::size_t n = lead_length(c0);
+  if (n == 1) return 1;
   if (n == 0 || s.size() < n) return 0;
   for (std::size_t i = 1; i < n; ++i)
     if ((b(i) & 0xC0) != 0x80) return 0;
@@ -43,11 +53,7 @@ std::size_t utf8_whole_prefix(std::string_view s) {
   for (std::size_t k = 1; k <= std::min<std::size_t>(3, s.size()); ++k) {
     auto c = static_cast<unsigned char>(s[s.size() - k]);
     if ((c & 0xC0) == 0x80) continue;
-    std::size_t n = c >= 0xC2 && c <= 0xDF   ? 2
-                    : c >= 0xE0 && c <= 0xEF ? 3
-                    : c >= 0xF0 && c <= 0xF4 ? 4
-                                             : 0;
-    return n > k ? s.size() - k : s.size();
+    return lead_length(c) > k ? s.size() - k : s.size();
   }
   return s.size();
 }
