@@ -8,25 +8,6 @@
 
 namespace jobs {
 
-namespace {
-constexpr std::array<std::string_view, all_job_states.size()> state_names{
-    "scheduled", "queued", "running", "succeeded", "failed", "dead", "cancelled"};
-}
-
-std::string_view to_string(job_state s) noexcept {
-  return state_names[static_cast<std::size_t>(s)];
-}
-
-std::optional<job_state> parse_job_state(std::string_view s) noexcept {
-  for (auto st : all_job_states)
-    if (to_string(st) == s) return st;
-  return std::nullopt;
-}
-
-bool is_final(job_state s) noexcept {
-  return s == job_state::succeeded || s == job_state::dead || s == job_state::cancelled;
-}
-
 bool is_claimable(job_state s) noexcept { return s == job_state::queued; }
 
 bool can_transition(job_state from, job_state to) noexcept {
@@ -42,12 +23,6 @@ bool can_transition(job_state from, job_state to) noexcept {
     case succeeded:
     case cancelled: return false;
   }
-  return false;
-}
-
-bool is_known_queue(std::string_view q) noexcept {
-  for (auto k : known_queues)
-    if (k == q) return true;
   return false;
 }
 

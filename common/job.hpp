@@ -46,12 +46,25 @@ inline constexpr std::array all_job_states{
     job_state::scheduled, job_state::queued, job_state::running,  job_state::succeeded,
     job_state::failed,    job_state::dead,   job_state::cancelled};
 
-std::string_view to_string(job_state s) noexcept;
-std::optional<job_state> parse_job_state(std::string_view s) noexcept;
+/// The states' names in the API and the SQL, in the enum's order.
+inline constexpr std::array<std::string_view, all_job_states.size()> job_state_names{
+    "scheduled", "queued", "running", "succeeded", "failed", "dead", "cancelled"};
+
+constexpr std::string_view to_string(job_state s) noexcept {
+  return job_state_names[static_cast<std::size_t>(s)];
+}
+
+constexpr std::optional<job_state> parse_job_state(std::string_view s) noexcept {
+  for (auto st : all_job_states)
+    if (to_string(st) == s) return st;
+  return std::nullopt;
+}
 
 /// True for succeeded, dead and cancelled: nothing moves a job out of them
 /// except an explicit client retry of a dead job (which starts a new life).
-bool is_final(job_state s) noexcept;
+constexpr bool is_final(job_state s) noexcept {
+  return s == job_state::succeeded || s == job_state::dead || s == job_state::cancelled;
+}
 
 /// True when a worker may claim a job in this state at any time. (A due
 /// scheduled or failed job may be claimed too; the SQL checks run_at.)
@@ -73,7 +86,11 @@ using queue_name = strong_string<struct queue_tag>;     ///< email, processing, 
 
 /// The job families that ship built in; each is one durable queue.
 inline constexpr std::array<std::string_view, 3> known_queues{"email", "processing", "webhooks"};
-bool is_known_queue(std::string_view q) noexcept;
+constexpr bool is_known_queue(std::string_view q) noexcept {
+  for (auto k : known_queues)
+    if (k == q) return true;
+  return false;
+}
 
 /// A new UUIDv7 (RFC 9562): 48-bit Unix milliseconds, a 12-bit counter
 /// (ids from one process sort in creation order), then 62 random bits.

@@ -2,8 +2,10 @@
 #include "api/cli/commands.hpp"
 
 #include "api/cli/output.hpp"
+#include "common/job.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -103,6 +105,12 @@ int cmd_get(const context& c) {
 int cmd_list(const context& c) {
   // The API refuses these too, but that is exit 1; a bad argument is 2.
   if (auto v = c.args.get("limit")) parse_integer(*v, "limit", 1, 500);
+  if (auto v = c.args.get("state"); v && !parse_job_state(*v))
+    throw usage_error(
+        fmt::format("--state: '{}' is not a job state ({})", *v, fmt::join(job_state_names, ", ")));
+  if (auto v = c.args.get("queue"); v && !is_known_queue(*v))
+    throw usage_error(
+        fmt::format("--queue: '{}' is not a queue ({})", *v, fmt::join(known_queues, ", ")));
   std::string query;
   auto add = [&](std::string_view name, std::string_view key) {
     if (auto v = c.args.get(name))

@@ -2,6 +2,7 @@
 #include "api/cli/commands.hpp"
 
 #include "api/cli/output.hpp"
+#include "common/job.hpp"
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -16,7 +17,10 @@ namespace {
 
 // Final states (common/job.hpp): nothing happens to the job after them
 // unless someone retries it. `failed` is not one: a retry is scheduled.
-bool is_final(const std::string& s) { return s == "succeeded" || s == "dead" || s == "cancelled"; }
+bool is_final(const std::string& s) {
+  auto state = parse_job_state(s);
+  return state && jobs::is_final(*state);
+}
 
 std::string now_utc() {
   auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());

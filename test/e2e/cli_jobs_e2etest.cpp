@@ -140,10 +140,11 @@ TEST_CASE("jobsctl runs, follows, lists, cancels and retries jobs") {
   auto after = cli({"list", "--created-after", "2100-01-01T00:00:00Z"});
   CHECK(after.status == 0);
   CHECK(!has(after.out, id));
-  auto bad_state = cli({"list", "--state", "sleeping"});
-  CHECK(bad_state.status == 1);
-  CHECK(has(bad_state.err, "400 invalid_field"));
-  CHECK(has(bad_state.err, "[parameter state]"));
+  // What jobsctl does not check itself, the API refuses (exit 1).
+  auto bad_time = cli({"list", "--created-after", "yesterday"});
+  CHECK(bad_time.status == 1);
+  CHECK(has(bad_time.err, "400 invalid_field"));
+  CHECK(has(bad_time.err, "[parameter created_after]"));
 
   // Errors: unknown job, invalid payload, payload not JSON.
   auto missing = cli({"get", "0191e4a0-0000-7000-8000-000000000000"});
@@ -194,6 +195,13 @@ TEST_CASE("jobsctl says what is wrong with its arguments, its key and its server
               "--limit: '" + std::string(limit) + "' is not an integer from 1 to 500"));
   }
   CHECK(cli({"list", "--limit", "500"}).status == 0);
+  auto bad_state = cli({"list", "--state", "done"});
+  CHECK(bad_state.status == 2);
+  CHECK(has(bad_state.err, "--state: 'done' is not a job state (scheduled, queued, running,"));
+  auto bad_queue = cli({"list", "--queue", "mail"});
+  CHECK(bad_queue.status == 2);
+  CHECK(has(bad_queue.err, "--queue: 'mail' is not a queue (email, processing, webhooks)"));
+  CHECK(cli({"list", "--state", "dead", "--queue", "email"}).status == 0);
 
   CHECK(has(cli({"watch", "x", "--timeout", "soon"}).err, "not a duration"));
   CHECK(
