@@ -466,6 +466,12 @@ TEST_CASE("SSRF: loopback, private, link-local, CGNAT, multicast, unspecified ar
   std::map<std::string, std::string> ids;
   for (const auto& host : hosts)
     ids[host] = submit(h, key, {{"url", fmt::format("http://{}:{}/ok/ssrf", host, port)}}, 1);
+  // An address literal is refused before the endpoint is looked up: a job
+  // naming an endpoint that does not exist dies at once, not after retries.
+  auto no_endpoint = submit(
+      h, key,
+      {{"url", fmt::format("http://127.0.0.1:{}/ok/ssrf", port)}, {"endpoint", "not-created"}}, 5);
+  ids["127.0.0.1 to a missing endpoint"] = no_endpoint;
   for (const auto& [host, id] : ids) {
     CAPTURE(host);
     auto j = wait_final(h, key, id);

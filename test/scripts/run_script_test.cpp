@@ -50,10 +50,17 @@ TEST_CASE("scripts/run under a directory closed to postgres stops before the bui
   fs::copy(fs::path(JOBS_SOURCE_DIR) / "scripts", checkout / "scripts",
            fs::copy_options::recursive);
 
-  auto out = command_output("timeout 120 " + (checkout / "scripts/run").string() +
-                            " 2>&1; echo \"rc=$?\"");
+  // A URL meant for a server elsewhere is not used, and the script says so.
+  auto out = command_output(
+      "JOBS_PG_URL=postgresql://elsewhere/db JOBS_AMQP_URL_FILE=/nonexistent timeout 120 " +
+      (checkout / "scripts/run").string() + " 2>&1; echo \"rc=$?\"");
   INFO(out);
   CHECK(out.find("rc=1") != std::string::npos);
+  for (const char* var : {"JOBS_PG_URL", "JOBS_AMQP_URL_FILE"})
+    CHECK(out.find(std::string("run: ignoring ") + var +
+                   ": scripts/run uses its own PostgreSQL and RabbitMQ in .run/") !=
+          std::string::npos);
+  CHECK(out.find("ignoring JOBS_AMQP_URL:") == std::string::npos);
   // The reason, and the directory to open: the closed one, not its parents.
   CHECK(out.find("cannot reach " + (checkout / ".run").string()) != std::string::npos);
   CHECK(out.find("chmod o+x " + d.path.string() + ",") != std::string::npos);

@@ -116,6 +116,14 @@ std::optional<ip::address_v4> parse_inet_aton(std::string_view host) {
   return ip::address_v4(static_cast<std::uint32_t>(addr));
 }
 
+std::optional<ip::address> literal_address(std::string_view host) {
+  boost::system::error_code ec;
+  auto a = ip::make_address(std::string(host), ec);
+  if (!ec) return a;
+  if (auto v4 = parse_inet_aton(host)) return ip::address(*v4);
+  return std::nullopt;
+}
+
 ip::address effective_address(const ip::address& a) {
   if (!a.is_v6()) return a;
   auto b = a.to_v6().to_bytes();

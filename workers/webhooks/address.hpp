@@ -31,6 +31,10 @@ namespace ip = boost::asio::ip;
 /// left. nullopt for anything else (a host name).
 std::optional<ip::address_v4> parse_inet_aton(std::string_view host);
 
+/// The address a host stands for without a lookup: an IP literal, or
+/// inet_aton's reading of it; nullopt for a name.
+std::optional<ip::address> literal_address(std::string_view host);
+
 /// The IPv4 address an IPv6 address stands for (mapped, compatible, NAT64,
 /// 6to4), or the address itself.
 ip::address effective_address(const ip::address& a);

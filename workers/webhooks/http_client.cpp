@@ -39,15 +39,6 @@ constexpr const char* user_agent = "jobs-webhooks/0.1";
 std::chrono::milliseconds ms_since(steady::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t);
 }
-
-// The address a host stands for without a lookup: a literal, or inet_aton's reading.
-std::optional<asio::ip::address> literal_address(const std::string& host) {
-  error_code ec;
-  auto a = asio::ip::make_address(host, ec);
-  if (!ec) return a;
-  if (auto v4 = parse_inet_aton(host)) return asio::ip::address(*v4);
-  return std::nullopt;
-}
 }  // namespace
 
 struct http_client::connection {
@@ -240,6 +231,12 @@ bool closed_by_peer(const error_code& ec) {
          ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
 }
 }  // namespace
+
+std::optional<std::string> http_client::refuses_literal(std::string_view host) const {
+  auto a = literal_address(host);
+  if (!a) return std::nullopt;
+  return refuse(host, *a, opts_.allow);
+}
 
 asio::awaitable<http_result> http_client::send(const outgoing& req, const std::atomic<bool>* stop) {
   using failure = http_result::failure;

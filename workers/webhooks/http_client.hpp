@@ -76,6 +76,10 @@ class http_client {
 
   boost::asio::awaitable<http_result> send(const outgoing& req, const std::atomic<bool>* stop);
 
+  /// Why `host` is refused before any lookup (an address literal outside
+  /// the allow list), or nullopt. Thread-safe: the options never change.
+  std::optional<std::string> refuses_literal(std::string_view host) const;
+
  private:
   struct connection;
   struct watch;

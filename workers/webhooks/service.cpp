@@ -103,6 +103,9 @@ void webhook_service::deliver(const job_context& ctx, completion done) {
   auto d = parse_delivery(ctx.payload, impl_->opts.timeout);
   if (auto* why = std::get_if<std::string>(&d)) return done(handler_error::permanent(*why));
   auto& del = std::get<delivery>(d);
+  // A refused address is final whatever the endpoint: say so on the first attempt.
+  if (auto why = impl_->client.refuses_literal(del.url.host))
+    return done(handler_error::permanent("destination refused: " + *why));
   std::string tenant(ctx.tenant);
   auto ep = impl_->endpoints.find(tenant, del.endpoint);
   auto now = sys_clock::now();

@@ -41,6 +41,21 @@ TEST_CASE("inet_aton spellings of IPv4 addresses are read as inet_aton reads the
   CHECK(v4("1.2.65536") == "none");
 }
 
+TEST_CASE("a literal address is known without a lookup; a name is not") {
+  auto lit = [](const char* s) {
+    auto a = literal_address(s);
+    return a ? a->to_string() : std::string("none");
+  };
+  CHECK(lit("127.0.0.1") == "127.0.0.1");
+  CHECK(lit("::1") == "::1");
+  CHECK(lit("::ffff:7f00:1") == "::ffff:127.0.0.1");
+  CHECK(lit("0x7f.1") == "127.0.0.1");
+  CHECK(lit("2130706433") == "127.0.0.1");
+  CHECK(lit("localhost") == "none");
+  CHECK(lit("example.com") == "none");
+  CHECK(lit("") == "none");
+}
+
 TEST_CASE("loopback, private, link-local, CGNAT, multicast and unspecified are refused") {
   for (const char* a : {"127.0.0.1",
                         "127.255.255.254",
