@@ -9,13 +9,15 @@ using namespace jobs::webhooks;
 namespace {
 ip::address addr(const char* s) { return ip::make_address(s); }
 bool forbidden(const char* s) { return forbidden_range(addr(s)).has_value(); }
+// An address read from a host, as text, or "none".
+template <class Address>
+std::string text(const std::optional<Address>& a) {
+  return a ? a->to_string() : std::string("none");
+}
 }  // namespace
 
 TEST_CASE("inet_aton spellings of IPv4 addresses are read as inet_aton reads them") {
-  auto v4 = [](const char* s) {
-    auto a = parse_inet_aton(s);
-    return a ? a->to_string() : std::string("none");
-  };
+  auto v4 = [](const char* s) { return text(parse_inet_aton(s)); };
   CHECK(v4("127.0.0.1") == "127.0.0.1");
   CHECK(v4("2130706433") == "127.0.0.1");
   CHECK(v4("0177.0.0.1") == "127.0.0.1");
@@ -42,10 +44,7 @@ TEST_CASE("inet_aton spellings of IPv4 addresses are read as inet_aton reads the
 }
 
 TEST_CASE("a literal address is known without a lookup; a name is not") {
-  auto lit = [](const char* s) {
-    auto a = literal_address(s);
-    return a ? a->to_string() : std::string("none");
-  };
+  auto lit = [](const char* s) { return text(literal_address(s)); };
   CHECK(lit("127.0.0.1") == "127.0.0.1");
   CHECK(lit("::1") == "::1");
   CHECK(lit("::ffff:7f00:1") == "::ffff:127.0.0.1");
