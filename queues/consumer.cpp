@@ -12,12 +12,12 @@ consumer::consumer(const amqp_address& a, int heartbeat_s, std::string queue, in
     : consumer(std::make_unique<amqp_connection>(a, heartbeat_s), std::move(queue), prefetch, t) {}
 
 consumer::consumer(std::unique_ptr<amqp_connection> c, std::string queue, int prefetch,
-                   const topology_options& t)
+                   const topology_options& t, bool start)
     : conn_(std::move(c)), queue_(std::move(queue)) {
   declare_topology(*conn_, t);
   amqp_basic_qos(conn_->raw(), amqp_connection::channel, 0, static_cast<uint16_t>(prefetch), 0);
   conn_->check_rpc("basic.qos");
-  consume();
+  if (start) consume();
 }
 
 void consumer::consume() {

@@ -34,9 +34,11 @@ class consumer {
  public:
   consumer(const amqp_address& a, int heartbeat_s, std::string queue, int prefetch,
            const topology_options& t);
-  /// Consumes on an open connection (e.g. from broker_list::connect).
+  /// Consumes on an open connection (e.g. from broker_list::connect); with
+  /// `start` false it only declares and sets the prefetch, and deliveries
+  /// begin at consume().
   consumer(std::unique_ptr<amqp_connection> c, std::string queue, int prefetch,
-           const topology_options& t);
+           const topology_options& t, bool start = true);
 
   /// Appends available deliveries to `out`; waits up to wait_ms for the first.
   void poll(std::vector<delivery>& out, int wait_ms, int wake_fd);

@@ -43,9 +43,13 @@ void worker::impl::drop_db() {
 }
 
 void worker::impl::connect_amqp() {
+  // A worker started (or reconnected) while its queue is paused takes no
+  // message until the resume: it would hold up to its prefetch unstarted.
+  paused = with_db([&](pqxx::connection& c) { return pauses.paused(c); });
   amqp = std::make_unique<consumer>(brokers.connect(o().heartbeat_s), o().queue, o().prefetch,
-                                    topology_options{o().delivery_limit});
-  log_info("worker consuming",
+                                    topology_options{o().delivery_limit}, !paused);
+  if (paused) log_info("queue paused; waiting to consume", {{"queue", o().queue}});
+  log_info(paused ? "worker connected" : "worker consuming",
            {{"queue", o().queue},
             {"broker", fmt::format("{}:{}", brokers.current().host, brokers.current().port)},
             {"worker_id", o().worker_id},

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 using namespace jobs::test;
 using namespace std::chrono_literals;
@@ -180,6 +181,64 @@ TEST_CASE("a flood scales a pool from min to max and back; no job is interrupted
   sup.signal(SIGTERM);
   CHECK(sup.wait(30s) == 0);
   CHECK(count(s.pg_url, "SELECT count(*) FROM worker_pools") == 0);
+}
+
+TEST_CASE("a paused queue's backlog scales nothing; a worker started while paused takes nothing") {
+  scratch s;
+  supervised run(s, {{"JOBS_SUPERVISOR_POOLS", "processing=1..4,backlog=4,up_ms=300,down_ms=500"},
+                     {"JOBS_SUPERVISOR_RESTART_BACKOFF_MS", "200"},
+                     {"JOBS_WORKER_CONCURRENCY", "2"}});
+  auto& [p, key, log, sup, h, q] = run;
+  REQUIRE_MESSAGE(wait_until([&] { return q.processing().at("consumers") == 1; }, 20s),
+                  "no first worker; see ", log);
+  auto r = h.post_json("/v1/admin/queues/processing/pause", "", key);
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  // The worker hears of it and cancels its consumer before the jobs come.
+  REQUIRE(wait_until([&] { return q.processing().at("consumers") == 0; }, 10s));
+  constexpr int jobs = 40;
+  submit_sleepers(h, key, jobs, 100);
+  // Several supervisor ticks (200 ms) over a backlog ten times `backlog`.
+  for (int i = 0; i < 10; ++i) {
+    auto v = q.processing();
+    CHECK(v.at("workers").at("desired") == 1);
+    CHECK(v.at("workers").at("running") == 1);
+    CHECK(v.at("ready") == jobs);
+    std::this_thread::sleep_for(300ms);
+  }
+  CHECK(children_of(sup.pid()).size() == 1);
+
+  // Its replacement starts while the queue is paused: it takes no message.
+  auto before = children_of(sup.pid());
+  REQUIRE(before.size() == 1);
+  ::kill(*before.begin(), SIGKILL);
+  REQUIRE_MESSAGE(wait_until(
+                      [&] {
+                        auto now = children_of(sup.pid());
+                        return now.size() == 1 && now != before;
+                      },
+                      15s),
+                  "the killed worker was not replaced; see ", log);
+  REQUIRE_MESSAGE(
+      wait_until([&] { return occurrences(read_file(log), "waiting to consume") == 1; }, 15s),
+      "the new worker did not say it waits; see ", log);
+  std::this_thread::sleep_for(500ms);
+  auto v = q.processing();
+  CHECK(v.at("consumers") == 0);
+  CHECK(v.at("ready") == jobs);
+  CHECK(v.at("unacked") == 0);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'queued'") == jobs);
+
+  r = h.post_json("/v1/admin/queues/processing/resume", "", key);
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  REQUIRE_MESSAGE(
+      wait_until(
+          [&] {
+            return count(s.pg_url,
+                         "SELECT count(*) FROM jobs WHERE state = 'succeeded' AND attempts = 1") ==
+                   jobs;
+          },
+          40s),
+      "the jobs did not run after the resume; see ", log);
 }
 
 TEST_CASE("a supervised worker killed with -9 is replaced and its jobs complete") {

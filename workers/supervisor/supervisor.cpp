@@ -189,7 +189,10 @@ class supervisor {
       if (it == stats.end()) continue;
       auto sig = it->signal();
       sig.running = static_cast<int>(p.children.size());
-      p.desired = desired_workers(sig, p.scale.policy());
+      // A paused queue's backlog waits for an admin, not for more workers
+      // (its desired is min, as GET /v1/queues says).
+      p.desired =
+          it->paused ? p.scale.policy().min_workers : desired_workers(sig, p.scale.policy());
       int before = p.scale.target();
       int after = p.scale.step(p.desired, now);
       if (auto* m = opts_.metrics) {
