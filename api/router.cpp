@@ -32,8 +32,13 @@ std::string_view bearer_token(const http::request_header<>& req) {
 // PostgreSQL refuses unless it is valid UTF-8 without NUL; and a parameter
 // given twice would silently be its last value. Refused here, named, before
 // any handler sees them.
-std::optional<problem> refused_input(std::string_view pattern, std::string_view param,
-                                     boost::urls::params_view query) {
+// What a route refuses before its handler runs: query parameters that are
+// not text or are repeated, any query parameter or body the route does not
+// take (never ignored: a bulk cancel's filter sent as a body would have
+// matched every job), a path segment that is not text.
+std::optional<problem> refused_input(const router::route_entry& route, std::string_view param,
+                                     boost::urls::params_view query, std::string_view body) {
+  const auto pattern = route.pattern;
   auto bad = [](std::string name, std::string what) {
     auto p = make_problem(400, "invalid_field", what + " must be valid UTF-8 without NUL");
     p.parameter = std::move(name);
@@ -51,7 +56,17 @@ std::optional<problem> refused_input(std::string_view pattern, std::string_view 
       return p;
     }
     seen.push_back(q.key);
+    if (!route.has(router::takes_query)) {
+      auto p = make_problem(400, "unknown_field", "unknown query parameter " + q.key);
+      p.parameter = q.key;
+      return p;
+    }
   }
+  if (!body.empty() && !route.has(router::takes_body))
+    return make_problem(400, "unexpected_body",
+                        route.has(router::takes_query)
+                            ? "this route takes no request body: its parameters go in the query"
+                            : "this route takes no request body");
   if (!is_storable_text(param)) {
     auto open = pattern.find('{'), close = pattern.find('}');
     auto name = std::string(pattern.substr(open + 1, close - open - 1));
@@ -206,28 +221,32 @@ const std::vector<router::route_entry>& router::routes() {
       {http::verb::get, "/healthz", false, false, &router::health},
       {http::verb::get, "/readyz", false, false, &router::ready},
       {http::verb::get, "/metrics", false, false, &router::serve_metrics},
-      {http::verb::post, "/v1/jobs", true, true, &router::submit},
-      {http::verb::post, "/v1/jobs/batch", true, true, &router::submit_batch},
-      {http::verb::get, "/v1/jobs", true, false, &router::list},
+      {http::verb::post, "/v1/jobs", true, true, &router::submit, takes_body},
+      {http::verb::post, "/v1/jobs/batch", true, true, &router::submit_batch, takes_body},
+      {http::verb::get, "/v1/jobs", true, false, &router::list, takes_query},
       {http::verb::get, "/v1/jobs/{id}", true, false, &router::get_job},
       {http::verb::post, "/v1/jobs/{id}/cancel", true, true, &router::cancel},
       {http::verb::post, "/v1/jobs/{id}/retry", true, true, &router::retry},
-      {http::verb::post, "/v1/keys", true, true, &router::create_key, true},
-      {http::verb::get, "/v1/keys", true, false, &router::list_keys, true},
-      {http::verb::delete_, "/v1/keys/{id}", true, true, &router::revoke_key, true},
+      {http::verb::post, "/v1/keys", true, true, &router::create_key, admin_only | takes_body},
+      {http::verb::get, "/v1/keys", true, false, &router::list_keys, admin_only},
+      {http::verb::delete_, "/v1/keys/{id}", true, true, &router::revoke_key, admin_only},
       {http::verb::get, "/v1/webhook-endpoints", true, false, &router::list_endpoints},
       {http::verb::get, "/v1/webhook-endpoints/{name}", true, false, &router::get_endpoint},
-      {http::verb::put, "/v1/webhook-endpoints/{name}", true, true, &router::put_endpoint, true},
-      {http::verb::get, "/v1/jobs/{id}/events", true, false, &router::job_events, true},
-      {http::verb::get, "/v1/admin/queues", true, false, &router::admin_queues, true, true},
-      {http::verb::get, "/v1/admin/history", true, false, &router::admin_history, true, true},
-      {http::verb::get, "/v1/admin/settings", true, false, &router::admin_settings, true},
-      {http::verb::post, "/v1/admin/jobs/{action}", true, true, &router::admin_bulk, true},
-      {http::verb::post, "/v1/admin/queues/{name}/pause", true, true, &router::pause_queue, true,
-       true},
-      {http::verb::post, "/v1/admin/queues/{name}/resume", true, true, &router::resume_queue, true,
-       true},
-      {http::verb::get, "/v1/queues", true, false, &router::list_queues, false, true},
+      {http::verb::put, "/v1/webhook-endpoints/{name}", true, true, &router::put_endpoint,
+       admin_only | takes_body},
+      {http::verb::get, "/v1/jobs/{id}/events", true, false, &router::job_events, admin_only},
+      {http::verb::get, "/v1/admin/queues", true, false, &router::admin_queues,
+       admin_only | platform_wide},
+      {http::verb::get, "/v1/admin/history", true, false, &router::admin_history,
+       admin_only | platform_wide | takes_query},
+      {http::verb::get, "/v1/admin/settings", true, false, &router::admin_settings, admin_only},
+      {http::verb::post, "/v1/admin/jobs/{action}", true, true, &router::admin_bulk,
+       admin_only | takes_query},
+      {http::verb::post, "/v1/admin/queues/{name}/pause", true, true, &router::pause_queue,
+       admin_only | platform_wide},
+      {http::verb::post, "/v1/admin/queues/{name}/resume", true, true, &router::resume_queue,
+       admin_only | platform_wide},
+      {http::verb::get, "/v1/queues", true, false, &router::list_queues, platform_wide},
   };
   return table;
 }
@@ -279,9 +298,9 @@ boost::asio::awaitable<std::optional<problem>> router::authorize(const route_ent
   if (!who) co_return make_problem(401, "unauthorized", "send Authorization: Bearer <api key>");
   if (r.writes && who->role == "viewer")
     co_return make_problem(403, "forbidden", "this key has the viewer role: it can only read");
-  if (r.admin_only && who->role != "admin")
+  if (r.has(admin_only) && who->role != "admin")
     co_return make_problem(403, "forbidden", "this needs a key with the admin role");
-  if (r.platform_wide && !opts_.operator_tenants.empty() &&
+  if (r.has(platform_wide) && !opts_.operator_tenants.empty() &&
       !opts_.operator_tenants.contains(who->tenant.value))
     co_return make_problem(403, "operator_only",
                            "queue figures and controls span every tenant: they need a key "
@@ -315,7 +334,7 @@ boost::asio::awaitable<http_response> router::route(const http_request& req,
   }
   // (Probes and /metrics ignore their query: they never refuse one.)
   if (found.entry->needs_key)
-    if (auto bad = refused_input(found.entry->pattern, found.param, ctx.query))
+    if (auto bad = refused_input(*found.entry, found.param, ctx.query, req.body()))
       co_return fail(*bad);
   co_return co_await (this->*found.entry->fn)(ctx);
 }

@@ -78,7 +78,7 @@ struct router_options {
   int list_limit_max = 500;
   std::string admin_dir;            ///< the dashboard's files; empty: /admin/ is 404
   std::string admin_broker_ui_url;  ///< shown by GET /v1/admin/settings
-  /// Tenants whose keys may use the platform-wide routes (route_entry::platform_wide);
+  /// Tenants whose keys may use the platform-wide routes (route_flag::platform_wide);
   /// empty: every tenant's.
   std::set<std::string> operator_tenants;
   api_metrics* metrics = nullptr;  ///< null: GET /metrics answers 404, nothing is measured
@@ -131,14 +131,22 @@ class router {
   using handler = boost::asio::awaitable<http_response> (router::*)(const request_context&);
 
  public:
+  /// Who may call a route, and what it takes besides its path.
+  enum route_flag : unsigned {
+    admin_only = 1,     ///< refused (403) to submitter and viewer keys
+    platform_wide = 2,  ///< figures or actions over every tenant: operator tenants only
+    takes_body = 4,     ///< a request body; on any other route one is 400 unexpected_body
+    takes_query = 8,    ///< query parameters, which its handler checks; on any other
+                        ///< route one is 400 unknown_field
+  };
   struct route_entry {
     http::verb method;
     std::string_view pattern;  ///< "/v1/jobs/{id}": a {name} matches one path segment
     bool needs_key;
     bool writes;  ///< refused (403) to viewer keys
     handler fn;
-    bool admin_only = false;     ///< refused (403) to submitter and viewer keys
-    bool platform_wide = false;  ///< figures or actions over every tenant: operator tenants only
+    unsigned flags = 0;  ///< route_flag bits
+    bool has(route_flag f) const { return (flags & f) != 0; }
   };
   /// The route table (the OpenAPI document must describe exactly these).
   static const std::vector<route_entry>& routes();

@@ -48,6 +48,7 @@ const std::map<std::string, std::string, std::less<>>& titles() {
       {"missing_field", "A required field is missing"},
       {"invalid_field", "A field has an invalid value"},
       {"unknown_field", "Unknown field"},
+      {"unexpected_body", "This request takes no body"},
       {"unknown_queue", "Unknown queue"},
       {"unknown_job_type", "Unknown job type"},
       {"payload_invalid", "Payload does not match the job type's schema"},

@@ -693,7 +693,7 @@ TEST_CASE("a query parameter given twice is 400 invalid_field naming it, on ever
       {http::verb::get, "/v1/jobs?limit=5&state=queued&limit=6", "limit"},
       {http::verb::get, "/v1/admin/history?range=day&range=hour", "range"},
       {http::verb::post, "/v1/admin/jobs/cancel?dry_run=true&dry_run=false", "dry_run"},
-      {http::verb::get, "/v1/queues?x=1&x=1", "x"},
+      {http::verb::get, "/v1/jobs?state=queued&state=dead", "state"},
   };
   for (const auto& r : rows) {
     CAPTURE(r.target);
@@ -704,6 +704,58 @@ TEST_CASE("a query parameter given twice is 400 invalid_field naming it, on ever
     CHECK(f.backend.list_calls.empty());
     CHECK(f.backend.cancel_calls.empty());
   }
+}
+
+TEST_CASE("a query parameter or a body that a route does not take is refused, never ignored") {
+  // A bulk cancel's filter sent as JSON once matched every job of the tenant.
+  struct row {
+    http::verb method;
+    const char* target;
+    const char* body;
+    const char* code;
+  };
+  const row rows[] = {
+      {http::verb::post, "/v1/admin/jobs/cancel?dry_run=true", R"({"queue":"webhooks"})",
+       "unexpected_body"},
+      {http::verb::post, "/v1/admin/jobs/retry", "garbage{{{", "unexpected_body"},
+      {http::verb::post, "/v1/jobs/0191e4a0-0000-7000-8000-000000000000/cancel", "{}",
+       "unexpected_body"},
+      {http::verb::post, "/v1/admin/queues/email/pause", R"({"queue":"email"})", "unexpected_body"},
+      {http::verb::delete_, "/v1/keys/1", "{}", "unexpected_body"},
+      {http::verb::get, "/v1/jobs", "{}", "unexpected_body"},
+      {http::verb::post, "/v1/jobs/0191e4a0-0000-7000-8000-000000000000/retry?force=true", "",
+       "unknown_field"},
+      {http::verb::post, "/v1/admin/queues/email/pause?x=1", "", "unknown_field"},
+      {http::verb::post, "/v1/admin/queues/email/resume?x=1", "", "unknown_field"},
+      {http::verb::get, "/v1/admin/settings?x=1", "", "unknown_field"},
+      {http::verb::get, "/v1/admin/queues?x=1", "", "unknown_field"},
+      {http::verb::get, "/v1/queues?x=1", "", "unknown_field"},
+      {http::verb::get, "/v1/keys?x=1", "", "unknown_field"},
+      {http::verb::get, "/v1/jobs/0191e4a0-0000-7000-8000-000000000000?x=1", "", "unknown_field"},
+      {http::verb::post, "/v1/jobs?x=1", R"({"queue":"processing","type":"noop","payload":{}})",
+       "unknown_field"},
+  };
+  for (const auto& r : rows) {
+    CAPTURE(r.target);
+    fixture f;
+    auto o = check_problem(f.send(r.method, r.target, "Bearer key-a", r.body), 400, r.code);
+    if (std::string(r.code) == "unknown_field") {
+      auto parameter = std::string(o.at("parameter").as_string());
+      CHECK((parameter == "x" || parameter == "force"));
+    }
+    CHECK(f.backend.submit_calls == 0);
+    CHECK(f.backend.list_calls.empty());
+    CHECK(f.backend.cancel_calls.empty());
+  }
+  // The bulk route names where its filter goes.
+  fixture f;
+  auto o = check_problem(
+      f.send(http::verb::post, "/v1/admin/jobs/cancel", "Bearer key-a", R"({"state":"queued"})"),
+      400, "unexpected_body");
+  CHECK(o.at("detail") == "this route takes no request body: its parameters go in the query");
+  // Without a body the same route goes on to its backend.
+  f.send(http::verb::post, "/v1/jobs/0191e4a0-0000-7000-8000-000000000000/cancel");
+  CHECK(f.backend.cancel_calls.size() == 1);
 }
 
 TEST_CASE("GET /v1/jobs passes valid filters to the backend") {
