@@ -1,5 +1,7 @@
 #include "common/config.hpp"
 
+#include "common/scaling.hpp"
+
 #include <fmt/format.h>
 #include <boost/asio/ip/address.hpp>
 
@@ -214,6 +216,13 @@ config load_config(const std::map<std::string, std::string>& env) {
   for (const auto* f : {&c.http_tls_cert, &c.http_tls_key})
     if (!f->empty() && !std::ifstream(*f))
       throw config_error(fmt::format("cannot read the TLS file {}", *f));
+  // Read as the supervisor will, so that check-config (and every daemon)
+  // refuses a spec the supervisor would stop on.
+  try {
+    parse_pools(c.supervisor_pools, policy_defaults(c));
+  } catch (const pools_error& e) {
+    throw config_error(fmt::format("JOBS_SUPERVISOR_POOLS={:?}: {}", c.supervisor_pools, e.what()));
+  }
   if (c.worker_prefetch == 0) c.worker_prefetch = 2 * c.worker_concurrency;
   return c;
 }

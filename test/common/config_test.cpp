@@ -184,6 +184,17 @@ TEST_CASE("a listener's address must be an IP address") {
   CHECK(c.metrics_addr == "127.0.0.1");
 }
 
+TEST_CASE("JOBS_SUPERVISOR_POOLS is read as the supervisor reads it") {
+  for (std::string value :
+       {"processing=4..1", "nope=1..2", "processing=1..2,foo=1", "processing=1..2,backlog=0",
+        "processing=1..2;processing=1..3", "processing", ";"})
+    check_refused("JOBS_SUPERVISOR_POOLS", value);
+  CHECK(error_for({{"JOBS_SUPERVISOR_POOLS", "processing=4..1"}}) ==
+        R"(JOBS_SUPERVISOR_POOLS="processing=4..1": processing: min is over max)");
+  auto c = jobs::load_config({{"JOBS_SUPERVISOR_POOLS", "processing=0..8,backlog=20;email=1..1"}});
+  CHECK(c.supervisor_pools == "processing=0..8,backlog=20;email=1..1");
+}
+
 TEST_CASE("an unknown JOBS_ variable throws config_error naming it") {
   check_refused("JOBS_HTTP_PROT", "8780");       // a typo of JOBS_HTTP_PORT
   check_refused("JOBS_WORKER_PREFETCH_X", "1");  // a known name plus a suffix
