@@ -1,6 +1,7 @@
 #include "api/key_request.hpp"
 
 #include "api/submission.hpp"
+#include "common/text.hpp"
 
 #include <boost/json/parse.hpp>
 
@@ -24,6 +25,9 @@ std::variant<key_request, problem> parse_key_request(std::string_view body, sys_
       if (!v.is_string() || v.as_string().size() > 100)
         return make_problem(400, "invalid_field", "name must be a string of at most 100 characters",
                             "/name");
+      // Stored as text: a NUL would cut it short.
+      if (!is_storable_text(v.as_string()))
+        return make_problem(400, "invalid_field", "name must not hold U+0000 (NUL)", "/name");
       k.name = v.as_string();
     } else if (name == "role") {
       if (!v.is_string() ||
@@ -33,9 +37,13 @@ std::variant<key_request, problem> parse_key_request(std::string_view body, sys_
       k.role = v.as_string();
     } else if (name == "expires_at") {
       auto t = v.is_string() ? parse_rfc3339(v.as_string()) : std::nullopt;
-      if (!t || *t <= now)
+      if (!t)
         return make_problem(400, "invalid_field",
-                            "expires_at must be an RFC 3339 date-time in the future",
+                            "expires_at must be an RFC 3339 date-time between 1970 and 2262, "
+                            "e.g. 2027-01-01T00:00:00Z",
+                            "/expires_at");
+      if (*t <= now)
+        return make_problem(400, "invalid_field", "expires_at must be in the future",
                             "/expires_at");
       k.expires_at = format_rfc3339(*t);
     } else {

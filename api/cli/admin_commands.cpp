@@ -31,8 +31,9 @@ int cmd_keys_create(const context& c) {
     throw usage_error("give --expires or --expires-in, not both");
   if (auto v = args.get("expires")) body["expires_at"] = *v;
   if (auto v = args.get("expires-in")) {
-    auto at = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now() +
-                                                       parse_duration(*v, "expires-in"));
+    // In seconds: a long duration added to the nanosecond clock would wrap.
+    auto at = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()) +
+              std::chrono::duration_cast<std::chrono::seconds>(parse_duration(*v, "expires-in"));
     body["expires_at"] = fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", at);
   }
   auto a = call(c, "POST", "/v1/keys", json::serialize(body));

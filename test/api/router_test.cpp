@@ -1190,6 +1190,8 @@ TEST_CASE("POST /v1/keys refuses bad members") {
       {R"({"name":")" + std::string(101, 'n') + R"("})", "invalid_field", "/name"},
       {R"({"expires_at":"2001-01-01T00:00:00Z"})", "invalid_field", "/expires_at"},
       {R"({"expires_at":"tomorrow"})", "invalid_field", "/expires_at"},
+      {R"({"expires_at":"9999-12-31T23:59:59Z"})", "invalid_field", "/expires_at"},
+      {R"({"name":"a\u0000b"})", "invalid_field", "/name"},
       {R"({"tenant":"other"})", "unknown_field", "/tenant"},
   };
   for (const auto& c : cases) {
@@ -1199,6 +1201,16 @@ TEST_CASE("POST /v1/keys refuses bad members") {
     if (!c.pointer.empty()) CHECK(o.at("pointer") == c.pointer.c_str());
   }
   CHECK(f.backend.created_keys.empty());
+  // Each says what is wrong: past, out of range, a NUL.
+  auto detail = [&](const std::string& body) {
+    auto o = check_problem(f.send(http::verb::post, "/v1/keys", "Bearer key-a", body), 400,
+                           "invalid_field");
+    return std::string(o.at("detail").as_string());
+  };
+  CHECK(detail(R"({"expires_at":"2001-01-01T00:00:00Z"})") == "expires_at must be in the future");
+  CHECK(detail(R"({"expires_at":"9999-12-31T23:59:59Z"})")
+            .starts_with("expires_at must be an RFC 3339 date-time between 1970 and 2262"));
+  CHECK(detail(R"({"name":"a\u0000b"})") == "name must not hold U+0000 (NUL)");
 }
 
 TEST_CASE("GET /v1/keys lists the caller's tenant's keys; DELETE revokes one or is 404") {
