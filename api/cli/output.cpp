@@ -38,7 +38,7 @@ const json::object& object_at(const json::object& o, std::string_view key) {
 std::string text(const json::object& o, std::string_view key) {
   auto* v = o.if_contains(key);
   if (!v || v->is_null()) return {};
-  if (v->is_string()) return std::string(v->get_string());
+  if (v->is_string()) return printable(v->get_string());
   if (v->is_number()) return number(*v);
   return json_text(*v);
 }
@@ -48,7 +48,7 @@ std::string describe_problem(const http_reply& reply) {
   auto v = json::parse(reply.body, ec);
   if (ec || !v.is_object() || !v.get_object().contains("code")) {
     auto s = fmt::format("HTTP {} {}", reply.status, reply.reason);
-    if (!reply.body.empty()) s += ": " + clip(reply.body, 200);
+    if (!reply.body.empty()) s += ": " + clip(printable(reply.body), 200);
     return s;
   }
   const auto& p = v.get_object();

@@ -18,7 +18,8 @@ namespace jobs::cli {
 /// of the body.
 std::string describe_problem(const http_reply& reply);
 
-/// A member as display text: strings as they are, null or absent as "",
+/// A member as display text: strings printable() (as they are but for
+/// control characters), null or absent as "",
 /// other JSON compact.
 std::string text(const boost::json::object& o, std::string_view key);
 

@@ -10,9 +10,9 @@ namespace jobs::cli {
 namespace {
 
 std::string one_line(std::string_view text) {
-  std::string out(text);
+  auto out = printable(text);
   std::replace_if(
-      out.begin(), out.end(), [](char c) { return c == '\n' || c == '\r' || c == '\t'; }, ' ');
+      out.begin(), out.end(), [](char c) { return c == '\n' || c == '\t'; }, ' ');
   return out;
 }
 
@@ -26,6 +26,24 @@ void trim_right(std::string& line) {
 }
 
 }  // namespace
+
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    auto b = static_cast<unsigned char>(text[i]);
+    if ((b < 0x20 && b != '\t' && b != '\n') || b == 0x7F) {
+      out += fmt::format("\\x{:02x}", b);
+    } else if (b == 0xC2 && i + 1 < text.size() &&
+               static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(text[i + 1]) <= 0x9F) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(text[++i]));
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
 
 std::size_t display_width(std::string_view text) {
   // Continuation bytes (10xxxxxx) do not start a code point.

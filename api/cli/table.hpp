@@ -23,6 +23,12 @@ std::string format_table(const row& header, const std::vector<row>& rows);
 /// left out.
 std::string format_fields(const std::vector<std::pair<std::string, std::string>>& fields);
 
+/// `text` safe to print on a terminal: control characters other than tab
+/// and line feed (ESC, CR, BEL, DEL, the C1 controls U+0080..U+009F) are
+/// shown as escapes (\x1b, \u009b), so that text a submitter wrote
+/// (an error, a key's name) cannot drive the operator's terminal.
+std::string printable(std::string_view text);
+
 /// At most `max` code points: longer text is cut and ends in "…".
 std::string clip(std::string_view text, std::size_t max);
 

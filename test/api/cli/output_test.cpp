@@ -20,6 +20,21 @@ TEST_CASE("tables align columns by code points and trim trailing spaces") {
   CHECK(format_table({"A"}, {}) == "A\n");
 }
 
+TEST_CASE("text a submitter wrote cannot drive the terminal: control characters are escaped") {
+  CHECK(printable("zz\x1b[41mRED\x1b[0m") == "zz\\x1b[41mRED\\x1b[0m");
+  CHECK(printable("a\rb\x07"
+                  "c\x7f") == "a\\x0db\\x07c\\x7f");
+  CHECK(printable("csi \xc2\x9b"
+                  "2J, nbsp \xc2\xa0, é…") == "csi \\u009b2J, nbsp \xc2\xa0, é…");
+  CHECK(printable("tab\tand\nline") == "tab\tand\nline");
+  CHECK(printable(std::string("nul\0!", 5)) == "nul\\x00!");
+  // In a table cell, a field, and anything read from the API's JSON.
+  CHECK(format_table({"ERROR"}, {{"x\x1b[31m\ny"}}) == "ERROR\nx\\x1b[31m y\n");
+  CHECK(format_fields({{"name", "a\nb\x1b[31m"}}) == "name:  a b\\x1b[31m\n");
+  auto o = json::parse(R"({"error":"unknown column \"zz\u001b[41m\""})").as_object();
+  CHECK(text(o, "error") == "unknown column \"zz\\x1b[41m\"");
+}
+
 TEST_CASE("fields, truncation, times and durations") {
   CHECK(format_fields({{"id", "7"}, {"skipped", ""}, {"state", "dead"}}) ==
         "id:     7\n"
