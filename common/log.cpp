@@ -1,7 +1,8 @@
 #include "common/log.hpp"
 
+#include "common/json/json_text.hpp"
+
 #include <unistd.h>
-#include <boost/json/serialize.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -41,7 +42,8 @@ void log_write(log_level l, std::string_view msg, boost::json::object fields) {
   line["level"] = level_names[static_cast<int>(l)];
   line["msg"] = msg;
   for (auto& kv : fields) line[kv.key()] = std::move(kv.value());
-  std::string out = boost::json::serialize(line);
+  // Numbers as people write them (1.5, not Boost's 1.5E0).
+  std::string out = json_text(line);
   out.push_back('\n');
   for (std::size_t off = 0; off < out.size();) {
     auto n = ::write(STDERR_FILENO, out.data() + off, out.size() - off);
