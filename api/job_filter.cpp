@@ -46,7 +46,11 @@ std::variant<job_filter, problem> parse_job_filter(boost::urls::params_view para
       f.type = p.value;
     } else if (p.key == "created_after" || p.key == "created_before") {
       if (!parse_rfc3339(p.value))
-        return bad("invalid_field", p.key + " must be an RFC 3339 date-time", p.key);
+        return bad("invalid_field",
+                   p.key +
+                       " must be an RFC 3339 date-time between 1970 and 2262, "
+                       "e.g. 2026-11-22T10:00:00Z",
+                   p.key);
       (p.key == "created_after" ? f.created_after : f.created_before) = p.value;
     } else if (p.key == "q") {
       if (p.value.size() > max_filter_text)

@@ -622,6 +622,9 @@ TEST_CASE("GET /v1/jobs refuses a bad query parameter and names it") {
       {"limit=5&queue=email&limit=6", "limit", "invalid_field"},
       {"q=%00", "q", "invalid_field"},
       {"type=noop%00x", "type", "invalid_field"},
+      {"created_after=yesterday", "created_after", "invalid_field"},
+      {"created_after=9999-12-31T00:00:00Z", "created_after", "invalid_field"},
+      {"created_before=1969-12-31T23:59:59Z", "created_before", "invalid_field"},
   };
   for (const auto& r : rows) {
     std::string query = r.query;
@@ -632,6 +635,10 @@ TEST_CASE("GET /v1/jobs refuses a bad query parameter and names it") {
     CHECK(o.at("parameter") == r.parameter);
     CHECK_FALSE(o.contains("pointer"));
     CHECK(f.backend.list_calls.empty());
+    if (std::string(r.parameter).starts_with("created_"))
+      CHECK(std::string(o.at("detail").as_string())
+                .ends_with("must be an RFC 3339 date-time between 1970 and 2262, e.g. "
+                           "2026-11-22T10:00:00Z"));
   }
 }
 
