@@ -52,7 +52,9 @@ constexpr const char* events_sql = R"(
   "      OR strpos(lower(coalesce(last_error, '')), lower($7::text)) > 0)"  \
   " AND state = ANY($8::job_state[]) "
 
-constexpr const char* count_sql = "SELECT count(*) FROM jobs WHERE" JOBS_BULK_WHERE;
+// A running job already asked to stop is not counted: cancel leaves it be.
+constexpr const char* count_sql = "SELECT count(*) FROM jobs WHERE" JOBS_BULK_WHERE
+                                  " AND (state <> 'running' OR cancel_requested_at IS NULL)";
 
 // The same updates as cancel_job and retry_job (common/store.cpp), for a
 // batch of rows locked with SKIP LOCKED.
@@ -82,7 +84,8 @@ constexpr const char* notify_cancels_sql = "SELECT pg_notify($1, x) FROM unnest(
 
 constexpr const char* set_paused_sql = R"(
   INSERT INTO queue_controls (queue, paused, changed_at, changed_by) VALUES ($1, $2, now(), $3)
-  ON CONFLICT (queue) DO UPDATE SET paused = $2, changed_at = now(), changed_by = $3)";
+  ON CONFLICT (queue) DO UPDATE SET paused = $2, changed_at = now(), changed_by = $3
+  WHERE queue_controls.paused IS DISTINCT FROM $2)";
 
 constexpr const char* overview_sql = R"(
   WITH q AS (SELECT unnest($1::text[]) AS queue),

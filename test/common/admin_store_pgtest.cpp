@@ -87,3 +87,59 @@ TEST_CASE("the queue history counts every submission, with an event row or witho
   CHECK(point[0][2].as<int>() == 5);  // the depths are now's: 6 queued, 1 of them cancelled
   CHECK(point[0][3].as<int>() == 2);
 }
+
+TEST_CASE("a bulk cancel counts what it will change: not a running job already asked to stop") {
+  scratch s;
+  auto c = pg_connect(s.pg_url);
+  tenant_id acme{"acme"};
+  std::vector<new_job> rows;
+  for (int i = 0; i < 4; ++i) rows.push_back(sample_job("acme"));
+  {
+    pqxx::work w(*c);
+    REQUIRE(insert_jobs(w, rows).size() == rows.size());
+    // Two running, one of them already asked to stop.
+    w.exec_params(
+        "UPDATE jobs SET state = 'running', started_at = now(), attempts = 1, "
+        "lease_expires_at = now() + interval '1 minute' WHERE id = ANY($1::uuid[])",
+        "{" + rows[0].id.value + "," + rows[1].id.value + "}");
+    w.exec_params("UPDATE jobs SET cancel_requested_at = now() WHERE id = $1::uuid",
+                  rows[0].id.value);
+    w.commit();
+  }
+  job_filter all;
+  CHECK(count_bulk(*c, acme, all, bulk_action::cancel) == 3);
+  auto out = apply_bulk(*c, acme, all, bulk_action::cancel, {});
+  CHECK(out.applied == 3);
+  CHECK(out.complete);
+  CHECK(count_bulk(*c, acme, all, bulk_action::cancel) == 0);
+}
+
+TEST_CASE("pausing a paused queue keeps the time it was paused") {
+  scratch s;
+  auto c = pg_connect(s.pg_url);
+  auto changed_at = [&] {
+    pqxx::nontransaction r(*c);
+    return r.exec1("SELECT changed_at::text FROM queue_controls WHERE queue = 'email'")[0]
+        .as<std::string>();
+  };
+  {
+    pqxx::work w(*c);
+    set_queue_paused(w, "email", true, "first");
+    w.commit();
+  }
+  auto first = changed_at();
+  {
+    pqxx::work w(*c);
+    set_queue_paused(w, "email", true, "second");
+    w.commit();
+  }
+  CHECK(changed_at() == first);
+  CHECK(queue_paused(*c, "email"));
+  {
+    pqxx::work w(*c);
+    set_queue_paused(w, "email", false, "third");
+    w.commit();
+  }
+  CHECK(changed_at() != first);
+  CHECK_FALSE(queue_paused(*c, "email"));
+}
