@@ -48,18 +48,21 @@ constexpr const char* lock_lost_sql = R"(
   ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)";
 
 // A lost job whose cancel was requested ends cancelled instead (its
-// republished message, if any, is then dropped by the worker that gets it).
+// republished message, if any, is then dropped by the worker that gets it),
+// and is neither queued again nor failed: those times stay as they were.
 constexpr const char* rescue_lost_sql = R"(
   WITH u AS (
     UPDATE jobs j SET
            state = CASE WHEN j.cancel_requested_at IS NULL THEN $2::job_state ELSE 'cancelled' END,
            last_error = 'worker lost: its lease expired during attempt ' || j.attempts,
-           queued_at = CASE WHEN $2 = 'queued' THEN now() ELSE j.queued_at END,
+           queued_at = CASE WHEN $2 = 'queued' AND j.cancel_requested_at IS NULL THEN now()
+                            ELSE j.queued_at END,
            finished_at = CASE WHEN $2 = 'dead' OR j.cancel_requested_at IS NOT NULL THEN now()
                               ELSE j.finished_at END,
            cancelled_at = CASE WHEN j.cancel_requested_at IS NOT NULL THEN now()
                                ELSE j.cancelled_at END,
-           failed_at = now(), lease_expires_at = NULL, updated_at = now()
+           failed_at = CASE WHEN j.cancel_requested_at IS NULL THEN now() ELSE j.failed_at END,
+           lease_expires_at = NULL, updated_at = now()
     WHERE j.id = ANY($1::uuid[]) AND j.state::text = 'running' AND j.lease_expires_at < now()
     RETURNING j.id, j.queue, j.attempts, j.worker_id, j.started_at, j.last_error, j.state
   )

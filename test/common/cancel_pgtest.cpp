@@ -219,6 +219,7 @@ TEST_CASE("a running job whose cancel was requested and whose worker died ends c
   }
   // Another worker does not take it over.
   CHECK(claim(*c, id, "w2").empty());
+  auto queued_at = field(*c, id, "queued_at::text");
   // The rescuer ends it cancelled rather than running it again.
   pqxx::work w(*c);
   auto lost = lock_lost_jobs(w, 10);
@@ -230,6 +231,10 @@ TEST_CASE("a running job whose cancel was requested and whose worker died ends c
   CHECK(field(*c, id,
               "(SELECT string_agg(outcome::text, ',') FROM job_attempts WHERE job_id = jobs.id)") ==
         "cancelled");
+  // Not queued again, not failed: only its end is stamped.
+  CHECK(field(*c, id, "queued_at::text") == queued_at);
+  CHECK(field(*c, id, "failed_at IS NULL") == "true");
+  CHECK(field(*c, id, "cancelled_at IS NOT NULL AND finished_at IS NOT NULL") == "true");
 }
 
 TEST_CASE("a job's timeout_ms is stored and returned with its claim; 0 means the default") {
