@@ -1,4 +1,4 @@
-// queues and keys create|list|revoke.
+// queues, pause, resume and keys create|list|revoke.
 #include "api/cli/commands.hpp"
 
 #include "api/cli/output.hpp"
@@ -19,6 +19,17 @@ int cmd_queues(const context& c) {
     print_raw(c, a);
   else
     c.out << format_queues(a.json);
+  return 0;
+}
+
+int cmd_pause(const context& c) {
+  const auto& queue = c.args.positionals[0];
+  auto verb = c.args.command->name;  // pause or resume
+  auto a = call(c, "POST", fmt::format("/v1/admin/queues/{}/{}", url_encode(queue), verb));
+  if (c.json)
+    print_raw(c, a);
+  else
+    c.out << fmt::format("{} {}\n", queue, verb == "pause" ? "paused" : "resumed");
   return 0;
 }
 

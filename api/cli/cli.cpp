@@ -60,6 +60,8 @@ handler handler_of(std::string_view name) {
       {"cancel", cmd_cancel},       {"retry", cmd_retry},
       {"queues", cmd_queues},       {"keys create", cmd_keys_create},
       {"keys list", cmd_keys_list}, {"keys revoke", cmd_keys_revoke},
+      {"pause", cmd_pause},         {"resume", cmd_pause},
+      {"bulk cancel", cmd_bulk},    {"bulk retry", cmd_bulk},
   };
   return handlers.at(name);
 }

@@ -28,7 +28,8 @@ std::string general_help() {
   std::string out =
       "Usage: jobsctl [options] COMMAND [ARGS]\n"
       "\nThe job platform's command line: submit and follow jobs, list them, cancel\n"
-      "and retry them, see the queues, manage API keys.\n\nCommands:\n";
+      "and retry them (one or all matching a filter), see, pause and resume the\n"
+      "queues, manage API keys.\n\nCommands:\n";
   std::vector<row> rows;
   for (const auto& c : command_specs())
     rows.push_back({fmt::format("  {} {}", c.name, c.args), std::string(c.summary)});

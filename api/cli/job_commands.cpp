@@ -102,9 +102,11 @@ int cmd_get(const context& c) {
   return 0;
 }
 
-int cmd_list(const context& c) {
-  // The API refuses these too, but that is exit 1; a bad argument is 2.
-  if (auto v = c.args.get("limit")) parse_integer(*v, "limit", 1, 500);
+namespace {
+
+// The filter options of list and bulk as a query string ("" or "?a=b&..."),
+// checked first: a bad value is a bad argument (2), not an API refusal (1).
+std::string filter_query(const context& c) {
   if (auto v = c.args.get("state"); v && !parse_job_state(*v))
     throw usage_error(
         fmt::format("--state: '{}' is not a job state ({})", *v, fmt::join(job_state_names, ", ")));
@@ -122,7 +124,16 @@ int cmd_list(const context& c) {
   add("created-after", "created_after");
   add("created-before", "created_before");
   add("search", "q");
-  add("limit", "limit");
+  return query;
+}
+
+}  // namespace
+
+int cmd_list(const context& c) {
+  if (auto v = c.args.get("limit")) parse_integer(*v, "limit", 1, 500);
+  auto query = filter_query(c);
+  if (auto v = c.args.get("limit"))
+    query += fmt::format("{}limit={}", query.empty() ? "?" : "&", url_encode(*v));
   std::string cursor = c.args.get("cursor").value_or("");
   json::array all;
   for (;;) {
@@ -173,6 +184,29 @@ int cmd_watch(const context& c) {
   auto timeout = c.args.has("timeout") ? parse_duration(*c.args.get("timeout"), "timeout")
                                        : std::chrono::milliseconds(0);
   return follow_job(c, c.args.positionals[0], interval, timeout);
+}
+
+int cmd_bulk(const context& c) {
+  auto action = c.args.command->name.substr(std::string_view("bulk ").size());
+  auto query = filter_query(c);
+  bool dry_run = c.args.has("dry-run");
+  if (dry_run) query += query.empty() ? "?dry_run=true" : "&dry_run=true";
+  auto a = call(c, "POST", fmt::format("/v1/admin/jobs/{}{}", action, query));
+  if (c.json) {
+    print_raw(c, a);
+    return 0;
+  }
+  const auto& o = a.json.as_object();
+  auto done = action == "cancel" ? "cancelled (running ones asked to stop)" : "retried";
+  if (dry_run) {
+    c.out << fmt::format("{} jobs match; without --dry-run they would be {}\n", text(o, "matched"),
+                         done);
+  } else {
+    c.out << fmt::format("{} jobs {}\n", text(o, "applied"), done);
+    if (text(o, "complete") == "false")
+      c.err << "more match than one request changes: run it again for the rest\n";
+  }
+  return 0;
 }
 
 }  // namespace jobs::cli

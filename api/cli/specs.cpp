@@ -6,6 +6,21 @@ namespace jobs::cli {
 const std::vector<command_spec>& command_specs() {
   static const option_spec interval{"interval", 0, true, "DURATION",
                                     "how often to ask for the job's state (default 500ms)"};
+  // The filter of list and bulk (job_commands.cpp, filter_query), and more.
+  auto filter_and = [](std::vector<option_spec> more) {
+    std::vector<option_spec> o{
+        {"queue", 0, true, "QUEUE", "only this queue (email, processing, webhooks)"},
+        {"state", 0, true, "STATE", "only this state (scheduled, queued, running, ...)"},
+        {"type", 0, true, "TYPE", "only this job type"},
+        {"created-after", 0, true, "TIME", "created at or after this RFC 3339 time"},
+        {"created-before", 0, true, "TIME", "created before this RFC 3339 time"},
+        {"search", 0, true, "TEXT", "a job id, or text in the payload or the last error"},
+    };
+    o.insert(o.end(), more.begin(), more.end());
+    return o;
+  };
+  static const auto bulk_options =
+      filter_and({{"dry-run", 0, false, {}, "only count the jobs it would change"}});
   static const option_spec quiet{"quiet", 'q', false, {}, "print only the id (the key for keys)"};
   static const std::vector<command_spec> specs{
       {"submit",
@@ -30,22 +45,17 @@ const std::vector<command_spec>& command_specs() {
            quiet,
        }},
       {"get", "ID", 1, 1, "show a job: state, attempts, payload, result, every attempt", {}},
-      {"list",
-       "",
-       0,
-       0,
-       "list the tenant's jobs, newest first",
-       {
-           {"queue", 0, true, "QUEUE", "only this queue (email, processing, webhooks)"},
-           {"state", 0, true, "STATE", "only this state (scheduled, queued, running, ...)"},
-           {"type", 0, true, "TYPE", "only this job type"},
-           {"created-after", 0, true, "TIME", "created at or after this RFC 3339 time"},
-           {"created-before", 0, true, "TIME", "created before this RFC 3339 time"},
-           {"search", 0, true, "TEXT", "a job id, or text in the payload or the last error"},
+      {"list", "", 0, 0, "list the tenant's jobs, newest first",
+       filter_and({
            {"limit", 'n', true, "N", "jobs per page, 1..500 (default 50)"},
            {"cursor", 0, true, "CURSOR", "the page after this cursor (printed after a page)"},
            {"all", 0, false, {}, "follow the cursor through every page"},
-       }},
+       })},
+      {"bulk cancel", "", 0, 0,
+       "cancel every job matching the filter (admin keys; running ones are asked to stop)",
+       bulk_options},
+      {"bulk retry", "", 0, 0, "retry every dead or failed job matching the filter (admin keys)",
+       bulk_options},
       {"watch",
        "ID",
        1,
@@ -55,6 +65,8 @@ const std::vector<command_spec>& command_specs() {
       {"cancel", "ID", 1, 1, "cancel a job (a running one is asked to stop)", {}},
       {"retry", "ID", 1, 1, "run a dead or failed job again", {}},
       {"queues", "", 0, 0, "per queue: depth, consumers, workers, throughput, oldest wait", {}},
+      {"pause", "QUEUE", 1, 1, "pause a queue: no job of it starts until resumed (admin keys)", {}},
+      {"resume", "QUEUE", 1, 1, "resume a paused queue (admin keys)", {}},
       {"keys create",
        "",
        0,

@@ -115,3 +115,54 @@ TEST_CASE("jobsctl queues shows depth and consumers") {
   for (const auto& queue : j.at("queues").as_array())
     if (queue.at("name") == "email") CHECK(queue.at("ready") == 3);
 }
+
+TEST_CASE("jobsctl pause and resume a queue; bulk cancel and retry by filter") {
+  scratch s;
+  platform p(s, {"processing"});
+  jobsctl cli{"http://127.0.0.1:" + std::to_string(p.port), create_key(s.pg_url, "cli"), p.log_dir};
+  auto paused = cli({"pause", "processing"});
+  CHECK(paused.status == 0);
+  CHECK(paused.out == "processing paused\n");
+  CHECK(count(s.pg_url, "SELECT count(*) FROM queue_controls WHERE paused") == 1);
+  CHECK(cli({"pause", "nope"}).status == 1);
+  // Paused: these wait queued.
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(cli({"submit", "processing", "noop", "--payload", "{}"}).status == 0);
+  REQUIRE(cli({"submit", "email", "send", "--payload",
+               R"({"from":"a@example.com","to":["b@example.com"],"subject":"s","text":"t"})"})
+              .status == 0);
+  auto dry = cli({"bulk", "cancel", "--queue", "processing", "--dry-run"});
+  CHECK(dry.status == 0);
+  CHECK(dry.out ==
+        "3 jobs match; without --dry-run they would be cancelled (running ones asked "
+        "to stop)\n");
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'cancelled'") == 0);
+  auto done = cli({"bulk", "cancel", "--queue", "processing", "--json"});
+  CHECK(done.status == 0);
+  auto j = json::parse(done.out);
+  CHECK(j.at("applied") == 3);
+  CHECK(j.at("complete") == true);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'cancelled'") == 3);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE queue = 'email' AND state = 'queued'") ==
+        1);
+  // A filter value jobsctl can check is a bad argument (2), as for list.
+  CHECK(cli({"bulk", "retry", "--state", "gone"}).status == 2);
+  CHECK(cli({"bulk", "cancel", "--bogus"}).status == 2);
+  auto resumed = cli({"resume", "processing"});
+  CHECK(resumed.status == 0);
+  CHECK(resumed.out == "processing resumed\n");
+  CHECK(count(s.pg_url, "SELECT count(*) FROM queue_controls WHERE paused") == 0);
+  // A job that dies (a column the CSV lacks is a permanent error), retried by filter.
+  REQUIRE(cli({"submit", "processing", "csv.aggregate", "--payload",
+               R"({"csv":"a\n1\n","aggregates":[{"op":"sum","column":"zz"}]})"})
+              .status == 0);
+  REQUIRE(wait_until(
+      [&] { return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'dead'") == 1; }, 15s));
+  auto retried = cli({"bulk", "retry", "--queue", "processing", "--state", "dead"});
+  CHECK(retried.status == 0);
+  CHECK(retried.out == "1 jobs retried\n");
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'cancelled'") == 3);
+  CHECK(count(s.pg_url,
+              "SELECT count(*) FROM jobs WHERE type = 'csv.aggregate' AND attempts = 0 "
+              "OR type = 'csv.aggregate' AND state <> 'dead'") == 1);
+}
