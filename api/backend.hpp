@@ -87,6 +87,9 @@ class api_backend {
   virtual boost::asio::awaitable<std::optional<std::string>> find_webhook_endpoint(
       const tenant_id& t, const std::string& name);
   virtual boost::asio::awaitable<std::string> list_webhook_endpoints(const tenant_id& t);
+  /// The deleted endpoint's JSON, or nullopt when there was none.
+  virtual boost::asio::awaitable<std::optional<std::string>> delete_webhook_endpoint(
+      const tenant_id& t, const std::string& name);
 
   // The admin dashboard (common/admin_store.hpp; api/admin_routes.cpp). A
   // backend without them throws, which the router answers with 503.

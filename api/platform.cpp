@@ -228,6 +228,19 @@ boost::asio::awaitable<std::string> api_backend::list_webhook_endpoints(const te
   co_return std::string();
 }
 
+boost::asio::awaitable<std::optional<std::string>> api_backend::delete_webhook_endpoint(
+    const tenant_id&, const std::string&) {
+  throw std::runtime_error("this backend has no webhook endpoints");
+  co_return std::nullopt;
+}
+
+boost::asio::awaitable<std::optional<std::string>> platform_backend::delete_webhook_endpoint(
+    const tenant_id& t, const std::string& name) {
+  auto op = [t, name](pqxx::connection& c) { return jobs::delete_webhook_endpoint(c, t, name); };
+  auto deleted = co_await db_call(reads_, op);
+  co_return deleted;
+}
+
 boost::asio::awaitable<std::pair<bool, std::string>> platform_backend::put_webhook_endpoint(
     const tenant_id& t, const std::string& name, const webhook_endpoint_spec& spec) {
   auto op = [t, name, spec](pqxx::connection& c) {

@@ -59,6 +59,8 @@ class platform_backend final : public api_backend {
   boost::asio::awaitable<std::optional<std::string>> find_webhook_endpoint(
       const tenant_id& t, const std::string& name) override;
   boost::asio::awaitable<std::string> list_webhook_endpoints(const tenant_id& t) override;
+  boost::asio::awaitable<std::optional<std::string>> delete_webhook_endpoint(
+      const tenant_id& t, const std::string& name) override;
   // api/admin_backend.cpp
   boost::asio::awaitable<std::optional<std::string>> job_events(const tenant_id& t,
                                                                 const job_id& id) override;

@@ -234,6 +234,8 @@ const std::vector<router::route_entry>& router::routes() {
       {http::verb::get, "/v1/webhook-endpoints/{name}", true, false, &router::get_endpoint},
       {http::verb::put, "/v1/webhook-endpoints/{name}", true, true, &router::put_endpoint,
        admin_only | takes_body},
+      {http::verb::delete_, "/v1/webhook-endpoints/{name}", true, true, &router::delete_endpoint,
+       admin_only},
       {http::verb::get, "/v1/jobs/{id}/events", true, false, &router::job_events, admin_only},
       {http::verb::get, "/v1/admin/queues", true, false, &router::admin_queues,
        admin_only | platform_wide},

@@ -179,6 +179,7 @@ class router {
   std::optional<http_response> limit(const request_context& ctx, double n);
   // api/webhook_routes.cpp
   boost::asio::awaitable<http_response> put_endpoint(const request_context& ctx);
+  boost::asio::awaitable<http_response> delete_endpoint(const request_context& ctx);
   boost::asio::awaitable<http_response> get_endpoint(const request_context& ctx);
   boost::asio::awaitable<http_response> list_endpoints(const request_context& ctx);
   // api/admin_routes.cpp

@@ -131,4 +131,16 @@ std::string list_webhook_endpoints_json(pqxx::connection& c, const tenant_id& t)
   return compact(r[0][0]);
 }
 
+std::optional<std::string> delete_webhook_endpoint(pqxx::connection& c, const tenant_id& t,
+                                                   const std::string& name) {
+  pqxx::work w(c);
+  auto r = w.exec_params(std::string("DELETE FROM webhook_endpoints e WHERE tenant_id = $1 AND "
+                                     "name = $2 RETURNING ") +
+                             endpoint_json_sql,
+                         t.value, name);
+  w.commit();
+  if (r.empty()) return std::nullopt;
+  return compact(r[0][0]);
+}
+
 }  // namespace jobs

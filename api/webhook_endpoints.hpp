@@ -47,5 +47,8 @@ std::pair<bool, std::string> put_webhook_endpoint(pqxx::work& w, const tenant_id
 std::optional<std::string> find_webhook_endpoint_json(pqxx::connection& c, const tenant_id& t,
                                                       const std::string& name);
 std::string list_webhook_endpoints_json(pqxx::connection& c, const tenant_id& t);
+/// Deletes the endpoint; its JSON as it was, or nullopt when there is none.
+std::optional<std::string> delete_webhook_endpoint(pqxx::connection& c, const tenant_id& t,
+                                                   const std::string& name);
 
 }  // namespace jobs

@@ -40,6 +40,14 @@ boost::asio::awaitable<http_response> router::get_endpoint(const request_context
   co_return json_response(http::status::ok, std::move(*ep), ctx.req);
 }
 
+boost::asio::awaitable<http_response> router::delete_endpoint(const request_context& ctx) {
+  std::optional<std::string> ep;
+  if (is_endpoint_name(ctx.param))
+    ep = co_await backend_.delete_webhook_endpoint(ctx.who->tenant, ctx.param);
+  if (!ep) co_return problem_response(bad_name(), ctx.req.version(), ctx.req.keep_alive());
+  co_return json_response(http::status::ok, std::move(*ep), ctx.req);
+}
+
 boost::asio::awaitable<http_response> router::list_endpoints(const request_context& ctx) {
   auto list = co_await backend_.list_webhook_endpoints(ctx.who->tenant);
   co_return json_response(http::status::ok, std::move(list), ctx.req);

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 using namespace jobs::test;
 using namespace std::chrono_literals;
@@ -548,6 +549,27 @@ TEST_CASE("endpoints through the API; the circuit breaker pauses a failing endpo
   ep = h.get("/v1/webhook-endpoints/flaky", key).json();
   CHECK(ep.at("consecutive_failures") == 0);
   CHECK(ep.at("state") == "active");
+
+  // Deleted (admin keys only): it answers as it was, then is gone; a job
+  // naming it is not sent unsigned, and deleting again is 404.
+  auto del = [&](const std::string& name, const std::string& k) {
+    return h.request(boost::beast::http::verb::delete_, "/v1/webhook-endpoints/" + name, "",
+                     {{"authorization", "Bearer " + k}});
+  };
+  CHECK(del("flaky", submitter).status == 403);
+  auto gone = del("flaky", key);
+  REQUIRE(gone.status == 200);
+  CHECK(openapi_contract().violations("WebhookEndpoint", gone.json()).empty());
+  CHECK(gone.json().at("name") == "flaky");
+  CHECK(h.get("/v1/webhook-endpoints/flaky", key).status == 404);
+  CHECK(del("flaky", key).status == 404);
+  CHECK(del(std::string(65, 'a'), key).status == 404);
+  std::this_thread::sleep_for(1100ms);  // past the workers' one-second cache
+  auto orphan = submit(h, key, {{"url", sink.base() + "/ok/orphan"}, {"endpoint", "flaky"}}, 1);
+  job = wait_final(h, key, orphan);
+  CHECK(state(job) == "dead");
+  CHECK(error(job).find("no webhook endpoint \"flaky\"") != std::string::npos);
+  CHECK(sink.requests("/ok/orphan").empty());
 }
 
 TEST_CASE_FIXTURE(delivering,
