@@ -4,6 +4,7 @@
 // pausing and resuming a queue.
 #include "api/job_filter.hpp"
 #include "api/router.hpp"
+#include "common/time.hpp"
 
 #include <boost/json/serialize.hpp>
 
@@ -76,6 +77,10 @@ boost::asio::awaitable<http_response> router::admin_bulk(const request_context& 
   }
   boost::json::object body{{"action", ctx.param}};
   if (dry_run) {
+    // The moment counted: the dashboard applies the action with
+    // created_before=as_of, so jobs submitted while a person confirms are
+    // not swept in.
+    body["as_of"] = format_rfc3339(std::chrono::system_clock::now());
     auto matched = co_await backend_.count_bulk(ctx.who->tenant, f, action);
     body["matched"] = matched;
   } else {

@@ -397,12 +397,13 @@ function confirmDialog(text) {
 async function bulk(action, filter) {
   const out = $('#bulk-result');
   try {
-    const { matched } = await api(`/v1/admin/jobs/${action}${query({ ...filter, dry_run: 'true' })}`, { method: 'POST' });
+    const { matched, as_of } = await api(`/v1/admin/jobs/${action}${query({ ...filter, dry_run: 'true' })}`, { method: 'POST' });
     const what = Object.entries(filter).filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join(', ') || 'no filter: every job';
     if (!matched) { out.textContent = `No job to ${action} matches (${what}).`; return; }
     const verb = action === 'cancel' ? 'Cancel' : 'Retry';
     if (!(await confirmDialog(`${verb} ${matched} job${matched === 1 ? '' : 's'} matching ${what}?`))) return;
-    const r = await api(`/v1/admin/jobs/${action}${query(filter)}`, { method: 'POST' });
+    // Only the jobs that existed when they were counted: none submitted while the dialog was open.
+    const r = await api(`/v1/admin/jobs/${action}${query({ ...filter, created_before: filter.created_before || as_of })}`, { method: 'POST' });
     out.textContent = `${action === 'cancel' ? 'Cancelled' : 'Retried'} ${r.applied} job${r.applied === 1 ? '' : 's'}` +
       (r.complete ? '.' : ' (more remain: run it again).');
     out.dataset.applied = r.applied;

@@ -185,12 +185,16 @@ try {
   const text = await page.textContent('#confirm-text');
   if (!text.includes('Cancel 3 jobs')) throw new Error(`the confirmation says: ${text}`);
   await shot(page, '09-bulk-confirm');
+  // A matching job submitted while the dialog is open is not swept in.
+  const latecomer = (await submit({ type: 'noop', payload: { echo: marker }, run_at: later })).id;
   await page.click('#confirm-ok');
   await page.waitForSelector('#bulk-result[data-applied="3"]', wait);
   for (const id of scheduled) {
     const j = await call('GET', `/v1/jobs/${id}`);
     if (j.state !== 'cancelled') throw new Error(`job ${id} is ${j.state} after the bulk cancel`);
   }
+  const late = await call('GET', `/v1/jobs/${latecomer}`);
+  if (late.state !== 'scheduled') throw new Error(`the job submitted during the confirmation is ${late.state}`);
   await shot(page, '10-bulk-cancelled');
 
   step = 'the overview on a phone';
