@@ -1,6 +1,7 @@
 // The router's admin dashboard routes (admin keys only, see the route
-// table): a job's state timeline, queue overview and history, bulk cancel
-// and retry of the jobs matching a filter (dry_run=true counts them first),
+// table): a job's state timeline, queue overview and history, bulk cancel,
+// retry and requeue of the jobs matching a filter (dry_run=true counts them
+// first),
 // pausing and resuming a queue.
 #include "api/job_filter.hpp"
 #include "api/router.hpp"
@@ -59,9 +60,13 @@ boost::asio::awaitable<http_response> router::admin_settings(const request_conte
 
 boost::asio::awaitable<http_response> router::admin_bulk(const request_context& ctx) {
   const auto& req = ctx.req;
-  if (ctx.param != "cancel" && ctx.param != "retry")
-    co_return fail(make_problem(404, "not_found", "bulk actions are cancel and retry"), req);
-  auto action = ctx.param == "cancel" ? bulk_action::cancel : bulk_action::retry;
+  std::optional<bulk_action> action;
+  if (ctx.param == "cancel") action = bulk_action::cancel;
+  if (ctx.param == "retry") action = bulk_action::retry;
+  if (ctx.param == "requeue") action = bulk_action::requeue;
+  if (!action)
+    co_return fail(make_problem(404, "not_found", "bulk actions are cancel, retry and requeue"),
+                   req);
   auto parsed = parse_job_filter(ctx.query, false, opts_.list_limit_max, {"dry_run"});
   if (auto* p = std::get_if<problem>(&parsed)) co_return fail(*p, req);
   const auto& f = std::get<job_filter>(parsed);
@@ -81,10 +86,10 @@ boost::asio::awaitable<http_response> router::admin_bulk(const request_context& 
     // created_before=as_of, so jobs submitted while a person confirms are
     // not swept in.
     body["as_of"] = format_rfc3339(std::chrono::system_clock::now());
-    auto matched = co_await backend_.count_bulk(ctx.who->tenant, f, action);
+    auto matched = co_await backend_.count_bulk(ctx.who->tenant, f, *action);
     body["matched"] = matched;
   } else {
-    auto out = co_await backend_.apply_bulk(ctx.who->tenant, f, action);
+    auto out = co_await backend_.apply_bulk(ctx.who->tenant, f, *action);
     body["applied"] = out.applied;
     body["complete"] = out.complete;
   }

@@ -33,7 +33,7 @@
 //   PUT  /v1/webhook-endpoints/{name}, GET /v1/webhook-endpoints[/{name}]
 //                                 the tenant's webhook endpoints (api/webhook_endpoints.hpp)
 //   GET  /v1/jobs/{id}/events, GET /v1/admin/queues, GET /v1/admin/history,
-//   GET  /v1/admin/settings, POST /v1/admin/jobs/{cancel|retry},
+//   GET  /v1/admin/settings, POST /v1/admin/jobs/{cancel|retry|requeue},
 //   POST /v1/admin/queues/{name}/{pause|resume}
 //                                 (admin) the dashboard's API (api/admin_routes.cpp)
 //   GET  /admin/...               the dashboard's static files (api/static_files.hpp)

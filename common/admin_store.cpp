@@ -78,6 +78,16 @@ constexpr const char* retry_batch_sql =
     "   result = NULL, lease_expires_at = NULL, last_error = NULL, worker_id = NULL,"
     "   queued_at = NULL, started_at = NULL, failed_at = NULL, updated_at = now()"
     " FROM c WHERE j.id = c.id RETURNING j.id::text";
+// Queued before the request started ($10): the scheduler queues a requeued
+// job again, and the loop must not take it twice.
+constexpr const char* requeue_batch_sql =
+    "WITH c AS (SELECT id FROM jobs WHERE" JOBS_BULK_WHERE
+    " AND coalesce(queued_at, created_at) < $10::timestamptz LIMIT $9 FOR UPDATE SKIP LOCKED)"
+    " UPDATE jobs j SET state = 'scheduled', queued_at = NULL, updated_at = now()"
+    " FROM c WHERE j.id = c.id RETURNING j.id::text";
+
+constexpr const char* count_requeue_sql = "SELECT count(*) FROM jobs WHERE" JOBS_BULK_WHERE
+                                          " AND coalesce(queued_at, created_at) < $9::timestamptz";
 #undef JOBS_BULK_WHERE
 
 constexpr const char* notify_cancels_sql = "SELECT pg_notify($1, x) FROM unnest($2::text[]) AS x";
@@ -211,6 +221,7 @@ std::string queue_array() {
 
 std::string states_for(bulk_action a, bool running) {
   if (a == bulk_action::retry) return "{dead,failed}";
+  if (a == bulk_action::requeue) return "{queued}";
   return running ? "{running}" : "{scheduled,queued,failed}";
 }
 
@@ -223,15 +234,27 @@ long count_states(pqxx::connection& c, const tenant_id& t, const job_filter& f,
       .as<long>();
 }
 
-// One batch in its own transaction; the ids changed.
+long count_requeue(pqxx::connection& c, const tenant_id& t, const job_filter& f,
+                   const std::string& since) {
+  pqxx::read_transaction r(c);
+  return r
+      .exec_params(count_requeue_sql, t.value, f.queue, f.state, f.type, f.created_after,
+                   f.created_before, f.text, states_for(bulk_action::requeue, false), since)[0][0]
+      .as<long>();
+}
+
+// One batch in its own transaction; the ids changed. `since` is $10 when
+// not empty (requeue's start).
 std::vector<std::string> run_batch(pqxx::connection& c, const char* sql, const tenant_id& t,
                                    const job_filter& f, const std::string& states, int n,
-                                   bool notify) {
+                                   bool notify, const std::string& since) {
   pqxx::work w(c);
   std::vector<std::string> ids;
-  for (const auto& row : w.exec_params(sql, t.value, f.queue, f.state, f.type, f.created_after,
-                                       f.created_before, f.text, states, n))
-    ids.push_back(row[0].as<std::string>());
+  auto rows = since.empty() ? w.exec_params(sql, t.value, f.queue, f.state, f.type, f.created_after,
+                                            f.created_before, f.text, states, n)
+                            : w.exec_params(sql, t.value, f.queue, f.state, f.type, f.created_after,
+                                            f.created_before, f.text, states, n, since);
+  for (const auto& row : rows) ids.push_back(row[0].as<std::string>());
   if (notify && !ids.empty()) {
     std::string arr = "{";
     for (const auto& id : ids) arr += (arr.size() > 1 ? "," : "") + id;
@@ -266,19 +289,26 @@ bulk_outcome apply_bulk(pqxx::connection& c, const tenant_id& t, const job_filte
     bool running, notify;
   };
   std::vector<step> steps;
-  if (a == bulk_action::retry)
+  std::string since;
+  if (a == bulk_action::retry) {
     steps.push_back({retry_batch_sql, false, false});
-  else
+  } else if (a == bulk_action::requeue) {
+    steps.push_back({requeue_batch_sql, false, false});
+    pqxx::read_transaction r(c);
+    since = r.exec("SELECT now()::text")[0][0].as<std::string>();
+  } else {
     steps = {{cancel_batch_sql, false, false}, {request_cancel_batch_sql, true, true}};
+  }
   for (const auto& s : steps) {
     for (;;) {
       long room = l.max_jobs - out.applied;
       if (room <= 0) {
-        out.complete = count_states(c, t, f, states_for(a, s.running)) == 0;
+        out.complete = since.empty() ? count_states(c, t, f, states_for(a, s.running)) == 0
+                                     : count_requeue(c, t, f, since) == 0;
         return out;
       }
       int n = static_cast<int>(std::min<long>(room, l.batch));
-      auto ids = run_batch(c, s.sql, t, f, states_for(a, s.running), n, s.notify);
+      auto ids = run_batch(c, s.sql, t, f, states_for(a, s.running), n, s.notify, since);
       out.applied += static_cast<long>(ids.size());
       if (static_cast<int>(ids.size()) < n) break;
     }

@@ -1,7 +1,7 @@
 #pragma once
 // What the admin dashboard reads and does in PostgreSQL (schemas/migrations
-// 0012_dashboard.sql): a job's state timeline, bulk retry/cancel of the jobs
-// matching a filter, paused queues, and queue history.
+// 0012_dashboard.sql): a job's state timeline, bulk retry/cancel/requeue of
+// the jobs matching a filter, paused queues, and queue history.
 //
 // Job operations are confined to one tenant, like the rest of the API;
 // queue-level figures (depths, history, pauses) are the platform's.
@@ -22,7 +22,7 @@ namespace jobs {
 std::optional<std::string> job_events_json(pqxx::connection& c, const tenant_id& t,
                                            const job_id& id);
 
-enum class bulk_action { cancel, retry };
+enum class bulk_action { cancel, retry, requeue };
 struct bulk_limits {
   int batch = 500;         ///< jobs changed per transaction
   long max_jobs = 100000;  ///< per request; the answer says when more remain
@@ -30,15 +30,20 @@ struct bulk_limits {
 /// How many of the tenant's jobs match `f` (its cursor and limit ignored)
 /// and are in a state the action applies to: cancel takes scheduled, queued,
 /// failed and running jobs (a running one is asked to stop), retry takes
-/// dead and failed ones.
+/// dead and failed ones, requeue queued ones (their messages published
+/// again: for a broker that lost them, a purged queue or a lost volume).
 long count_bulk(pqxx::connection& c, const tenant_id& t, const job_filter& f, bulk_action a);
 struct bulk_outcome {
-  long applied = 0;      ///< cancelled or retried now (cancel: also the running ones asked to stop)
+  long applied = 0;      ///< changed now (cancel: also the running ones asked to stop)
   bool complete = true;  ///< false: max_jobs reached and more matched
 };
 /// Applies the action to every matching job, `batch` rows per transaction
 /// (rows locked by someone else are skipped), each change a normal
-/// transition (cancel_job / retry_job semantics).
+/// transition (cancel_job / retry_job semantics). Requeue hands the queued
+/// jobs back to the scheduler (`scheduled`, due at their `run_at`), which
+/// publishes them again with confirms; a job whose old message still
+/// exists gets two, and the second is dropped at its claim. Only jobs
+/// queued before the request are taken, never one it requeued.
 bulk_outcome apply_bulk(pqxx::connection& c, const tenant_id& t, const job_filter& f, bulk_action a,
                         const bulk_limits& l = {});
 

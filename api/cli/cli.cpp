@@ -62,6 +62,7 @@ handler handler_of(std::string_view name) {
       {"keys list", cmd_keys_list}, {"keys revoke", cmd_keys_revoke},
       {"pause", cmd_pause},         {"resume", cmd_pause},
       {"bulk cancel", cmd_bulk},    {"bulk retry", cmd_bulk},
+      {"bulk requeue", cmd_bulk},
   };
   return handlers.at(name);
 }

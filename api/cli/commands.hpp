@@ -57,7 +57,7 @@ int cmd_retry(const context& c);
 int cmd_watch(const context& c);
 int cmd_queues(const context& c);
 int cmd_pause(const context& c);  ///< pause and resume
-int cmd_bulk(const context& c);   ///< bulk cancel and bulk retry
+int cmd_bulk(const context& c);   ///< bulk cancel, retry and requeue
 int cmd_keys_create(const context& c);
 int cmd_keys_list(const context& c);
 int cmd_keys_revoke(const context& c);

@@ -197,7 +197,9 @@ int cmd_bulk(const context& c) {
     return 0;
   }
   const auto& o = a.json.as_object();
-  auto done = action == "cancel" ? "cancelled (running ones asked to stop)" : "retried";
+  auto done = action == "cancel"    ? "cancelled (running ones asked to stop)"
+              : action == "requeue" ? "published again"
+                                    : "retried";
   if (dry_run) {
     c.out << fmt::format("{} jobs match; without --dry-run they would be {}\n", text(o, "matched"),
                          done);

@@ -56,6 +56,10 @@ const std::vector<command_spec>& command_specs() {
        bulk_options},
       {"bulk retry", "", 0, 0, "retry every dead or failed job matching the filter (admin keys)",
        bulk_options},
+      {"bulk requeue", "", 0, 0,
+       "publish again every queued job matching the filter, for a broker that lost their "
+       "messages (admin keys)",
+       bulk_options},
       {"watch",
        "ID",
        1,

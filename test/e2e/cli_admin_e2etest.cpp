@@ -145,6 +145,19 @@ TEST_CASE("jobsctl pause and resume a queue; bulk cancel and retry by filter") {
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'cancelled'") == 3);
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE queue = 'email' AND state = 'queued'") ==
         1);
+  // The email job (no email worker here) published again, as after a broker
+  // that lost its message.
+  auto requeue = cli({"bulk", "requeue", "--queue", "email", "--dry-run"});
+  CHECK(requeue.status == 0);
+  CHECK(requeue.out == "1 jobs match; without --dry-run they would be published again\n");
+  CHECK(cli({"bulk", "requeue", "--queue", "email"}).out == "1 jobs published again\n");
+  CHECK(wait_until(
+      [&] {
+        return count(s.pg_url,
+                     "SELECT count(*) FROM job_events WHERE from_state = 'scheduled' "
+                     "AND to_state = 'queued'") == 1;
+      },
+      15s));
   // A filter value jobsctl can check is a bad argument (2), as for list.
   CHECK(cli({"bulk", "retry", "--state", "gone"}).status == 2);
   CHECK(cli({"bulk", "cancel", "--bogus"}).status == 2);

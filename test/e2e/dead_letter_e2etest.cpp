@@ -1,7 +1,8 @@
 // Dead-lettered messages of jobs still `queued`, against the real API,
 // worker, RabbitMQ and PostgreSQL (api/dead_letter_recovery.hpp): the API
 // publishes them again, a bounded number of times, and `jobs.dead` keeps a
-// copy of every dead letter for people.
+// copy of every dead letter for people. And a queue the broker lost: bulk
+// requeue publishes its queued jobs again.
 #include "common/db.hpp"
 #include "queues/amqp.hpp"
 #include "queues/consumer.hpp"
@@ -167,4 +168,70 @@ TEST_CASE("workers killed past the delivery limit: the jobs they held unclaimed 
   auto done = handled(s.pg_url);
   for (const auto& id : ids) CHECK(done[id] == 1);
   CHECK(dead_letters(p.port, "republished") >= 2);
+}
+
+TEST_CASE("a queue the broker lost: bulk requeue publishes its queued jobs again, each runs once") {
+  scratch s;
+  platform p(s, {}, {}, true);  // no worker yet
+  auto key = create_key(s.pg_url, "acme");
+  auto other = create_key(s.pg_url, "other");
+  http_client h(p.port);
+  const std::string job = R"({"queue":"processing","type":"test.count","payload":{}})";
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(submit_job(h, key, job));
+  auto others = submit_job(h, other, job);
+  // The broker loses them (a purged queue, a lost volume): PostgreSQL still
+  // says queued, and nothing would ever run them.
+  {
+    amqp_connection c(parse_amqp_url(s.amqp_url), 30);
+    CHECK(purge_queue(c, "processing") == 5);
+  }
+  // One more, whose message the broker keeps: requeued too, it has two.
+  ids.push_back(submit_job(h, key, job));
+  auto post = [&](const std::string& target) {
+    return h.request(boost::beast::http::verb::post, target, "",
+                     {{"authorization", "Bearer " + key}});
+  };
+  auto dry = post("/v1/admin/jobs/requeue?queue=processing&dry_run=true");
+  REQUIRE(dry.status == 200);
+  CHECK(dry.json().at("matched") == 5);
+  auto done = post("/v1/admin/jobs/requeue?queue=processing");
+  REQUIRE(done.status == 200);
+  CHECK(done.json().at("action") == "requeue");
+  CHECK(done.json().at("applied") == 5);
+  CHECK(done.json().at("complete") == true);
+  // The scheduler publishes them again with confirms: five new messages
+  // beside the one kept; the other tenant's job is not touched.
+  CHECK(wait_until([&] { return messages_in(s, "processing") == 6; }, 20s));
+  CHECK(wait_until(
+      [&] {
+        return count(s.pg_url,
+                     "SELECT count(*) FROM jobs WHERE state = 'queued' AND tenant_id = 'acme'") ==
+               5;
+      },
+      10s));
+  for (const auto& id : ids)
+    CHECK(count(s.pg_url, "SELECT count(*) FROM job_events WHERE job_id = '" + id +
+                              "' AND from_state = 'queued' AND to_state = 'scheduled'") == 1);
+  p.add_worker("processing");
+  CHECK(wait_until(
+      [&] {
+        return count(
+                   s.pg_url,
+                   "SELECT count(*) FROM jobs WHERE state = 'succeeded' AND tenant_id = 'acme'") ==
+               5;
+      },
+      30s));
+  // The second message of the last job is dropped at its claim.
+  CHECK(wait_until([&] { return messages_in(s, "processing") == 0; }, 10s));
+  auto ran = handled(s.pg_url);
+  for (const auto& id : ids) CHECK(ran[id] == 1);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts") == 5);
+  CHECK(state_of(s.pg_url, others) == "queued");
+  // Nothing queued is left to requeue.
+  auto again = post("/v1/admin/jobs/requeue?queue=processing");
+  CHECK(again.json().at("applied") == 0);
+  // Only queued jobs: a state filter naming another matches nothing.
+  CHECK(post("/v1/admin/jobs/requeue?state=succeeded&dry_run=true").json().at("matched") == 0);
+  CHECK(post("/v1/admin/jobs/requeue2").status == 404);
 }
