@@ -111,8 +111,14 @@ try {
   step = 'pause processing from the overview';
   await page.click('#queues-table tr[data-queue="processing"] button[data-action="pause"]');
   await page.waitForSelector('#queues-table tr[data-queue="processing"][data-paused="true"]', wait);
-  // The worker hears the NOTIFY within its next round (200 ms); leave it time.
-  await page.waitForTimeout(1500);
+  // The worker hears the NOTIFY within its next round (200 ms) and cancels
+  // its consumer; until then it would take the jobs below (held unclaimed,
+  // not ready). Wait for the broker to say so, not for a guessed time.
+  for (let t = Date.now(); ; await new Promise((r) => setTimeout(r, 100))) {
+    const q = (await call('GET', '/v1/queues')).queues.find((x) => x.name === 'processing');
+    if (q.consumers === 0) break;
+    if (Date.now() - t > wait.timeout) throw new Error('the paused worker kept its consumer');
+  }
 
   step = 'jobs submitted to the paused queue wait: the depth goes up';
   const ids = [];
