@@ -10,6 +10,7 @@ const FINAL = new Set(['succeeded', 'dead', 'cancelled']);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 let pollTimer = null;   // the current view's refresh
+let refreshNow = () => {};
 let healthTimer = null; // the platform's health banner, on every view
 let renderToken = 0;    // a view started later wins over an older one's late answers
 let historyRange = 'hour';
@@ -172,14 +173,24 @@ async function signIn(key) {
 
 // ---- routing ----
 function stopPolling() { clearTimeout(pollTimer); pollTimer = null; }
+// Runs fn now and every ms while the view lasts; refreshNow() runs it at
+// once (after an action), or right after the run in flight.
 function poll(fn, ms) {
   stopPolling();
   const token = renderToken;
+  let busy = false, again = false;
   const tick = async () => {
     if (token !== renderToken) return;
+    if (busy) { again = true; return; }
+    busy = true;
+    clearTimeout(pollTimer);
     try { await fn(); } catch (e) { if (e.status !== 401) console.warn(e); }
-    if (token === renderToken) pollTimer = setTimeout(tick, ms);
+    busy = false;
+    if (token !== renderToken) return;
+    if (again) { again = false; tick(); return; }
+    pollTimer = setTimeout(tick, ms);
   };
+  refreshNow = tick;
   tick();
 }
 function route() {
@@ -356,6 +367,9 @@ function jobsView(params) {
     h('div', { class: 'actions' },
       h('button', { type: 'button', id: 'bulk-cancel', onclick: () => bulk('cancel', filter) }, 'Cancel all matching…'),
       h('button', { type: 'button', id: 'bulk-retry', onclick: () => bulk('retry', filter) }, 'Retry all matching…'),
+      h('button', { type: 'button', id: 'bulk-requeue', onclick: () => bulk('requeue', filter),
+        title: 'Publish the queued jobs matching again: for a broker that lost their messages (a purged queue, a lost volume). A job whose message still exists runs once all the same.' },
+        'Requeue all matching…'),
       h('span', { id: 'bulk-result', class: 'muted' })),
     h('div', { class: 'table-wrap card' }, h('table', { id: 'jobs-table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'id'), h('th', {}, 'queue'), h('th', {}, 'type'),
@@ -400,13 +414,15 @@ async function bulk(action, filter) {
     const { matched, as_of } = await api(`/v1/admin/jobs/${action}${query({ ...filter, dry_run: 'true' })}`, { method: 'POST' });
     const what = Object.entries(filter).filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join(', ') || 'no filter: every job';
     if (!matched) { out.textContent = `No job to ${action} matches (${what}).`; return; }
-    const verb = action === 'cancel' ? 'Cancel' : 'Retry';
+    const verb = { cancel: 'Cancel', retry: 'Retry', requeue: 'Publish again' }[action];
     if (!(await confirmDialog(`${verb} ${matched} job${matched === 1 ? '' : 's'} matching ${what}?`))) return;
     // Only the jobs that existed when they were counted: none submitted while the dialog was open.
     const r = await api(`/v1/admin/jobs/${action}${query({ ...filter, created_before: filter.created_before || as_of })}`, { method: 'POST' });
-    out.textContent = `${action === 'cancel' ? 'Cancelled' : 'Retried'} ${r.applied} job${r.applied === 1 ? '' : 's'}` +
+    const done = { cancel: 'Cancelled', retry: 'Retried', requeue: 'Published again' }[action];
+    out.textContent = `${done} ${r.applied} job${r.applied === 1 ? '' : 's'}` +
       (r.complete ? '.' : ' (more remain: run it again).');
     out.dataset.applied = r.applied;
+    refreshNow();  // the table shows the jobs as they are now
   } catch (e) { out.textContent = `Failed: ${e.message}`; }
 }
 

@@ -201,7 +201,41 @@ try {
   }
   const late = await call('GET', `/v1/jobs/${latecomer}`);
   if (late.state !== 'scheduled') throw new Error(`the job submitted during the confirmation is ${late.state}`);
+  // The table is refreshed: only the latecomer is still scheduled.
+  await page.waitForFunction((id) => {
+    const rows = document.querySelectorAll('#jobs-table tbody tr[data-id]');
+    return rows.length === 1 && rows[0].dataset.id === id;
+  }, latecomer, wait);
   await shot(page, '10-bulk-cancelled');
+
+  step = 'requeue the queued jobs of a paused queue (as after a broker that lost them)';
+  await call('POST', '/v1/admin/queues/processing/pause');
+  const lost = `lost-${Date.now()}`;
+  const queued = [];
+  for (let i = 0; i < 2; i++) queued.push((await submit({ type: 'noop', payload: { echo: lost } })).id);
+  await page.fill('#search-input', lost);
+  await page.selectOption('#filters select[name="state"]', 'queued');
+  await page.click('#search');
+  await page.waitForFunction(() => document.querySelectorAll('#jobs-table tbody tr[data-id]').length === 2, null, wait);
+  await page.click('#bulk-requeue');
+  await page.waitForSelector('#confirm:not([hidden])', wait);
+  const asked = await page.textContent('#confirm-text');
+  if (!asked.includes('Publish again 2 jobs')) throw new Error(`the confirmation says: ${asked}`);
+  await page.click('#confirm-ok');
+  await page.waitForSelector('#bulk-result[data-applied="2"]', wait);
+  for (const id of queued) {
+    const { events } = await call('GET', `/v1/jobs/${id}/events`);
+    if (!events.some((e) => e.from === 'queued' && e.to === 'scheduled'))
+      throw new Error(`job ${id} was not handed back to the scheduler: ${JSON.stringify(events)}`);
+  }
+  await call('POST', '/v1/admin/queues/processing/resume');
+  for (const id of queued) {
+    const t = Date.now();
+    while ((await call('GET', `/v1/jobs/${id}`)).state !== 'succeeded') {
+      if (Date.now() - t > wait.timeout) throw new Error(`requeued job ${id} did not succeed`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 
   step = 'the overview on a phone';
   await page.setViewportSize({ width: 390, height: 844 });
