@@ -87,7 +87,12 @@ api_metrics::api_metrics(metrics::registry& reg)
       workers(
           reg.add_gauge("jobs_queue_workers", "Worker processes of live supervisors", {"queue"})),
       workers_desired(reg.add_gauge("jobs_queue_workers_desired",
-                                    "Worker processes the scaling policy asks for", {"queue"})) {}
+                                    "Worker processes the scaling policy asks for", {"queue"})),
+      dead_letter_messages(reg.add_gauge("jobs_dead_letter_messages",
+                                         "Messages kept in the dead-letter queue jobs.dead "
+                                         "(the newest JOBS_DEAD_LETTER_MAX)",
+                                         {})
+                               .with({})) {}
 
 void api_metrics::set_queue_stats(const std::vector<queue_stats>& stats) {
   for (const auto& q : stats) {

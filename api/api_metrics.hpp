@@ -23,6 +23,7 @@
 //   jobs_queue_oldest_age_seconds{queue}                 age of the oldest queued job; 0 if none
 //   jobs_queue_ready|unacked|consumers{queue}            as GET /v1/queues (common/queue_stats.hpp)
 //   jobs_queue_workers{queue}, jobs_queue_workers_desired{queue}   the same
+//   jobs_dead_letter_messages                            messages kept in jobs.dead
 //   jobs_in_state{queue,state}                           jobs in each state (the final
 //                                                        states: recounted every
 //                                                        final_every, at most)
@@ -73,6 +74,7 @@ struct api_metrics {
   metrics::family<metrics::gauge>& consumers;
   metrics::family<metrics::gauge>& workers;
   metrics::family<metrics::gauge>& workers_desired;
+  metrics::gauge& dead_letter_messages;
 
   /// Sets depth, oldest_age and in_state from the jobs table; in_state's
   /// final states only when `final_every` has passed since they were last

@@ -94,7 +94,7 @@ int serve(const config& cfg) {
   publisher pub({cfg.amqp_url,
                  cfg.amqp_heartbeat_s,
                  cfg.publish_timeout,
-                 {cfg.queue_delivery_limit},
+                 {cfg.queue_delivery_limit, cfg.dead_letter_max},
                  &measures.confirm_seconds,
                  &measures.unconfirmed});
   db_pool reads(cfg.pg_url, cfg.pg_pool_size);
@@ -112,7 +112,8 @@ int serve(const config& cfg) {
                         return schedule_round(c, pub) >= scheduler_batch;
                       });
   dead_letter_recovery dead_letters(cfg.pg_url, cfg.amqp_url, cfg.amqp_heartbeat_s,
-                                    {cfg.queue_delivery_limit}, pub, &measures.dead_letters);
+                                    {cfg.queue_delivery_limit, cfg.dead_letter_max}, pub,
+                                    &measures.dead_letters);
   periodic_task history(cfg.pg_url, std::chrono::seconds(2), "queue history sample",
                         [](pqxx::connection& c) {
                           sample_queue_history(c);

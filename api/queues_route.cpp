@@ -92,6 +92,8 @@ struct platform_backend::stats_source {
           auto n = inspect_queue(*conn, q);
           out[std::string(q)] = {n.messages, n.consumers};
         }
+        auto dead = inspect_queue(*conn, dead_queue);
+        out[std::string(dead_queue)] = {dead.messages, dead.consumers};
         return out;
       } catch (const amqp_error&) {
         // A connection idle past its heartbeats is closed by the broker: one more try.
@@ -137,7 +139,9 @@ boost::asio::awaitable<std::string> platform_backend::queue_stats() {
   if (!broker) throw amqp_error("the message broker's queues could not be read");
   // By value: a call past its deadline may still run after this coroutine.
   auto op = [broker = std::move(*broker), s = stats_](pqxx::connection& c) {
-    return queue_stats_json(read_queue_stats(c, broker, s->defaults));
+    auto dead = broker.find(std::string(dead_queue));
+    return queue_stats_json(read_queue_stats(c, broker, s->defaults),
+                            dead == broker.end() ? 0 : dead->second.ready);
   };
   auto json = co_await db_call(reads_, op);
   co_return json;
@@ -156,7 +160,11 @@ boost::asio::awaitable<void> platform_backend::refresh_metrics(api_metrics& m) {
                                                   std::chrono::steady_clock::now() - began));
   auto read = [&m, broker = std::move(broker), s = stats_](pqxx::connection& c) {
     m.read_job_counts(c);
-    if (s && broker) m.set_queue_stats(read_queue_stats(c, *broker, s->defaults));
+    if (s && broker) {
+      m.set_queue_stats(read_queue_stats(c, *broker, s->defaults));
+      if (auto dead = broker->find(std::string(dead_queue)); dead != broker->end())
+        m.dead_letter_messages.set(static_cast<double>(dead->second.ready));
+    }
     return 0;
   };
   co_await db_call(reads_, read, left);

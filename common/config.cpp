@@ -121,6 +121,7 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_SCHEDULER_INTERVAL_MS", ms(c.scheduler_interval, 10, 60000)},
       {"JOBS_AMQP_HEARTBEAT_S", integer(c.amqp_heartbeat_s, 0, 3600)},
       {"JOBS_QUEUE_DELIVERY_LIMIT", integer(c.queue_delivery_limit, 1, 1000)},
+      {"JOBS_DEAD_LETTER_MAX", integer(c.dead_letter_max, 1, 100000000)},
       {"JOBS_WORKER_QUEUE", text(c.worker_queue)},
       {"JOBS_WORKER_CONCURRENCY", integer(c.worker_concurrency, 1, 4096)},
       {"JOBS_WORKER_PREFETCH", integer(c.worker_prefetch, 0, 65535)},

@@ -42,6 +42,7 @@
 //   JOBS_SCHEDULER_INTERVAL_MS   200
 //   JOBS_AMQP_HEARTBEAT_S        30
 //   JOBS_QUEUE_DELIVERY_LIMIT    10 deliveries before a message is dead-lettered
+//   JOBS_DEAD_LETTER_MAX         100000 messages jobs.dead keeps (the newest)
 //   JOBS_WORKER_QUEUE            processing
 //   JOBS_WORKER_CONCURRENCY      8 handler threads
 //   JOBS_WORKER_PREFETCH         2 x concurrency (a worker with async handlers raises it
@@ -153,6 +154,7 @@ struct config {
   std::chrono::milliseconds scheduler_interval{200};
   int amqp_heartbeat_s = 30;
   int queue_delivery_limit = 10;
+  long dead_letter_max = 100000;
   std::string worker_queue = "processing";
   int worker_concurrency = 8;
   int worker_prefetch = 0;  ///< 0: twice the concurrency

@@ -104,7 +104,7 @@ std::vector<queue_stats> read_queue_stats(pqxx::connection& c,
   return out;
 }
 
-std::string queue_stats_json(const std::vector<queue_stats>& queues) {
+std::string queue_stats_json(const std::vector<queue_stats>& queues, unsigned dead_letters) {
   std::string out = R"({"queues":[)";
   for (std::size_t i = 0; i < queues.size(); ++i) {
     const auto& q = queues[i];
@@ -116,7 +116,7 @@ std::string queue_stats_json(const std::vector<queue_stats>& queues) {
         q.policy.min_workers, q.policy.max_workers, q.supervised, round3(q.completed_per_s),
         round3(q.oldest_waiting_age_s), q.paused);
   }
-  return out + "]}";
+  return out + fmt::format(R"(],"dead_letters":{}}})", dead_letters);
 }
 
 void write_pool_heartbeat(pqxx::connection& c, const std::string& supervisor_id,

@@ -67,7 +67,7 @@ std::vector<queue_stats> read_queue_stats(pqxx::connection& c,
 
 /// {"queues":[{name, ready, unacked, consumers, workers:{running, desired,
 /// min, max}, completed_per_s, oldest_waiting_age_s, paused}, …]}
-std::string queue_stats_json(const std::vector<queue_stats>& queues);
+std::string queue_stats_json(const std::vector<queue_stats>& queues, unsigned dead_letters);
 
 /// Upserts the supervisor's row for `queue`, alive for `ttl`.
 void write_pool_heartbeat(pqxx::connection& c, const std::string& supervisor_id,

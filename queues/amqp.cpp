@@ -1,6 +1,7 @@
 #include "queues/amqp.hpp"
 
 #include "common/job.hpp"
+#include "common/log.hpp"
 
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
@@ -153,6 +154,14 @@ bool amqp_connection::has_buffered_input() const {
   return amqp_frames_enqueued(conn_) || amqp_data_in_buffer(conn_);
 }
 
+void amqp_connection::reopen_channel() {
+  amqp_channel_close_ok_t ok{};
+  check_status(amqp_send_method(conn_, channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok),
+               "channel.close-ok");
+  amqp_channel_open(conn_, channel);
+  check_rpc("channel.open");
+}
+
 void amqp_connection::check_status(int status, const char* what) {
   if (status < 0) throw amqp_error(fmt::format("{}: {}", what, amqp_error_string2(status)));
 }
@@ -214,9 +223,26 @@ void declare_topology(amqp_connection& c, const topology_options& o) {
                         amqp_empty_table);
   c.check_rpc("exchange.declare jobs.dlx");
 
-  amqp_table_entry_t dead_args[] = {string_entry("x-queue-type", "quorum")};
+  amqp_table_entry_t dead_args[] = {string_entry("x-queue-type", "quorum"),
+                                    int_entry("x-max-length", o.dead_letter_max),
+                                    string_entry("x-overflow", "drop-head")};
+  try {
+    declare_quorum_queue(c, dead_queue, amqp_table_t{3, dead_args});
+  } catch (const amqp_error& e) {
+    // 406: declared before with other arguments; the broker closed the
+    // channel. Keep the queue as it is.
+    if (std::string_view(e.what()).find("closed by broker: 406") == std::string_view::npos) throw;
+    c.reopen_channel();
+    log_warn(
+        "jobs.dead exists with another bound: kept as it is; delete it to apply "
+        "JOBS_DEAD_LETTER_MAX (its messages are copies kept for people)",
+        {{"dead_letter_max", static_cast<std::int64_t>(o.dead_letter_max)},
+         {"error", std::string(e.what())}});
+    amqp_queue_declare(raw, ch, as_bytes(dead_queue), 1, 0, 0, 0, amqp_empty_table);
+    c.check_rpc("queue.declare passive jobs.dead");
+  }
+  declare_quorum_queue(c, rescue_queue, amqp_table_t{1, dead_args});
   for (auto q : {dead_queue, rescue_queue}) {
-    declare_quorum_queue(c, q, amqp_table_t{1, dead_args});
     amqp_queue_bind(raw, ch, as_bytes(q), as_bytes(dead_exchange), amqp_cstring_bytes(""),
                     amqp_empty_table);
     c.check_rpc("queue.bind to jobs.dlx");

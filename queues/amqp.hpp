@@ -6,13 +6,19 @@
 //   exchange `jobs` (direct, durable)         -> queue per family, bound by its name
 //   queues `email`, `processing`, `webhooks`  quorum, durable, x-delivery-limit,
 //                                             dead-lettered to `jobs.dlx`
-//   exchange `jobs.dlx` (fanout, durable)     -> queue `jobs.dead` (quorum)
+//   exchange `jobs.dlx` (fanout, durable)     -> queue `jobs.dead` (quorum,
+//                                                x-max-length, drop-head)
 //                                             -> queue `jobs.rescue` (quorum)
 // A message that was delivered `delivery_limit` times without an ack (a
 // worker crashing on it again and again) is dead-lettered, never looping.
 // The fanout gives each dead letter two copies: `jobs.dead` keeps one for
 // people to inspect, and the API's dead-letter recovery consumes the other
 // (api/dead_letter_recovery.hpp) and republishes jobs still `queued`.
+// `jobs.dead` keeps the newest `dead_letter_max` (the oldest are dropped), so
+// that a flood of dead letters cannot fill the broker's disk and stop every
+// publisher with an alarm. A `jobs.dead` declared before with another bound
+// (or none) is kept as it is, with a warning: the broker refuses to change
+// a queue's arguments, and its messages are for people, not the platform.
 //
 // TLS (amqps://): the broker's certificate is verified against the CA file
 // (or the system's CAs) and its name against the URL's host; a failed
@@ -79,6 +85,10 @@ class amqp_connection {
   /// True when rabbitmq-c holds unread frames or bytes (poll() would not see them).
   bool has_buffered_input() const;
 
+  /// After the broker closed the channel (an amqp_error from check_rpc
+  /// saying "channel closed by broker"): acknowledges the close and opens
+  /// the channel again.
+  void reopen_channel();
   /// Throws amqp_error unless the last synchronous call succeeded.
   void check_rpc(const char* what);
   /// Throws amqp_error for a negative rabbitmq-c status code.
@@ -92,6 +102,7 @@ class amqp_connection {
 
 struct topology_options {
   int delivery_limit = 10;
+  long dead_letter_max = 100000;  ///< messages `jobs.dead` keeps
 };
 /// Declares exchanges, queues and bindings; safe to run any number of times.
 void declare_topology(amqp_connection& c, const topology_options& o);

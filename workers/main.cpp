@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
               .prefetch = cfg.worker_prefetch,
               .heartbeat_s = cfg.amqp_heartbeat_s,
               .delivery_limit = cfg.queue_delivery_limit,
+              .dead_letter_max = cfg.dead_letter_max,
               .lease = cfg.worker_lease,
               .shutdown = cfg.worker_shutdown,
               .job_timeout = cfg.worker_job_timeout,

@@ -47,7 +47,8 @@ void worker::impl::connect_amqp() {
   // message until the resume: it would hold up to its prefetch unstarted.
   paused = with_db([&](pqxx::connection& c) { return pauses.paused(c); });
   amqp = std::make_unique<consumer>(brokers.connect(o().heartbeat_s), o().queue, o().prefetch,
-                                    topology_options{o().delivery_limit}, !paused);
+                                    topology_options{o().delivery_limit, o().dead_letter_max},
+                                    !paused);
   if (paused) log_info("queue paused; waiting to consume", {{"queue", o().queue}});
   log_info(paused ? "worker connected" : "worker consuming",
            {{"queue", o().queue},

@@ -63,6 +63,7 @@ struct worker_options {
   int prefetch = 16;
   int heartbeat_s = 30;
   int delivery_limit = 10;
+  long dead_letter_max = 100000;  ///< topology_options (queues/amqp.hpp)
   std::chrono::milliseconds lease{60000};
   std::chrono::milliseconds shutdown{30000};
   std::chrono::milliseconds job_timeout{300000};  ///< for jobs without their own timeout_ms

@@ -148,9 +148,15 @@ std::string format_queues(const json::value& answer) {
                       rate < 0 ? "-" : fmt::format("{:.1f}", rate),
                       !age || age->is_null() ? "-" : short_duration(as_double(age))});
     }
-  return format_table(
+  auto out = format_table(
       {"QUEUE", "READY", "UNACKED", "CONSUMERS", "WORKERS (RUN/WANT MIN..MAX)", "DONE/S", "OLDEST"},
       rows);
+  // Dead letters kept for people (jobs.dead), when there are any.
+  if (answer.is_object())
+    if (auto* d = answer.get_object().if_contains("dead_letters");
+        d && d->is_int64() && d->get_int64() > 0)
+      out += fmt::format("{} dead letters kept in jobs.dead\n", d->get_int64());
+  return out;
 }
 
 std::string format_keys(const json::array& keys) {

@@ -97,7 +97,8 @@ TEST_CASE("live supervisors' rows give running workers and the newest policy") {
   CHECK(p.desired == 6);  // 30 / 5
   CHECK_FALSE(find(all, "email").supervised);
 
-  auto json = boost::json::parse(queue_stats_json(all));
+  auto json = boost::json::parse(queue_stats_json(all, 7));
+  CHECK(json.at("dead_letters") == 7);
   const auto& q = json.at("queues").as_array();
   REQUIRE(q.size() == 3);
   auto proc =

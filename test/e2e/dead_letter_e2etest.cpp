@@ -122,6 +122,11 @@ TEST_CASE("a job whose message keeps being dead-lettered ends dead; other dead l
   CHECK(wait_until([&] { return dead_letters(p.port, "dropped") == 1; }, 10s));
   CHECK(dead_letters(p.port, "republished") == 3);
   CHECK(dead_letters(p.port, "buried") == 1);
+  // What jobs.dead holds, for operators: GET /v1/queues and /metrics.
+  CHECK(h.get("/v1/queues", key).json().at("dead_letters") == 5);
+  http_client scrape(p.port);
+  auto m = scrape.request(boost::beast::http::verb::get, "/metrics");
+  CHECK(prom_sum(parse_prom_text(m.body), "jobs_dead_letter_messages", {}) == 5);
 }
 
 TEST_CASE("workers killed past the delivery limit: the jobs they held unclaimed still run, once") {

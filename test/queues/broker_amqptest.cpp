@@ -69,6 +69,75 @@ TEST_CASE("topology is declared idempotently with quorum queues and a delivery l
   CHECK_THROWS_AS(declare_topology(c, {3}), amqp_error);
 }
 
+namespace {
+// Publishes messages with ids `first`..`first + n - 1` straight to `queue`
+// (the default exchange) and waits for the broker's confirm of the last: a
+// quorum queue confirms once the message is in its log, its bound applied.
+void publish_confirmed(amqp_connection& c, std::string_view queue, int first, int n) {
+  auto* raw = c.raw();
+  constexpr auto ch = amqp_connection::channel;
+  amqp_confirm_select(raw, ch);
+  c.check_rpc("confirm.select");
+  std::vector<std::string> ids;
+  for (int i = first; i < first + n; ++i) ids.push_back(std::to_string(i));
+  for (const auto& id : ids) {
+    amqp_basic_properties_t props{};
+    props._flags = AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.message_id = amqp_cstring_bytes(id.c_str());
+    props.delivery_mode = 2;
+    amqp_connection::check_status(
+        amqp_basic_publish(raw, ch, amqp_cstring_bytes(""), as_bytes(queue), 0, 0, &props,
+                           amqp_cstring_bytes("{}")),
+        "basic.publish");
+  }
+  uint64_t acked = 0;
+  while (acked < static_cast<uint64_t>(n)) {
+    amqp_frame_t f;
+    timeval tv{10, 0};
+    amqp_connection::check_status(amqp_simple_wait_frame_noblock(raw, &f, &tv), "wait for acks");
+    REQUIRE(f.frame_type == AMQP_FRAME_METHOD);
+    REQUIRE(f.payload.method.id == AMQP_BASIC_ACK_METHOD);
+    acked = static_cast<amqp_basic_ack_t*>(f.payload.method.decoded)->delivery_tag;
+  }
+}
+}  // namespace
+
+TEST_CASE("jobs.dead keeps the newest dead letters up to its bound; an older one is kept as is") {
+  scratch s;
+  auto addr = parse_amqp_url(s.amqp_url);
+  {
+    amqp_connection c(addr, 30);
+    declare_topology(c, {10, 3});
+    publish_confirmed(c, dead_queue, 0, 5);
+    CHECK(inspect_queue(c, dead_queue).messages == 3);
+  }
+  // The oldest went (drop-head): the newest three are left.
+  consumer dead(addr, 30, std::string(dead_queue), 10, {10, 3});
+  auto got = receive(dead, 3);
+  REQUIRE(got.size() == 3);
+  CHECK(got[0].message_id == "2");
+  CHECK(got[1].message_id == "3");
+  CHECK(got[2].message_id == "4");
+
+  // A jobs.dead declared without a bound (before JOBS_DEAD_LETTER_MAX): the
+  // broker refuses to change its arguments; the topology keeps it, warns,
+  // and the connection goes on.
+  scratch old;
+  amqp_connection c(parse_amqp_url(old.amqp_url), 30);
+  amqp_table_entry_t quorum;
+  quorum.key = amqp_cstring_bytes("x-queue-type");
+  quorum.value.kind = AMQP_FIELD_KIND_UTF8;
+  quorum.value.value.bytes = amqp_cstring_bytes("quorum");
+  amqp_queue_declare(c.raw(), amqp_connection::channel, as_bytes(dead_queue), 0, 1, 0, 0,
+                     amqp_table_t{1, &quorum});
+  c.check_rpc("queue.declare");
+  CHECK_NOTHROW(declare_topology(c, {10, 3}));
+  CHECK_NOTHROW(declare_topology(c, {10, 3}));
+  publish_confirmed(c, dead_queue, 0, 5);
+  CHECK(inspect_queue(c, dead_queue).messages == 5);
+  for (auto q : known_queues) CHECK(inspect_queue(c, q).messages == 0);
+}
+
 TEST_CASE("a confirmed message is consumed, acked and gone") {
   scratch s;
   publisher p({s.amqp_url, 30, 10s, {10}});

@@ -108,6 +108,11 @@ TEST_CASE("jobs, queues and keys as tables") {
   CHECK(queues.find("email              0      0        0          1 (no supervisor)") !=
         std::string::npos);
   CHECK(queues.find("webhooks (paused)  1      0        0          -") != std::string::npos);
+  CHECK(queues.find("dead letters") == std::string::npos);  // none counted
+  CHECK(format_queues(json::parse(R"({"queues":[],"dead_letters":4})"))
+            .ends_with("\n4 dead letters kept in jobs.dead\n"));
+  CHECK(format_queues(json::parse(R"({"queues":[],"dead_letters":0})")).find("dead") ==
+        std::string::npos);
 
   auto keys = format_keys(json::parse(R"([{"id":"7","prefix":"jk_3f9a1c","name":"ci",
     "role":"submitter","created_at":"2026-11-29T09:00:00Z","expires_at":null,
