@@ -270,7 +270,8 @@ function renderQueues(mine, broker) {
   });
   $('#queues-table tbody').replaceChildren(...rows);
   $('#queues-note').textContent = `Updated ${new Date(mine.sampled_at).toLocaleTimeString()}. ` +
-    (broker ? 'Ready, unacked and consumers from RabbitMQ.' : 'Ready counts from PostgreSQL (queued jobs).');
+    (broker ? 'Ready, unacked and consumers from RabbitMQ.' : 'Ready counts from PostgreSQL (queued jobs).') +
+    (broker && broker.dead_letters ? ` ${broker.dead_letters} dead letter${broker.dead_letters === 1 ? '' : 's'} kept in jobs.dead.` : '');
 }
 
 async function setPaused(queue, paused) {
