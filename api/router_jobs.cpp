@@ -249,7 +249,20 @@ boost::asio::awaitable<http_response> router::list_keys(const request_context& c
 }
 
 boost::asio::awaitable<http_response> router::revoke_key(const request_context& ctx) {
-  auto key = co_await backend_.revoke_key(ctx.who->tenant, ctx.param);
+  std::optional<std::string> key;
+  bool last = false;
+  try {
+    key = co_await backend_.revoke_key(ctx.who->tenant, ctx.param);
+  } catch (const last_admin_key&) {
+    last = true;
+  }
+  if (last)
+    co_return problem_response(
+        make_problem(409, "last_admin_key",
+                     "this is the tenant's last admin key that is neither revoked nor expired; "
+                     "create another admin key first (an operator can also run jobs-api "
+                     "create-key on the host)"),
+        ctx.req.version(), ctx.req.keep_alive());
   if (!key)
     co_return problem_response(make_problem(404, "not_found", "no key with this id"),
                                ctx.req.version(), ctx.req.keep_alive());

@@ -56,6 +56,7 @@ const std::map<std::string, std::string, std::less<>>& titles() {
       {"forbidden", "The API key's role does not allow this"},
       {"operator_only", "Needs a key of an operator tenant"},
       {"not_retryable", "Only a dead or failed job can be retried"},
+      {"last_admin_key", "The tenant's last admin key cannot be revoked"},
       {"not_found", "Not found"},
       {"not_cancellable", "The job is already finished and cannot be cancelled"},
       {"idempotency_key_reused", "The idempotency key was used for a different request"},

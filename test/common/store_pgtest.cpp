@@ -442,6 +442,55 @@ TEST_CASE("API keys are stored hashed and resolve to their tenant") {
   CHECK_FALSE(authenticate_key(*c, key));
 }
 
+TEST_CASE("the last usable admin key of a tenant is not revoked, however the revokes race") {
+  scratch s;
+  auto c = pg_connect(s.pg_url);
+  auto id_of = [&](const std::string& role, const std::string& tenant = "acme") {
+    auto doc = boost::json::parse(create_api_key_json(*c, tenant_id{tenant}, "k", role, ""));
+    return std::string(doc.at("id").as_string());
+  };
+  auto a = id_of("admin"), b = id_of("admin"), expired = id_of("admin"), sub = id_of("submitter");
+  id_of("admin", "other");  // another tenant's admin keys do not count
+  {
+    pqxx::nontransaction n(*c);
+    n.exec_params("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1",
+                  expired);
+  }
+  CHECK(revoke_api_key(*c, tenant_id{"acme"}, sub));
+  // a and b revoked at once from two connections: one goes, one stays.
+  std::promise<void> go;
+  auto start = go.get_future().share();
+  auto revoke = [&](std::string id) {
+    auto own = pg_connect(s.pg_url);
+    start.wait();
+    try {
+      return revoke_api_key(*own, tenant_id{"acme"}, id).has_value() ? 1 : 0;
+    } catch (const last_admin_key&) {
+      return 0;
+    }
+  };
+  auto ra = std::async(std::launch::async, revoke, a);
+  auto rb = std::async(std::launch::async, revoke, b);
+  go.set_value();
+  int a_went = ra.get(), b_went = rb.get();
+  CHECK(a_went + b_went == 1);
+  auto left = a_went ? b : a, gone = a_went ? a : b;
+  auto live = [&] {
+    pqxx::nontransaction n(*c);
+    return n
+        .exec(
+            "SELECT count(*) FROM api_keys WHERE tenant_id = 'acme' AND role = 'admin' "
+            "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())")[0][0]
+        .as<int>();
+  };
+  CHECK(live() == 1);
+  // The expired one does not count, and revoking it (or a revoked one) is fine.
+  CHECK(revoke_api_key(*c, tenant_id{"acme"}, expired));
+  CHECK(revoke_api_key(*c, tenant_id{"acme"}, gone));
+  CHECK_THROWS_AS(revoke_api_key(*c, tenant_id{"acme"}, left), last_admin_key);
+  CHECK(live() == 1);
+}
+
 TEST_CASE("a claim racing the scheduler's publish waits for its commit and takes the job") {
   scratch s;
   auto scheduler_conn = pg_connect(s.pg_url);

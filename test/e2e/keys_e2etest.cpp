@@ -95,6 +95,26 @@ TEST_CASE(
   CHECK(call(h, http::verb::delete_, "/v1/keys/999999", admin).status == 404);
   CHECK(call(h, http::verb::delete_, "/v1/keys/x'--", admin).status == 404);
 
+  // The tenant's last usable admin key is not revoked (409, nothing
+  // changed): revoking it would leave the tenant no key management.
+  std::string admin_id;
+  auto keys = call(h, http::verb::get, "/v1/keys", admin).json();
+  for (const auto& k : keys.at("keys").as_array())
+    if (k.at("role") == "admin") admin_id = std::string(k.at("id").as_string());
+  REQUIRE(!admin_id.empty());
+  auto last = call(h, http::verb::delete_, "/v1/keys/" + admin_id, admin);
+  CHECK(last.status == 409);
+  CHECK(last.json().at("code") == "last_admin_key");
+  CHECK(call(h, http::verb::get, "/v1/keys", admin).status == 200);
+  // With a second admin key, the first can go; then the second is the last.
+  auto second = call(h, http::verb::post, "/v1/keys", admin, R"({"name":"ops","role":"admin"})");
+  REQUIRE(second.status == 201);
+  std::string second_key(second.json().at("key").as_string()),
+      second_id(second.json().at("id").as_string());
+  CHECK(call(h, http::verb::delete_, "/v1/keys/" + admin_id, second_key).status == 200);
+  CHECK(call(h, http::verb::delete_, "/v1/keys/" + second_id, second_key).status == 409);
+  CHECK(call(h, http::verb::get, "/v1/keys", second_key).status == 200);
+
   // No key of this run is in any log.
   p.more_apis.clear();
   auto logs = all_logs(p.log_dir);
