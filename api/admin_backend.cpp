@@ -27,10 +27,10 @@ boost::asio::awaitable<bulk_outcome> api_backend::apply_bulk(const tenant_id&, c
   co_return bulk_outcome{};
 }
 
-boost::asio::awaitable<void> api_backend::set_queue_paused(const std::string&, bool,
+boost::asio::awaitable<bool> api_backend::set_queue_paused(const std::string&, bool,
                                                            const std::string&) {
   no_admin();
-  co_return;
+  co_return false;
 }
 
 boost::asio::awaitable<std::string> api_backend::queue_overview() {
@@ -65,16 +65,17 @@ boost::asio::awaitable<bulk_outcome> platform_backend::apply_bulk(const tenant_i
   co_return out;
 }
 
-boost::asio::awaitable<void> platform_backend::set_queue_paused(const std::string& queue,
+boost::asio::awaitable<bool> platform_backend::set_queue_paused(const std::string& queue,
                                                                 bool paused,
                                                                 const std::string& by) {
   auto op = [queue, paused, by](pqxx::connection& c) {
     pqxx::work w(c);
-    jobs::set_queue_paused(w, queue, paused, by);
+    bool changed = jobs::set_queue_paused(w, queue, paused, by);
     w.commit();
-    return true;
+    return changed;
   };
-  co_await db_call(reads_, op);
+  auto changed = co_await db_call(reads_, op);
+  co_return changed;
 }
 
 boost::asio::awaitable<std::string> platform_backend::queue_overview() {

@@ -100,8 +100,8 @@ boost::asio::awaitable<http_response> router::pause_queue(const request_context&
   if (!is_known_queue(ctx.param))
     co_return fail(make_problem(404, "not_found", "no such queue"), ctx.req);
   std::string by = ctx.who->tenant.value;
-  co_await backend_.set_queue_paused(ctx.param, true, by);
-  boost::json::object body{{"queue", ctx.param}, {"paused", true}};
+  bool changed = co_await backend_.set_queue_paused(ctx.param, true, by);
+  boost::json::object body{{"queue", ctx.param}, {"paused", true}, {"changed", changed}};
   co_return json_response(http::status::ok, boost::json::serialize(body), ctx.req);
 }
 
@@ -109,8 +109,8 @@ boost::asio::awaitable<http_response> router::resume_queue(const request_context
   if (!is_known_queue(ctx.param))
     co_return fail(make_problem(404, "not_found", "no such queue"), ctx.req);
   std::string by = ctx.who->tenant.value;
-  co_await backend_.set_queue_paused(ctx.param, false, by);
-  boost::json::object body{{"queue", ctx.param}, {"paused", false}};
+  bool changed = co_await backend_.set_queue_paused(ctx.param, false, by);
+  boost::json::object body{{"queue", ctx.param}, {"paused", false}, {"changed", changed}};
   co_return json_response(http::status::ok, boost::json::serialize(body), ctx.req);
 }
 

@@ -99,7 +99,8 @@ class api_backend {
                                                   bulk_action a);
   virtual boost::asio::awaitable<bulk_outcome> apply_bulk(const tenant_id& t, const job_filter& f,
                                                           bulk_action a);
-  virtual boost::asio::awaitable<void> set_queue_paused(const std::string& queue, bool paused,
+  /// False when the queue already was so.
+  virtual boost::asio::awaitable<bool> set_queue_paused(const std::string& queue, bool paused,
                                                         const std::string& by);
   virtual boost::asio::awaitable<std::string> queue_overview();
   virtual boost::asio::awaitable<std::optional<std::string>> queue_history(

@@ -68,7 +68,7 @@ class platform_backend final : public api_backend {
                                           bulk_action a) override;
   boost::asio::awaitable<bulk_outcome> apply_bulk(const tenant_id& t, const job_filter& f,
                                                   bulk_action a) override;
-  boost::asio::awaitable<void> set_queue_paused(const std::string& queue, bool paused,
+  boost::asio::awaitable<bool> set_queue_paused(const std::string& queue, bool paused,
                                                 const std::string& by) override;
   boost::asio::awaitable<std::string> queue_overview() override;
   boost::asio::awaitable<std::optional<std::string>> queue_history(

@@ -92,10 +92,17 @@ constexpr const char* count_requeue_sql = "SELECT count(*) FROM jobs WHERE" JOBS
 
 constexpr const char* notify_cancels_sql = "SELECT pg_notify($1, x) FROM unnest($2::text[]) AS x";
 
+// Whether it changed: a row was written (a concurrent call that wrote first
+// leaves this one nothing to write) and the queue was not already so (no
+// row: running).
 constexpr const char* set_paused_sql = R"(
-  INSERT INTO queue_controls (queue, paused, changed_at, changed_by) VALUES ($1, $2, now(), $3)
-  ON CONFLICT (queue) DO UPDATE SET paused = $2, changed_at = now(), changed_by = $3
-  WHERE queue_controls.paused IS DISTINCT FROM $2)";
+  WITH prev AS (SELECT paused FROM queue_controls WHERE queue = $1),
+  up AS (
+    INSERT INTO queue_controls (queue, paused, changed_at, changed_by) VALUES ($1, $2, now(), $3)
+    ON CONFLICT (queue) DO UPDATE SET paused = $2, changed_at = now(), changed_by = $3
+    WHERE queue_controls.paused IS DISTINCT FROM $2
+    RETURNING 1)
+  SELECT EXISTS (SELECT FROM up) AND coalesce((SELECT paused FROM prev), false) <> $2)";
 
 constexpr const char* overview_sql = R"(
   WITH q AS (SELECT unnest($1::text[]) AS queue),
@@ -316,9 +323,10 @@ bulk_outcome apply_bulk(pqxx::connection& c, const tenant_id& t, const job_filte
   return out;
 }
 
-void set_queue_paused(pqxx::work& w, const std::string& queue, bool paused, const std::string& by) {
-  w.exec_params(set_paused_sql, queue, paused, by);
+bool set_queue_paused(pqxx::work& w, const std::string& queue, bool paused, const std::string& by) {
+  bool changed = w.exec_params1(set_paused_sql, queue, paused, by)[0].as<bool>();
   w.exec_params("SELECT pg_notify($1, $2)", std::string(pause_channel), queue);
+  return changed;
 }
 
 bool queue_paused(pqxx::connection& c, const std::string& queue) {

@@ -50,8 +50,9 @@ bulk_outcome apply_bulk(pqxx::connection& c, const tenant_id& t, const job_filte
 /// The channel on which a queue's pause or resume is announced; the
 /// payload is the queue's name.
 inline constexpr const char* pause_channel = "jobs_queue_pause";
-/// Pauses or resumes a queue (persisted; NOTIFY on `pause_channel` at commit).
-void set_queue_paused(pqxx::work& w, const std::string& queue, bool paused, const std::string& by);
+/// Pauses or resumes a queue (persisted; NOTIFY on `pause_channel` at
+/// commit). False when it already was (nothing changed, `changed_at` kept).
+bool set_queue_paused(pqxx::work& w, const std::string& queue, bool paused, const std::string& by);
 bool queue_paused(pqxx::connection& c, const std::string& queue);
 
 /// Per queue: scheduled, ready (queued), running, oldest_waiting_age_s,

@@ -26,10 +26,16 @@ int cmd_pause(const context& c) {
   const auto& queue = c.args.positionals[0];
   auto verb = c.args.command->name;  // pause or resume
   auto a = call(c, "POST", fmt::format("/v1/admin/queues/{}/{}", url_encode(queue), verb));
-  if (c.json)
+  if (c.json) {
     print_raw(c, a);
+    return 0;
+  }
+  // `changed: false`: it already was (an older API says nothing: changed).
+  bool changed = text(a.json.as_object(), "changed") != "false";
+  if (verb == "pause")
+    c.out << queue << (changed ? " paused\n" : " was already paused\n");
   else
-    c.out << fmt::format("{} {}\n", queue, verb == "pause" ? "paused" : "resumed");
+    c.out << queue << (changed ? " resumed\n" : " was not paused\n");
   return 0;
 }
 

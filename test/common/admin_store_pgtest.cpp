@@ -124,22 +124,26 @@ TEST_CASE("pausing a paused queue keeps the time it was paused") {
   };
   {
     pqxx::work w(*c);
-    set_queue_paused(w, "email", true, "first");
+    CHECK(set_queue_paused(w, "email", true, "first"));
     w.commit();
   }
   auto first = changed_at();
   {
     pqxx::work w(*c);
-    set_queue_paused(w, "email", true, "second");
+    CHECK_FALSE(set_queue_paused(w, "email", true, "second"));
     w.commit();
   }
   CHECK(changed_at() == first);
   CHECK(queue_paused(*c, "email"));
   {
     pqxx::work w(*c);
-    set_queue_paused(w, "email", false, "third");
+    CHECK(set_queue_paused(w, "email", false, "third"));
     w.commit();
   }
   CHECK(changed_at() != first);
   CHECK_FALSE(queue_paused(*c, "email"));
+  {
+    pqxx::work w(*c);
+    CHECK_FALSE(set_queue_paused(w, "webhooks", false, "never paused"));
+  }
 }

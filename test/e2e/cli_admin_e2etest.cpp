@@ -123,6 +123,7 @@ TEST_CASE("jobsctl pause and resume a queue; bulk cancel and retry by filter") {
   auto paused = cli({"pause", "processing"});
   CHECK(paused.status == 0);
   CHECK(paused.out == "processing paused\n");
+  CHECK(cli({"pause", "processing"}).out == "processing was already paused\n");
   CHECK(count(s.pg_url, "SELECT count(*) FROM queue_controls WHERE paused") == 1);
   CHECK(cli({"pause", "nope"}).status == 1);
   // Paused: these wait queued.
