@@ -92,8 +92,16 @@ struct platform_backend::stats_source {
           auto n = inspect_queue(*conn, q);
           out[std::string(q)] = {n.messages, n.consumers};
         }
-        auto dead = inspect_queue(*conn, dead_queue);
-        out[std::string(dead_queue)] = {dead.messages, dead.consumers};
+        try {
+          auto dead = inspect_queue(*conn, dead_queue);
+          out[std::string(dead_queue)] = {dead.messages, dead.consumers};
+        } catch (const amqp_error& e) {
+          // Deleted by hand (to apply a new bound): none kept until a
+          // process declares it again at its start.
+          if (std::string_view(e.what()).find("closed by broker: 404") == std::string_view::npos)
+            throw;
+          conn->reopen_channel();
+        }
         return out;
       } catch (const amqp_error&) {
         // A connection idle past its heartbeats is closed by the broker: one more try.

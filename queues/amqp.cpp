@@ -211,6 +211,25 @@ void declare_quorum_queue(amqp_connection& c, std::string_view name, amqp_table_
   c.check_rpc("queue.declare");
 }
 
+// Declares the queue; one declared before with other arguments (the broker
+// answers 406 and closes the channel: it never changes a queue's arguments)
+// is kept as it is, with a warning, rather than keeping every process from
+// connecting.
+void declare_or_keep(amqp_connection& c, std::string_view name, amqp_table_t args,
+                     std::string_view warning, boost::json::object fields) {
+  try {
+    declare_quorum_queue(c, name, args);
+  } catch (const amqp_error& e) {
+    if (std::string_view(e.what()).find("closed by broker: 406") == std::string_view::npos) throw;
+    c.reopen_channel();
+    fields["error"] = e.what();
+    log_warn(warning, std::move(fields));
+    amqp_queue_declare(c.raw(), amqp_connection::channel, as_bytes(name), 1, 0, 0, 0,
+                       amqp_empty_table);
+    c.check_rpc("queue.declare passive");
+  }
+}
+
 }  // namespace
 
 void declare_topology(amqp_connection& c, const topology_options& o) {
@@ -226,21 +245,10 @@ void declare_topology(amqp_connection& c, const topology_options& o) {
   amqp_table_entry_t dead_args[] = {string_entry("x-queue-type", "quorum"),
                                     int_entry("x-max-length", o.dead_letter_max),
                                     string_entry("x-overflow", "drop-head")};
-  try {
-    declare_quorum_queue(c, dead_queue, amqp_table_t{3, dead_args});
-  } catch (const amqp_error& e) {
-    // 406: declared before with other arguments; the broker closed the
-    // channel. Keep the queue as it is.
-    if (std::string_view(e.what()).find("closed by broker: 406") == std::string_view::npos) throw;
-    c.reopen_channel();
-    log_warn(
-        "jobs.dead exists with another bound: kept as it is; delete it to apply "
-        "JOBS_DEAD_LETTER_MAX (its messages are copies kept for people)",
-        {{"dead_letter_max", static_cast<std::int64_t>(o.dead_letter_max)},
-         {"error", std::string(e.what())}});
-    amqp_queue_declare(raw, ch, as_bytes(dead_queue), 1, 0, 0, 0, amqp_empty_table);
-    c.check_rpc("queue.declare passive jobs.dead");
-  }
+  declare_or_keep(c, dead_queue, amqp_table_t{3, dead_args},
+                  "jobs.dead exists with another bound: kept as it is; delete it and restart "
+                  "the API to apply JOBS_DEAD_LETTER_MAX (its messages are copies kept for people)",
+                  {{"dead_letter_max", static_cast<std::int64_t>(o.dead_letter_max)}});
   declare_quorum_queue(c, rescue_queue, amqp_table_t{1, dead_args});
   for (auto q : {dead_queue, rescue_queue}) {
     amqp_queue_bind(raw, ch, as_bytes(q), as_bytes(dead_exchange), amqp_cstring_bytes(""),
@@ -252,7 +260,12 @@ void declare_topology(amqp_connection& c, const topology_options& o) {
     amqp_table_entry_t args[] = {string_entry("x-queue-type", "quorum"),
                                  string_entry("x-dead-letter-exchange", "jobs.dlx"),
                                  int_entry("x-delivery-limit", o.delivery_limit)};
-    declare_quorum_queue(c, q, amqp_table_t{3, args});
+    declare_or_keep(c, q, amqp_table_t{3, args},
+                    "a job queue exists with other arguments: kept as it is (its delivery limit "
+                    "stays the one it was declared with); README, Configuration, says how to "
+                    "apply JOBS_QUEUE_DELIVERY_LIMIT",
+                    {{"queue", std::string(q)},
+                     {"delivery_limit", static_cast<std::int64_t>(o.delivery_limit)}});
     amqp_queue_bind(raw, ch, as_bytes(q), as_bytes(jobs_exchange), as_bytes(q), amqp_empty_table);
     c.check_rpc("queue.bind");
   }
