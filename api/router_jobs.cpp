@@ -259,9 +259,10 @@ boost::asio::awaitable<http_response> router::revoke_key(const request_context& 
   if (last)
     co_return problem_response(
         make_problem(409, "last_admin_key",
-                     "this is the tenant's last admin key that is neither revoked nor expired; "
-                     "create another admin key first (an operator can also run jobs-api "
-                     "create-key on the host)"),
+                     "no other admin key of the tenant lasts as long as this one (without an "
+                     "expiry, or expiring no sooner): revoking it would lock the tenant out of "
+                     "its keys; create another admin key first (an operator can also run "
+                     "jobs-api create-key on the host)"),
         ctx.req.version(), ctx.req.keep_alive());
   if (!key)
     co_return problem_response(make_problem(404, "not_found", "no key with this id"),

@@ -114,14 +114,18 @@ std::optional<std::string> revoke_api_key(pqxx::connection& c, const tenant_id& 
     return std::nullopt;
   pqxx::work w(c);
   // The tenant's usable admin keys, locked: a concurrent revoke waits here,
-  // then no longer counts the key this one revoked.
-  auto admins = w.exec_params1(
-      "WITH a AS (SELECT id FROM api_keys WHERE tenant_id = $1 AND role = 'admin' "
-      "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) FOR UPDATE) "
-      "SELECT count(*), bool_or(id = $2::bigint) IS TRUE FROM a",
+  // then no longer counts the key this one revoked. Refused when no other
+  // lasts as long as this one (no expiry lasts longest).
+  auto refused = w.exec_params1(
+      "WITH a AS (SELECT id, coalesce(expires_at, 'infinity') AS until FROM api_keys "
+      "WHERE tenant_id = $1 AND role = 'admin' AND revoked_at IS NULL "
+      "AND (expires_at IS NULL OR expires_at > now()) FOR UPDATE), "
+      "target AS (SELECT until FROM a WHERE id = $2::bigint) "
+      "SELECT EXISTS (SELECT FROM target) AND NOT EXISTS (SELECT FROM a, target "
+      "WHERE a.id <> $2::bigint AND a.until >= target.until)",
       t.value, std::string(id));
-  if (admins[1].as<bool>() && admins[0].as<long>() == 1)
-    throw last_admin_key("this is the tenant's last admin key that is neither revoked nor expired");
+  if (refused[0].as<bool>())
+    throw last_admin_key("no other admin key of the tenant lasts as long as this one");
   auto r = w.exec_params(std::string("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
                                      "WHERE id = $1::bigint AND tenant_id = $2 RETURNING ") +
                              key_json_sql + "::text",

@@ -50,17 +50,19 @@ std::string create_api_key_json(pqxx::connection& c, const tenant_id& t, const s
 /// {"keys": [{id, prefix, name, role, created_at, expires_at, revoked_at}]}.
 std::string list_api_keys_json(pqxx::connection& c, const tenant_id& t);
 
-/// Thrown by revoke_api_key for the tenant's last usable admin key.
+/// Thrown by revoke_api_key for an admin key that no other outlasts.
 struct last_admin_key : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
 /// Revokes the tenant's key `id` (a decimal id). The key as listed, or
 /// nullopt when the tenant has no such key. Revoking twice keeps the first
-/// time. Throws last_admin_key, revoking nothing, when `id` is the tenant's
-/// only admin key neither revoked nor expired: the tenant would lose its
-/// key management and admin API until an operator ran `jobs-api
-/// create-key`. Concurrent revokes of its last two admin keys leave one.
+/// time. Throws last_admin_key, revoking nothing, when `id` is a usable
+/// admin key (neither revoked nor expired) and no other usable admin key of
+/// the tenant lasts as long (none without expiry, or expiring no sooner): a
+/// revoke never shortens the tenant's admin access, which it would need an
+/// operator's `jobs-api create-key` to get back. Concurrent revokes of its
+/// last two admin keys leave one.
 std::optional<std::string> revoke_api_key(pqxx::connection& c, const tenant_id& t,
                                           std::string_view id);
 

@@ -489,6 +489,27 @@ TEST_CASE("the last usable admin key of a tenant is not revoked, however the rev
   CHECK(revoke_api_key(*c, tenant_id{"acme"}, gone));
   CHECK_THROWS_AS(revoke_api_key(*c, tenant_id{"acme"}, left), last_admin_key);
   CHECK(live() == 1);
+  // A second admin key that expires does not outlast the one without an
+  // expiry: that one stays (the tenant would be locked out at the expiry);
+  // the expiring one can go.
+  auto soon = boost::json::parse(
+      create_api_key_json(*c, tenant_id{"acme"}, "k", "admin", "2100-01-01T00:00:00Z"));
+  std::string soon_id(soon.at("id").as_string());
+  CHECK_THROWS_AS(revoke_api_key(*c, tenant_id{"acme"}, left), last_admin_key);
+  CHECK(revoke_api_key(*c, tenant_id{"acme"}, soon_id));
+  // Two that expire: the one expiring later stays, the sooner can go.
+  auto later = boost::json::parse(
+      create_api_key_json(*c, tenant_id{"other"}, "k", "admin", "2100-01-02T00:00:00Z"));
+  auto sooner = boost::json::parse(
+      create_api_key_json(*c, tenant_id{"other"}, "k", "admin", "2100-01-01T00:00:00Z"));
+  {
+    pqxx::nontransaction n(*c);
+    n.exec(
+        "UPDATE api_keys SET revoked_at = now() WHERE tenant_id = 'other' AND expires_at IS NULL");
+  }
+  CHECK_THROWS_AS(revoke_api_key(*c, tenant_id{"other"}, std::string(later.at("id").as_string())),
+                  last_admin_key);
+  CHECK(revoke_api_key(*c, tenant_id{"other"}, std::string(sooner.at("id").as_string())));
 }
 
 TEST_CASE("a claim racing the scheduler's publish waits for its commit and takes the job") {
