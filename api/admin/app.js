@@ -276,8 +276,9 @@ function renderQueues(mine, broker) {
 
 async function setPaused(queue, paused) {
   try {
-    await api(`/v1/admin/queues/${queue}/${paused ? 'pause' : 'resume'}`, { method: 'POST' });
-    toast(`${queue} ${paused ? 'paused: its workers stop taking jobs' : 'resumed'}`);
+    const r = await api(`/v1/admin/queues/${queue}/${paused ? 'pause' : 'resume'}`, { method: 'POST' });
+    if (r.changed === false) toast(`${queue} already was ${paused ? 'paused' : 'running'}: nothing changed`);
+    else toast(`${queue} ${paused ? 'paused: its workers stop taking jobs' : 'resumed'}`);
     route();
   } catch (e) { toast(`Failed: ${e.message}`); }
 }
