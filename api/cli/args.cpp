@@ -1,5 +1,6 @@
 #include "api/cli/args.hpp"
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -158,6 +159,49 @@ std::chrono::milliseconds parse_duration(std::string_view text, std::string_view
     throw usage_error(
         fmt::format("--{}: '{}' is not a duration (like 500ms, 30s, 5m, 2h, 1d)", option, text));
   return std::chrono::milliseconds(n * factor);
+}
+
+bool looks_like_rfc3339(std::string_view t) {
+  auto digits = [&](std::size_t at, std::size_t n) {
+    if (t.size() < at + n) return false;
+    return std::all_of(t.begin() + at, t.begin() + at + n,
+                       [](char ch) { return ch >= '0' && ch <= '9'; });
+  };
+  if (!(digits(0, 4) && t.size() >= 19 && t[4] == '-' && digits(5, 2) && t[7] == '-' &&
+        digits(8, 2) && (t[10] == 'T' || t[10] == 't') && digits(11, 2) && t[13] == ':' &&
+        digits(14, 2) && t[16] == ':' && digits(17, 2)))
+    return false;
+  std::size_t i = 19;
+  if (i < t.size() && t[i] == '.') {
+    std::size_t start = ++i;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+    if (i == start) return false;
+  }
+  if (i < t.size() && (t[i] == 'Z' || t[i] == 'z')) return i + 1 == t.size();
+  if (i < t.size() && (t[i] == '+' || t[i] == '-'))
+    return i + 6 == t.size() && digits(i + 1, 2) && t[i + 3] == ':' && digits(i + 4, 2);
+  return false;
+}
+
+std::string parse_time_or_ago(std::string_view text, std::string_view option,
+                              std::chrono::system_clock::time_point now) {
+  if (looks_like_rfc3339(text)) return std::string(text);
+  auto bad = [&] {
+    return usage_error(fmt::format(
+        "--{}: '{}' is not an RFC 3339 time (like 2026-12-01T09:00:00Z) or a duration ago "
+        "(like 30m, 2h, 7d)",
+        option, text));
+  };
+  std::chrono::milliseconds ago;
+  try {
+    ago = parse_duration(text, option);
+  } catch (const usage_error&) {
+    throw bad();
+  }
+  if (ago > std::chrono::hours(24 * 36525)) throw bad();
+  auto at = std::chrono::floor<std::chrono::seconds>(now) -
+            std::chrono::duration_cast<std::chrono::seconds>(ago);
+  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", at);
 }
 
 long parse_integer(std::string_view text, std::string_view option, long lo, long hi) {

@@ -61,6 +61,16 @@ parsed_args parse_args(const std::vector<std::string>& args,
 /// "1500ms", "30s", "5m", "2h", "1d"; a bare number is seconds.
 std::chrono::milliseconds parse_duration(std::string_view text, std::string_view option);
 
+/// YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM): the shape only (the
+/// API checks the values and the range).
+bool looks_like_rfc3339(std::string_view text);
+
+/// A time filter: an RFC 3339 time as given, or a duration ("2h", "7d")
+/// meaning that long before `now`, as RFC 3339 UTC. Anything else (or a
+/// duration over 100 years) is a usage_error.
+std::string parse_time_or_ago(std::string_view text, std::string_view option,
+                              std::chrono::system_clock::time_point now);
+
 /// A whole number in [lo, hi].
 long parse_integer(std::string_view text, std::string_view option, long lo, long hi);
 

@@ -121,8 +121,13 @@ std::string filter_query(const context& c) {
   add("queue", "queue");
   add("state", "state");
   add("type", "type");
-  add("created-after", "created_after");
-  add("created-before", "created_before");
+  // A time, or a duration ago ("2h"), checked here.
+  auto now = std::chrono::system_clock::now();
+  for (auto [name, key] :
+       {std::pair{"created-after", "created_after"}, std::pair{"created-before", "created_before"}})
+    if (auto v = c.args.get(name))
+      query += fmt::format("{}{}={}", query.empty() ? "?" : "&", key,
+                           url_encode(parse_time_or_ago(*v, name, now)));
   add("search", "q");
   return query;
 }

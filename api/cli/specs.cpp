@@ -12,8 +12,10 @@ const std::vector<command_spec>& command_specs() {
         {"queue", 0, true, "QUEUE", "only this queue (email, processing, webhooks)"},
         {"state", 0, true, "STATE", "only this state (scheduled, queued, running, ...)"},
         {"type", 0, true, "TYPE", "only this job type"},
-        {"created-after", 0, true, "TIME", "created at or after this RFC 3339 time"},
-        {"created-before", 0, true, "TIME", "created before this RFC 3339 time"},
+        {"created-after", 0, true, "TIME",
+         "created at or after this RFC 3339 time, or this long ago (2h, 7d)"},
+        {"created-before", 0, true, "TIME",
+         "created before this RFC 3339 time, or this long ago (2h, 7d)"},
         {"search", 0, true, "TEXT", "a job id, or text in the payload or the last error"},
     };
     o.insert(o.end(), more.begin(), more.end());

@@ -162,6 +162,14 @@ TEST_CASE("jobsctl pause and resume a queue; bulk cancel and retry by filter") {
   // A filter value jobsctl can check is a bad argument (2), as for list.
   CHECK(cli({"bulk", "retry", "--state", "gone"}).status == 2);
   CHECK(cli({"bulk", "cancel", "--bogus"}).status == 2);
+  CHECK(cli({"bulk", "retry", "--created-after", "yesterday"}).status == 2);
+  // A duration is that long ago: the three cancelled jobs were created in
+  // the last hour, none more than a day ago.
+  CHECK(cli({"bulk", "cancel", "--state", "cancelled", "--created-after", "1h", "--dry-run"})
+            .status == 0);
+  CHECK(has(cli({"list", "--state", "cancelled", "--created-after", "1h"}).out, "cancelled"));
+  CHECK(cli({"list", "--state", "cancelled", "--created-before", "1d", "--json"})
+            .out.find("\"jobs\":[]") != std::string::npos);
   auto resumed = cli({"resume", "processing"});
   CHECK(resumed.status == 0);
   CHECK(resumed.out == "processing resumed\n");

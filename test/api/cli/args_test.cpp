@@ -73,6 +73,29 @@ TEST_CASE("bad command lines are usage errors that name the command") {
   }
 }
 
+TEST_CASE("time filters: an RFC 3339 time, or a duration ago") {
+  CHECK(looks_like_rfc3339("2026-12-01T09:00:00Z"));
+  CHECK(looks_like_rfc3339("2026-12-01t09:00:00.125z"));
+  CHECK(looks_like_rfc3339("2026-12-01T09:00:00+01:00"));
+  CHECK_FALSE(looks_like_rfc3339("2026-12-01"));
+  CHECK_FALSE(looks_like_rfc3339("2026-12-01T09:00:00"));
+  CHECK_FALSE(looks_like_rfc3339("2026-12-01T09:00:00.Z"));
+  CHECK_FALSE(looks_like_rfc3339("2026-12-01T09:00:00+0100"));
+  CHECK_FALSE(looks_like_rfc3339("2026-12-01T09:00:00Zjunk"));
+  // 2026-12-06T12:00:00.7Z
+  std::chrono::system_clock::time_point now{std::chrono::seconds(1796558400)};
+  now += 700ms;
+  CHECK(parse_time_or_ago("2026-12-01T09:00:00Z", "created-after", now) == "2026-12-01T09:00:00Z");
+  CHECK(parse_time_or_ago("2h", "created-after", now) == "2026-12-06T10:00:00Z");
+  CHECK(parse_time_or_ago("7d", "created-after", now) == "2026-11-29T12:00:00Z");
+  CHECK_THROWS_WITH_AS(parse_time_or_ago("yesterday", "created-after", now),
+                       "--created-after: 'yesterday' is not an RFC 3339 time (like "
+                       "2026-12-01T09:00:00Z) or a duration ago (like 30m, 2h, 7d)",
+                       usage_error);
+  CHECK_THROWS_AS(parse_time_or_ago("2026-12-01", "created-after", now), usage_error);
+  CHECK_THROWS_AS(parse_time_or_ago("40000d", "created-after", now), usage_error);
+}
+
 TEST_CASE("durations and integers") {
   CHECK(parse_duration("1500ms", "x") == 1500ms);
   CHECK(parse_duration("30s", "x") == 30s);
