@@ -140,8 +140,12 @@ TEST_CASE("jobsctl runs, follows, lists, cancels and retries jobs") {
   auto after = cli({"list", "--created-after", "2100-01-01T00:00:00Z"});
   CHECK(after.status == 0);
   CHECK(!has(after.out, id));
-  // What jobsctl does not check itself, the API refuses (exit 1).
-  auto bad_time = cli({"list", "--created-after", "yesterday"});
+  // Not a time at all: jobsctl refuses it (2). A time of the right shape
+  // but no real date: the API refuses it (1).
+  auto not_time = cli({"list", "--created-after", "yesterday"});
+  CHECK(not_time.status == 2);
+  CHECK(has(not_time.err, "is not an RFC 3339 time"));
+  auto bad_time = cli({"list", "--created-after", "2026-13-45T00:00:00Z"});
   CHECK(bad_time.status == 1);
   CHECK(has(bad_time.err, "400 invalid_field"));
   CHECK(has(bad_time.err, "[parameter created_after]"));
