@@ -98,8 +98,7 @@ struct platform_backend::stats_source {
         } catch (const amqp_error& e) {
           // Deleted by hand (to apply a new bound): none kept until a
           // process declares it again at its start.
-          if (std::string_view(e.what()).find("closed by broker: 404") == std::string_view::npos)
-            throw;
+          if (!e.channel_closed || e.reply_code != AMQP_NOT_FOUND) throw;
           conn->reopen_channel();
         }
         return out;

@@ -177,12 +177,14 @@ void amqp_connection::check_rpc(const char* what) {
       if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
         auto* m = static_cast<amqp_channel_close_t*>(r.reply.decoded);
         throw amqp_error(fmt::format("{}: channel closed by broker: {} {}", what, m->reply_code,
-                                     as_view(m->reply_text)));
+                                     as_view(m->reply_text)),
+                         m->reply_code, true);
       }
       if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
         auto* m = static_cast<amqp_connection_close_t*>(r.reply.decoded);
         throw amqp_error(fmt::format("{}: connection closed by broker: {} {}", what, m->reply_code,
-                                     as_view(m->reply_text)));
+                                     as_view(m->reply_text)),
+                         m->reply_code, false);
       }
       throw amqp_error(fmt::format("{}: broker error {:#x}", what, r.reply.id));
   }
@@ -220,7 +222,7 @@ void declare_or_keep(amqp_connection& c, std::string_view name, amqp_table_t arg
   try {
     declare_quorum_queue(c, name, args);
   } catch (const amqp_error& e) {
-    if (std::string_view(e.what()).find("closed by broker: 406") == std::string_view::npos) throw;
+    if (!e.channel_closed || e.reply_code != AMQP_PRECONDITION_FAILED) throw;
     c.reopen_channel();
     fields["error"] = e.what();
     log_warn(warning, std::move(fields));

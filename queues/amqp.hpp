@@ -39,6 +39,14 @@ namespace jobs {
 
 struct amqp_error : std::runtime_error {
   using std::runtime_error::runtime_error;
+  /// The broker's AMQP reply code when it closed the channel (`channel_closed`)
+  /// or the connection: 404 not found, 406 precondition failed, ...; 0 for
+  /// every other failure.
+  amqp_error(const std::string& what, int reply_code, bool channel_closed)
+      : std::runtime_error(what), reply_code(reply_code), channel_closed(channel_closed) {}
+
+  int reply_code = 0;
+  bool channel_closed = false;  ///< only the channel: the connection is still usable
 };
 
 struct amqp_address {
@@ -86,10 +94,11 @@ class amqp_connection {
   bool has_buffered_input() const;
 
   /// After the broker closed the channel (an amqp_error from check_rpc
-  /// saying "channel closed by broker"): acknowledges the close and opens
-  /// the channel again.
+  /// with `channel_closed`): acknowledges the close and opens the channel
+  /// again.
   void reopen_channel();
-  /// Throws amqp_error unless the last synchronous call succeeded.
+  /// Throws amqp_error unless the last synchronous call succeeded; a close by
+  /// the broker carries its reply code.
   void check_rpc(const char* what);
   /// Throws amqp_error for a negative rabbitmq-c status code.
   static void check_status(int status, const char* what);

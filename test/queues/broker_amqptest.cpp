@@ -72,6 +72,25 @@ TEST_CASE("topology is declared idempotently with quorum queues and a delivery l
   for (auto q : known_queues) CHECK(inspect_queue(c, q).messages == 0);
 }
 
+TEST_CASE("a close by the broker carries its reply code; the channel can be opened again") {
+  scratch s;
+  amqp_connection c(parse_amqp_url(s.amqp_url), 30);
+  declare_topology(c, {10});
+  try {
+    inspect_queue(c, "no-such-queue");
+    FAIL("a passive declare of a missing queue succeeded");
+  } catch (const amqp_error& e) {
+    CHECK(e.reply_code == AMQP_NOT_FOUND);
+    CHECK(e.channel_closed);
+  }
+  c.reopen_channel();
+  CHECK(inspect_queue(c, "processing").messages == 0);
+  // Not the broker's: no reply code.
+  amqp_error plain("x");
+  CHECK(plain.reply_code == 0);
+  CHECK_FALSE(plain.channel_closed);
+}
+
 namespace {
 // Publishes messages with ids `first`..`first + n - 1` straight to `queue`
 // (the default exchange) and waits for the broker's confirm of the last: a
