@@ -1,6 +1,7 @@
 #include "common/admin_store.hpp"
 
 #include <algorithm>
+#include <functional>
 
 namespace jobs {
 
@@ -250,18 +251,17 @@ long count_requeue(pqxx::connection& c, const tenant_id& t, const job_filter& f,
       .as<long>();
 }
 
-// One batch in its own transaction; the ids changed. `since` is $10 when
-// not empty (requeue's start).
-std::vector<std::string> run_batch(pqxx::connection& c, const char* sql, const tenant_id& t,
-                                   const job_filter& f, const std::string& states, int n,
-                                   bool notify, const std::string& since) {
+// One batch in its own transaction; the ids changed. `extra` follows the
+// filter's nine parameters (requeue's start, $10).
+template <typename... Extra>
+std::vector<std::string> run_batch(pqxx::connection& c, const char* sql, bool notify,
+                                   const tenant_id& t, const job_filter& f,
+                                   const std::string& states, int n, const Extra&... extra) {
   pqxx::work w(c);
   std::vector<std::string> ids;
-  auto rows = since.empty() ? w.exec_params(sql, t.value, f.queue, f.state, f.type, f.created_after,
-                                            f.created_before, f.text, states, n)
-                            : w.exec_params(sql, t.value, f.queue, f.state, f.type, f.created_after,
-                                            f.created_before, f.text, states, n, since);
-  for (const auto& row : rows) ids.push_back(row[0].as<std::string>());
+  for (const auto& row : w.exec_params(sql, t.value, f.queue, f.state, f.type, f.created_after,
+                                       f.created_before, f.text, states, n, extra...))
+    ids.push_back(row[0].template as<std::string>());
   if (notify && !ids.empty()) {
     std::string arr = "{";
     for (const auto& id : ids) arr += (arr.size() > 1 ? "," : "") + id;
@@ -290,32 +290,49 @@ long count_bulk(pqxx::connection& c, const tenant_id& t, const job_filter& f, bu
 
 bulk_outcome apply_bulk(pqxx::connection& c, const tenant_id& t, const job_filter& f, bulk_action a,
                         const bulk_limits& l) {
-  bulk_outcome out;
+  // Each step changes the jobs of one kind in batches: `batch(n)` changes up
+  // to n and returns their ids, `left()` counts those it would still change.
   struct step {
-    const char* sql;
-    bool running, notify;
+    std::function<std::vector<std::string>(int)> batch;
+    std::function<long()> left;
   };
   std::vector<step> steps;
-  std::string since;
+  auto plain = [&](const char* sql, bool running, bool notify) {
+    auto states = states_for(a, running);
+    steps.push_back({[&c, &t, &f, sql, notify, states](int n) {
+                       return run_batch(c, sql, notify, t, f, states, n);
+                     },
+                     [&c, &t, &f, states] { return count_states(c, t, f, states); }});
+  };
   if (a == bulk_action::retry) {
-    steps.push_back({retry_batch_sql, false, false});
+    plain(retry_batch_sql, false, false);
   } else if (a == bulk_action::requeue) {
-    steps.push_back({requeue_batch_sql, false, false});
-    pqxx::read_transaction r(c);
-    since = r.exec("SELECT now()::text")[0][0].as<std::string>();
+    // Only jobs queued before this call: one requeued here is queued again
+    // at once, and must not be taken a second time.
+    std::string since;
+    {
+      pqxx::read_transaction r(c);
+      since = r.exec("SELECT now()::text")[0][0].as<std::string>();
+    }
+    auto states = states_for(a, false);
+    steps.push_back({[&c, &t, &f, states, since](int n) {
+                       return run_batch(c, requeue_batch_sql, false, t, f, states, n, since);
+                     },
+                     [&c, &t, &f, since] { return count_requeue(c, t, f, since); }});
   } else {
-    steps = {{cancel_batch_sql, false, false}, {request_cancel_batch_sql, true, true}};
+    plain(cancel_batch_sql, false, false);
+    plain(request_cancel_batch_sql, true, true);
   }
+  bulk_outcome out;
   for (const auto& s : steps) {
     for (;;) {
       long room = l.max_jobs - out.applied;
       if (room <= 0) {
-        out.complete = since.empty() ? count_states(c, t, f, states_for(a, s.running)) == 0
-                                     : count_requeue(c, t, f, since) == 0;
+        out.complete = s.left() == 0;
         return out;
       }
       int n = static_cast<int>(std::min<long>(room, l.batch));
-      auto ids = run_batch(c, s.sql, t, f, states_for(a, s.running), n, s.notify, since);
+      auto ids = s.batch(n);
       out.applied += static_cast<long>(ids.size());
       if (static_cast<int>(ids.size()) < n) break;
     }
