@@ -43,6 +43,11 @@ async function shot(page, name) {
   await page.screenshot({ path: file, fullPage: true });
   log(`screenshot ${file}`);
 }
+// Polls check() every 200 ms until it is true; throws `what` after wait.timeout.
+async function waitFor(check, what) {
+  for (const t = Date.now(); !(await check()); await new Promise((r) => setTimeout(r, 200)))
+    if (Date.now() - t > wait.timeout) throw new Error(what);
+}
 async function cellNumber(page, queue, field) {
   const text = await page.textContent(`#queues-table tr[data-queue="${queue}"] td[data-field="${field}"]`);
   return Number(text);
@@ -106,6 +111,8 @@ try {
   await page.waitForSelector('#queues-table tr[data-queue="processing"]', wait);
   // A healthy platform shows no banner.
   await page.waitForSelector('#health[hidden][data-broker="accepting"]', { state: 'attached', ...wait });
+  // The test put one message in jobs.dead.
+  await page.waitForSelector('#queues-note:has-text("1 dead letter kept in jobs.dead.")', wait);
   await shot(page, '02-overview');
 
   step = 'pause processing from the overview';
@@ -114,11 +121,12 @@ try {
   // The worker hears the NOTIFY within its next round (200 ms) and cancels
   // its consumer; until then it would take the jobs below (held unclaimed,
   // not ready). Wait for the broker to say so, not for a guessed time.
-  for (let t = Date.now(); ; await new Promise((r) => setTimeout(r, 100))) {
-    const q = (await call('GET', '/v1/queues')).queues.find((x) => x.name === 'processing');
-    if (q.consumers === 0) break;
-    if (Date.now() - t > wait.timeout) throw new Error('the paused worker kept its consumer');
-  }
+  await waitFor(async () => (await call('GET', '/v1/queues')).queues.find((x) => x.name === 'processing').consumers === 0,
+    'the paused worker kept its consumer');
+  // A second pause (as from a page that had not yet seen the first) changes
+  // nothing, and the toast says so.
+  await page.evaluate(() => setPaused('processing', true));
+  await page.waitForSelector('#toast:not([hidden]):has-text("processing already was paused: nothing changed")', wait);
 
   step = 'jobs submitted to the paused queue wait: the depth goes up';
   const ids = [];
@@ -229,13 +237,8 @@ try {
       throw new Error(`job ${id} was not handed back to the scheduler: ${JSON.stringify(events)}`);
   }
   await call('POST', '/v1/admin/queues/processing/resume');
-  for (const id of queued) {
-    const t = Date.now();
-    while ((await call('GET', `/v1/jobs/${id}`)).state !== 'succeeded') {
-      if (Date.now() - t > wait.timeout) throw new Error(`requeued job ${id} did not succeed`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  for (const id of queued)
+    await waitFor(async () => (await call('GET', `/v1/jobs/${id}`)).state === 'succeeded', `requeued job ${id} did not succeed`);
 
   step = 'the overview on a phone';
   await page.setViewportSize({ width: 390, height: 844 });

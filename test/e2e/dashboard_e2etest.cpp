@@ -4,6 +4,7 @@
 // Screenshots go to <build>/dashboard-screenshots/. Then the admin API's
 // answers the page does not show: problem+json for bad filters and for
 // non-admin keys, and a queue's pause kept in PostgreSQL.
+#include "queues/amqp.hpp"
 #include "support/files.hpp"
 #include "support/live.hpp"
 
@@ -65,6 +66,18 @@ TEST_CASE("the dashboard in chromium: depth, search, job page, retry, bulk cance
   auto admin = create_key(s.pg_url, "acme");
   http_client h(p.port);
   auto viewer = viewer_key(h, admin);
+  {
+    // One message in jobs.dead, for the overview's note (dashboard.mjs).
+    amqp_connection c(parse_amqp_url(s.amqp_url), 30);
+    amqp_basic_properties_t props{};
+    props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.delivery_mode = 2;
+    amqp_connection::check_status(
+        amqp_basic_publish(c.raw(), amqp_connection::channel, amqp_cstring_bytes(""),
+                           as_bytes(dead_queue), 0, 0, &props, amqp_cstring_bytes("{}")),
+        "basic.publish");
+    REQUIRE(wait_until([&] { return inspect_queue(c, dead_queue).messages == 1; }, 10s));
+  }
 
   auto shots = require_env("JOBS_BIN_DIR") + "/dashboard-screenshots";
   run_dashboard_script(p.port, {{"JOBS_DASH_KEY", admin}, {"JOBS_DASH_VIEWER_KEY", viewer}}, shots,
