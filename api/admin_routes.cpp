@@ -5,9 +5,12 @@
 // pausing and resuming a queue.
 #include "api/job_filter.hpp"
 #include "api/router.hpp"
+#include "common/admin_store.hpp"
 #include "common/time.hpp"
 
 #include <boost/json/serialize.hpp>
+
+#include <algorithm>
 
 namespace jobs {
 
@@ -70,6 +73,17 @@ boost::asio::awaitable<http_response> router::admin_bulk(const request_context& 
   auto parsed = parse_job_filter(ctx.query, false, opts_.list_limit_max, {"dry_run"});
   if (auto* p = std::get_if<problem>(&parsed)) co_return fail(*p, req);
   const auto& f = std::get<job_filter>(parsed);
+  if (auto states = bulk_states(*action);
+      !f.state.empty() && std::find(states.begin(), states.end(), f.state) == states.end()) {
+    // It would match nothing: a mistake, not an empty result.
+    std::string list;
+    for (auto st : states) list += (list.empty() ? "" : ", ") + std::string(st);
+    auto bad = make_problem(
+        400, "invalid_field",
+        ctx.param + " applies to jobs that are " + list + "; state=" + f.state + " matches none");
+    bad.parameter = "state";
+    co_return fail(bad, req);
+  }
   bool dry_run = false;
   for (auto p : ctx.query) {
     if (p.key != "dry_run") continue;

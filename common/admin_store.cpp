@@ -282,6 +282,15 @@ std::optional<std::string> job_events_json(pqxx::connection& c, const tenant_id&
   return "{\"events\":" + compact_json(std::string_view(res[0][0].c_str(), res[0][0].size())) + "}";
 }
 
+std::span<const std::string_view> bulk_states(bulk_action a) {
+  static constexpr std::string_view cancel[] = {"scheduled", "queued", "failed", "running"};
+  static constexpr std::string_view retry[] = {"dead", "failed"};
+  static constexpr std::string_view requeue[] = {"queued"};
+  if (a == bulk_action::retry) return retry;
+  if (a == bulk_action::requeue) return requeue;
+  return cancel;
+}
+
 long count_bulk(pqxx::connection& c, const tenant_id& t, const job_filter& f, bulk_action a) {
   long n = count_states(c, t, f, states_for(a, false));
   if (a == bulk_action::cancel) n += count_states(c, t, f, states_for(a, true));

@@ -13,7 +13,9 @@
 #include <pqxx/pqxx>
 
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 
 namespace jobs {
 
@@ -27,6 +29,8 @@ struct bulk_limits {
   int batch = 500;         ///< jobs changed per transaction
   long max_jobs = 100000;  ///< per request; the answer says when more remain
 };
+/// The states `a` applies to, in the order the docs list them.
+std::span<const std::string_view> bulk_states(bulk_action a);
 /// How many of the tenant's jobs match `f` (its cursor and limit ignored)
 /// and are in a state the action applies to: cancel takes scheduled, queued,
 /// failed and running jobs (a running one is asked to stop), retry takes

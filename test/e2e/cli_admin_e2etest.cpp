@@ -165,8 +165,12 @@ TEST_CASE("jobsctl pause and resume a queue; bulk cancel and retry by filter") {
   CHECK(cli({"bulk", "retry", "--created-after", "yesterday"}).status == 2);
   // A duration is that long ago: the three cancelled jobs were created in
   // the last hour, none more than a day ago.
-  CHECK(cli({"bulk", "cancel", "--state", "cancelled", "--created-after", "1h", "--dry-run"})
+  CHECK(cli({"bulk", "cancel", "--state", "queued", "--created-after", "1h", "--dry-run"})
             .status == 0);
+  // A state the action does not apply to matches nothing: the API says so.
+  auto wrong = cli({"bulk", "cancel", "--state", "cancelled", "--dry-run"});
+  CHECK(wrong.status == 1);
+  CHECK(has(wrong.err, "cancel applies to jobs that are scheduled, queued, failed, running"));
   CHECK(has(cli({"list", "--state", "cancelled", "--created-after", "1h"}).out, "cancelled"));
   CHECK(cli({"list", "--state", "cancelled", "--created-before", "1d", "--json"})
             .out.find("\"jobs\":[]") != std::string::npos);

@@ -245,7 +245,12 @@ TEST_CASE("a queue the broker lost: bulk requeue publishes its queued jobs again
   // Nothing queued is left to requeue.
   auto again = post("/v1/admin/jobs/requeue?queue=processing");
   CHECK(again.json().at("applied") == 0);
-  // Only queued jobs: a state filter naming another matches nothing.
-  CHECK(post("/v1/admin/jobs/requeue?state=succeeded&dry_run=true").json().at("matched") == 0);
+  // Only queued jobs: a state filter naming another is a mistake, said so.
+  auto wrong = post("/v1/admin/jobs/requeue?state=succeeded&dry_run=true");
+  CHECK(wrong.status == 400);
+  CHECK(wrong.json().at("code") == "invalid_field");
+  CHECK(wrong.json().at("parameter") == "state");
+  CHECK(std::string(wrong.json().at("detail").as_string()) ==
+        "requeue applies to jobs that are queued; state=succeeded matches none");
   CHECK(post("/v1/admin/jobs/requeue2").status == 404);
 }
