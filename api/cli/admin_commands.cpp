@@ -2,9 +2,11 @@
 #include "api/cli/commands.hpp"
 
 #include "api/cli/output.hpp"
+#include "common/job.hpp"
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <boost/json/serialize.hpp>
 
 #include <ostream>
@@ -25,6 +27,9 @@ int cmd_queues(const context& c) {
 int cmd_pause(const context& c) {
   const auto& queue = c.args.positionals[0];
   auto verb = c.args.command->name;  // pause or resume
+  if (!is_known_queue(queue))
+    throw usage_error(
+        fmt::format("'{}' is not a queue ({})", queue, fmt::join(known_queues, ", ")));
   auto a = call(c, "POST", fmt::format("/v1/admin/queues/{}/{}", url_encode(queue), verb));
   if (c.json) {
     print_raw(c, a);
@@ -84,7 +89,10 @@ int cmd_keys_list(const context& c) {
 }
 
 int cmd_keys_revoke(const context& c) {
-  auto a = call(c, "DELETE", "/v1/keys/" + url_encode(c.args.positionals[0]));
+  const auto& id = c.args.positionals[0];
+  if (id.empty() || id.size() > 18 || id.find_first_not_of("0123456789") != std::string::npos)
+    throw usage_error(fmt::format("'{}' is not a key id (the number `keys list` shows)", id));
+  auto a = call(c, "DELETE", "/v1/keys/" + id);
   if (c.json) {
     print_raw(c, a);
     return 0;

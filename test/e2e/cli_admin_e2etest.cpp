@@ -83,6 +83,9 @@ TEST_CASE("jobsctl keys create, list and revoke") {
   auto unknown = admin({"keys", "revoke", "999999"});
   CHECK(unknown.status == 1);
   CHECK(has(unknown.err, "404 not_found"));
+  auto not_id = admin({"keys", "revoke", "abc"});
+  CHECK(not_id.status == 2);
+  CHECK(has(not_id.err, "'abc' is not a key id"));
   CHECK(admin({"keys", "create", "--role", "root"}).status == 1);
   CHECK(admin({"keys", "create", "--expires", "x", "--expires-in", "1h"}).status == 2);
   // Past the clock's range: the API says so (the sum once wrapped to the past).
@@ -125,7 +128,10 @@ TEST_CASE("jobsctl pause and resume a queue; bulk cancel and retry by filter") {
   CHECK(paused.out == "processing paused\n");
   CHECK(cli({"pause", "processing"}).out == "processing was already paused\n");
   CHECK(count(s.pg_url, "SELECT count(*) FROM queue_controls WHERE paused") == 1);
-  CHECK(cli({"pause", "nope"}).status == 1);
+  // Not a queue: a bad argument, caught before any request.
+  auto nope = cli({"resume", "nope"});
+  CHECK(nope.status == 2);
+  CHECK(has(nope.err, "'nope' is not a queue (email, processing, webhooks)"));
   // Paused: these wait queued.
   for (int i = 0; i < 3; ++i)
     REQUIRE(cli({"submit", "processing", "noop", "--payload", "{}"}).status == 0);
