@@ -38,6 +38,10 @@ void register_test_handlers(handler_registry& r) {
     if (ctx.stop_requested()) return handler_error::retryable("stopped before finishing");
     return succeed_counted(ctx);
   });
+  r.add("processing", "test.ignore_stop", [](const job_context& ctx) -> handler_result {
+    std::this_thread::sleep_for(std::chrono::milliseconds(int_member(ctx.payload, "sleep_ms")));
+    return succeed_counted(ctx);
+  });
   r.add("processing", "test.crash", [](const job_context&) -> handler_result { std::abort(); });
   r.add("processing", "test.fail", [](const job_context& ctx) -> handler_result {
     if (ctx.attempt <= int_member(ctx.payload, "fail_times"))

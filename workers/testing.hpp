@@ -13,6 +13,8 @@
 //   test.fail        {fail_times}  fails attempts 1..fail_times, then succeeds
 //   test.fail_always {}            fails every attempt
 //   test.fail_first  {}            dead on its first run in this process, succeeds on a retry
+//   test.ignore_stop {sleep_ms?}   sleeps whatever it is asked (a handler that never checks
+//                                  stop_requested), succeeds
 
 #include "workers/handler.hpp"
 

@@ -131,8 +131,8 @@ void worker::impl::broker_check() {
 
 void worker::impl::run() {
   auto backoff = std::chrono::milliseconds(100);
-  std::chrono::steady_clock::time_point drain_deadline{};
-  bool cancelled = false;
+  std::chrono::steady_clock::time_point drain_deadline{}, give_up{};
+  bool cancelled = false, handing_back = false;
   for (;;) {
     if (stopping && !cancelled) {
       cancelled = true;
@@ -145,10 +145,21 @@ void worker::impl::run() {
       }
     }
     if (stopping && running.empty() && finished.empty()) break;
-    if (stopping && std::chrono::steady_clock::now() > drain_deadline) {
-      log_warn("drain deadline passed; unfinished jobs return to the queue",
+    if (stopping && !handing_back && std::chrono::steady_clock::now() > drain_deadline) {
+      // The handlers still running are asked to stop; what they return, or
+      // after the cancel grace their jobs without them (stop_overdue), is
+      // recorded as handed back: due again now, the attempt not counted.
+      handing_back = true;
+      give_up = std::chrono::steady_clock::now() + o().cancel_grace + std::chrono::seconds(5);
+      log_warn("drain deadline passed; stopping the handlers, their jobs go back to the queue",
+               {{"running", static_cast<std::int64_t>(running.size())},
+                {"grace_ms", static_cast<std::int64_t>(o().cancel_grace.count())}});
+      running.stop_all(std::chrono::steady_clock::now());
+    }
+    if (handing_back && std::chrono::steady_clock::now() > give_up) {
+      // The database did not take them in time: their leases return them.
+      log_warn("could not record the jobs handed back; their leases will return them",
                {{"running", static_cast<std::int64_t>(running.size())}});
-      running.stop_all();  // so that the handler threads can be joined
       break;
     }
     try {

@@ -37,7 +37,12 @@
 // stop() (from SIGTERM) stops consuming, lets running handlers finish and
 // commits them (bounded by `shutdown`), then run() returns; what was
 // received but not started goes back to the queue. When the drain deadline
-// passes, every handler still running is asked to stop.
+// passes, every handler still running is asked to stop, and its job is
+// handed back: `scheduled`, due now, the attempt not counted (what the
+// handler returns is ignored unless it is a result; one that has not
+// returned `cancel_grace` later is written off and its job handed back
+// without it). If that cannot be recorded within the grace and 5 s more
+// (the database away), run() returns anyway and the leases bring the jobs back.
 //
 // Thread-safety: construct, then run() on one thread; stop() from any.
 

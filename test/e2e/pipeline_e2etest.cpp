@@ -257,6 +257,51 @@ TEST_CASE("SIGTERM drains a worker: jobs in flight finish, the rest wait for the
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE attempts <> 1") == 0);
 }
 
+TEST_CASE("a drain past its deadline hands the running jobs back, their attempts not counted") {
+  scratch s;
+  platform p(s, {}, {}, true);
+  auto key = create_key(s.pg_url, "acme");
+  auto& first = p.add_worker("processing", {{"JOBS_WORKER_CONCURRENCY", "4"},
+                                            {"JOBS_WORKER_SHUTDOWN_MS", "1000"},
+                                            {"JOBS_WORKER_CANCEL_GRACE_MS", "1000"}});
+  http_client h(p.port);
+  // One attempt each: a lease rescue (a counted attempt) would leave them dead.
+  auto job = [&](const std::string& type, int sleep_ms) {
+    return submit_job(h, key,
+                      R"({"queue":"processing","type":")" + type + R"(","payload":{"sleep_ms":)" +
+                          std::to_string(sleep_ms) + R"(},"max_attempts":1})");
+  };
+  // noop snoozes when stopped, test.count fails ("stopped before finishing"),
+  // test.ignore_stop never looks: written off after the grace.
+  std::vector<std::string> ids{job("noop", 60000), job("test.count", 60000),
+                               job("test.ignore_stop", 4000)};
+  REQUIRE(wait_until(
+      [&] { return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'running'") == 3; },
+      30s));
+  first.signal(SIGTERM);
+  CHECK(first.wait(30s) == 0);
+  for (const auto& id : ids) {
+    INFO(id);
+    auto st = state_of(s.pg_url, id);
+    CHECK((st == "scheduled" || st == "queued"));
+  }
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE attempts = 0") == 3);
+  CHECK(count(s.pg_url,
+              "SELECT count(*) FROM job_attempts WHERE outcome = 'scheduled' AND error LIKE "
+              "'the worker stopped (1000 ms drain deadline) before the job ended; back to the "
+              "queue%'") == 3);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM test_handled") == 0);
+  // The next worker runs them again as their first attempt.
+  p.add_worker("processing",
+               {{"JOBS_WORKER_CONCURRENCY", "4"}, {"JOBS_WORKER_SHUTDOWN_MS", "1000"}});
+  CHECK(wait_until(
+      [&] {
+        return count(s.pg_url,
+                     "SELECT count(*) FROM jobs WHERE state = 'running' AND attempts = 1") == 3;
+      },
+      30s));
+}
+
 TEST_CASE("CPU-bound jobs that keep every core busy each succeed once") {
   // 16 handler threads burning CPU on this machine's cores: the worker holds
   // back rounds while they saturate it (workers/detail/round_hold.hpp), and

@@ -121,13 +121,22 @@ TEST_CASE("a retry of a written-off job is a job of its own") {
   CHECK(f.find("a")->job.attempt == 2);
 }
 
-TEST_CASE("stop_all stops every handler (shutdown)") {
+TEST_CASE("stop_all stops every handler at the drain deadline; a cancel keeps its reason") {
   in_flight f(5s);
   auto a = f.start(job("a"), 1, 60s, t0);
   auto b = f.start(job("b"), 2, 60s, t0);
-  f.stop_all();
+  auto c = f.start(job("c"), 3, 60s, t0);
+  f.cancel("c", t0);
+  f.stop_all(t0 + 30s);
   CHECK(a->load());
   CHECK(b->load());
+  CHECK(f.find("a")->why == stop_reason::shutdown);
+  CHECK(f.find("c")->why == stop_reason::cancel);
+  // Their grace runs from the deadline; the cancel's from the cancel.
+  auto late = f.overdue(t0 + 34s);
+  REQUIRE(late.size() == 1);
+  CHECK(late[0].job.id == "c");
+  CHECK(f.overdue(t0 + 35s).size() == 3);
 }
 
 TEST_CASE("sync and async jobs are counted apart, written-off ones included") {

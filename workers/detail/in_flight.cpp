@@ -72,8 +72,9 @@ std::size_t in_flight::busy(bool async) const {
   return n;
 }
 
-void in_flight::stop_all() {
-  for (auto& [id, j] : jobs_) j.flag->store(true, std::memory_order_relaxed);
+void in_flight::stop_all(time_point now) {
+  for (auto& [id, j] : jobs_)
+    if (j.why == stop_reason::none) stop(j, stop_reason::shutdown, now);
 }
 
 }  // namespace jobs::detail

@@ -23,7 +23,9 @@
 
 namespace jobs::detail {
 
-enum class stop_reason { none, cancel, timeout };
+// shutdown: the drain deadline passed while the handler ran; the job goes
+// back to the queue, its attempt not counted.
+enum class stop_reason { none, cancel, timeout, shutdown };
 
 struct in_hand {
   claimed_job job;   ///< as claimed, without its payload
@@ -69,8 +71,9 @@ class in_flight {
   /// True when the handler of this attempt was written off: its result is to
   /// be discarded, and its thread counts as free again.
   bool discard(const std::string& id, int attempt);
-  /// Shutdown: stops every handler still running.
-  void stop_all();
+  /// The drain deadline passed: stops every handler not stopped already
+  /// (a cancel or a timeout keeps its reason), each with its grace from `now`.
+  void stop_all(time_point now);
 
  private:
   void stop(in_hand& j, stop_reason why, time_point now);

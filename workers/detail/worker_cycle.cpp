@@ -220,7 +220,19 @@ job_outcome worker::impl::outcome_for(const detail::finished_job& f) {
     return outcome_of(f.job, f.outcome);
   if (why == detail::stop_reason::cancel)
     return {f.job.id, f.job.attempt, job_state::cancelled, "", "cancelled while running", ""};
+  if (why == detail::stop_reason::shutdown) return handed_back(f.job);
   return outcome_of(f.job, handler_error::retryable(detail::timed_out(j->timeout)));
+}
+
+job_outcome worker::impl::handed_back(const claimed_job& job) const {
+  return {job.id,
+          job.attempt,
+          job_state::scheduled,
+          "",
+          fmt::format("the worker stopped ({} ms drain deadline) before the job ended; back to "
+                      "the queue, the attempt not counted",
+                      o().shutdown.count()),
+          format_rfc3339(std::chrono::system_clock::now())};
 }
 
 void worker::impl::completed(const std::vector<job_outcome>& outcomes) {

@@ -190,8 +190,13 @@ struct worker::impl {
   job_outcome outcome_of(const claimed_job& job, const handler_result& result);
 
   // A handler that stopped on request returns an error (any kind): the
-  // attempt was cancelled or timed out. A result means it finished anyway.
+  // attempt was cancelled, timed out, or cut short by the drain deadline
+  // (handed_back). A result means it finished anyway.
   job_outcome outcome_for(const detail::finished_job& f);
+  // A job whose handler the drain deadline stopped: back to `scheduled`, due
+  // now (the scheduler publishes it again), its attempt not counted, as a
+  // snooze; the attempt row says why.
+  job_outcome handed_back(const claimed_job& job) const;
 
   // The outcomes are committed: now their messages may go.
   void completed(const std::vector<job_outcome>& outcomes);

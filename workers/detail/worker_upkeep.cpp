@@ -48,6 +48,8 @@ void worker::impl::stop_overdue() {
                           fmt::format("cancelled; the handler did not stop within {} ms",
                                       o().cancel_grace.count()),
                           ""});
+    else if (j.why == detail::stop_reason::shutdown)
+      outcomes.push_back(handed_back(j.job));
     else
       outcomes.push_back(outcome_of(j.job, handler_error::retryable(detail::timed_out(j.timeout))));
   }
