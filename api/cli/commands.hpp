@@ -62,12 +62,20 @@ int cmd_keys_create(const context& c);
 int cmd_keys_list(const context& c);
 int cmd_keys_revoke(const context& c);
 
+/// How watch and submit --wait poll: --interval (500ms by default, at least
+/// 100ms) and --timeout (none by default; when given, more than 0). Throws
+/// usage_error for a bad value: submit --wait reads it before it submits.
+struct follow_pace {
+  std::chrono::milliseconds interval{500};
+  std::chrono::milliseconds timeout{0};  ///< 0: no limit
+};
+follow_pace parse_follow_pace(const parsed_args& a);
+
 /// Follows job `id` until it is final (watch, submit --wait): prints each
 /// state it sees; returns 0 succeeded, 4 dead or cancelled, 5 timed out.
 /// Rides out an API that does not answer, or answers 429 or 503, for up to
 /// `max_outage` at a time (an API restarting), saying so on stderr.
-int follow_job(const context& c, const std::string& id, std::chrono::milliseconds interval,
-               std::chrono::milliseconds timeout,
+int follow_job(const context& c, const std::string& id, follow_pace pace,
                std::chrono::milliseconds max_outage = std::chrono::seconds(30));
 
 }  // namespace jobs::cli

@@ -19,8 +19,6 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr auto default_interval = std::chrono::milliseconds(500);
-
 std::string read_payload(const context& c) {
   const auto& pos = c.args.positionals;
   auto inline_payload = c.args.get("payload");
@@ -38,6 +36,15 @@ std::string read_payload(const context& c) {
   return text.str();
 }
 
+// A duration option as the API takes it (ms), checked against the API's
+// range here: `lo`..`hi` ms, `range` saying it for people.
+long duration_ms(const parsed_args& a, std::string_view option, long lo, long hi,
+                 std::string_view range) {
+  auto ms = parse_duration(*a.get(option), option).count();
+  if (ms < lo || ms > hi) throw usage_error(fmt::format("--{}: {}", option, range));
+  return static_cast<long>(ms);
+}
+
 json::object submission(const context& c) {
   const auto& a = c.args;
   auto payload_text = read_payload(c);
@@ -49,14 +56,26 @@ json::object submission(const context& c) {
   if (auto v = a.get("max-attempts"))
     body["max_attempts"] = parse_integer(*v, "max-attempts", 1, 100);
   if (a.has("run-at") && a.has("delay")) throw usage_error("give --run-at or --delay, not both");
-  if (auto v = a.get("run-at")) body["run_at"] = *v;
-  if (auto v = a.get("delay")) body["delay_ms"] = parse_duration(*v, "delay").count();
-  if (auto v = a.get("job-timeout")) body["timeout_ms"] = parse_duration(*v, "job-timeout").count();
+  if (auto v = a.get("run-at")) {
+    if (!looks_like_rfc3339(*v))
+      throw usage_error(
+          fmt::format("--run-at: '{}' is not an RFC 3339 time (or use --delay 10m)", *v));
+    body["run_at"] = *v;
+  }
+  constexpr long week = 604800000, day = 86400000;
+  if (a.has("delay")) body["delay_ms"] = duration_ms(a, "delay", 0, week, "at most 7d");
+  if (a.has("job-timeout"))
+    body["timeout_ms"] = duration_ms(a, "job-timeout", 1, day, "from 1ms to 1d");
   json::object backoff;
-  if (auto v = a.get("backoff-base"))
-    backoff["base_ms"] = parse_duration(*v, "backoff-base").count();
-  if (auto v = a.get("backoff-cap")) backoff["cap_ms"] = parse_duration(*v, "backoff-cap").count();
-  if (auto v = a.get("jitter")) backoff["jitter"] = *v;
+  if (a.has("backoff-base"))
+    backoff["base_ms"] = duration_ms(a, "backoff-base", 1, week, "from 1ms to 7d");
+  if (a.has("backoff-cap"))
+    backoff["cap_ms"] = duration_ms(a, "backoff-cap", 1, week, "from 1ms to 7d");
+  if (auto v = a.get("jitter")) {
+    if (*v != "full" && *v != "equal" && *v != "none")
+      throw usage_error(fmt::format("--jitter: '{}' is not full, equal or none", *v));
+    backoff["jitter"] = *v;
+  }
   if (!backoff.empty()) body["backoff"] = std::move(backoff);
   if ((a.has("interval") || a.has("timeout")) && !a.has("wait"))
     throw usage_error("--interval and --timeout go with --wait");
@@ -69,6 +88,8 @@ std::string job_target(const std::string& id) { return "/v1/jobs/" + url_encode(
 
 int cmd_submit(const context& c) {
   auto body = submission(c);
+  // Checked before the job is submitted: a bad value must not leave one behind.
+  auto pace = parse_follow_pace(c.args);
   std::map<std::string, std::string> headers;
   if (auto k = c.args.get("idempotency-key")) headers["Idempotency-Key"] = *k;
   auto a = call(c, "POST", "/v1/jobs", json::serialize(body), headers);
@@ -86,11 +107,7 @@ int cmd_submit(const context& c) {
          {"replayed", replayed ? "yes: the idempotency key names this job" : ""}});
   }
   if (!c.args.has("wait")) return 0;
-  auto interval = c.args.has("interval") ? parse_duration(*c.args.get("interval"), "interval")
-                                         : default_interval;
-  auto timeout = c.args.has("timeout") ? parse_duration(*c.args.get("timeout"), "timeout")
-                                       : std::chrono::milliseconds(0);
-  return follow_job(c, id, interval, timeout);
+  return follow_job(c, id, pace);
 }
 
 int cmd_get(const context& c) {
@@ -184,11 +201,7 @@ int cmd_retry(const context& c) {
 }
 
 int cmd_watch(const context& c) {
-  auto interval = c.args.has("interval") ? parse_duration(*c.args.get("interval"), "interval")
-                                         : default_interval;
-  auto timeout = c.args.has("timeout") ? parse_duration(*c.args.get("timeout"), "timeout")
-                                       : std::chrono::milliseconds(0);
-  return follow_job(c, c.args.positionals[0], interval, timeout);
+  return follow_job(c, c.args.positionals[0], parse_follow_pace(c.args));
 }
 
 int cmd_bulk(const context& c) {

@@ -41,10 +41,22 @@ std::string change_line(const boost::json::object& job) {
 
 }  // namespace
 
-int follow_job(const context& c, const std::string& id, std::chrono::milliseconds interval,
-               std::chrono::milliseconds timeout, std::chrono::milliseconds max_outage) {
-  if (interval < std::chrono::milliseconds(100))
+follow_pace parse_follow_pace(const parsed_args& a) {
+  follow_pace p;
+  if (auto v = a.get("interval")) p.interval = parse_duration(*v, "interval");
+  if (p.interval < std::chrono::milliseconds(100))
     throw usage_error("--interval: at least 100ms, please");
+  if (auto v = a.get("timeout")) {
+    p.timeout = parse_duration(*v, "timeout");
+    if (p.timeout.count() <= 0)
+      throw usage_error("--timeout: more than 0 (leave it out to wait with no limit)");
+  }
+  return p;
+}
+
+int follow_job(const context& c, const std::string& id, follow_pace pace,
+               std::chrono::milliseconds max_outage) {
+  const auto interval = pace.interval, timeout = pace.timeout;
   using clock = std::chrono::steady_clock;
   const auto deadline = timeout.count() > 0 ? clock::now() + timeout : clock::time_point::max();
   const auto target = "/v1/jobs/" + url_encode(id);

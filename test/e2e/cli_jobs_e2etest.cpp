@@ -208,6 +208,27 @@ TEST_CASE("jobsctl says what is wrong with its arguments, its key and its server
   CHECK(cli({"list", "--state", "dead", "--queue", "email"}).status == 0);
 
   CHECK(has(cli({"watch", "x", "--timeout", "soon"}).err, "not a duration"));
+  // submit's values out of the API's range, --wait's included, are caught
+  // before the job is submitted: none is left behind.
+  const std::vector<std::pair<std::vector<std::string>, std::string>> refused_first{
+      {{"--wait", "--interval", "99ms"}, "--interval: at least 100ms"},
+      {{"--wait", "--timeout", "0s"}, "--timeout: more than 0"},
+      {{"--wait", "--timeout", "abc"}, "not a duration"},
+      {{"--jitter", "half"}, "--jitter: 'half' is not full, equal or none"},
+      {{"--job-timeout", "0s"}, "--job-timeout: from 1ms to 1d"},
+      {{"--job-timeout", "2d"}, "--job-timeout: from 1ms to 1d"},
+      {{"--delay", "8d"}, "--delay: at most 7d"},
+      {{"--backoff-cap", "0ms"}, "--backoff-cap: from 1ms to 7d"},
+      {{"--run-at", "tomorrow"}, "--run-at: 'tomorrow' is not an RFC 3339 time"}};
+  for (const auto& [extra, says] : refused_first) {
+    std::vector<std::string> args{"submit", "processing", "noop", "--payload", "{}"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    CAPTURE(says);
+    auto r = cli(args);
+    CHECK(r.status == 2);
+    CHECK(has(r.err, says));
+  }
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs") == 0);
   CHECK(
       has(cli({"submit", "processing", "noop", "--priority", "high"}, "{}").err, "not an integer"));
 
