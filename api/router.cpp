@@ -8,6 +8,7 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
 
 #include <algorithm>
 #include <string>
@@ -36,6 +37,11 @@ std::string_view bearer_token(const http::request_header<>& req) {
 // not text or are repeated, any query parameter or body the route does not
 // take (never ignored: a bulk cancel's filter sent as a body would have
 // matched every job), a path segment that is not text.
+bool has_empty_segment(std::string_view query) {
+  return query.empty() || query.front() == '&' || query.back() == '&' ||
+         query.find("&&") != std::string_view::npos;
+}
+
 std::optional<problem> refused_input(const router::route_entry& route, std::string_view param,
                                      boost::urls::params_view query, std::string_view body) {
   const auto pattern = route.pattern;
@@ -46,6 +52,12 @@ std::optional<problem> refused_input(const router::route_entry& route, std::stri
   };
   std::vector<std::string> seen;
   for (auto q : query) {
+    if (q.key.empty()) {
+      auto p = make_problem(400, "unknown_field",
+                            "a query parameter has no name (\"=" + utf8_text(q.value) + "\")");
+      p.parameter = "=" + utf8_text(q.value);
+      return p;
+    }
     if (!is_storable_text(q.key))
       return bad(utf8_text(q.key), "the name of query parameter " + utf8_text(q.key));
     if (!is_storable_text(q.value)) return bad(q.key, q.key);
@@ -327,7 +339,25 @@ boost::asio::awaitable<http_response> router::route(const http_request& req,
   route_name = found.name;
   if (!found.entry) co_return no_route(found, req.version(), req.keep_alive());
 
-  request_context ctx{req, std::nullopt, found.param, target->params()};
+  // Empty segments of the query (`/v1/jobs?`, `?limit=1&`, `?&&limit=1`)
+  // name no parameter, and URL builders leave them: dropped, not refused.
+  boost::urls::url cleaned;
+  boost::urls::params_view query = target->params();
+  if (auto q = target->encoded_query(); target->has_query() && has_empty_segment(q)) {
+    cleaned = *target;
+    auto ps = cleaned.params();
+    for (auto it = ps.begin(); it != ps.end();) {
+      auto p = *it;
+      if (p.key.empty() && !p.has_value)
+        it = ps.erase(it);
+      else
+        ++it;
+    }
+    if (ps.empty()) cleaned.remove_query();
+    query = cleaned.params();
+  }
+
+  request_context ctx{req, std::nullopt, found.param, query};
   if (found.entry->needs_key) {
     if (checked) ctx.who = *checked;
     if (auto refused = co_await authorize(*found.entry, req, ctx.who)) co_return fail(*refused);
