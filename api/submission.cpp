@@ -143,7 +143,9 @@ std::variant<new_job, problem> parse_submission(
 
   auto* payload = obj->if_contains("payload");
   if (!payload) return make_problem(400, "missing_field", "payload is required", "/payload");
-  if (auto p = schemas.validate(job.queue, job.type, *payload)) return *p;
+  std::optional<boost::json::value> as_integers;  // 5.0 where the schema wants an integer
+  if (auto p = schemas.validate(job.queue, job.type, *payload, &as_integers)) return *p;
+  if (as_integers) payload = &*as_integers;
   if (auto at = find_nul(*payload, "/payload"))
     return make_problem(400, "payload_invalid",
                         "U+0000 (NUL) is not allowed in a payload string or member name", *at);

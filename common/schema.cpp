@@ -20,6 +20,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -424,8 +426,30 @@ std::vector<std::string> schema_registry::types(std::string_view queue) const {
   return out;  // std::map keeps them sorted
 }
 
+namespace {
+
+// Numbers without a fraction, as integers; true when any was changed.
+bool integral_doubles_as_integers(json::value& v) {
+  bool changed = false;
+  if (v.is_double()) {
+    double d = v.get_double();
+    if (std::trunc(d) == d && d >= -9.2e18 && d <= 9.2e18) {
+      v = static_cast<std::int64_t>(d);
+      changed = true;
+    }
+  } else if (auto* a = v.if_array()) {
+    for (auto& e : *a) changed |= integral_doubles_as_integers(e);
+  } else if (auto* o = v.if_object()) {
+    for (auto& m : *o) changed |= integral_doubles_as_integers(m.value());
+  }
+  return changed;
+}
+
+}  // namespace
+
 std::optional<problem> schema_registry::validate(std::string_view queue, std::string_view type,
-                                                 const json::value& payload) const {
+                                                 const json::value& payload,
+                                                 std::optional<json::value>* as_integers) const {
   const auto* schema = impl_->find(queue, type);
   if (!schema) {
     const std::vector<std::string> known = types(queue);
@@ -443,6 +467,13 @@ std::optional<problem> schema_registry::validate(std::string_view queue, std::st
   valijson::ValidationResults results;
   if (validator.validate(*schema->schema, valijson::adapters::BoostJsonAdapter(payload),
                          &results)) {
+    return std::nullopt;
+  }
+  // valijson reads 5.0 as a number only: again with such numbers as integers.
+  json::value copy = payload;
+  if (integral_doubles_as_integers(copy) &&
+      validator.validate(*schema->schema, valijson::adapters::BoostJsonAdapter(copy), nullptr)) {
+    if (as_integers) *as_integers = std::move(copy);
     return std::nullopt;
   }
   return payload_problem(payload, results, schema->described);

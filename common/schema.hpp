@@ -71,8 +71,13 @@ class schema_registry final {
   ///   failing member (first in schema order among equals; for a missing
   ///   required property, the object lacking it; for a property the schema does
   ///   not allow, that property), detail saying what is wrong there.
+  /// JSON Schema counts a number without a fraction (5.0) as an integer: a
+  /// payload valid only when such numbers are integers is valid, and
+  /// `*as_integers` (when given) receives it with them as integers, for the
+  /// handlers to read (a payload valid as it is pays nothing for this).
   std::optional<problem> validate(std::string_view queue, std::string_view type,
-                                  const boost::json::value& payload) const;
+                                  const boost::json::value& payload,
+                                  std::optional<boost::json::value>* as_integers = nullptr) const;
 
  private:
   struct impl;

@@ -89,6 +89,26 @@ TEST_CASE("payload_json is the payload serialized, nested values included") {
   CHECK(job.type == "noop");
 }
 
+TEST_CASE(
+    "a number without a fraction is an integer, as JSON Schema says; the job gets it as one") {
+  auto job = accepted(
+      R"({"queue":"processing","type":"noop","payload":{"sleep_ms":5.0,"echo":[2.5,7.0]}})");
+  // The handlers read integers: 5.0 is stored as 5 (and, in the same
+  // payload, any other integral number).
+  CHECK(job.payload_json == R"({"sleep_ms":5,"echo":[2.5E0,7]})");
+  auto webhook =
+      accepted(R"({"queue":"webhooks","type":"deliver","payload":{"url":"https://example.com/h",)"
+               R"("body":{},"timeout_ms":1000.0}})");
+  CHECK(boost::json::parse(webhook.payload_json).at("timeout_ms").is_int64());
+  // A payload valid as it is stays as it was sent.
+  CHECK(accepted(R"({"queue":"processing","type":"noop","payload":{"echo":7.0}})").payload_json ==
+        R"({"echo":7E0})");
+  check_problem(R"({"queue":"processing","type":"noop","payload":{"sleep_ms":5.5}})",
+                "payload_invalid", "/payload/sleep_ms");
+  check_problem(R"({"queue":"processing","type":"noop","payload":{"sleep_ms":1e300}})",
+                "payload_invalid", "/payload/sleep_ms");
+}
+
 TEST_CASE("defaults: priority 0, max_attempts 5, queued now") {
   auto job = accepted(R"({"queue":"processing","type":"noop","payload":{}})");
   CHECK(job.priority == 0);
