@@ -71,7 +71,6 @@ const std::map<std::string, std::string, std::less<>>& titles() {
       {"expectation_failed", "The server cannot meet the request's Expect"},
       {"bad_request", "Malformed HTTP request"},
       {"unavailable", "Service temporarily unavailable"},
-      {"internal", "Internal error"},
   };
   return t;
 }
