@@ -11,6 +11,7 @@
 #include <boost/url/url.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -111,9 +112,15 @@ bool router::is_json_content_type(std::string_view ct) {
 }
 
 std::optional<http_response> router::require_json(const http_request& req) {
-  if (is_json_content_type(req[http::field::content_type])) return std::nullopt;
+  // One Content-Type (a second would be read by some as the body's type and
+  // by others not), and that one JSON.
+  auto [first, end] = req.equal_range(http::field::content_type);
+  bool one = first != end && std::next(first) == end;
+  if (one && is_json_content_type(first->value())) return std::nullopt;
   return problem_response(
-      make_problem(415, "unsupported_media_type", "send Content-Type: application/json"),
+      make_problem(415, "unsupported_media_type",
+                   one || first == end ? "send Content-Type: application/json"
+                                       : "send one Content-Type: application/json, not several"),
       req.version(), req.keep_alive());
 }
 

@@ -413,6 +413,25 @@ TEST_CASE("POST /v1/jobs without a JSON content type is 415") {
   CHECK(f.backend.submit_calls == 0);
 }
 
+TEST_CASE("POST /v1/jobs with two Content-Type fields is 415, in either order") {
+  for (auto types :
+       {std::pair{"application/json", "text/plain"}, std::pair{"text/plain", "application/json"},
+        std::pair{"application/json", "application/json"}}) {
+    CAPTURE(types.first);
+    CAPTURE(types.second);
+    fixture f;
+    http_request req{http::verb::post, "/v1/jobs", 11};
+    req.set(http::field::authorization, "Bearer key-a");
+    req.insert(http::field::content_type, types.first);
+    req.insert(http::field::content_type, types.second);
+    req.body() = noop_job;
+    req.prepare_payload();
+    auto o = check_problem(f.run(req), 415, "unsupported_media_type");
+    CHECK(o.at("detail") == "send one Content-Type: application/json, not several");
+    CHECK(f.backend.submit_calls == 0);
+  }
+}
+
 TEST_CASE("POST /v1/jobs accepts JSON media types with parameters and any case") {
   fixture f;
   for (std::string type :
