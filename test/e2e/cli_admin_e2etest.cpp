@@ -171,8 +171,8 @@ TEST_CASE("jobsctl pause and resume a queue; bulk cancel and retry by filter") {
   CHECK(cli({"bulk", "retry", "--created-after", "yesterday"}).status == 2);
   // A duration is that long ago: the three cancelled jobs were created in
   // the last hour, none more than a day ago.
-  CHECK(cli({"bulk", "cancel", "--state", "queued", "--created-after", "1h", "--dry-run"})
-            .status == 0);
+  CHECK(cli({"bulk", "cancel", "--state", "queued", "--created-after", "1h", "--dry-run"}).status ==
+        0);
   // A state the action does not apply to matches nothing: the API says so.
   auto wrong = cli({"bulk", "cancel", "--state", "cancelled", "--dry-run"});
   CHECK(wrong.status == 1);
