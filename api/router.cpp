@@ -30,6 +30,12 @@ std::string_view bearer_token(const http::request_header<>& req) {
   return h.substr(scheme.size());
 }
 
+// A query with an empty segment: `?` alone, a leading or trailing `&`, `&&`.
+bool has_empty_segment(std::string_view query) {
+  return query.empty() || query.front() == '&' || query.back() == '&' ||
+         query.find("&&") != std::string_view::npos;
+}
+
 // A decoded query parameter or path segment goes into SQL as text, which
 // PostgreSQL refuses unless it is valid UTF-8 without NUL; and a parameter
 // given twice would silently be its last value. Refused here, named, before
@@ -38,11 +44,6 @@ std::string_view bearer_token(const http::request_header<>& req) {
 // not text or are repeated, any query parameter or body the route does not
 // take (never ignored: a bulk cancel's filter sent as a body would have
 // matched every job), a path segment that is not text.
-bool has_empty_segment(std::string_view query) {
-  return query.empty() || query.front() == '&' || query.back() == '&' ||
-         query.find("&&") != std::string_view::npos;
-}
-
 std::optional<problem> refused_input(const router::route_entry& route, std::string_view param,
                                      boost::urls::params_view query, std::string_view body) {
   const auto pattern = route.pattern;
