@@ -215,9 +215,9 @@ std::variant<new_job, problem> parse_submission(
         (k == "base_ms" ? job.backoff_base_ms : job.backoff_cap_ms) = static_cast<int>(n);
       } else if (k == "jitter") {
         const auto* j = kv.value().if_string();
-        if (!j || (*j != "full" && *j != "equal" && *j != "none"))
-          return make_problem(400, "invalid_field", "backoff.jitter must be full, equal or none",
-                              ptr);
+        if (!j || !is_backoff_jitter(*j))
+          return make_problem(400, "invalid_field",
+                              fmt::format("backoff.jitter must be {}", backoff_jitters_text), ptr);
         job.backoff_jitter = *j;
       } else {
         return make_problem(400, "unknown_field",

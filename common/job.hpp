@@ -113,4 +113,14 @@ struct job_limits {
   static constexpr int max_timeout_ms = 86400000;              ///< one day
 };
 
+/// The backoff jitters a job may name (workers/retry_policy.hpp applies them),
+/// and the list as a message says it.
+inline constexpr std::array<std::string_view, 3> backoff_jitters{"full", "equal", "none"};
+inline constexpr std::string_view backoff_jitters_text = "full, equal or none";
+constexpr bool is_backoff_jitter(std::string_view j) noexcept {
+  for (auto k : backoff_jitters)
+    if (k == j) return true;
+  return false;
+}
+
 }  // namespace jobs

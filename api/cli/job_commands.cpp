@@ -36,12 +36,22 @@ std::string read_payload(const context& c) {
   return text.str();
 }
 
+// `ms` as a person writes it, in the largest unit that divides it: 7d, 1ms.
+std::string duration_text(long ms) {
+  for (auto [unit, name] :
+       {std::pair{86400000L, "d"}, {3600000L, "h"}, {60000L, "m"}, {1000L, "s"}})
+    if (ms >= unit && ms % unit == 0) return fmt::format("{}{}", ms / unit, name);
+  return fmt::format("{}ms", ms);
+}
+
 // A duration option as the API takes it (ms), checked against the API's
-// range here: `lo`..`hi` ms, `range` saying it for people.
-long duration_ms(const parsed_args& a, std::string_view option, long lo, long hi,
-                 std::string_view range) {
+// range (job_limits) here, so that a bad value leaves no job behind.
+long duration_ms(const parsed_args& a, std::string_view option, long lo, long hi) {
   auto ms = parse_duration(*a.get(option), option).count();
-  if (ms < lo || ms > hi) throw usage_error(fmt::format("--{}: {}", option, range));
+  if (ms < lo || ms > hi)
+    throw usage_error(
+        lo == 0 ? fmt::format("--{}: at most {}", option, duration_text(hi))
+                : fmt::format("--{}: from {} to {}", option, duration_text(lo), duration_text(hi)));
   return static_cast<long>(ms);
 }
 
@@ -52,9 +62,11 @@ json::object submission(const context& c) {
   auto payload = json::parse(payload_text, ec);
   if (ec) throw usage_error(fmt::format("the payload is not JSON: {}", ec.message()));
   json::object body{{"queue", a.positionals[0]}, {"type", a.positionals[1]}, {"payload", payload}};
-  if (auto v = a.get("priority")) body["priority"] = parse_integer(*v, "priority", -100, 100);
+  using L = job_limits;
+  if (auto v = a.get("priority"))
+    body["priority"] = parse_integer(*v, "priority", L::min_priority, L::max_priority);
   if (auto v = a.get("max-attempts"))
-    body["max_attempts"] = parse_integer(*v, "max-attempts", 1, 100);
+    body["max_attempts"] = parse_integer(*v, "max-attempts", 1, L::max_max_attempts);
   if (a.has("run-at") && a.has("delay")) throw usage_error("give --run-at or --delay, not both");
   if (auto v = a.get("run-at")) {
     if (!looks_like_rfc3339(*v))
@@ -62,18 +74,16 @@ json::object submission(const context& c) {
           fmt::format("--run-at: '{}' is not an RFC 3339 time (or use --delay 10m)", *v));
     body["run_at"] = *v;
   }
-  constexpr long week = 604800000, day = 86400000;
-  if (a.has("delay")) body["delay_ms"] = duration_ms(a, "delay", 0, week, "at most 7d");
+  if (a.has("delay")) body["delay_ms"] = duration_ms(a, "delay", 0, L::max_delay_ms);
   if (a.has("job-timeout"))
-    body["timeout_ms"] = duration_ms(a, "job-timeout", 1, day, "from 1ms to 1d");
+    body["timeout_ms"] = duration_ms(a, "job-timeout", L::min_timeout_ms, L::max_timeout_ms);
   json::object backoff;
   if (a.has("backoff-base"))
-    backoff["base_ms"] = duration_ms(a, "backoff-base", 1, week, "from 1ms to 7d");
-  if (a.has("backoff-cap"))
-    backoff["cap_ms"] = duration_ms(a, "backoff-cap", 1, week, "from 1ms to 7d");
+    backoff["base_ms"] = duration_ms(a, "backoff-base", 1, L::max_backoff_ms);
+  if (a.has("backoff-cap")) backoff["cap_ms"] = duration_ms(a, "backoff-cap", 1, L::max_backoff_ms);
   if (auto v = a.get("jitter")) {
-    if (*v != "full" && *v != "equal" && *v != "none")
-      throw usage_error(fmt::format("--jitter: '{}' is not full, equal or none", *v));
+    if (!is_backoff_jitter(*v))
+      throw usage_error(fmt::format("--jitter: '{}' is not {}", *v, backoff_jitters_text));
     backoff["jitter"] = *v;
   }
   if (!backoff.empty()) body["backoff"] = std::move(backoff);
