@@ -39,6 +39,12 @@ struct cancel_reply {
   std::string job;  ///< the job's JSON as find_job shows it; empty when not found
 };
 
+/// What a retry did, and the job afterwards.
+struct retry_reply {
+  retry_outcome outcome;
+  std::string job;  ///< the job's JSON as find_job shows it; empty when not found
+};
+
 // Coroutine arguments are references: callers await at once, and GCC 12
 // mishandles temporaries in co_await expressions (see api/async.hpp).
 class api_backend {
@@ -63,10 +69,8 @@ class api_backend {
                                                         const job_filter& f) = 0;
   /// Cancels the tenant's job (common/store.hpp, cancel_job).
   virtual boost::asio::awaitable<cancel_reply> cancel_job(const tenant_id& t, const job_id& id) = 0;
-  /// Retries the tenant's dead or failed job (common/store.hpp, retry_job);
-  /// the job's JSON afterwards, empty when not found.
-  virtual boost::asio::awaitable<std::pair<retry_result, std::string>> retry_job(
-      const tenant_id& t, const job_id& id) = 0;
+  /// Retries the tenant's dead or failed job (common/store.hpp, retry_job).
+  virtual boost::asio::awaitable<retry_reply> retry_job(const tenant_id& t, const job_id& id) = 0;
   virtual boost::asio::awaitable<readiness> ready() = 0;
   /// Refreshes the gauges of `m` that are read from the servers (queue
   /// depths) before a scrape of GET /metrics. The default does nothing.

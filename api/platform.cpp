@@ -124,16 +124,16 @@ boost::asio::awaitable<cancel_reply> platform_backend::cancel_job(const tenant_i
   co_return reply;
 }
 
-boost::asio::awaitable<std::pair<retry_result, std::string>> platform_backend::retry_job(
-    const tenant_id& t, const job_id& id) {
+boost::asio::awaitable<retry_reply> platform_backend::retry_job(const tenant_id& t,
+                                                                const job_id& id) {
   auto op = [t, id](pqxx::connection& c) {
-    std::pair<retry_result, std::string> r;
+    retry_reply r;
     {
       pqxx::work w(c);
-      r.first = jobs::retry_job(w, t, id);
+      r.outcome = jobs::retry_job(w, t, id);
       w.commit();
     }
-    if (r.first != retry_result::not_found) r.second = find_job_json(c, t, id).value_or("");
+    if (r.outcome.result != retry_result::not_found) r.job = find_job_json(c, t, id).value_or("");
     return r;
   };
   auto reply = co_await db_call(reads_, op);

@@ -44,8 +44,7 @@ class platform_backend final : public api_backend {
                                                               const job_id& id) override;
   boost::asio::awaitable<std::string> list_jobs(const tenant_id& t, const job_filter& f) override;
   boost::asio::awaitable<cancel_reply> cancel_job(const tenant_id& t, const job_id& id) override;
-  boost::asio::awaitable<std::pair<retry_result, std::string>> retry_job(const tenant_id& t,
-                                                                         const job_id& id) override;
+  boost::asio::awaitable<retry_reply> retry_job(const tenant_id& t, const job_id& id) override;
   boost::asio::awaitable<void> refresh_metrics(api_metrics& m) override;
   boost::asio::awaitable<readiness> ready() override;
   boost::asio::awaitable<std::string> create_key(const tenant_id& t, const key_request& k) override;

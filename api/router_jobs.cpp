@@ -35,13 +35,16 @@ boost::asio::awaitable<http_response> router::get_job(const request_context& ctx
 
 boost::asio::awaitable<http_response> router::retry(const request_context& ctx) {
   job_id id{ctx.param};
-  std::pair<retry_result, std::string> reply{retry_result::not_found, {}};
+  retry_reply reply;
   if (is_uuid(id.value)) reply = co_await backend_.retry_job(ctx.who->tenant, id);
-  if (reply.first == retry_result::retried)
-    co_return json_response(http::status::accepted, std::move(reply.second), ctx.req);
-  auto p = reply.first == retry_result::not_found
+  if (reply.outcome.result == retry_result::retried)
+    co_return json_response(http::status::accepted, std::move(reply.job), ctx.req);
+  auto p = reply.outcome.result == retry_result::not_found
                ? make_problem(404, "not_found", "no job with this id")
-               : make_problem(409, "not_retryable", "only a dead or failed job can be retried");
+               : make_problem(
+                     409, "not_retryable",
+                     fmt::format("the job's state is {}: only a dead or failed job can be retried",
+                                 to_string(reply.outcome.state)));
   co_return problem_response(p, ctx.req.version(), ctx.req.keep_alive());
 }
 

@@ -67,9 +67,9 @@ std::string make_list_jobs_sql() {
 
 const std::string list_jobs_sql = make_list_jobs_sql();
 
-// cancel_job: the row lock makes the state read and the update one step
+// cancel_job and retry_job: the row lock makes the state read and the update one step
 // against claims, completions and the scheduler.
-constexpr const char* lock_for_cancel_sql = R"(
+constexpr const char* lock_state_sql = R"(
   SELECT state::text FROM jobs WHERE id = $1::uuid AND tenant_id = $2 FOR UPDATE)";
 
 constexpr const char* cancel_now_sql = R"(
@@ -85,10 +85,7 @@ constexpr const char* retry_sql = R"(
   UPDATE jobs SET state = 'scheduled', run_at = now(), attempts = 0, finished_at = NULL,
          result = NULL, lease_expires_at = NULL, last_error = NULL, worker_id = NULL,
          queued_at = NULL, started_at = NULL, failed_at = NULL, updated_at = now()
-  WHERE id = $1::uuid AND tenant_id = $2 AND state IN ('dead', 'failed')
-  RETURNING id)";
-
-constexpr const char* job_exists_sql = "SELECT 1 FROM jobs WHERE id = $1::uuid AND tenant_id = $2";
+  WHERE id = $1::uuid AND tenant_id = $2 AND state IN ('dead', 'failed'))";
 
 }  // namespace
 
@@ -163,7 +160,7 @@ std::string list_jobs_json(pqxx::connection& c, const tenant_id& t, const job_fi
 cancel_outcome cancel_job(pqxx::work& w, const tenant_id& t, const job_id& id) {
   cancel_outcome out;
   if (!is_uuid(id.value)) return out;
-  auto locked = w.exec_params(lock_for_cancel_sql, id.value, t.value);
+  auto locked = w.exec_params(lock_state_sql, id.value, t.value);
   if (locked.empty()) return out;
   out.state = parse_job_state(locked[0][0].as<std::string>()).value_or(job_state::queued);
   if (out.state == job_state::running) {
@@ -179,11 +176,19 @@ cancel_outcome cancel_job(pqxx::work& w, const tenant_id& t, const job_id& id) {
   return out;
 }
 
-retry_result retry_job(pqxx::work& w, const tenant_id& t, const job_id& id) {
-  if (!is_uuid(id.value)) return retry_result::not_found;
-  if (!w.exec_params(retry_sql, id.value, t.value).empty()) return retry_result::retried;
-  return w.exec_params(job_exists_sql, id.value, t.value).empty() ? retry_result::not_found
-                                                                  : retry_result::not_retryable;
+retry_outcome retry_job(pqxx::work& w, const tenant_id& t, const job_id& id) {
+  retry_outcome out;
+  if (!is_uuid(id.value)) return out;
+  auto locked = w.exec_params(lock_state_sql, id.value, t.value);
+  if (locked.empty()) return out;
+  out.state = parse_job_state(locked[0][0].as<std::string>()).value_or(job_state::queued);
+  if (out.state != job_state::dead && out.state != job_state::failed) {
+    out.result = retry_result::not_retryable;
+    return out;
+  }
+  w.exec_params(retry_sql, id.value, t.value);
+  out.result = retry_result::retried;
+  return out;
 }
 
 }  // namespace jobs

@@ -229,10 +229,14 @@ enum class retry_result {
   retried,        ///< it was dead or failed: scheduled to run now, attempts reset
   not_retryable,  ///< any other state
 };
+struct retry_outcome {
+  retry_result result = retry_result::not_found;
+  job_state state = job_state::dead;  ///< the state the job was in
+};
 /// A client's retry of tenant `t`'s dead or failed job: it becomes
 /// `scheduled` for now with its attempts reset (its attempt history stays),
 /// so the scheduler publishes it within one interval, crash-safe.
-retry_result retry_job(pqxx::work& w, const tenant_id& t, const job_id& id);
+retry_outcome retry_job(pqxx::work& w, const tenant_id& t, const job_id& id);
 
 struct due_job {
   std::string id, tenant, queue, type;

@@ -92,21 +92,22 @@ class fake_backend final : public jobs::api_backend {
   }
 
   // Like the store: a dead or failed job is rescheduled, anything else is refused.
-  asio::awaitable<std::pair<jobs::retry_result, std::string>> retry_job(
-      const jobs::tenant_id& t, const jobs::job_id& id) override {
+  asio::awaitable<jobs::retry_reply> retry_job(const jobs::tenant_id& t,
+                                               const jobs::job_id& id) override {
     if (outage) throw std::runtime_error("PostgreSQL is unreachable");
-    std::pair<jobs::retry_result, std::string> r{jobs::retry_result::not_found, {}};
+    jobs::retry_reply r;
     auto it = stored.find({t.value, id.value});
     if (it == stored.end()) co_return r;
     auto job = json::parse(it->second).as_object();
+    r.outcome.state = *jobs::parse_job_state(job.at("state").as_string());
     if (job.at("state") == "dead" || job.at("state") == "failed") {
       job["state"] = "scheduled";
       it->second = json::serialize(job);
-      r.first = jobs::retry_result::retried;
+      r.outcome.result = jobs::retry_result::retried;
     } else {
-      r.first = jobs::retry_result::not_retryable;
+      r.outcome.result = jobs::retry_result::not_retryable;
     }
-    r.second = it->second;
+    r.job = it->second;
     co_return r;
   }
 
@@ -1038,7 +1039,10 @@ TEST_CASE("POST /v1/jobs/{id}/retry reschedules a dead job, refuses others, hide
   auto res = f.send(http::verb::post, "/v1/jobs/" + dead + "/retry");
   check_json(res, 202);
   CHECK(parse_object(res.body()).at("state") == "scheduled");
-  check_problem(f.send(http::verb::post, "/v1/jobs/" + done + "/retry"), 409, "not_retryable");
+  auto refused =
+      check_problem(f.send(http::verb::post, "/v1/jobs/" + done + "/retry"), 409, "not_retryable");
+  CHECK(refused.at("detail") ==
+        "the job's state is succeeded: only a dead or failed job can be retried");
   check_problem(f.send(http::verb::post, "/v1/jobs/" + dead + "/retry", "Bearer key-b"), 404,
                 "not_found");
   check_problem(f.send(http::verb::post, "/v1/jobs/not-a-uuid/retry"), 404, "not_found");

@@ -496,6 +496,8 @@ TEST_CASE("a dead job retried through the API runs again, its history kept") {
                            {{"authorization", "Bearer " + key}});
   CHECK(refused.status == 409);
   CHECK(refused.json().at("code") == "not_retryable");
+  CHECK(refused.json().at("detail") ==
+        "the job's state is succeeded: only a dead or failed job can be retried");
 }
 
 TEST_CASE("the API serves keep-alive connections on each of its threads and stops with them open") {
