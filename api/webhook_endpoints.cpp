@@ -61,12 +61,21 @@ std::variant<webhook_endpoint_spec, problem> parse_webhook_endpoint(std::string_
     return make_problem(400, "invalid_field",
                         "secrets must be an array of one secret, or two during a rotation",
                         "/secrets");
+  std::optional<std::string> first_key;
   for (std::size_t i = 0; i < secrets->get_array().size(); ++i) {
     const auto& s = secrets->get_array()[i];
-    if (!s.is_string() || !webhooks::decode_secret(s.get_string()))
+    auto key = s.is_string() ? webhooks::decode_secret(s.get_string()) : std::nullopt;
+    if (!key)
       return make_problem(400, "invalid_field",
                           "a secret is \"whsec_\" and the base64 of 24 to 64 random bytes",
                           fmt::format("/secrets/{}", i));
+    // Two secrets are a rotation: the same key twice is a client's mistake.
+    if (first_key && *first_key == *key)
+      return make_problem(400, "invalid_field",
+                          "the two secrets are the same key: a rotation sends the new secret "
+                          "and the old one",
+                          fmt::format("/secrets/{}", i));
+    first_key = std::move(key);
     spec.secrets.emplace_back(s.get_string());
   }
   if (const auto* r = o.if_contains("retry_schedule_ms"); r && !r->is_null()) {

@@ -10,6 +10,7 @@ using namespace jobs;
 
 namespace {
 const std::string good = "whsec_" + webhooks::base64_encode(std::string(32, 'k'));
+const std::string other = "whsec_" + webhooks::base64_encode(std::string(32, 'o'));
 problem refused(const std::string& body) {
   auto r = parse_webhook_endpoint(body);
   REQUIRE(std::holds_alternative<problem>(r));
@@ -23,7 +24,7 @@ TEST_CASE("an endpoint: one or two secrets and an optional schedule") {
   CHECK(one.secrets == std::vector<std::string>{good});
   CHECK_FALSE(one.retry_schedule_ms);
   auto two = std::get<webhook_endpoint_spec>(parse_webhook_endpoint(
-      R"({"secrets":[")" + good + R"(",")" + good + R"("],"retry_schedule_ms":[0,1000,60000]})"));
+      R"({"secrets":[")" + good + R"(",")" + other + R"("],"retry_schedule_ms":[0,1000,60000]})"));
   CHECK(two.secrets.size() == 2);
   CHECK(two.retry_schedule_ms == std::vector<long>{0, 1000, 60000});
   CHECK_FALSE(
@@ -41,6 +42,10 @@ TEST_CASE("bad endpoint bodies are 400 with a pointer") {
   CHECK(refused(R"({"secrets":["a","b","c"]})").pointer == "/secrets");
   CHECK(refused(R"({"secrets":["whsec_short"]})").pointer == "/secrets/0");
   CHECK(refused(R"({"secrets":[")" + good + R"(", "plain"]})").pointer == "/secrets/1");
+  auto twice = refused(R"({"secrets":[")" + good + R"(",")" + good + R"("]})");
+  CHECK(twice.code == "invalid_field");
+  CHECK(twice.pointer == "/secrets/1");
+  CHECK(twice.detail.find("the same key") != std::string::npos);
   CHECK(refused(R"({"secrets":[")" + good + R"("],"retry_schedule_ms":[-1]})").pointer ==
         "/retry_schedule_ms/0");
   CHECK(refused(R"({"secrets":[")" + good + R"("],"retry_schedule_ms":[]})").pointer ==
