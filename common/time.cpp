@@ -71,6 +71,12 @@ std::optional<sys_time> parse_rfc3339(std::string_view s) {
   constexpr auto last = system_clock::time_point::max();
   const auto last_second = floor<seconds>(last);
   if (t < sys_seconds{} || t > last_second) return std::nullopt;
+  // RFC 3339 (5.7): second 60 is a leap second, only ever the last second
+  // of a month in UTC; it is read as :59. Anywhere else it is no time at all.
+  if (sec == 60) {
+    auto next = year_month_day{floor<days>(t + seconds{1})};
+    if (t + seconds{1} != sys_days{next} || next.day() != day{1}) return std::nullopt;
+  }
   auto sub = duration_cast<system_clock::duration>(frac);
   if (t == last_second && sub > last - time_point_cast<system_clock::duration>(last_second))
     return std::nullopt;

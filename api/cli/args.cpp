@@ -1,7 +1,10 @@
 #include "api/cli/args.hpp"
 
+#include "common/time.hpp"
+
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <charconv>
@@ -44,13 +47,16 @@ const command_spec* find_command(const std::vector<command_spec>& commands, std:
   return nullptr;
 }
 
-bool is_group(const std::vector<command_spec>& commands, std::string_view word) {
-  return std::any_of(commands.begin(), commands.end(), [&](const command_spec& c) {
-    return c.name.size() > word.size() && c.name.starts_with(word) && c.name[word.size()] == ' ';
-  });
-}
-
 }  // namespace
+
+std::vector<std::string_view> subcommands(const std::vector<command_spec>& commands,
+                                          std::string_view group) {
+  std::vector<std::string_view> out;
+  for (const auto& c : commands)
+    if (c.name.size() > group.size() && c.name.starts_with(group) && c.name[group.size()] == ' ')
+      out.push_back(c.name.substr(group.size() + 1));
+  return out;
+}
 
 namespace {
 
@@ -70,7 +76,7 @@ void parse_into(parsed_args& out, const std::vector<std::string>& args,
           if (out.command == nullptr)
             throw usage_error(fmt::format("unknown command '{} {}'", group, a));
           words.clear();
-        } else if (is_group(commands, a)) {
+        } else if (!subcommands(commands, a).empty()) {
           group = a;
           words.clear();
         } else {
@@ -116,8 +122,15 @@ void parse_into(parsed_args& out, const std::vector<std::string>& args,
     }
     out.options[std::string(spec->name)] = value;
   }
-  if (out.command == nullptr && !group.empty() && !out.help)
-    throw usage_error(fmt::format("'{}' needs a subcommand", group));
+  if (out.command == nullptr && !group.empty()) {
+    if (!out.help) {
+      usage_error e(fmt::format("'{}' needs a subcommand: {}", group,
+                                fmt::join(subcommands(commands, group), ", ")));
+      e.command = group;
+      throw e;
+    }
+    out.group = group;
+  }
   out.positionals = std::move(words);
   if (out.command && !out.help) {
     const auto& c = *out.command;
@@ -161,31 +174,11 @@ std::chrono::milliseconds parse_duration(std::string_view text, std::string_view
   return std::chrono::milliseconds(n * factor);
 }
 
-bool looks_like_rfc3339(std::string_view t) {
-  auto digits = [&](std::size_t at, std::size_t n) {
-    if (t.size() < at + n) return false;
-    return std::all_of(t.begin() + at, t.begin() + at + n,
-                       [](char ch) { return ch >= '0' && ch <= '9'; });
-  };
-  if (!(digits(0, 4) && t.size() >= 19 && t[4] == '-' && digits(5, 2) && t[7] == '-' &&
-        digits(8, 2) && (t[10] == 'T' || t[10] == 't') && digits(11, 2) && t[13] == ':' &&
-        digits(14, 2) && t[16] == ':' && digits(17, 2)))
-    return false;
-  std::size_t i = 19;
-  if (i < t.size() && t[i] == '.') {
-    std::size_t start = ++i;
-    while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
-    if (i == start) return false;
-  }
-  if (i < t.size() && (t[i] == 'Z' || t[i] == 'z')) return i + 1 == t.size();
-  if (i < t.size() && (t[i] == '+' || t[i] == '-'))
-    return i + 6 == t.size() && digits(i + 1, 2) && t[i + 3] == ':' && digits(i + 4, 2);
-  return false;
-}
+bool is_rfc3339(std::string_view t) { return parse_rfc3339(t).has_value(); }
 
 std::string parse_time_or_ago(std::string_view text, std::string_view option,
                               std::chrono::system_clock::time_point now) {
-  if (looks_like_rfc3339(text)) return std::string(text);
+  if (is_rfc3339(text)) return std::string(text);
   auto bad = [&] {
     return usage_error(fmt::format(
         "--{}: '{}' is not an RFC 3339 time (like 2026-12-01T09:00:00Z) or a duration ago "

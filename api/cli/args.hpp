@@ -42,6 +42,7 @@ struct command_spec {
 
 struct parsed_args {
   const command_spec* command = nullptr;  ///< null: no command given
+  std::string group;                      ///< "keys" given without its subcommand (with --help)
   std::vector<std::string> positionals;
   std::map<std::string, std::string> options;  ///< long name -> value ("" for a flag)
   bool help = false;                           ///< -h or --help anywhere
@@ -53,6 +54,10 @@ struct parsed_args {
 /// The options every command takes (--url, --key, --json, ...).
 const std::vector<option_spec>& global_options();
 
+/// The subcommands of a group ("keys": create, list, revoke), in spec order.
+std::vector<std::string_view> subcommands(const std::vector<command_spec>& commands,
+                                          std::string_view group);
+
 /// Parses `args` against `commands`. With --help, positional checks are
 /// skipped and an unknown command is still an error.
 parsed_args parse_args(const std::vector<std::string>& args,
@@ -61,9 +66,9 @@ parsed_args parse_args(const std::vector<std::string>& args,
 /// "1500ms", "30s", "5m", "2h", "1d"; a bare number is seconds.
 std::chrono::milliseconds parse_duration(std::string_view text, std::string_view option);
 
-/// YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM): the shape only (the
-/// API checks the values and the range).
-bool looks_like_rfc3339(std::string_view text);
+/// YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), a real time the API
+/// takes (common/time.hpp, parse_rfc3339): 2026-02-30 is not one.
+bool is_rfc3339(std::string_view text);
 
 /// A time filter: an RFC 3339 time as given, or a duration ("2h", "7d")
 /// meaning that long before `now`, as RFC 3339 UTC. Anything else (or a

@@ -74,7 +74,9 @@ int run(const std::vector<std::string>& argv) {
   try {
     args = parse_args(argv, command_specs());
     if (args.help) {
-      std::cout << (args.command ? command_help(*args.command) : general_help());
+      std::cout << (args.command          ? command_help(*args.command)
+                    : !args.group.empty() ? group_help(args.group)
+                                          : general_help());
       return exit_ok;
     }
     if (!args.command) {
@@ -88,7 +90,9 @@ int run(const std::vector<std::string>& argv) {
     std::cerr << "jobsctl: " << e.what() << "\n";
     auto command = args.command ? std::string(args.command->name) : e.command;
     if (!command.empty())
-      std::cerr << fmt::format("Run 'jobsctl {} --help' for its options.\n", command);
+      std::cerr << fmt::format(
+          "Run 'jobsctl {} --help' for its {}.\n", command,
+          subcommands(command_specs(), command).empty() ? "options" : "subcommands");
     else
       std::cerr << "Run 'jobsctl --help' for the commands.\n";
     return exit_usage;

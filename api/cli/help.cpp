@@ -46,6 +46,18 @@ std::string general_help() {
   return out;
 }
 
+std::string group_help(std::string_view group) {
+  auto out = fmt::format("Usage: jobsctl {} SUBCOMMAND [ARGS] [options]\n\nSubcommands:\n", group);
+  std::vector<row> rows;
+  for (const auto& c : command_specs())
+    if (c.name.starts_with(std::string(group) + " "))
+      rows.push_back({fmt::format("  {} {}", c.name, c.args), std::string(c.summary)});
+  auto table = format_table({"", ""}, rows);
+  out += table.substr(table.find('\n') + 1);
+  out += fmt::format("\n'jobsctl {} SUBCOMMAND --help' shows a subcommand's options.\n", group);
+  return out;
+}
+
 std::string command_help(const command_spec& c) {
   auto out = fmt::format("Usage: jobsctl {}{}{} [options]\n\n{}.\n", c.name,
                          c.args.empty() ? "" : " ", c.args, c.summary);

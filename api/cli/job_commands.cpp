@@ -69,7 +69,7 @@ json::object submission(const context& c) {
     body["max_attempts"] = parse_integer(*v, "max-attempts", 1, L::max_max_attempts);
   if (a.has("run-at") && a.has("delay")) throw usage_error("give --run-at or --delay, not both");
   if (auto v = a.get("run-at")) {
-    if (!looks_like_rfc3339(*v))
+    if (!is_rfc3339(*v))
       throw usage_error(
           fmt::format("--run-at: '{}' is not an RFC 3339 time (or use --delay 10m)", *v));
     body["run_at"] = *v;
@@ -81,6 +81,9 @@ json::object submission(const context& c) {
   if (a.has("backoff-base"))
     backoff["base_ms"] = duration_ms(a, "backoff-base", 1, L::max_backoff_ms);
   if (a.has("backoff-cap")) backoff["cap_ms"] = duration_ms(a, "backoff-cap", 1, L::max_backoff_ms);
+  if (backoff.contains("base_ms") && backoff.contains("cap_ms") &&
+      backoff.at("cap_ms").as_int64() < backoff.at("base_ms").as_int64())
+    throw usage_error("--backoff-cap must not be smaller than --backoff-base");
   if (auto v = a.get("jitter")) {
     if (!is_backoff_jitter(*v))
       throw usage_error(fmt::format("--jitter: '{}' is not {}", *v, backoff_jitters_text));

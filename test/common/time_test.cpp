@@ -77,11 +77,22 @@ TEST_CASE("parse_rfc3339: fractions of 1 to 9 digits") {
   }
 }
 
-TEST_CASE("parse_rfc3339: a leap second :60 is clamped to :59") {
+TEST_CASE("parse_rfc3339: a leap second :60 is clamped to :59, only where one can be") {
   CHECK(parse_ok("2016-12-31T23:59:60Z") == utc(2016, 12, 31, 23, 59, 59));
+  CHECK(parse_ok("2015-06-30T23:59:60Z") == utc(2015, 6, 30, 23, 59, 59));
+  // The same UTC second, in local time.
+  CHECK(parse_ok("2017-01-01T05:29:60+05:30") == utc(2016, 12, 31, 23, 59, 59));
+  CHECK(parse_ok("2016-12-31T18:59:60-05:00") == utc(2016, 12, 31, 23, 59, 59));
   auto with_frac = parse_ok("2016-12-31T23:59:60.5Z");
   CHECK(with_frac >= utc(2016, 12, 31, 23, 59, 59));
   CHECK(with_frac < utc(2017, 1, 1, 0, 0, 1));
+  // Not the last second of a month in UTC: no such time.
+  for (std::string_view no :
+       {"2030-01-01T00:00:60Z", "2016-12-31T23:58:60Z", "2016-12-30T23:59:60Z",
+        "2016-12-31T23:59:60+01:00", "2016-02-28T23:59:60Z"}) {
+    INFO(no);
+    CHECK_FALSE(jobs::parse_rfc3339(no));
+  }
 }
 
 // The header accepts years up to 9999, but a sys_time (nanoseconds in a

@@ -52,7 +52,10 @@ TEST_CASE("help needs no valid positionals; no command is not an error with --he
 
 TEST_CASE("bad command lines are usage errors that name the command") {
   CHECK_THROWS_WITH_AS(parse({"frob"}), "unknown command 'frob'", usage_error);
-  CHECK_THROWS_WITH_AS(parse({"keys"}), "'keys' needs a subcommand", usage_error);
+  CHECK_THROWS_WITH_AS(parse({"keys"}), "'keys' needs a subcommand: create, list, revoke",
+                       usage_error);
+  CHECK_THROWS_WITH_AS(parse({"bulk"}), "'bulk' needs a subcommand: cancel, retry, requeue",
+                       usage_error);
   CHECK_THROWS_WITH_AS(parse({"keys", "rotate"}), "unknown command 'keys rotate'", usage_error);
   CHECK_THROWS_WITH_AS(parse({"get"}), "'get' needs ID", usage_error);
   CHECK_THROWS_WITH_AS(parse({"get", "a", "b"}), "'get' takes ID; unexpected 'b'", usage_error);
@@ -74,14 +77,19 @@ TEST_CASE("bad command lines are usage errors that name the command") {
 }
 
 TEST_CASE("time filters: an RFC 3339 time, or a duration ago") {
-  CHECK(looks_like_rfc3339("2026-12-01T09:00:00Z"));
-  CHECK(looks_like_rfc3339("2026-12-01t09:00:00.125z"));
-  CHECK(looks_like_rfc3339("2026-12-01T09:00:00+01:00"));
-  CHECK_FALSE(looks_like_rfc3339("2026-12-01"));
-  CHECK_FALSE(looks_like_rfc3339("2026-12-01T09:00:00"));
-  CHECK_FALSE(looks_like_rfc3339("2026-12-01T09:00:00.Z"));
-  CHECK_FALSE(looks_like_rfc3339("2026-12-01T09:00:00+0100"));
-  CHECK_FALSE(looks_like_rfc3339("2026-12-01T09:00:00Zjunk"));
+  CHECK(is_rfc3339("2026-12-01T09:00:00Z"));
+  CHECK(is_rfc3339("2026-12-01t09:00:00.125z"));
+  CHECK(is_rfc3339("2026-12-01T09:00:00+01:00"));
+  CHECK_FALSE(is_rfc3339("2026-12-01"));
+  CHECK_FALSE(is_rfc3339("2026-12-01T09:00:00"));
+  CHECK_FALSE(is_rfc3339("2026-12-01T09:00:00.Z"));
+  CHECK_FALSE(is_rfc3339("2026-12-01T09:00:00+0100"));
+  CHECK_FALSE(is_rfc3339("2026-12-01T09:00:00Zjunk"));
+  // The values too, as the API reads them.
+  CHECK_FALSE(is_rfc3339("2026-02-30T09:00:00Z"));
+  CHECK_FALSE(is_rfc3339("2026-12-01T24:00:00Z"));
+  CHECK_FALSE(is_rfc3339("2030-01-01T00:00:60Z"));
+  CHECK_FALSE(is_rfc3339("1969-12-31T23:59:59Z"));
   // 2026-12-06T12:00:00.7Z
   std::chrono::system_clock::time_point now{std::chrono::seconds(1796558400)};
   now += 700ms;
@@ -139,6 +147,14 @@ TEST_CASE("help lists every command and each command's options") {
   CHECK(submit.find("Usage: jobsctl submit QUEUE TYPE [FILE|-] [options]") == 0);
   CHECK(submit.find("  -w, --wait") != std::string::npos);
   CHECK(submit.find("      --delay DURATION") != std::string::npos);
+  // A group's help lists its subcommands, not every command.
+  CHECK(parse({"bulk", "--help"}).group == "bulk");
+  auto bulk = group_help("bulk");
+  CHECK(bulk.find("Usage: jobsctl bulk SUBCOMMAND") == 0);
+  for (const auto* sub : {"bulk cancel", "bulk retry", "bulk requeue"})
+    CHECK(bulk.find(sub) != std::string::npos);
+  CHECK(bulk.find("submit") == std::string::npos);
+  CHECK(group_help("keys").find("keys revoke") != std::string::npos);
 }
 
 TEST_CASE("jobsctl's variables do not stop the daemons started from the same shell") {
