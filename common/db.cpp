@@ -3,6 +3,7 @@
 #include "common/log.hpp"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -163,6 +164,19 @@ std::size_t db_pool::waiting() const {
   return tasks_.size();
 }
 
+namespace {
+// A connection the server closed while it sat idle (a restart, a failover,
+// pg_terminate_backend) still looks open until it is used: its socket holds
+// the server's parting error and the end of the stream. An idle pool
+// connection (no LISTEN) has nothing else to read but a rare notice, so
+// anything readable retires it: one poll, no round trip, and no task fails
+// on a connection that was already gone.
+bool closed_while_idle(const pqxx::connection& c) {
+  pollfd p{c.sock(), POLLIN | POLLRDHUP, 0};
+  return p.fd < 0 || ::poll(&p, 1, 0) != 0;
+}
+}  // namespace
+
 void db_pool::run() {
   std::unique_ptr<pqxx::connection> conn;
   for (;;) {
@@ -175,7 +189,8 @@ void db_pool::run() {
       tasks_.pop_front();
     }
     try {
-      if (!conn || !conn->is_open()) conn = pg_connect(url_);
+      if (conn && (!conn->is_open() || closed_while_idle(*conn))) conn.reset();
+      if (!conn) conn = pg_connect(url_);
     } catch (const std::exception& e) {
       log_warn("postgresql unreachable", {{"error", e.what()}});
       conn.reset();
