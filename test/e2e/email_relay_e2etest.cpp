@@ -55,6 +55,36 @@ TEST_CASE("a relay answering 550: the job is dead with the reply recorded") {
   CHECK(sink.messages().empty());
 }
 
+TEST_CASE("a relay refusing recipients: all with 5xx is dead at once, some is a success") {
+  // libcurl sends QUIT once every recipient is refused; the relay's 221 Bye
+  // must not count as a recipient's reply.
+  scratch s;
+  smtp_sink sink(s, "rcpt");
+  platform p(s, {"email"}, relay_env(sink));
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto all =
+      submit_email(h, key,
+                   R"({"from":"a@example.com","to":["reject1@example.org","reject2@example.net"],)"
+                   R"("subject":"s","text":"t"})");
+  auto dead = wait_final(h, key, all);
+  CHECK(dead.at("state") == "dead");
+  CHECK(dead.at("attempts") == 1);
+  CHECK(dead.at("error") == "smtp 550 5.1.1 <reject1@example.org>: no such user (sink)");
+
+  auto some =
+      submit_email(h, key,
+                   R"({"from":"a@example.com","to":["reject1@example.org","b@example.org"],)"
+                   R"("subject":"s","text":"t"})");
+  auto done = wait_final(h, key, some);
+  REQUIRE_MESSAGE(done.at("state") == "succeeded", json::serialize(done));
+  const auto& result = done.at("result").as_object();
+  CHECK(json::serialize(result.at("rejected")).find("reject1@example.org") != std::string::npos);
+  auto got = sink.messages();
+  REQUIRE(got.size() == 1);
+  CHECK(json::serialize(got[0].meta.at("rcpt_tos")) == R"(["b@example.org"])");
+}
+
 TEST_CASE("connection lost after the end of data: unknown, and the retry reuses the Message-ID") {
   scratch s;
   smtp_sink sink(s, "drop", {"--replies", "drop,hang"});

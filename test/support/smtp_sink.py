@@ -18,7 +18,8 @@ ends of data across all connections: a code (250, 451, 550, ...) or "drop"
 where the client cannot know whether it was delivered) or "hang" (store
 it, then never answer: the client's deadline passes); when the list is
 exhausted every message gets 250. D/events.log gets one line per end of
-data: "N REPLY". D/ready appears once the server listens.
+data: "N REPLY". D/ready appears once the server listens. A recipient whose
+local part starts with "reject" is refused with 550, "tempfail" with 450.
 """
 
 import argparse
@@ -63,6 +64,14 @@ class Sink:
         with open(tmp, "wb") as f:
             f.write(data)
         os.rename(tmp, os.path.join(self.dir, name))
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("reject"):
+            return f"550 5.1.1 <{address}>: no such user (sink)"
+        if address.startswith("tempfail"):
+            return f"450 4.2.1 <{address}>: mailbox busy (sink)"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         n = self.count

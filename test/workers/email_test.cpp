@@ -272,6 +272,32 @@ TEST_CASE("relay replies: refused recipients") {
   auto r = converse(one_later, false);
   CHECK(r.status == send_status::temporary);
   CHECK(r.reply.code == 450);
+  // libcurl says QUIT once every recipient is refused: the relay's 221 is
+  // nobody's reply, and the refusals still decide.
+  for (auto* quit : {"QUIT", "RSET"}) {
+    CAPTURE(quit);
+    auto then_quit = all_permanent;
+    then_quit.insert(then_quit.end(), {{'>', quit}, {'<', "221 2.0.0 Bye"}});
+    auto q = converse(then_quit, false, "RCPT failed: 550");
+    CHECK(q.status == send_status::permanent);
+    CHECK(q.reply.code == 550);
+    CHECK(q.reply.text == "5.1.1 no such user");
+    REQUIRE(q.recipients.size() == 2);
+    CHECK(q.accepted().empty());
+    auto later_quit = one_later;
+    later_quit.insert(later_quit.end(), {{'>', quit}, {'<', "221 2.0.0 Bye"}});
+    auto lq = converse(later_quit, false);
+    CHECK(lq.status == send_status::temporary);
+    CHECK(lq.reply.code == 450);
+  }
+  // A DATA refused, then QUIT: DATA's reply decides.
+  auto data_refused = base;
+  data_refused.insert(
+      data_refused.end(),
+      {{'<', "250 OK"}, {'>', "DATA"}, {'<', "554 5.7.1 no"}, {'>', "QUIT"}, {'<', "221 Bye"}});
+  auto d = converse(data_refused, false);
+  CHECK(d.status == send_status::permanent);
+  CHECK(d.reply.code == 554);
   auto partial = base;
   partial.insert(partial.end(),
                  {{'<', "250 OK"}, {'>', "DATA"}, {'<', "354 go"}, {'<', "250 queued"}});

@@ -51,8 +51,10 @@ void transcript::on_command(std::string_view line) {
     pending_rcpt_ = std::string(addr);
   } else if (starts_with_nocase(line, "DATA")) {
     stage_ = stage::data;
-  } else if (stage_ == stage::after_body || stage_ == stage::body) {
-    // A new command on a reused connection (RSET, QUIT, ...): the message is over.
+  } else if (stage_ != stage::before_mail) {
+    // Any other command (QUIT, RSET, ...) ends the message's conversation:
+    // its reply (221 Bye) is no recipient's, MAIL's or DATA's. After the
+    // data, it is a new command on a reused connection.
     stage_ = stage::before_mail;
   }
 }
