@@ -14,6 +14,7 @@
 #include <valijson/validation_results.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -25,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace jobs::detail {
 namespace {
@@ -116,6 +118,76 @@ class format_builder final : public valijson::ConstraintBuilder {
   }
 };
 
+// x-max-total-items: the members named hold at most `maximum` array items
+// together, as a worker that counts them all (email: to + cc + bcc) would.
+class total_items_constraint final : public PolyConstraint {
+ public:
+  total_items_constraint(std::vector<std::string> of, std::int64_t maximum)
+      : of_(std::move(of)), maximum_(maximum) {}
+
+  bool validate(const Adapter& target, const std::vector<std::string>& context,
+                ValidationResults* results) const override {
+    if (!target.isObject()) return true;
+    std::size_t total = 0;
+    std::string last;  // the last member named that has items, in `of`'s order
+    target.applyToObject([&](const std::string& name, const Adapter& value) {
+      std::size_t n = 0;
+      if (std::find(of_.begin(), of_.end(), name) != of_.end() && value.getArraySize(n) && n > 0) {
+        total += n;
+        if (last.empty() ||
+            std::find(of_.begin(), of_.end(), name) > std::find(of_.begin(), of_.end(), last))
+          last = name;
+      }
+      return true;
+    });
+    if (total <= static_cast<std::size_t>(maximum_)) return true;
+    if (results) {
+      auto at = context;
+      at.push_back("[" + last + "]");
+      results->pushError(at, fmt::format("{} hold {} items together; at most {}.",
+                                         fmt::join(of_, ", "), total, maximum_));
+    }
+    return false;
+  }
+
+ private:
+  Constraint* cloneInto(void* at) const override { return new (at) total_items_constraint(*this); }
+  std::size_t sizeOf() const override { return sizeof(total_items_constraint); }
+
+  std::vector<std::string> of_;
+  std::int64_t maximum_;
+};
+
+class total_items_builder final : public valijson::ConstraintBuilder {
+ public:
+  Constraint* make(const Adapter& value) const override {
+    std::vector<std::string> of;
+    std::int64_t maximum = -1;
+    bool ok = value.isObject();
+    if (ok)
+      value.applyToObject([&](const std::string& name, const Adapter& member) {
+        if (name == "of" && member.isArray()) {
+          member.applyToArray([&](const Adapter& item) {
+            if (item.isString())
+              of.push_back(item.getString());
+            else
+              ok = false;
+            return true;
+          });
+        } else if (name == "maximum" && member.isInteger()) {
+          maximum = member.getInteger();
+        } else {
+          ok = false;
+        }
+        return true;
+      });
+    if (!ok || of.empty() || maximum < 0)
+      throw std::runtime_error(
+          "x-max-total-items must be {\"of\": [member names], \"maximum\": a count}");
+    return new total_items_constraint(std::move(of), maximum);
+  }
+};
+
 }  // namespace
 
 void prepare_content_keywords(json::object& schema) {
@@ -144,6 +216,9 @@ void add_keyword_builders(valijson::SchemaParser& parser) {
   auto format = std::make_unique<format_builder>();
   parser.addConstraintBuilder("format", format.get());
   format.release();
+  auto total = std::make_unique<total_items_builder>();
+  parser.addConstraintBuilder("x-max-total-items", total.get());
+  total.release();
 }
 
 }  // namespace jobs::detail

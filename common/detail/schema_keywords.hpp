@@ -12,6 +12,11 @@
 //                                   what contentEncoding alone says)
 //   "format": "webhook-url"         the string is a URL the webhooks worker
 //                                   delivers to (common/webhook_url.hpp)
+//   "x-max-total-items": {"of": ["to", "cc", "bcc"], "maximum": 100}
+//                                   on an object: those of its members that
+//                                   are arrays hold at most `maximum` items
+//                                   together (the error is at the last one
+//                                   named that has items)
 //
 // The other draft-07 formats are left to valijson (it checks date, time and
 // date-time, and takes the rest unchecked). An unknown format name, any
@@ -35,7 +40,7 @@ namespace jobs::detail {
 /// Throws std::runtime_error saying what is wrong.
 void prepare_content_keywords(boost::json::object& schema);
 
-/// Gives `parser` the builders of contentEncoding and format.
+/// Gives `parser` the builders of contentEncoding, format and x-max-total-items.
 void add_keyword_builders(valijson::SchemaParser& parser);
 
 }  // namespace jobs::detail

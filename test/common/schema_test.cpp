@@ -1,6 +1,7 @@
 #include "common/schema.hpp"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <boost/json/parse.hpp>
 
 #include <filesystem>
@@ -462,6 +463,11 @@ TEST_CASE("schema_registry refuses a contentEncoding, padding or format it would
                 "x-base64-padding must be \"required\" or \"optional\"");
   throws_saying(R"({"properties": {"a": {"format": "webhook_url"}}})",
                 "unknown format \"webhook_url\"");
+  for (const char* bad : {R"("to")", R"({"of": ["a"]})", R"({"of": [], "maximum": 3})",
+                          R"({"of": ["a", 1], "maximum": 3})", R"({"of": ["a"], "maximum": -1})",
+                          R"({"of": ["a"], "maximum": 3, "min": 1})"})
+    throws_saying(std::string(R"({"x-max-total-items": )") + bad + "}",
+                  "x-max-total-items must be");
   throws_saying(
       R"({"items": {"$ref": "#/definitions/d"}, "definitions": {"d": {"format": "ur1"}}})",
       "unknown format \"ur1\"");
@@ -470,6 +476,32 @@ TEST_CASE("schema_registry refuses a contentEncoding, padding or format it would
                         R"({"properties": {"a": {"format": "email"}, "b": {"format": "uri"},
                                            "c": {"format": "date"}}})"}});
   CHECK_NOTHROW(schema_registry(known.path));
+}
+
+TEST_CASE("email: at most 100 recipients in to, cc and bcc together, as the worker counts") {
+  const schema_registry r(JOBS_SOURCE_DIR "/schemas/jobs");
+  auto with = [](int to, int cc, int bcc) {
+    json::object p{{"from", "a@b.example"}, {"subject", "hi"}, {"text", "x"}};
+    auto list = [](const char* prefix, int n) {
+      json::array a;
+      for (int i = 0; i < n; ++i) a.emplace_back(fmt::format("{}{}@b.example", prefix, i));
+      return a;
+    };
+    p["to"] = list("t", to);
+    if (cc) p["cc"] = list("c", cc);
+    if (bcc) p["bcc"] = list("b", bcc);
+    return json::value(p);
+  };
+  CHECK_FALSE(r.validate("email", "send", with(100, 0, 0)));
+  CHECK_FALSE(r.validate("email", "send", with(40, 30, 30)));
+  auto over = r.validate("email", "send", with(50, 0, 51));
+  REQUIRE(over);
+  CHECK(over->code == "payload_invalid");
+  CHECK(over->pointer == "/payload/bcc");
+  CHECK(over->detail.starts_with("to, cc, bcc hold 101 items together; at most 100."));
+  auto cc = r.validate("email", "send", with(60, 50, 0));
+  REQUIRE(cc);
+  CHECK(cc->pointer == "/payload/cc");
 }
 
 TEST_CASE("the job types' schemas declare their bytes and URLs") {
