@@ -15,8 +15,13 @@
 #include "common/config.hpp"
 #include "common/log.hpp"
 #include "common/retention.hpp"
+#include "common/schema.hpp"
 #include "common/signals.hpp"
+#include "queues/brokers.hpp"
 
+#include <fmt/format.h>
+
+#include <filesystem>
 #include <iostream>
 #include <regex>
 #include <set>
@@ -31,6 +36,31 @@ int migrate(const config& cfg) {
   auto c = pg_connect(cfg.pg_url);
   int n = apply_migrations(*c, cfg.schema_dir + "/migrations");
   log_info("database is up to date", {{"applied", n}});
+  return 0;
+}
+
+// check-config: beyond load_config's checks, what serve() would stop on
+// before it listens: the two URLs as the clients read them, and the schema
+// directory (its migrations and job types, loaded as serve() loads them).
+int check_config(const config& cfg) {
+  try {
+    pg_conninfo(cfg.pg_url);
+  } catch (const std::invalid_argument& e) {
+    throw config_error(fmt::format("JOBS_PG_URL: {}", e.what()));
+  }
+  try {
+    parse_amqp_urls(cfg.amqp_url);
+  } catch (const std::exception& e) {
+    throw config_error(fmt::format("JOBS_AMQP_URL: {}", e.what()));
+  }
+  if (!std::filesystem::is_directory(cfg.schema_dir + "/migrations"))
+    throw config_error(
+        fmt::format("JOBS_SCHEMA_DIR={:?} has no migrations/ directory", cfg.schema_dir));
+  try {
+    schema_registry schemas(cfg.schema_dir + "/jobs");
+  } catch (const std::exception& e) {
+    throw config_error(fmt::format("JOBS_SCHEMA_DIR={:?}: {}", cfg.schema_dir, e.what()));
+  }
   return 0;
 }
 
@@ -181,7 +211,7 @@ int main(int argc, char** argv) {
     std::string cmd = argc > 1 ? argv[1] : "serve";
     if (cmd == "serve") return serve(cfg);
     if (cmd == "migrate") return migrate(cfg);
-    if (cmd == "check-config" && argc == 2) return 0;  // load_config found nothing wrong
+    if (cmd == "check-config" && argc == 2) return check_config(cfg);
     if (cmd == "create-key") return create_key(cfg, argc, argv);
     std::cerr << "usage: jobs-api [serve | migrate | check-config | create-key --tenant NAME "
                  "[--name LABEL] [--role ROLE]]\n";

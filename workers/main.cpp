@@ -1,5 +1,7 @@
 // jobs-worker: consumes one queue and runs its jobs (see workers/worker.hpp).
 //   jobs-worker [--queue NAME] [--concurrency N]
+//   jobs-worker [--queue NAME] check-config   check the JOBS_* settings of
+//                                 that queue's worker (workers/settings.hpp), exit
 // With JOBS_WORKER_METRICS_PORT set, serves GET /metrics there (workers/worker_metrics.hpp).
 // Settings: JOBS_* environment variables (common/config.hpp).
 #include "common/config.hpp"
@@ -7,6 +9,7 @@
 #include "common/metrics_server.hpp"
 #include "common/signals.hpp"
 #include "workers/email/email.hpp"
+#include "workers/settings.hpp"
 #include "workers/webhooks/webhooks.hpp"
 #include "workers/worker.hpp"
 
@@ -17,17 +20,31 @@ int main(int argc, char** argv) {
   using namespace jobs;
   try {
     auto env = process_environment();
+    bool check_only = false;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
-      if ((a == "--queue" || a == "--concurrency") && i + 1 < argc) {
+      if (a == "check-config") {
+        check_only = true;
+      } else if ((a == "--queue" || a == "--concurrency") && i + 1 < argc) {
         env[a == "--queue" ? "JOBS_WORKER_QUEUE" : "JOBS_WORKER_CONCURRENCY"] = argv[++i];
       } else {
-        std::cerr << "usage: jobs-worker [--queue email|processing|webhooks] [--concurrency N]\n";
+        std::cerr << "usage: jobs-worker [--queue email|processing|webhooks] [--concurrency N]\n"
+                     "       jobs-worker [--queue NAME] check-config\n";
         return 2;
       }
     }
     auto cfg = load_config(env);
     set_log_level(cfg.log_level);
+    if (check_only) {
+      try {
+        check_worker_settings(cfg, cfg.worker_queue);
+        return 0;
+      } catch (const std::exception& e) {
+        log_error("a setting is wrong", {{"error", e.what()}, {"queue", cfg.worker_queue}});
+        return 1;
+      }
+    }
+    check_worker_settings(cfg, cfg.worker_queue);
 
     block_stop_signals();
 

@@ -13,16 +13,19 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 using namespace jobs::test;
 using namespace std::chrono_literals;
 
 namespace {
 
-// jobs-api's output and exit status with only `env` set.
+// A daemon's output and exit status with only `env` set.
+std::string run_with(const std::string& bin, const std::string& env, const std::string& args) {
+  return command_output("env -i " + env + " " + binary(bin) + " " + args + " 2>&1; echo \"rc=$?\"");
+}
 std::string jobs_api(const std::string& env, const std::string& args) {
-  return command_output("env -i " + env + " " + binary("jobs-api") + " " + args +
-                        " 2>&1; echo \"rc=$?\"");
+  return run_with("jobs-api", env, args);
 }
 
 }  // namespace
@@ -39,6 +42,49 @@ TEST_CASE("jobs-api check-config: 0 when every setting is good, 1 naming the one
   auto unknown = jobs_api("JOBS_HTTP_PROT=8780", "check-config");
   CHECK(unknown.find("JOBS_HTTP_PROT") != std::string::npos);
   CHECK(unknown.ends_with("rc=1\n"));
+}
+
+// Settings only one daemon reads, which used to pass check-config and then
+// stop that daemon (or a supervisor's workers, restarted for ever).
+TEST_CASE("check-config of the API, a worker and the supervisor: what each would stop on") {
+  struct refused {
+    const char* bin;
+    std::string env, args, says;
+  };
+  const std::vector<refused> cases{
+      {"jobs-api", "JOBS_PG_URL=garbage", "check-config", "JOBS_PG_URL: bad PostgreSQL URL"},
+      {"jobs-api", "JOBS_AMQP_URL=garbage", "check-config",
+       "JOBS_AMQP_URL: the first broker address must be an amqp:// URL"},
+      {"jobs-api", "JOBS_SCHEMA_DIR=/nonexistent", "check-config",
+       R"(JOBS_SCHEMA_DIR=\"/nonexistent\" has no migrations/ directory)"},
+      {"jobs-worker", "JOBS_SMTP_USER=u JOBS_SMTP_TLS=off", "--queue email check-config",
+       "JOBS_SMTP_USER needs JOBS_SMTP_TLS=starttls or implicit"},
+      {"jobs-worker", "JOBS_WORKER_QUEUE=foo", "check-config", R"(unknown queue \"foo\")"},
+      {"jobs-worker", "JOBS_WEBHOOK_ALLOW='not a cidr/99'", "--queue webhooks check-config",
+       "JOBS_WEBHOOK_ALLOW: not a CIDR or host name"},
+      {"jobs-supervisor", "JOBS_SUPERVISOR_POOLS='email=1..1' JOBS_SMTP_USER=u JOBS_SMTP_TLS=off",
+       "check-config", "JOBS_SMTP_USER needs JOBS_SMTP_TLS"},
+      {"jobs-supervisor", "JOBS_SUPERVISOR_POOLS='webhooks=2..2' JOBS_WORKER_METRICS_PORT=65535",
+       "check-config", "the pools' 2 workers take the ports 65535 to 65536, past 65535"},
+      {"jobs-supervisor",
+       "JOBS_SUPERVISOR_POOLS='webhooks=2..2' JOBS_WORKER_METRICS_PORT=28950 "
+       "JOBS_SUPERVISOR_METRICS_PORT=28951",
+       "check-config", "JOBS_SUPERVISOR_METRICS_PORT=28951 is among the workers' ports"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.env);
+    auto out = run_with(c.bin, c.env, c.args);
+    CHECK_MESSAGE(out.find(c.says) != std::string::npos, out);
+    CHECK(out.ends_with("rc=1\n"));
+  }
+  // The same settings where that daemon does not read them pass.
+  CHECK(run_with("jobs-worker", "JOBS_SMTP_USER=u JOBS_SMTP_TLS=off",
+                 "--queue processing check-config") == "rc=0\n");
+  CHECK(run_with("jobs-supervisor",
+                 "JOBS_SUPERVISOR_POOLS='processing=1..2' JOBS_SMTP_USER=u JOBS_SMTP_TLS=off "
+                 "JOBS_WORKER_METRICS_PORT=28950 JOBS_SUPERVISOR_METRICS_PORT=28952",
+                 "check-config") == "rc=0\n");
+  CHECK(run_with("jobs-worker", "", "check-config") == "rc=0\n");
 }
 
 TEST_CASE("the API and a worker on a port in use exit, naming the address and the port") {
