@@ -59,6 +59,8 @@ TEST_CASE("check-config of the API, a worker and the supervisor: what each would
        R"(JOBS_SCHEMA_DIR=\"/nonexistent\" has no migrations/ directory)"},
       {"jobs-worker", "JOBS_SMTP_USER=u JOBS_SMTP_TLS=off", "--queue email check-config",
        "JOBS_SMTP_USER needs JOBS_SMTP_TLS=starttls or implicit"},
+      {"jobs-worker", "JOBS_SMTP_USER=u JOBS_SMTP_PASSWORD_FILE=/dev/null",
+       "--queue email check-config", "JOBS_SMTP_USER is set but the password is empty"},
       {"jobs-worker", "JOBS_WORKER_QUEUE=foo", "check-config", R"(unknown queue \"foo\")"},
       {"jobs-worker", "JOBS_WEBHOOK_ALLOW='not a cidr/99'", "--queue webhooks check-config",
        "JOBS_WEBHOOK_ALLOW: not a CIDR or host name"},

@@ -118,6 +118,10 @@ email_options email_options_from(const config& cfg) {
     throw config_error(
         "JOBS_SMTP_USER needs JOBS_SMTP_TLS=starttls or implicit: "
         "credentials never go over an unencrypted connection");
+  if (!o.relay.user.empty() && o.relay.password.empty())
+    throw config_error(
+        "JOBS_SMTP_USER is set but the password is empty: set JOBS_SMTP_PASSWORD or "
+        "JOBS_SMTP_PASSWORD_FILE (a login with an empty password is refused by every relay)");
   o.relay.connect_timeout = cfg.smtp_connect_timeout;
   o.relay.timeout = cfg.smtp_timeout;
   o.relay.max_connections = cfg.smtp_max_connections;
