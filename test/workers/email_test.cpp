@@ -415,4 +415,6 @@ TEST_CASE("email options: TLS modes, default ports, credentials only over TLS") 
   CHECK_THROWS_AS(opts({{"JOBS_SMTP_TLS", "starttls-optional"}, {"JOBS_SMTP_USER", "u"}}),
                   jobs::config_error);
   CHECK_THROWS_AS(opts({{"JOBS_EMAIL_MESSAGE_ID_DOMAIN", "not a host"}}), jobs::config_error);
+  CHECK_THROWS_WITH_AS(opts({{"JOBS_SMTP_USER", "u"}}), doctest::Contains("password is empty"),
+                       jobs::config_error);
 }
