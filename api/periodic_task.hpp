@@ -2,7 +2,9 @@
 // Runs `task` on a PostgreSQL connection of its own, in a thread of its own,
 // at once and then every `interval`, until destroyed; at once again when
 // the task returns true (it left work due). A failure is logged with `what`
-// and the connection is made anew for the next round. The API's background
+// (the first of a run of them, then one line a minute with their count, and
+// one when a round works again) and the connection is made anew for the
+// next round. The API's background
 // work runs this way: the scheduler (api/scheduler.hpp), the queue history
 // for the dashboard (common/admin_store.hpp, sample_queue_history) and the
 // retention of finished jobs (common/retention.hpp). Tasks that several API processes may

@@ -3,12 +3,14 @@
 #include "api/static_files.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
+#include "queues/amqp.hpp"
 
 #include <fmt/format.h>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
+#include <pqxx/except>
 
 #include <algorithm>
 #include <iterator>
@@ -137,6 +139,16 @@ http_response router::problem_response(const problem& p, unsigned version, bool 
   return res;
 }
 
+namespace {
+// The 503 of a request a server we depend on failed, naming which one.
+problem unavailable(const std::exception& e) {
+  const char* which = dynamic_cast<const pqxx::failure*>(&e) ? "the database is"
+                      : dynamic_cast<const amqp_error*>(&e)  ? "the message broker is"
+                                                             : "a backing service is";
+  return make_problem(503, "unavailable", fmt::format("{} unavailable; retry later", which));
+}
+}  // namespace
+
 void router::head_only(http_response& res) {
   if (res.body().empty()) return;  // static files answer HEAD themselves
   auto size = res.body().size();
@@ -154,9 +166,7 @@ boost::asio::awaitable<http_response> router::handle(const http_request& req,
   } catch (const std::exception& e) {
     // A server we depend on failed; the client may retry.
     log_warn("request failed", {{"target", std::string(req.target())}, {"error", e.what()}});
-    res = problem_response(
-        make_problem(503, "unavailable", "a backing service is unavailable; retry later"),
-        req.version(), req.keep_alive());
+    res = problem_response(unavailable(e), req.version(), req.keep_alive());
   }
   if (req.method() == http::verb::head) head_only(*res);
   observe(req.method(), route_name, res->result_int(), start);
@@ -295,7 +305,7 @@ boost::asio::awaitable<router::head_check> router::check_head(const http::reques
     } catch (const std::exception& e) {
       // As handle() would answer; the lookup's deadline bounded the wait.
       log_warn("request failed", {{"target", std::string(head.target())}, {"error", e.what()}});
-      refused = make_problem(503, "unavailable", "a backing service is unavailable; retry later");
+      refused = unavailable(e);
     }
     if (refused) out.refusal = problem_response(*refused, head.version(), false);
   }

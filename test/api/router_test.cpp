@@ -10,6 +10,7 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <pqxx/except>
 
 #include <exception>
 #include <map>
@@ -59,7 +60,7 @@ class fake_backend final : public jobs::api_backend {
 
   asio::awaitable<std::optional<jobs::principal>> authenticate(const std::string& key) override {
     ++authenticate_calls;
-    if (outage) throw std::runtime_error("PostgreSQL is unreachable");
+    if (outage) throw pqxx::broken_connection("PostgreSQL is unreachable");
     auto it = keys.find(key);
     if (it == keys.end()) co_return std::nullopt;
     co_return it->second;
@@ -78,7 +79,7 @@ class fake_backend final : public jobs::api_backend {
   asio::awaitable<std::optional<std::string>> find_job(const jobs::tenant_id& t,
                                                        const jobs::job_id& id) override {
     ++find_calls;
-    if (outage) throw std::runtime_error("PostgreSQL is unreachable");
+    if (outage) throw pqxx::broken_connection("PostgreSQL is unreachable");
     auto it = stored.find({t.value, id.value});
     if (it == stored.end()) co_return std::nullopt;
     co_return it->second;
@@ -86,7 +87,7 @@ class fake_backend final : public jobs::api_backend {
 
   asio::awaitable<std::string> list_jobs(const jobs::tenant_id& t,
                                          const jobs::job_filter& f) override {
-    if (outage) throw std::runtime_error("PostgreSQL is unreachable");
+    if (outage) throw pqxx::broken_connection("PostgreSQL is unreachable");
     list_calls.emplace_back(t.value, f);
     co_return list_body;
   }
@@ -94,7 +95,7 @@ class fake_backend final : public jobs::api_backend {
   // Like the store: a dead or failed job is rescheduled, anything else is refused.
   asio::awaitable<jobs::retry_reply> retry_job(const jobs::tenant_id& t,
                                                const jobs::job_id& id) override {
-    if (outage) throw std::runtime_error("PostgreSQL is unreachable");
+    if (outage) throw pqxx::broken_connection("PostgreSQL is unreachable");
     jobs::retry_reply r;
     auto it = stored.find({t.value, id.value});
     if (it == stored.end()) co_return r;
@@ -115,7 +116,7 @@ class fake_backend final : public jobs::api_backend {
   asio::awaitable<jobs::cancel_reply> cancel_job(const jobs::tenant_id& t,
                                                  const jobs::job_id& id) override {
     cancel_calls.emplace_back(t.value, id.value);
-    if (outage || cancel_throws) throw std::runtime_error("PostgreSQL is unreachable");
+    if (outage || cancel_throws) throw pqxx::broken_connection("PostgreSQL is unreachable");
     jobs::cancel_reply r;
     auto it = stored.find({t.value, id.value});
     if (it == stored.end()) co_return r;
@@ -137,7 +138,7 @@ class fake_backend final : public jobs::api_backend {
   }
 
   asio::awaitable<jobs::readiness> ready() override {
-    if (outage) throw std::runtime_error("PostgreSQL is unreachable");
+    if (outage) throw pqxx::broken_connection("PostgreSQL is unreachable");
     co_return state;
   }
 
@@ -498,6 +499,7 @@ TEST_CASE("POST /v1/jobs is 503 unavailable when the backend throws") {
   CHECK_FALSE(res[http::field::retry_after].empty());
   // The reason stays in the log, not in the answer.
   CHECK(res.body().find("broker is unreachable") == std::string::npos);
+  CHECK(o.at("detail") == "a backing service is unavailable; retry later");
   CHECK(f.backend.submit_calls == 1);
 }
 
@@ -505,8 +507,10 @@ TEST_CASE("a /v1 call is 503 unavailable when authentication throws") {
   fixture f;
   f.backend.outage = true;
   auto res = f.get(std::string("/v1/jobs/") + id_a);
-  check_problem(res, 503, "unavailable");
+  auto o = check_problem(res, 503, "unavailable");
   CHECK_FALSE(res[http::field::retry_after].empty());
+  // Which server failed, without its words.
+  CHECK(o.at("detail") == "the database is unavailable; retry later");
 }
 
 TEST_CASE("GET /v1/jobs/{id} returns the caller's own job") {
