@@ -340,7 +340,12 @@ function jobsView(params) {
   const select = (name, options) => h('select', { name },
     h('option', { value: '' }, 'any'),
     options.map((o) => h('option', { value: o, selected: o === value(name) }, o)));
-  const local = (iso) => (iso ? new Date(iso).toISOString().slice(0, 16) : '');
+  // A time from the address as the form's UTC field shows it; one that is no
+  // time leaves the field empty (the list then shows the API's refusal).
+  const local = (iso) => {
+    const t = iso ? new Date(iso) : null;
+    return t && !Number.isNaN(t.getTime()) ? t.toISOString().slice(0, 16) : '';
+  };
   const form = h('form', { id: 'filters', class: 'filters card', onsubmit: (e) => {
     e.preventDefault();
     const fd = new FormData(e.target);
@@ -383,7 +388,17 @@ function jobsView(params) {
       h('a', { id: 'next-page', hidden: true }, 'older »')));
   const token = renderToken;
   poll(async () => {
-    const data = await api(`/v1/jobs${query({ ...filter, cursor, limit: 50 })}`);
+    let data;
+    try {
+      data = await api(`/v1/jobs${query({ ...filter, cursor, limit: 50 })}`);
+    } catch (e) {
+      // A refused filter or cursor (a stale link), or a server away: said
+      // where the jobs would be, not only in the console.
+      if (e.status === 401 || token !== renderToken) throw e;
+      $('#jobs-table tbody').replaceChildren(h('tr', {}, problemNode('td', e, { colspan: 8 })));
+      $('#next-page').hidden = true;
+      return;
+    }
     if (token !== renderToken) return;
     const rows = data.jobs.map((j) => h('tr', { 'data-id': j.id },
       h('td', { class: 'mono' }, h('a', { href: `#/job/${j.id}` }, j.id)),
@@ -418,8 +433,11 @@ async function bulk(action, filter) {
     if (!matched) { out.textContent = `No job to ${action} matches (${what}).`; return; }
     const verb = { cancel: 'Cancel', retry: 'Retry', requeue: 'Publish again' }[action];
     if (!(await confirmDialog(`${verb} ${matched} job${matched === 1 ? '' : 's'} matching ${what}?`))) return;
-    // Only the jobs that existed when they were counted: none submitted while the dialog was open.
-    const r = await api(`/v1/admin/jobs/${action}${query({ ...filter, created_before: filter.created_before || as_of })}`, { method: 'POST' });
+    // Only the jobs that existed when they were counted: none submitted while
+    // the dialog was open, even under a created_before filter later than that.
+    const before = filter.created_before && new Date(filter.created_before) < new Date(as_of)
+      ? filter.created_before : as_of;
+    const r = await api(`/v1/admin/jobs/${action}${query({ ...filter, created_before: before })}`, { method: 'POST' });
     const done = { cancel: 'Cancelled', retry: 'Retried', requeue: 'Published again' }[action];
     out.textContent = `${done} ${r.applied} job${r.applied === 1 ? '' : 's'}` +
       (r.complete ? '.' : ' (more remain: run it again).');
@@ -440,7 +458,9 @@ function jobView(id) {
       [job, events] = await Promise.all([api(`/v1/jobs/${id}`), api(`/v1/jobs/${id}/events`)]);
     } catch (e) {
       if (e.status === 404) { $('#job').replaceChildren(h('p', { class: 'error' }, 'No job with this id in your tenant.')); return; }
-      throw e;
+      if (e.status === 401 || token !== renderToken) throw e;
+      $('#job').replaceChildren(problemNode('p', e));
+      return;
     }
     if (token !== renderToken) return;
     renderJob(job, events.events);
