@@ -18,9 +18,9 @@
 
 int main(int argc, char** argv) {
   using namespace jobs;
+  bool check_only = false;  // jobs-worker check-config
   try {
     auto env = process_environment();
-    bool check_only = false;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       if (a == "check-config") {
@@ -35,16 +35,8 @@ int main(int argc, char** argv) {
     }
     auto cfg = load_config(env);
     set_log_level(cfg.log_level);
-    if (check_only) {
-      try {
-        check_worker_settings(cfg, cfg.worker_queue);
-        return 0;
-      } catch (const std::exception& e) {
-        log_error("a setting is wrong", {{"error", e.what()}, {"queue", cfg.worker_queue}});
-        return 1;
-      }
-    }
     check_worker_settings(cfg, cfg.worker_queue);
+    if (check_only) return 0;
 
     block_stop_signals();
 
@@ -104,7 +96,7 @@ int main(int argc, char** argv) {
                                 {"dropped", w.stats().dropped.load()}});
     return 0;
   } catch (const std::exception& e) {
-    log_error("worker failed to start", {{"error", e.what()}});
+    log_error(check_only ? "a setting is wrong" : "worker failed to start", {{"error", e.what()}});
     return 1;
   }
 }

@@ -22,6 +22,18 @@ std::string options_text(const std::vector<option_spec>& options) {
   return table.substr(table.find('\n') + 1);
 }
 
+// The commands whose name starts with `prefix` ("" for all, "keys " for a
+// group's), one row each: name, arguments, summary.
+std::string commands_text(std::string_view prefix) {
+  std::vector<row> rows;
+  for (const auto& c : command_specs())
+    if (c.name.starts_with(prefix))
+      rows.push_back({fmt::format("  {} {}", c.name, c.args), std::string(c.summary)});
+  // format_table's first line is its header: none here.
+  auto table = format_table({"", ""}, rows);
+  return table.substr(table.find('\n') + 1);
+}
+
 }  // namespace
 
 std::string general_help() {
@@ -30,11 +42,7 @@ std::string general_help() {
       "\nThe job platform's command line: submit and follow jobs, list them, cancel\n"
       "and retry them (one or all matching a filter), see, pause and resume the\n"
       "queues, manage API keys.\n\nCommands:\n";
-  std::vector<row> rows;
-  for (const auto& c : command_specs())
-    rows.push_back({fmt::format("  {} {}", c.name, c.args), std::string(c.summary)});
-  auto table = format_table({"", ""}, rows);
-  out += table.substr(table.find('\n') + 1);
+  out += commands_text("");
   out += "\nOptions (every command):\n" + options_text(global_options());
   out +=
       "\nEnvironment: JOBS_URL, JOBS_API_KEY, JOBS_API_KEY_FILE (flags win).\n"
@@ -48,12 +56,7 @@ std::string general_help() {
 
 std::string group_help(std::string_view group) {
   auto out = fmt::format("Usage: jobsctl {} SUBCOMMAND [ARGS] [options]\n\nSubcommands:\n", group);
-  std::vector<row> rows;
-  for (const auto& c : command_specs())
-    if (c.name.starts_with(std::string(group) + " "))
-      rows.push_back({fmt::format("  {} {}", c.name, c.args), std::string(c.summary)});
-  auto table = format_table({"", ""}, rows);
-  out += table.substr(table.find('\n') + 1);
+  out += commands_text(std::string(group) + " ");
   out += fmt::format("\n'jobsctl {} SUBCOMMAND --help' shows a subcommand's options.\n", group);
   return out;
 }
