@@ -19,10 +19,39 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
 namespace jobs {
+
+/// What of a run of failures goes to the log: its first failure, then one
+/// line every `every` with the failures since the last line, and its end.
+/// Not thread-safe: one per loop.
+class failure_log {
+ public:
+  using clock = std::chrono::steady_clock;
+  explicit failure_log(clock::duration every) : every_(every) {}
+
+  struct line {
+    long failed_rounds;      ///< in this run, this one included
+    long unlogged_failures;  ///< since the last line
+  };
+  /// A failure at `now`: the line to log, when one is due.
+  std::optional<line> failed(clock::time_point now);
+
+  struct recovery {
+    long failed_rounds;
+    clock::duration after;  ///< since the run's first failure
+  };
+  /// A success at `now`: the run of failures it ends, if any.
+  std::optional<recovery> succeeded(clock::time_point now);
+
+ private:
+  clock::duration every_;
+  long failures_ = 0, unlogged_ = 0;
+  clock::time_point first_failure_, last_line_;
+};
 
 class periodic_task {
  public:

@@ -2,6 +2,7 @@
 // driven on an io_context against an in-memory api_backend.
 #include "api/router.hpp"
 #include "api/api_metrics.hpp"
+#include "queues/amqp.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -51,6 +52,7 @@ class fake_backend final : public jobs::api_backend {
   std::map<int, jobs::problem> refuse_call;         // submit call number (from 1) -> its problem
   bool outage = false;                              // every call throws
   bool submit_throws = false;                       // only submit throws
+  bool submit_broker_throws = false;                // only submit throws, as the broker's client
   bool cancel_throws = false;                       // only cancel_job throws
   jobs::readiness state{true, "accepting"};
   int authenticate_calls = 0;
@@ -69,6 +71,7 @@ class fake_backend final : public jobs::api_backend {
   asio::awaitable<jobs::submit_result> submit(const jobs::new_job& job) override {
     ++submit_calls;
     if (outage || submit_throws) throw std::runtime_error("broker is unreachable");
+    if (submit_broker_throws) throw jobs::amqp_error("connection refused");
     if (submit_problem) co_return *submit_problem;
     if (auto it = refuse_call.find(submit_calls); it != refuse_call.end()) co_return it->second;
     submitted.push_back(job);
@@ -501,6 +504,16 @@ TEST_CASE("POST /v1/jobs is 503 unavailable when the backend throws") {
   CHECK(res.body().find("broker is unreachable") == std::string::npos);
   CHECK(o.at("detail") == "a backing service is unavailable; retry later");
   CHECK(f.backend.submit_calls == 1);
+}
+
+TEST_CASE("POST /v1/jobs is 503 naming the message broker when its client throws") {
+  fixture f;
+  f.backend.submit_broker_throws = true;
+  auto res = f.post_job(noop_job);
+  auto o = check_problem(res, 503, "unavailable");
+  CHECK_FALSE(res[http::field::retry_after].empty());
+  CHECK(res.body().find("connection refused") == std::string::npos);
+  CHECK(o.at("detail") == "the message broker is unavailable; retry later");
 }
 
 TEST_CASE("a /v1 call is 503 unavailable when authentication throws") {

@@ -98,8 +98,17 @@ try {
     process.exit(0);
   }
 
-  step = 'a viewer key is refused';
+  step = 'the page names an icon the API serves';
   await page.goto(`${base}/admin/`);
+  {
+    const href = await page.getAttribute('link[rel="icon"]', 'href');
+    const icon = await page.request.get(new URL(href, `${base}/admin/`).href);
+    const type = icon.headers()['content-type'] || '';
+    if (icon.status() !== 200 || !type.startsWith('image/svg+xml') || !(await icon.text()).includes('<svg'))
+      throw new Error(`the icon ${href}: ${icon.status()} ${type}`);
+  }
+
+  step = 'a viewer key is refused';
   await page.fill('#key-input', viewerKey);
   await page.click('#key-submit');
   await page.waitForSelector('#login-error:has-text("not an admin key")', wait);
