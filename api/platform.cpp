@@ -7,6 +7,23 @@
 
 namespace jobs {
 
+namespace {
+// A cancel or a retry in a transaction of its own, then the job as it is
+// after it (unless there was none).
+template <class Reply, class Change>
+Reply change_then_read(pqxx::connection& c, const tenant_id& t, const job_id& id, Change change) {
+  Reply r;
+  {
+    pqxx::work w(c);
+    r.outcome = change(w, t, id);
+    w.commit();
+  }
+  if (r.outcome.result != decltype(r.outcome.result)::not_found)
+    r.job = find_job_json(c, t, id).value_or("");
+  return r;
+}
+}  // namespace
+
 platform_backend::platform_backend(db_pool& reads, submitter& writes, publisher& pub,
                                    std::chrono::milliseconds auth_cache,
                                    std::chrono::milliseconds auth_most)
@@ -111,14 +128,7 @@ boost::asio::awaitable<std::string> platform_backend::list_jobs(const tenant_id&
 boost::asio::awaitable<cancel_reply> platform_backend::cancel_job(const tenant_id& t,
                                                                   const job_id& id) {
   auto op = [t, id](pqxx::connection& c) {
-    cancel_reply r;
-    {
-      pqxx::work w(c);
-      r.outcome = jobs::cancel_job(w, t, id);
-      w.commit();
-    }
-    if (r.outcome.result != cancel_result::not_found) r.job = find_job_json(c, t, id).value_or("");
-    return r;
+    return change_then_read<cancel_reply>(c, t, id, jobs::cancel_job);
   };
   auto reply = co_await db_call(reads_, op);
   co_return reply;
@@ -127,14 +137,7 @@ boost::asio::awaitable<cancel_reply> platform_backend::cancel_job(const tenant_i
 boost::asio::awaitable<retry_reply> platform_backend::retry_job(const tenant_id& t,
                                                                 const job_id& id) {
   auto op = [t, id](pqxx::connection& c) {
-    retry_reply r;
-    {
-      pqxx::work w(c);
-      r.outcome = jobs::retry_job(w, t, id);
-      w.commit();
-    }
-    if (r.outcome.result != retry_result::not_found) r.job = find_job_json(c, t, id).value_or("");
-    return r;
+    return change_then_read<retry_reply>(c, t, id, jobs::retry_job);
   };
   auto reply = co_await db_call(reads_, op);
   co_return reply;
