@@ -93,7 +93,8 @@ int main(int argc, char** argv) {
                                 {"failed", w.stats().failed.load()},
                                 {"dead", w.stats().dead.load()},
                                 {"deferred", w.stats().deferred.load()},
-                                {"dropped", w.stats().dropped.load()}});
+                                {"dropped", w.stats().dropped.load()},
+                                {"lost_leases", w.stats().lost.load()}});
     return 0;
   } catch (const std::exception& e) {
     log_error(check_only ? "a setting is wrong" : "worker failed to start", {{"error", e.what()}});

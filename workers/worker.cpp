@@ -88,10 +88,14 @@ void worker::impl::lose_amqp(const std::exception& e) {
   log_warn("broker connection lost", {{"error", e.what()}});
   amqp.reset();
   // The broker requeues everything unacked; running jobs still commit, and
-  // their redelivered messages will find them finished.
+  // their redelivered messages find them finished, or in hand here (held
+  // until they end: worker::impl::release).
   waiting.clear();
   reclaimed.clear();
-  for (auto& [id, j] : running.jobs()) j.tag = 0;
+  for (auto& [id, j] : running.jobs()) {
+    j.tag = 0;
+    j.more_tags.clear();
+  }
 }
 
 void worker::impl::receive(int wait_ms) {

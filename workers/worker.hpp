@@ -99,9 +99,11 @@ class worker {
   struct counters {
     /// failed: retry scheduled; snoozed: back to scheduled; dropped: a message
     /// whose job was not claimable; rejected: not a job message (dead-lettered);
-    /// timed_out: jobs stopped by their timeout; deferred: over their tenant's cap.
+    /// timed_out: jobs stopped by their timeout; deferred: over their tenant's cap;
+    /// lost: attempts whose outcome was not recorded, the job having been
+    /// taken from this worker (its lease ran out).
     std::atomic<long> claimed{0}, succeeded{0}, failed{0}, dead{0}, snoozed{0}, dropped{0},
-        rejected{0}, cancelled{0}, timed_out{0}, deferred{0};
+        rejected{0}, cancelled{0}, timed_out{0}, deferred{0}, lost{0};
   };
   const counters& stats() const { return stats_; }
 

@@ -874,3 +874,31 @@ TEST_CASE("fault 20: a frozen broker: noticed idle, submissions 503 at once, rea
   CHECK(v.lost == 0);
   CHECK(v.duplicated == 0);
 }
+
+TEST_CASE("fault 21: a worker frozen past its job's lease: the job published again still runs") {
+  scratch s;
+  platform p(s, {}, short_lease, true);
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto& w = p.add_worker("processing");
+  auto id = submit_job(h, key,
+                       R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":8000}})");
+  REQUIRE(wait_until([&] { return state_of(s.pg_url, id) == "running"; }, 20s));
+  // Frozen for 6 s (its connection stays open): the 2 s lease runs out, the
+  // scheduler queues the job again and publishes it once more, and RabbitMQ
+  // delivers that message to this worker, its only consumer, while it still
+  // holds the job. The handler then returns on an attempt no longer its
+  // own; the message published again must not be dropped with it.
+  w.signal(SIGSTOP);
+  bool requeued = wait_until([&] { return state_of(s.pg_url, id) == "queued"; }, 10s);
+  std::this_thread::sleep_for(6s);
+  w.signal(SIGCONT);
+  REQUIRE(requeued);
+  CHECK(wait_until([&] { return state_of(s.pg_url, id) == "succeeded"; }, 40s));
+  CHECK(count(s.pg_url, "SELECT attempts FROM jobs WHERE id = '" + id + "'") == 2);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts WHERE job_id = '" + id +
+                            "' AND error LIKE 'worker lost%'") == 1);
+  std::ifstream log(p.log_dir + "/worker-processing-0.log");
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  CHECK(text.find("attempt not recorded: the job was taken from this worker") != std::string::npos);
+}

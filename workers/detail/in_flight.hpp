@@ -30,6 +30,10 @@ enum class stop_reason { none, cancel, timeout, shutdown };
 struct in_hand {
   claimed_job job;   ///< as claimed, without its payload
   uint64_t tag = 0;  ///< its delivery; 0 when the channel it came on was lost
+  /// Further deliveries of the job received while it is in hand (published
+  /// again when its lease ran out, or by the outbox's recovery), held until
+  /// it ends: then acked with `tag` if its outcome landed, else claimed again.
+  std::vector<uint64_t> more_tags;
   std::chrono::milliseconds timeout{};
   std::chrono::steady_clock::time_point deadline{};  ///< when the timeout passes
   stop_reason why = stop_reason::none;

@@ -21,14 +21,18 @@ worker::impl::claims worker::impl::pick_claims(const std::vector<detail::finishe
   while (!waiting.empty() && (free_sync > 0 || free_async > 0)) {
     auto [d, m] = std::move(waiting.front());
     waiting.pop_front();
-    auto* run = running.find(m.id);
-    if (run && run->tag == 0) {
-      // Redelivered after we lost the channel: this delivery is acked when the job ends.
-      run->tag = d.tag;
+    if (auto* run = running.find(m.id)) {
+      // Redelivered after we lost the channel, or published again: held
+      // until the job ends (release()).
+      if (run->tag == 0)
+        run->tag = d.tag;
+      else
+        run->more_tags.push_back(d.tag);
       continue;
     }
-    if (run || c.tags.contains(m.id)) {
-      amqp->ack(d.tag);  // a duplicate of a job this worker has in hand
+    if (c.tags.contains(m.id)) {
+      // Twice in one round: the second waits for the first's claim.
+      later.emplace_back(std::move(d), std::move(m));
       continue;
     }
     int& free = w.handlers_.find_async(m.queue, m.type) ? free_async : free_sync;
@@ -166,6 +170,7 @@ void worker::impl::cycle() {
   outcomes.reserve(finished.size());
   for (const auto& f : finished) outcomes.push_back(outcome_for(f));
   capped_claim got;
+  std::vector<std::string> landed;
   try {
     got = with_db([&](pqxx::connection& conn) {
       // Without commit hooks or tenant caps, the round is one statement in
@@ -176,14 +181,14 @@ void worker::impl::cycle() {
                                [](const detail::finished_job& f) { return !f.hooks.empty(); });
       if (!hooks && !o().caps.enabled()) {
         pqxx::nontransaction tx(conn);
-        capped_claim r;
-        r.claimed = complete_and_claim(tx, outcomes, c.ids, o().worker_id, o().lease).claimed;
-        return r;
+        auto round = complete_and_claim(tx, outcomes, c.ids, o().worker_id, o().lease);
+        landed = std::move(round.completed);
+        return capped_claim{std::move(round.claimed), {}};
       }
       pqxx::work tx(conn);
       if (!outcomes.empty()) {
         run_commit_hooks(tx, outcomes);
-        complete_jobs(tx, outcomes, o().worker_id);
+        landed = complete_jobs(tx, outcomes, o().worker_id);
       }
       auto r = claim_jobs_capped(tx, c.ids, o().worker_id, o().lease, o().caps);
       tx.commit();
@@ -203,7 +208,7 @@ void worker::impl::cycle() {
     fault_done = true;
     amqp->sever();
   }
-  completed(outcomes);
+  completed(outcomes, landed);
   start_claimed(got, c);
   broker_check();
 }
@@ -235,16 +240,33 @@ job_outcome worker::impl::handed_back(const claimed_job& job) const {
           format_rfc3339(std::chrono::system_clock::now())};
 }
 
-void worker::impl::completed(const std::vector<job_outcome>& outcomes) {
+void worker::impl::completed(const std::vector<job_outcome>& outcomes,
+                             const std::vector<std::string>& landed) {
   std::vector<uint64_t> tags;
-  for (const auto& out : outcomes)
-    if (const auto* j = running.find(out.id); j && j->tag != 0) tags.push_back(j->tag);
+  std::unordered_set<std::string> recorded(landed.begin(), landed.end());
+  std::vector<bool> lost(outcomes.size());
+  for (std::size_t i = 0; i < outcomes.size(); ++i)
+    if (auto* j = running.find(outcomes[i].id)) {
+      lost[i] = !recorded.contains(outcomes[i].id);
+      release(*j, !lost[i], tags);
+    }
   after_commit([&](consumer& c) { c.ack_all(std::move(tags)); });
-  for (const auto& out : outcomes) {
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    const auto& out = outcomes[i];
     auto* j = running.find(out.id);
     if (!j) continue;
-    ended(*j, out.state);
     auto trace = std::move(j->job.trace_id);
+    if (lost[i]) {
+      running.erase(out.id);
+      ++w.stats_.lost;
+      log_warn("attempt not recorded: the job was taken from this worker (its lease ran out)",
+               {{"job_id", out.id},
+                {"trace_id", trace},
+                {"attempt", out.attempt},
+                {"outcome", std::string(to_string(out.state))}});
+      continue;
+    }
+    ended(*j, out.state);
     running.erase(out.id);
     switch (out.state) {
       case job_state::succeeded: ++w.stats_.succeeded; break;
@@ -272,6 +294,23 @@ void worker::impl::completed(const std::vector<job_outcome>& outcomes) {
     }
   }
   finished.clear();
+}
+
+void worker::impl::release(detail::in_hand& j, bool landed, std::vector<uint64_t>& acks) {
+  auto tags = std::move(j.more_tags);
+  j.more_tags.clear();
+  if (j.tag != 0) tags.push_back(j.tag);
+  j.tag = 0;
+  if (landed) {
+    acks.insert(acks.end(), tags.begin(), tags.end());
+    return;
+  }
+  for (auto tag : tags) {
+    delivery d;
+    d.tag = tag;
+    waiting.emplace_front(
+        std::move(d), job_message{j.job.id, j.job.tenant, j.job.queue, j.job.type, j.job.trace_id});
+  }
 }
 
 void worker::impl::ended(const detail::in_hand& j, job_state s) {

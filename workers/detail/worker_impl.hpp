@@ -198,8 +198,16 @@ struct worker::impl {
   // snooze; the attempt row says why.
   job_outcome handed_back(const claimed_job& job) const;
 
-  // The outcomes are committed: now their messages may go.
-  void completed(const std::vector<job_outcome>& outcomes);
+  // The outcomes are committed: now the messages of those that landed may
+  // go (`landed`: their ids).
+  void completed(const std::vector<job_outcome>& outcomes, const std::vector<std::string>& landed);
+  // The job in hand ended. If its outcome landed, its deliveries are added
+  // to `acks`. If it did not, the job was taken from this worker (its lease
+  // ran out: the scheduler queued it again and published it once more, or
+  // another worker took it over): its deliveries go back to `waiting`, and
+  // the next round claims the job or drops them as for any message, since
+  // one of them may be the only message of a job queued again.
+  void release(detail::in_hand& j, bool landed, std::vector<uint64_t>& acks);
 
   // Commit hooks run only for outcomes that will land (their rows locked
   // first), each in a savepoint: a hook that throws fails its attempt alone.

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace jobs {
 
 void worker::impl::renew_leases() {
@@ -53,20 +55,28 @@ void worker::impl::stop_overdue() {
     else
       outcomes.push_back(outcome_of(j.job, handler_error::retryable(detail::timed_out(j.timeout))));
   }
-  with_db([&](pqxx::connection& c) {
+  auto landed = with_db([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    complete_jobs(tx, outcomes, o().worker_id);
+    auto r = complete_jobs(tx, outcomes, o().worker_id);
     tx.commit();
-    return 0;
+    return r;
   });
+  std::vector<uint64_t> acks;
   for (std::size_t i = 0; i < overdue.size(); ++i) {
+    bool recorded = std::find(landed.begin(), landed.end(), outcomes[i].id) != landed.end();
     log_warn("handler did not stop in time; written off, its thread stays busy until it returns",
-             {{"job_id", outcomes[i].id}, {"recorded", std::string(to_string(outcomes[i].state))}});
-    if (overdue[i].tag != 0) after_commit([&](consumer& c) { c.ack(overdue[i].tag); });
-    ended(overdue[i], outcomes[i].state);
+             {{"job_id", outcomes[i].id},
+              {"recorded", recorded ? std::string(to_string(outcomes[i].state))
+                                    : std::string("nothing: the job was taken from this worker")}});
+    if (auto* j = running.find(overdue[i].job.id)) release(*j, recorded, acks);
+    if (recorded) ended(overdue[i], outcomes[i].state);
     running.write_off(overdue[i].job.id);
-    if (outcomes[i].state == job_state::cancelled) ++w.stats_.cancelled;
+    if (!recorded)
+      ++w.stats_.lost;
+    else if (outcomes[i].state == job_state::cancelled)
+      ++w.stats_.cancelled;
   }
+  after_commit([&](consumer& c) { c.ack_all(std::move(acks)); });
   broker_check();
 }
 
