@@ -433,11 +433,29 @@ TEST_CASE("the supervisor's /metrics match GET /v1/queues; each worker has its o
 
   // A worker killed with -9 counts as a restart.
   auto kids = children_of(sup.pid());
-  REQUIRE(!kids.empty());
-  ::kill(*kids.begin(), SIGKILL);
+  REQUIRE(kids.size() == 3);
+  auto victim = *kids.begin();
+  ::kill(victim, SIGKILL);
   bool counted = wait_until(
       [&] { return prom_sum(scrape(), "jobs_supervisor_worker_restarts_total") == 1; }, 10s);
   CHECK(counted);
+  // One stopped by an operator's SIGTERM drains and exits 0: it is replaced,
+  // and is no restart (no death in a row).
+  auto stopped = *std::next(kids.begin());
+  ::kill(stopped, SIGTERM);
+  bool replaced = wait_until(
+      [&] {
+        auto now = children_of(sup.pid());
+        return now.size() == 3 && !now.contains(stopped) && !now.contains(victim);
+      },
+      30s);
+  CHECK_MESSAGE(replaced, "see ", log);
+  CHECK(prom_sum(scrape(), "jobs_supervisor_worker_restarts_total") == 1);
+  {
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(text.find("worker exited cleanly, unasked; replacing it") != std::string::npos);
+  }
   sup.signal(SIGTERM);
   CHECK(sup.wait(30s) == 0);
 }

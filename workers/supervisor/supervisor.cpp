@@ -288,6 +288,14 @@ class supervisor {
         if (it->draining) {
           log_info("worker drained",
                    {{"queue", p.queue}, {"pid", pid}, {"status", exit_text(status)}});
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+          // Stopped by someone else (a SIGTERM from an operator): it drained
+          // and exited cleanly. Replaced after the first backoff, not as a
+          // death: a crash loop is what the doubling is for.
+          p.next_start = now + opts_.restart_backoff;
+          log_info(
+              "worker exited cleanly, unasked; replacing it",
+              {{"queue", p.queue}, {"pid", pid}, {"restart_in_ms", opts_.restart_backoff.count()}});
         } else {
           if (now - it->started >= backoff_cap) p.deaths = 0;
           ++p.deaths;

@@ -17,7 +17,9 @@
 //      /v1/queues reads.
 // A worker that exits without being asked (a crash, kill -9) is replaced
 // after a backoff: `restart_backoff`, doubling with each death in a row,
-// up to 60 s; a worker that lived 60 s resets it.
+// up to 60 s; a worker that lived 60 s resets it. One that exits cleanly
+// (status 0: stopped by a SIGTERM from elsewhere, drained) is replaced
+// after `restart_backoff`, and is no death.
 // Worker metrics ports: with `worker_metrics_port` set, workers cannot all
 // bind that one port, so each gets base + slot (see the option below); slots
 // are reused as workers exit, so they stay below the sum of the pools' max
