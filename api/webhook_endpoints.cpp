@@ -54,7 +54,7 @@ std::variant<webhook_endpoint_spec, problem> parse_webhook_endpoint(std::string_
   for (const auto& [k, val] : o)
     if (k != "secrets" && k != "retry_schedule_ms")
       return make_problem(400, "unknown_field", "unknown member " + std::string(k),
-                          "/" + std::string(k));
+                          "/" + json_pointer_escape(k));
   const auto* secrets = o.if_contains("secrets");
   if (!secrets) return make_problem(400, "missing_field", "secrets is required", "/secrets");
   if (!secrets->is_array() || secrets->get_array().empty() || secrets->get_array().size() > 2)

@@ -20,9 +20,9 @@ boost::asio::awaitable<http_response> router::put_endpoint(const request_context
     co_return fail(make_problem(403, "forbidden", "only admin keys manage webhook endpoints"));
   if (!is_endpoint_name(ctx.param)) {
     // PUT names the endpoint it creates: a name that cannot be one is bad input.
-    auto p = make_problem(400, "invalid_field", "names are 1 to 64 of A-Z a-z 0-9 _ . -");
-    p.parameter = "name";
-    co_return fail(p);
+    co_return fail(
+        make_problem(400, "invalid_field",
+                     "the endpoint's name in the path must be 1 to 64 of A-Z a-z 0-9 _ . -"));
   }
   if (auto refused = require_json(req)) co_return std::move(*refused);
   auto parsed = parse_webhook_endpoint(req.body());

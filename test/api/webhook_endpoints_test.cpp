@@ -51,6 +51,8 @@ TEST_CASE("bad endpoint bodies are 400 with a pointer") {
   CHECK(refused(R"({"secrets":[")" + good + R"("],"retry_schedule_ms":[]})").pointer ==
         "/retry_schedule_ms");
   CHECK(refused(R"({"secrets":[")" + good + R"("],"extra":1})").code == "unknown_field");
+  // A member's name is one RFC 6901 token, escaped.
+  CHECK(refused(R"({"secrets":[")" + good + R"("],"a/b~":1})").pointer == "/a~1b~0");
 }
 
 TEST_CASE("endpoint names") {

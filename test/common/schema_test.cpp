@@ -305,6 +305,14 @@ TEST_CASE("the real schemas/jobs directory loads") {
   CHECK(
       r.validate("webhooks", "deliver", json::parse(R"({"url": "https://a", "headers": {"x": 1}})"))
           ->pointer == "/payload/headers/x");
+  // A header value: no control character but tab (RFC 9110).
+  for (const char* value : {R"(a\r\nb)", R"(1\u0001x)", R"(a\u007f)", R"(\u001f)"})
+    CHECK(r.validate("webhooks", "deliver",
+                     json::parse(std::string(R"({"url": "https://a", "headers": {"x-a": ")") +
+                                 value + R"("}})"))
+              ->pointer == "/payload/headers/x-a");
+  CHECK_FALSE(r.validate("webhooks", "deliver",
+                         json::parse(R"({"url": "https://a", "headers": {"x-a": "a\tb é ~"}})")));
 }
 
 TEST_CASE("a payload problem quotes the schema's description of the place that failed") {

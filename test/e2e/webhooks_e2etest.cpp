@@ -529,6 +529,9 @@ TEST_CASE("endpoints through the API; the circuit breaker pauses a failing endpo
   auto misnamed = put(std::string(65, 'a'), R"({"secrets":[")" + secret_a + R"("]})", key);
   CHECK(misnamed.status == 400);
   CHECK(misnamed.json().at("code") == "invalid_field");
+  // A path segment is named in the detail, as every route names it.
+  CHECK_FALSE(misnamed.json().as_object().contains("parameter"));
+  CHECK(std::string(misnamed.json().at("detail").as_string()).starts_with("the endpoint's name"));
 
   // Fails three times, then answers 200. After two failures the endpoint is
   // paused for 2.5 s: the job waits (attempts not used), then fails once

@@ -21,6 +21,15 @@ bool allowed_header(std::string_view name) {
   return (n.size() > 2 && n.starts_with("x-")) || n == "authorization" || n == "user-agent";
 }
 
+bool is_field_value(std::string_view value) {
+  // RFC 9110 5.5: no control character but horizontal tab (NUL, CR and LF
+  // among them).
+  return std::none_of(value.begin(), value.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && u != '\t') || u == 0x7f;
+  });
+}
+
 std::variant<delivery, std::string> parse_delivery(const boost::json::value& payload,
                                                    std::chrono::milliseconds default_timeout) {
   const auto* o = payload.if_object();
@@ -44,8 +53,9 @@ std::variant<delivery, std::string> parse_delivery(const boost::json::value& pay
       if (!allowed_header(k))
         return fmt::format("header {:?} may not be set (allowed: Authorization, User-Agent, X-*)",
                            std::string_view(k));
-      if (!v.is_string() || v.get_string().find_first_of("\r\n") != std::string::npos)
-        return fmt::format("header {:?} must be a string without line breaks", std::string_view(k));
+      if (!v.is_string() || !is_field_value(v.get_string()))
+        return fmt::format("header {:?} must be a string without control characters but tab",
+                           std::string_view(k));
       d.headers.emplace_back(std::string(k), std::string(v.get_string()));
     }
   }
