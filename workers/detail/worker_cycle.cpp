@@ -255,6 +255,7 @@ void worker::impl::completed(const std::vector<job_outcome>& outcomes,
     const auto& out = outcomes[i];
     auto* j = running.find(out.id);
     if (!j) continue;
+    if (!lost[i]) ended(*j, out.state);
     auto trace = std::move(j->job.trace_id);
     if (lost[i]) {
       running.erase(out.id);
@@ -266,7 +267,6 @@ void worker::impl::completed(const std::vector<job_outcome>& outcomes,
                 {"outcome", std::string(to_string(out.state))}});
       continue;
     }
-    ended(*j, out.state);
     running.erase(out.id);
     switch (out.state) {
       case job_state::succeeded: ++w.stats_.succeeded; break;
