@@ -74,6 +74,11 @@ api_metrics::api_metrics(metrics::registry& reg)
                                    "republished, buried (the job ended dead) or dropped",
                                    {"action"})),
       pools(reg),
+      database_up(reg.add_gauge("jobs_database_up",
+                                "1 when this scrape read the job gauges from PostgreSQL, 0 "
+                                "when it could not (they keep their last values)",
+                                {})
+                      .with({})),
       depth(reg.add_gauge("jobs_queue_depth", "Jobs queued and not yet claimed", {"queue"})),
       oldest_age(reg.add_gauge("jobs_queue_oldest_age_seconds",
                                "Age of the oldest queued job (0: none)", {"queue"})),

@@ -20,6 +20,9 @@
 //                                                        ended dead), dropped
 //   jobs_db_pool_connections|in_use|waiting{pool="api"}  (common/db_metrics.hpp)
 //   jobs_queue_depth{queue}                              jobs queued (published, not yet claimed)
+//   jobs_database_up                                     1 when the scrape read the job gauges
+//                                                        from PostgreSQL, 0 when it could not
+//                                                        (they then keep their last values)
 //   jobs_queue_oldest_age_seconds{queue}                 age of the oldest queued job; 0 if none
 //   jobs_queue_ready|unacked|consumers{queue}            as GET /v1/queues (common/queue_stats.hpp)
 //   jobs_queue_workers{queue}, jobs_queue_workers_desired{queue}   the same
@@ -66,6 +69,7 @@ struct api_metrics {
   metrics::histogram& commit_jobs;
   metrics::family<metrics::counter>& dead_letters;
   db_pool_gauges pools;
+  metrics::gauge& database_up;
   metrics::family<metrics::gauge>& depth;
   metrics::family<metrics::gauge>& oldest_age;
   metrics::family<metrics::gauge>& in_state;

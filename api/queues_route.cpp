@@ -174,7 +174,13 @@ boost::asio::awaitable<void> platform_backend::refresh_metrics(api_metrics& m) {
     }
     return 0;
   };
-  co_await db_call(reads_, read, left);
+  try {
+    co_await db_call(reads_, read, left);
+  } catch (...) {
+    m.database_up.set(0);
+    throw;
+  }
+  m.database_up.set(1);
 }
 
 }  // namespace jobs

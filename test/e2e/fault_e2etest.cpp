@@ -588,7 +588,12 @@ TEST_CASE("fault 17: a frozen PostgreSQL: an uncached key's submission and /metr
   REQUIRE(wait_until(
       [&] { return h.request(boost::beast::http::verb::get, "/readyz").status == 200; }, 30s));
   REQUIRE(h.post_json("/v1/jobs", job, key).status == 202);
-  REQUIRE(h.request(boost::beast::http::verb::get, "/metrics").status == 200);
+  auto database_up = [](const http_reply& r) {
+    return prom_sum(parse_prom_text(r.body), "jobs_database_up");
+  };
+  auto before = h.request(boost::beast::http::verb::get, "/metrics");
+  REQUIRE(before.status == 200);
+  CHECK(database_up(before) == 1);
   frozen_postgres frozen;
   auto t0 = std::chrono::steady_clock::now();
   auto refused = h.post_json("/v1/jobs", job, fresh);
@@ -601,7 +606,8 @@ TEST_CASE("fault 17: a frozen PostgreSQL: an uncached key's submission and /metr
   took = std::chrono::steady_clock::now() - t0;
   CHECK(metrics.status == 200);
   CHECK(metrics.body.find("jobs_in_state") != std::string::npos);
-  CHECK(took < 9s);  // 5 s, plus slack; 30 s before
+  CHECK(database_up(metrics) == 0);  // the gauges above are the last ones read
+  CHECK(took < 9s);                  // 5 s, plus slack; 30 s before
   // With Expect: 100-continue the key is looked up before the body is asked
   // for, within the same deadline: a 503 instead of a 100, the body unsent.
   t0 = std::chrono::steady_clock::now();
@@ -619,6 +625,7 @@ TEST_CASE("fault 17: a frozen PostgreSQL: an uncached key's submission and /metr
   CHECK(took < 6s);
   services("thaw-postgres");
   CHECK(wait_until([&] { return h.post_json("/v1/jobs", job, fresh).status == 202; }, 30s));
+  CHECK(database_up(h.request(boost::beast::http::verb::get, "/metrics")) == 1);
 }
 
 TEST_CASE(
