@@ -231,11 +231,14 @@ int cmd_bulk(const context& c) {
   auto done = action == "cancel"    ? "cancelled (running ones asked to stop)"
               : action == "requeue" ? "published again"
                                     : "retried";
+  auto jobs = [](const std::string& n) { return n + (n == "1" ? " job" : " jobs"); };
   if (dry_run) {
-    c.out << fmt::format("{} jobs match; without --dry-run they would be {}\n", text(o, "matched"),
-                         done);
+    auto matched = text(o, "matched");
+    c.out << fmt::format("{} {}; without --dry-run {} be {}\n", jobs(matched),
+                         matched == "1" ? "matches" : "match",
+                         matched == "1" ? "it would" : "they would", done);
   } else {
-    c.out << fmt::format("{} jobs {}\n", text(o, "applied"), done);
+    c.out << fmt::format("{} {}\n", jobs(text(o, "applied")), done);
     if (text(o, "complete") == "false")
       c.err << "more match than one request changes: run it again for the rest\n";
   }

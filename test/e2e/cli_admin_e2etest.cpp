@@ -156,8 +156,8 @@ TEST_CASE("jobsctl pause and resume a queue; bulk cancel and retry by filter") {
   // that lost its message.
   auto requeue = cli({"bulk", "requeue", "--queue", "email", "--dry-run"});
   CHECK(requeue.status == 0);
-  CHECK(requeue.out == "1 jobs match; without --dry-run they would be published again\n");
-  CHECK(cli({"bulk", "requeue", "--queue", "email"}).out == "1 jobs published again\n");
+  CHECK(requeue.out == "1 job matches; without --dry-run it would be published again\n");
+  CHECK(cli({"bulk", "requeue", "--queue", "email"}).out == "1 job published again\n");
   CHECK(wait_until(
       [&] {
         return count(s.pg_url,
@@ -192,7 +192,7 @@ TEST_CASE("jobsctl pause and resume a queue; bulk cancel and retry by filter") {
       [&] { return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'dead'") == 1; }, 15s));
   auto retried = cli({"bulk", "retry", "--queue", "processing", "--state", "dead"});
   CHECK(retried.status == 0);
-  CHECK(retried.out == "1 jobs retried\n");
+  CHECK(retried.out == "1 job retried\n");
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'cancelled'") == 3);
   // The retried job runs again (and dies again: its payload is the same), so
   // it has a second attempt; its state alone would race the worker.
