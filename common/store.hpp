@@ -155,6 +155,9 @@ struct claimed_job {
   int backoff_cap_ms = 0;
   std::string backoff_jitter;  ///< empty: the worker's default
   std::string trace_id;        ///< empty: none
+  /// The worker's own number for this claim, unique in its process (an
+  /// attempt number repeats once a retry resets the attempts). Not stored.
+  std::uint64_t claim = 0;
 };
 /// Claims the claimable jobs among `ids` for `worker`; the rest are not
 /// returned (already done, cancelled, running elsewhere or unknown). A
@@ -198,10 +201,16 @@ worker_round complete_and_claim(pqxx::transaction_base& w, std::span<const job_o
 std::vector<std::string> lock_owned_attempts(pqxx::work& w, std::span<const job_outcome> outcomes,
                                              const std::string& worker);
 
-/// Extends the lease of jobs this worker is running. Returns those among
-/// them whose cancel was requested (in case their NOTIFY was missed).
-std::vector<std::string> extend_leases(pqxx::work& w, std::span<const std::string> ids,
-                                       const std::string& worker, std::chrono::milliseconds lease);
+/// What extend_leases did: the jobs whose lease it extended (the others
+/// are no longer this worker's: their lease ran out and they were taken),
+/// and those among them whose cancel was requested (in case their NOTIFY
+/// was missed).
+struct lease_renewal {
+  std::vector<std::string> extended, cancel_requested;
+};
+/// Extends the lease of jobs this worker is running.
+lease_renewal extend_leases(pqxx::work& w, std::span<const std::string> ids,
+                            const std::string& worker, std::chrono::milliseconds lease);
 
 /// What cancel_job did.
 enum class cancel_result {

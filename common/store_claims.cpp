@@ -215,14 +215,16 @@ std::vector<std::string> lock_owned_attempts(pqxx::work& w, std::span<const job_
   return owned;
 }
 
-std::vector<std::string> extend_leases(pqxx::work& w, std::span<const std::string> ids,
-                                       const std::string& worker, std::chrono::milliseconds lease) {
-  std::vector<std::string> cancel_requested;
-  if (ids.empty()) return cancel_requested;
+lease_renewal extend_leases(pqxx::work& w, std::span<const std::string> ids,
+                            const std::string& worker, std::chrono::milliseconds lease) {
+  lease_renewal r;
+  if (ids.empty()) return r;
   for (const auto& row : w.exec_params(extend_leases_sql, uuid_array(ids), worker,
-                                       static_cast<long long>(lease.count())))
-    if (row[1].as<bool>()) cancel_requested.push_back(row[0].as<std::string>());
-  return cancel_requested;
+                                       static_cast<long long>(lease.count()))) {
+    r.extended.push_back(row[0].as<std::string>());
+    if (row[1].as<bool>()) r.cancel_requested.push_back(r.extended.back());
+  }
+  return r;
 }
 
 }  // namespace jobs

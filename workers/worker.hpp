@@ -30,7 +30,8 @@
 // failed "timed out after N ms" (retried, or dead when no attempt is left);
 // one that returns a result anyway succeeded. A handler that has not
 // returned `cancel_grace` after its flag was set is written off: the job is
-// recorded without it (compare-and-set from running) and its message acked;
+// recorded without it (compare-and-set from running) and its message acked
+// once that lands;
 // its thread stays busy until it returns, and its result is discarded. The
 // coordinator wakes at least every 200 ms for this.
 //

@@ -27,6 +27,10 @@ struct worker_metrics {
                                           "Job attempt time, claim to recorded outcome",
                                           {"queue", "type"}, metrics::duration_buckets())),
         in_flight(reg.add_gauge("jobs_in_flight", "Jobs claimed and not yet recorded", {"queue"})),
+        lost(reg.add_counter("jobs_lost_attempts_total",
+                             "Attempts whose outcome was not recorded: the job was taken from "
+                             "this worker after its lease ran out",
+                             {"queue"})),
         pools(reg) {}
 
   void record(std::string_view queue, std::string_view type, job_state s, double seconds) {
@@ -37,6 +41,7 @@ struct worker_metrics {
   metrics::family<metrics::counter>& completed;
   metrics::family<metrics::histogram>& attempt_seconds;
   metrics::family<metrics::gauge>& in_flight;
+  metrics::family<metrics::counter>& lost;
   db_pool_gauges pools;
 };
 

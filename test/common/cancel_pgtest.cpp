@@ -137,7 +137,9 @@ TEST_CASE("cancelling a running job notifies its worker and ends it cancelled") 
   {
     pqxx::work w(*c);
     std::vector<std::string> ids{id};
-    CHECK(extend_leases(w, ids, "w1", 60s) == ids);
+    auto r = extend_leases(w, ids, "w1", 60s);
+    CHECK(r.extended == ids);
+    CHECK(r.cancel_requested == ids);
   }
 
   SUBCASE("a handler that stops on request: the attempt ends cancelled") {

@@ -887,25 +887,34 @@ TEST_CASE("fault 21: a worker frozen past its job's lease: the job published aga
   platform p(s, {}, short_lease, true);
   auto key = create_key(s.pg_url, "acme");
   http_client h(p.port);
-  auto& w = p.add_worker("processing");
-  auto id = submit_job(h, key,
-                       R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":8000}})");
+  int metrics_port = free_port();
+  auto& w = p.add_worker("processing", {{"JOBS_WORKER_METRICS_PORT", std::to_string(metrics_port)},
+                                        {"JOBS_METRICS_ADDR", "127.0.0.1"}});
+  auto id = submit_job(
+      h, key, R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":20000}})");
   REQUIRE(wait_until([&] { return state_of(s.pg_url, id) == "running"; }, 20s));
   // Frozen for 6 s (its connection stays open): the 2 s lease runs out, the
   // scheduler queues the job again and publishes it once more, and RabbitMQ
   // delivers that message to this worker, its only consumer, while it still
-  // holds the job. The handler then returns on an attempt no longer its
-  // own; the message published again must not be dropped with it.
+  // holds the job. Thawed, its lease renewal finds the job taken and stops
+  // the handler, whose attempt is no longer its own; the message published
+  // again must not be dropped with it.
   w.signal(SIGSTOP);
   bool requeued = wait_until([&] { return state_of(s.pg_url, id) == "queued"; }, 10s);
   std::this_thread::sleep_for(6s);
   w.signal(SIGCONT);
   REQUIRE(requeued);
-  CHECK(wait_until([&] { return state_of(s.pg_url, id) == "succeeded"; }, 40s));
+  CHECK(wait_until([&] { return state_of(s.pg_url, id) == "succeeded"; }, 60s));
   CHECK(count(s.pg_url, "SELECT attempts FROM jobs WHERE id = '" + id + "'") == 2);
   CHECK(count(s.pg_url, "SELECT count(*) FROM job_attempts WHERE job_id = '" + id +
                             "' AND error LIKE 'worker lost%'") == 1);
+  // The first handler was stopped, not left to finish beside the second.
+  CHECK(handled(s.pg_url)[id] == 1);
   std::ifstream log(p.log_dir + "/worker-processing-0.log");
   std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  CHECK(text.find("lease lost: the job was taken from this worker") != std::string::npos);
   CHECK(text.find("attempt not recorded: the job was taken from this worker") != std::string::npos);
+  http_client m(metrics_port);
+  CHECK(prom_sum(parse_prom_text(m.get("/metrics", "").body), "jobs_lost_attempts_total",
+                 {{"queue", "processing"}}) == 1);
 }

@@ -12,10 +12,13 @@ namespace {
 
 const in_flight::time_point t0{};  // the clock starts here
 
-jobs::claimed_job job(const std::string& id, int attempt = 1, int timeout_ms = 0) {
+// Its claim number is its attempt's, unless given.
+jobs::claimed_job job(const std::string& id, int attempt = 1, int timeout_ms = 0,
+                      std::uint64_t claim = 0) {
   jobs::claimed_job j;
   j.id = id;
   j.attempt = attempt;
+  j.claim = claim ? claim : static_cast<std::uint64_t>(attempt);
   j.max_attempts = 3;
   j.timeout_ms = timeout_ms;
   j.payload_json = R"({"big":"payload"})";
@@ -119,6 +122,31 @@ TEST_CASE("a retry of a written-off job is a job of its own") {
   CHECK_FALSE(f.discard("a", 2));  // the new attempt's result counts
   CHECK(f.discard("a", 1));        // the old one's does not
   CHECK(f.find("a")->job.attempt == 2);
+}
+
+TEST_CASE("a written-off job retried from its first attempt again is a claim of its own") {
+  // POST /retry resets the attempts: the next claim is attempt 1 again.
+  in_flight f(5s);
+  f.start(job("a", 1, 100, 7), 1, 60s, t0);
+  f.expire(t0 + 100ms);
+  f.write_off("a");
+  f.start(job("a", 1, 100, 9), 2, 60s, t0 + 1s);
+  CHECK(f.busy() == 2);
+  CHECK_FALSE(f.discard("a", 9));  // the new claim's result counts
+  CHECK(f.discard("a", 7));        // the written-off one's does not
+  CHECK(f.busy() == 1);
+}
+
+TEST_CASE("a job whose lease was lost is stopped once, with its grace") {
+  in_flight f(5s);
+  auto flag = f.start(job("a"), 1, 60s, t0);
+  CHECK_FALSE(f.lose("b", t0));  // not in hand
+  CHECK(f.lose("a", t0 + 1s));
+  CHECK(flag->load());
+  CHECK(f.find("a")->why == stop_reason::lost);
+  CHECK_FALSE(f.lose("a", t0 + 2s));  // once
+  CHECK(f.overdue(t0 + 5s).empty());
+  CHECK(f.overdue(t0 + 6s).size() == 1);
 }
 
 TEST_CASE("stop_all stops every handler at the drain deadline; a cancel keeps its reason") {

@@ -37,6 +37,13 @@ bool in_flight::cancel(const std::string& id, time_point now) {
   return true;
 }
 
+bool in_flight::lose(const std::string& id, time_point now) {
+  auto* j = find(id);
+  if (!j || j->why == stop_reason::lost) return false;
+  stop(*j, stop_reason::lost, now);
+  return true;
+}
+
 std::vector<std::string> in_flight::expire(time_point now) {
   std::vector<std::string> out;
   for (auto& [id, j] : jobs_) {
@@ -57,12 +64,12 @@ std::vector<in_hand> in_flight::overdue(time_point now) const {
 void in_flight::write_off(const std::string& id) {
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return;
-  written_off_.emplace(std::pair{id, it->second.job.attempt}, it->second.async);
+  written_off_.emplace(std::pair{id, it->second.job.claim}, it->second.async);
   jobs_.erase(it);
 }
 
-bool in_flight::discard(const std::string& id, int attempt) {
-  return written_off_.erase({id, attempt}) > 0;
+bool in_flight::discard(const std::string& id, std::uint64_t claim) {
+  return written_off_.erase({id, claim}) > 0;
 }
 
 std::size_t in_flight::busy(bool async) const {

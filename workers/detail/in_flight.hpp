@@ -24,8 +24,9 @@
 namespace jobs::detail {
 
 // shutdown: the drain deadline passed while the handler ran; the job goes
-// back to the queue, its attempt not counted.
-enum class stop_reason { none, cancel, timeout, shutdown };
+// back to the queue, its attempt not counted. lost: the job's lease ran out
+// and it was taken from this worker; nothing it returns will be recorded.
+enum class stop_reason { none, cancel, timeout, shutdown, lost };
 
 struct in_hand {
   claimed_job job;   ///< as claimed, without its payload
@@ -66,15 +67,18 @@ class in_flight {
   /// A client cancelled the job: stops it (a cancel overrides a timeout).
   /// False when it is not in hand or already cancelled.
   bool cancel(const std::string& id, time_point now);
+  /// The job's lease was lost (its renewal found it taken): stops it. False
+  /// when it is not in hand or already known lost.
+  bool lose(const std::string& id, time_point now);
   /// Stops the jobs whose timeout has passed at `now` and returns their ids.
   std::vector<std::string> expire(time_point now);
   /// Stopped jobs whose grace has passed: to be recorded without their handler.
   std::vector<in_hand> overdue(time_point now) const;
   /// Forgets the job but counts its handler as busy until it returns.
   void write_off(const std::string& id);
-  /// True when the handler of this attempt was written off: its result is to
-  /// be discarded, and its thread counts as free again.
-  bool discard(const std::string& id, int attempt);
+  /// True when the handler of this claim (claimed_job::claim) was written
+  /// off: its result is to be discarded, and its thread counts as free again.
+  bool discard(const std::string& id, std::uint64_t claim);
   /// The drain deadline passed: stops every handler not stopped already
   /// (a cancel or a timeout keeps its reason), each with its grace from `now`.
   void stop_all(time_point now);
@@ -84,7 +88,7 @@ class in_flight {
 
   std::chrono::milliseconds grace_;
   std::unordered_map<std::string, in_hand> jobs_;
-  std::map<std::pair<std::string, int>, bool> written_off_;  // (id, attempt) -> async
+  std::map<std::pair<std::string, std::uint64_t>, bool> written_off_;  // (id, claim) -> async
 };
 
 }  // namespace jobs::detail

@@ -59,6 +59,7 @@ void worker::impl::start_claimed(capped_claim& got, claims& c) {
   }
   auto now = std::chrono::steady_clock::now();
   for (auto& j : got.claimed) {
+    j.claim = ++claims_made;
     bool async = w.handlers_.find_async(j.queue, j.type) != nullptr;
     auto stop = running.start(j, tags.at(j.id), o().job_timeout, now, async);
     tags.erase(j.id);
@@ -154,7 +155,7 @@ bool worker::impl::pace_round() {
 void worker::impl::cycle() {
   pool.take_finished(finished);
   std::erase_if(finished, [&](const detail::finished_job& f) {
-    return running.discard(f.job.id, f.job.attempt);  // already recorded without it
+    return running.discard(f.job.id, f.job.claim);  // already recorded without it
   });
   if (hold_round()) {
     // Held, not paced: the loop waits for the hold, not for a gap that may
@@ -171,8 +172,10 @@ void worker::impl::cycle() {
   for (const auto& f : finished) outcomes.push_back(outcome_for(f));
   capped_claim got;
   std::vector<std::string> landed;
+  int tries = 0;
   try {
     got = with_db([&](pqxx::connection& conn) {
+      ++tries;
       // Without commit hooks or tenant caps, the round is one statement in
       // its own implicit transaction: one round trip instead of four (BEGIN,
       // completions, claims, COMMIT), each a wait for the database's turn on
@@ -208,7 +211,7 @@ void worker::impl::cycle() {
     fault_done = true;
     amqp->sever();
   }
-  completed(outcomes, landed);
+  completed(outcomes, landed, tries > 1);
   start_claimed(got, c);
   broker_check();
 }
@@ -226,6 +229,8 @@ job_outcome worker::impl::outcome_for(const detail::finished_job& f) {
   if (why == detail::stop_reason::cancel)
     return {f.job.id, f.job.attempt, job_state::cancelled, "", "cancelled while running", ""};
   if (why == detail::stop_reason::shutdown) return handed_back(f.job);
+  if (why == detail::stop_reason::lost)  // not to be recorded: the attempt is not its own
+    return outcome_of(f.job, handler_error::retryable("the job's lease was lost"));
   return outcome_of(f.job, handler_error::retryable(detail::timed_out(j->timeout)));
 }
 
@@ -241,7 +246,7 @@ job_outcome worker::impl::handed_back(const claimed_job& job) const {
 }
 
 void worker::impl::completed(const std::vector<job_outcome>& outcomes,
-                             const std::vector<std::string>& landed) {
+                             const std::vector<std::string>& landed, bool retried) {
   std::vector<uint64_t> tags;
   std::unordered_set<std::string> recorded(landed.begin(), landed.end());
   std::vector<bool> lost(outcomes.size());
@@ -257,14 +262,16 @@ void worker::impl::completed(const std::vector<job_outcome>& outcomes,
     if (!j) continue;
     if (!lost[i]) ended(*j, out.state);
     auto trace = std::move(j->job.trace_id);
+    if (lost[i] && retried) {
+      // Its messages went through the claim again, which drops them if it did land.
+      running.erase(out.id);
+      log_info("attempt's outcome unconfirmed: the round was sent again on a new connection",
+               {{"job_id", out.id}, {"trace_id", trace}, {"attempt", out.attempt}});
+      continue;
+    }
     if (lost[i]) {
       running.erase(out.id);
-      ++w.stats_.lost;
-      log_warn("attempt not recorded: the job was taken from this worker (its lease ran out)",
-               {{"job_id", out.id},
-                {"trace_id", trace},
-                {"attempt", out.attempt},
-                {"outcome", std::string(to_string(out.state))}});
+      lost_attempt(out.attempt, out.id, trace, to_string(out.state));
       continue;
     }
     running.erase(out.id);
@@ -294,6 +301,17 @@ void worker::impl::completed(const std::vector<job_outcome>& outcomes,
     }
   }
   finished.clear();
+}
+
+void worker::impl::lost_attempt(int attempt, const std::string& id, const std::string& trace,
+                                std::string_view outcome) {
+  ++w.stats_.lost;
+  if (auto* m = o().metrics) m->lost.with({o().queue}).inc();
+  log_warn("attempt not recorded: the job was taken from this worker (its lease ran out)",
+           {{"job_id", id},
+            {"trace_id", trace},
+            {"attempt", attempt},
+            {"outcome", std::string(outcome)}});
 }
 
 void worker::impl::release(detail::in_hand& j, bool landed, std::vector<uint64_t>& acks) {

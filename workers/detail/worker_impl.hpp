@@ -165,6 +165,7 @@ struct worker::impl {
   std::unordered_set<std::string> not_to_drop(
       const std::unordered_map<std::string, uint64_t>& unclaimed);
   std::unordered_set<std::string> reclaimed;
+  std::uint64_t claims_made = 0;  // numbers each claim (claimed_job::claim)
 
   // One transaction a cycle: the outcomes of the handlers that returned
   // (with their commit hooks), then the claims of the messages received.
@@ -199,8 +200,11 @@ struct worker::impl {
   job_outcome handed_back(const claimed_job& job) const;
 
   // The outcomes are committed: now the messages of those that landed may
-  // go (`landed`: their ids).
-  void completed(const std::vector<job_outcome>& outcomes, const std::vector<std::string>& landed);
+  // go (`landed`: their ids). `retried`: the round was sent again on a new
+  // connection, so an outcome missing from `landed` may have landed with
+  // the first.
+  void completed(const std::vector<job_outcome>& outcomes, const std::vector<std::string>& landed,
+                 bool retried);
   // The job in hand ended. If its outcome landed, its deliveries are added
   // to `acks`. If it did not, the job was taken from this worker (its lease
   // ran out: the scheduler queued it again and published it once more, or
@@ -208,6 +212,9 @@ struct worker::impl {
   // the next round claims the job or drops them as for any message, since
   // one of them may be the only message of a job queued again.
   void release(detail::in_hand& j, bool landed, std::vector<uint64_t>& acks);
+  // An attempt whose outcome did not land: counted and logged.
+  void lost_attempt(int attempt, const std::string& id, const std::string& trace,
+                    std::string_view outcome);
 
   // Commit hooks run only for outcomes that will land (their rows locked
   // first), each in a savepoint: a hook that throws fails its attempt alone.

@@ -15,14 +15,24 @@ void worker::impl::renew_leases() {
   next_lease_renewal = now + o().lease / 3;
   std::vector<std::string> ids;
   for (auto& [id, j] : running.jobs()) ids.push_back(id);
-  auto cancelled = with_db([&](pqxx::connection& c) {
+  auto r = with_db([&](pqxx::connection& c) {
     pqxx::work tx(c);
     auto r = extend_leases(tx, ids, o().worker_id, o().lease);
     tx.commit();
     return r;
   });
   // Normally known from NOTIFY already; this catches the ones missed.
-  cancel_requests.insert(cancel_requests.end(), cancelled.begin(), cancelled.end());
+  cancel_requests.insert(cancel_requests.end(), r.cancel_requested.begin(),
+                         r.cancel_requested.end());
+  // Not extended: the lease ran out (this worker frozen, or cut off from
+  // PostgreSQL) and the job was queued again or taken over. What its handler
+  // returns will not be recorded, so it is asked to stop now rather than run
+  // on beside the job's next attempt.
+  std::unordered_set<std::string> extended(r.extended.begin(), r.extended.end());
+  for (const auto& id : ids)
+    if (!extended.contains(id) && running.lose(id, now))
+      log_warn("lease lost: the job was taken from this worker; stopping its handler",
+               {{"job_id", id}, {"attempt", running.find(id)->job.attempt}});
 }
 
 void worker::impl::take_cancel_requests() {
@@ -52,10 +62,14 @@ void worker::impl::stop_overdue() {
                           ""});
     else if (j.why == detail::stop_reason::shutdown)
       outcomes.push_back(handed_back(j.job));
+    else if (j.why == detail::stop_reason::lost)  // will not land
+      outcomes.push_back(outcome_of(j.job, handler_error::retryable("the job's lease was lost")));
     else
       outcomes.push_back(outcome_of(j.job, handler_error::retryable(detail::timed_out(j.timeout))));
   }
+  int tries = 0;
   auto landed = with_db([&](pqxx::connection& c) {
+    ++tries;
     pqxx::work tx(c);
     auto r = complete_jobs(tx, outcomes, o().worker_id);
     tx.commit();
@@ -64,16 +78,19 @@ void worker::impl::stop_overdue() {
   std::vector<uint64_t> acks;
   for (std::size_t i = 0; i < overdue.size(); ++i) {
     bool recorded = std::find(landed.begin(), landed.end(), outcomes[i].id) != landed.end();
-    log_warn("handler did not stop in time; written off, its thread stays busy until it returns",
-             {{"job_id", outcomes[i].id},
-              {"recorded", recorded ? std::string(to_string(outcomes[i].state))
-                                    : std::string("nothing: the job was taken from this worker")}});
+    log_warn(
+        "handler did not stop in time; written off, its thread stays busy until it returns",
+        {{"job_id", outcomes[i].id},
+         {"recorded", recorded    ? std::string(to_string(outcomes[i].state))
+                      : tries > 1 ? std::string("unconfirmed: sent again on a new connection")
+                                  : std::string("nothing: the job was taken from this worker")}});
     if (auto* j = running.find(overdue[i].job.id)) release(*j, recorded, acks);
     if (recorded) ended(overdue[i], outcomes[i].state);
     running.write_off(overdue[i].job.id);
-    if (!recorded)
-      ++w.stats_.lost;
-    else if (outcomes[i].state == job_state::cancelled)
+    if (!recorded && tries == 1)
+      lost_attempt(outcomes[i].attempt, outcomes[i].id, overdue[i].job.trace_id,
+                   to_string(outcomes[i].state));
+    else if (recorded && outcomes[i].state == job_state::cancelled)
       ++w.stats_.cancelled;
   }
   after_commit([&](consumer& c) { c.ack_all(std::move(acks)); });
