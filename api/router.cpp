@@ -252,7 +252,8 @@ const std::vector<router::route_entry>& router::routes() {
       {http::verb::get, "/readyz", false, false, &router::ready},
       {http::verb::get, "/metrics", false, false, &router::serve_metrics},
       {http::verb::post, "/v1/jobs", true, true, &router::submit, takes_body},
-      {http::verb::post, "/v1/jobs/batch", true, true, &router::submit_batch, takes_body},
+      {http::verb::post, "/v1/jobs/batch", true, true, &router::submit_batch,
+       takes_body | rated_by_body},
       {http::verb::get, "/v1/jobs", true, false, &router::list, takes_query},
       {http::verb::get, "/v1/jobs/{id}", true, false, &router::get_job},
       {http::verb::post, "/v1/jobs/{id}/cancel", true, true, &router::cancel},
@@ -380,7 +381,8 @@ boost::asio::awaitable<http_response> router::route(const http_request& req,
     if (checked) ctx.who = *checked;
     if (auto refused = co_await authorize(*found.entry, req, ctx.who)) co_return fail(*refused);
     ctx.key_hash = hash_api_key(bearer_token(req));
-    if (auto refused = limit(ctx, 1)) co_return std::move(*refused);
+    if (!found.entry->has(rated_by_body))
+      if (auto refused = limit(ctx, 1)) co_return std::move(*refused);
   }
   // (Probes and /metrics ignore their query: they never refuse one.)
   if (found.entry->needs_key)

@@ -133,11 +133,13 @@ class router {
  public:
   /// Who may call a route, and what it takes besides its path.
   enum route_flag : unsigned {
-    admin_only = 1,     ///< refused (403) to submitter and viewer keys
-    platform_wide = 2,  ///< figures or actions over every tenant: operator tenants only
-    takes_body = 4,     ///< a request body; on any other route one is 400 unexpected_body
-    takes_query = 8,    ///< query parameters, which its handler checks; on any other
-                        ///< route one is 400 unknown_field
+    admin_only = 1,      ///< refused (403) to submitter and viewer keys
+    platform_wide = 2,   ///< figures or actions over every tenant: operator tenants only
+    takes_body = 4,      ///< a request body; on any other route one is 400 unexpected_body
+    takes_query = 8,     ///< query parameters, which its handler checks; on any other
+                         ///< route one is 400 unknown_field
+    rated_by_body = 16,  ///< its handler takes the rate limit's tokens (one per job of a
+                         ///< batch) once it has read the body, not the router (one)
   };
   struct route_entry {
     http::verb method;

@@ -115,10 +115,17 @@ boost::asio::awaitable<http_response> router::submit(const request_context& ctx)
 
 boost::asio::awaitable<http_response> router::submit_batch(const request_context& ctx) {
   const auto& req = ctx.req;
+  // The rate limit is taken here (rated_by_body): one token per job, all at
+  // once, so that a 429's Retry-After is the wait for exactly what a retry
+  // takes; a request refused before its jobs are counted takes one.
   auto fail = [&](const problem& p) {
+    if (auto limited = limit(ctx, 1)) return std::move(*limited);
     return problem_response(p, req.version(), req.keep_alive());
   };
-  if (auto refused = require_json(req)) co_return std::move(*refused);
+  if (auto refused = require_json(req)) {
+    if (auto limited = limit(ctx, 1)) co_return std::move(*limited);
+    co_return std::move(*refused);
+  }
   if (req.find(idempotency_key_header) != req.end()) {
     auto p =
         make_problem(400, "invalid_field",
@@ -131,22 +138,23 @@ boost::asio::awaitable<http_response> router::submit_batch(const request_context
   if (auto* p = std::get_if<problem>(&parsed)) co_return fail(*p);
   auto& jobs = std::get<std::vector<new_job>>(parsed);
   // A batch costing more than a bucket can hold would get 429 for ever:
-  // refuse it with a status no client retries, and say how to split it.
+  // refuse it with a status no client retries, and say how to split it,
+  // whatever the bucket holds now.
   if (auto most = opts_.rates.max_request_cost();
       most > 0 && static_cast<double>(jobs.size()) > most) {
     auto which =
         opts_.rates.key_per_second > 0 && opts_.rates.key_burst <= most ? "API key's" : "tenant's";
     auto burst = static_cast<long long>(most);
-    co_return fail(make_problem(
-        413, "batch_over_rate_burst",
-        fmt::format("a batch of {} jobs can never pass this {} rate limit, whose burst is {} "
-                    "jobs: split it into batches of at most {} jobs (sent unchanged, it gets "
-                    "this answer again)",
-                    jobs.size(), which, burst, burst)));
+    co_return problem_response(
+        make_problem(
+            413, "batch_over_rate_burst",
+            fmt::format("a batch of {} jobs can never pass this {} rate limit, whose burst is {} "
+                        "jobs: split it into batches of at most {} jobs (sent unchanged, it gets "
+                        "this answer again)",
+                        jobs.size(), which, burst, burst)),
+        req.version(), req.keep_alive());
   }
-  // The request took one token; a batch costs one per job.
-  if (auto refused = limit(ctx, static_cast<double>(jobs.size() - 1)))
-    co_return std::move(*refused);
+  if (auto refused = limit(ctx, static_cast<double>(jobs.size()))) co_return std::move(*refused);
   auto trace = request_trace_id(req);
   for (auto& job : jobs) {
     job.id = new_job_id();

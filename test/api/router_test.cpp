@@ -1367,6 +1367,33 @@ TEST_CASE("a batch larger than a rate limit's burst is 413 batch_over_rate_burst
   }
 }
 
+TEST_CASE("a batch takes its tokens at once: Retry-After is the wait for all of them") {
+  auto batch_of = [](int n) {
+    std::string body = R"({"jobs":[)";
+    for (int i = 0; i < n; ++i) body += (i ? "," : "") + std::string(noop_job);
+    return body + "]}";
+  };
+  jobs::router_options o;
+  o.rates = {.key_per_second = 1, .key_burst = 5, .tenant_per_second = 0, .tenant_burst = 0};
+  fixture f(o);
+  check_json(post_batch(f, batch_of(5)), 202);  // the bucket is empty now
+  // Too large for the burst: 413 at once, not a 429 to wait for first.
+  auto big = post_batch(f, batch_of(6));
+  check_problem(big, 413, "batch_over_rate_burst");
+  CHECK(big.find(http::field::retry_after) == big.end());
+  // Two jobs at 1 a second: 2 s, not the 1 s a single token would take
+  // (after which a retry would be refused again, for ever at this rate).
+  auto two = post_batch(f, batch_of(2));
+  check_problem(two, 429, "rate_limited");
+  CHECK(two[http::field::retry_after] == "2");
+  // A batch refused before its jobs are counted still costs one token.
+  check_problem(post_batch(f, "{", "Bearer key-b"), 400, "invalid_json");
+  for (int i = 0; i < 4; ++i)
+    check_json(f.post_job(noop_job, "application/json", "Bearer key-b"), 202);
+  check_problem(f.post_job(noop_job, "application/json", "Bearer key-b"), 429, "rate_limited");
+  CHECK(f.backend.submitted.size() == 9);
+}
+
 TEST_CASE("check_head: what is refused before a body is asked for (Expect: 100-continue)") {
   jobs::metrics::registry reg;
   jobs::api_metrics m(reg);
