@@ -66,13 +66,16 @@ constexpr const char* outcome_sql =
 
 // The completion as two CTEs: `u` updates the jobs, `done` inserts their
 // attempt rows and returns the ids that landed. A success clears the error
-// an earlier attempt left on the job (its attempt row keeps it). The outcomes are the
+// an earlier attempt left on the job (its attempt row keeps it); a snooze or
+// a hand-back (`scheduled`) leaves it, its own error (why it waits) going to
+// its attempt row only. The outcomes are the
 // recordset $1, the worker $2; `ids` names the parameter with their ids.
 std::string completion_ctes(std::string_view ids) {
   return fmt::format(R"(
   u AS (
     UPDATE jobs j SET state = {0}, result = x.result,
-           last_error = CASE WHEN {0} = 'succeeded' THEN NULL ELSE coalesce(x.error, j.last_error) END,
+           last_error = CASE WHEN {0} = 'succeeded' THEN NULL WHEN {0} = 'scheduled' THEN j.last_error
+                             ELSE coalesce(x.error, j.last_error) END,
            attempts = CASE WHEN {0} = 'scheduled' THEN j.attempts - 1 ELSE j.attempts END,
            finished_at = CASE WHEN {0} IN ('succeeded', 'dead', 'cancelled') THEN now() END,
            failed_at = CASE WHEN {0} IN ('failed', 'dead') THEN now() ELSE j.failed_at END,

@@ -547,6 +547,14 @@ TEST_CASE("endpoints through the API; the circuit breaker pauses a failing endpo
   auto job = wait_final(h, key, id, 30s);
   CHECK(state(job) == "succeeded");
   CHECK(job.at("attempts") == 4);
+  // Held by the pause: attempts not counted, each saying why it waited.
+  int held = 0;
+  for (const auto& a : job.at("attempt_history").as_array())
+    if (a.at("outcome") == "scheduled") {
+      ++held;
+      CHECK(a.at("error") == "endpoint flaky paused by its circuit breaker");
+    }
+  CHECK(held >= 1);
   auto got = sink.requests("/fail/3/cb");
   REQUIRE(got.size() == 4);
   CHECK(got[2].at - got[1].at >= 2s);  // held by the pause, not the 100 ms gap

@@ -62,12 +62,14 @@ TEST_CASE("the last attempt, or a permanent error, is dead") {
   CHECK(o.run_at.empty());
 }
 
-TEST_CASE("a snooze goes back to scheduled at its time, without an error") {
+TEST_CASE("a snooze goes back to scheduled at its time, its message saying why") {
   handler_error e{handler_error::kind::snooze, "later", now + minutes(5)};
   auto o = detail::decide_outcome(job(2, 2), e, {}, 0.5, now);
   CHECK(o.state == job_state::scheduled);
   CHECK(o.run_at == format_rfc3339(now + minutes(5)));
-  CHECK(o.error.empty());
+  CHECK(o.error == "later");
+  e.message.clear();
+  CHECK(detail::decide_outcome(job(2, 2), e, {}, 0.5, now).error.empty());
 }
 
 TEST_CASE("a job's own backoff overrides the worker's") {

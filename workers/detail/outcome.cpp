@@ -34,8 +34,10 @@ job_outcome decide_outcome(const claimed_job& job, const handler_result& result,
   const auto& e = std::get<handler_error>(result);
   out.error = e.message.empty() ? "failed" : utf8_text(e.message);
   if (e.what == handler_error::kind::snooze) {
+    // Its message says why it waits, in the attempt's row only: the job's
+    // error stays the last failed attempt's.
     out.state = job_state::scheduled;
-    out.error.clear();
+    out.error = utf8_text(e.message);
     out.run_at = format_rfc3339(e.snooze_until);
   } else if (e.what == handler_error::kind::permanent || job.attempt >= job.max_attempts) {
     out.state = job_state::dead;

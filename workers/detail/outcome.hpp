@@ -4,7 +4,8 @@
 // without servers.
 //
 //   result                          -> succeeded, the result stored
-//   snooze(until)                   -> scheduled at `until`, the attempt not counted
+//   snooze(until)                   -> scheduled at `until`, the attempt not counted (its
+//                                      message the attempt row's error, not the job's)
 //   permanent, or attempts used up  -> dead, with the error
 //   retryable                       -> failed, run again at now + backoff delay
 //                                      (or at its retry_at, when the handler set one)
