@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <boost/asio/ip/address.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <functional>
@@ -212,6 +213,15 @@ config load_config(const std::map<std::string, std::string>& env) {
   for (const char* name : {"JOBS_SMTP_PASSWORD", "JOBS_PG_URL", "JOBS_AMQP_URL"})
     if (env.contains(name) && env.contains(std::string(name) + "_FILE"))
       throw config_error(fmt::format("set {0} or {0}_FILE, not both", name));
+  // The request line is part of the header block: unset, the URL limit
+  // stays below a lowered header limit; set, it must be.
+  if (!env.contains("JOBS_HTTP_URL_LIMIT"))
+    c.http_url_limit = std::min(c.http_url_limit, c.http_header_limit / 2);
+  if (c.http_url_limit >= c.http_header_limit)
+    throw config_error(fmt::format(
+        "JOBS_HTTP_URL_LIMIT ({}) must be below JOBS_HTTP_HEADER_LIMIT ({}): the request line "
+        "is part of the header block, so a longer target would get 431, never 414",
+        c.http_url_limit, c.http_header_limit));
   if (c.http_tls_cert.empty() != c.http_tls_key.empty())
     throw config_error("set both JOBS_HTTP_TLS_CERT and JOBS_HTTP_TLS_KEY, or neither");
   for (const auto* f : {&c.http_tls_cert, &c.http_tls_key})

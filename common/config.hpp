@@ -26,7 +26,8 @@
 //   JOBS_HTTP_IDLE_TIMEOUT_MS    30000 (a connection waiting for a request's first byte)
 //   JOBS_HTTP_HEADER_TIMEOUT_MS  10000 (a request's headers, from its first byte)
 //   JOBS_HTTP_MAX_HEADERS        100 header fields per request
-//   JOBS_HTTP_URL_LIMIT          8192 bytes of request target
+//   JOBS_HTTP_URL_LIMIT          8192 bytes of request target (below the header limit;
+//                                unset, at most half of it)
 //   JOBS_HTTP_MAX_CONNECTIONS    4096
 //   JOBS_HTTP_MAX_CONNECTIONS_PER_IP 256 open connections from one client address
 //   JOBS_HTTP_TLS_CERT           empty: plain HTTP; a PEM certificate chain file: HTTPS

@@ -339,6 +339,22 @@ TEST_CASE("hostile-input limits: defaults, values and ranges") {
   check_refused("JOBS_JSON_MAX_ARRAY", "1");
 }
 
+TEST_CASE("the URL limit stays below the header limit, whose block holds the request line") {
+  // Unset, it follows a lowered header limit down; set, it must be below it
+  // (a longer target would get 431 header_too_large, never 414 url_too_long).
+  CHECK(jobs::load_config({{"JOBS_HTTP_HEADER_LIMIT", "4096"}}).http_url_limit == 2048u);
+  CHECK(jobs::load_config({{"JOBS_HTTP_HEADER_LIMIT", "65536"}}).http_url_limit == 8192u);
+  CHECK(jobs::load_config({{"JOBS_HTTP_HEADER_LIMIT", "4096"}, {"JOBS_HTTP_URL_LIMIT", "3000"}})
+            .http_url_limit == 3000u);
+  try {
+    jobs::load_config({{"JOBS_HTTP_HEADER_LIMIT", "4096"}, {"JOBS_HTTP_URL_LIMIT", "8192"}});
+    FAIL("a URL limit over the header limit was taken");
+  } catch (const jobs::config_error& e) {
+    CHECK(std::string(e.what()).starts_with(
+        "JOBS_HTTP_URL_LIMIT (8192) must be below JOBS_HTTP_HEADER_LIMIT (4096)"));
+  }
+}
+
 TEST_CASE("HTTPS needs both a readable certificate and key") {
   CHECK_THROWS_AS(jobs::load_config({{"JOBS_HTTP_TLS_CERT", "/etc/hostname"}}), jobs::config_error);
   CHECK_THROWS_AS(jobs::load_config({{"JOBS_HTTP_TLS_CERT", "/nonexistent/cert.pem"},
