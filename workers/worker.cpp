@@ -86,6 +86,10 @@ int worker::impl::until_connect() const {
 
 void worker::impl::lose_amqp(const std::exception& e) {
   log_warn("broker connection lost", {{"error", e.what()}});
+  lose_amqp_quietly();
+}
+
+void worker::impl::lose_amqp_quietly() {
   amqp.reset();
   // The broker requeues everything unacked; running jobs still commit, and
   // their redelivered messages find them finished, or in hand here (held
@@ -96,6 +100,16 @@ void worker::impl::lose_amqp(const std::exception& e) {
     j.tag = 0;
     j.more_tags.clear();
   }
+}
+
+void worker::impl::hand_back_if_cut_off() {
+  if (!amqp || stopping || !db_failing_since ||
+      std::chrono::steady_clock::now() - *db_failing_since < o().lease)
+    return;
+  log_warn("database away longer than a lease: handing the broker's messages back until it answers",
+           {{"waiting", static_cast<std::int64_t>(waiting.size())},
+            {"running", static_cast<std::int64_t>(running.size())}});
+  lose_amqp_quietly();
 }
 
 void worker::impl::receive(int wait_ms) {
@@ -184,6 +198,7 @@ void worker::impl::run() {
       if (db && db->is_open()) plans.tick(*db);
       gauge();
       backoff = std::chrono::milliseconds(100);
+      db_failing_since.reset();
     } catch (const amqp_error& e) {
       // Not pause(): the jobs in hand still end, and are recorded, meanwhile.
       lose_amqp(e);
@@ -192,6 +207,8 @@ void worker::impl::run() {
     } catch (const pqxx::failure& e) {
       log_warn("database error; retrying", {{"error", e.what()}});
       drop_db();
+      if (!db_failing_since) db_failing_since = std::chrono::steady_clock::now();
+      hand_back_if_cut_off();
       pause(backoff);
     }
   }

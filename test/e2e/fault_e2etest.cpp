@@ -918,3 +918,30 @@ TEST_CASE("fault 21: a worker frozen past its job's lease: the job published aga
   CHECK(prom_sum(parse_prom_text(m.get("/metrics", "").body), "jobs_lost_attempts_total",
                  {{"queue", "processing"}}) == 1);
 }
+
+TEST_CASE("fault 22: PostgreSQL away past a lease: the worker hands its messages back, then runs") {
+  // Held by a worker that cannot claim them, messages could not run on a
+  // worker that still reaches the database; past a lease they go back to the
+  // broker, and the worker takes messages again once the database answers.
+  scratch s;
+  platform p(s, {}, short_lease, true);
+  auto key = create_key(s.pg_url, "acme");
+  auto ids = submit_many(
+      p.port, key, 20, R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":300}})");
+  REQUIRE(ids.size() == 20);
+  p.add_worker("processing", {{"JOBS_WORKER_CONCURRENCY", "1"}});
+  REQUIRE(wait_until([&] { return succeeded(s.pg_url) >= 2; }, 20s));
+  services("stop-postgres");
+  std::string text;
+  bool handed_back = wait_until(
+      [&] {
+        std::ifstream log(p.log_dir + "/worker-processing-0.log");
+        text.assign(std::istreambuf_iterator<char>(log), std::istreambuf_iterator<char>());
+        return text.find("database away longer than a lease") != std::string::npos;
+      },
+      15s);
+  services("start-postgres");
+  CHECK(handed_back);
+  CHECK(wait_until([&] { return succeeded(s.pg_url) == 20; }, 60s));
+  CHECK(check(s.pg_url, ids).lost == 0);
+}

@@ -117,6 +117,9 @@ struct worker::impl {
   void try_connect();
   int until_connect() const;
   void lose_amqp(const std::exception& e);
+  // The connection closed: the broker requeues everything unacked, and what
+  // this worker held of it is forgotten (tags of a channel no longer open).
+  void lose_amqp_quietly();
   void receive(int wait_ms);
 
   // A paused queue: stop consuming and claim nothing more
@@ -166,6 +169,12 @@ struct worker::impl {
       const std::unordered_map<std::string, uint64_t>& unclaimed);
   std::unordered_set<std::string> reclaimed;
   std::uint64_t claims_made = 0;  // numbers each claim (claimed_job::claim)
+  // Since when every round has failed on the database (none: it works).
+  std::optional<std::chrono::steady_clock::time_point> db_failing_since;
+  // Past a lease without the database, the broker's messages go back to it
+  // (the connection is closed, and reopened once the database answers):
+  // held here they could not run, while another worker may have it.
+  void hand_back_if_cut_off();
 
   // One transaction a cycle: the outcomes of the handlers that returned
   // (with their commit hooks), then the claims of the messages received.
