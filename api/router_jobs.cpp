@@ -118,14 +118,14 @@ boost::asio::awaitable<http_response> router::submit_batch(const request_context
   // The rate limit is taken here (rated_by_body): one token per job, all at
   // once, so that a 429's Retry-After is the wait for exactly what a retry
   // takes; a request refused before its jobs are counted takes one.
-  auto fail = [&](const problem& p) {
+  auto refuse = [&](http_response res) {
     if (auto limited = limit(ctx, 1)) return std::move(*limited);
-    return problem_response(p, req.version(), req.keep_alive());
+    return res;
   };
-  if (auto refused = require_json(req)) {
-    if (auto limited = limit(ctx, 1)) co_return std::move(*limited);
-    co_return std::move(*refused);
-  }
+  auto fail = [&](const problem& p) {
+    return refuse(problem_response(p, req.version(), req.keep_alive()));
+  };
+  if (auto refused = require_json(req)) co_return refuse(std::move(*refused));
   if (req.find(idempotency_key_header) != req.end()) {
     auto p =
         make_problem(400, "invalid_field",

@@ -234,9 +234,9 @@ int cmd_bulk(const context& c) {
   auto jobs = [](const std::string& n) { return n + (n == "1" ? " job" : " jobs"); };
   if (dry_run) {
     auto matched = text(o, "matched");
+    bool one = matched == "1";
     c.out << fmt::format("{} {}; without --dry-run {} be {}\n", jobs(matched),
-                         matched == "1" ? "matches" : "match",
-                         matched == "1" ? "it would" : "they would", done);
+                         one ? "matches" : "match", one ? "it would" : "they would", done);
   } else {
     c.out << fmt::format("{} {}\n", jobs(text(o, "applied")), done);
     if (text(o, "complete") == "false")

@@ -229,9 +229,12 @@ job_outcome worker::impl::outcome_for(const detail::finished_job& f) {
   if (why == detail::stop_reason::cancel)
     return {f.job.id, f.job.attempt, job_state::cancelled, "", "cancelled while running", ""};
   if (why == detail::stop_reason::shutdown) return handed_back(f.job);
-  if (why == detail::stop_reason::lost)  // not to be recorded: the attempt is not its own
-    return outcome_of(f.job, handler_error::retryable("the job's lease was lost"));
+  if (why == detail::stop_reason::lost) return lease_lost(f.job);
   return outcome_of(f.job, handler_error::retryable(detail::timed_out(j->timeout)));
+}
+
+job_outcome worker::impl::lease_lost(const claimed_job& job) {
+  return outcome_of(job, handler_error::retryable("the job's lease was lost"));
 }
 
 job_outcome worker::impl::handed_back(const claimed_job& job) const {
@@ -249,32 +252,22 @@ void worker::impl::completed(const std::vector<job_outcome>& outcomes,
                              const std::vector<std::string>& landed, bool retried) {
   std::vector<uint64_t> tags;
   std::unordered_set<std::string> recorded(landed.begin(), landed.end());
-  std::vector<bool> lost(outcomes.size());
-  for (std::size_t i = 0; i < outcomes.size(); ++i)
-    if (auto* j = running.find(outcomes[i].id)) {
-      lost[i] = !recorded.contains(outcomes[i].id);
-      release(*j, !lost[i], tags);
-    }
-  after_commit([&](consumer& c) { c.ack_all(std::move(tags)); });
-  for (std::size_t i = 0; i < outcomes.size(); ++i) {
-    const auto& out = outcomes[i];
+  for (const auto& out : outcomes) {
     auto* j = running.find(out.id);
     if (!j) continue;
-    if (!lost[i]) ended(*j, out.state);
+    bool lands = recorded.contains(out.id);
+    release(*j, lands, tags);
+    if (lands) ended(*j, out.state);
     auto trace = std::move(j->job.trace_id);
-    if (lost[i] && retried) {
-      // Its messages went through the claim again, which drops them if it did land.
-      running.erase(out.id);
-      log_info("attempt's outcome unconfirmed: the round was sent again on a new connection",
-               {{"job_id", out.id}, {"trace_id", trace}, {"attempt", out.attempt}});
-      continue;
-    }
-    if (lost[i]) {
-      running.erase(out.id);
-      lost_attempt(out.attempt, out.id, trace, to_string(out.state));
-      continue;
-    }
     running.erase(out.id);
+    if (!lands) {
+      if (retried)  // its messages, sent through the claim again, are dropped if it did land
+        log_info("attempt's outcome unconfirmed: the round was sent again on a new connection",
+                 {{"job_id", out.id}, {"trace_id", trace}, {"attempt", out.attempt}});
+      else
+        lost_attempt(out.attempt, out.id, trace, to_string(out.state));
+      continue;
+    }
     switch (out.state) {
       case job_state::succeeded: ++w.stats_.succeeded; break;
       case job_state::cancelled:
@@ -300,6 +293,7 @@ void worker::impl::completed(const std::vector<job_outcome>& outcomes,
       default: ++w.stats_.snoozed; break;
     }
   }
+  after_commit([&](consumer& c) { c.ack_all(std::move(tags)); });
   finished.clear();
 }
 

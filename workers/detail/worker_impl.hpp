@@ -207,6 +207,9 @@ struct worker::impl {
   // now (the scheduler publishes it again), its attempt not counted, as a
   // snooze; the attempt row says why.
   job_outcome handed_back(const claimed_job& job) const;
+  // A job whose lease was lost: an outcome that will not land (the attempt
+  // is no longer this worker's), sent only to learn that it did not.
+  job_outcome lease_lost(const claimed_job& job);
 
   // The outcomes are committed: now the messages of those that landed may
   // go (`landed`: their ids). `retried`: the round was sent again on a new

@@ -62,8 +62,8 @@ void worker::impl::stop_overdue() {
                           ""});
     else if (j.why == detail::stop_reason::shutdown)
       outcomes.push_back(handed_back(j.job));
-    else if (j.why == detail::stop_reason::lost)  // will not land
-      outcomes.push_back(outcome_of(j.job, handler_error::retryable("the job's lease was lost")));
+    else if (j.why == detail::stop_reason::lost)
+      outcomes.push_back(lease_lost(j.job));
     else
       outcomes.push_back(outcome_of(j.job, handler_error::retryable(detail::timed_out(j.timeout))));
   }
