@@ -58,6 +58,22 @@ std::size_t utf8_whole_prefix(std::string_view s) {
   return s.size();
 }
 
+bool is_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    auto n = utf8_length(s.substr(i));
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+bool is_field_value(std::string_view value) {
+  return std::none_of(value.begin(), value.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && u != '\t') || u == 0x7f;
+  });
+}
+
 bool is_storable_text(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     auto n = utf8_length(s.substr(i));

@@ -31,8 +31,16 @@ std::string utf8_text(std::string_view s,
 /// text kept from the start of a longer one ends at a character boundary.
 std::size_t utf8_whole_prefix(std::string_view s);
 
+/// True when `s` is well-formed UTF-8 (NUL allowed).
+bool is_utf8(std::string_view s);
+
 /// True when `s` is valid UTF-8 without NUL (utf8_text would not change it).
 bool is_storable_text(std::string_view s);
+
+/// True for a header field value as HTTP and mail allow it (RFC 9110 5.5,
+/// RFC 5322 2.2): no control character but horizontal tab, so no CR, LF or
+/// NUL that could end a header or start another.
+bool is_field_value(std::string_view value);
 
 /// True when every string of `v` (object keys too) is storable text.
 bool is_storable(const boost::json::value& v);

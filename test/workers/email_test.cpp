@@ -6,6 +6,7 @@
 #include "common/base64.hpp"
 #include "common/config.hpp"
 #include "common/schema.hpp"
+#include "common/text.hpp"
 #include "workers/email/message.hpp"
 #include "workers/email/reply.hpp"
 #include "workers/email/throttle.hpp"
@@ -19,6 +20,8 @@
 
 namespace json = boost::json;
 using namespace jobs::email;
+using jobs::is_field_value;
+using jobs::is_utf8;
 
 namespace {
 
@@ -45,7 +48,7 @@ std::string decode_words(const std::string& header) {
     auto bytes = jobs::decode_base64(header.substr(pos + 10, end - pos - 10),
                                      jobs::base64_padding::required);
     REQUIRE(bytes);
-    CHECK(valid_utf8(*bytes));  // no character split between words
+    CHECK(is_utf8(*bytes));  // no character split between words
     out += *bytes;
     pos = end + 2;
   }
@@ -81,11 +84,11 @@ TEST_CASE("addresses: RFC 5322 dot-atom addr-specs with a host name") {
 }
 
 TEST_CASE("header values with CR, LF, NUL or other controls are refused") {
-  CHECK(header_safe("Hello\tworld"));
-  CHECK(header_safe("Grüße"));
+  CHECK(is_field_value("Hello\tworld"));
+  CHECK(is_field_value("Grüße"));
   for (std::string bad :
        std::vector<std::string>{"a\rb", "a\nb", std::string("a\0b", 3), "a\x1b[0m", "a\x7f"})
-    CHECK(!header_safe(bad));
+    CHECK(!is_field_value(bad));
   CHECK(
       error_of(
           R"({"from":"a@example.com","to":["b@example.org"],"subject":"Hi\r\nBcc: x@evil.example","text":"x"})")
@@ -204,10 +207,10 @@ TEST_CASE("payload errors are reasons, never crashes") {
 }
 
 TEST_CASE("UTF-8 and line ends") {
-  CHECK(valid_utf8("plain €"));
-  CHECK(!valid_utf8("\xc3"));
-  CHECK(!valid_utf8("\xc0\xaf"));      // overlong
-  CHECK(!valid_utf8("\xed\xa0\x80"));  // surrogate
+  CHECK(is_utf8("plain €"));
+  CHECK(!is_utf8("\xc3"));
+  CHECK(!is_utf8("\xc0\xaf"));      // overlong
+  CHECK(!is_utf8("\xed\xa0\x80"));  // surrogate
   CHECK(crlf_lines("a\nb\r\nc\rd") == "a\r\nb\r\nc\r\nd");
   CHECK(content_disposition("a \"b\".txt") == R"(attachment; filename="a \"b\".txt")");
   CHECK(content_disposition("résumé.pdf") == "attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf");

@@ -69,41 +69,6 @@ std::string domain_of(std::string_view address) {
   return d;
 }
 
-bool header_safe(std::string_view v) {
-  return std::none_of(v.begin(), v.end(),
-                      [](char c) { return (c >= 0 && c < 0x20 && c != '\t') || c == 0x7f; });
-}
-
-bool valid_utf8(std::string_view s) {
-  static constexpr std::array<std::uint32_t, 4> min_code{0, 0x80, 0x800, 0x10000};
-  for (std::size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = 0;
-    std::uint32_t cp = c;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c >> 5) == 6) {
-      n = 1, cp = c & 0x1F;
-    } else if ((c >> 4) == 14) {
-      n = 2, cp = c & 0x0F;
-    } else if ((c >> 3) == 30) {
-      n = 3, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (s.size() - i <= n) return false;
-    for (std::size_t k = 1; k <= n; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (cp < min_code[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += n + 1;
-  }
-  return true;
-}
-
 bool allowed_custom_header(std::string_view name) {
   static constexpr std::array<std::string_view, 9> names{
       "List-Unsubscribe", "List-Unsubscribe-Post", "List-Id",  "In-Reply-To", "References",

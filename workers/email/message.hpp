@@ -76,10 +76,6 @@ std::variant<message, std::string> parse_message(const boost::json::value& paylo
 bool valid_address(std::string_view address);
 /// The part after '@', lower-cased ("" when there is none).
 std::string domain_of(std::string_view address);
-/// False for CR, LF, NUL and every other ASCII control character but TAB.
-bool header_safe(std::string_view value);
-/// Well-formed UTF-8 (no overlongs, no surrogates).
-bool valid_utf8(std::string_view s);
 /// Custom headers the payload may set (case-insensitive): List-Unsubscribe,
 /// List-Unsubscribe-Post, List-Id, In-Reply-To, References, Precedence,
 /// Auto-Submitted, Keywords, Comments, and X-* names other than X-Tags.

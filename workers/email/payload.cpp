@@ -1,6 +1,7 @@
 #include "workers/email/message.hpp"
 
 #include "common/base64.hpp"
+#include "common/text.hpp"
 
 #include <fmt/format.h>
 #include <boost/json.hpp>
@@ -29,9 +30,9 @@ std::optional<std::string> header_text(const json::value& v, std::string_view wh
     return std::nullopt;
   }
   std::string_view s = v.get_string();
-  if (!valid_utf8(s)) {
+  if (!is_utf8(s)) {
     error = fmt::format("{} is not valid UTF-8", what);
-  } else if (!header_safe(s)) {
+  } else if (!is_field_value(s)) {
     error = fmt::format("{} contains CR, LF, NUL or another control character", what);
   } else if (s.size() > max_bytes) {
     error = fmt::format("{} is longer than {} bytes", what, max_bytes);
@@ -220,7 +221,7 @@ std::variant<message, std::string> parse_message(const json::value& payload,
   m.subject = std::move(*subject);
   for (auto [key, field] : {std::pair{"text", &m.text}, std::pair{"html", &m.html}}) {
     if (const auto* v = p->if_contains(key)) {
-      if (!v->is_string() || !valid_utf8(v->get_string()))
+      if (!v->is_string() || !is_utf8(v->get_string()))
         return fmt::format("{} must be a UTF-8 string", key);
       *field = crlf_lines(v->get_string());
     }

@@ -1,6 +1,7 @@
 #include "workers/webhooks/payload.hpp"
 
 #include "common/json/json_text.hpp"
+#include "common/text.hpp"
 
 #include <fmt/format.h>
 
@@ -19,15 +20,6 @@ bool allowed_header(std::string_view name) {
   std::string n(name);
   for (auto& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return (n.size() > 2 && n.starts_with("x-")) || n == "authorization" || n == "user-agent";
-}
-
-bool is_field_value(std::string_view value) {
-  // RFC 9110 5.5: no control character but horizontal tab (NUL, CR and LF
-  // among them).
-  return std::none_of(value.begin(), value.end(), [](char c) {
-    auto u = static_cast<unsigned char>(c);
-    return (u < 0x20 && u != '\t') || u == 0x7f;
-  });
 }
 
 std::variant<delivery, std::string> parse_delivery(const boost::json::value& payload,

@@ -44,8 +44,6 @@ std::variant<target_url, std::string> parse_url(std::string_view url);
 
 /// True for a header name a job may set.
 bool allowed_header(std::string_view name);
-/// True for a header value HTTP allows: no control character but tab.
-bool is_field_value(std::string_view value);
 
 /// The delivery, or why the payload is unusable (a permanent error).
 std::variant<delivery, std::string> parse_delivery(const boost::json::value& payload,
