@@ -165,7 +165,8 @@ boost::asio::awaitable<http_response> router::handle(const http_request& req,
     res = co_await route(req, route_name, checked);
   } catch (const std::exception& e) {
     // A server we depend on failed; the client may retry.
-    log_warn("request failed", {{"target", std::string(req.target())}, {"error", e.what()}});
+    failures_.write(log_level::warn, "request failed",
+                    {{"target", std::string(req.target())}, {"error", e.what()}});
     res = problem_response(unavailable(e), req.version(), req.keep_alive());
   }
   if (req.method() == http::verb::head) head_only(*res);
@@ -305,7 +306,8 @@ boost::asio::awaitable<router::head_check> router::check_head(const http::reques
       refused = co_await authorize(*found.entry, head, out.who);
     } catch (const std::exception& e) {
       // As handle() would answer; the lookup's deadline bounded the wait.
-      log_warn("request failed", {{"target", std::string(head.target())}, {"error", e.what()}});
+      failures_.write(log_level::warn, "request failed",
+                      {{"target", std::string(head.target())}, {"error", e.what()}});
       refused = unavailable(e);
     }
     if (refused) out.refusal = problem_response(*refused, head.version(), false);

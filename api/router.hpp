@@ -55,6 +55,7 @@
 #include "api/batch.hpp"
 #include "api/rate_limit.hpp"
 #include "api/submission.hpp"
+#include "common/log.hpp"
 
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -199,6 +200,8 @@ class router {
   const schema_registry& schemas_;
   router_options opts_;
   rate_limiter limiter_;
+  /// "request failed": while a server is away every request fails alike.
+  log_sampler failures_{std::chrono::seconds(10)};
 };
 
 }  // namespace jobs

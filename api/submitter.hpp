@@ -39,6 +39,7 @@
 #include "api/submission.hpp"
 #include "common/db.hpp"
 #include "common/idempotency.hpp"
+#include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/problem.hpp"
 #include "common/store.hpp"
@@ -146,6 +147,9 @@ class submitter {
   std::mutex in_flight_mu_;                           // not mu_: a done may run where mu_ is held
   // Keyed jobs waiting for their confirm -> the replays waiting for them.
   std::map<std::string, std::vector<done_fn>> in_flight_;
+  /// Lines written per commit or per job while PostgreSQL or the broker is away.
+  log_sampler unrecorded_log_{std::chrono::seconds(10)};
+  log_sampler unconfirmed_log_{std::chrono::seconds(10)};
   std::thread thread_;
   std::thread watchdog_;
 };

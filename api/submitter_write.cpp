@@ -67,8 +67,8 @@ void submitter::write(std::vector<queued_job>& taken) {
         },
         pg_connect_hot);
   } catch (const std::exception& e) {
-    log_warn("submission not recorded",
-             {{"error", e.what()}, {"jobs", static_cast<std::int64_t>(taken.size())}});
+    unrecorded_log_.write(log_level::warn, "submission not recorded",
+                          {{"error", e.what()}, {"jobs", static_cast<std::int64_t>(taken.size())}});
     db_.reset();
     // A connection lost while the statement or its COMMIT was on its way
     // leaves the outcome unknown: it may have committed (and then the try on
@@ -139,7 +139,8 @@ void submitter::write(std::vector<queued_job>& taken) {
             }
             return done(std::nullopt);
           }
-          log_warn("publish not confirmed", {{"job_id", id}, {"error", why}});
+          unconfirmed_log_.write(log_level::warn, "publish not confirmed",
+                                 {{"job_id", id}, {"error", why}});
           {
             std::lock_guard lk(mu_);
             unconfirmed_.push_back({id, done, publish_batch});

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <utility>
 
 namespace jobs {
 
@@ -50,6 +51,25 @@ void log_write(log_level l, std::string_view msg, boost::json::object fields) {
     if (n <= 0) break;
     off += static_cast<std::size_t>(n);
   }
+}
+
+bool log_sampler::admit(clock::time_point now, std::int64_t& suppressed) {
+  std::lock_guard lk(mu_);
+  if (last_ && now - *last_ < period_) {
+    ++left_out_;
+    return false;
+  }
+  last_ = now;
+  suppressed = std::exchange(left_out_, 0);
+  return true;
+}
+
+void log_sampler::write(log_level l, std::string_view msg, boost::json::object fields) {
+  if (!log_enabled(l)) return;
+  std::int64_t suppressed = 0;
+  if (!admit(clock::now(), suppressed)) return;
+  if (suppressed > 0) fields["suppressed"] = suppressed;
+  log_write(l, msg, std::move(fields));
 }
 
 namespace {

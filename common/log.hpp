@@ -12,6 +12,10 @@
 
 #include <boost/json/object.hpp>
 
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -36,6 +40,30 @@ inline void log_warn(std::string_view m, boost::json::object f = {}) {
 inline void log_error(std::string_view m, boost::json::object f = {}) {
   log_write(log_level::error, m, std::move(f));
 }
+
+/// At most one line a period for a message that repeats per request or per
+/// job while a server is away (an outage fails each of thousands a second
+/// alike): the lines in between are counted, and the next line written
+/// carries how many were left out ("suppressed"). Thread-safe.
+class log_sampler {
+ public:
+  using clock = std::chrono::steady_clock;
+  explicit log_sampler(clock::duration period) : period_(period) {}
+
+  /// Writes the line, adding "suppressed" when lines were left out since the
+  /// last one, or counts it.
+  void write(log_level l, std::string_view msg, boost::json::object fields = {});
+
+  /// Whether a line due at `now` is written; when it is, `suppressed` is set
+  /// to the number left out before it.
+  bool admit(clock::time_point now, std::int64_t& suppressed);
+
+ private:
+  clock::duration period_;
+  std::mutex mu_;
+  std::optional<clock::time_point> last_;
+  std::int64_t left_out_ = 0;
+};
 
 /// The URL (or comma-separated URLs) with any password replaced by "***".
 std::string redact_url(std::string_view url);

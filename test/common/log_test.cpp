@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -37,4 +39,27 @@ TEST_CASE("a log line writes numbers as people do, not as 1.5E0") {
         std::string::npos);
   CHECK(line.find("E0") == std::string::npos);
   CHECK(line.back() == '\n');
+}
+
+TEST_CASE("a sampled message: one line a period, the next one says how many were left out") {
+  using namespace std::chrono_literals;
+  jobs::log_sampler s(10s);
+  jobs::log_sampler::clock::time_point t0{};
+  std::int64_t left_out = -1;
+  CHECK(s.admit(t0 + 100s, left_out));
+  CHECK(left_out == 0);
+  CHECK(!s.admit(t0 + 101s, left_out));
+  CHECK(!s.admit(t0 + 109s, left_out));
+  CHECK(s.admit(t0 + 110s, left_out));
+  CHECK(left_out == 2);
+  CHECK(s.admit(t0 + 200s, left_out));
+  CHECK(left_out == 0);
+
+  jobs::log_sampler outage(1h);
+  auto lines = stderr_of([&] {
+    for (int i = 0; i < 5; ++i) outage.write(jobs::log_level::warn, "request failed", {{"n", i}});
+  });
+  CHECK(lines.find(R"("msg":"request failed","n":0})") != std::string::npos);
+  CHECK(lines.find("\"n\":1") == std::string::npos);
+  CHECK(std::count(lines.begin(), lines.end(), '\n') == 1);
 }

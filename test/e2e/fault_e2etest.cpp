@@ -535,6 +535,14 @@ TEST_CASE("fault 13: a frozen PostgreSQL: /readyz, submissions and reads answer 
   // And a read at most JOBS_PG_CALL_TIMEOUT_MS.
   auto read = h2.get("/v1/jobs/" + first_id, key);
   CHECK(read.status == 503);
+  // Every request fails alike: its warning is written once in 10 s.
+  for (int i = 0; i < 3; ++i) CHECK(h2.get("/v1/jobs/" + first_id, key).status == 503);
+  auto api_log = file_text(p.log_dir + "/api.log");
+  std::size_t failed_lines = 0;
+  for (auto at = api_log.find("\"request failed\""); at != std::string::npos;
+       at = api_log.find("\"request failed\"", at + 1))
+    ++failed_lines;
+  CHECK(failed_lines == 1);
   services("thaw-postgres");
   CHECK(wait_until([&] { return ready().status == 200; }, 30s));
   CHECK(h2.get("/v1/jobs/" + first_id, key).status == 200);
