@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <thread>
+#include <tuple>
 
 #include <time.h>
 
@@ -45,23 +47,16 @@ handler_result noop_handler(const job_context& ctx) {
   const auto* payload = ctx.payload.if_object();
   if (!payload) return handler_error::permanent("payload must be a JSON object");
 
-  std::int64_t sleep_ms = 0;
-  if (const auto* v = payload->if_contains("sleep_ms")) {
-    auto ms = integer_in_range(*v, noop_limits::max_sleep_ms);
-    if (!ms) {
-      return handler_error::permanent("sleep_ms must be an integer from 0 to " +
-                                      std::to_string(noop_limits::max_sleep_ms));
-    }
-    sleep_ms = *ms;
-  }
-
-  std::int64_t cpu_ms = 0;
-  if (const auto* v = payload->if_contains("cpu_ms")) {
-    auto ms = integer_in_range(*v, noop_limits::max_cpu_ms);
+  std::int64_t sleep_ms = 0, cpu_ms = 0;
+  for (auto [name, max, out] : {std::tuple{"sleep_ms", noop_limits::max_sleep_ms, &sleep_ms},
+                                std::tuple{"cpu_ms", noop_limits::max_cpu_ms, &cpu_ms}}) {
+    const auto* v = payload->if_contains(name);
+    if (!v) continue;
+    auto ms = integer_in_range(*v, max);
     if (!ms)
-      return handler_error::permanent("cpu_ms must be an integer from 0 to " +
-                                      std::to_string(noop_limits::max_cpu_ms));
-    cpu_ms = *ms;
+      return handler_error::permanent(std::string(name) + " must be an integer from 0 to " +
+                                      std::to_string(max));
+    *out = *ms;
   }
 
   if (cpu_ms > 0) {
