@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <cctype>
 #include <iterator>
+#include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace jobs {
 
@@ -41,6 +43,29 @@ std::pair<int, int> expectations(const http::request_header<>& head) {
   }
   return {all, go_on};
 }
+
+// The transfer codings of the Transfer-Encoding fields, in order, lower-cased
+// without their parameters (RFC 9112 7: a comma-separated list, fields
+// joined in order).
+std::vector<std::string> transfer_codings(const http::request_header<>& head) {
+  std::vector<std::string> out;
+  auto [it, end] = head.equal_range(http::field::transfer_encoding);
+  for (; it != end; ++it) {
+    std::string_view v = it->value();
+    while (!v.empty()) {
+      auto comma = v.find(',');
+      auto e = v.substr(0, std::min(comma, v.find(';')));
+      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+      while (!e.empty() && (e.front() == ' ' || e.front() == '\t')) e.remove_prefix(1);
+      while (!e.empty() && (e.back() == ' ' || e.back() == '\t')) e.remove_suffix(1);
+      if (e.empty()) continue;
+      std::string c(e);
+      for (auto& ch : c) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      out.push_back(std::move(c));
+    }
+  }
+  return out;
+}
 }  // namespace
 
 std::optional<problem> check_request_head(const boost::beast::http::request_header<>& head,
@@ -55,6 +80,17 @@ std::optional<problem> check_request_head(const boost::beast::http::request_head
   if (auto [all, go_on] = expectations(head); all > go_on)
     return make_problem(417, "expectation_failed",
                         "the only expectation this server meets is Expect: 100-continue");
+  if (head.count(http::field::transfer_encoding) > 0) {
+    // Beast reads a body only when chunked is the last coding; otherwise
+    // the bytes after the head would be read as the next request.
+    auto codings = transfer_codings(head);
+    if (codings.empty() || codings.back() != "chunked")
+      return make_problem(400, "bad_request",
+                          "a request's Transfer-Encoding must end with chunked (RFC 9112 6.3)");
+    if (codings.size() > 1)
+      return make_problem(501, "unsupported_transfer_coding",
+                          "the only transfer coding this server reads is chunked");
+  }
   return std::nullopt;
 }
 
@@ -68,6 +104,9 @@ problem read_problem(const boost::system::error_code& ec, std::size_t body_limit
     return make_problem(413, "body_too_large", fmt::format("the limit is {} bytes", body_limit));
   if (ec == http::error::header_limit)
     return make_problem(431, "header_too_large", "request headers are too large");
+  if (ec == http::error::buffer_overflow)
+    return make_problem(400, "bad_request",
+                        "a chunk's size line, with its extensions, is too long");
   return make_problem(400, "bad_request", ec.message());
 }
 

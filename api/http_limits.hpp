@@ -7,8 +7,13 @@
 //   431 too_many_headers   more than max_headers header fields
 //   431 header_too_large   the header block is over the server's header_limit
 //   417 expectation_failed an Expect other than 100-continue (RFC 9110 10.1.1)
+//   400 bad_request        a Transfer-Encoding whose last coding is not chunked
+//                          (RFC 9112 6.3: the body's length is unknown)
+//   501 unsupported_transfer_coding  one with codings before chunked (gzip)
 //   413 body_too_large     Content-Length or the body read is over the body limit
-//   400 bad_request        anything else Beast's parser refuses
+//   400 bad_request        a chunk's size line (with its extensions) over what
+//                          the read buffer holds, and anything else Beast's
+//                          parser refuses
 //
 // Thread-safety: pure.
 

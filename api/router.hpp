@@ -104,9 +104,9 @@ class router {
   /// (405 with Allow), a missing, unknown, expired or revoked key (401), a
   /// key whose role or tenant may not use the route (403), or 503 when the
   /// key cannot be looked up (within the lookup's own deadline). The server
-  /// asks before answering `Expect: 100-continue`, so such a client gets its
-  /// final answer instead of being asked for its body; otherwise it passes
-  /// `who` to handle(). Rate limits and the body are left to handle().
+  /// asks before it reads any request's body (and before answering `Expect:
+  /// 100-continue`), so a refused request's body is never read; otherwise it
+  /// passes `who` to handle(). Rate limits and the body are left to handle().
   boost::asio::awaitable<head_check> check_head(const http::request_header<>& head);
 
   /// A problem+json response (also used by the server for transport errors).

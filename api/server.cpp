@@ -224,7 +224,10 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
     open = !ec;
   }
 
-  beast::flat_buffer buffer;
+  // Bounded: a head over header_limit is refused before it fills the buffer,
+  // and a body passes through it; only a chunk's size line could grow it,
+  // without end (its extensions are not counted against the body limit).
+  beast::flat_buffer buffer(opts_.header_limit + (64u << 10));
   if (!open) {
   } else if (connections_ > opts_.max_connections) {
     co_await refuse(make_problem(503, "unavailable", "too many connections; retry later"), 11);
@@ -264,19 +267,20 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
         if (!refused && parser.content_length().value_or(0) > limit) {
           ec = http::error::body_limit;
         } else if (!refused) {
-          // A client that sent `Expect: 100-continue` waits for this before
-          // its body (curl does, about 1 s, for bodies over 1 MiB). The
-          // checks above that need no body have passed; the router's from
-          // the head (the route, the key: a lookup with its own deadline,
-          // so no read deadline runs meanwhile) come next, and a refusal is
-          // the final answer instead.
-          bool go_on = wants_continue(parser.get()) && !parser.is_done();
-          if (go_on) {
+          // Before a body is read, the router's checks from the head: the
+          // route and the key (a lookup with its own deadline, so no read
+          // deadline runs meanwhile). A refusal is the answer and the body
+          // is never read, so that a client without a key cannot make the
+          // server hold bodies. A client that sent `Expect: 100-continue`
+          // waits for the go-ahead before its body (curl does, about 1 s,
+          // for bodies over 1 MiB).
+          bool has_body = !parser.is_done();
+          if (has_body) {
             deadline.disarm();
             checked = co_await router_.check_head(parser.get());
           }
           deadline.arm(opts_.read_timeout);
-          if (go_on && !checked.refusal) {
+          if (has_body && !checked.refusal && wants_continue(parser.get())) {
             http::response<http::empty_body> res{http::status::continue_, 11};
             std::tie(ec, n) =
                 co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));

@@ -13,9 +13,12 @@
 // `max_connections` are served at once (past that 503 unavailable) and
 // `max_connections_per_ip` from one client address (past that 429
 // too_many_connections); either way the connection then closes.
-// A request with `Expect: 100-continue` is asked for its body (`100
-// Continue`) only once router::check_head() has passed its head (the route,
-// the key); its refusal is the answer instead, and the connection closes.
+// A request's body is read only once router::check_head() has passed its
+// head (the route, the key); its refusal is the answer instead, and the
+// connection closes. A request with `Expect: 100-continue` is asked for its
+// body (`100 Continue`) then. A Transfer-Encoding other than chunked is
+// refused (400, or 501 for codings before chunked), and the read buffer is
+// bounded (a chunk's size line over it: 400).
 // After a refusal the server reads on for up to a second (lingering close),
 // so a client still sending its body reads the answer rather than a reset.
 //

@@ -69,6 +69,7 @@ const std::map<std::string, std::string, std::less<>>& titles() {
       {"body_too_large", "Request body is too large"},
       {"header_too_large", "Request headers are too large"},
       {"expectation_failed", "The server cannot meet the request's Expect"},
+      {"unsupported_transfer_coding", "Transfer coding not supported"},
       {"bad_request", "Malformed HTTP request"},
       {"unavailable", "Service temporarily unavailable"},
   };

@@ -130,3 +130,38 @@ TEST_CASE("the request head: Expect is 100-continue or nothing (else 417 expecta
   CHECK_FALSE(check_request_head(head({"100-continue"}, 10), limits));
   CHECK(check_request_head(head({"200-ok"}, 10), limits));
 }
+
+TEST_CASE("the request head: Transfer-Encoding is chunked alone (400 unless last, else 501)") {
+  auto head = [](std::vector<const char*> codings) {
+    boost::beast::http::request_header<> h;
+    h.version(11);
+    h.target("/v1/jobs");
+    for (auto* c : codings) h.insert(boost::beast::http::field::transfer_encoding, c);
+    return h;
+  };
+  const head_limits limits{.url_limit = 100, .max_headers = 10};
+  for (auto te : std::vector<std::vector<const char*>>{
+           {}, {"chunked"}, {"Chunked"}, {" chunked "}, {"chunked;x=1"}, {",chunked,"}}) {
+    CAPTURE(te.size());
+    CHECK_FALSE(check_request_head(head(te), limits));
+  }
+  for (auto te : std::vector<std::vector<const char*>>{{"gzip"},
+                                                       {"identity"},
+                                                       {"chunked, identity"},
+                                                       {"chunked", "gzip"},
+                                                       {""},
+                                                       {"xchunked"}}) {
+    CAPTURE(te.back());
+    auto p = check_request_head(head(te), limits);
+    REQUIRE(p);
+    CHECK(p->status == 400);
+    CHECK(p->code == "bad_request");
+  }
+  for (auto te : std::vector<std::vector<const char*>>{{"gzip, chunked"}, {"gzip", "chunked"}}) {
+    CAPTURE(te.size());
+    auto p = check_request_head(head(te), limits);
+    REQUIRE(p);
+    CHECK(p->status == 501);
+    CHECK(p->code == "unsupported_transfer_coding");
+  }
+}
