@@ -142,6 +142,13 @@ void prepare(json::value& node) {
     }
     std::int64_t limit = schema_registry::max_regex_input;
     if (const json::value* max = o->if_contains("maxLength"); max && max->is_int64()) {
+      // A longer maxLength would be a promise the guard breaks (the string
+      // refused as too long below it): say so when the schema loads.
+      if (max->get_int64() > limit)
+        throw std::runtime_error(fmt::format(
+            "a pattern is tried on strings of at most {} characters, but maxLength is {}: "
+            "lower it, or check the string another way (a format)",
+            limit, max->get_int64()));
       limit = std::clamp<std::int64_t>(max->get_int64(), 0, limit);
     }
     guards.push_back(guarded("pattern", *p, limit));

@@ -13,17 +13,21 @@
 //   "x-base64-padding": "optional"    beside it: the padding may be left out
 //   "format": "webhook-url"           a URL the webhooks worker delivers to
 //                                     (common/webhook_url.hpp)
+//   "format": "http-field-value"      a header value: no control character
+//                                     but tab (common/text.hpp)
 //
 // Throws (constructor only): std::runtime_error naming the file when the
 // directory is missing or holds no schema, a file is misnamed or unreadable,
 // is not JSON, declares a `$schema` other than draft-07, is not a valid schema
-// (as valijson 1.0 parses it), has a `pattern` that std::regex rejects, uses
+// (as valijson 1.0 parses it), has a `pattern` that std::regex rejects or
+// beside a `maxLength` over `max_regex_input` (see Limits), uses
 // `patternProperties` (unsupported, see below), or names a format or
 // contentEncoding that is not checked (a typo must not turn a check off).
 //
 // Limits: libstdc++'s std::regex recurses per character and overflows the stack
 // on long strings, so `pattern` is only tried on strings of at most
-// `max_regex_input` characters (or the schema's own smaller `maxLength`), and
+// `max_regex_input` characters (or the schema's own `maxLength`, which may not
+// be larger: a longer string would fail as too long below it), and
 // the regex-backed formats (`date`, `time`, `date-time`) on strings of at most
 // `max_format_input`; longer strings fail as if `maxLength` said so. The other
 // draft-07 formats (`uri`, `email`, ...) are not checked by valijson 1.0.

@@ -23,6 +23,26 @@ std::uint16_t port_of(std::string_view digits) {
   }
   return n <= 65535 ? static_cast<std::uint16_t>(n) : 0;
 }
+// A DNS name as a resolver takes it (RFC 1123 labels, `_` allowed as in
+// service names, a final dot allowed), lower-cased. Boost.URL decodes a
+// percent-encoded host ("sink%0d%0a…"): anything else, a control character
+// among it, would reach the resolver and the Host header.
+bool is_dns_name(std::string_view host) {
+  if (host.ends_with('.')) host.remove_suffix(1);
+  if (host.empty() || host.size() > 253) return false;
+  std::size_t label = 0;
+  for (char c : host) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+    } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_') {
+      if (++label > 63) return false;
+    } else {
+      return false;
+    }
+  }
+  return label > 0;
+}
 }  // namespace
 
 std::variant<webhook_url, std::string> parse_webhook_url(std::string_view text) {
@@ -42,6 +62,10 @@ std::variant<webhook_url, std::string> parse_webhook_url(std::string_view text) 
   }
   if (out.host.empty()) return std::string("url has no host");
   for (auto& c : out.host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (u->host_type() == boost::urls::host_type::name && !is_dns_name(out.host))
+    return std::string(
+        "url's host must be a DNS name (letters, digits, '-', '_', dot-separated labels of at "
+        "most 63) or an IP address");
   if (u->has_port()) {
     out.port = port_of(u->port());
     if (out.port == 0)

@@ -5,7 +5,8 @@
 // ever reaches it).
 //
 //   scheme   http or https
-//   host     a name, an IPv4 or an IPv6 address; no user info
+//   host     a DNS name (percent-decoded: letters, digits, '-', '_' and
+//            dots), an IPv4 or an IPv6 address; no user info
 //   port     1..65535 (default 80 or 443); anything else is refused, never
 //            taken modulo 65536
 //   target   path and query, "/" at least; no fragment is sent

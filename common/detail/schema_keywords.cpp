@@ -1,6 +1,7 @@
 #include "common/detail/schema_keywords.hpp"
 
 #include "common/base64.hpp"
+#include "common/text.hpp"
 #include "common/webhook_url.hpp"
 
 // As in common/schema.cpp: every file of a binary that includes valijson must
@@ -43,6 +44,9 @@ constexpr std::string_view padding_keyword = "x-base64-padding";
 // A schema cannot say it: contentEncoding is checked to be "base64" first.
 constexpr std::string_view base64_padding_optional = "base64 (x-base64-padding: optional)";
 constexpr std::string_view webhook_url_format = "webhook-url";
+// A header field's value (RFC 9110 5.5): no control character but tab. A
+// check in code, not a `pattern`: std::regex is tried only on short strings.
+constexpr std::string_view field_value_format = "http-field-value";
 // The formats draft-07 defines (section 7.3); valijson checks the first three.
 constexpr std::array<std::string_view, 17> draft7_formats{
     "date",          "time",         "date-time",     "email",
@@ -109,6 +113,14 @@ class format_builder final : public valijson::ConstraintBuilder {
         auto parsed = parse_webhook_url(s);
         const auto* why = std::get_if<std::string>(&parsed);
         return why ? *why + "." : std::string();
+      });
+    }
+    if (name == field_value_format) {
+      return make_string_constraint([](std::string_view s) {
+        return is_field_value(s) ? std::string()
+                                 : std::string(
+                                       "String holds a control character (only tab is allowed in "
+                                       "a header value).");
       });
     }
     if (std::find(draft7_formats.begin(), draft7_formats.end(), name) == draft7_formats.end())

@@ -326,11 +326,11 @@ TEST_CASE("a payload problem quotes the schema's description of the place that f
     for (const auto& [k, v] : extra.as_object()) p[k] = v;
     return json::value(p);
   };
-  // valijson's own words say a regex failed; the description says what is taken.
+  // The check's own words say what failed; the description says what is taken.
   auto url = r.validate("webhooks", "deliver", json::parse(R"({"url": "ftp://example.com/x"})"));
   REQUIRE(url);
   CHECK(url->pointer == "/payload/url");
-  CHECK(url->detail.starts_with("Failed to match regex"));
+  CHECK(url->detail.starts_with("url must be http or https."));
   CHECK(url->detail.find(" Expected: ") != std::string::npos);
   // An array member: the description reached through items, $ref and oneOf.
   auto to = r.validate("email", "send", email(R"({"to": ["b@example.org\r\nRCPT TO:<x@y.z>"]})"));
@@ -383,7 +383,8 @@ constexpr const char* bytes_schema = R"({
     "strict": {"type": "string", "contentEncoding": "base64", "x-base64-padding": "required"},
     "untyped": {"contentEncoding": "base64"},
     "files": {"type": "array", "items": {"properties": {"data": {"$ref": "#/definitions/bytes"}}}},
-    "hook": {"format": "webhook-url"}
+    "hook": {"format": "webhook-url"},
+    "header": {"type": "string", "maxLength": 4096, "format": "http-field-value"}
   },
   "definitions": {"bytes": {"type": "string", "contentEncoding": "base64"}}
 })";
@@ -450,6 +451,33 @@ TEST_CASE("format webhook-url takes what the webhooks worker takes") {
     CHECK(p->detail == why);
   }
   CHECK_FALSE(r.validate("test", "bytes", json::parse(R"({"hook": [1]})")));  // not a string
+  // A decoded host is a DNS name or nothing: no line break into a Host header.
+  auto injected = r.validate("test", "bytes", json::value{{"hook", "http://a%0d%0aX-B:%201/"}});
+  REQUIRE(injected);
+  CHECK(injected->detail.starts_with("url's host must be a DNS name"));
+  // Long URLs are checked whole (no pattern's length guard in the way).
+  CHECK_FALSE(r.validate(
+      "test", "bytes", json::value{{"hook", "https://example.com/?q=" + std::string(3000, 'x')}}));
+}
+
+// (NUL never gets here: a payload's strings are refused with it first, as
+// PostgreSQL could not store them.)
+TEST_CASE("format http-field-value: no control character but tab, at any length") {
+  temp_dir dir(files{{"test.bytes.schema.json", bytes_schema}});
+  const schema_registry r(dir.path);
+  for (std::string v :
+       {std::string("v1, tab\there"), std::string("Grüße"), std::string(4096, 'x')}) {
+    CAPTURE(v.size());
+    CHECK_FALSE(r.validate("test", "bytes", json::value{{"header", v}}));
+  }
+  for (std::string v : {std::string("a\r\nb"), std::string("a\nb"), std::string("a\x7f"),
+                        std::string(4000, 'x') + "\r"}) {
+    CAPTURE(v.size());
+    auto p = r.validate("test", "bytes", json::value{{"header", v}});
+    REQUIRE(p);
+    CHECK(p->pointer == "/payload/header");
+    CHECK(p->detail.starts_with("String holds a control character"));
+  }
 }
 
 TEST_CASE("schema_registry refuses a contentEncoding, padding or format it would not check") {
@@ -471,6 +499,10 @@ TEST_CASE("schema_registry refuses a contentEncoding, padding or format it would
                 "x-base64-padding must be \"required\" or \"optional\"");
   throws_saying(R"({"properties": {"a": {"format": "webhook_url"}}})",
                 "unknown format \"webhook_url\"");
+  // A pattern is only tried up to max_regex_input characters: a larger
+  // maxLength beside it would refuse strings it allows as "too long".
+  throws_saying(R"({"properties": {"a": {"pattern": "^a*$", "maxLength": 2048}}})",
+                "a pattern is tried on strings of at most 1024 characters, but maxLength is 2048");
   for (const char* bad : {R"("to")", R"({"of": ["a"]})", R"({"of": [], "maximum": 3})",
                           R"({"of": ["a", 1], "maximum": 3})", R"({"of": ["a"], "maximum": -1})",
                           R"({"of": ["a"], "maximum": 3, "min": 1})"})

@@ -251,6 +251,15 @@ TEST_CASE_FIXTURE(
       key);
   CHECK(r.status == 400);
   CHECK(r.json().at("code") == "payload_invalid");
+  // A percent-encoded line break in the host, which the Host header would
+  // carry as a header (or a second request) of the tenant's making.
+  auto split = h.post_json("/v1/jobs",
+                           R"({"queue":"webhooks","type":"deliver","payload":{"url":)"
+                           R"("http://sink.test%00%0d%0aX-Injected%3a%20yes%0d%0a:80/hook"}})",
+                           key);
+  CHECK(split.status == 400);
+  CHECK(split.json().at("code") == "payload_invalid");
+  CHECK(split.body.find("url's host must be a DNS name") != std::string::npos);
   // A job naming an endpoint the tenant does not have is not sent; with one
   // attempt allowed it is dead after it.
   auto none = submit(h, key, {{"url", sink.base() + "/ok/none"}, {"endpoint", "nope"}}, 1);
@@ -259,6 +268,22 @@ TEST_CASE_FIXTURE(
   CHECK(j.at("attempts") == 1);
   CHECK(error(j).find("no webhook endpoint \"nope\"") != std::string::npos);
   CHECK(sink.requests("/ok/none").empty());
+}
+
+TEST_CASE_FIXTURE(delivering,
+                  "a receiver streaming one endless chunk size line fails the attempt, not the "
+                  "worker's memory") {
+  // 32 MiB of one chunk extension: the client's read buffer stops it at
+  // 80 KiB (it used to hold all of it, gigabytes for a receiver that never
+  // stops).
+  auto id = submit(h, key, {{"url", sink.base() + "/chunk-ext/32768/a"}}, 1);
+  auto j = wait_final(h, key, id);
+  CHECK(state(j) == "dead");
+  CHECK(error(j).find("a chunk size line of its response was longer than 81920 bytes") !=
+        std::string::npos);
+  // The worker delivers on.
+  CHECK(state(wait_final(h, key, submit(h, key, {{"url", sink.base() + "/ok/after"}}))) ==
+        "succeeded");
 }
 
 TEST_CASE_FIXTURE(delivering,

@@ -112,6 +112,26 @@ struct webhook_sink::impl {
       error_code ec;
       co_await http::async_read(s, buf, req, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return;
+      if (segment(std::string(req.target()), 0) == "chunk-ext") {
+        // A chunked answer whose first chunk's size line never ends: one
+        // extension of N KiB, then the connection closes.
+        {
+          std::lock_guard lk(mu);
+          seen.push_back({std::string(req.method_string()),
+                          std::string(req.target()),
+                          req.body(),
+                          {},
+                          std::chrono::steady_clock::now()});
+        }
+        std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;";
+        co_await asio::async_write(s, asio::buffer(head),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+        const std::string kib(1024, 'a');
+        for (int i = std::stoi(segment(std::string(req.target()), 1)); i > 0 && !ec; --i)
+          co_await asio::async_write(s, asio::buffer(kib),
+                                     asio::redirect_error(asio::use_awaitable, ec));
+        co_return;
+      }
       int now = ++in_flight;
       for (int p = peak.load(); now > p && !peak.compare_exchange_weak(p, now);) {
       }

@@ -12,6 +12,8 @@
 //   /slow/MS/...           200 after MS milliseconds
 //   /redirect/...          301 to /ok/redirected (which must never be asked for)
 //   /close/...             closes the connection without an answer
+//   /chunk-ext/N/...       a chunked 200 whose first size line is N KiB long
+//                          (one endless extension), then closes
 //
 // It listens on 127.0.0.1 (port 0), with TLS when given a certificate and
 // key (PEM files). Keep-alive is on. It counts the requests being answered

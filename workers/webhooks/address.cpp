@@ -130,9 +130,10 @@ ip::address effective_address(const ip::address& a) {
   auto tail = [&](int at) { return ip::address_v4(v4(b[at], b[at + 1], b[at + 2], b[at + 3])); };
   static const auto nat64 = v6_bytes("64:ff9b::");
   static const auto sixto4 = v6_bytes("2002::");
+  static const auto translated = v6_bytes("::ffff:0:0:0");  // SIIT, RFC 2765 / 6145
   static const auto zero = ip::address_v6::bytes_type{};
   if (a.to_v6().is_v4_mapped()) return tail(12);
-  if (bytes_in(b, nat64, 96)) return tail(12);
+  if (bytes_in(b, nat64, 96) || bytes_in(b, translated, 96)) return tail(12);
   if (bytes_in(b, sixto4, 16)) return tail(2);
   // IPv4-compatible ::a.b.c.d (deprecated); :: and ::1 are themselves.
   if (bytes_in(b, zero, 96) && !(b[12] == 0 && b[13] == 0 && b[14] == 0 && b[15] <= 1))

@@ -18,6 +18,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <optional>
 
@@ -34,6 +35,7 @@ namespace {
 constexpr auto watch_interval = std::chrono::milliseconds(50);
 constexpr auto sweep_interval = std::chrono::seconds(5);
 constexpr std::size_t header_limit = 16 << 10;
+constexpr std::size_t read_slack = 64 << 10;
 constexpr const char* user_agent = "jobs-webhooks/0.1";
 
 std::chrono::milliseconds ms_since(steady::time_point t) {
@@ -44,7 +46,10 @@ std::chrono::milliseconds ms_since(steady::time_point t) {
 struct http_client::connection {
   std::unique_ptr<beast::tcp_stream> plain;
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
-  beast::flat_buffer buffer;
+  // Bounded: a head past header_limit is refused before it fills it, and a
+  // body passes through it; only a chunk's size line could grow it without
+  // end (a receiver streaming one extension: gigabytes in seconds).
+  beast::flat_buffer buffer{header_limit + read_slack};
   steady::time_point idle_since{};
   beast::tcp_stream& tcp() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
 };
@@ -240,6 +245,18 @@ std::optional<std::string> http_client::refuses_literal(std::string_view host) c
 
 asio::awaitable<http_result> http_client::send(const outgoing& req, const std::atomic<bool>* stop) {
   using failure = http_result::failure;
+  // The URL's and the payload's checks let no control character through; a
+  // request is never written with a line break in a header, whatever made
+  // the job.
+  bool clean = is_field_value(req.url.host) &&
+               std::all_of(req.headers.begin(), req.headers.end(),
+                           [](const auto& h) { return is_field_value(h.second); });
+  if (!clean) {
+    http_result refused;
+    refused.fail = failure::refused;
+    refused.error = "a header value or the host holds a control character";
+    co_return refused;
+  }
   auto start = steady::now();
   auto end = start + req.timeout;
   auto w = std::make_shared<watch>(ioc_);
@@ -283,6 +300,11 @@ asio::awaitable<http_result> http_client::send(const outgoing& req, const std::a
                                                : failure::io;
       out.error = out.fail == failure::timeout
                       ? fmt::format("timed out after {} ms", req.timeout.count())
+                  : ec == http::error::buffer_overflow
+                      ? fmt::format(
+                            "request to {} failed: a chunk size line of its response "
+                            "was longer than {} bytes",
+                            origin, header_limit + read_slack)
                       : fmt::format("request to {} failed: {}", origin, ec.message());
       break;
     }

@@ -93,9 +93,9 @@ TEST_CASE("loopback, private, link-local, CGNAT, multicast and unspecified are r
 }
 
 TEST_CASE("IPv6 forms that carry an IPv4 address are judged by that address") {
-  for (const char* a :
-       {"::ffff:127.0.0.1", "::ffff:7f00:1", "::ffff:10.0.0.1", "::127.0.0.1", "64:ff9b::127.0.0.1",
-        "64:ff9b::a9fe:a9fe", "2002:7f00:1::", "2002:c0a8:101::1"}) {
+  for (const char* a : {"::ffff:127.0.0.1", "::ffff:7f00:1", "::ffff:10.0.0.1", "::127.0.0.1",
+                        "64:ff9b::127.0.0.1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::",
+                        "2002:c0a8:101::1", "::ffff:0:127.0.0.1", "::ffff:0:a9fe:a9fe"}) {
     CAPTURE(a);
     CHECK(forbidden(a));
   }
@@ -103,6 +103,7 @@ TEST_CASE("IPv6 forms that carry an IPv4 address are judged by that address") {
   CHECK_FALSE(forbidden("::ffff:8.8.8.8"));
   CHECK_FALSE(forbidden("64:ff9b::808:808"));
   CHECK_FALSE(forbidden("2002:808:808::1"));
+  CHECK(effective_address(addr("::ffff:0:8.8.8.8")) == addr("8.8.8.8"));  // IPv4-translated
   CHECK(effective_address(addr("::1")) == addr("::1"));
 }
 

@@ -40,6 +40,21 @@ TEST_CASE("URLs: scheme, host, port and target") {
   CHECK(std::holds_alternative<std::string>(parse_url("/relative")));
   CHECK(std::holds_alternative<std::string>(parse_url("http://example.com:0/")));
   CHECK(std::holds_alternative<std::string>(parse_url("http:///nohost")));
+  // A percent-encoded host is decoded: only a DNS name may come out of it,
+  // never a line break into the Host header.
+  CHECK(std::get<target_url>(parse_url("http://%65xample.com/")).host == "example.com");
+  CHECK(std::get<target_url>(parse_url("http://under_score.example./")).host ==
+        "under_score.example.");
+  for (const char* bad : {"http://sink.test%00%0d%0aX-Injected%3a%20yes%0d%0a:80/hook",
+                          "http://a%0d%0ab/", "http://a%20b/", "http://a..b/", "http://.a/",
+                          "http://a%2fb/", "http://caf%C3%A9.example/"}) {
+    CAPTURE(bad);
+    auto r = parse_url(bad);
+    REQUIRE(std::holds_alternative<std::string>(r));
+    CHECK(std::get<std::string>(r).starts_with("url's host must be a DNS name"));
+  }
+  CHECK(std::holds_alternative<std::string>(
+      parse_url("http://" + std::string(64, 'a') + ".example/")));
   // Ports past 16 bits are refused, not taken modulo 65536 (74435 was 8899).
   for (const char* bad :
        {"http://127.0.0.1:74435/wrapped", "http://example.com:99999/", "http://example.com:65536/",
