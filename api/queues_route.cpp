@@ -6,9 +6,11 @@
 #include "common/job.hpp"
 #include "common/log.hpp"
 #include "common/queue_stats.hpp"
+#include "queues/brokers.hpp"
 
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace jobs {
@@ -36,7 +38,7 @@ struct platform_backend::stats_source {
   };
   using done_fn = std::function<void(broker_read)>;
 
-  amqp_address broker;
+  std::optional<broker_list> brokers;  // the nodes, tried in turn
   int heartbeat_s = 0;
   scaling_policy defaults;
 
@@ -86,7 +88,7 @@ struct platform_backend::stats_source {
   std::map<std::string, broker_queue> read_broker() {
     for (int attempt = 0;; ++attempt) {
       try {
-        if (!conn) conn = std::make_unique<amqp_connection>(broker, heartbeat_s);
+        if (!conn) conn = brokers->connect(heartbeat_s);
         std::map<std::string, broker_queue> out;
         for (auto q : known_queues) {
           auto n = inspect_queue(*conn, q);
@@ -113,7 +115,7 @@ struct platform_backend::stats_source {
 
 void platform_backend::enable_queue_stats(const std::string& amqp_url, scaling_policy defaults) {
   auto s = std::make_shared<stats_source>();
-  s->broker = parse_amqp_url(amqp_url);
+  s->brokers.emplace(amqp_url);
   // Used only on requests: without heartbeats the broker does not close it
   // for missing them between requests.
   s->heartbeat_s = 0;

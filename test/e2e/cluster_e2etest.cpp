@@ -170,6 +170,12 @@ TEST_CASE("a RabbitMQ node dies mid-run: no job that got a 202 is lost") {
   p.add_worker("processing", {{"JOBS_AMQP_URL", list_from(leader % 3 + 1)}});
   auto key = create_key(s.pg_url, "acme");
 
+  // The queue figures are read through the list too (they once took the
+  // whole list for one URL, its other nodes for the vhost).
+  http_client admin(p.port);
+  auto figures = admin.get("/v1/queues", key);
+  CHECK_MESSAGE(figures.status == 200, figures.body);
+
   submitter sub(p.port, key);
   REQUIRE(wait_until([&] { return sub.count() >= 100; }, 30s));
   auto before = sub.count();
@@ -180,6 +186,8 @@ TEST_CASE("a RabbitMQ node dies mid-run: no job that got a 202 is lost") {
   std::this_thread::sleep_for(5s);  // and keep going a while on the two nodes left
   sub.finish();
   CHECK_MESSAGE(carried_on, "only ", sub.count() - before, " jobs accepted after the kill");
+  // And from another node once the first is gone.
+  CHECK(wait_until([&] { return admin.get("/v1/queues", key).status == 200; }, 30s));
   MESSAGE("new leader: ", cluster_cmd("leader " + c.dir + " processing"));
 
   auto ids = sub.accepted;

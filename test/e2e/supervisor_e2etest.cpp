@@ -120,8 +120,15 @@ long occurrences(const std::string& text, const std::string& what) {
 TEST_CASE("a flood scales a pool from min to max and back; no job is interrupted") {
   scratch s;
   // Long jobs and a short down cool-down: workers are drained while they run jobs.
+  // The broker given as a list whose first node is down: the queue figures
+  // the supervisor scales by are read from the next (they once took the
+  // whole list for one URL, and never scaled).
+  auto at = s.amqp_url.find('@') + 1, slash = s.amqp_url.find('/', at);
+  auto listed = fmt::format("{}127.0.0.1:{}{},{}", s.amqp_url.substr(0, at), free_port(),
+                            s.amqp_url.substr(slash), s.amqp_url.substr(at, slash - at));
   supervised run(s, {{"JOBS_SUPERVISOR_POOLS", "processing=1..4,backlog=4,up_ms=300,down_ms=500"},
-                     {"JOBS_WORKER_CONCURRENCY", "2"}});
+                     {"JOBS_WORKER_CONCURRENCY", "2"},
+                     {"JOBS_AMQP_URL", listed}});
   auto& [p, key, log, sup, h, q] = run;
   REQUIRE_MESSAGE(wait_until([&] { return q.running() == 1; }, 20s), "no first worker; see ", log);
   auto idle = q.processing();

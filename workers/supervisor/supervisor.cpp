@@ -5,6 +5,7 @@
 #include "common/log.hpp"
 #include "common/queue_stats.hpp"
 #include "queues/amqp.hpp"
+#include "queues/brokers.hpp"
 #include "workers/supervisor/scaler.hpp"
 
 #include <fmt/format.h>
@@ -157,7 +158,7 @@ class supervisor {
   std::map<std::string, broker_queue> read_broker() {
     for (int attempt = 0;; ++attempt) {
       try {
-        if (!amqp_) amqp_ = std::make_unique<amqp_connection>(parse_amqp_url(opts_.amqp_url), 0);
+        if (!amqp_) amqp_ = brokers_.connect(0);
         std::map<std::string, broker_queue> out;
         for (const auto& p : pools_) {
           auto n = inspect_queue(*amqp_, p.queue);
@@ -350,6 +351,7 @@ class supervisor {
   std::vector<pool> pools_;
   std::string id_;
   std::unique_ptr<pqxx::connection> pg_;
+  broker_list brokers_{opts_.amqp_url};  ///< the nodes, tried in turn
   std::unique_ptr<amqp_connection> amqp_;
   std::set<int> slots_;  ///< metrics port slots held by live workers
 };
