@@ -4,6 +4,7 @@
 #include <boost/json/object.hpp>
 
 #include <algorithm>
+#include <cmath>
 
 namespace jobs {
 
@@ -85,6 +86,7 @@ bool is_storable_text(std::string_view s) {
 
 bool is_storable(const boost::json::value& v) {
   if (const auto* s = v.if_string()) return is_storable_text(*s);
+  if (const auto* d = v.if_double()) return std::isfinite(*d);
   if (const auto* a = v.if_array())
     return std::all_of(a->begin(), a->end(), [](const auto& e) { return is_storable(e); });
   if (const auto* o = v.if_object())
@@ -97,6 +99,9 @@ bool is_storable(const boost::json::value& v) {
 void make_storable(boost::json::value& v) {
   if (auto* s = v.if_string()) {
     if (!is_storable_text(*s)) *s = utf8_text(*s);
+  } else if (auto* d = v.if_double()) {
+    // JSON has no NaN or infinity (JavaScript's JSON.stringify writes null).
+    if (!std::isfinite(*d)) v = nullptr;
   } else if (auto* a = v.if_array()) {
     for (auto& e : *a) make_storable(e);
   } else if (auto* o = v.if_object()) {

@@ -1,8 +1,9 @@
 #pragma once
-// Text as PostgreSQL stores it: valid UTF-8 without NUL. Whatever a handler
-// or a remote server hands back (a response body, an error message, a
-// result's strings) passes through here before it is written, so a stray
-// byte can never make a job's outcome unwritable.
+// Text as PostgreSQL stores it: valid UTF-8 without NUL (and, in JSON, finite
+// numbers). Whatever a handler or a remote server hands back (a response
+// body, an error message, a result) passes through here before it is
+// written, so a stray byte or a NaN can never make a job's outcome
+// unwritable.
 
 #include <boost/json/value.hpp>
 
@@ -42,9 +43,11 @@ bool is_storable_text(std::string_view s);
 /// NUL that could end a header or start another.
 bool is_field_value(std::string_view value);
 
-/// True when every string of `v` (object keys too) is storable text.
+/// True when every string of `v` (object keys too) is storable text and
+/// every number is finite (PostgreSQL's json refuses NaN and infinities).
 bool is_storable(const boost::json::value& v);
-/// Makes every string of `v` (object keys too) storable text, in place.
+/// Makes every string of `v` (object keys too) storable text, and every NaN
+/// or infinity null (as JavaScript's JSON.stringify does), in place.
 void make_storable(boost::json::value& v);
 
 }  // namespace jobs

@@ -5,6 +5,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <limits>
+
 using namespace jobs;
 
 TEST_CASE("stored text is UTF-8 PostgreSQL accepts, cut at a character boundary") {
@@ -51,6 +53,10 @@ TEST_CASE("a JSON value's strings and keys become storable; clean values are lef
   make_storable(v);
   CHECK(is_storable(v));
   CHECK(boost::json::serialize(v) == "{\"k\uFFFD\":[\"x\uFFFD\",\"ok\"]}");
+  boost::json::value numbers = boost::json::array{1.5, std::numeric_limits<double>::infinity()};
+  CHECK_FALSE(is_storable(numbers));
+  make_storable(numbers);
+  CHECK(boost::json::serialize(numbers) == "[1.5E0,null]");
   CHECK(is_storable_text("plain \u20AC"));
   CHECK_FALSE(is_storable_text(std::string("\0", 1)));
   CHECK_FALSE(is_storable_text("\xED\xA0\x80"));  // a surrogate

@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include <limits>
+
 using namespace jobs;
 using namespace std::chrono;
 
@@ -38,6 +40,13 @@ TEST_CASE("a result or error with bytes PostgreSQL refuses is stored with U+FFFD
   auto e = detail::decide_outcome(
       job(1, 5), handler_error::retryable(std::string("bad \xC3(\0", 7)), {}, 0.5, now);
   CHECK(e.error == "bad \uFFFD(\uFFFD");
+  // JSON has no NaN or infinity: PostgreSQL refused "NaN", the worker
+  // retried the completion for ever and its other jobs died. They are null.
+  boost::json::object n{{"nan", std::numeric_limits<double>::quiet_NaN()},
+                        {"inf", boost::json::array{-std::numeric_limits<double>::infinity(), 1.5}}};
+  auto f = detail::decide_outcome(job(1, 5), boost::json::value(n), {}, 0.5, now);
+  CHECK(f.state == job_state::succeeded);
+  CHECK(f.result_json == R"({"nan":null,"inf":[null,1.5E0]})");
   // Clean text is left as it is.
   CHECK(detail::decide_outcome(job(1, 5), boost::json::value("caf\xC3\xA9"), {}, 0.5, now)
             .result_json == "\"caf\xC3\xA9\"");

@@ -18,8 +18,9 @@ job_outcome decide_outcome(const claimed_job& job, const handler_result& result,
                            const retry_policy& defaults, double u, sys_time now) {
   job_outcome out{job.id, job.attempt};
   // Whatever the handler returns is stored: a malformed byte or a NUL in
-  // its text would make PostgreSQL refuse the outcome, and the job would
-  // stay running, its completion retried for ever.
+  // its text, or a NaN or an infinity among its numbers, would make
+  // PostgreSQL refuse the outcome, and the job would stay running, its
+  // completion retried for ever.
   if (auto* v = std::get_if<boost::json::value>(&result)) {
     out.state = job_state::succeeded;
     if (is_storable(*v)) {
