@@ -142,6 +142,56 @@ TEST_CASE("display names and subjects: atoms, quoted strings, RFC 2047 encoded-w
   CHECK(decode_words(encoded) == long_text);
 }
 
+namespace {
+// The longest line of a header block, CRLF-separated.
+std::size_t longest_line(const std::string& field) {
+  std::size_t longest = 0;
+  for (std::size_t at = 0;;) {
+    auto end = field.find("\r\n", at);
+    longest = std::max(longest, (end == std::string::npos ? field.size() : end) - at);
+    if (end == std::string::npos) return longest;
+    at = end + 2;
+  }
+}
+}  // namespace
+
+TEST_CASE("long subjects and header values are folded into lines a relay takes") {
+  // 998 characters of words: folded before spaces, each line at most 78,
+  // and unfolding (removing the CRLFs) gives the text back.
+  std::string words;
+  while (words.size() < 998) words += "word" + std::to_string(words.size()) + " ";
+  words.resize(998);
+  auto subject = "Subject: " + encode_unstructured(words, 9);
+  CHECK(longest_line(subject) <= 78);
+  auto unfolded = subject;
+  for (auto at = unfolded.find("\r\n"); at != std::string::npos; at = unfolded.find("\r\n"))
+    unfolded.erase(at, 2);
+  CHECK(unfolded == "Subject: " + words);
+  // No line of spaces alone: runs of spaces go with the word after them.
+  auto spaced = encode_unstructured(std::string(70, 'a') + "      " + std::string(20, 'b'), 9);
+  CHECK(spaced == std::string(70, 'a') + "\r\n      " + std::string(20, 'b'));
+  // A short value is left as it is.
+  CHECK(encode_unstructured("Plain subject", 9) == "Plain subject");
+  // 998 characters without a space cannot fold: encoded-words, which can.
+  auto run = "X-Long: " + encode_unstructured(std::string(998, 'v'), 8);
+  CHECK(longest_line(run) <= 998);
+  CHECK(decode_words(run.substr(8)) == std::string(998, 'v'));
+  // What the schema counts (characters) is what the worker counts: 600 é
+  // (1,200 bytes) pass, 999 characters do not.
+  std::string e600;
+  for (int i = 0; i < 600; ++i) e600 += "\u00e9";
+  auto m = parsed(R"({"from":"a@example.com","to":["b@example.org"],"subject":")" + e600 +
+                  R"(","text":"x","headers":{"X-Note":")" + e600 + R"("}})");
+  CHECK(m.subject.size() == 1200);
+  CHECK(error_of(R"({"from":"a@example.com","to":["b@example.org"],"subject":")" +
+                 std::string(999, 's') + R"(","text":"x"})") ==
+        "subject is longer than 998 characters");
+  // Header names in any case, as the schema takes them.
+  CHECK(parsed(R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x",
+    "headers":{"x-foo":"a","list-id":"<a.b>"}})")
+            .headers.size() == 2);
+}
+
 TEST_CASE("Message-ID is derived from the job id; the date is RFC 5322") {
   CHECK(message_id("0193-abc", "example.com") == "<0193-abc@example.com>");
   CHECK(message_id("0193-abc", "example.com") == message_id("0193-abc", "example.com"));

@@ -9,6 +9,7 @@
 #include <array>
 #include <cctype>
 #include <ctime>
+#include <optional>
 
 namespace jobs::email {
 namespace {
@@ -100,9 +101,43 @@ std::string encode_words(std::string_view text) {
   return out;
 }
 
-std::string encode_unstructured(std::string_view text) {
+namespace {
+// RFC 5322 2.1.1: lines of at most 998 characters, 78 recommended.
+constexpr std::size_t line_limit = 998, line_wanted = 78;
+
+// `text` with CRLF inserted before a space wherever the line would pass
+// `line_wanted` (unfolding removes them: the value is unchanged). Each
+// continuation line starts with its spaces and holds a word, never only
+// spaces. Nothing when a piece cannot fit in `line_limit`.
+std::optional<std::string> fold_at_spaces(std::string_view text, std::size_t used) {
+  std::string out;
+  std::size_t line = used;
+  for (std::size_t i = 0; i < text.size();) {
+    // A piece: spaces, then the word after them.
+    std::size_t j = i;
+    while (j < text.size() && text[j] == ' ') ++j;
+    while (j < text.size() && text[j] != ' ') ++j;
+    auto piece = text.substr(i, j - i);
+    bool has_word = piece.find_first_not_of(' ') != std::string_view::npos;
+    if (i > 0 && has_word && line + piece.size() > line_wanted && line > used) {
+      out += "\r\n";
+      line = 0;
+    }
+    if (line + piece.size() > line_limit) return std::nullopt;
+    out += piece;
+    line += piece.size();
+    i = j;
+  }
+  return out;
+}
+}  // namespace
+
+std::string encode_unstructured(std::string_view text, std::size_t used) {
   // Printable ASCII stays readable unless it could be taken for an encoded-word.
-  if (printable_ascii(text) && text.find("=?") == std::string_view::npos) return std::string(text);
+  if (printable_ascii(text) && text.find("=?") == std::string_view::npos) {
+    if (used + text.size() <= line_wanted) return std::string(text);
+    if (auto folded = fold_at_spaces(text, used)) return *folded;
+  }
   return encode_words(text);
 }
 
@@ -154,10 +189,11 @@ std::vector<std::string> top_headers(const message& m, std::string_view message_
   h.push_back("To: " + list(m.to));
   if (!m.cc.empty()) h.push_back("Cc: " + list(m.cc));
   if (m.reply_to) h.push_back("Reply-To: " + format_mailbox(*m.reply_to));
-  h.push_back("Subject: " + encode_unstructured(m.subject));
+  h.push_back("Subject: " + encode_unstructured(m.subject, 9));
   h.push_back(fmt::format("Date: {}", date));
   h.push_back(fmt::format("Message-ID: {}", message_id));
-  for (const auto& [name, value] : m.headers) h.push_back(name + ": " + encode_unstructured(value));
+  for (const auto& [name, value] : m.headers)
+    h.push_back(name + ": " + encode_unstructured(value, name.size() + 2));
   if (!m.tags.empty()) {
     std::string tags;
     for (const auto& t : m.tags) tags += (tags.empty() ? "" : ", ") + t;

@@ -31,10 +31,10 @@ namespace jobs::email {
 struct limits {
   static constexpr std::size_t max_address = 254;
   static constexpr std::size_t max_local_part = 64;
-  static constexpr std::size_t max_name = 200;        ///< display name, characters of UTF-8
-  static constexpr std::size_t max_subject = 998;     ///< bytes
-  static constexpr std::size_t max_recipients = 100;  ///< to + cc + bcc
-  static constexpr std::size_t max_header_value = 998;
+  static constexpr std::size_t max_name = 200;          ///< display name, characters of UTF-8
+  static constexpr std::size_t max_subject = 998;       ///< characters of UTF-8
+  static constexpr std::size_t max_recipients = 100;    ///< to + cc + bcc
+  static constexpr std::size_t max_header_value = 998;  ///< characters of UTF-8
   static constexpr std::size_t max_headers = 20;
   static constexpr std::size_t max_attachments = 20;
   static constexpr std::size_t max_filename = 255;
@@ -84,9 +84,12 @@ bool allowed_custom_header(std::string_view name);
 /// `text` as RFC 2047 "B" encoded-words of UTF-8, each at most 75 characters,
 /// never splitting a character, separated by CRLF SP (folding).
 std::string encode_words(std::string_view text);
-/// An unstructured header value (Subject): as is when printable ASCII, else
-/// encoded-words.
-std::string encode_unstructured(std::string_view text);
+/// An unstructured header value (Subject) for a field whose "Name: " takes
+/// `used` characters: printable ASCII as is, folded (CRLF before a space)
+/// where the line would pass 78 characters; encoded-words when it is not
+/// printable ASCII, could be taken for an encoded-word, or holds a run
+/// without spaces too long for a line of 998.
+std::string encode_unstructured(std::string_view text, std::size_t used = 0);
 /// "Name <addr>" with the name as atoms, quoted string or encoded-words; the
 /// bare address without a name.
 std::string format_mailbox(const mailbox& m);

@@ -17,14 +17,16 @@ namespace {
 
 namespace json = boost::json;
 
-std::size_t utf8_length(std::string_view s) {
+// Characters (code points) of valid UTF-8, as JSON Schema's maxLength counts.
+std::size_t characters(std::string_view s) {
   return std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; });
 }
 
 // Text of a member that must be a string, with the checks every header value
-// gets; the error names the member.
+// gets; the error names the member. `max_chars` counts characters, as the
+// schema does: the encoding folds long values into lines a relay takes.
 std::optional<std::string> header_text(const json::value& v, std::string_view what,
-                                       std::size_t max_bytes, std::string& error) {
+                                       std::size_t max_chars, std::string& error) {
   if (!v.is_string()) {
     error = fmt::format("{} must be a string", what);
     return std::nullopt;
@@ -34,8 +36,8 @@ std::optional<std::string> header_text(const json::value& v, std::string_view wh
     error = fmt::format("{} is not valid UTF-8", what);
   } else if (!is_field_value(s)) {
     error = fmt::format("{} contains CR, LF, NUL or another control character", what);
-  } else if (s.size() > max_bytes) {
-    error = fmt::format("{} is longer than {} bytes", what, max_bytes);
+  } else if (characters(s) > max_chars) {
+    error = fmt::format("{} is longer than {} characters", what, max_chars);
   } else {
     return std::string(s);
   }
@@ -54,12 +56,8 @@ std::optional<mailbox> parse_mailbox(const json::value& v, const std::string& wh
       return std::nullopt;
     }
     if (const auto* name = o->if_contains("name")) {
-      auto n = header_text(*name, what + ".name", 4 * limits::max_name, error);
+      auto n = header_text(*name, what + ".name", limits::max_name, error);
       if (!n) return std::nullopt;
-      if (utf8_length(*n) > limits::max_name) {
-        error = fmt::format("{}.name is longer than {} characters", what, limits::max_name);
-        return std::nullopt;
-      }
       m.name = std::move(*n);
     }
   }
