@@ -65,7 +65,9 @@ class log_sampler {
   std::int64_t left_out_ = 0;
 };
 
-/// The URL (or comma-separated URLs) with any password replaced by "***".
+/// The URL (or comma-separated URLs, or a libpq conninfo string) with any
+/// password replaced by "***": `user:password@`, a `password=` query
+/// parameter, a conninfo's `password=` value.
 std::string redact_url(std::string_view url);
 
 }  // namespace jobs
