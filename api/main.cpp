@@ -49,9 +49,16 @@ int check_config(const config& cfg) {
     throw config_error(fmt::format("JOBS_PG_URL: {}", e.what()));
   }
   try {
-    parse_amqp_urls(cfg.amqp_url);
+    check_amqp_tls_files(cfg.amqp_url);
   } catch (const std::exception& e) {
     throw config_error(fmt::format("JOBS_AMQP_URL: {}", e.what()));
+  }
+  if (!cfg.http_tls_cert.empty()) {
+    try {
+      check_server_tls(cfg.http_tls_cert, cfg.http_tls_key);
+    } catch (const std::exception& e) {
+      throw config_error(fmt::format("JOBS_HTTP_TLS_CERT / JOBS_HTTP_TLS_KEY: {}", e.what()));
+    }
   }
   if (!std::filesystem::is_directory(cfg.schema_dir + "/migrations"))
     throw config_error(
@@ -115,6 +122,12 @@ std::set<std::string> split_list(const std::string& list) {
 }
 
 int serve(const config& cfg) {
+  // What would otherwise fail later, or be retried for ever (a broker's
+  // unreadable CA file), stops the start instead.
+  check_config(cfg);
+  if (!std::filesystem::is_directory(cfg.admin_dir))
+    log_warn("JOBS_ADMIN_DIR is not a directory: the dashboard (/admin/) answers 404",
+             {{"admin_dir", cfg.admin_dir}});
   block_stop_signals();
   migrate(cfg);
   schema_registry schemas(cfg.schema_dir + "/jobs");

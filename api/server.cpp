@@ -56,6 +56,17 @@ std::unique_ptr<ssl::context> server_tls(const server_options& o) {
   return ctx;
 }
 
+}  // namespace
+
+void check_server_tls(const std::string& cert_file, const std::string& key_file) {
+  server_options o;
+  o.tls_cert_file = cert_file;
+  o.tls_key_file = key_file;
+  server_tls(o);
+}
+
+namespace {
+
 // One context per serving thread: concurrency hint 1 each.
 std::vector<std::unique_ptr<asio::io_context>> make_contexts(int threads) {
   std::vector<std::unique_ptr<asio::io_context>> out;

@@ -63,6 +63,11 @@ struct server_options {
   std::string tls_key_file;
 };
 
+/// Loads the certificate chain and the key as the server does (the key must
+/// match the certificate); throws std::runtime_error naming the file that
+/// failed. For check-config.
+void check_server_tls(const std::string& cert_file, const std::string& key_file);
+
 class http_server {
  public:
   http_server(server_options o, router& r);

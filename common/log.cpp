@@ -15,7 +15,14 @@ namespace {
 // The one process-wide setting: a trivial atomic, set once in main.
 std::atomic<int> min_level{static_cast<int>(log_level::info)};
 constexpr const char* level_names[] = {"debug", "info", "warn", "error"};
+// Set once at start-up, before other threads log; read-only after.
+boost::json::object& context() {
+  static boost::json::object fields;
+  return fields;
+}
 }  // namespace
+
+void set_log_context(boost::json::object fields) { context() = std::move(fields); }
 
 void set_log_level(std::string_view level) {
   for (int i = 0; i < 4; ++i)
@@ -38,11 +45,13 @@ void log_write(log_level l, std::string_view msg, boost::json::object fields) {
   std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
   boost::json::object line;
-  line.reserve(fields.size() + 3);
+  line.reserve(fields.size() + context().size() + 3);
   line["ts"] = ts;
   line["level"] = level_names[static_cast<int>(l)];
   line["msg"] = msg;
   for (auto& kv : fields) line[kv.key()] = std::move(kv.value());
+  for (const auto& kv : context())
+    if (!line.contains(kv.key())) line[kv.key()] = kv.value();
   // Numbers as people write them (1.5, not Boost's 1.5E0).
   std::string out = json_text(line);
   out.push_back('\n');

@@ -25,6 +25,11 @@ enum class log_level { debug, info, warn, error };
 
 /// Sets the minimum level written; call once at start-up ("debug", "info", …).
 void set_log_level(std::string_view level);
+/// Fields every later line carries (a worker: its queue and id, so that the
+/// lines of a supervisor's workers, written to one stream, say whose they
+/// are); a line's own fields of the same name win. Call at start-up, before
+/// other threads log.
+void set_log_context(boost::json::object fields);
 bool log_enabled(log_level l) noexcept;
 void log_write(log_level l, std::string_view msg, boost::json::object fields = {});
 

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
 #include <string>
+#include <utility>
 
 namespace jobs {
 
@@ -39,6 +41,15 @@ std::vector<amqp_address> parse_amqp_urls(std::string_view list) {
     list.remove_prefix(comma + 1);
   }
   return out;
+}
+
+void check_amqp_tls_files(std::string_view list) {
+  for (const auto& a : parse_amqp_urls(list))
+    for (auto [what, path] :
+         {std::pair{"cacertfile", &a.ca_file}, std::pair{"certfile", &a.cert_file},
+          std::pair{"keyfile", &a.key_file}})
+      if (!path->empty() && !std::ifstream(*path))
+        throw amqp_error(fmt::format("{} {:?} cannot be read", what, *path));
 }
 
 broker_list::broker_list(std::string_view urls) : nodes_(parse_amqp_urls(urls)) {}

@@ -29,6 +29,11 @@ namespace jobs {
 /// Parses a comma-separated list of amqp:// URLs (see above).
 std::vector<amqp_address> parse_amqp_urls(std::string_view list);
 
+/// Throws amqp_error naming the first TLS file (cacertfile, certfile,
+/// keyfile) of the list's URLs that cannot be read: what connecting would
+/// otherwise retry for ever.
+void check_amqp_tls_files(std::string_view list);
+
 class broker_list {
  public:
   explicit broker_list(std::string_view urls);

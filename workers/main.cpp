@@ -86,6 +86,7 @@ int main(int argc, char** argv) {
               .test_fault = cfg.test_fault,
               .metrics = &measures},
              handlers);
+    set_log_context({{"queue", cfg.worker_queue}, {"worker_id", w.id()}});
     stop_signals stop([&] { w.stop(); });
     w.run();
     log_info("worker stopped", {{"worker_id", w.id()},

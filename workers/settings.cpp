@@ -2,11 +2,15 @@
 
 #include "common/job.hpp"
 #include "common/scaling.hpp"
+#include "queues/brokers.hpp"
 #include "workers/email/email.hpp"
 #include "workers/webhooks/address.hpp"
 
 #include <fmt/format.h>
+#include <unistd.h>
+#include <boost/asio/ssl/context.hpp>
 
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 
@@ -15,6 +19,11 @@ namespace jobs {
 void check_worker_settings(const config& cfg, std::string_view queue) {
   if (!is_known_queue(queue))
     throw config_error(fmt::format("unknown queue {:?} (email, processing, webhooks)", queue));
+  try {
+    check_amqp_tls_files(cfg.amqp_url);
+  } catch (const std::exception& e) {
+    throw config_error(fmt::format("JOBS_AMQP_URL: {}", e.what()));
+  }
   if (queue == "email") email_options_from(cfg);
   if (queue == "webhooks") {
     try {
@@ -22,11 +31,28 @@ void check_worker_settings(const config& cfg, std::string_view queue) {
     } catch (const std::invalid_argument& e) {
       throw config_error(fmt::format("JOBS_WEBHOOK_ALLOW: {}", e.what()));
     }
+    if (!cfg.webhook_ca_file.empty()) {
+      // As the webhook client loads it.
+      boost::asio::ssl::context tls(boost::asio::ssl::context::tls_client);
+      boost::system::error_code ec;
+      tls.load_verify_file(cfg.webhook_ca_file, ec);
+      if (ec)
+        throw config_error(
+            fmt::format("JOBS_WEBHOOK_CA_FILE={:?}: {}", cfg.webhook_ca_file, ec.message()));
+    }
   }
+}
+
+std::string supervisor_worker_bin(const config& cfg) {
+  if (!cfg.supervisor_worker_bin.empty()) return cfg.supervisor_worker_bin;
+  return (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "jobs-worker").string();
 }
 
 void check_supervisor_settings(const config& cfg) {
   auto pools = parse_pools(cfg.supervisor_pools, policy_defaults(cfg));
+  if (auto bin = supervisor_worker_bin(cfg); ::access(bin.c_str(), X_OK) != 0)
+    throw config_error(
+        fmt::format("JOBS_SUPERVISOR_WORKER_BIN: {:?} is not an executable file", bin));
   int workers = 0;
   for (const auto& p : pools) {
     check_worker_settings(cfg, p.queue);

@@ -7,19 +7,25 @@
 
 #include "common/config.hpp"
 
+#include <string>
 #include <string_view>
 
 namespace jobs {
 
 /// Throws config_error saying what is wrong for a worker of `queue`: an
-/// unknown queue; for email, the relay's settings (email_options_from); for
-/// webhooks, JOBS_WEBHOOK_ALLOW.
+/// unknown queue; a TLS file of JOBS_AMQP_URL that cannot be read; for
+/// email, the relay's settings (email_options_from); for webhooks,
+/// JOBS_WEBHOOK_ALLOW and JOBS_WEBHOOK_CA_FILE (loaded as the client does).
 void check_worker_settings(const config& cfg, std::string_view queue);
 
-/// The supervisor's: each pool's worker settings, and with
+/// The supervisor's: each pool's worker settings, a worker binary it can
+/// run, and with
 /// JOBS_WORKER_METRICS_PORT the ports its workers get (the base + a slot,
 /// one slot per worker up to the pools' maxima) within 65535 and clear of
 /// JOBS_SUPERVISOR_METRICS_PORT.
 void check_supervisor_settings(const config& cfg);
+
+/// JOBS_SUPERVISOR_WORKER_BIN, or jobs-worker beside this process's binary.
+std::string supervisor_worker_bin(const config& cfg);
 
 }  // namespace jobs

@@ -82,3 +82,19 @@ TEST_CASE("redact_url hides a password wherever libpq takes one") {
   CHECK(redact_url("host=db application_name=xpassword=1") ==
         "host=db application_name=xpassword=1");
 }
+
+TEST_CASE("the log context's fields are on every line; a line's own fields win") {
+  jobs::set_log_context({{"queue", "email"}, {"worker_id", "w1"}});
+  auto lines = stderr_of([] {
+    jobs::log_info("broker unreachable; retrying", {{"error", "refused"}});
+    jobs::log_info("job claimed", {{"queue", "webhooks"}});
+  });
+  jobs::set_log_context({});
+  CHECK(
+      lines.find(
+          R"("msg":"broker unreachable; retrying","error":"refused","queue":"email","worker_id":"w1"})") !=
+      std::string::npos);
+  CHECK(lines.find(R"("msg":"job claimed","queue":"webhooks","worker_id":"w1"})") !=
+        std::string::npos);
+  CHECK(stderr_of([] { jobs::log_info("plain"); }).find("worker_id") == std::string::npos);
+}

@@ -49,10 +49,7 @@ int main(int argc, char** argv) {
     block_supervisor_signals();
     // Workers get the pools as the supervisor read them, --pools included.
     setenv("JOBS_SUPERVISOR_POOLS", cfg.supervisor_pools.c_str(), 1);
-    auto bin = cfg.supervisor_worker_bin;
-    if (bin.empty())
-      bin =
-          (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "jobs-worker").string();
+    auto bin = supervisor_worker_bin(cfg);
     metrics::registry registry;
     supervisor_metrics measures(registry);
     std::unique_ptr<metrics_server> metrics_http;
