@@ -55,7 +55,11 @@ boost::asio::awaitable<http_response> router::admin_history(const request_contex
 }
 
 boost::asio::awaitable<http_response> router::admin_settings(const request_context& ctx) {
-  boost::json::object body{{"broker_ui_url", opts_.admin_broker_ui_url},
+  // The broker's UI shows every tenant's queues: operators only, as the
+  // queue figures are.
+  bool operator_key =
+      opts_.operator_tenants.empty() || opts_.operator_tenants.contains(ctx.who->tenant.value);
+  boost::json::object body{{"broker_ui_url", operator_key ? opts_.admin_broker_ui_url : ""},
                            {"tenant", ctx.who->tenant.value},
                            {"role", ctx.who->role}};
   co_return json_response(http::status::ok, boost::json::serialize(body), ctx.req);

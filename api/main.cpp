@@ -125,6 +125,10 @@ int serve(const config& cfg) {
   // What would otherwise fail later, or be retried for ever (a broker's
   // unreadable CA file), stops the start instead.
   check_config(cfg);
+  if (!split_list(cfg.operator_tenants).empty() && cfg.metrics_token.empty())
+    log_warn(
+        "JOBS_OPERATOR_TENANTS keeps queue figures to operators, but GET /metrics, which spans "
+        "every tenant, needs no token: set JOBS_METRICS_TOKEN");
   if (!std::filesystem::is_directory(cfg.admin_dir))
     log_warn("JOBS_ADMIN_DIR is not a directory: the dashboard (/admin/) answers 404",
              {{"admin_dir", cfg.admin_dir}});

@@ -21,6 +21,8 @@ namespace jobs {
 
 namespace {
 std::string_view bearer_token(const http::request_header<>& req) {
+  // Two Authorization fields: which one a proxy in front checked is unknown.
+  if (req.count(http::field::authorization) != 1) return {};
   auto h = req[http::field::authorization];
   constexpr std::string_view scheme = "Bearer ";
   if (h.size() <= scheme.size()) return {};
@@ -330,6 +332,9 @@ boost::asio::awaitable<std::optional<problem>> router::authorize(const route_ent
       who = co_await backend_.authenticate(k);
     }
   }
+  if (!who && head.count(http::field::authorization) > 1)
+    co_return make_problem(401, "unauthorized",
+                           "send one Authorization field: Bearer <api key>, not several");
   if (!who) co_return make_problem(401, "unauthorized", "send Authorization: Bearer <api key>");
   if (r.writes && who->role == "viewer")
     co_return make_problem(403, "forbidden", "this key has the viewer role: it can only read");

@@ -159,7 +159,9 @@ TEST_CASE("the admin API refuses non-admin keys and bad filters with problem+jso
 
 TEST_CASE("queue-wide figures and controls are for operator tenants only") {
   scratch s;
-  platform p(s, {"processing"}, {{"JOBS_OPERATOR_TENANTS", "ops, infra"}});
+  platform p(s, {"processing"},
+             {{"JOBS_OPERATOR_TENANTS", "ops, infra"},
+              {"JOBS_ADMIN_BROKER_UI_URL", "http://mq.example:15672/"}});
   auto ops = create_key(s.pg_url, "ops");
   auto other = create_key(s.pg_url, "acme");
   http_client h(p.port);
@@ -177,7 +179,12 @@ TEST_CASE("queue-wide figures and controls are for operator tenants only") {
   CHECK(call(h, http::verb::post, "/v1/admin/queues/processing/resume", ops).status == 200);
   // The tenant's own jobs stay its own business.
   CHECK(call(h, http::verb::get, "/v1/jobs", other).status == 200);
-  CHECK(call(h, http::verb::get, "/v1/admin/settings", other).status == 200);
+  // The broker's UI (every tenant's queues) is linked for operators only.
+  auto mine = call(h, http::verb::get, "/v1/admin/settings", other);
+  CHECK(mine.status == 200);
+  CHECK(mine.json().at("broker_ui_url") == "");
+  CHECK(call(h, http::verb::get, "/v1/admin/settings", ops).json().at("broker_ui_url") ==
+        "http://mq.example:15672/");
 
   // The dashboard signs such a key in and shows the refusal where the
   // queues would be (not an empty table and a line in the console).
