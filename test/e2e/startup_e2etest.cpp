@@ -73,6 +73,8 @@ TEST_CASE("check-config of the API, a worker and the supervisor: what each would
        "check-config", "JOBS_HTTP_TLS_CERT / JOBS_HTTP_TLS_KEY: TLS certificate /etc/hostname"},
       {"jobs-worker", "JOBS_WEBHOOK_CA_FILE=/nonexistent", "--queue webhooks check-config",
        R"(JOBS_WEBHOOK_CA_FILE=\"/nonexistent\")"},
+      {"jobs-supervisor", "JOBS_LOG_LEVEL=info", "--pools 'processing=4..1' check-config",
+       "min is over max"},
       {"jobs-supervisor", "JOBS_SUPERVISOR_WORKER_BIN=/nonexistent", "check-config",
        R"(JOBS_SUPERVISOR_WORKER_BIN: \"/nonexistent\" is not an executable file)"},
       {"jobs-worker", "JOBS_WEBHOOK_ALLOW='not a cidr/99'", "--queue webhooks check-config",

@@ -47,6 +47,12 @@ TEST_CASE("a result or error with bytes PostgreSQL refuses is stored with U+FFFD
   auto f = detail::decide_outcome(job(1, 5), boost::json::value(n), {}, 0.5, now);
   CHECK(f.state == job_state::succeeded);
   CHECK(f.result_json == R"({"nan":null,"inf":[null,1.5E0]})");
+  // A message is for people: kept up to 8 KiB, whole characters.
+  std::string huge;
+  for (int i = 0; i < 5000; ++i) huge += "\u20AC";  // 15,000 bytes
+  auto cut = detail::decide_outcome(job(1, 5), handler_error::retryable(huge), {}, 0.5, now);
+  CHECK(cut.error.size() == 8190);
+  CHECK(cut.error == huge.substr(0, 8190));
   // Clean text is left as it is.
   CHECK(detail::decide_outcome(job(1, 5), boost::json::value("caf\xC3\xA9"), {}, 0.5, now)
             .result_json == "\"caf\xC3\xA9\"");

@@ -33,12 +33,12 @@ job_outcome decide_outcome(const claimed_job& job, const handler_result& result,
     return out;
   }
   const auto& e = std::get<handler_error>(result);
-  out.error = e.message.empty() ? "failed" : utf8_text(e.message);
+  out.error = e.message.empty() ? "failed" : utf8_text(e.message, max_error_bytes);
   if (e.what == handler_error::kind::snooze) {
     // Its message says why it waits, in the attempt's row only: the job's
     // error stays the last failed attempt's.
     out.state = job_state::scheduled;
-    out.error = utf8_text(e.message);
+    out.error = utf8_text(e.message, max_error_bytes);
     out.run_at = format_rfc3339(e.snooze_until);
   } else if (e.what == handler_error::kind::permanent || job.attempt >= job.max_attempts) {
     out.state = job_state::dead;

@@ -15,10 +15,17 @@
 #include "workers/handler.hpp"
 #include "workers/retry_policy.hpp"
 
+#include <cstddef>
+
 namespace jobs::detail {
 
 /// The worker's policy with the job's own backoff settings over it.
 retry_policy job_retry_policy(const retry_policy& defaults, const claimed_job& job);
+
+/// An attempt's error message is kept up to this many bytes (whole
+/// characters): a handler's message is for people, and the job row and its
+/// attempt row each hold it.
+inline constexpr std::size_t max_error_bytes = 8192;
 
 /// `u` is a uniform draw in [0, 1) for the jitter.
 job_outcome decide_outcome(const claimed_job& job, const handler_result& result,

@@ -1,8 +1,9 @@
 // jobs-supervisor: runs a host's worker pools, scaled by queue depth
 // (see workers/supervisor/supervisor.hpp).
 //   jobs-supervisor [--pools SPEC]
-//   jobs-supervisor check-config   check its settings and its workers' (for
-//                                  each pool: workers/settings.hpp) and exit
+//   jobs-supervisor [--pools SPEC] check-config   check its settings and its
+//                                  workers' (for each pool: workers/settings.hpp)
+//                                  and exit
 // Settings: JOBS_* environment variables (common/config.hpp), the pools in
 // JOBS_SUPERVISOR_POOLS or --pools (common/scaling.hpp). Workers inherit the
 // environment, except JOBS_WORKER_METRICS_PORT: when set, each worker gets
@@ -23,23 +24,26 @@ int main(int argc, char** argv) {
   using namespace jobs;
   try {
     auto env = process_environment();
-    if (argc == 2 && std::string(argv[1]) == "check-config") {
+    bool check_only = false;
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a == "--pools" && i + 1 < argc) {
+        env["JOBS_SUPERVISOR_POOLS"] = argv[++i];
+      } else if (a == "check-config") {
+        check_only = true;
+      } else {
+        std::cerr << "usage: jobs-supervisor [--pools 'processing=1..4,backlog=16;email=1..2']\n"
+                     "       jobs-supervisor [--pools SPEC] check-config\n";
+        return 2;
+      }
+    }
+    if (check_only) {
       try {
         check_supervisor_settings(load_config(env));
         return 0;
       } catch (const std::exception& e) {
         log_error("a setting is wrong", {{"error", e.what()}});
         return 1;
-      }
-    }
-    for (int i = 1; i < argc; ++i) {
-      std::string a = argv[i];
-      if (a == "--pools" && i + 1 < argc) {
-        env["JOBS_SUPERVISOR_POOLS"] = argv[++i];
-      } else {
-        std::cerr << "usage: jobs-supervisor [--pools 'processing=1..4,backlog=16;email=1..2']\n"
-                     "       jobs-supervisor check-config\n";
-        return 2;
       }
     }
     auto cfg = load_config(env);
