@@ -97,7 +97,17 @@ api_metrics::api_metrics(metrics::registry& reg)
                                          "Messages kept in the dead-letter queue jobs.dead "
                                          "(the newest JOBS_DEAD_LETTER_MAX)",
                                          {})
-                               .with({})) {}
+                               .with({})) {
+  // Every series a dashboard plots exists from the start, at 0: a counter
+  // first seen at its first increment shows "No data", and rate() misses
+  // that increment.
+  for (const char* action : {"republished", "buried", "dropped"}) dead_letters.with({action});
+}
+
+void api_metrics::know_job_types(const schema_registry& schemas) {
+  for (auto queue : known_queues)
+    for (const auto& type : schemas.types(queue)) submitted.with({queue, type});
+}
 
 void api_metrics::set_queue_stats(const std::vector<queue_stats>& stats) {
   for (const auto& q : stats) {

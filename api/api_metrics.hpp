@@ -46,6 +46,7 @@
 #include "common/db_metrics.hpp"
 #include "common/metrics.hpp"
 #include "common/queue_stats.hpp"
+#include "common/schema.hpp"
 
 #include <pqxx/pqxx>
 
@@ -57,6 +58,8 @@ namespace jobs {
 
 struct api_metrics {
   explicit api_metrics(metrics::registry& reg);
+  /// jobs_submitted_total at 0 for every job type the schemas define.
+  void know_job_types(const schema_registry& schemas);
 
   metrics::registry& registry;
   metrics::family<metrics::counter>& submitted;

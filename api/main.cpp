@@ -137,6 +137,7 @@ int serve(const config& cfg) {
   schema_registry schemas(cfg.schema_dir + "/jobs");
   metrics::registry registry;
   api_metrics measures(registry);
+  measures.know_job_types(schemas);
   measures.final_every = std::chrono::seconds(cfg.metrics_final_count_s);
   publisher pub({cfg.amqp_url,
                  cfg.amqp_heartbeat_s,

@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
     }
     metrics::registry registry;
     worker_metrics measures(registry);
+    measures.lost.with({cfg.worker_queue});  // at 0 from the start, as dashboards expect
     std::unique_ptr<metrics_server> metrics_http;
     if (cfg.worker_metrics_port > 0)
       metrics_http =

@@ -43,6 +43,37 @@ std::vector<boost::json::object> log_lines(const std::string& file, const std::s
 
 }  // namespace
 
+TEST_CASE("a fresh API's and worker's /metrics have the series dashboards plot, at 0") {
+  scratch s;
+  platform p(s, {});
+  int worker_port = free_port();
+  p.add_worker("processing", {{"JOBS_WORKER_METRICS_PORT", std::to_string(worker_port)}});
+  http_client h(p.port);
+  // A counter first seen at its first increment shows "No data", and
+  // rate() misses that increment.
+  auto has_series = [](const prom_families& f, const std::string& family,
+                       const std::map<std::string, std::string>& labels) {
+    auto it = f.find(family);
+    if (it == f.end()) return false;
+    return std::any_of(it->second.samples.begin(), it->second.samples.end(),
+                       [&](const prom_sample& x) { return x.labels == labels && x.value == 0; });
+  };
+  auto fresh = parse_prom_text(h.get("/metrics", "").body);
+  CHECK(has_series(fresh, "jobs_submitted_total", {{"queue", "email"}, {"type", "send"}}));
+  CHECK(has_series(fresh, "jobs_submitted_total", {{"queue", "processing"}, {"type", "noop"}}));
+  CHECK(has_series(fresh, "jobs_dead_letters_total", {{"action", "buried"}}));
+  CHECK(wait_until(
+      [&] {
+        try {
+          auto worker_fresh = parse_prom_text(http_client(worker_port).get("/metrics", "").body);
+          return has_series(worker_fresh, "jobs_lost_attempts_total", {{"queue", "processing"}});
+        } catch (const std::exception&) {
+          return false;  // not listening yet
+        }
+      },
+      10s));
+}
+
 TEST_CASE("/metrics of the API and the worker count the jobs that ran") {
   scratch s;
   platform p(s, {}, {{"JOBS_LOG_LEVEL", "debug"}}, /*test_handlers=*/true);

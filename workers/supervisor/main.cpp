@@ -56,6 +56,10 @@ int main(int argc, char** argv) {
     auto bin = supervisor_worker_bin(cfg);
     metrics::registry registry;
     supervisor_metrics measures(registry);
+    for (const auto& p : parse_pools(cfg.supervisor_pools, policy_defaults(cfg))) {
+      measures.restarts.with({p.queue});  // at 0 from the start, as dashboards expect
+      for (const char* direction : {"up", "down"}) measures.scale_events.with({p.queue, direction});
+    }
     std::unique_ptr<metrics_server> metrics_http;
     if (cfg.supervisor_metrics_port > 0)
       metrics_http = std::make_unique<metrics_server>(
