@@ -53,6 +53,19 @@ TEST_CASE("a result or error with bytes PostgreSQL refuses is stored with U+FFFD
   auto cut = detail::decide_outcome(job(1, 5), handler_error::retryable(huge), {}, 0.5, now);
   CHECK(cut.error.size() == 8190);
   CHECK(cut.error == huge.substr(0, 8190));
+  // A result over 1 MiB or nested deeper than 64: dead, saying so.
+  auto big = detail::decide_outcome(job(1, 5), boost::json::value(std::string(1 << 20, 'x')), {},
+                                    0.5, now);
+  CHECK(big.state == job_state::dead);
+  CHECK(big.result_json.empty());
+  CHECK(big.error.starts_with("the handler's result is 1048578 bytes, over the limit of 1048576"));
+  boost::json::value nested = boost::json::array{};
+  for (int i = 0; i < 64; ++i) nested = boost::json::array{nested};
+  CHECK(detail::decide_outcome(job(1, 5), nested, {}, 0.5, now).state == job_state::dead);
+  CHECK(detail::decide_outcome(job(1, 5), nested, {}, 0.5, now).error ==
+        "the handler's result nests deeper than 64");
+  nested = nested.as_array()[0];  // 64 deep
+  CHECK(detail::decide_outcome(job(1, 5), nested, {}, 0.5, now).state == job_state::succeeded);
   // Clean text is left as it is.
   CHECK(detail::decide_outcome(job(1, 5), boost::json::value("caf\xC3\xA9"), {}, 0.5, now)
             .result_json == "\"caf\xC3\xA9\"");

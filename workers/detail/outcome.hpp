@@ -26,6 +26,10 @@ retry_policy job_retry_policy(const retry_policy& defaults, const claimed_job& j
 /// characters): a handler's message is for people, and the job row and its
 /// attempt row each hold it.
 inline constexpr std::size_t max_error_bytes = 8192;
+/// A result is at most this large (serialized) and this deeply nested;
+/// past either the job ends dead, saying so.
+inline constexpr std::size_t max_result_bytes = 1 << 20;
+inline constexpr std::size_t max_result_depth = 64;
 
 /// `u` is a uniform draw in [0, 1) for the jitter.
 job_outcome decide_outcome(const claimed_job& job, const handler_result& result,
