@@ -297,11 +297,27 @@ boost::asio::awaitable<router::head_check> router::check_head(const http::reques
                          head.version(), false);
     co_return out;
   }
+  // Called for a request with a body: refused here unless its route takes
+  // one, so that no body is read for a route that would refuse it after
+  // (a client without a key could otherwise make the server hold them).
+  auto no_body = [&](bool takes_query) {
+    return problem_response(
+        make_problem(400, "unexpected_body",
+                     takes_query
+                         ? "this route takes no request body: its parameters go in the query"
+                         : "this route takes no request body"),
+        head.version(), false);
+  };
   std::string path = target->path();
-  if (path == "/admin" || path.starts_with("/admin/")) co_return out;
+  if (path == "/admin" || path.starts_with("/admin/")) {
+    out.refusal = no_body(false);
+    co_return out;
+  }
   auto found = find_route(head.method(), path);
   if (!found.entry) {
     out.refusal = no_route(found, head.version(), false);
+  } else if (!found.entry->needs_key && !found.entry->has(takes_body)) {
+    out.refusal = no_body(found.entry->has(takes_query));
   } else if (found.entry->needs_key) {
     std::optional<problem> refused;
     try {
@@ -312,7 +328,10 @@ boost::asio::awaitable<router::head_check> router::check_head(const http::reques
                       {{"target", std::string(head.target())}, {"error", e.what()}});
       refused = unavailable(e);
     }
-    if (refused) out.refusal = problem_response(*refused, head.version(), false);
+    if (refused)
+      out.refusal = problem_response(*refused, head.version(), false);
+    else if (!found.entry->has(takes_body))
+      out.refusal = no_body(found.entry->has(takes_query));
   }
   if (out.refusal) {
     out.who.reset();

@@ -296,9 +296,18 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
             std::tie(ec, n) =
                 co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
           }
-          if (!ec && !checked.refusal)
+          if (!ec && !checked.refusal) {
+            auto head_fields = std::distance(parser.get().begin(), parser.get().end());
             std::tie(ec, n) = co_await http::async_read(stream, buffer, parser,
                                                         asio::as_tuple(asio::use_awaitable));
+            // Beast adds a chunked body's trailer fields to the head, after
+            // it was checked (a second Authorization, an Idempotency-Key,
+            // fields past the limit): none is taken.
+            if (!ec && std::distance(parser.get().begin(), parser.get().end()) != head_fields)
+              refused =
+                  make_problem(400, "bad_request",
+                               "trailer fields are not accepted: send every field in the head");
+          }
         }
       }
       bool late = deadline.expired();

@@ -70,14 +70,26 @@ struct metrics_server::impl {
 
   asio::awaitable<void> session(tcp::socket sock) {
     beast::tcp_stream stream(std::move(sock));
-    beast::flat_buffer buf;
+    // Bounded, and no body is ever read: a scrape has none (a chunked one
+    // that never ended once grew the buffer without limit).
+    beast::flat_buffer buf(16 << 10);
     for (;;) {
       http::request_parser<http::empty_body> parser;
       parser.header_limit(8 << 10);
       stream.expires_after(opts.read_timeout);
-      auto [ec, n] =
-          co_await http::async_read(stream, buf, parser, asio::as_tuple(asio::use_awaitable));
+      auto [ec, n] = co_await http::async_read_header(stream, buf, parser,
+                                                      asio::as_tuple(asio::use_awaitable));
       if (ec) break;
+      if (!parser.is_done()) {
+        http::response<http::string_body> refused{http::status::bad_request,
+                                                  parser.get().version()};
+        refused.set(http::field::content_type, "text/plain");
+        refused.body() = "a request to this listener carries no body\n";
+        refused.keep_alive(false);
+        refused.prepare_payload();
+        co_await http::async_write(stream, refused, asio::as_tuple(asio::use_awaitable));
+        break;
+      }
       auto res = answer(parser.get());
       bool keep = res.keep_alive();
       auto [wec, wn] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));

@@ -61,9 +61,11 @@ asio::awaitable<http_reply> exchange(Stream& stream, const http::request<http::s
   st.phase = "send the request to";
   co_await http::async_write(stream, req, asio::use_awaitable);
   st.phase = "read the answer from";
-  beast::flat_buffer buffer;
+  // Bounded: the body passes through it; only a chunk size line could grow it.
+  beast::flat_buffer buffer((16 << 10) + (64 << 10));
   http::response_parser<http::string_body> parser;
   parser.body_limit(limit);
+  parser.header_limit(16 << 10);
   co_await http::async_read(stream, buffer, parser, asio::use_awaitable);
   auto& res = parser.get();
   http_reply r;

@@ -5,6 +5,9 @@
 #include "support/prom_text.hpp"
 
 #include <doctest/doctest.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 
 #include <cmath>
 #include <thread>
@@ -133,6 +136,24 @@ TEST_CASE("metrics_server serves the registry at /metrics, with an optional toke
   CHECK(
       l.request(boost::beast::http::verb::get, "/metrics", "", {{"Authorization", "Bearer s3cret"}})
           .status == 200);
+}
+
+TEST_CASE("metrics_server reads no body: a chunked one is refused before it is read") {
+  // One chunk size line without end once grew its buffer by 200 MB a second.
+  metrics::registry reg;
+  metrics_server server({.address = "127.0.0.1", .port = 0}, reg);
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket sock(ioc);
+  sock.connect(
+      {boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server.port())});
+  std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;" +
+                    std::string(100, 'a');  // before, the server waited for the line's end
+  boost::system::error_code ec;
+  boost::asio::write(sock, boost::asio::buffer(req), ec);
+  std::string answer(64, '\0');
+  auto n = sock.read_some(boost::asio::buffer(answer), ec);
+  answer.resize(ec ? 0 : n);
+  CHECK(answer.starts_with("HTTP/1.1 400"));
 }
 
 TEST_CASE("a port in use: the error names the address and the port") {

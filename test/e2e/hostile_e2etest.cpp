@@ -311,6 +311,34 @@ TEST_CASE("hostile requests get their documented status and code; normal traffic
        "Transfer-Encoding: chunked\r\n\r\n1;" +
            std::string(400 << 10, 'a'),
        401, "unauthorized"},
+      // A route that takes no body refuses one from the head, key or not:
+      // none is read (200 such connections once held 200 MiB).
+      {"a body declared to /healthz, never sent (else 408 a second later)",
+       "GET /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1048576\r\n\r\n", 400,
+       "unexpected_body"},
+      {"a body declared to the dashboard's files",
+       "POST /admin/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1048576\r\n\r\n", 400,
+       "unexpected_body"},
+      {"a chunked body to /metrics",
+       "GET /metrics HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n1;aaa", 400,
+       "unexpected_body"},
+      {"a body declared to a keyed route that takes none, with its key",
+       "GET /v1/jobs HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + key_a +
+           "\r\nContent-Length: 1048576\r\n\r\n",
+       400, "unexpected_body"},
+      // Trailer fields would join the head after it was checked: a second
+      // Authorization (charged to no key's rate limit), fields past the limit.
+      {"a chunked body, no trailer (the control for the one below)",
+       "POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + key_a +
+           "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+           fmt::format("{:x}\r\n{}\r\n0\r\n\r\n", noop_with("").size(), noop_with("")),
+       202, ""},
+      {"a chunked body's trailer with a second Authorization",
+       "POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + key_a +
+           "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+           fmt::format("{:x}\r\n{}\r\n0\r\nAuthorization: Bearer junk\r\n\r\n",
+                       noop_with("").size(), noop_with("")),
+       400, "bad_request"},
       {"a batch's length declared without a key, its body never sent (else 408 a second later)",
        "POST /v1/jobs/batch HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
        "Content-Length: 16000000\r\n\r\n",
