@@ -1394,7 +1394,7 @@ TEST_CASE("a batch takes its tokens at once: Retry-After is the wait for all of 
   CHECK(f.backend.submitted.size() == 9);
 }
 
-TEST_CASE("check_head: what is refused before a body is asked for (Expect: 100-continue)") {
+TEST_CASE("check_head: what is refused before a request's body is read") {
   jobs::metrics::registry reg;
   jobs::api_metrics m(reg);
   jobs::router_options o;
@@ -1440,12 +1440,20 @@ TEST_CASE("check_head: what is refused before a body is asked for (Expect: 100-c
     REQUIRE(f.backend.submitted.size() == 1);
     CHECK(f.backend.submitted[0].tenant.value == "tenant-a");
   }
-  SUBCASE("the Bearer scheme in any case; a route without a key needs no lookup") {
+  SUBCASE("the Bearer scheme in any case; a route that takes no body refuses one, no lookup") {
     CHECK_FALSE(check(http::verb::post, "/v1/jobs/batch", "bearer key-b").refusal);
-    auto probe = check(http::verb::get, "/healthz", "");
-    CHECK_FALSE(probe.refusal);
-    CHECK_FALSE(probe.who);
-    CHECK_FALSE(check(http::verb::post, "/admin/x", "").refusal);
+    CHECK(f.backend.authenticate_calls == 1);
+    // check_head is asked only for a request with a body: a route without a
+    // key that takes none refuses it before it is read.
+    for (auto [method, target] :
+         {std::pair{http::verb::get, "/healthz"}, std::pair{http::verb::post, "/admin/x"},
+          std::pair{http::verb::get, "/metrics"}}) {
+      CAPTURE(target);
+      auto probe = check(method, target, "");
+      REQUIRE(probe.refusal);
+      check_problem(*probe.refusal, 400, "unexpected_body");
+      CHECK_FALSE(probe.who);
+    }
     CHECK(f.backend.authenticate_calls == 1);
   }
   SUBCASE("an unknown key is 401 after its lookup; no key or another scheme without one") {
@@ -1466,7 +1474,10 @@ TEST_CASE("check_head: what is refused before a body is asked for (Expect: 100-c
     REQUIRE(c.refusal);
     check_problem(*c.refusal, 403, "forbidden");
     CHECK_FALSE(c.who);
-    CHECK_FALSE(check(http::verb::get, "/v1/jobs", "Bearer key-v").refusal);
+    // The viewer may read, but GET /v1/jobs takes no body.
+    auto read = check(http::verb::get, "/v1/jobs", "Bearer key-v");
+    REQUIRE(read.refusal);
+    check_problem(*read.refusal, 400, "unexpected_body");
   }
   SUBCASE("a method the route does not take is 405 with Allow; no route is 404; no lookup") {
     auto c = check(http::verb::delete_, "/v1/jobs", "Bearer key-a");

@@ -341,7 +341,8 @@ TEST_CASE("a payload problem quotes the schema's description of the place that f
   auto bcc = r.validate("email", "send", email(R"({"headers": {"Bcc": "x@y.z"}})"));
   REQUIRE(bcc);
   CHECK(bcc->pointer == "/payload/headers");
-  CHECK(bcc->detail.find("Expected: Extra headers (names in any case): List-Unsubscribe") != std::string::npos);
+  CHECK(bcc->detail.find("Expected: Extra headers (names in any case): List-Unsubscribe") !=
+        std::string::npos);
   // The payload itself: the job type's description says what it takes.
   for (auto payload : {R"({"input": "a", "input_base64": "YQ=="})", R"({})"}) {
     CAPTURE(payload);
