@@ -213,7 +213,7 @@ int serve(const config& cfg) {
   log_info("api listening", {{"address", cfg.http_addr},
                              {"port", server.port()},
                              {"tls", !cfg.http_tls_cert.empty()},
-                             {"database", redact_url(cfg.pg_url)},
+                             {"database", redact_pg_url(cfg.pg_url)},
                              {"broker", redact_url(cfg.amqp_url)}});
   server.run();
   log_info("api stopped");

@@ -210,4 +210,30 @@ void db_pool::run() {
   }
 }
 
+std::string redact_pg_url(const std::string& url) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(url.c_str(), &error);
+  if (!options) {
+    PQfreemem(error);
+    return "(a malformed PostgreSQL URL)";
+  }
+  auto secret = [](std::string_view k) { return k == "password" || k == "sslpassword"; };
+  bool any = false;
+  for (auto* o = options; o->keyword; ++o) any = any || (secret(o->keyword) && o->val && *o->val);
+  std::string out;
+  if (!any) {
+    out = url;
+  } else {
+    for (auto* o = options; o->keyword; ++o) {
+      if (!o->val) continue;
+      if (!out.empty()) out += ' ';
+      out += o->keyword;
+      out += '=';
+      out += secret(o->keyword) ? "***" : o->val;
+    }
+  }
+  PQconninfoFree(options);
+  return out;
+}
+
 }  // namespace jobs

@@ -59,6 +59,13 @@ class plan_refresher {
 /// Throws std::invalid_argument for a malformed url.
 std::string pg_conninfo(const std::string& url);
 
+/// `url` (a libpq URI or conninfo) to log: as given when it holds no
+/// password, else as libpq reads it (`host=… user=… password=***`, every
+/// option it sets), so that no form libpq takes a password or an
+/// sslpassword from (`user:pw@`, `?password=`, `?%70assword=`, a conninfo's
+/// `password='a b'`) shows it. Unparseable: "(a malformed PostgreSQL URL)".
+std::string redact_pg_url(const std::string& url);
+
 /// Applies the numbered files `<dir>/NNNN_name.sql` not yet applied, each in
 /// its own transaction, in order, under an advisory lock so that several
 /// processes starting at once apply each exactly once. Returns how many ran.

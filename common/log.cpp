@@ -93,45 +93,13 @@ std::string redact_one(std::string_view url) {
 }
 }  // namespace
 
-namespace {
-// libpq's other places for a password: a URI's `password` query parameter
-// (`?password=…`, `&password=…`) and a conninfo's `password=…` or
-// `password = '…'` (quoted values may hold spaces and \' escapes).
-std::string redact_password_parameters(std::string s) {
-  for (std::size_t at = 0; (at = s.find("password", at)) != std::string::npos;) {
-    std::size_t key_end = at + 8;
-    bool starts =
-        at == 0 || s[at - 1] == '?' || s[at - 1] == '&' || s[at - 1] == ' ' || s[at - 1] == '\t';
-    std::size_t eq = key_end;
-    while (eq < s.size() && (s[eq] == ' ' || s[eq] == '\t')) ++eq;
-    if (!starts || eq >= s.size() || s[eq] != '=') {
-      at = key_end;
-      continue;
-    }
-    std::size_t v = eq + 1;
-    while (v < s.size() && (s[v] == ' ' || s[v] == '\t')) ++v;
-    std::size_t end = v;
-    if (end < s.size() && s[end] == '\'') {
-      for (++end; end < s.size() && s[end] != '\''; ++end)
-        if (s[end] == '\\') ++end;
-      end = std::min(end + 1, s.size());
-    } else {
-      while (end < s.size() && s[end] != '&' && s[end] != ' ' && s[end] != '\t') ++end;
-    }
-    s.replace(v, end - v, "***");
-    at = v + 3;
-  }
-  return s;
-}
-}  // namespace
-
 std::string redact_url(std::string_view url) {
   // A broker address list holds several URLs, each with its password.
   std::string out;
   for (;;) {
     auto comma = url.find(',');
     out += redact_one(url.substr(0, comma));
-    if (comma == std::string_view::npos) return redact_password_parameters(std::move(out));
+    if (comma == std::string_view::npos) return out;
     out += ',';
     url.remove_prefix(comma + 1);
   }

@@ -70,9 +70,9 @@ class log_sampler {
   std::int64_t left_out_ = 0;
 };
 
-/// The URL (or comma-separated URLs, or a libpq conninfo string) with any
-/// password replaced by "***": `user:password@`, a `password=` query
-/// parameter, a conninfo's `password=` value.
+/// The URL (or comma-separated URLs, as a broker list) with any
+/// `user:password@` password replaced by "***". For PostgreSQL's, which
+/// holds passwords in more places, redact_pg_url (common/db.hpp).
 std::string redact_url(std::string_view url);
 
 }  // namespace jobs

@@ -86,3 +86,26 @@ TEST_CASE("tenant caps: off by default, set from the environment") {
   CHECK_THROWS_AS(load_config({{"JOBS_TENANT_MAX_RUNNING", "-1"}}), config_error);
   CHECK_THROWS_AS(load_config({{"JOBS_TENANT_DEFER_MS", "0"}}), config_error);
 }
+
+TEST_CASE("redact_pg_url hides a password in every form libpq takes one") {
+  using jobs::redact_pg_url;
+  // Without a password: as given.
+  CHECK(redact_pg_url("postgresql://jobs@db:5432/jobs?sslmode=require") ==
+        "postgresql://jobs@db:5432/jobs?sslmode=require");
+  CHECK(redact_pg_url("host=db dbname=passwords user=jobs") ==
+        "host=db dbname=passwords user=jobs");
+  for (std::string url :
+       {"postgresql://jobs:s3cret@db:5432/jobs", "postgresql://jobs@db/jobs?password=s3cret",
+        "postgresql://jobs@db/jobs?%70assword=s3cret", "postgresql://jobs:s3%2Ccret@db/jobs",
+        "host=db user=jobs password=s3cret&more dbname=jobs",
+        "host=db user=jobs password = 's3cret and more' dbname=jobs",
+        "host=db\npassword=s3cret\ndbname=jobs", "host=db sslpassword=s3cret dbname=jobs",
+        "postgresql://jobs@db/jobs?sslpassword=s3cret"}) {
+    CAPTURE(url);
+    auto shown = redact_pg_url(url);
+    CHECK(shown.find("s3") == std::string::npos);
+    CHECK(shown.find("=***") != std::string::npos);
+    CHECK(shown.find("host=db") != std::string::npos);
+  }
+  CHECK(redact_pg_url("host='unterminated password=s3cret") == "(a malformed PostgreSQL URL)");
+}

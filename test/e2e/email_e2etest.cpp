@@ -134,6 +134,19 @@ TEST_CASE("a message with text, html, attachments, UTF-8 names and Bcc arrives a
     CHECK(got.back().header("Subject") == subject);
     CHECK(got.back().header("X-Long") == value);
   }
+  // And the longest file name, 255 characters of two bytes each: RFC 2231
+  // continuations (it went out as one line of 1,580 characters).
+  auto id4 =
+      submit_email(h, key,
+                   R"({"from":"a@example.com","to":["b@example.org"],"subject":"file","text":"t",
+    "attachments":[{"filename":")" +
+                       e600.substr(0, 510) + R"(","content":")" + base64("x") + R"("}]})");
+  auto j4 = wait_final(h, key, id4);
+  REQUIRE_MESSAGE(j4.at("state") == "succeeded", json::serialize(j4));
+  got = sink.messages();
+  const auto& file_parts = got.back().meta.at("parts").as_array();
+  REQUIRE(file_parts.size() == 3);
+  CHECK(file_parts[2].at("filename") == e600.substr(0, 510).c_str());
 }
 
 TEST_CASE("STARTTLS with a certificate made for the test, AUTH, and verification on by default") {

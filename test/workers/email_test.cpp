@@ -170,6 +170,11 @@ TEST_CASE("long subjects and header values are folded into lines a relay takes")
   // No line of spaces alone: runs of spaces go with the word after them.
   auto spaced = encode_unstructured(std::string(70, 'a') + "      " + std::string(20, 'b'), 9);
   CHECK(spaced == std::string(70, 'a') + "\r\n      " + std::string(20, 'b'));
+  // After a long name (76 characters and ": "), continuation lines still
+  // keep to 78.
+  auto after_long_name = std::string(76, 'N') + ": " + encode_unstructured(words, 78);
+  auto first_break = after_long_name.find("\r\n");
+  CHECK(longest_line(after_long_name.substr(first_break + 2)) <= 78);
   // A short value is left as it is.
   CHECK(encode_unstructured("Plain subject", 9) == "Plain subject");
   // 998 characters without a space cannot fold: encoded-words, which can.
@@ -186,6 +191,10 @@ TEST_CASE("long subjects and header values are folded into lines a relay takes")
   CHECK(error_of(R"({"from":"a@example.com","to":["b@example.org"],"subject":")" +
                  std::string(999, 's') + R"(","text":"x"})") ==
         "subject is longer than 998 characters");
+  // One field once, whatever the case of its name.
+  CHECK(error_of(R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x",
+    "headers":{"In-Reply-To":"<a@b>","in-reply-to":"<c@d>"}})") ==
+        R"(header "in-reply-to" is given twice (names are case-insensitive))");
   // Header names in any case, as the schema takes them.
   CHECK(parsed(R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x",
     "headers":{"x-foo":"a","list-id":"<a.b>"}})")
@@ -264,6 +273,32 @@ TEST_CASE("UTF-8 and line ends") {
   CHECK(crlf_lines("a\nb\r\nc\rd") == "a\r\nb\r\nc\r\nd");
   CHECK(content_disposition("a \"b\".txt") == R"(attachment; filename="a \"b\".txt")");
   CHECK(content_disposition("résumé.pdf") == "attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf");
+  // A long one: numbered continuations on lines of their own (RFC 2231 3).
+  std::string long_name;
+  for (int i = 0; i < 255; ++i) long_name += "\u00e9";
+  auto cd = "Content-Disposition: " + content_disposition(long_name);
+  CHECK(longest_line(cd) <= 78);
+  CHECK(cd.find("filename*0*=UTF-8''%C3%A9") != std::string::npos);
+  std::string joined;  // the continuations' values, in order, decoded
+  for (int i = 0;; ++i) {
+    auto key = "filename*" + std::to_string(i) + "*=";
+    auto at = cd.find(key);
+    if (at == std::string::npos) break;
+    at += key.size();
+    if (i == 0) at += 7;  // UTF-8''
+    auto end = cd.find(';', at);
+    joined += cd.substr(at, end == std::string::npos ? std::string::npos : end - at);
+  }
+  std::string decoded;
+  for (std::size_t i = 0; i < joined.size(); ++i) {
+    if (joined[i] != '%') {
+      decoded += joined[i];
+      continue;
+    }
+    decoded += static_cast<char>(std::stoi(joined.substr(i + 1, 2), nullptr, 16));
+    i += 2;
+  }
+  CHECK(decoded == long_name);
 }
 
 TEST_CASE("relay replies: accepted, temporary, permanent, unknown, failed") {

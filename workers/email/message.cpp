@@ -25,14 +25,14 @@ bool printable_ascii(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
 }
 
+}  // namespace
+
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
 }
-
-}  // namespace
 
 bool valid_address(std::string_view a) {
   if (a.size() > limits::max_address) return false;
@@ -112,6 +112,7 @@ constexpr std::size_t line_limit = 998, line_wanted = 78;
 std::optional<std::string> fold_at_spaces(std::string_view text, std::size_t used) {
   std::string out;
   std::size_t line = used;
+  bool line_has_word = false;  // a fold needs something before it on its line
   for (std::size_t i = 0; i < text.size();) {
     // A piece: spaces, then the word after them.
     std::size_t j = i;
@@ -119,13 +120,14 @@ std::optional<std::string> fold_at_spaces(std::string_view text, std::size_t use
     while (j < text.size() && text[j] != ' ') ++j;
     auto piece = text.substr(i, j - i);
     bool has_word = piece.find_first_not_of(' ') != std::string_view::npos;
-    if (i > 0 && has_word && line + piece.size() > line_wanted && line > used) {
+    if (has_word && line_has_word && line + piece.size() > line_wanted) {
       out += "\r\n";
       line = 0;
     }
     if (line + piece.size() > line_limit) return std::nullopt;
     out += piece;
     line += piece.size();
+    line_has_word = line_has_word || has_word;
     i = j;
   }
   return out;
@@ -211,14 +213,24 @@ std::string content_disposition(std::string_view filename) {
     }
     return out + "\"";
   }
-  std::string out = "attachment; filename*=UTF-8''";
+  // RFC 2231: percent-encoded UTF-8; split into numbered continuations
+  // (`filename*0*=UTF-8''…; filename*1*=…`) on lines of their own when one
+  // line would be too long (255 characters of 4 bytes make 3,000).
+  std::vector<std::string> pieces{""};
+  constexpr std::size_t piece_max = 54;  // " filename*0*=UTF-8''" + 54 + ";": 76
   for (unsigned char c : filename) {
-    if (std::isalnum(c) ||
-        std::string_view("!#$&+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos)
-      out += static_cast<char>(c);
-    else
-      out += fmt::format("%{:02X}", c);
+    std::string enc =
+        std::isalnum(c) || std::string_view("!#$&+-.^_`|~").find(static_cast<char>(c)) !=
+                               std::string_view::npos
+            ? std::string(1, static_cast<char>(c))
+            : fmt::format("%{:02X}", c);
+    if (pieces.back().size() + enc.size() > piece_max) pieces.emplace_back();
+    pieces.back() += enc;
   }
+  if (pieces.size() == 1) return "attachment; filename*=UTF-8''" + pieces[0];
+  std::string out = "attachment";
+  for (std::size_t i = 0; i < pieces.size(); ++i)
+    out += fmt::format(";\r\n filename*{}*={}{}", i, i == 0 ? "UTF-8''" : "", pieces[i]);
   return out;
 }
 

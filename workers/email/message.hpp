@@ -80,6 +80,8 @@ std::string domain_of(std::string_view address);
 /// List-Unsubscribe-Post, List-Id, In-Reply-To, References, Precedence,
 /// Auto-Submitted, Keywords, Comments, and X-* names other than X-Tags.
 bool allowed_custom_header(std::string_view name);
+/// ASCII case-insensitive equality, as header names compare.
+bool iequals(std::string_view a, std::string_view b);
 
 /// `text` as RFC 2047 "B" encoded-words of UTF-8, each at most 75 characters,
 /// never splitting a character, separated by CRLF SP (folding).

@@ -156,6 +156,14 @@ bool parse_headers_and_tags(const json::object& p, message& m, std::string& erro
         error = fmt::format("header {:?} may not be set", std::string_view(name));
         return false;
       }
+      // Names are case-insensitive: "In-Reply-To" and "in-reply-to" would
+      // be one field twice, which RFC 5322 allows once.
+      if (std::any_of(m.headers.begin(), m.headers.end(),
+                      [&](const auto& kv) { return iequals(kv.first, name); })) {
+        error = fmt::format("header {:?} is given twice (names are case-insensitive)",
+                            std::string_view(name));
+        return false;
+      }
       auto text = header_text(value, fmt::format("headers.{}", std::string_view(name)),
                               limits::max_header_value, error);
       if (!text) return false;
