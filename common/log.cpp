@@ -62,21 +62,28 @@ void log_write(log_level l, std::string_view msg, boost::json::object fields) {
   }
 }
 
-bool log_sampler::admit(clock::time_point now, std::int64_t& suppressed) {
+bool log_sampler::admit(clock::time_point now, std::int64_t& suppressed, std::string_view kind) {
   std::lock_guard lk(mu_);
-  if (last_ && now - *last_ < period_) {
-    ++left_out_;
+  auto it = kinds_.find(kind);
+  if (it != kinds_.end() && now - it->second.last < period_) {
+    ++it->second.left_out;
     return false;
   }
-  last_ = now;
-  suppressed = std::exchange(left_out_, 0);
+  if (it == kinds_.end()) {
+    if (kinds_.size() >= 64) kinds_.clear();  // bounded; their counts are lost
+    it = kinds_.emplace(std::string(kind), kind_state{}).first;
+  }
+  it->second.last = now;
+  suppressed = std::exchange(it->second.left_out, 0);
   return true;
 }
 
 void log_sampler::write(log_level l, std::string_view msg, boost::json::object fields) {
   if (!log_enabled(l)) return;
   std::int64_t suppressed = 0;
-  if (!admit(clock::now(), suppressed)) return;
+  std::string_view kind;
+  if (const auto* e = fields.if_contains("error"); e && e->is_string()) kind = e->get_string();
+  if (!admit(clock::now(), suppressed, kind)) return;
   if (suppressed > 0) fields["suppressed"] = suppressed;
   log_write(l, msg, std::move(fields));
 }

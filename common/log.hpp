@@ -14,6 +14,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -49,7 +51,9 @@ inline void log_error(std::string_view m, boost::json::object f = {}) {
 /// At most one line a period for a message that repeats per request or per
 /// job while a server is away (an outage fails each of thousands a second
 /// alike): the lines in between are counted, and the next line written
-/// carries how many were left out ("suppressed"). Thread-safe.
+/// carries how many were left out ("suppressed"). Lines are sampled apart
+/// by their "error" field, so that another failure is not hidden behind an
+/// outage's (at most 64 kinds tracked at once). Thread-safe.
 class log_sampler {
  public:
   using clock = std::chrono::steady_clock;
@@ -59,15 +63,18 @@ class log_sampler {
   /// last one, or counts it.
   void write(log_level l, std::string_view msg, boost::json::object fields = {});
 
-  /// Whether a line due at `now` is written; when it is, `suppressed` is set
-  /// to the number left out before it.
-  bool admit(clock::time_point now, std::int64_t& suppressed);
+  /// Whether a line of kind `kind` due at `now` is written; when it is,
+  /// `suppressed` is set to the number of that kind left out before it.
+  bool admit(clock::time_point now, std::int64_t& suppressed, std::string_view kind = {});
 
  private:
+  struct kind_state {
+    clock::time_point last;
+    std::int64_t left_out = 0;
+  };
   clock::duration period_;
   std::mutex mu_;
-  std::optional<clock::time_point> last_;
-  std::int64_t left_out_ = 0;
+  std::map<std::string, kind_state, std::less<>> kinds_;
 };
 
 /// The URL (or comma-separated URLs, as a broker list) with any

@@ -54,6 +54,11 @@ TEST_CASE("a sampled message: one line a period, the next one says how many were
   CHECK(left_out == 2);
   CHECK(s.admit(t0 + 200s, left_out));
   CHECK(left_out == 0);
+  // Another kind of failure is not hidden behind the first's.
+  CHECK(s.admit(t0 + 201s, left_out, "the database is unavailable"));
+  CHECK(!s.admit(t0 + 202s, left_out, "the database is unavailable"));
+  CHECK(s.admit(t0 + 202s, left_out, "a handler threw"));
+  CHECK(!s.admit(t0 + 203s, left_out));
 
   jobs::log_sampler outage(1h);
   auto lines = stderr_of([&] {
