@@ -158,8 +158,9 @@ bool parse_headers_and_tags(const json::object& p, message& m, std::string& erro
       }
       // Names are case-insensitive: "In-Reply-To" and "in-reply-to" would
       // be one field twice, which RFC 5322 allows once.
+      std::string_view this_name = name;  // clang 14 captures no structured binding
       if (std::any_of(m.headers.begin(), m.headers.end(),
-                      [&](const auto& kv) { return iequals(kv.first, name); })) {
+                      [&](const auto& kv) { return iequals(kv.first, this_name); })) {
         error = fmt::format("header {:?} is given twice (names are case-insensitive)",
                             std::string_view(name));
         return false;
