@@ -200,6 +200,92 @@ class total_items_builder final : public valijson::ConstraintBuilder {
   }
 };
 
+// x-structured-fields: the members named (in any case, as header names
+// compare) are printable ASCII without a run of more than `max_word`
+// characters but spaces; such a value folds at its spaces into lines a
+// relay takes, and needs no encoded-word (which a structured header field
+// may not hold).
+class structured_fields_constraint final : public PolyConstraint {
+ public:
+  structured_fields_constraint(std::vector<std::string> names, std::int64_t max_word)
+      : names_(std::move(names)), max_word_(max_word) {}
+
+  bool validate(const Adapter& target, const std::vector<std::string>& context,
+                ValidationResults* results) const override {
+    if (!target.isObject()) return true;
+    bool ok = true;
+    target.applyToObject([&](const std::string& name, const Adapter& value) {
+      if (!value.isString() || std::none_of(names_.begin(), names_.end(),
+                                            [&](const auto& n) { return ascii_iequals(n, name); }))
+        return true;
+      auto text = value.getString();
+      std::int64_t run = 0;
+      bool good = std::all_of(text.begin(), text.end(), [&](char c) {
+        run = c == ' ' ? 0 : run + 1;
+        return c >= 0x20 && c < 0x7f && run <= max_word_;
+      });
+      if (good) return true;
+      ok = false;
+      if (results) {
+        auto at = context;
+        at.push_back("[" + name + "]");
+        results->pushError(
+            at, fmt::format("{} is a structured field: printable ASCII, and no word (a run "
+                            "without a space) over {} characters, so that it folds into lines "
+                            "of 998 with no encoded-word.",
+                            name, max_word_));
+      }
+      return true;
+    });
+    return ok;
+  }
+
+ private:
+  static bool ascii_iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
+             return lower(x) == lower(y);
+           });
+  }
+  Constraint* cloneInto(void* at) const override {
+    return new (at) structured_fields_constraint(*this);
+  }
+  std::size_t sizeOf() const override { return sizeof(structured_fields_constraint); }
+
+  std::vector<std::string> names_;
+  std::int64_t max_word_;
+};
+
+class structured_fields_builder final : public valijson::ConstraintBuilder {
+ public:
+  Constraint* make(const Adapter& value) const override {
+    std::vector<std::string> names;
+    std::int64_t max_word = -1;
+    bool ok = value.isObject();
+    if (ok)
+      value.applyToObject([&](const std::string& name, const Adapter& member) {
+        if (name == "names" && member.isArray()) {
+          member.applyToArray([&](const Adapter& item) {
+            if (item.isString())
+              names.push_back(item.getString());
+            else
+              ok = false;
+            return true;
+          });
+        } else if (name == "maxWord" && member.isInteger()) {
+          max_word = member.getInteger();
+        } else {
+          ok = false;
+        }
+        return true;
+      });
+    if (!ok || names.empty() || max_word < 1)
+      throw std::runtime_error(
+          "x-structured-fields must be {\"names\": [member names], \"maxWord\": a length}");
+    return new structured_fields_constraint(std::move(names), max_word);
+  }
+};
+
 }  // namespace
 
 void prepare_content_keywords(json::object& schema) {
@@ -231,6 +317,9 @@ void add_keyword_builders(valijson::SchemaParser& parser) {
   auto total = std::make_unique<total_items_builder>();
   parser.addConstraintBuilder("x-max-total-items", total.get());
   total.release();
+  auto structured = std::make_unique<structured_fields_builder>();
+  parser.addConstraintBuilder("x-structured-fields", structured.get());
+  structured.release();
 }
 
 }  // namespace jobs::detail

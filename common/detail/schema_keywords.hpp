@@ -17,6 +17,12 @@
 //                                   are arrays hold at most `maximum` items
 //                                   together (the error is at the last one
 //                                   named that has items)
+//   "x-structured-fields": {"names": ["References", ...], "maxWord": 900}
+//                                   on an object: its members so named (in
+//                                   any case) that are strings hold printable
+//                                   ASCII, no run without a space longer than
+//                                   maxWord (email: header fields that may
+//                                   not be encoded-words, folded at spaces)
 //
 // The other draft-07 formats are left to valijson (it checks date, time and
 // date-time, and takes the rest unchecked). An unknown format name, any
@@ -40,7 +46,8 @@ namespace jobs::detail {
 /// Throws std::runtime_error saying what is wrong.
 void prepare_content_keywords(boost::json::object& schema);
 
-/// Gives `parser` the builders of contentEncoding, format and x-max-total-items.
+/// Gives `parser` the builders of contentEncoding, format, x-max-total-items
+/// and x-structured-fields.
 void add_keyword_builders(valijson::SchemaParser& parser);
 
 }  // namespace jobs::detail

@@ -343,6 +343,21 @@ TEST_CASE("a payload problem quotes the schema's description of the place that f
   CHECK(bcc->pointer == "/payload/headers");
   CHECK(bcc->detail.find("Expected: Extra headers (names in any case): List-Unsubscribe") !=
         std::string::npos);
+  // A structured header: printable ASCII, words that fold into a line.
+  CHECK_FALSE(r.validate("email", "send",
+                         email(R"({"headers": {"rEfErEnCeS": "<a@b.example>   <)" +
+                               std::string(890, 'c') + R"(@d>"}})")));
+  // Not ASCII (JSON's escape of é), and a word of 901 characters.
+  for (const auto& bad :
+       {std::string(R"(<\u00e9@b.example>)"), "<" + std::string(899, 'c') + ">"}) {
+    auto refused =
+        r.validate("email", "send", email(R"({"headers": {"References": ")" + bad + R"("}})"));
+    REQUIRE(refused);
+    CHECK(refused->pointer == "/payload/headers/References");
+    CHECK_MESSAGE(refused->detail.starts_with("References is a structured field: printable ASCII, "
+                                              "and no word (a run without a space) over 900"),
+                  refused->detail);
+  }
   // The payload itself: the job type's description says what it takes.
   for (auto payload : {R"({"input": "a", "input_base64": "YQ=="})", R"({})"}) {
     CAPTURE(payload);

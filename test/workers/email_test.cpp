@@ -12,6 +12,7 @@
 #include "workers/email/throttle.hpp"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <boost/json.hpp>
 
 #include <map>
@@ -199,6 +200,53 @@ TEST_CASE("long subjects and header values are folded into lines a relay takes")
   CHECK(parsed(R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x",
     "headers":{"x-foo":"a","list-id":"<a.b>"}})")
             .headers.size() == 2);
+}
+
+TEST_CASE("structured headers fold at their spaces and are never encoded-words") {
+  // 30 message ids in References: lines of at most 78, no encoded-word, the
+  // ids whole; the runs of spaces between them count as one.
+  std::string ids;
+  for (int i = 0; i < 30; ++i)
+    ids += fmt::format("{}<{}.{}@mail.example.org>", i ? "   " : "", i, i * 7919);
+  auto m = parsed(R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x",
+    "headers":{"References":")" +
+                  ids + R"(","List-Unsubscribe":"<https://example.com/u/)" + std::string(860, 'k') +
+                  R"(>, <mailto:u@example.com>"}})");
+  auto h = top_headers(m, "<id@example.com>", "Mon, 07 Dec 2026 06:00:00 +0000");
+  auto field = [&](std::string_view name) {
+    auto it = std::find_if(h.begin(), h.end(), [&](const auto& f) { return f.starts_with(name); });
+    REQUIRE(it != h.end());
+    return *it;
+  };
+  auto refs = field("References: ");
+  CHECK(longest_line(refs) <= 78);
+  CHECK(refs.find("=?") == std::string::npos);
+  auto unfolded = refs;
+  for (auto at = unfolded.find("\r\n"); at != std::string::npos; at = unfolded.find("\r\n"))
+    unfolded.erase(at, 2);
+  std::string single = ids;
+  for (auto at = single.find("  "); at != std::string::npos; at = single.find("  "))
+    single.erase(at, 1);
+  CHECK(unfolded == "References: " + single);
+  // A URL of 900 characters: a line of its own, under 998.
+  auto unsubscribe = field("List-Unsubscribe: ");
+  CHECK(unsubscribe.find("=?") == std::string::npos);
+  CHECK(longest_line(unsubscribe) <= 998);
+  CHECK(unsubscribe.find("\r\n <mailto:u@example.com>") != std::string::npos);
+  // What cannot be sent so is refused, as the schema refuses it.
+  CHECK(error_of(R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x",
+    "headers":{"In-Reply-To":"<)" +
+                 std::string(900, 'c') + R"(>"}})") ==
+        "headers.In-Reply-To has a word of more than 900 characters without a space, which "
+        "cannot be folded into lines a relay takes");
+  CHECK(error_of(R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x",
+    "headers":{"list-id":"Liste d'\u00e9t\u00e9 <summer.example.org>"}})") ==
+        "headers.list-id must be printable ASCII (a structured field: encoded-words cannot "
+        "stand for it)");
+  // An unstructured one may still be encoded.
+  CHECK(parsed(R"({"from":"a@example.com","to":["b@example.org"],"subject":"s","text":"x",
+    "headers":{"Comments":"\u00e9t\u00e9"}})")
+            .headers.size() == 1);
 }
 
 TEST_CASE("Message-ID is derived from the job id; the date is RFC 5322") {

@@ -84,6 +84,28 @@ bool allowed_custom_header(std::string_view name) {
   });
 }
 
+bool structured_header(std::string_view name) {
+  static constexpr std::array<std::string_view, 7> names{
+      "List-Unsubscribe", "List-Unsubscribe-Post", "List-Id", "In-Reply-To", "References",
+      "Precedence",       "Auto-Submitted"};
+  return std::any_of(names.begin(), names.end(), [&](auto n) { return iequals(n, name); });
+}
+
+std::string structured_value_problem(std::string_view value) {
+  if (!printable_ascii(value))
+    return "must be printable ASCII (a structured field: encoded-words cannot stand for it)";
+  std::size_t run = 0;
+  for (char c : value) {
+    run = c == ' ' ? 0 : run + 1;
+    if (run > max_structured_word)
+      return fmt::format(
+          "has a word of more than {} characters without a space, which cannot be folded into "
+          "lines a relay takes",
+          max_structured_word);
+  }
+  return {};
+}
+
 std::string encode_words(std::string_view text) {
   // "=?UTF-8?B?" + base64 + "?=" within 75 characters leaves 63 for base64,
   // that is 45 bytes of text; cut before a continuation byte, never inside.
@@ -143,6 +165,23 @@ std::string encode_unstructured(std::string_view text, std::size_t used) {
   return encode_words(text);
 }
 
+std::string encode_structured(std::string_view text, std::size_t used) {
+  // Folding white space is a single space to these fields' grammar: the
+  // words alone, one space apart, always fold (none is longer than a line).
+  std::string words;
+  for (std::size_t i = 0; i < text.size();) {
+    auto start = text.find_first_not_of(' ', i);
+    if (start == std::string_view::npos) break;
+    auto end = std::min(text.find(' ', start), text.size());
+    if (!words.empty()) words += ' ';
+    words += text.substr(start, end - start);
+    i = end;
+  }
+  if (used + words.size() <= line_wanted) return words;
+  if (auto folded = fold_at_spaces(words, used)) return *folded;
+  return words;  // a word over structured_value_problem()'s limit: not given one
+}
+
 std::string format_mailbox(const mailbox& m) {
   if (m.name.empty()) return m.address;
   std::string name;
@@ -195,7 +234,9 @@ std::vector<std::string> top_headers(const message& m, std::string_view message_
   h.push_back(fmt::format("Date: {}", date));
   h.push_back(fmt::format("Message-ID: {}", message_id));
   for (const auto& [name, value] : m.headers)
-    h.push_back(name + ": " + encode_unstructured(value, name.size() + 2));
+    h.push_back(name + ": " +
+                (structured_header(name) ? encode_structured(value, name.size() + 2)
+                                         : encode_unstructured(value, name.size() + 2)));
   if (!m.tags.empty()) {
     std::string tags;
     for (const auto& t : m.tags) tags += (tags.empty() ? "" : ", ") + t;

@@ -82,6 +82,15 @@ std::string domain_of(std::string_view address);
 bool allowed_custom_header(std::string_view name);
 /// ASCII case-insensitive equality, as header names compare.
 bool iequals(std::string_view a, std::string_view b);
+/// Custom headers whose value has a structure (message ids, URLs, tokens):
+/// List-Unsubscribe, List-Unsubscribe-Post, List-Id, In-Reply-To, References,
+/// Precedence, Auto-Submitted. Encoded-words may not stand for them, so their
+/// values must be printable ASCII whose words (runs without a space) fold
+/// into lines of 998: at most `max_structured_word` characters each.
+bool structured_header(std::string_view name);
+inline constexpr std::size_t max_structured_word = 900;
+/// Why `value` cannot be the value of a structured header ("" when it can).
+std::string structured_value_problem(std::string_view value);
 
 /// `text` as RFC 2047 "B" encoded-words of UTF-8, each at most 75 characters,
 /// never splitting a character, separated by CRLF SP (folding).
@@ -92,6 +101,10 @@ std::string encode_words(std::string_view text);
 /// printable ASCII, could be taken for an encoded-word, or holds a run
 /// without spaces too long for a line of 998.
 std::string encode_unstructured(std::string_view text, std::size_t used = 0);
+/// A structured header's value (structured_value_problem() found nothing):
+/// runs of spaces made one, folded before a space where the line would pass
+/// 78 characters; never encoded-words.
+std::string encode_structured(std::string_view text, std::size_t used = 0);
 /// "Name <addr>" with the name as atoms, quoted string or encoded-words; the
 /// bare address without a name.
 std::string format_mailbox(const mailbox& m);
