@@ -200,6 +200,7 @@ int serve(const config& cfg) {
        .body_limit = cfg.http_body_limit,
        .batch_body_limit = cfg.http_batch_body_limit,
        .header_limit = cfg.http_header_limit,
+       .body_budget = cfg.http_body_budget,
        .head = {.url_limit = cfg.http_url_limit, .max_headers = cfg.http_max_headers},
        .idle_timeout = cfg.http_idle_timeout,
        .header_timeout = cfg.http_header_timeout,

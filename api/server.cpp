@@ -115,6 +115,45 @@ class read_deadline {
   bool expired_ = false;
 };
 
+// A request's share of the bytes of request bodies all connections may hold
+// at once (server_options::body_budget), given back when it ends.
+class body_share {
+ public:
+  body_share(std::atomic<std::size_t>& held, std::size_t budget) : all_(held), budget_(budget) {}
+  ~body_share() { all_.fetch_sub(mine_); }
+  body_share(const body_share&) = delete;
+  body_share& operator=(const body_share&) = delete;
+
+  // Holds `n` bytes in all (more than now, or nothing changes); false when
+  // the budget has not that many left.
+  bool grow_to(std::size_t n) {
+    if (n <= mine_) return true;
+    std::size_t more = n - mine_;
+    std::size_t now = all_.load();
+    do {
+      if (now + more > budget_) return false;
+    } while (!all_.compare_exchange_weak(now, now + more));
+    mine_ = n;
+    return true;
+  }
+
+ private:
+  std::atomic<std::size_t>& all_;
+  std::size_t budget_;
+  std::size_t mine_ = 0;
+};
+
+// A chunked body is held as it arrives, this much ahead of what came.
+constexpr std::size_t chunked_step = 64 << 10;
+
+problem bodies_over_budget() {
+  auto p = make_problem(503, "unavailable",
+                        "the server holds as many request bodies as it may at once "
+                        "(JOBS_HTTP_BODY_BUDGET); retry later");
+  p.retry_after_s = 1;
+  return p;
+}
+
 }  // namespace
 
 http_server::http_server(server_options o, router& r)
@@ -259,6 +298,7 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
         buffer.commit(n);
         if (ec) break;
       }
+      body_share share(body_bytes_, opts_.body_budget);  // outlives the request
       http::request_parser<http::string_body> parser;
       // Beast checks Content-Length against the limit as the header ends,
       // before the route is known: the larger limit until then.
@@ -290,20 +330,39 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
             deadline.disarm();
             checked = co_await router_.check_head(parser.get());
           }
+          // Then the bytes it will hold, from the body budget: a
+          // Content-Length's all at once (Beast reserves them), a chunked
+          // body's as it arrives. Past the budget: 503, its body unread.
+          if (has_body && !checked.refusal &&
+              !share.grow_to(parser.content_length().value_or(std::min(limit, chunked_step))))
+            refused = bodies_over_budget();
           deadline.arm(opts_.read_timeout);
-          if (has_body && !checked.refusal && wants_continue(parser.get())) {
+          if (has_body && !checked.refusal && !refused && wants_continue(parser.get())) {
             http::response<http::empty_body> res{http::status::continue_, 11};
             std::tie(ec, n) =
                 co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
           }
-          if (!ec && !checked.refusal) {
+          if (!ec && !checked.refusal && !refused) {
             auto head_fields = std::distance(parser.get().begin(), parser.get().end());
-            std::tie(ec, n) = co_await http::async_read(stream, buffer, parser,
-                                                        asio::as_tuple(asio::use_awaitable));
+            if (parser.chunked()) {
+              while (!ec && !parser.is_done()) {
+                std::tie(ec, n) = co_await http::async_read_some(
+                    stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+                if (!ec && !parser.is_done() &&
+                    !share.grow_to(std::min(limit, parser.get().body().size() + chunked_step))) {
+                  refused = bodies_over_budget();
+                  break;
+                }
+              }
+            } else {
+              std::tie(ec, n) = co_await http::async_read(stream, buffer, parser,
+                                                          asio::as_tuple(asio::use_awaitable));
+            }
             // Beast adds a chunked body's trailer fields to the head, after
             // it was checked (a second Authorization, an Idempotency-Key,
             // fields past the limit): none is taken.
-            if (!ec && std::distance(parser.get().begin(), parser.get().end()) != head_fields)
+            if (!ec && !refused &&
+                std::distance(parser.get().begin(), parser.get().end()) != head_fields)
               refused =
                   make_problem(400, "bad_request",
                                "trailer fields are not accepted: send every field in the head");

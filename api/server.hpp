@@ -12,7 +12,9 @@
 // than 100-continue 417; then the connection closes. At most
 // `max_connections` are served at once (past that 503 unavailable) and
 // `max_connections_per_ip` from one client address (past that 429
-// too_many_connections); either way the connection then closes.
+// too_many_connections); either way the connection then closes. The bodies
+// being read and handled hold at most `body_budget` bytes together: a body
+// that would pass it gets 503 unavailable instead (Retry-After: 1), unread.
 // A request's body is read only once router::check_head() has passed its
 // head (the route, the key); its refusal is the answer instead, and the
 // connection closes. A request with `Expect: 100-continue` is asked for its
@@ -53,6 +55,9 @@ struct server_options {
   std::size_t body_limit = 1 << 20;
   std::size_t batch_body_limit = 16 << 20;  ///< for POST /v1/jobs/batch
   std::size_t header_limit = 16 << 10;
+  /// Bytes of request bodies all connections may hold at once (past it: 503
+  /// unavailable, the body unread); at least the larger body limit.
+  std::size_t body_budget = 256 << 20;
   head_limits head;
   std::chrono::milliseconds idle_timeout{30000};
   std::chrono::milliseconds header_timeout{10000};
@@ -93,6 +98,7 @@ class http_server {
   std::unique_ptr<boost::asio::ssl::context> tls_;  // null: plain HTTP
   int port_ = 0;
   std::atomic<int> connections_{0};
+  std::atomic<std::size_t> body_bytes_{0};  ///< held by requests now, of opts_.body_budget
   std::atomic<bool> stopping_{false};
   struct registry;
   std::unique_ptr<registry> live_;  // open sockets, closed on stop; connections per address

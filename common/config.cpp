@@ -96,6 +96,7 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_HTTP_THREADS", integer(c.http_threads, 1, 64)},
       {"JOBS_HTTP_BODY_LIMIT", integer(c.http_body_limit, 1024, 1L << 30)},
       {"JOBS_HTTP_BATCH_BODY_LIMIT", integer(c.http_batch_body_limit, 1024, 1L << 30)},
+      {"JOBS_HTTP_BODY_BUDGET", integer(c.http_body_budget, 1024, 1L << 40)},
       {"JOBS_HTTP_BATCH_MAX_JOBS", integer(c.http_batch_max_jobs, 1, 100000)},
       {"JOBS_RATE_KEY_PER_S", integer(c.rate_key_per_s, 0, 10000000)},
       {"JOBS_RATE_KEY_BURST", integer(c.rate_key_burst, 1, 10000000)},
@@ -222,6 +223,12 @@ config load_config(const std::map<std::string, std::string>& env) {
         "JOBS_HTTP_URL_LIMIT ({}) must be below JOBS_HTTP_HEADER_LIMIT ({}): the request line "
         "is part of the header block, so a longer target would get 431, never 414",
         c.http_url_limit, c.http_header_limit));
+  if (auto largest = std::max(c.http_body_limit, c.http_batch_body_limit);
+      c.http_body_budget < largest)
+    throw config_error(fmt::format(
+        "JOBS_HTTP_BODY_BUDGET ({}) must be at least the larger of JOBS_HTTP_BODY_LIMIT and "
+        "JOBS_HTTP_BATCH_BODY_LIMIT ({}): a body within its limit would never be read",
+        c.http_body_budget, largest));
   if (c.http_tls_cert.empty() != c.http_tls_key.empty())
     throw config_error("set both JOBS_HTTP_TLS_CERT and JOBS_HTTP_TLS_KEY, or neither");
   for (const auto* f : {&c.http_tls_cert, &c.http_tls_key})

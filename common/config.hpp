@@ -129,6 +129,7 @@ struct config {
   int http_threads = 2;
   std::size_t http_body_limit = 1 << 20;
   std::size_t http_batch_body_limit = 16 << 20;
+  std::size_t http_body_budget = 256 << 20;  ///< request bodies held at once, all connections
   int http_batch_max_jobs = 1000;
   int rate_key_per_s = 10000;
   int rate_key_burst = 20000;

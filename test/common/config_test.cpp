@@ -355,6 +355,22 @@ TEST_CASE("the URL limit stays below the header limit, whose block holds the req
   }
 }
 
+TEST_CASE("the body budget holds at least one body of the larger limit") {
+  CHECK(jobs::load_config({}).http_body_budget == 256u << 20);
+  CHECK(jobs::load_config({{"JOBS_HTTP_BODY_BUDGET", "16777216"}}).http_body_budget == 16u << 20);
+  try {
+    jobs::load_config({{"JOBS_HTTP_BODY_BUDGET", "8388608"}});
+    FAIL("a budget under the batch body limit was taken");
+  } catch (const jobs::config_error& e) {
+    CHECK(std::string(e.what()).starts_with(
+        "JOBS_HTTP_BODY_BUDGET (8388608) must be at least the larger of JOBS_HTTP_BODY_LIMIT and "
+        "JOBS_HTTP_BATCH_BODY_LIMIT (16777216)"));
+  }
+  CHECK(jobs::load_config(
+            {{"JOBS_HTTP_BODY_BUDGET", "2097152"}, {"JOBS_HTTP_BATCH_BODY_LIMIT", "1048576"}})
+            .http_body_budget == 2u << 20);
+}
+
 TEST_CASE("HTTPS needs both a readable certificate and key") {
   CHECK_THROWS_AS(jobs::load_config({{"JOBS_HTTP_TLS_CERT", "/etc/hostname"}}), jobs::config_error);
   CHECK_THROWS_AS(jobs::load_config({{"JOBS_HTTP_TLS_CERT", "/nonexistent/cert.pem"},
