@@ -195,8 +195,9 @@ std::variant<new_job, problem> parse_submission(
       job.state = job_state::scheduled;
       job.run_at = format_rfc3339(now + std::chrono::milliseconds(ms));
     }
-    // A retried request asks for the same delay, not the same instant.
-    asked_run_at = "+" + std::to_string(ms) + "ms";
+    // A retried request asks for the same delay, not the same instant; no
+    // delay is the request without one.
+    if (ms > 0) asked_run_at = "+" + std::to_string(ms) + "ms";
     (void)delay;
   }
 
@@ -228,10 +229,28 @@ std::variant<new_job, problem> parse_submission(
     }
   }
 
-  if (job.backoff_base_ms > 0 && job.backoff_cap_ms > 0 && job.backoff_cap_ms < job.backoff_base_ms)
-    return make_problem(400, "invalid_field",
-                        "backoff.cap_ms must not be smaller than backoff.base_ms",
-                        "/backoff/cap_ms");
+  // Against the default of the one not sent too: a cap under the default
+  // base would make every delay the cap, with no growth.
+  if (job.backoff_base_ms > 0 || job.backoff_cap_ms > 0) {
+    int base = job.backoff_base_ms > 0 ? job.backoff_base_ms : job_limits::default_backoff_base_ms;
+    int cap = job.backoff_cap_ms > 0 ? job.backoff_cap_ms : job_limits::default_backoff_cap_ms;
+    if (cap < base)
+      return job.backoff_cap_ms == 0
+                 ? make_problem(400, "invalid_field",
+                                fmt::format("backoff.base_ms must not be larger than the cap, "
+                                            "{} ms by default: send cap_ms too",
+                                            cap),
+                                "/backoff/base_ms")
+             : job.backoff_base_ms == 0
+                 ? make_problem(400, "invalid_field",
+                                fmt::format("backoff.cap_ms must not be smaller than the base, "
+                                            "{} ms by default: send base_ms too",
+                                            base),
+                                "/backoff/cap_ms")
+                 : make_problem(400, "invalid_field",
+                                "backoff.cap_ms must not be smaller than backoff.base_ms",
+                                "/backoff/cap_ms");
+  }
 
   constexpr const char* key_rule = "1 to 255 printable ASCII characters";
   if (auto* key = obj->if_contains("idempotency_key")) {

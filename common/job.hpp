@@ -109,8 +109,11 @@ struct job_limits {
   static constexpr std::size_t max_type_length = 128;
   static constexpr int max_delay_ms = 7 * 24 * 3600 * 1000;    ///< a week; later: use run_at
   static constexpr int max_backoff_ms = 7 * 24 * 3600 * 1000;  ///< a week
-  static constexpr int min_timeout_ms = 1;                     ///< execution timeout per attempt
-  static constexpr int max_timeout_ms = 86400000;              ///< one day
+  /// A job's retry backoff where it sets none (workers/retry_policy.hpp).
+  static constexpr int default_backoff_base_ms = 1000;
+  static constexpr int default_backoff_cap_ms = 3600 * 1000;
+  static constexpr int min_timeout_ms = 1;         ///< execution timeout per attempt
+  static constexpr int max_timeout_ms = 86400000;  ///< one day
 };
 
 /// The backoff jitters a job may name (workers/retry_policy.hpp applies them),

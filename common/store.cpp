@@ -11,7 +11,8 @@ using detail::append_json_string;
 
 namespace {
 
-constexpr const char* job_json_sql = R"(
+// The backoff as the worker applies it: the job's own, else the defaults.
+const std::string job_json_sql = fmt::format(R"(
   SELECT json_build_object(
     'id', j.id, 'queue', j.queue, 'type', j.type, 'state', j.state, 'priority', j.priority,
     'attempts', j.attempts, 'max_attempts', j.max_attempts, 'payload', j.payload,
@@ -19,12 +20,16 @@ constexpr const char* job_json_sql = R"(
     'created_at', j.created_at, 'queued_at', j.queued_at, 'started_at', j.started_at,
     'finished_at', j.finished_at, 'failed_at', j.failed_at, 'cancelled_at', j.cancelled_at,
     'cancel_requested_at', j.cancel_requested_at, 'timeout_ms', j.timeout_ms,
+    'backoff', json_build_object('base_ms', coalesce(j.backoff_base_ms, {base}),
+      'cap_ms', coalesce(j.backoff_cap_ms, {cap}), 'jitter', coalesce(j.backoff_jitter, 'full')),
     'attempt_history', (SELECT coalesce(json_agg(json_build_object(
         'attempt', a.attempt, 'worker_id', a.worker_id, 'started_at', a.started_at,
         'finished_at', a.finished_at, 'outcome', a.outcome, 'error', a.error) ORDER BY a.id), '[]'::json)
       FROM job_attempts a WHERE a.job_id = j.id),
     'links', json_build_object('self', '/v1/jobs/' || j.id))::text
-  FROM jobs j WHERE j.id = $1::uuid AND j.tenant_id = $2)";
+  FROM jobs j WHERE j.id = $1::uuid AND j.tenant_id = $2)",
+                                             fmt::arg("base", job_limits::default_backoff_base_ms),
+                                             fmt::arg("cap", job_limits::default_backoff_cap_ms));
 
 // GET /v1/jobs, newest first. Empty filters match everything; nullif turns
 // them into NULL before the casts. There is no index on (tenant_id, id):

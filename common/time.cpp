@@ -44,9 +44,13 @@ std::optional<sys_time> parse_rfc3339(std::string_view s) {
     ++pos;
     std::size_t start = pos;
     long long v = 0;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9' && pos - start < 9)
-      v = v * 10 + (s[pos++] - '0');
-    if (pos == start || (pos < s.size() && s[pos] >= '0' && s[pos] <= '9')) return std::nullopt;
+    // RFC 3339 allows any number of digits: nanoseconds are kept, the rest
+    // cut (a bounded run of them, as the whole string is).
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      if (pos - start < 9) v = v * 10 + (s[pos] - '0');
+      ++pos;
+    }
+    if (pos == start) return std::nullopt;
     for (std::size_t n = pos - start; n < 9; ++n) v *= 10;
     frac = nanoseconds{v};
   }

@@ -13,6 +13,8 @@
 // 1 s, cap 1 h, full jitter; a job may override each.
 // Thread-safety: pure; the random draw is passed in.
 
+#include "common/job.hpp"
+
 #include <chrono>
 #include <optional>
 #include <string_view>
@@ -21,8 +23,8 @@ namespace jobs {
 
 struct retry_policy {
   enum class jitter_mode { full, equal, none };
-  std::chrono::milliseconds base{1000};
-  std::chrono::milliseconds cap{3600 * 1000};
+  std::chrono::milliseconds base{job_limits::default_backoff_base_ms};
+  std::chrono::milliseconds cap{job_limits::default_backoff_cap_ms};
   jitter_mode jitter = jitter_mode::full;
 
   /// The ceiling for `attempt` (1 = the first attempt just failed).

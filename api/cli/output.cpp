@@ -70,6 +70,10 @@ std::string describe_problem(const http_reply& reply) {
 std::string format_job(const json::object& job) {
   auto attempts = text(job, "attempts") + "/" + text(job, "max_attempts");
   auto timeout = text(job, "timeout_ms");
+  std::string backoff;
+  if (const auto* b = job.if_contains("backoff"); b && b->is_object())
+    backoff = fmt::format("{} ms base, {} ms cap, {} jitter", text(b->get_object(), "base_ms"),
+                          text(b->get_object(), "cap_ms"), text(b->get_object(), "jitter"));
   auto out = format_fields({
       {"id", text(job, "id")},
       {"queue", text(job, "queue")},
@@ -78,6 +82,7 @@ std::string format_job(const json::object& job) {
       {"priority", text(job, "priority")},
       {"attempts", attempts},
       {"timeout", timeout.empty() ? "" : timeout + " ms"},
+      {"backoff", backoff},
       {"error", text(job, "error")},
       {"worker", text(job, "worker_id")},
       {"created", text(job, "created_at")},

@@ -566,6 +566,8 @@ TEST_CASE("the request fingerprint: the same request hashes the same, any change
   CHECK(hash(R"({"queue":"processing","type":"noop","payload":{},)"
              R"("run_at":"2026-06-01T13:00:00+02:00"})") == past);
   CHECK(hash(noop) != past);
+  // No delay is the request without one.
+  CHECK(hash(R"({"queue":"processing","type":"noop","payload":{},"delay_ms":0})") == hash(noop));
   // A delay counts as asked, not as the instant it makes.
   CHECK(hash(R"({"queue":"processing","type":"noop","payload":{},"delay_ms":5000})") ==
         hash(R"({"delay_ms":5000,"queue":"processing","type":"noop","payload":{}})"));
@@ -618,6 +620,18 @@ TEST_CASE("backoff overrides the retry policy of one job, member by member") {
       "invalid_field", "/backoff/cap_ms");
   check_problem(R"({"queue":"processing","type":"noop","payload":{},"backoff":{"factor":2}})",
                 "unknown_field", "/backoff/factor");
+  // The one not sent counts at its default (1 s base, 1 h cap).
+  check_problem(R"({"queue":"processing","type":"noop","payload":{},"backoff":{"cap_ms":5}})",
+                "invalid_field", "/backoff/cap_ms");
+  check_problem(
+      R"({"queue":"processing","type":"noop","payload":{},"backoff":{"base_ms":3600001}})",
+      "invalid_field", "/backoff/base_ms");
+  CHECK(accepted(R"({"queue":"processing","type":"noop","payload":{},)"
+                 R"("backoff":{"cap_ms":1000}})")
+            .backoff_cap_ms == 1000);
+  CHECK(accepted(R"({"queue":"processing","type":"noop","payload":{},)"
+                 R"("backoff":{"base_ms":3600000}})")
+            .backoff_base_ms == 3600000);
 }
 
 TEST_CASE("json_number_out_of_range: an integer past 64 bits is never rounded to fit") {

@@ -126,11 +126,15 @@ TEST_CASE("a job over its timeout_ms fails each attempt as timed out and ends de
   http_client h(p.port);
   auto id = submit_job(
       h, key,
-      R"({"queue":"processing","type":"noop","payload":{"sleep_ms":3000},"timeout_ms":300,"max_attempts":2})");
+      R"({"queue":"processing","type":"noop","payload":{"sleep_ms":3000},"timeout_ms":300,"max_attempts":2,
+          "backoff":{"base_ms":20,"jitter":"none"}})");
   REQUIRE(wait_until([&] { return state_of(s.pg_url, id) == "dead"; }, 30s));
 
   auto job = h.get("/v1/jobs/" + id, key).json().as_object();
   CHECK(job.at("timeout_ms") == 300);
+  // The backoff the worker applied: the one sent, the default cap.
+  CHECK(job.at("backoff") ==
+        boost::json::parse(R"({"base_ms":20,"cap_ms":3600000,"jitter":"none"})"));
   CHECK(job.at("attempts") == 2);
   CHECK(job.at("error") == "timed out after 300 ms");
   auto history = job.at("attempt_history").as_array();

@@ -79,10 +79,12 @@ TEST_CASE("jobs, queues and keys as tables") {
   auto job = json::parse(R"({"id":"j1","queue":"processing","type":"hash","state":"dead",
     "priority":0,"attempts":2,"max_attempts":2,"error":"boom","payload":{"input":"x"},
     "result":null,"timeout_ms":null,"created_at":"2026-11-29T09:00:00.5Z",
+    "backoff":{"base_ms":2000,"cap_ms":9000,"jitter":"equal"},
     "attempt_history":[{"attempt":1,"outcome":"failed","worker_id":"w1","error":"boom",
       "started_at":"2026-11-29T09:00:01Z","finished_at":"2026-11-29T09:00:02Z"}]})");
   auto text = format_job(job.as_object());
   CHECK(text.find("attempts:  2/2\n") != std::string::npos);
+  CHECK(text.find("backoff:   2000 ms base, 9000 ms cap, equal jitter\n") != std::string::npos);
   CHECK(text.find("payload:   {\"input\":\"x\"}\n") != std::string::npos);
   CHECK(text.find("result") == std::string::npos);
   CHECK(text.find("1        failed   2026-11-29 09:00:01  2026-11-29 09:00:02  w1      boom") !=
