@@ -953,3 +953,31 @@ TEST_CASE("fault 22: PostgreSQL away past a lease: the worker hands its messages
   CHECK(wait_until([&] { return succeeded(s.pg_url) == 20; }, 60s));
   CHECK(check(s.pg_url, ids).lost == 0);
 }
+
+TEST_CASE("fault 23: an outcome PostgreSQL refuses ends its job dead; the round's others land") {
+  scratch s;
+  platform p(s, {}, {});
+  p.add_worker("processing",
+               {{"JOBS_TEST_FAULT", "worker_unstorable_result"}, {"JOBS_WORKER_CONCURRENCY", "8"}});
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  // Rounds of a few jobs each, the refused one among them.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i)
+    ids.push_back(
+        submit_job(h, key,
+                   fmt::format(R"({{"queue":"processing","type":"noop","payload":{{"echo":{}}}}})",
+                               i == 7 ? R"({"unstorable":true})" : std::to_string(i))));
+  CHECK(wait_until([&] { return succeeded(s.pg_url) == 19; }, 30s));
+  auto bad = h.get("/v1/jobs/" + ids[7], key).json().as_object();
+  CHECK(bad.at("state") == "dead");
+  CHECK(bad.at("attempts") == 1);
+  CHECK(std::string(bad.at("error").as_string())
+            .starts_with("the job's outcome could not be stored: the database refused it (invalid "
+                         "input syntax for type json"));
+  CHECK(bad.at("result").is_null());
+  // And the worker goes on: more jobs run.
+  auto after = submit_job(h, key, R"({"queue":"processing","type":"noop","payload":{}})");
+  CHECK(wait_until([&] { return succeeded(s.pg_url) == 20; }, 20s));
+  CHECK(h.get("/v1/jobs/" + after, key).json().at("state") == "succeeded");
+}

@@ -10,6 +10,23 @@
 
 namespace jobs {
 
+namespace {
+// Errors in the data, not the connection or the database's state: the same
+// statement would fail again (data exception, integrity constraint
+// violation, program limit exceeded).
+bool is_data_error(const pqxx::sql_error& e) {
+  auto state = e.sqlstate();
+  return state.starts_with("22") || state.starts_with("23") || state.starts_with("54");
+}
+
+std::string first_line(std::string_view text) {
+  auto line = text.substr(0, text.find('\n'));
+  if (line.starts_with("ERROR:")) line.remove_prefix(6);
+  while (line.starts_with(' ')) line.remove_prefix(1);
+  return std::string(line);
+}
+}  // namespace
+
 worker::impl::claims worker::impl::pick_claims(const std::vector<detail::finished_job>& ending) {
   claims c;
   int free_sync = o().concurrency - static_cast<int>(running.busy(false));
@@ -170,6 +187,10 @@ void worker::impl::cycle() {
   std::vector<job_outcome> outcomes;
   outcomes.reserve(finished.size());
   for (const auto& f : finished) outcomes.push_back(outcome_for(f));
+  if (o().test_fault == "worker_unstorable_result")  // a result PostgreSQL will not take
+    for (auto& out : outcomes)
+      if (out.result_json.find("\"unstorable\"") != std::string::npos)
+        out.result_json = "{\"unstorable\":";
   capped_claim got;
   std::vector<std::string> landed;
   int tries = 0;
@@ -199,7 +220,15 @@ void worker::impl::cycle() {
     });
   } catch (...) {
     for (auto it = c.taken.rbegin(); it != c.taken.rend(); ++it) waiting.push_front(std::move(*it));
-    throw;
+    try {
+      throw;
+    } catch (const pqxx::sql_error& e) {
+      if (outcomes.empty() || !is_data_error(e)) throw;
+      log_warn("the database refused a round's outcomes; finding which",
+               {{"error", first_line(e.what())}, {"outcomes", outcomes.size()}});
+      set_aside_unstorable(outcomes);
+      return;
+    }
   }
   if (o().test_fault == "worker_crash_after_commit" && !outcomes.empty()) {
     log_warn("test fault: crashing after the commit, before the acks");
@@ -214,6 +243,39 @@ void worker::impl::cycle() {
   completed(outcomes, landed, tries > 1);
   start_claimed(got, c);
   broker_check();
+}
+
+void worker::impl::set_aside_unstorable(const std::vector<job_outcome>& outcomes) {
+  std::vector<std::pair<std::size_t, std::string>> refused;
+  with_db([&](pqxx::connection& conn) {
+    refused.clear();
+    pqxx::work tx(conn);
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+      try {
+        pqxx::subtransaction alone(tx, "alone");
+        complete_jobs(alone, std::span(&outcomes[i], 1), o().worker_id);
+        alone.abort();
+      } catch (const pqxx::sql_error& e) {
+        if (!is_data_error(e)) throw;
+        refused.emplace_back(i, first_line(e.what()));
+      }
+    }
+    tx.abort();
+  });
+  for (auto& [i, error] : refused) {
+    auto& f = finished[i];
+    bool again = !set_aside.insert(f.job.id).second;
+    log_error("the database refused a job's outcome; the job ends dead",
+              {{"job_id", f.job.id},
+               {"attempt", f.job.attempt},
+               {"state", std::string(to_string(outcomes[i].state))},
+               {"error", error}});
+    // A second refusal: the text of the first may have been what it refused.
+    f.outcome = handler_error::permanent(
+        again ? std::string("the job's outcome could not be stored")
+              : "the job's outcome could not be stored: the database refused it (" + error + ")");
+    f.hooks.clear();
+  }
 }
 
 job_outcome worker::impl::outcome_of(const claimed_job& job, const handler_result& result) {

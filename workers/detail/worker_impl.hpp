@@ -203,6 +203,15 @@ struct worker::impl {
   // attempt was cancelled, timed out, or cut short by the drain deadline
   // (handed_back). A result means it finished anyway.
   job_outcome outcome_for(const detail::finished_job& f);
+  // The round's write failed on a data error (SQLSTATE class 22, 23 or 54):
+  // something in an outcome PostgreSQL will never take, which would stall
+  // the worker, retrying the round for ever, while the queue's other jobs
+  // die of the delivery limit. Each outcome is tried alone (in a savepoint
+  // rolled back) and each one refused becomes a permanent error saying so,
+  // so the job ends dead; one refused a second time gets a fixed error text.
+  // The next round writes them.
+  void set_aside_unstorable(const std::vector<job_outcome>& outcomes);
+  std::unordered_set<std::string> set_aside;  // job ids whose outcome was refused once
   // A job whose handler the drain deadline stopped: back to `scheduled`, due
   // now (the scheduler publishes it again), its attempt not counted, as a
   // snooze; the attempt row says why.
