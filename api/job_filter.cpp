@@ -45,13 +45,15 @@ std::variant<job_filter, problem> parse_job_filter(boost::urls::params_view para
         return bad("invalid_field", "type must be a job type", "type");
       f.type = p.value;
     } else if (p.key == "created_after" || p.key == "created_before") {
-      if (!parse_rfc3339(p.value))
+      auto t = parse_rfc3339(p.value);
+      if (!t)
         return bad("invalid_field",
                    p.key +
                        " must be an RFC 3339 date-time between 1970 and 2262, "
-                       "e.g. 2026-11-22T10:00:00Z",
+                       "e.g. 2026-11-22T10:00:00Z (in a URL, an offset's + as %2B)",
                    p.key);
-      (p.key == "created_after" ? f.created_after : f.created_before) = p.value;
+      // Its instant, in the form PostgreSQL reads whatever the text's length.
+      (p.key == "created_after" ? f.created_after : f.created_before) = format_rfc3339_us(*t);
     } else if (p.key == "q") {
       if (p.value.size() > max_filter_text)
         return bad("invalid_field", fmt::format("q must be at most {} characters", max_filter_text),

@@ -116,30 +116,46 @@ class read_deadline {
 };
 
 // A request's share of the bytes of request bodies all connections may hold
-// at once (server_options::body_budget), given back when it ends.
+// at once (server_options::body_budget), and of its tenant's part of them,
+// given back when it ends.
 class body_share {
  public:
-  body_share(std::atomic<std::size_t>& held, std::size_t budget) : all_(held), budget_(budget) {}
-  ~body_share() { all_.fetch_sub(mine_); }
+  body_share(http_server::body_ledger& ledger, std::size_t budget, std::size_t per_tenant)
+      : ledger_(ledger), budget_(budget), per_tenant_(per_tenant) {}
+  ~body_share() {
+    if (mine_ == 0) return;
+    std::lock_guard lk(ledger_.mu);
+    ledger_.total -= mine_;
+    if (auto it = ledger_.tenants.find(tenant_);
+        it != ledger_.tenants.end() && (it->second -= mine_) == 0)
+      ledger_.tenants.erase(it);
+  }
   body_share(const body_share&) = delete;
   body_share& operator=(const body_share&) = delete;
 
-  // Holds `n` bytes in all (more than now, or nothing changes); false when
-  // the budget has not that many left.
-  bool grow_to(std::size_t n) {
+  // Holds `n` bytes in all for `tenant` (more than now, or nothing
+  // changes); false when the budget, or the tenant's part, has not that
+  // many left.
+  bool grow_to(std::size_t n, const std::string& tenant) {
     if (n <= mine_) return true;
     std::size_t more = n - mine_;
-    std::size_t now = all_.load();
-    do {
-      if (now + more > budget_) return false;
-    } while (!all_.compare_exchange_weak(now, now + more));
+    std::lock_guard lk(ledger_.mu);
+    auto& theirs = ledger_.tenants[tenant];
+    if (ledger_.total + more > budget_ || theirs + more > per_tenant_) {
+      if (theirs == 0) ledger_.tenants.erase(tenant);
+      return false;
+    }
+    ledger_.total += more;
+    theirs += more;
+    tenant_ = tenant;
     mine_ = n;
     return true;
   }
 
  private:
-  std::atomic<std::size_t>& all_;
-  std::size_t budget_;
+  http_server::body_ledger& ledger_;
+  std::size_t budget_, per_tenant_;
+  std::string tenant_;
   std::size_t mine_ = 0;
 };
 
@@ -147,9 +163,12 @@ class body_share {
 constexpr std::size_t chunked_step = 64 << 10;
 
 problem bodies_over_budget() {
+  static log_sampler sampled(std::chrono::seconds(10));
+  sampled.write(log_level::warn,
+                "request bodies over JOBS_HTTP_BODY_BUDGET, or a tenant's part of it: refused");
   auto p = make_problem(503, "unavailable",
-                        "the server holds as many request bodies as it may at once "
-                        "(JOBS_HTTP_BODY_BUDGET); retry later");
+                        "the server holds as many request bodies as it may at once, or as many "
+                        "of this tenant's (JOBS_HTTP_BODY_BUDGET); retry later");
   p.retry_after_s = 1;
   return p;
 }
@@ -298,7 +317,7 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
         buffer.commit(n);
         if (ec) break;
       }
-      body_share share(body_bytes_, opts_.body_budget);  // outlives the request
+      body_share share(bodies_, opts_.body_budget, tenant_body_budget());  // outlives the request
       http::request_parser<http::string_body> parser;
       // Beast checks Content-Length against the limit as the header ends,
       // before the route is known: the larger limit until then.
@@ -333,8 +352,10 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
           // Then the bytes it will hold, from the body budget: a
           // Content-Length's all at once (Beast reserves them), a chunked
           // body's as it arrives. Past the budget: 503, its body unread.
+          std::string tenant = checked.who ? checked.who->tenant.value : std::string();
           if (has_body && !checked.refusal &&
-              !share.grow_to(parser.content_length().value_or(std::min(limit, chunked_step))))
+              !share.grow_to(parser.content_length().value_or(std::min(limit, chunked_step)),
+                             tenant))
             refused = bodies_over_budget();
           deadline.arm(opts_.read_timeout);
           if (has_body && !checked.refusal && !refused && wants_continue(parser.get())) {
@@ -345,11 +366,18 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
           if (!ec && !checked.refusal && !refused) {
             auto head_fields = std::distance(parser.get().begin(), parser.get().end());
             if (parser.chunked()) {
+              // All that is buffered at each step, as async_read would (not
+              // one chunk a step); the string's capacity is what it holds
+              // (it doubles as it grows).
+              parser.eager(true);
               while (!ec && !parser.is_done()) {
                 std::tie(ec, n) = co_await http::async_read_some(
                     stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+                const auto& body = parser.get().body();
                 if (!ec && !parser.is_done() &&
-                    !share.grow_to(std::min(limit, parser.get().body().size() + chunked_step))) {
+                    !share.grow_to(
+                        std::max(body.capacity(), std::min(limit, body.size() + chunked_step)),
+                        tenant)) {
                   refused = bodies_over_budget();
                   break;
                 }

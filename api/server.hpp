@@ -13,8 +13,9 @@
 // `max_connections` are served at once (past that 503 unavailable) and
 // `max_connections_per_ip` from one client address (past that 429
 // too_many_connections); either way the connection then closes. The bodies
-// being read and handled hold at most `body_budget` bytes together: a body
-// that would pass it gets 503 unavailable instead (Retry-After: 1), unread.
+// being read and handled hold at most `body_budget` bytes together, and one
+// tenant's a quarter of it: a body that would pass either gets 503
+// unavailable instead (Retry-After: 1), and the connection closes.
 // A request's body is read only once router::check_head() has passed its
 // head (the route, the key); its refusal is the answer instead, and the
 // connection closes. A request with `Expect: 100-continue` is asked for its
@@ -42,7 +43,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -55,8 +58,9 @@ struct server_options {
   std::size_t body_limit = 1 << 20;
   std::size_t batch_body_limit = 16 << 20;  ///< for POST /v1/jobs/batch
   std::size_t header_limit = 16 << 10;
-  /// Bytes of request bodies all connections may hold at once (past it: 503
-  /// unavailable, the body unread); at least the larger body limit.
+  /// Bytes of request bodies all connections may hold at once, a quarter of
+  /// them (or the larger body limit) one tenant's; past it 503 unavailable.
+  /// At least the larger body limit.
   std::size_t body_budget = 256 << 20;
   head_limits head;
   std::chrono::milliseconds idle_timeout{30000};
@@ -98,7 +102,21 @@ class http_server {
   std::unique_ptr<boost::asio::ssl::context> tls_;  // null: plain HTTP
   int port_ = 0;
   std::atomic<int> connections_{0};
-  std::atomic<std::size_t> body_bytes_{0};  ///< held by requests now, of opts_.body_budget
+
+ public:
+  /// The request bodies held now: in all, and per tenant (of the key).
+  struct body_ledger {
+    std::mutex mu;
+    std::size_t total = 0;
+    std::map<std::string, std::size_t, std::less<>> tenants;
+  };
+
+ private:
+  body_ledger bodies_;
+  /// A tenant's part of the budget: a quarter, or the largest body.
+  std::size_t tenant_body_budget() const {
+    return std::max(opts_.body_budget / 4, std::max(opts_.body_limit, opts_.batch_body_limit));
+  }
   std::atomic<bool> stopping_{false};
   struct registry;
   std::unique_ptr<registry> live_;  // open sockets, closed on stop; connections per address

@@ -223,8 +223,11 @@ config load_config(const std::map<std::string, std::string>& env) {
         "JOBS_HTTP_URL_LIMIT ({}) must be below JOBS_HTTP_HEADER_LIMIT ({}): the request line "
         "is part of the header block, so a longer target would get 431, never 414",
         c.http_url_limit, c.http_header_limit));
+  // Unset, it grows with the limits; set, it must hold a body of each.
   if (auto largest = std::max(c.http_body_limit, c.http_batch_body_limit);
-      c.http_body_budget < largest)
+      !env.contains("JOBS_HTTP_BODY_BUDGET"))
+    c.http_body_budget = std::max(c.http_body_budget, largest);
+  else if (c.http_body_budget < largest)
     throw config_error(fmt::format(
         "JOBS_HTTP_BODY_BUDGET ({}) must be at least the larger of JOBS_HTTP_BODY_LIMIT and "
         "JOBS_HTTP_BATCH_BODY_LIMIT ({}): a body within its limit would never be read",

@@ -13,6 +13,9 @@ using sys_time = std::chrono::system_clock::time_point;
 
 /// "2026-11-22T04:15:48.123Z" (UTC, milliseconds).
 std::string format_rfc3339(sys_time t);
+/// The same to the microsecond (PostgreSQL's timestamps), the rest cut:
+/// "2026-11-22T04:15:48.123456Z".
+std::string format_rfc3339_us(sys_time t);
 
 /// Accepts RFC 3339 date-times: "2026-11-22T04:15:48Z", with optional
 /// fraction (up to 9 digits) and a "Z" or "+hh:mm"/"-hh:mm" offset, from

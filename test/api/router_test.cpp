@@ -675,8 +675,20 @@ TEST_CASE("GET /v1/jobs refuses a bad query parameter and names it") {
     if (std::string(r.parameter).starts_with("created_"))
       CHECK(std::string(o.at("detail").as_string())
                 .ends_with("must be an RFC 3339 date-time between 1970 and 2262, e.g. "
-                           "2026-11-22T10:00:00Z"));
+                           "2026-11-22T10:00:00Z (in a URL, an offset's + as %2B)"));
   }
+}
+
+TEST_CASE("time filters reach the database as their instant, whatever the text's length") {
+  // PostgreSQL refuses a timestamp text longer than its buffer (an error
+  // that would answer 503 as if it were down): the store gets the instant.
+  fixture f;
+  check_json(f.get("/v1/jobs?created_after=2026-11-22T10:00:00." + std::string(150, '0') +
+                   "1234Z&created_before=2026-11-22T12:30:00.1234567%2B02:00"),
+             200);
+  REQUIRE(f.backend.list_calls.size() == 1);
+  CHECK(f.backend.list_calls[0].second.created_after == "2026-11-22T10:00:00.000000Z");
+  CHECK(f.backend.list_calls[0].second.created_before == "2026-11-22T10:30:00.123456Z");
 }
 
 TEST_CASE("a query parameter or path segment that is not valid UTF-8 is 400 invalid_field") {

@@ -369,6 +369,9 @@ TEST_CASE("the body budget holds at least one body of the larger limit") {
   CHECK(jobs::load_config(
             {{"JOBS_HTTP_BODY_BUDGET", "2097152"}, {"JOBS_HTTP_BATCH_BODY_LIMIT", "1048576"}})
             .http_body_budget == 2u << 20);
+  // Unset, it follows a larger limit up.
+  CHECK(jobs::load_config({{"JOBS_HTTP_BATCH_BODY_LIMIT", "536870912"}}).http_body_budget ==
+        512u << 20);
 }
 
 TEST_CASE("HTTPS needs both a readable certificate and key") {

@@ -596,89 +596,117 @@ TEST_CASE("hostile requests get their documented status and code; normal traffic
   CHECK(job.at("state") == "succeeded");
 }
 
-TEST_CASE("request bodies held at once stay within JOBS_HTTP_BODY_BUDGET") {
-  // Two bodies of the limit fill the budget: a third body, declared or
-  // chunked, waits for none of them to end and is not read, but answered 503
-  // unavailable at once; once a holder goes, bodies are taken again.
+TEST_CASE("request bodies held at once stay within JOBS_HTTP_BODY_BUDGET, a tenant's in a part") {
+  // A budget of 2 MiB, 1 MiB a tenant (a quarter, but at least the largest
+  // body). Bodies declared and not sent hold their share: past a tenant's
+  // part, or past the budget, another body is answered 503 unavailable at
+  // once and not read; once a holder goes, bodies are taken again.
   scratch s;
   platform p(s, {"processing"},
              {{"JOBS_HTTP_BODY_LIMIT", "1048576"},
               {"JOBS_HTTP_BATCH_BODY_LIMIT", "1048576"},
               {"JOBS_HTTP_BODY_BUDGET", "2097152"},
               {"JOBS_HTTP_READ_TIMEOUT_MS", "30000"}});
-  auto key = "Bearer " + create_key(s.pg_url, "tenant-a");
+  auto key_a = "Bearer " + create_key(s.pg_url, "tenant-a");
+  auto key_b = "Bearer " + create_key(s.pg_url, "tenant-b");
+  auto key_c = "Bearer " + create_key(s.pg_url, "tenant-c");
   // Not exchange(): std::exchange is found for a string made in the call.
   auto ask = [&](const std::string& bytes) { return exchange(p.port, bytes); };
-  auto holding = [&] {
+  auto holding = [&](const std::string& key, std::size_t length) {
     auto c = std::make_unique<raw_conn>(p.port);
     c->send(fmt::format(
         "POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\nContent-Type: "
-        "application/json\r\nContent-Length: 1048576\r\n\r\n{{",
-        key));
+        "application/json\r\nContent-Length: {}\r\n\r\n{{",
+        key, length));
     return c;
   };
-  auto first = holding();
-  auto second = holding();
-  // The holders' heads are checked (a key lookup) before their share is
-  // taken: until both are, a small job gets its 202. A holder checked while
-  // a small job held its few bytes was refused: it comes again, alone.
-  auto small = request("POST", "/v1/jobs", key, noop_with(""));
-  answer refused;
-  for (auto until = std::chrono::steady_clock::now() + 10s;
-       std::chrono::steady_clock::now() < until;) {
-    bool again = false;
-    for (auto* holder : {&first, &second})
-      if (!(*holder)->read_all(20ms).empty()) {
-        *holder = holding();
-        again = true;
+  auto small = [&](const std::string& key) {
+    return request("POST", "/v1/jobs", key, noop_with(""));
+  };
+  // Sends `bytes` until it is refused (or 10 s pass); the holders' heads are
+  // checked (a key lookup) before their shares are taken, and a holder
+  // checked while a probe held its few bytes was refused: it comes again,
+  // alone.
+  using holder = std::pair<std::unique_ptr<raw_conn>, std::pair<std::string, std::size_t>>;
+  auto refused_while = [&](std::vector<holder>& holders, const std::string& bytes) {
+    answer got;
+    for (auto until = std::chrono::steady_clock::now() + 10s;
+         std::chrono::steady_clock::now() < until;) {
+      bool again = false;
+      for (auto& [conn, what] : holders)
+        if (!conn->read_all(20ms).empty()) {
+          conn = holding(what.first, what.second);
+          again = true;
+        }
+      if (again) {
+        std::this_thread::sleep_for(300ms);
+        continue;
       }
-    if (again) {  // its head checked before the next small job comes
-      std::this_thread::sleep_for(300ms);
-      continue;
+      raw_conn c(p.port);
+      c.send(bytes);
+      auto raw = c.read_all(5s);
+      got = parse_answer(raw);
+      if (got.status != 202) {
+        CHECK(raw.find("Connection: close\r\n") != std::string::npos);
+        CHECK(raw.find("Retry-After: 1\r\n") != std::string::npos);
+        CHECK(raw.find("JOBS_HTTP_BODY_BUDGET") != std::string::npos);
+        return got;
+      }
+      std::this_thread::sleep_for(50ms);
     }
-    raw_conn c(p.port);
-    c.send(small);
-    auto raw = c.read_all(5s);
-    refused = parse_answer(raw);
-    if (refused.status != 202) {
-      CHECK(raw.find("Connection: close\r\n") != std::string::npos);
-      CHECK(raw.find("Retry-After: 1\r\n") != std::string::npos);
-      CHECK(raw.find("JOBS_HTTP_BODY_BUDGET") != std::string::npos);
-      break;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
+    return got;
+  };
+  auto hold = [&](const std::string& key, std::size_t length) {
+    return holder(holding(key, length), std::make_pair(key, length));
+  };
+
+  // Tenant A holds its part: its next body is refused, C's is not.
+  std::vector<holder> held;
+  held.push_back(hold(key_a, 1048576));
+  auto refused = refused_while(held, small(key_a));
   CHECK_MESSAGE(refused.status == 503, refused.raw);
   CHECK(refused.code == "unavailable");
-  // A chunked body too, before its first chunk is read.
-  auto chunked_head = "POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + key +
-                      "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
-  auto chunked = ask(chunked_head +
+  auto other = ask(small(key_c));
+  CHECK_MESSAGE(other.status == 202, other.raw);
+  // A and B hold the whole budget: C's body is refused too, declared or
+  // chunked, before its first chunk is read.
+  held.push_back(hold(key_b, 1048576));
+  refused = refused_while(held, small(key_c));
+  CHECK_MESSAGE(refused.status == 503, refused.raw);
+  auto chunked_head = [&](const std::string& key) {
+    return "POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + key +
+           "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+  };
+  auto chunked = ask(chunked_head(key_c) +
                      fmt::format("{:x}\r\n{}\r\n0\r\n\r\n", noop_with("").size(), noop_with("")));
   CHECK_MESSAGE(chunked.status == 503, chunked.raw);
   // Requests without a body do not need the budget.
   auto health = ask(request("GET", "/healthz", ""));
   CHECK_MESSAGE(health.status == 200, health.raw);
-  // A holder leaves: its share comes back.
-  first.reset();
+  // B leaves: its share comes back.
+  held.pop_back();
   answer taken;
   for (auto until = std::chrono::steady_clock::now() + 10s;
        std::chrono::steady_clock::now() < until;) {
-    taken = ask(small);
+    taken = ask(small(key_c));
     if (taken.status == 202) break;
     std::this_thread::sleep_for(50ms);
   }
   CHECK_MESSAGE(taken.status == 202, taken.raw);
-  // A chunked body within the limit is taken in steps, up to the limit:
-  // 900 KiB beside the remaining holder's 1 MiB.
-  std::string pad(900 << 10, 'x');
+  // With C holding 512 KiB beside A's 1 MiB, 512 KiB are left: a chunked
+  // body of 200 KiB from B fits only taken in steps (its limit, 1 MiB, all
+  // at once would not).
+  held.push_back(hold(key_c, 512 << 10));
+  std::this_thread::sleep_for(1s);  // its head checked and its share taken
+  CHECK(held.back().first->read_all(20ms).empty());
+  std::string pad(200 << 10, 'x');
   auto body = noop_with(R"(,"pad":")" + pad + "\"");
-  // noop takes no `pad`: any answer but 503 shows the body was read whole.
   std::string chunks;
   for (std::size_t at = 0; at < body.size(); at += 16384) {
     auto piece = body.substr(at, 16384);
     chunks += fmt::format("{:x}\r\n{}\r\n", piece.size(), piece);
   }
-  auto big = ask(chunked_head + chunks + "0\r\n\r\n");
+  // noop takes no `pad`: any answer but 503 shows the body was read whole.
+  auto big = ask(chunked_head(key_b) + chunks + "0\r\n\r\n");
   CHECK_MESSAGE((big.status != 503 && big.status != 0), big.raw);
 }
