@@ -233,10 +233,13 @@ std::vector<std::string> top_headers(const message& m, std::string_view message_
   h.push_back("Subject: " + encode_unstructured(m.subject, 9));
   h.push_back(fmt::format("Date: {}", date));
   h.push_back(fmt::format("Message-ID: {}", message_id));
+  // A structured value the API refuses now (a job accepted before it did)
+  // goes out as it used to, rather than the job dying.
   for (const auto& [name, value] : m.headers)
     h.push_back(name + ": " +
-                (structured_header(name) ? encode_structured(value, name.size() + 2)
-                                         : encode_unstructured(value, name.size() + 2)));
+                (structured_header(name) && structured_value_problem(value).empty()
+                     ? encode_structured(value, name.size() + 2)
+                     : encode_unstructured(value, name.size() + 2)));
   if (!m.tags.empty()) {
     std::string tags;
     for (const auto& t : m.tags) tags += (tags.empty() ? "" : ", ") + t;

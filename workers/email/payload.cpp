@@ -168,12 +168,6 @@ bool parse_headers_and_tags(const json::object& p, message& m, std::string& erro
       auto text = header_text(value, fmt::format("headers.{}", std::string_view(name)),
                               limits::max_header_value, error);
       if (!text) return false;
-      if (structured_header(name)) {
-        if (auto why = structured_value_problem(*text); !why.empty()) {
-          error = fmt::format("headers.{} {}", std::string_view(name), why);
-          return false;
-        }
-      }
       m.headers.emplace_back(std::string(name), std::move(*text));
     }
   }
