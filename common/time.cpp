@@ -5,29 +5,26 @@
 
 namespace jobs {
 
-std::string format_rfc3339(sys_time t) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+namespace {
+// "YYYY-MM-DDTHH:MM:SS.fffZ" with `digits` of the second's fraction (3 or 6).
+std::string format_fraction(sys_time t, int digits) {
+  long long per_second = digits == 6 ? 1000000 : 1000;
+  auto ticks = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count() /
+               (1000000 / per_second);
+  std::time_t secs = static_cast<std::time_t>(ticks / per_second);
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%0*dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, digits,
+                static_cast<int>(ticks % per_second));
   return buf;
 }
+}  // namespace
 
-std::string format_rfc3339_us(sys_time t) {
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(us / 1000000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(us % 1000000));
-  return buf;
-}
+std::string format_rfc3339(sys_time t) { return format_fraction(t, 3); }
+
+std::string format_rfc3339_us(sys_time t) { return format_fraction(t, 6); }
 
 namespace {
 bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {

@@ -130,6 +130,32 @@ class format_builder final : public valijson::ConstraintBuilder {
   }
 };
 
+// A keyword's value {"<names_key>": [strings, at least one], "<count_key>":
+// an integer} and nothing else: false when it is not.
+bool names_and_count(const Adapter& value, std::string_view names_key,
+                     std::vector<std::string>& names, std::string_view count_key,
+                     std::int64_t& count) {
+  bool ok = value.isObject();
+  if (ok)
+    value.applyToObject([&](const std::string& name, const Adapter& member) {
+      if (name == names_key && member.isArray()) {
+        member.applyToArray([&](const Adapter& item) {
+          if (item.isString())
+            names.push_back(item.getString());
+          else
+            ok = false;
+          return true;
+        });
+      } else if (name == count_key && member.isInteger()) {
+        count = member.getInteger();
+      } else {
+        ok = false;
+      }
+      return true;
+    });
+  return ok && !names.empty();
+}
+
 // x-max-total-items: the members named hold at most `maximum` array items
 // together, as a worker that counts them all (email: to + cc + bcc) would.
 class total_items_constraint final : public PolyConstraint {
@@ -175,25 +201,7 @@ class total_items_builder final : public valijson::ConstraintBuilder {
   Constraint* make(const Adapter& value) const override {
     std::vector<std::string> of;
     std::int64_t maximum = -1;
-    bool ok = value.isObject();
-    if (ok)
-      value.applyToObject([&](const std::string& name, const Adapter& member) {
-        if (name == "of" && member.isArray()) {
-          member.applyToArray([&](const Adapter& item) {
-            if (item.isString())
-              of.push_back(item.getString());
-            else
-              ok = false;
-            return true;
-          });
-        } else if (name == "maximum" && member.isInteger()) {
-          maximum = member.getInteger();
-        } else {
-          ok = false;
-        }
-        return true;
-      });
-    if (!ok || of.empty() || maximum < 0)
+    if (!names_and_count(value, "of", of, "maximum", maximum) || maximum < 0)
       throw std::runtime_error(
           "x-max-total-items must be {\"of\": [member names], \"maximum\": a count}");
     return new total_items_constraint(std::move(of), maximum);
@@ -261,25 +269,7 @@ class structured_fields_builder final : public valijson::ConstraintBuilder {
   Constraint* make(const Adapter& value) const override {
     std::vector<std::string> names;
     std::int64_t max_word = -1;
-    bool ok = value.isObject();
-    if (ok)
-      value.applyToObject([&](const std::string& name, const Adapter& member) {
-        if (name == "names" && member.isArray()) {
-          member.applyToArray([&](const Adapter& item) {
-            if (item.isString())
-              names.push_back(item.getString());
-            else
-              ok = false;
-            return true;
-          });
-        } else if (name == "maxWord" && member.isInteger()) {
-          max_word = member.getInteger();
-        } else {
-          ok = false;
-        }
-        return true;
-      });
-    if (!ok || names.empty() || max_word < 1)
+    if (!names_and_count(value, "names", names, "maxWord", max_word) || max_word < 1)
       throw std::runtime_error(
           "x-structured-fields must be {\"names\": [member names], \"maxWord\": a length}");
     return new structured_fields_constraint(std::move(names), max_word);

@@ -174,6 +174,16 @@ TEST_CASE("format_rfc3339: UTC with milliseconds") {
         "2026-11-22T04:15:48.999Z");
 }
 
+TEST_CASE("format_rfc3339_us: UTC with microseconds, the rest cut") {
+  CHECK(jobs::format_rfc3339_us(utc(2026, 11, 22, 4, 15, 48, nanoseconds{123'456'789})) ==
+        "2026-11-22T04:15:48.123456Z");
+  CHECK(jobs::format_rfc3339_us(instant{}) == "1970-01-01T00:00:00.000000Z");
+  CHECK(jobs::format_rfc3339_us(utc(2030, 1, 2, 3, 4, 5, microseconds{7})) ==
+        "2030-01-02T03:04:05.000007Z");
+  CHECK(jobs::format_rfc3339_us(utc(2026, 11, 22, 4, 15, 48, nanoseconds{999'999'999})) ==
+        "2026-11-22T04:15:48.999999Z");
+}
+
 TEST_CASE("format_rfc3339 and parse_rfc3339 round trip") {
   const instant times[] = {
       instant{},
