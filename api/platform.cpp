@@ -31,24 +31,29 @@ platform_backend::platform_backend(db_pool& reads, submitter& writes, publisher&
 
 boost::asio::awaitable<std::optional<principal>> platform_backend::authenticate(
     const std::string& api_key) {
+  // A key this platform never makes is unknown without asking PostgreSQL.
+  if (!well_formed_api_key(api_key)) co_return std::nullopt;
   // The cache is keyed by the hash, so the key itself is never kept.
   auto hash = hash_api_key(api_key);
   auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard lk(mu_);
-    auto it = auth_cache_.find(hash);
-    if (it != auth_cache_.end() && it->second.until > now) co_return it->second.who;
+    for (auto* cache : {&auth_cache_, &miss_cache_})
+      if (auto it = cache->find(hash); it != cache->end() && it->second.until > now)
+        co_return it->second.who;
   }
   auto query = [key = api_key](pqxx::connection& c) { return authenticate_key(c, key); };
   auto who = co_await db_call(reads_, query, auth_most_);
   std::lock_guard lk(mu_);
-  if (auth_cache_.size() >= auth_cache_max) auth_cache_.clear();
+  // Unknown keys apart: a flood of made-up ones cannot evict the real ones.
+  auto& cache = who ? auth_cache_ : miss_cache_;
+  if (cache.size() >= auth_cache_max) cache.clear();
   // Cached no longer than the key lives.
   auto ttl = std::chrono::duration_cast<std::chrono::steady_clock::duration>(auth_ttl_);
   if (who && who->expires_in_s)
     ttl = std::min(ttl, std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                             std::chrono::duration<double>(*who->expires_in_s)));
-  auth_cache_[hash] = {who, now + ttl};
+  cache[hash] = {who, now + ttl};
   co_return who;
 }
 
@@ -208,6 +213,7 @@ boost::asio::awaitable<std::optional<std::string>> platform_backend::revoke_key(
 void platform_backend::forget_keys() {
   std::lock_guard lk(mu_);
   auth_cache_.clear();
+  miss_cache_.clear();
 }
 
 }  // namespace jobs

@@ -96,6 +96,7 @@ class platform_backend final : public api_backend {
   std::chrono::milliseconds auth_most_;
   std::mutex mu_;
   std::unordered_map<std::string, cached> auth_cache_;  // key hash -> principal
+  std::unordered_map<std::string, cached> miss_cache_;  // key hash -> nullopt (unknown)
   struct stats_source;
   /// The broker's queue numbers, read on stats_'s thread (no pool connection
   /// held meanwhile); nullopt when the read failed or took over `most`.

@@ -52,6 +52,13 @@ std::string hash_api_key(std::string_view api_key) {
   return hex(md, len);
 }
 
+bool well_formed_api_key(std::string_view api_key) {
+  constexpr std::string_view prefix = "jk_";
+  return api_key.size() == prefix.size() + 48 && api_key.starts_with(prefix) &&
+         std::all_of(api_key.begin() + prefix.size(), api_key.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
 std::optional<principal> authenticate_key(pqxx::connection& c, std::string_view api_key) {
   pqxx::read_transaction r(c);
   auto res = r.exec_params(authenticate_sql, hash_api_key(api_key));

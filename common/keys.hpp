@@ -68,5 +68,8 @@ std::optional<std::string> revoke_api_key(pqxx::connection& c, const tenant_id& 
 
 /// Hex SHA-256 of a key.
 std::string hash_api_key(std::string_view api_key);
+/// Whether `api_key` has the form of the keys this platform makes ("jk_"
+/// and 48 lower-case hex digits): any other is unknown without a lookup.
+bool well_formed_api_key(std::string_view api_key);
 
 }  // namespace jobs
