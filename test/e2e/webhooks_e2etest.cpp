@@ -611,55 +611,6 @@ TEST_CASE("endpoints through the API; the circuit breaker pauses a failing endpo
   CHECK(sink.requests("/ok/orphan").empty());
 }
 
-TEST_CASE("a half-open endpoint gets one trial delivery at a time; the backlog waits for it") {
-  // Paused after two failures for 2 s. Six jobs wait; each time the pause
-  // ends, one of them is the trial (the receiver still failing: the two
-  // trials fail, 2 s apart, and pause it again), the third trial succeeds,
-  // then the five others go, each on its first counted attempt or second.
-  webhook_sink sink;
-  scratch s;
-  auto env = sink_env();
-  env["JOBS_WEBHOOK_BREAKER_FAILURES"] = "2";
-  env["JOBS_WEBHOOK_BREAKER_COOLDOWN_MS"] = "2000";
-  env["JOBS_WEBHOOK_TIMEOUT_MS"] = "1000";
-  platform p(s, {"webhooks"}, env);
-  auto key = create_key(s.pg_url, "acme");
-  put_endpoint(s.pg_url, "acme", "herd", {secret_a}, "{100}");
-  http_client h(p.port);
-  auto first = submit(h, key, {{"url", sink.base() + "/fail/4/herd"}, {"endpoint", "herd"}}, 10);
-  REQUIRE(wait_until(
-      [&] { return h.get("/v1/webhook-endpoints/herd", key).json().at("state") == "paused"; },
-      20s));
-  std::vector<std::string> ids{first};
-  for (int i = 0; i < 5; ++i)
-    ids.push_back(
-        submit(h, key, {{"url", sink.base() + "/fail/4/herd"}, {"endpoint", "herd"}}, 10));
-  bool half_open_seen = false;
-  for (const auto& id : ids) {
-    auto job = wait_final(h, key, id, 40s);
-    CHECK(state(job) == "succeeded");
-    if (!half_open_seen)
-      half_open_seen = h.get("/v1/webhook-endpoints/herd", key).json().at("state") == "half_open";
-    for (const auto& a : job.at("attempt_history").as_array())
-      if (a.at("outcome") == "scheduled" &&
-          a.at("error") == "endpoint herd half-open: waiting for the outcome of its trial delivery")
-        half_open_seen = true;
-  }
-  CHECK(half_open_seen);
-  auto got = sink.requests("/fail/4/herd");
-  REQUIRE(got.size() == 10);  // 4 failures, 6 successes
-  // The trials (requests 3, 4 and 5) each alone, a pause apart: the backlog
-  // of six was never sent at once into a receiver still failing.
-  CHECK(got[3].at - got[2].at >= 1500ms);
-  CHECK(got[4].at - got[3].at >= 1500ms);
-  // Four failures in all, so the six jobs used 10 counted attempts.
-  long attempts = 0;
-  for (const auto& id : ids)
-    attempts += h.get("/v1/jobs/" + id, key).json().at("attempts").as_int64();
-  CHECK(attempts == 10);
-  CHECK(h.get("/v1/webhook-endpoints/herd", key).json().at("state") == "active");
-}
-
 TEST_CASE_FIXTURE(delivering,
                   "a cancel, or the job's timeout, stops a delivery in flight at once") {
   auto id = submit(h, key, {{"url", sink.base() + "/slow/20000/cancel"}, {"timeout_ms", 30000}});

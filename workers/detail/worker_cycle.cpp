@@ -226,7 +226,9 @@ void worker::impl::cycle() {
       if (outcomes.empty() || !is_data_error(e)) throw;
       log_warn("the database refused a round's outcomes; finding which",
                {{"error", first_line(e.what())}, {"outcomes", outcomes.size()}});
-      set_aside_unstorable(outcomes);
+      // None refused alone (the round as a whole, or its claims): as any
+      // database error, with the loop's backoff.
+      if (!set_aside_unstorable(outcomes)) throw;
       return;
     }
   }
@@ -245,7 +247,7 @@ void worker::impl::cycle() {
   broker_check();
 }
 
-void worker::impl::set_aside_unstorable(const std::vector<job_outcome>& outcomes) {
+bool worker::impl::set_aside_unstorable(const std::vector<job_outcome>& outcomes) {
   std::vector<std::pair<std::size_t, std::string>> refused;
   with_db([&](pqxx::connection& conn) {
     refused.clear();
@@ -276,6 +278,7 @@ void worker::impl::set_aside_unstorable(const std::vector<job_outcome>& outcomes
               : "the job's outcome could not be stored: the database refused it (" + error + ")");
     f.hooks.clear();
   }
+  return !refused.empty();
 }
 
 job_outcome worker::impl::outcome_of(const claimed_job& job, const handler_result& result) {
@@ -315,6 +318,7 @@ void worker::impl::completed(const std::vector<job_outcome>& outcomes,
   std::vector<uint64_t> tags;
   std::unordered_set<std::string> recorded(landed.begin(), landed.end());
   for (const auto& out : outcomes) {
+    if (!set_aside.empty()) set_aside.erase(out.id);
     auto* j = running.find(out.id);
     if (!j) continue;
     bool lands = recorded.contains(out.id);

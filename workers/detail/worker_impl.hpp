@@ -209,8 +209,8 @@ struct worker::impl {
   // die of the delivery limit. Each outcome is tried alone (in a savepoint
   // rolled back) and each one refused becomes a permanent error saying so,
   // so the job ends dead; one refused a second time gets a fixed error text.
-  // The next round writes them.
-  void set_aside_unstorable(const std::vector<job_outcome>& outcomes);
+  // The next round writes them. False when none was refused alone.
+  bool set_aside_unstorable(const std::vector<job_outcome>& outcomes);
   std::unordered_set<std::string> set_aside;  // job ids whose outcome was refused once
   // A job whose handler the drain deadline stopped: back to `scheduled`, due
   // now (the scheduler publishes it again), its attempt not counted, as a

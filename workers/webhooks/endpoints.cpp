@@ -9,42 +9,21 @@ namespace jobs::webhooks {
 namespace {
 constexpr const char* find_sql =
     "SELECT secrets, retry_schedule_ms, consecutive_failures, "
-    "       extract(epoch FROM paused_until)::float8, extract(epoch FROM trial_until)::float8 "
+    "       extract(epoch FROM paused_until)::float8 "
     "FROM webhook_endpoints WHERE tenant_id = $1 AND name = $2";
 
 constexpr const char* failure_sql =
     "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1, "
     "  paused_until = CASE WHEN consecutive_failures + 1 >= $3 "
     "    THEN now() + make_interval(secs => $4::float8 / 1000) ELSE paused_until END, "
-    "  trial_until = NULL, updated_at = now() "
+    "  updated_at = now() "
     "WHERE tenant_id = $1 AND name = $2";
 
 constexpr const char* reset_sql =
     "UPDATE webhook_endpoints SET consecutive_failures = 0, paused_until = NULL, "
-    "  trial_until = NULL, updated_at = now() "
+    "  updated_at = now() "
     "WHERE tenant_id = $1 AND name = $2 "
     "  AND (consecutive_failures <> 0 OR paused_until IS NOT NULL)";
-
-// The trial delivery of a half-open endpoint: taken by one caller at a time
-// (row lock), until its deadline. The others learn the state as it was:
-// closed meanwhile (paused_until NULL), paused again, or whose trial runs
-// until when.
-constexpr const char* trial_sql =
-    "WITH taken AS ("
-    "  UPDATE webhook_endpoints SET trial_until = now() + make_interval(secs => $3::float8 / 1000) "
-    "  WHERE tenant_id = $1 AND name = $2 AND paused_until <= now() "
-    "    AND (trial_until IS NULL OR trial_until <= now()) "
-    "  RETURNING 1) "
-    "SELECT EXISTS (SELECT FROM taken), extract(epoch FROM paused_until)::float8, "
-    "       extract(epoch FROM trial_until)::float8 "
-    "FROM webhook_endpoints WHERE tenant_id = $1 AND name = $2";
-
-std::optional<std::chrono::system_clock::time_point> time_of(const pqxx::field& f) {
-  if (f.is_null()) return std::nullopt;
-  return std::chrono::system_clock::time_point(
-      std::chrono::duration_cast<std::chrono::system_clock::duration>(
-          std::chrono::duration<double>(f.as<double>())));
-}
 
 // A PostgreSQL array of integers or texts as text: {a,b}.
 std::vector<std::string> array_items(const pqxx::field& f) {
@@ -90,8 +69,12 @@ std::optional<endpoint> endpoint_store::find(const std::string& tenant, const st
       for (const auto& g : gaps) ep->schedule->gaps.emplace_back(std::stoll(g));
     }
     ep->consecutive_failures = row[0][2].as<int>();
-    ep->paused_until = time_of(row[0][3]);
-    ep->trial_until = time_of(row[0][4]);
+    if (!row[0][3].is_null()) {
+      auto secs = row[0][3].as<double>();
+      ep->paused_until = std::chrono::system_clock::time_point(
+          std::chrono::duration_cast<std::chrono::system_clock::duration>(
+              std::chrono::duration<double>(secs)));
+    }
   }
   // Only endpoints found are kept: a miss must come from PostgreSQL just
   // now, or an endpoint created a moment ago would fail the jobs meant for it.
@@ -116,31 +99,6 @@ void endpoint_store::record_failure(const std::string& tenant, const std::string
     std::lock_guard lk(mu_);
     cache_.erase({tenant, name});
   });
-}
-
-trial endpoint_store::take_trial(const std::string& tenant, const std::string& name,
-                                 std::chrono::milliseconds deadline) {
-  std::lock_guard lk(mu_);
-  auto row = with_reconnect(conn_, url_, [&](pqxx::connection& c) {
-    pqxx::nontransaction n(c);
-    return n.exec_params(trial_sql, tenant, name, static_cast<double>(deadline.count()));
-  });
-  trial t;
-  if (row.empty()) return t;  // deleted meanwhile: the caller's next find() says so
-  t.taken = row[0][0].as<bool>();
-  auto paused_until = time_of(row[0][1]);
-  auto trial_until = time_of(row[0][2]);
-  auto now = std::chrono::system_clock::now();
-  if (t.taken || !paused_until) return t;  // the trial, or closed by a success meanwhile
-  t.paused = *paused_until > now;
-  t.wait_until = t.paused ? *paused_until : trial_until.value_or(now);
-  // Until then this process's other deliveries to it wait without asking.
-  auto key = std::pair{tenant, name};
-  if (auto it = cache_.find(key); it != cache_.end()) {
-    it->second.ep.paused_until = paused_until;
-    it->second.ep.trial_until = trial_until;
-  }
-  return t;
 }
 
 void endpoint_store::reset(pqxx::transaction_base& tx, const std::string& tenant,

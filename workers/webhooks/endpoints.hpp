@@ -9,10 +9,8 @@
 // until now + `cooldown` (each further failure extends the pause). A
 // success resets both (in the transaction that records it). While paused,
 // its jobs are snoozed until the pause ends: they wait, their attempts not
-// counted. When the pause ends the endpoint is half-open: one delivery at a
-// time is the trial (take_trial(), until its deadline and a margin), and
-// the others wait for its outcome; its success closes the breaker, its
-// failure pauses the endpoint again at once.
+// counted. When the pause ends, deliveries go out again (half-open); the
+// first failures pause it again at once.
 //
 // An endpoint found is cached for `cache_ttl` per process, with no
 // invalidation: a change (a PUT's new secrets or schedule, a deletion, the
@@ -40,17 +38,6 @@ struct endpoint {
   std::optional<retry_schedule> schedule;
   int consecutive_failures = 0;
   std::optional<std::chrono::system_clock::time_point> paused_until;
-  /// A half-open endpoint's trial delivery runs until then.
-  std::optional<std::chrono::system_clock::time_point> trial_until;
-};
-
-/// take_trial()'s answer: this delivery is the trial (`taken`), or it waits
-/// until `wait_until` (the pause's end, or the running trial's deadline), or
-/// neither: the breaker closed meanwhile, so it goes as any delivery.
-struct trial {
-  bool taken = false;
-  std::optional<std::chrono::system_clock::time_point> wait_until;
-  bool paused = false;  ///< waiting for a pause (a trial failed), not for a trial
 };
 
 class endpoint_store {
@@ -61,10 +48,6 @@ class endpoint_store {
   /// nullopt when the tenant has no such endpoint in PostgreSQL now (read
   /// fresh, never from the cache). Throws pqxx errors.
   std::optional<endpoint> find(const std::string& tenant, const std::string& name);
-  /// For a half-open endpoint (its pause over): makes this delivery the
-  /// trial, for `deadline`, if no other trial runs. Throws pqxx errors.
-  trial take_trial(const std::string& tenant, const std::string& name,
-                   std::chrono::milliseconds deadline);
   /// Counts a retryable failure (asynchronously).
   void record_failure(const std::string& tenant, const std::string& name);
   /// The statement that resets the breaker, for a success's commit hook.

@@ -19,9 +19,6 @@ namespace jobs::webhooks {
 namespace asio = boost::asio;
 using sys_clock = std::chrono::system_clock;
 
-// A half-open endpoint's trial delivery is its own for its deadline and this.
-constexpr std::chrono::seconds trial_margin{1};
-
 // A result keeps the first 4 KiB of the answer's body, as text.
 constexpr std::size_t stored_body = 4096;
 
@@ -127,20 +124,6 @@ void webhook_service::deliver(const job_context& ctx, completion done) {
   if (ep->paused_until && *ep->paused_until > now)
     return done(handler_error::snooze("endpoint " + del.endpoint + " paused by its circuit breaker",
                                       *ep->paused_until));
-  if (ep->paused_until) {
-    // Half-open: one delivery goes first (the trial), within its deadline
-    // and a margin for the worker to record it; the others wait for what it
-    // finds, their attempts not counted.
-    auto t = ep->trial_until && *ep->trial_until > now
-                 ? trial{.wait_until = ep->trial_until}
-                 : impl_->endpoints.take_trial(tenant, del.endpoint, del.timeout + trial_margin);
-    if (t.wait_until)
-      return done(handler_error::snooze(
-          "endpoint " + del.endpoint +
-              (t.paused ? " paused by its circuit breaker"
-                        : " half-open: waiting for the outcome of its trial delivery"),
-          std::max(*t.wait_until, now + std::chrono::seconds(1))));
-  }
   if (ep->consecutive_failures > 0 || ep->paused_until)
     ctx.on_success_commit([tenant, name = del.endpoint](pqxx::transaction_base& tx) {
       endpoint_store::reset(tx, tenant, name);
