@@ -961,13 +961,20 @@ TEST_CASE("fault 23: an outcome PostgreSQL refuses ends its job dead; the round'
                {{"JOBS_TEST_FAULT", "worker_unstorable_result"}, {"JOBS_WORKER_CONCURRENCY", "8"}});
   auto key = create_key(s.pg_url, "acme");
   http_client h(p.port);
-  // Rounds of a few jobs each, the refused one among them.
-  std::vector<std::string> ids;
+  // Rounds of several jobs each (one batch, claimed eight at a time), the
+  // refused one among them.
+  boost::json::array batch;
   for (int i = 0; i < 20; ++i)
-    ids.push_back(
-        submit_job(h, key,
-                   fmt::format(R"({{"queue":"processing","type":"noop","payload":{{"echo":{}}}}})",
-                               i == 7 ? R"({"unstorable":true})" : std::to_string(i))));
+    batch.push_back(boost::json::parse(
+        fmt::format(R"({{"queue":"processing","type":"noop","payload":{{"echo":{}}}}})",
+                    i == 7 ? R"({"unstorable":true})" : std::to_string(i))));
+  auto r = h.post_json("/v1/jobs/batch",
+                       boost::json::serialize(boost::json::object{{"jobs", batch}}), key);
+  REQUIRE_MESSAGE(r.status == 202, r.body);
+  auto answer = r.json();
+  std::vector<std::string> ids;
+  for (const auto& j : answer.at("jobs").as_array()) ids.emplace_back(j.at("id").as_string());
+  REQUIRE(ids.size() == 20);
   CHECK(wait_until([&] { return succeeded(s.pg_url) == 19; }, 30s));
   auto bad = h.get("/v1/jobs/" + ids[7], key).json().as_object();
   CHECK(bad.at("state") == "dead");

@@ -248,22 +248,22 @@ void worker::impl::cycle() {
 }
 
 bool worker::impl::set_aside_unstorable(const std::vector<job_outcome>& outcomes) {
+  // Each in a transaction of its own, rolled back: after an error a
+  // transaction takes nothing more, and a savepoint's rollback is one more
+  // statement that a failed one may leave unsent.
   std::vector<std::pair<std::size_t, std::string>> refused;
-  with_db([&](pqxx::connection& conn) {
-    refused.clear();
-    pqxx::work tx(conn);
-    for (std::size_t i = 0; i < outcomes.size(); ++i) {
-      try {
-        pqxx::subtransaction alone(tx, "alone");
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    try {
+      with_db([&](pqxx::connection& conn) {
+        pqxx::work alone(conn);
         complete_jobs(alone, std::span(&outcomes[i], 1), o().worker_id);
         alone.abort();
-      } catch (const pqxx::sql_error& e) {
-        if (!is_data_error(e)) throw;
-        refused.emplace_back(i, first_line(e.what()));
-      }
+      });
+    } catch (const pqxx::sql_error& e) {
+      if (!is_data_error(e)) throw;
+      refused.emplace_back(i, first_line(e.what()));
     }
-    tx.abort();
-  });
+  }
   for (auto& [i, error] : refused) {
     auto& f = finished[i];
     bool again = !set_aside.insert(f.job.id).second;
