@@ -20,13 +20,18 @@ constexpr const char* lock_tenants_sql = R"(
 // row among the candidates, a lease taken over, is not counted twice). The
 // claimable conditions (claimable_sql, as in claim_jobs()) are repeated in the
 // UPDATE so that a row changed meanwhile is judged again on its new version.
-// A row this worker already holds `running` is taken back, as in claim_jobs().
+// A row this worker already holds `running` is taken back, as in claim_jobs(),
+// whatever the room (it is running already) and before the rows it does not
+// hold take what room there is: it would otherwise be neither claimed nor
+// deferred, and its message dropped while the job waited for its lease.
 // started_at is the clock after the count (not the transaction's start, which
 // may precede a wait for the lock), so the attempts' times show the cap held.
 const std::string claim_capped_sql = fmt::format(R"(
   WITH c AS (
-    SELECT j.id, j.tenant_id,
-           row_number() OVER (PARTITION BY j.tenant_id ORDER BY j.priority DESC, j.run_at, j.id) AS rn
+    SELECT j.id, j.tenant_id, j.state::text = 'running' AND j.worker_id = $2 AS own,
+           row_number() OVER (PARTITION BY j.tenant_id
+                              ORDER BY j.state::text = 'running' AND j.worker_id = $2 DESC,
+                                       j.priority DESC, j.run_at, j.id) AS rn
     FROM jobs j
     WHERE j.id = ANY($1::uuid[]) AND {1}
   ), room AS (
@@ -38,7 +43,7 @@ const std::string claim_capped_sql = fmt::format(R"(
     FROM (SELECT DISTINCT tenant_id FROM c) t
     LEFT JOIN tenant_limits l ON l.tenant_id = t.tenant_id
   ), fits AS (
-    SELECT c.id, room.unlimited OR c.rn <= room.free AS fits
+    SELECT c.id, c.own OR room.unlimited OR c.rn <= room.free AS fits
     FROM c JOIN room ON room.tenant_id = c.tenant_id
   ), claimed AS (
     UPDATE jobs j SET {0}

@@ -13,6 +13,8 @@
 #include "workers/webhooks/webhooks.hpp"
 #include "workers/worker.hpp"
 
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
@@ -97,6 +99,14 @@ int main(int argc, char** argv) {
                                 {"deferred", w.stats().deferred.load()},
                                 {"dropped", w.stats().dropped.load()},
                                 {"lost_leases", w.stats().lost.load()}});
+    if (auto left = w.handlers_left()) {
+      // Their threads would be joined for as long as they run: a stop takes
+      // the drain deadline and the grace, not a handler's whim.
+      log_warn("handlers still running at exit; not waiting for them",
+               {{"handlers", static_cast<std::int64_t>(left)}});
+      std::fflush(nullptr);
+      std::_Exit(0);
+    }
     return 0;
   } catch (const std::exception& e) {
     log_error(check_only ? "a setting is wrong" : "worker failed to start", {{"error", e.what()}});

@@ -191,10 +191,20 @@ void worker::impl::run() {
         ::poll(p, stopping ? 1 : 2, stopping ? idle_poll_ms : until_connect());
       }
       apply_pause();
-      cycle();
+      // A round the database refused does not hold back the leases of the
+      // jobs in hand, their cancels and their timeouts: those are statements
+      // of their own, which may well succeed where the round did not. (A
+      // lost connection fails them too: the loop's backoff comes first.)
+      std::exception_ptr round_failed;
+      try {
+        cycle();
+      } catch (const pqxx::sql_error&) {
+        round_failed = std::current_exception();
+      }
       take_cancel_requests();
       stop_overdue();
       renew_leases();
+      if (round_failed) std::rethrow_exception(round_failed);
       if (db && db->is_open()) plans.tick(*db);
       gauge();
       backoff = std::chrono::milliseconds(100);
@@ -237,6 +247,8 @@ worker::worker(worker_options o, const handler_registry& handlers)
 worker::~worker() = default;
 
 void worker::run() { impl_->run(); }
+
+std::size_t worker::handlers_left() const { return impl_->running.busy(); }
 
 void worker::stop() noexcept {
   impl_->stopping = true;

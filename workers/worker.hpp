@@ -96,6 +96,10 @@ class worker {
   void run();
   void stop() noexcept;
   const std::string& id() const { return opts_.worker_id; }
+  /// After run(): handlers that have not returned (written off, or left
+  /// running when the worker gave up on recording them). The worker cannot
+  /// be destroyed while they run: the process ends without waiting instead.
+  std::size_t handlers_left() const;
 
   struct counters {
     /// failed: retry scheduled; snoozed: back to scheduled; dropped: a message

@@ -92,6 +92,26 @@ TEST_CASE("a claim over the cap defers the rest of the tenant's jobs, not the ot
   CHECK(off.deferred.empty());
 }
 
+TEST_CASE("a holder's own running jobs come back within its claim before new ones take the room") {
+  // The claim's commit went unconfirmed, so the worker claims its jobs again,
+  // beside a new job that sorts first (a higher priority): the held ones are
+  // running already and come back; the new one is over the cap, deferred.
+  scratch s;
+  auto a = insert_many(s.pg_url, "alpha", 3);
+  auto c = pg_connect(s.pg_url);
+  std::vector<std::string> held{a[0], a[1]};
+  REQUIRE(claim(*c, held, 2).claimed.size() == 2);
+  pqxx::nontransaction(*c).exec("UPDATE jobs SET priority = 10 WHERE id = '" + a[2] + "'");
+  auto r = claim(*c, {a[2], a[0], a[1]}, 2);
+  CHECK(r.claimed.size() == 2);
+  for (const auto& j : r.claimed) {
+    CHECK(j.id != a[2]);
+    CHECK(j.attempt == 1);
+  }
+  CHECK(r.deferred == std::vector<std::string>{a[2]});
+  CHECK(running(s.pg_url, "alpha") == 2);
+}
+
 TEST_CASE("a tenant_limits row overrides the default cap, 0 there meaning none") {
   scratch s;
   {

@@ -272,9 +272,10 @@ TEST_CASE("a drain past its deadline hands the running jobs back, their attempts
                           std::to_string(sleep_ms) + R"(},"max_attempts":1})");
   };
   // noop snoozes when stopped, test.count fails ("stopped before finishing"),
-  // test.ignore_stop never looks: written off after the grace.
+  // test.ignore_stop never looks: written off after the grace, and the
+  // worker exits without waiting for it (its 60 s would outlast the wait).
   std::vector<std::string> ids{job("noop", 60000), job("test.count", 60000),
-                               job("test.ignore_stop", 4000)};
+                               job("test.ignore_stop", 60000)};
   REQUIRE(wait_until(
       [&] { return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'running'") == 3; },
       30s));
@@ -498,6 +499,48 @@ TEST_CASE("a dead job retried through the API runs again, its history kept") {
   CHECK(refused.json().at("code") == "not_retryable");
   CHECK(refused.json().at("detail") ==
         "the job's state is succeeded: only a dead or failed job can be retried");
+}
+
+TEST_CASE("commit hooks that fail in one round retry their attempts alone; the rest land") {
+  // One batch, claimed eight at a time: each round completes several jobs
+  // whose second hook fails (a division by zero) after their first wrote,
+  // beside jobs whose hooks succeed, and two whose result is over the
+  // worker's limit (dead: their hooks must not run).
+  scratch s;
+  platform p(s, {}, {}, true);
+  p.add_worker("processing", {{"JOBS_WORKER_CONCURRENCY", "8"}});
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  boost::json::array batch;
+  for (int i = 0; i < 26; ++i)
+    batch.push_back(boost::json::parse(
+        i == 5 || i == 17 ? R"({"queue":"processing","type":"test.count",)"
+                            R"("payload":{"result_bytes":1100000}})"
+        : i % 3 == 0      ? R"({"queue":"processing","type":"test.count","payload":{}})"
+                          : R"({"queue":"processing","type":"test.hook_fail",)"
+                            R"("payload":{"hook_fail_times":1},"backoff":{"base_ms":50}})"));
+  auto r = h.post_json("/v1/jobs/batch",
+                       boost::json::serialize(boost::json::object{{"jobs", batch}}), key);
+  REQUIRE_MESSAGE(r.status == 202, r.body);
+  CHECK(all_succeed(s.pg_url, 24, 60s));
+  CHECK(wait_until(
+      [&] { return count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'dead'") == 2; }, 30s));
+  CHECK(count(s.pg_url,
+              "SELECT count(*) FROM jobs WHERE type = 'test.hook_fail' AND attempts = 2 "
+              "AND state = 'succeeded'") == 15);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE type = 'test.count' AND attempts = 1") ==
+        11);
+  CHECK(count(s.pg_url,
+              "SELECT count(*) FROM job_attempts WHERE error LIKE "
+              "'commit hook failed: %division by zero%'") == 15);
+  // Each success counted once: the failed attempts' counts were undone, and
+  // the dead jobs' hooks never ran.
+  auto once = handled(s.pg_url);
+  CHECK(once.size() == 24);
+  for (const auto& [id, n] : once) CHECK_MESSAGE(n == 1, id);
+  CHECK(count(s.pg_url,
+              "SELECT count(*) FROM test_handled t JOIN jobs j ON j.id = t.job_id "
+              "WHERE j.state <> 'succeeded'") == 0);
 }
 
 TEST_CASE("the API serves keep-alive connections on each of its threads and stops with them open") {

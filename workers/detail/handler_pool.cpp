@@ -48,6 +48,7 @@ handler_pool::~handler_pool() {
   {
     std::lock_guard lk(mu_);
     stopping_ = true;
+    queue_.clear();  // not started: the worker gave up on them, their leases return them
   }
   cv_.notify_all();
   for (auto& t : threads_) t.join();

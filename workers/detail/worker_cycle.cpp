@@ -25,6 +25,21 @@ std::string first_line(std::string_view text) {
   while (line.starts_with(' ')) line.remove_prefix(1);
   return std::string(line);
 }
+
+// A savepoint set when it is made. libpqxx 6 sends a subtransaction's
+// SAVEPOINT with its first exec(), but exec_params() and exec_prepared() go
+// to the connection without it: a hook using only those ran outside any
+// savepoint, so a hook that failed kept what it had written, and a
+// statement of its that failed aborted the whole round.
+class savepoint : public pqxx::subtransaction {
+ public:
+  // namedclass is a virtual base: the most derived class names it.
+  savepoint(pqxx::dbtransaction& tx, const std::string& name)
+      : pqxx::internal::namedclass("subtransaction", tx.conn().adorn_name(name)),
+        pqxx::subtransaction(tx, name) {
+    Begin();
+  }
+};
 }  // namespace
 
 worker::impl::claims worker::impl::pick_claims(const std::vector<detail::finished_job>& ending) {
@@ -193,6 +208,8 @@ void worker::impl::cycle() {
         out.result_json = "{\"unstorable\":";
   capped_claim got;
   std::vector<std::string> landed;
+  std::vector<job_outcome> hooked;  // the outcomes as the hooks left them
+  bool with_hooks = false;
   int tries = 0;
   try {
     got = with_db([&](pqxx::connection& conn) {
@@ -210,9 +227,13 @@ void worker::impl::cycle() {
         return capped_claim{std::move(round.claimed), {}};
       }
       pqxx::work tx(conn);
-      if (!outcomes.empty()) {
-        run_commit_hooks(tx, outcomes);
-        landed = complete_jobs(tx, outcomes, o().worker_id);
+      // A hook that fails turns its outcome into a failed attempt; sent
+      // again on a new connection, the round starts from the handlers'.
+      with_hooks = hooks;
+      auto& round = hooks ? (hooked = outcomes) : outcomes;
+      if (!round.empty()) {
+        if (hooks) run_commit_hooks(tx, round);
+        landed = complete_jobs(tx, round, o().worker_id);
       }
       auto r = claim_jobs_capped(tx, c.ids, o().worker_id, o().lease, o().caps);
       tx.commit();
@@ -221,6 +242,12 @@ void worker::impl::cycle() {
   } catch (...) {
     for (auto it = c.taken.rbegin(); it != c.taken.rend(); ++it) waiting.push_front(std::move(*it));
     try {
+      throw;
+    } catch (const pqxx::in_doubt_error&) {
+      // The COMMIT was sent and its answer lost: the outcomes may have
+      // landed, and the next round, sending them again, learns nothing
+      // from their not landing then.
+      round_in_doubt = true;
       throw;
     } catch (const pqxx::sql_error& e) {
       if (outcomes.empty() || !is_data_error(e)) throw;
@@ -242,7 +269,9 @@ void worker::impl::cycle() {
     fault_done = true;
     amqp->sever();
   }
-  completed(outcomes, landed, tries > 1);
+  if (with_hooks) outcomes = std::move(hooked);
+  completed(outcomes, landed, tries > 1 || round_in_doubt);
+  round_in_doubt = false;
   start_claimed(got, c);
   broker_check();
 }
@@ -407,8 +436,10 @@ void worker::impl::ended(const detail::in_hand& j, job_state s) {
 void worker::impl::run_commit_hooks(pqxx::work& tx, std::vector<job_outcome>& outcomes) {
   std::vector<std::size_t> with_hooks;
   std::vector<job_outcome> candidates;
+  // Only for a success: a result the worker refused (too large, too deep)
+  // makes the job dead, and its hooks must not commit with that.
   for (std::size_t i = 0; i < finished.size(); ++i)
-    if (!finished[i].hooks.empty()) {
+    if (!finished[i].hooks.empty() && outcomes[i].state == job_state::succeeded) {
       with_hooks.push_back(i);
       candidates.push_back(outcomes[i]);
     }
@@ -417,7 +448,7 @@ void worker::impl::run_commit_hooks(pqxx::work& tx, std::vector<job_outcome>& ou
   for (auto i : with_hooks) {
     if (std::find(owned.begin(), owned.end(), outcomes[i].id) == owned.end()) continue;
     try {
-      pqxx::subtransaction sub(tx, "hook");
+      savepoint sub(tx, "hook");
       for (auto& hook : finished[i].hooks) hook(sub);
       sub.commit();
     } catch (const pqxx::broken_connection&) {

@@ -206,12 +206,13 @@ struct worker::impl {
   // The round's write failed on a data error (SQLSTATE class 22, 23 or 54):
   // something in an outcome PostgreSQL will never take, which would stall
   // the worker, retrying the round for ever, while the queue's other jobs
-  // die of the delivery limit. Each outcome is tried alone (in a savepoint
-  // rolled back) and each one refused becomes a permanent error saying so,
+  // die of the delivery limit. Each outcome is tried alone (in a transaction
+  // of its own, rolled back) and each one refused becomes a permanent error saying so,
   // so the job ends dead; one refused a second time gets a fixed error text.
   // The next round writes them. False when none was refused alone.
   bool set_aside_unstorable(const std::vector<job_outcome>& outcomes);
   std::unordered_set<std::string> set_aside;  // job ids whose outcome was refused once
+  bool round_in_doubt = false;                // the last round's COMMIT went unanswered
   // A job whose handler the drain deadline stopped: back to `scheduled`, due
   // now (the scheduler publishes it again), its attempt not counted, as a
   // snooze; the attempt row says why.
@@ -237,8 +238,9 @@ struct worker::impl {
   void lost_attempt(int attempt, const std::string& id, const std::string& trace,
                     std::string_view outcome);
 
-  // Commit hooks run only for outcomes that will land (their rows locked
-  // first), each in a savepoint: a hook that throws fails its attempt alone.
+  // Commit hooks run only for successes that will land (their rows locked
+  // first), each job's in a savepoint: a hook that throws, or whose
+  // statement fails, fails its attempt alone, and what it wrote is undone.
   void run_commit_hooks(pqxx::work& tx, std::vector<job_outcome>& outcomes);
 
   void renew_leases();
