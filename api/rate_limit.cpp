@@ -1,5 +1,7 @@
 #include "api/rate_limit.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -10,6 +12,31 @@ double rate_limits::max_request_cost() const {
   if (key_per_second > 0) most = key_burst;
   if (tenant_per_second > 0) most = most > 0 ? std::min(most, tenant_burst) : tenant_burst;
   return most;
+}
+
+rate_limiter::rate_limiter(rate_limits l) : limits_(l) {
+  auto add = [&](const char* name, double rate, double burst) {
+    if (rate <= 0) return;
+    if (!policy_.empty()) policy_ += ", ";
+    policy_ += fmt::format("\"{}\";q={};w={}", name, static_cast<long long>(std::floor(burst)),
+                           std::max(1LL, static_cast<long long>(std::ceil(burst / rate))));
+  };
+  add("key", limits_.key_per_second, limits_.key_burst);
+  add("tenant", limits_.tenant_per_second, limits_.tenant_burst);
+}
+
+std::string rate_limiter::field(const quotas& q) {
+  std::string out;
+  for (int i = 0; i < q.n; ++i) {
+    const auto& b = q.of[static_cast<std::size_t>(i)];
+    auto remaining = static_cast<long long>(std::floor(std::max(0.0, b.tokens)));
+    auto full = b.tokens >= b.burst
+                    ? 0LL
+                    : static_cast<long long>(std::ceil((b.burst - b.tokens) / b.per_second));
+    if (!out.empty()) out += ", ";
+    out += fmt::format("\"{}\";r={};t={}", b.name, remaining, full);
+  }
+  return out;
 }
 
 void rate_limiter::refill(bucket& b, double rate, double burst, clock::time_point now) {
@@ -33,7 +60,7 @@ void rate_limiter::sweep(clock::time_point now) {
 
 std::optional<rate_limiter::refusal> rate_limiter::take(const std::string& key_hash,
                                                         const std::string& tenant, double n,
-                                                        clock::time_point now) {
+                                                        clock::time_point now, quotas* seen) {
   bool by_key = limits_.key_per_second > 0, by_tenant = limits_.tenant_per_second > 0;
   if (!by_key && !by_tenant) return std::nullopt;
   std::lock_guard lk(mu_);
@@ -54,15 +81,26 @@ std::optional<rate_limiter::refusal> rate_limiter::take(const std::string& key_h
   bucket* k = by_key ? &get(keys_, key_hash, limits_.key_per_second, limits_.key_burst) : nullptr;
   bucket* t =
       by_tenant ? &get(tenants_, tenant, limits_.tenant_per_second, limits_.tenant_burst) : nullptr;
+  auto report = [&] {
+    if (!seen) return;
+    seen->n = 0;
+    if (k) seen->of[seen->n++] = {"key", k->tokens, limits_.key_per_second, limits_.key_burst};
+    if (t)
+      seen->of[seen->n++] = {"tenant", t->tokens, limits_.tenant_per_second, limits_.tenant_burst};
+  };
+  std::optional<refusal> refused;
   if (k)
     if (auto w = wait(*k, limits_.key_per_second, limits_.key_burst); w.count() > 0)
-      return refusal{w, "key"};
-  if (t)
+      refused = refusal{w, "key"};
+  if (t && !refused)
     if (auto w = wait(*t, limits_.tenant_per_second, limits_.tenant_burst); w.count() > 0)
-      return refusal{w, "tenant"};
-  if (k) k->tokens -= n;
-  if (t) t->tokens -= n;
-  return std::nullopt;
+      refused = refusal{w, "tenant"};
+  if (!refused) {
+    if (k) k->tokens -= n;
+    if (t) t->tokens -= n;
+  }
+  report();
+  return refused;
 }
 
 }  // namespace jobs

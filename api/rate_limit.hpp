@@ -11,6 +11,7 @@
 //
 // Thread-safety: take() from any thread.
 
+#include <array>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -32,7 +33,7 @@ struct rate_limits {
 class rate_limiter {
  public:
   using clock = std::chrono::steady_clock;
-  explicit rate_limiter(rate_limits l) : limits_(l) {}
+  explicit rate_limiter(rate_limits l);
 
   /// Takes `n` tokens from both buckets, or none: nullopt when allowed,
   /// else how long until both would hold `n`, and which limit it was.
@@ -40,8 +41,27 @@ class rate_limiter {
     std::chrono::milliseconds wait;
     const char* limit;  ///< "key" or "tenant"
   };
+  /// The buckets a request drew from, as they are after it (or as they
+  /// were, when it was refused), for its response's RateLimit field.
+  struct quota {
+    const char* name = "";  ///< "key" or "tenant"
+    double tokens = 0;      ///< below 0 after a batch larger than the burst overdrew it
+    double per_second = 0, burst = 0;
+  };
+  struct quotas {
+    std::array<quota, 2> of{};
+    int n = 0;  ///< the limits that are on
+  };
   std::optional<refusal> take(const std::string& key_hash, const std::string& tenant, double n,
-                              clock::time_point now = clock::now());
+                              clock::time_point now = clock::now(), quotas* seen = nullptr);
+
+  /// The RateLimit-Policy field (draft-ietf-httpapi-ratelimit-headers):
+  /// each limit that is on as `"name";q=BURST;w=SECONDS`, w the time an
+  /// empty bucket takes to fill. Empty when both are off.
+  const std::string& policy_field() const { return policy_; }
+  /// The RateLimit field: `"name";r=REMAINING;t=SECONDS` for each, t the
+  /// time until the bucket is full again.
+  static std::string field(const quotas& q);
 
  private:
   struct bucket {
@@ -52,6 +72,7 @@ class rate_limiter {
   void sweep(clock::time_point now);
 
   rate_limits limits_;
+  std::string policy_;
   std::mutex mu_;
   std::unordered_map<std::string, bucket> keys_, tenants_;
   clock::time_point next_sweep_{};

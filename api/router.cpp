@@ -414,7 +414,9 @@ boost::asio::awaitable<http_response> router::route(const http_request& req,
   if (found.entry->needs_key)
     if (auto bad = refused_input(*found.entry, found.param, ctx.query, req.body()))
       co_return fail(*bad);
-  co_return co_await (this->*found.entry->fn)(ctx);
+  auto res = co_await (this->*found.entry->fn)(ctx);
+  quota_fields(res, ctx);
+  co_return res;
 }
 
 boost::asio::awaitable<http_response> router::health(const request_context& ctx) {

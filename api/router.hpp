@@ -128,6 +128,8 @@ class router {
     std::string param;             ///< the {id} segment, if the route has one
     boost::urls::params_view query;
     std::string key_hash = {};  ///< of the request's key, on routes that need one
+    /// The buckets the request drew from (limit()): its response's RateLimit fields.
+    mutable std::optional<rate_limiter::quotas> quotas = {};
   };
   using handler = boost::asio::awaitable<http_response> (router::*)(const request_context&);
 
@@ -180,6 +182,8 @@ class router {
   /// Takes `n` tokens for the request's key and tenant; the 429 when there
   /// are not enough.
   std::optional<http_response> limit(const request_context& ctx, double n);
+  /// RateLimit-Policy and RateLimit on a response to a request limit() saw.
+  void quota_fields(http_response& res, const request_context& ctx) const;
   // api/webhook_routes.cpp
   boost::asio::awaitable<http_response> put_endpoint(const request_context& ctx);
   boost::asio::awaitable<http_response> delete_endpoint(const request_context& ctx);

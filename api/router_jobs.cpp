@@ -21,6 +21,8 @@ std::string request_trace_id(const http_request& req) {
 
 constexpr std::string_view idempotency_key_header = "Idempotency-Key";
 constexpr std::string_view idempotent_replayed_header = "Idempotent-Replayed";
+constexpr std::string_view ratelimit_policy_header = "RateLimit-Policy";
+constexpr std::string_view ratelimit_header = "RateLimit";
 }  // namespace
 
 boost::asio::awaitable<http_response> router::get_job(const request_context& ctx) {
@@ -226,14 +228,25 @@ boost::asio::awaitable<http_response> router::list(const request_context& ctx) {
 
 std::optional<http_response> router::limit(const request_context& ctx, double n) {
   if (n <= 0) return std::nullopt;
-  auto refused = limiter_.take(ctx.key_hash, ctx.who->tenant.value, n);
+  rate_limiter::quotas seen;
+  auto refused =
+      limiter_.take(ctx.key_hash, ctx.who->tenant.value, n, rate_limiter::clock::now(), &seen);
+  if (seen.n > 0) ctx.quotas = seen;
   if (!refused) return std::nullopt;
   auto p = make_problem(429, "rate_limited",
                         fmt::format("over this {}'s request rate; retry after the Retry-After "
                                     "seconds",
                                     refused->limit));
   p.retry_after_s = static_cast<int>((refused->wait.count() + 999) / 1000);
-  return problem_response(p, ctx.req.version(), ctx.req.keep_alive());
+  auto res = problem_response(p, ctx.req.version(), ctx.req.keep_alive());
+  quota_fields(res, ctx);
+  return res;
+}
+
+void router::quota_fields(http_response& res, const request_context& ctx) const {
+  if (!ctx.quotas || res.count(ratelimit_header)) return;
+  res.set(ratelimit_policy_header, limiter_.policy_field());
+  res.set(ratelimit_header, rate_limiter::field(*ctx.quotas));
 }
 
 boost::asio::awaitable<http_response> router::create_key(const request_context& ctx) {

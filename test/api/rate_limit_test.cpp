@@ -51,3 +51,29 @@ TEST_CASE("no limits: everything passes") {
   rate_limiter r({});
   for (int i = 0; i < 1000; ++i) CHECK_FALSE(r.take("k", "t", 1000));
 }
+
+TEST_CASE("the RateLimit fields: each limit on, what is left and when it is full again") {
+  rate_limiter both(
+      {.key_per_second = 10, .key_burst = 25, .tenant_per_second = 4, .tenant_burst = 10});
+  CHECK(both.policy_field() == R"("key";q=25;w=3, "tenant";q=10;w=3)");
+  auto t0 = rate_limiter::clock::now();
+  rate_limiter::quotas seen;
+  CHECK_FALSE(both.take("k", "t", 7, t0, &seen));
+  REQUIRE(seen.n == 2);
+  CHECK(rate_limiter::field(seen) == R"("key";r=18;t=1, "tenant";r=3;t=2)");
+  // Refused: what the buckets hold, untouched.
+  CHECK(both.take("k", "t", 5, t0, &seen));
+  CHECK(rate_limiter::field(seen) == R"("key";r=18;t=1, "tenant";r=3;t=2)");
+  // Overdrawn by a batch over the burst: nothing left, full after the debt.
+  rate_limiter key_only(
+      {.key_per_second = 100, .key_burst = 10, .tenant_per_second = 0, .tenant_burst = 0});
+  CHECK(key_only.policy_field() == R"("key";q=10;w=1)");
+  CHECK_FALSE(key_only.take("k", "t", 50, t0, &seen));
+  REQUIRE(seen.n == 1);
+  CHECK(rate_limiter::field(seen) == R"("key";r=0;t=1)");
+  rate_limiter off({});
+  CHECK(off.policy_field().empty());
+  seen.n = 5;
+  CHECK_FALSE(off.take("k", "t", 1, t0, &seen));
+  CHECK(seen.n == 5);  // no limit on: nothing reported, the router adds no field
+}

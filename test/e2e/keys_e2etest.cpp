@@ -174,3 +174,46 @@ TEST_CASE("a tenant sending ten times its rate gets 429s while another tenant's 
       },
       30s));
 }
+
+TEST_CASE("responses say what is left of the key's rate: RateLimit-Policy and RateLimit") {
+  scratch s;
+  platform p(s, {},
+             {{"JOBS_RATE_KEY_PER_S", "1"},
+              {"JOBS_RATE_KEY_BURST", "3"},
+              {"JOBS_RATE_TENANT_PER_S", "0"}});
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  // A fresh bucket of 3: one request leaves 2, full again in a second.
+  auto first = call(h, http::verb::post, "/v1/jobs", key, noop);
+  REQUIRE(first.status == 202);
+  CHECK(first.headers["ratelimit-policy"] == R"("key";q=3;w=3)");
+  CHECK(first.headers["ratelimit"] == R"("key";r=2;t=1)");
+  // Reads count too; the probes are not limited and say nothing.
+  auto read = call(h, http::verb::get, "/v1/jobs?limit=1", key, "");
+  CHECK(read.status == 200);
+  CHECK(read.headers["ratelimit"].starts_with(R"("key";r=)"));
+  CHECK(h.get("/healthz", "").headers.count("ratelimit") == 0);
+  http_reply refused;
+  for (int i = 0; i < 6 && refused.status != 429; ++i)
+    refused = call(h, http::verb::post, "/v1/jobs", key, noop);
+  REQUIRE(refused.status == 429);
+  CHECK(refused.headers["ratelimit-policy"] == R"("key";q=3;w=3)");
+  CHECK(refused.headers["ratelimit"].starts_with(R"("key";r=0;t=)"));
+  CHECK(!refused.headers["retry-after"].empty());
+  // With both limits on, both buckets are named.
+  scratch s2;
+  platform both(s2, {},
+                {{"JOBS_RATE_KEY_PER_S", "10"},
+                 {"JOBS_RATE_KEY_BURST", "20"},
+                 {"JOBS_RATE_TENANT_PER_S", "100"},
+                 {"JOBS_RATE_TENANT_BURST", "50"}});
+  auto key2 = create_key(s2.pg_url, "acme");
+  http_client h2(both.port);
+  auto batch = h2.post_json("/v1/jobs/batch",
+                            R"({"jobs":[{"queue":"processing","type":"noop","payload":{}},)"
+                            R"({"queue":"processing","type":"noop","payload":{}}]})",
+                            key2);
+  REQUIRE(batch.status == 202);
+  CHECK(batch.headers["ratelimit-policy"] == R"("key";q=20;w=2, "tenant";q=50;w=1)");
+  CHECK(batch.headers["ratelimit"] == R"("key";r=18;t=1, "tenant";r=48;t=1)");
+}
