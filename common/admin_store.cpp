@@ -75,7 +75,8 @@ constexpr const char* request_cancel_batch_sql =
 constexpr const char* retry_batch_sql =
     "WITH c AS (SELECT id FROM jobs WHERE" JOBS_BULK_WHERE
     " LIMIT $9 FOR UPDATE SKIP LOCKED)"
-    " UPDATE jobs j SET state = 'scheduled', run_at = now(), attempts = 0, finished_at = NULL,"
+    " UPDATE jobs j SET state = 'scheduled', run_at = now(), attempts = 0, life = j.life + 1,"
+    "   finished_at = NULL,"
     "   result = NULL, lease_expires_at = NULL, last_error = NULL, worker_id = NULL,"
     "   queued_at = NULL, started_at = NULL, failed_at = NULL, updated_at = now()"
     " FROM c WHERE j.id = c.id RETURNING j.id::text";

@@ -15,7 +15,7 @@ namespace {
 const std::string job_json_sql = fmt::format(R"(
   SELECT json_build_object(
     'id', j.id, 'queue', j.queue, 'type', j.type, 'state', j.state, 'priority', j.priority,
-    'attempts', j.attempts, 'max_attempts', j.max_attempts, 'payload', j.payload,
+    'attempts', j.attempts, 'max_attempts', j.max_attempts, 'life', j.life, 'payload', j.payload,
     'result', j.result, 'error', j.last_error, 'worker_id', j.worker_id, 'run_at', j.run_at,
     'created_at', j.created_at, 'queued_at', j.queued_at, 'started_at', j.started_at,
     'finished_at', j.finished_at, 'failed_at', j.failed_at, 'cancelled_at', j.cancelled_at,
@@ -23,7 +23,7 @@ const std::string job_json_sql = fmt::format(R"(
     'backoff', json_build_object('base_ms', coalesce(j.backoff_base_ms, {base}),
       'cap_ms', coalesce(j.backoff_cap_ms, {cap}), 'jitter', coalesce(j.backoff_jitter, 'full')),
     'attempt_history', (SELECT coalesce(json_agg(json_build_object(
-        'attempt', a.attempt, 'worker_id', a.worker_id, 'started_at', a.started_at,
+        'life', a.life, 'attempt', a.attempt, 'worker_id', a.worker_id, 'started_at', a.started_at,
         'finished_at', a.finished_at, 'outcome', a.outcome, 'error', a.error) ORDER BY a.id), '[]'::json)
       FROM job_attempts a WHERE a.job_id = j.id),
     'links', json_build_object('self', '/v1/jobs/' || j.id))::text
@@ -62,7 +62,7 @@ std::string make_list_jobs_sql() {
   return fmt::format(R"(
   SELECT json_build_object('id', j.id, 'queue', j.queue, 'type', j.type, 'state', j.state,
     'priority', j.priority, 'attempts', j.attempts, 'max_attempts', j.max_attempts,
-    'error', j.last_error, 'run_at', j.run_at, 'created_at', j.created_at,
+    'life', j.life, 'error', j.last_error, 'run_at', j.run_at, 'created_at', j.created_at,
     'finished_at', j.finished_at, 'links', json_build_object('self', '/v1/jobs/' || j.id))::text,
     j.id::text
   FROM ({}) j
@@ -87,7 +87,8 @@ constexpr const char* request_cancel_sql = R"(
   WHERE id = $1::uuid AND state = 'running')";
 
 constexpr const char* retry_sql = R"(
-  UPDATE jobs SET state = 'scheduled', run_at = now(), attempts = 0, finished_at = NULL,
+  UPDATE jobs SET state = 'scheduled', run_at = now(), attempts = 0, life = life + 1,
+         finished_at = NULL,
          result = NULL, lease_expires_at = NULL, last_error = NULL, worker_id = NULL,
          queued_at = NULL, started_at = NULL, failed_at = NULL, updated_at = now()
   WHERE id = $1::uuid AND tenant_id = $2 AND state IN ('dead', 'failed'))";

@@ -85,10 +85,10 @@ std::string completion_ctes(std::string_view ids) {
       AS x(id uuid, attempt integer, state job_state, result jsonb, error text, run_at timestamptz)
     WHERE j.id = x.id AND j.id = ANY({1}::uuid[]) AND j.state::text = 'running'
       AND j.attempts = x.attempt AND j.worker_id = $2
-    RETURNING j.id, j.queue, x.attempt, j.started_at, j.state, x.error
+    RETURNING j.id, j.queue, j.life, x.attempt, j.started_at, j.state, x.error
   ), done AS (
-    INSERT INTO job_attempts (job_id, queue, attempt, worker_id, started_at, outcome, error)
-    SELECT id, queue, attempt, $2, started_at, state, error FROM u
+    INSERT INTO job_attempts (job_id, queue, life, attempt, worker_id, started_at, outcome, error)
+    SELECT id, queue, life, attempt, $2, started_at, state, error FROM u
     RETURNING job_id
   ))",
                      outcome_sql, ids);

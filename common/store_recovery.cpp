@@ -64,10 +64,10 @@ constexpr const char* rescue_lost_sql = R"(
            failed_at = CASE WHEN j.cancel_requested_at IS NULL THEN now() ELSE j.failed_at END,
            lease_expires_at = NULL, updated_at = now()
     WHERE j.id = ANY($1::uuid[]) AND j.state::text = 'running' AND j.lease_expires_at < now()
-    RETURNING j.id, j.queue, j.attempts, j.worker_id, j.started_at, j.last_error, j.state
+    RETURNING j.id, j.queue, j.life, j.attempts, j.worker_id, j.started_at, j.last_error, j.state
   )
-  INSERT INTO job_attempts (job_id, queue, attempt, worker_id, started_at, outcome, error)
-  SELECT id, queue, attempts, coalesce(worker_id, ''), coalesce(started_at, now()),
+  INSERT INTO job_attempts (job_id, queue, life, attempt, worker_id, started_at, outcome, error)
+  SELECT id, queue, life, attempts, coalesce(worker_id, ''), coalesce(started_at, now()),
          CASE WHEN state = 'cancelled' THEN 'cancelled'::job_state
               WHEN $2 = 'dead' THEN 'dead'::job_state ELSE 'failed'::job_state END, last_error
   FROM u)";

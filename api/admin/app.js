@@ -477,7 +477,7 @@ function renderJob(j, events) {
   };
   const kv = (k, v) => [h('dt', {}, k), h('dd', {}, v ?? '')];
   const attempts = (j.attempt_history || []).map((a) => h('tr', {},
-    h('td', { class: 'num' }, a.attempt), h('td', {}, stateBadge(a.outcome)), h('td', { class: 'mono' }, a.worker_id),
+    h('td', { class: 'num' }, a.life > 1 ? `${a.attempt} (life ${a.life})` : a.attempt), h('td', {}, stateBadge(a.outcome)), h('td', { class: 'mono' }, a.worker_id),
     h('td', {}, fmtTime(a.started_at)), h('td', { class: 'num' }, fmtDuration(a.started_at, a.finished_at)),
     h('td', { class: 'wrap' }, a.error || '')));
   $('#job').replaceChildren(
@@ -488,7 +488,7 @@ function renderJob(j, events) {
     h('div', { class: 'grid' },
       h('div', { class: 'card' }, h('dl', { class: 'kv' },
         kv('queue', j.queue), kv('type', j.type), kv('priority', j.priority),
-        kv('attempts', `${j.attempts} of ${j.max_attempts}`), kv('worker', j.worker_id),
+        kv('attempts', `${j.attempts} of ${j.max_attempts}${j.life > 1 ? ` (life ${j.life}: retried ${j.life - 1}×)` : ''}`), kv('worker', j.worker_id),
         kv('created', fmtTime(j.created_at)), kv('run at', fmtTime(j.run_at)), kv('started', fmtTime(j.started_at)),
         kv('finished', fmtTime(j.finished_at)), kv('error', j.error))),
       h('div', { class: 'card' }, h('h3', { style: 'margin-top:0' }, 'Timeline'),

@@ -102,12 +102,13 @@ std::string format_job(const json::object& job) {
     for (const auto& a : history->get_array()) {
       if (!a.is_object()) continue;
       const auto& o = a.get_object();
-      rows.push_back({text(o, "attempt"), text(o, "outcome"), short_time(text(o, "started_at")),
-                      short_time(text(o, "finished_at")), text(o, "worker_id"),
-                      clip(text(o, "error"), 80)});
+      rows.push_back({text(o, "life"), text(o, "attempt"), text(o, "outcome"),
+                      short_time(text(o, "started_at")), short_time(text(o, "finished_at")),
+                      text(o, "worker_id"), clip(text(o, "error"), 80)});
     }
     out +=
-        "\n" + format_table({"ATTEMPT", "OUTCOME", "STARTED", "FINISHED", "WORKER", "ERROR"}, rows);
+        "\n" + format_table(
+                   {"LIFE", "ATTEMPT", "OUTCOME", "STARTED", "FINISHED", "WORKER", "ERROR"}, rows);
   }
   return out;
 }

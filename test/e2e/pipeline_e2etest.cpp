@@ -480,6 +480,7 @@ TEST_CASE("a dead job retried through the API runs again, its history kept") {
   CHECK(retried.status == 202);
   CHECK(retried.json().at("state") == "scheduled");
   CHECK(retried.json().at("attempts") == 0);
+  CHECK(retried.json().at("life") == 2);
   CHECK(retried.json()
             .at("error")
             .is_null());  // the new life starts clean; the history keeps the old
@@ -487,7 +488,15 @@ TEST_CASE("a dead job retried through the API runs again, its history kept") {
   // It runs its two attempts again and dies again; all four attempts are on record.
   CHECK(wait_until([&] { return count(s.pg_url, "SELECT count(*) FROM job_attempts") == 4; }, 30s));
   CHECK(wait_until([&] { return state() == "dead"; }, 30s));
-  CHECK(h.get("/v1/jobs/" + id, key).json().at("attempt_history").as_array().size() == 4);
+  // Each attempt says which life it belongs to: 1, 1, then 2, 2.
+  auto again = h.get("/v1/jobs/" + id, key).json();
+  CHECK(again.at("life") == 2);
+  auto history = again.at("attempt_history").as_array();
+  REQUIRE(history.size() == 4);
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    CHECK(history[i].at("life") == (i < 2 ? 1 : 2));
+    CHECK(history[i].at("attempt") == static_cast<int>(i % 2) + 1);
+  }
 
   auto done = h.post_json("/v1/jobs", R"({"queue":"processing","type":"noop","payload":{}})", key);
   auto done_id = std::string(done.json().at("id").as_string());

@@ -80,15 +80,21 @@ TEST_CASE("jobs, queues and keys as tables") {
     "priority":0,"attempts":2,"max_attempts":2,"error":"boom","payload":{"input":"x"},
     "result":null,"timeout_ms":null,"created_at":"2026-11-29T09:00:00.5Z",
     "backoff":{"base_ms":2000,"cap_ms":9000,"jitter":"equal"},
-    "attempt_history":[{"attempt":1,"outcome":"failed","worker_id":"w1","error":"boom",
-      "started_at":"2026-11-29T09:00:01Z","finished_at":"2026-11-29T09:00:02Z"}]})");
+    "attempt_history":[{"life":1,"attempt":1,"outcome":"failed","worker_id":"w1","error":"boom",
+      "started_at":"2026-11-29T09:00:01Z","finished_at":"2026-11-29T09:00:02Z"},
+      {"life":2,"attempt":1,"outcome":"dead","worker_id":"w2","error":"boom again",
+      "started_at":"2026-11-29T10:00:01Z","finished_at":"2026-11-29T10:00:02Z"}]})");
   auto text = format_job(job.as_object());
   CHECK(text.find("attempts:  2/2\n") != std::string::npos);
   CHECK(text.find("backoff:   2000 ms base, 9000 ms cap, equal jitter\n") != std::string::npos);
   CHECK(text.find("payload:   {\"input\":\"x\"}\n") != std::string::npos);
   CHECK(text.find("result") == std::string::npos);
-  CHECK(text.find("1        failed   2026-11-29 09:00:01  2026-11-29 09:00:02  w1      boom") !=
+  CHECK(text.find("LIFE  ATTEMPT  OUTCOME  STARTED") != std::string::npos);
+  CHECK(text.find(
+            "1     1        failed   2026-11-29 09:00:01  2026-11-29 09:00:02  w1      boom\n") !=
         std::string::npos);
+  CHECK(text.find("2     1        dead     2026-11-29 10:00:01  2026-11-29 10:00:02  w2      boom "
+                  "again") != std::string::npos);
 
   auto list = format_job_list(json::parse(R"([{"id":"j1","queue":"email","type":"send",
     "state":"queued","attempts":0,"max_attempts":5,"created_at":"2026-11-29T09:00:00Z"}])")
