@@ -100,6 +100,9 @@ class submitter {
     std::int64_t batch;
   };
   void undo(std::vector<refused>& failed);
+  /// True when the job was answered 503 and its withdrawal failed: it is
+  /// to be withdrawn again (the submitter's thread only).
+  bool withdrawing(const std::string& id) const;
   void lose_reply(bool in_transaction);  ///< the test fault api_commit_reply_lost
   void withdraw_late(const std::vector<queued_job>& late, const std::vector<std::string>& inserted,
                      std::vector<key_holder>& holders, std::int64_t publish_batch);
@@ -133,7 +136,7 @@ class submitter {
   std::vector<refused> unconfirmed_;  // to undo
   // The submitter thread's: withdrawals that failed, tried again from
   // next_withdraw_, backing off.
-  static constexpr std::chrono::milliseconds withdraw_backoff_min{100}, withdraw_backoff_max{5000};
+  static constexpr std::chrono::milliseconds withdraw_backoff_min{100}, withdraw_backoff_max{1000};
   std::vector<refused> withdraw_again_;
   std::chrono::steady_clock::time_point next_withdraw_;
   std::chrono::milliseconds withdraw_backoff_ = withdraw_backoff_min;

@@ -79,6 +79,11 @@ void submitter::settle(std::vector<std::int64_t>& batches) {
   batches.clear();
 }
 
+bool submitter::withdrawing(const std::string& id) const {
+  return std::any_of(withdraw_again_.begin(), withdraw_again_.end(),
+                     [&](const refused& f) { return f.id == id; });
+}
+
 void submitter::undo(std::vector<refused>& failed) {
   std::vector<std::string> ids;
   for (const auto& f : failed) ids.push_back(f.id);

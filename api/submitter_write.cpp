@@ -222,6 +222,13 @@ void submitter::settle_duplicates(std::vector<std::pair<new_job, done_fn>>& batc
                          fmt::format("idempotency key {:?} belongs to job {}, submitted with a "
                                      "different request",
                                      job.idempotency_key, it->second->id.value)));
+      } else if (withdrawing(it->second->id.value)) {
+        // Answered 503 and not yet withdrawn (the database was away): not
+        // accepted, whatever the row says until the withdrawal lands.
+        answers.emplace_back(std::move(done),
+                             make_problem(503, "unavailable",
+                                          "the job this idempotency key named was not accepted "
+                                          "and is being withdrawn; retry"));
       } else if (auto waiting = in_flight_.find(it->second->id.value);
                  waiting != in_flight_.end()) {
         waiting->second.push_back(std::move(done));

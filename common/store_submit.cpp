@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <tuple>
 
 namespace jobs {
 
@@ -73,30 +74,51 @@ constexpr const char* record_batch_sql = R"(
 constexpr const char* settle_batches_sql =
     "DELETE FROM publish_batches WHERE id = ANY($1::bigint[])";
 
+void append_job_row(std::string& rows, const new_job& j) {
+  if (rows.size() > 1) rows.push_back(',');
+  rows += "{\"id\":\"" + j.id.value + "\"";
+  append_json_member(rows, "tenant_id", j.tenant.value);
+  append_json_member(rows, "queue", j.queue);
+  append_json_member(rows, "type", j.type);
+  rows += ",\"payload\":" + j.payload_json;
+  rows += ",\"state\":\"" + std::string(to_string(j.state)) + "\"";
+  rows += ",\"priority\":" + std::to_string(j.priority);
+  rows += ",\"max_attempts\":" + std::to_string(j.max_attempts);
+  if (j.timeout_ms > 0) rows += ",\"timeout_ms\":" + std::to_string(j.timeout_ms);
+  if (j.backoff_base_ms > 0) rows += ",\"backoff_base_ms\":" + std::to_string(j.backoff_base_ms);
+  if (j.backoff_cap_ms > 0) rows += ",\"backoff_cap_ms\":" + std::to_string(j.backoff_cap_ms);
+  if (!j.backoff_jitter.empty()) rows += ",\"backoff_jitter\":\"" + j.backoff_jitter + "\"";
+  if (!j.trace_id.empty()) rows += ",\"trace_id\":\"" + j.trace_id + "\"";
+  if (!j.run_at.empty()) append_json_member(rows, "run_at", j.run_at);
+  if (!j.idempotency_key.empty()) {
+    append_json_member(rows, "idempotency_key", j.idempotency_key);
+    append_json_member(rows, "request_hash", j.request_hash);
+  }
+  rows.push_back('}');
+}
+
 std::string job_rows_json(std::span<const new_job> jobs) {
   std::string rows = "[";
-  for (const auto& j : jobs) {
-    if (rows.size() > 1) rows.push_back(',');
-    rows += "{\"id\":\"" + j.id.value + "\"";
-    append_json_member(rows, "tenant_id", j.tenant.value);
-    append_json_member(rows, "queue", j.queue);
-    append_json_member(rows, "type", j.type);
-    rows += ",\"payload\":" + j.payload_json;
-    rows += ",\"state\":\"" + std::string(to_string(j.state)) + "\"";
-    rows += ",\"priority\":" + std::to_string(j.priority);
-    rows += ",\"max_attempts\":" + std::to_string(j.max_attempts);
-    if (j.timeout_ms > 0) rows += ",\"timeout_ms\":" + std::to_string(j.timeout_ms);
-    if (j.backoff_base_ms > 0) rows += ",\"backoff_base_ms\":" + std::to_string(j.backoff_base_ms);
-    if (j.backoff_cap_ms > 0) rows += ",\"backoff_cap_ms\":" + std::to_string(j.backoff_cap_ms);
-    if (!j.backoff_jitter.empty()) rows += ",\"backoff_jitter\":\"" + j.backoff_jitter + "\"";
-    if (!j.trace_id.empty()) rows += ",\"trace_id\":\"" + j.trace_id + "\"";
-    if (!j.run_at.empty()) append_json_member(rows, "run_at", j.run_at);
-    if (!j.idempotency_key.empty()) {
-      append_json_member(rows, "idempotency_key", j.idempotency_key);
-      append_json_member(rows, "request_hash", j.request_hash);
-    }
-    rows.push_back('}');
-  }
+  for (const auto& j : jobs) append_job_row(rows, j);
+  rows.push_back(']');
+  return rows;
+}
+
+// Keyed rows in the order of their keys: two group commits (two API
+// processes) holding the same keys then insert them in the same order, and
+// the second waits for the first instead of each waiting for the other (a
+// deadlock, which PostgreSQL ends by failing one: a 503 for all its jobs).
+// Stable, so of two rows with one key the first sent still wins.
+std::string keyed_rows_json(std::span<const new_job> jobs) {
+  std::vector<const new_job*> order;
+  order.reserve(jobs.size());
+  for (const auto& j : jobs) order.push_back(&j);
+  std::stable_sort(order.begin(), order.end(), [](const new_job* a, const new_job* b) {
+    return std::tie(a->tenant.value, a->idempotency_key) <
+           std::tie(b->tenant.value, b->idempotency_key);
+  });
+  std::string rows = "[";
+  for (const auto* j : order) append_job_row(rows, *j);
   rows.push_back(']');
   return rows;
 }
@@ -111,10 +133,10 @@ bool has_idempotency_keys(std::span<const new_job> jobs) {
 std::vector<std::string> insert_jobs(pqxx::work& w, std::span<const new_job> jobs) {
   std::vector<std::string> inserted;
   if (jobs.empty()) return inserted;
-  auto rows = job_rows_json(jobs);
   auto res = has_idempotency_keys(jobs)
-                 ? exec_prepared_as(w, "jobs_insert_keyed", insert_keyed_jobs_sql.c_str(), rows)
-                 : exec_prepared_as(w, "jobs_insert", insert_jobs_sql.c_str(), rows);
+                 ? exec_prepared_as(w, "jobs_insert_keyed", insert_keyed_jobs_sql.c_str(),
+                                    keyed_rows_json(jobs))
+                 : exec_prepared_as(w, "jobs_insert", insert_jobs_sql.c_str(), job_rows_json(jobs));
   inserted.reserve(res.size());
   for (const auto& row : res) inserted.push_back(row[0].as<std::string>());
   return inserted;

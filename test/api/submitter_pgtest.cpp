@@ -225,3 +225,54 @@ TEST_CASE("a withdrawal that fails is tried again until it lands") {
   sql("DROP TRIGGER refuse_delete ON jobs");
   CHECK(wait_until([&] { return here() == 0; }, 15s));
 }
+
+TEST_CASE(
+    "a retry with the key of a job answered 503 and not yet withdrawn gets 503, not the job") {
+  scratch s;
+  publisher pub(no_broker());
+  // The keyed commit lands but its reply is lost: 503, and the withdrawal
+  // fails until the trigger goes. Scheduled jobs: each is answered at its
+  // commit, the broker not needed.
+  submitter writes(s.pg_url, pub, 1000, 60s, "api_commit_reply_lost:1");
+  auto sql = [&](const std::string& q) {
+    auto c = pg_connect(s.pg_url);
+    pqxx::nontransaction n(*c);
+    n.exec(q);
+  };
+  sql("CREATE FUNCTION test_refuse_delete() RETURNS trigger LANGUAGE plpgsql AS "
+      "$$BEGIN RAISE EXCEPTION 'test: deletes refused'; END$$");
+  sql("CREATE TRIGGER refuse_delete BEFORE DELETE ON jobs FOR EACH ROW "
+      "EXECUTE FUNCTION test_refuse_delete()");
+  auto later = [] {
+    auto j = keyed_job("k-withdrawn", "h");
+    j.state = job_state::scheduled;
+    j.run_at = "2999-01-01T00:00:00Z";
+    return j;
+  };
+  submitting submit{writes};
+  auto original = later();
+  pending a;
+  submit(original, a);
+  refused_503(a, 20s);
+  // The client retries at once, as told: the row is still there, but it is
+  // no job of the client's.
+  pending b;
+  submit(later(), b);
+  auto p = refused_503(b, 20s);
+  CHECK(p.detail.find("being withdrawn") != std::string::npos);
+  auto here = [&] {
+    return count(s.pg_url, "SELECT count(*) FROM jobs WHERE id = '" + original.id.value + "'");
+  };
+  CHECK(here() == 1);
+  sql("DROP TRIGGER refuse_delete ON jobs");
+  // The next write withdraws it first; the retry after that makes the job.
+  auto third = later();
+  pending c;
+  submit(third, c);
+  REQUIRE(c.future.wait_for(20s) == std::future_status::ready);
+  auto r = c.future.get().result;
+  CHECK_FALSE(r.refused);
+  CHECK_FALSE(r.replayed);
+  CHECK(here() == 0);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE id = '" + third.id.value + "'") == 1);
+}

@@ -5,8 +5,12 @@
 #include "support/live.hpp"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <future>
+#include <thread>
 
 using namespace jobs;
 using namespace jobs::test;
@@ -123,4 +127,35 @@ TEST_CASE("sweep_idempotency_keys clears old keys in bounded batches, oldest fir
   CHECK(sweep(2) == 0);
   CHECK(count(*c, "SELECT count(*) FROM jobs WHERE idempotency_key IS NOT NULL") == 2);
   CHECK(count(*c, "SELECT count(*) FROM jobs") == 6);
+}
+
+TEST_CASE("group commits holding the same keys in opposite orders wait, never deadlock") {
+  // Two API processes' group commits, each one statement: without an order
+  // of their own, one inserts k0 then waits for k49, the other k49 then k0,
+  // and PostgreSQL fails one of them (40P01), a 503 for all its jobs.
+  scratch s;
+  auto a = pg_connect(s.pg_url), b = pg_connect(s.pg_url);
+  for (int round = 0; round < 20; ++round) {
+    std::vector<new_job> up, down;
+    for (int i = 0; i < 50; ++i)
+      up.push_back(keyed_job("acme", fmt::format("r{}-k{:02}", round, i)));
+    for (int i = 49; i >= 0; --i)
+      down.push_back(keyed_job("acme", fmt::format("r{}-k{:02}", round, i)));
+    std::atomic<int> ready{0};
+    auto go = [&](pqxx::connection& c, const std::vector<new_job>& rows) {
+      pqxx::work w(c);
+      ++ready;
+      while (ready < 2) std::this_thread::yield();
+      auto ids = insert_jobs(w, rows);
+      std::this_thread::sleep_for(5ms);  // hold the keys a moment, as a commit's round trip does
+      w.commit();
+      return ids.size();
+    };
+    auto first = std::async(std::launch::async, [&] { return go(*a, up); });
+    auto second = std::async(std::launch::async, [&] { return go(*b, down); });
+    std::size_t got = 0;
+    REQUIRE_NOTHROW(got += first.get());
+    REQUIRE_NOTHROW(got += second.get());
+    CHECK(got == 50);  // each key once, whichever commit took it
+  }
 }
