@@ -55,9 +55,10 @@ std::variant<job_filter, problem> parse_job_filter(boost::urls::params_view para
       // Its instant, in the form PostgreSQL reads whatever the text's length.
       (p.key == "created_after" ? f.created_after : f.created_before) = format_rfc3339_us(*t);
     } else if (p.key == "q") {
-      if (p.value.size() > max_filter_text)
-        return bad("invalid_field", fmt::format("q must be at most {} characters", max_filter_text),
-                   "q");
+      // Empty, it would match every job: a bulk action given an empty
+      // search by mistake would take the whole tenant.
+      if (p.value.empty() || p.value.size() > max_filter_text)
+        return bad("invalid_field", fmt::format("q must be 1 to {} bytes", max_filter_text), "q");
       f.text = p.value;
     } else if (paging && p.key == "cursor") {
       if (!is_uuid(p.value)) return bad("invalid_field", "cursor is not valid", "cursor");

@@ -171,8 +171,11 @@ boost::asio::awaitable<void> platform_backend::refresh_metrics(api_metrics& m) {
     m.read_job_counts(c);
     if (s && broker) {
       m.set_queue_stats(read_queue_stats(c, *broker, s->defaults));
-      if (auto dead = broker->find(std::string(dead_queue)); dead != broker->end())
-        m.dead_letter_messages.set(static_cast<double>(dead->second.ready));
+      // The broker answered: a dead-letter queue it does not list (deleted,
+      // as when a new bound is applied) holds nothing, as GET /v1/queues says.
+      auto dead = broker->find(std::string(dead_queue));
+      m.dead_letter_messages.set(dead == broker->end() ? 0.0
+                                                       : static_cast<double>(dead->second.ready));
     }
     return 0;
   };

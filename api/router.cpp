@@ -9,6 +9,7 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
+#include <boost/url/pct_string_view.hpp>
 #include <boost/url/url.hpp>
 #include <pqxx/except>
 
@@ -185,6 +186,15 @@ void router::observe(http::verb method, std::string_view route_name, unsigned st
 }
 
 namespace {
+// A segment of a path as its route sees it: percent-decoded, so that "%2F"
+// in a job's id stays in the id (a 404) instead of splitting the path and
+// reaching another route.
+std::string decoded_segment(std::string_view seg) {
+  auto pct = boost::urls::make_pct_string_view(seg);
+  return pct ? pct->decode() : std::string(seg);
+}
+
+// `path` is the target's path as sent, still percent-encoded.
 bool match(std::string_view pattern, std::string_view path, std::string& param) {
   // Segment by segment; "{name}" matches one non-empty segment.
   while (!pattern.empty() || !path.empty()) {
@@ -192,10 +202,11 @@ bool match(std::string_view pattern, std::string_view path, std::string& param) 
     pattern.remove_prefix(1);
     path.remove_prefix(1);
     auto pe = pattern.find('/'), se = path.find('/');
-    auto pseg = pattern.substr(0, pe), seg = path.substr(0, se);
+    auto pseg = pattern.substr(0, pe);
+    auto seg = decoded_segment(path.substr(0, se));
     if (pseg.starts_with('{')) {
       if (seg.empty()) return false;
-      param = seg;
+      param = std::move(seg);
     } else if (pseg != seg) {
       return false;
     }
@@ -313,7 +324,7 @@ boost::asio::awaitable<router::head_check> router::check_head(const http::reques
     out.refusal = no_body(false);
     co_return out;
   }
-  auto found = find_route(head.method(), path);
+  auto found = find_route(head.method(), target->encoded_path());
   if (!found.entry) {
     out.refusal = no_route(found, head.version(), false);
   } else if (!found.entry->needs_key && !found.entry->has(takes_body)) {
@@ -380,7 +391,7 @@ boost::asio::awaitable<http_response> router::route(const http_request& req,
   if (path == "/admin" || path.starts_with("/admin/"))
     co_return serve_static(opts_.admin_dir, "/admin", path, req);
 
-  auto found = find_route(req.method(), path);
+  auto found = find_route(req.method(), target->encoded_path());
   route_name = found.name;
   if (!found.entry) co_return no_route(found, req.version(), req.keep_alive());
 

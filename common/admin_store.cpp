@@ -72,9 +72,11 @@ constexpr const char* request_cancel_batch_sql =
     " UPDATE jobs j SET cancel_requested_at = now(), updated_at = now()"
     " FROM c WHERE j.id = c.id RETURNING j.id::text";
 
+// Unchanged since the request started ($10): a job retried here that fails
+// again before the loop ends must not be retried a second time.
 constexpr const char* retry_batch_sql =
     "WITH c AS (SELECT id FROM jobs WHERE" JOBS_BULK_WHERE
-    " LIMIT $9 FOR UPDATE SKIP LOCKED)"
+    " AND updated_at < $10::timestamptz LIMIT $9 FOR UPDATE SKIP LOCKED)"
     " UPDATE jobs j SET state = 'scheduled', run_at = now(), attempts = 0, life = j.life + 1,"
     "   finished_at = NULL,"
     "   result = NULL, lease_expires_at = NULL, last_error = NULL, worker_id = NULL,"
@@ -90,6 +92,8 @@ constexpr const char* requeue_batch_sql =
 
 constexpr const char* count_requeue_sql = "SELECT count(*) FROM jobs WHERE" JOBS_BULK_WHERE
                                           " AND coalesce(queued_at, created_at) < $9::timestamptz";
+constexpr const char* count_retry_sql =
+    "SELECT count(*) FROM jobs WHERE" JOBS_BULK_WHERE " AND updated_at < $9::timestamptz";
 #undef JOBS_BULK_WHERE
 
 constexpr const char* notify_cancels_sql = "SELECT pg_notify($1, x) FROM unnest($2::text[]) AS x";
@@ -243,12 +247,14 @@ long count_states(pqxx::connection& c, const tenant_id& t, const job_filter& f,
       .as<long>();
 }
 
-long count_requeue(pqxx::connection& c, const tenant_id& t, const job_filter& f,
-                   const std::string& since) {
+// The jobs a step started at `since` would still take (count_requeue_sql,
+// count_retry_sql).
+long count_since(pqxx::connection& c, const char* sql, const tenant_id& t, const job_filter& f,
+                 const std::string& states, const std::string& since) {
   pqxx::read_transaction r(c);
   return r
-      .exec_params(count_requeue_sql, t.value, f.queue, f.state, f.type, f.created_after,
-                   f.created_before, f.text, states_for(bulk_action::requeue, false), since)[0][0]
+      .exec_params(sql, t.value, f.queue, f.state, f.type, f.created_after, f.created_before,
+                   f.text, states, since)[0][0]
       .as<long>();
 }
 
@@ -314,35 +320,40 @@ bulk_outcome apply_bulk(pqxx::connection& c, const tenant_id& t, const job_filte
                      },
                      [&c, &t, &f, states] { return count_states(c, t, f, states); }});
   };
-  if (a == bulk_action::retry) {
-    plain(retry_batch_sql, false, false);
-  } else if (a == bulk_action::requeue) {
-    // Only jobs queued before this call: one requeued here is queued again
-    // at once, and must not be taken a second time.
+  if (a == bulk_action::retry || a == bulk_action::requeue) {
+    // Only jobs as they were before this call: one requeued here is queued
+    // again at once, and one retried here may fail again before the loop
+    // ends; neither may be taken a second time.
     std::string since;
     {
       pqxx::read_transaction r(c);
       since = r.exec("SELECT now()::text")[0][0].as<std::string>();
     }
     auto states = states_for(a, false);
-    steps.push_back({[&c, &t, &f, states, since](int n) {
-                       return run_batch(c, requeue_batch_sql, false, t, f, states, n, since);
-                     },
-                     [&c, &t, &f, since] { return count_requeue(c, t, f, since); }});
+    const char* sql = a == bulk_action::retry ? retry_batch_sql : requeue_batch_sql;
+    const char* left = a == bulk_action::retry ? count_retry_sql : count_requeue_sql;
+    steps.push_back(
+        {[&c, &t, &f, states, since, sql](int n) {
+           return run_batch(c, sql, false, t, f, states, n, since);
+         },
+         [&c, &t, &f, states, since, left] { return count_since(c, left, t, f, states, since); }});
   } else {
     plain(cancel_batch_sql, false, false);
     plain(request_cancel_batch_sql, true, true);
   }
   bulk_outcome out;
-  for (const auto& s : steps) {
+  for (std::size_t i = 0; i < steps.size(); ++i) {
     for (;;) {
       long room = l.max_jobs - out.applied;
       if (room <= 0) {
-        out.complete = s.left() == 0;
+        // Complete only if neither this step nor a later one (a cancel's
+        // running jobs) has any left.
+        out.complete = std::all_of(steps.begin() + static_cast<std::ptrdiff_t>(i), steps.end(),
+                                   [](const step& s) { return s.left() == 0; });
         return out;
       }
       int n = static_cast<int>(std::min<long>(room, l.batch));
-      auto ids = s.batch(n);
+      auto ids = steps[i].batch(n);
       out.applied += static_cast<long>(ids.size());
       if (static_cast<int>(ids.size()) < n) break;
     }

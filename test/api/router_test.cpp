@@ -546,7 +546,10 @@ TEST_CASE("GET /v1/jobs/{id} of another tenant's job is 404") {
 TEST_CASE("GET /v1/jobs/{id} with an id that is not a UUID is 404 without a lookup") {
   fixture f;
   for (std::string id : {"nope", "42", "01890a5d-ac96-774b-bcce-b302099a805",
-                         "01890a5d-ac96-774b-bcce-b302099a8057x", "%27%20OR%201%3D1"}) {
+                         "01890a5d-ac96-774b-bcce-b302099a8057x", "%27%20OR%201%3D1",
+                         // An encoded "/" stays in the id: not the events route.
+                         "01890a5d-ac96-774b-bcce-b302099a8057%2Fevents",
+                         "01890a5d-ac96-774b-bcce-b302099a8057%2fevents"}) {
     CAPTURE(id);
     check_problem(f.get(std::string("/v1/jobs/") + id), 404, "not_found");
   }
@@ -658,6 +661,7 @@ TEST_CASE("GET /v1/jobs refuses a bad query parameter and names it") {
       {"state=queued&state=succeeded", "state", "invalid_field"},
       {"limit=5&queue=email&limit=6", "limit", "invalid_field"},
       {"q=%00", "q", "invalid_field"},
+      {"q=", "q", "invalid_field"},  // it would match every job
       {"type=noop%00x", "type", "invalid_field"},
       {"created_after=yesterday", "created_after", "invalid_field"},
       {"created_after=9999-12-31T00:00:00Z", "created_after", "invalid_field"},

@@ -114,6 +114,60 @@ TEST_CASE("a bulk cancel counts what it will change: not a running job already a
   CHECK(count_bulk(*c, acme, all, bulk_action::cancel) == 0);
 }
 
+TEST_CASE("a bulk cancel over its cap with running jobs left is not complete") {
+  // Three scheduled and one running, at most three a request: the first step
+  // takes the three, and the running one, a later step's, is still left.
+  scratch s;
+  auto c = pg_connect(s.pg_url);
+  tenant_id acme{"acme"};
+  std::vector<new_job> rows;
+  for (int i = 0; i < 4; ++i) rows.push_back(sample_job("acme"));
+  {
+    pqxx::work w(*c);
+    REQUIRE(insert_jobs(w, rows).size() == rows.size());
+    w.exec_params(
+        "UPDATE jobs SET state = 'running', started_at = now(), attempts = 1, "
+        "lease_expires_at = now() + interval '1 minute' WHERE id = $1::uuid",
+        rows[0].id.value);
+    w.commit();
+  }
+  job_filter all;
+  auto first = apply_bulk(*c, acme, all, bulk_action::cancel, {.batch = 2, .max_jobs = 3});
+  CHECK(first.applied == 3);
+  CHECK_FALSE(first.complete);
+  auto second = apply_bulk(*c, acme, all, bulk_action::cancel, {.batch = 2, .max_jobs = 3});
+  CHECK(second.applied == 1);
+  CHECK(second.complete);
+}
+
+TEST_CASE("a bulk retry takes only jobs unchanged since it started, each once") {
+  // A job retried by this call that fails again before the loop ends has
+  // changed since the call started (updated_at): it is not taken again. Here
+  // one dead job "changed" a minute from now stands for it.
+  scratch s;
+  auto c = pg_connect(s.pg_url);
+  tenant_id acme{"acme"};
+  std::vector<new_job> rows;
+  for (int i = 0; i < 3; ++i) rows.push_back(sample_job("acme"));
+  {
+    pqxx::work w(*c);
+    REQUIRE(insert_jobs(w, rows).size() == rows.size());
+    w.exec(
+        "UPDATE jobs SET state = 'dead', attempts = 1, finished_at = now(), failed_at = now(), "
+        "updated_at = now() - interval '1 second'");
+    w.exec_params("UPDATE jobs SET updated_at = now() + interval '1 minute' WHERE id = $1::uuid",
+                  rows[2].id.value);
+    w.commit();
+  }
+  job_filter all;
+  auto out = apply_bulk(*c, acme, all, bulk_action::retry, {.batch = 1, .max_jobs = 2});
+  CHECK(out.applied == 2);
+  CHECK(out.complete);  // the one changed since is not left for this call
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'scheduled' AND life = 2") == 2);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE state = 'dead' AND id = '" +
+                            rows[2].id.value + "'") == 1);
+}
+
 TEST_CASE("pausing a paused queue keeps the time it was paused") {
   scratch s;
   auto c = pg_connect(s.pg_url);

@@ -136,6 +136,8 @@ TEST_CASE("a job whose message keeps being dead-lettered ends dead; other dead l
   auto after = h.get("/v1/queues", key);
   CHECK(after.status == 200);
   CHECK(after.json().at("dead_letters") == 0);
+  auto m2 = scrape.request(boost::beast::http::verb::get, "/metrics");
+  CHECK(prom_sum(parse_prom_text(m2.body), "jobs_dead_letter_messages", {}) == 0);
 }
 
 TEST_CASE("workers killed past the delivery limit: the jobs they held unclaimed still run, once") {
