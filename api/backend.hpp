@@ -17,6 +17,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,6 +54,9 @@ class api_backend {
   /// The principal of a live key, or nullopt.
   virtual boost::asio::awaitable<std::optional<principal>> authenticate(
       const std::string& api_key) = 0;
+  /// Changes whenever cached key lookups are dropped (a key was revoked): a
+  /// lookup made before a change may be stale.
+  virtual std::uint64_t key_epoch() const { return 0; }
   /// Records and publishes the job: accepted (committed and confirmed), a
   /// replay of the job its idempotency key already names, or the problem to
   /// answer (409 idempotency_key_reused when that job was another request).

@@ -43,8 +43,12 @@ boost::asio::awaitable<std::optional<principal>> platform_backend::authenticate(
         co_return it->second.who;
   }
   auto query = [key = api_key](pqxx::connection& c) { return authenticate_key(c, key); };
+  auto epoch = key_epoch_.load();
   auto who = co_await db_call(reads_, query, auth_most_);
   std::lock_guard lk(mu_);
+  // Keys were forgotten while the lookup ran: it may have read the key
+  // before its revocation committed, and must not put it back in the cache.
+  if (key_epoch_.load() != epoch) co_return who;
   // Unknown keys apart: a flood of made-up ones cannot evict the real ones.
   auto& cache = who ? auth_cache_ : miss_cache_;
   if (cache.size() >= auth_cache_max) cache.clear();
@@ -212,6 +216,7 @@ boost::asio::awaitable<std::optional<std::string>> platform_backend::revoke_key(
 
 void platform_backend::forget_keys() {
   std::lock_guard lk(mu_);
+  ++key_epoch_;
   auth_cache_.clear();
   miss_cache_.clear();
 }

@@ -14,6 +14,7 @@
 #include "common/scaling.hpp"
 #include "queues/amqp.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -53,6 +54,7 @@ class platform_backend final : public api_backend {
                                                                 const std::string& id) override;
   /// Drops every cached key lookup (a key was revoked somewhere).
   void forget_keys();
+  std::uint64_t key_epoch() const override { return key_epoch_.load(); }
   boost::asio::awaitable<std::pair<bool, std::string>> put_webhook_endpoint(
       const tenant_id& t, const std::string& name, const webhook_endpoint_spec& spec) override;
   boost::asio::awaitable<std::optional<std::string>> find_webhook_endpoint(
@@ -95,6 +97,7 @@ class platform_backend final : public api_backend {
   std::chrono::milliseconds auth_ttl_;
   std::chrono::milliseconds auth_most_;
   std::mutex mu_;
+  std::atomic<std::uint64_t> key_epoch_{0};             // forget_keys() calls
   std::unordered_map<std::string, cached> auth_cache_;  // key hash -> principal
   std::unordered_map<std::string, cached> miss_cache_;  // key hash -> nullopt (unknown)
   struct stats_source;

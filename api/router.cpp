@@ -331,6 +331,7 @@ boost::asio::awaitable<router::head_check> router::check_head(const http::reques
     out.refusal = no_body(found.entry->has(takes_query));
   } else if (found.entry->needs_key) {
     std::optional<problem> refused;
+    out.key_epoch = backend_.key_epoch();
     try {
       refused = co_await authorize(*found.entry, head, out.who);
     } catch (const std::exception& e) {

@@ -98,7 +98,14 @@ class router {
   struct head_check {
     std::optional<http_response> refusal;  ///< the final answer; the body is not wanted
     std::optional<principal> who;          ///< the key's principal, on a route that needs one
+    std::uint64_t key_epoch = 0;           ///< api_backend::key_epoch() before the lookup
   };
+  /// The principal check_head() found, unless keys were revoked since its
+  /// lookup began (the body may take the read timeout to arrive): then
+  /// null, and handle() looks the key up again.
+  const principal* still_valid(const head_check& c) const {
+    return c.who && backend_.key_epoch() == c.key_epoch ? &*c.who : nullptr;
+  }
   /// What handle() would refuse from the request's head alone: an invalid
   /// target (400), no such route (404), a method the route does not take
   /// (405 with Allow), a missing, unknown, expired or revoked key (401), a

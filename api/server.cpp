@@ -424,7 +424,7 @@ asio::awaitable<void> http_server::serve(Stream& stream) {
         break;
       }
       auto req = parser.release();
-      auto res = co_await router_.handle(req, checked.who ? &*checked.who : nullptr);
+      auto res = co_await router_.handle(req, router_.still_valid(checked));
       if (!co_await send(res)) break;
     }
   }

@@ -6,6 +6,7 @@
 #include "common/time.hpp"
 #include "support/files.hpp"
 #include "support/live.hpp"
+#include "support/raw_conn.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -216,4 +217,49 @@ TEST_CASE("responses say what is left of the key's rate: RateLimit-Policy and Ra
   REQUIRE(batch.status == 202);
   CHECK(batch.headers["ratelimit-policy"] == R"("key";q=20;w=2, "tenant";q=50;w=1)");
   CHECK(batch.headers["ratelimit"] == R"("key";r=18;t=1, "tenant";r=48;t=1)");
+}
+
+TEST_CASE("a key revoked while a request's body is on its way does not carry that request") {
+  // The head passes its check (100 Continue), the key is revoked, then the
+  // body comes: the request is judged with the key as it is now, on this
+  // API process (its own revoke) and on another (the NOTIFY).
+  scratch s;
+  platform p(s, {}, {{"JOBS_AUTH_CACHE_MS", "60000"}});
+  p.add_api();
+  REQUIRE(wait_until(
+      [&] {
+        try {
+          http_client h2(p.more_api_ports.at(0));
+          return h2.request(http::verb::get, "/readyz").status == 200;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      30s));
+  auto admin = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto made = call(h, http::verb::post, "/v1/keys", admin, R"({"name":"leaked","role":"admin"})");
+  REQUIRE(made.status == 201);
+  std::string leaked(made.json().at("key").as_string()), id(made.json().at("id").as_string());
+  const std::string body = R"({"role":"admin"})";
+  auto head = fmt::format(
+      "POST /v1/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n"
+      "Content-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+      leaked, body.size());
+  raw_conn here(p.port), there(p.more_api_ports.at(0));
+  for (auto* c : {&here, &there}) {
+    c->send(head);
+    CHECK(c->read_all(5s).starts_with("HTTP/1.1 100 Continue"));
+  }
+  REQUIRE(call(h, http::verb::delete_, "/v1/keys/" + id, admin).status == 200);
+  http_client other(p.more_api_ports.at(0));
+  REQUIRE(wait_until(  // the NOTIFY has reached the other process
+      [&] { return call(other, http::verb::get, "/v1/keys", leaked).status == 401; }, 5s));
+  for (auto* c : {&here, &there}) {
+    c->send(body);
+    auto answer = c->read_all(10s);
+    CHECK_MESSAGE(answer.starts_with("HTTP/1.1 401"), answer.substr(0, 200));
+  }
+  // No key was made with it.
+  CHECK(call(h, http::verb::get, "/v1/keys", admin).json().at("keys").as_array().size() == 2);
 }
