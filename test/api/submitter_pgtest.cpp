@@ -63,6 +63,23 @@ struct submitting {
   }
 };
 
+// While on, every DELETE of a job fails (a trigger raising an error): a
+// withdrawal cannot land.
+void refuse_deletes(const std::string& pg_url, bool on) {
+  auto c = pg_connect(pg_url);
+  pqxx::nontransaction n(*c);
+  if (!on) {
+    n.exec("DROP TRIGGER refuse_delete ON jobs");
+    return;
+  }
+  n.exec(
+      "CREATE OR REPLACE FUNCTION test_refuse_delete() RETURNS trigger LANGUAGE plpgsql AS "
+      "$$BEGIN RAISE EXCEPTION 'test: deletes refused'; END$$");
+  n.exec(
+      "CREATE TRIGGER refuse_delete BEFORE DELETE ON jobs FOR EACH ROW "
+      "EXECUTE FUNCTION test_refuse_delete()");
+}
+
 }  // namespace
 
 TEST_CASE("a replay waits for its original's confirm and shares a 503; another request is 409") {
@@ -201,16 +218,8 @@ TEST_CASE("a withdrawal that fails is tried again until it lands") {
   scratch s;
   publisher pub(no_broker());
   submitter writes(s.pg_url, pub, 1000, 60s, "api_commit_reply_lost:1");
-  auto sql = [&](const std::string& q) {
-    auto c = pg_connect(s.pg_url);
-    pqxx::nontransaction n(*c);
-    n.exec(q);
-  };
   // The withdrawal's DELETE fails until the trigger goes.
-  sql("CREATE FUNCTION test_refuse_delete() RETURNS trigger LANGUAGE plpgsql AS "
-      "$$BEGIN RAISE EXCEPTION 'test: deletes refused'; END$$");
-  sql("CREATE TRIGGER refuse_delete BEFORE DELETE ON jobs FOR EACH ROW "
-      "EXECUTE FUNCTION test_refuse_delete()");
+  refuse_deletes(s.pg_url, true);
   auto lost = sample_job("acme");
   pending a;
   submitting submit{writes};
@@ -222,7 +231,7 @@ TEST_CASE("a withdrawal that fails is tried again until it lands") {
   };
   std::this_thread::sleep_for(500ms);  // a failed try or two, not a synchronisation
   CHECK(here() == 1);
-  sql("DROP TRIGGER refuse_delete ON jobs");
+  refuse_deletes(s.pg_url, false);
   CHECK(wait_until([&] { return here() == 0; }, 15s));
 }
 
@@ -234,15 +243,7 @@ TEST_CASE(
   // fails until the trigger goes. Scheduled jobs: each is answered at its
   // commit, the broker not needed.
   submitter writes(s.pg_url, pub, 1000, 60s, "api_commit_reply_lost:1");
-  auto sql = [&](const std::string& q) {
-    auto c = pg_connect(s.pg_url);
-    pqxx::nontransaction n(*c);
-    n.exec(q);
-  };
-  sql("CREATE FUNCTION test_refuse_delete() RETURNS trigger LANGUAGE plpgsql AS "
-      "$$BEGIN RAISE EXCEPTION 'test: deletes refused'; END$$");
-  sql("CREATE TRIGGER refuse_delete BEFORE DELETE ON jobs FOR EACH ROW "
-      "EXECUTE FUNCTION test_refuse_delete()");
+  refuse_deletes(s.pg_url, true);
   auto later = [] {
     auto j = keyed_job("k-withdrawn", "h");
     j.state = job_state::scheduled;
@@ -264,7 +265,7 @@ TEST_CASE(
     return count(s.pg_url, "SELECT count(*) FROM jobs WHERE id = '" + original.id.value + "'");
   };
   CHECK(here() == 1);
-  sql("DROP TRIGGER refuse_delete ON jobs");
+  refuse_deletes(s.pg_url, false);
   // The next write withdraws it first; the retry after that makes the job.
   auto third = later();
   pending c;

@@ -29,6 +29,23 @@ new_job job_made(long long ms, job_state state = job_state::queued) {
   return j;
 }
 
+// `n` queued jobs of tenant acme, the first `running` of them running under a lease.
+std::vector<new_job> acme_jobs(pqxx::connection& c, int n, int running) {
+  std::vector<new_job> rows;
+  for (int i = 0; i < n; ++i) rows.push_back(sample_job("acme"));
+  pqxx::work w(c);
+  REQUIRE(insert_jobs(w, rows).size() == rows.size());
+  std::string ids = "{";
+  for (int i = 0; i < running; ++i)
+    ids += (i ? "," : "") + rows[static_cast<std::size_t>(i)].id.value;
+  w.exec_params(
+      "UPDATE jobs SET state = 'running', started_at = now(), attempts = 1, "
+      "lease_expires_at = now() + interval '1 minute' WHERE id = ANY($1::uuid[])",
+      ids + "}");
+  w.commit();
+  return rows;
+}
+
 }  // namespace
 
 TEST_CASE("the queue history counts every submission, with an event row or without") {
@@ -92,20 +109,10 @@ TEST_CASE("a bulk cancel counts what it will change: not a running job already a
   scratch s;
   auto c = pg_connect(s.pg_url);
   tenant_id acme{"acme"};
-  std::vector<new_job> rows;
-  for (int i = 0; i < 4; ++i) rows.push_back(sample_job("acme"));
-  {
-    pqxx::work w(*c);
-    REQUIRE(insert_jobs(w, rows).size() == rows.size());
-    // Two running, one of them already asked to stop.
-    w.exec_params(
-        "UPDATE jobs SET state = 'running', started_at = now(), attempts = 1, "
-        "lease_expires_at = now() + interval '1 minute' WHERE id = ANY($1::uuid[])",
-        "{" + rows[0].id.value + "," + rows[1].id.value + "}");
-    w.exec_params("UPDATE jobs SET cancel_requested_at = now() WHERE id = $1::uuid",
-                  rows[0].id.value);
-    w.commit();
-  }
+  // Two running, one of them already asked to stop.
+  auto rows = acme_jobs(*c, 4, 2);
+  pqxx::nontransaction(*c).exec_params(
+      "UPDATE jobs SET cancel_requested_at = now() WHERE id = $1::uuid", rows[0].id.value);
   job_filter all;
   CHECK(count_bulk(*c, acme, all, bulk_action::cancel) == 3);
   auto out = apply_bulk(*c, acme, all, bulk_action::cancel, {});
@@ -120,17 +127,7 @@ TEST_CASE("a bulk cancel over its cap with running jobs left is not complete") {
   scratch s;
   auto c = pg_connect(s.pg_url);
   tenant_id acme{"acme"};
-  std::vector<new_job> rows;
-  for (int i = 0; i < 4; ++i) rows.push_back(sample_job("acme"));
-  {
-    pqxx::work w(*c);
-    REQUIRE(insert_jobs(w, rows).size() == rows.size());
-    w.exec_params(
-        "UPDATE jobs SET state = 'running', started_at = now(), attempts = 1, "
-        "lease_expires_at = now() + interval '1 minute' WHERE id = $1::uuid",
-        rows[0].id.value);
-    w.commit();
-  }
+  acme_jobs(*c, 4, 1);
   job_filter all;
   auto first = apply_bulk(*c, acme, all, bulk_action::cancel, {.batch = 2, .max_jobs = 3});
   CHECK(first.applied == 3);
@@ -147,11 +144,9 @@ TEST_CASE("a bulk retry takes only jobs unchanged since it started, each once") 
   scratch s;
   auto c = pg_connect(s.pg_url);
   tenant_id acme{"acme"};
-  std::vector<new_job> rows;
-  for (int i = 0; i < 3; ++i) rows.push_back(sample_job("acme"));
+  auto rows = acme_jobs(*c, 3, 0);
   {
     pqxx::work w(*c);
-    REQUIRE(insert_jobs(w, rows).size() == rows.size());
     w.exec(
         "UPDATE jobs SET state = 'dead', attempts = 1, finished_at = now(), failed_at = now(), "
         "updated_at = now() - interval '1 second'");

@@ -42,6 +42,20 @@ std::string all_logs(const std::string& dir) {
   return text;
 }
 
+// Whether the platform's second API process answers /readyz within 30 s.
+bool second_api_ready(platform& p) {
+  return wait_until(
+      [&] {
+        try {
+          http_client h(p.more_api_ports.at(0));
+          return h.request(http::verb::get, "/readyz").status == 200;
+        } catch (const std::exception&) {
+          return false;  // not listening yet
+        }
+      },
+      30s);
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -53,16 +67,7 @@ TEST_CASE(
   p.add_api();
   auto admin = create_key(s.pg_url, "acme");
   http_client h(p.port);
-  REQUIRE(wait_until(
-      [&] {
-        try {
-          http_client h2(p.more_api_ports.at(0));
-          return h2.request(http::verb::get, "/readyz").status == 200;
-        } catch (const std::exception&) {
-          return false;  // not listening yet
-        }
-      },
-      30s));
+  REQUIRE(second_api_ready(p));
   http_client other(p.more_api_ports.at(0));
 
   auto made = call(h, http::verb::post, "/v1/keys", admin, R"({"name":"ci","role":"submitter"})");
@@ -226,16 +231,7 @@ TEST_CASE("a key revoked while a request's body is on its way does not carry tha
   scratch s;
   platform p(s, {}, {{"JOBS_AUTH_CACHE_MS", "60000"}});
   p.add_api();
-  REQUIRE(wait_until(
-      [&] {
-        try {
-          http_client h2(p.more_api_ports.at(0));
-          return h2.request(http::verb::get, "/readyz").status == 200;
-        } catch (const std::exception&) {
-          return false;
-        }
-      },
-      30s));
+  REQUIRE(second_api_ready(p));
   auto admin = create_key(s.pg_url, "acme");
   http_client h(p.port);
   auto made = call(h, http::verb::post, "/v1/keys", admin, R"({"name":"leaked","role":"admin"})");
