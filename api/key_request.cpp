@@ -23,8 +23,8 @@ std::variant<key_request, problem> parse_key_request(std::string_view body, sys_
     const auto& v = kv.value();
     if (name == "name") {
       if (!v.is_string() || v.as_string().size() > 100)
-        return make_problem(400, "invalid_field", "name must be a string of at most 100 characters",
-                            "/name");
+        return make_problem(400, "invalid_field",
+                            "name must be a string of at most 100 bytes (UTF-8)", "/name");
       // Stored as text: a NUL would cut it short.
       if (!is_storable_text(v.as_string()))
         return make_problem(400, "invalid_field", "name must not hold U+0000 (NUL)", "/name");

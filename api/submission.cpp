@@ -136,7 +136,7 @@ std::variant<new_job, problem> parse_submission(
   if (!type->is_string() || type->as_string().empty() ||
       type->as_string().size() > job_limits::max_type_length)
     return make_problem(400, "invalid_field",
-                        fmt::format("type must be a non-empty string of at most {} characters",
+                        fmt::format("type must be a non-empty string of at most {} bytes",
                                     job_limits::max_type_length),
                         "/type");
   job.type = type->as_string();

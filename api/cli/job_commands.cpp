@@ -9,6 +9,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -104,7 +105,14 @@ int cmd_submit(const context& c) {
   // Checked before the job is submitted: a bad value must not leave one behind.
   auto pace = parse_follow_pace(c.args);
   std::map<std::string, std::string> headers;
-  if (auto k = c.args.get("idempotency-key")) headers["Idempotency-Key"] = *k;
+  if (auto k = c.args.get("idempotency-key")) {
+    // As the API takes it (common/idempotency.hpp, which jobsctl does not
+    // link): caught here, with the reason.
+    if (k->empty() || k->size() > 255 ||
+        !std::all_of(k->begin(), k->end(), [](char ch) { return ch >= 0x20 && ch <= 0x7e; }))
+      throw usage_error("--idempotency-key must be 1 to 255 printable ASCII characters");
+    headers["Idempotency-Key"] = *k;
+  }
   auto a = call(c, "POST", "/v1/jobs", json::serialize(body), headers);
   const auto& o = a.json.as_object();
   auto id = text(o, "id");

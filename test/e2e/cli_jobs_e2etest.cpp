@@ -97,6 +97,11 @@ TEST_CASE("jobsctl runs, follows, lists, cancels and retries jobs") {
   CHECK(k2.status == 0);
   CHECK(first_id(k1.out) == first_id(k2.out));
   CHECK(has(k2.out, "replayed"));
+  // A key the API would refuse is a usage error here, with the rule.
+  auto bad_key = cli({"submit", "processing", "noop", "--payload", "{}", "--idempotency-key",
+                      std::string("k\x01")});
+  CHECK(bad_key.status == 2);
+  CHECK(has(bad_key.err, "1 to 255 printable ASCII characters"));
 
   // Scheduled, then cancelled; a 2nd cancel is refused; watch times out.
   auto later = cli({"submit", "processing", "noop", "--payload", "{}", "--delay", "1h", "-q"});
