@@ -202,12 +202,13 @@ bool match(std::string_view pattern, std::string_view path, std::string& param) 
     pattern.remove_prefix(1);
     path.remove_prefix(1);
     auto pe = pattern.find('/'), se = path.find('/');
-    auto pseg = pattern.substr(0, pe);
-    auto seg = decoded_segment(path.substr(0, se));
+    auto pseg = pattern.substr(0, pe), raw = path.substr(0, se);
+    // Decoded only when there is something to decode (most paths).
+    bool encoded = raw.find('%') != std::string_view::npos;
     if (pseg.starts_with('{')) {
-      if (seg.empty()) return false;
-      param = std::move(seg);
-    } else if (pseg != seg) {
+      if (raw.empty()) return false;
+      param = encoded ? decoded_segment(raw) : std::string(raw);
+    } else if (encoded ? pseg != decoded_segment(raw) : pseg != raw) {
       return false;
     }
     pattern = pe == std::string_view::npos ? "" : pattern.substr(pe);
@@ -424,8 +425,11 @@ boost::asio::awaitable<http_response> router::route(const http_request& req,
   }
   // (Probes and /metrics ignore their query: they never refuse one.)
   if (found.entry->needs_key)
-    if (auto bad = refused_input(*found.entry, found.param, ctx.query, req.body()))
-      co_return fail(*bad);
+    if (auto bad = refused_input(*found.entry, found.param, ctx.query, req.body())) {
+      auto res = fail(*bad);
+      quota_fields(res, ctx);
+      co_return res;
+    }
   auto res = co_await (this->*found.entry->fn)(ctx);
   quota_fields(res, ctx);
   co_return res;

@@ -243,11 +243,15 @@ void worker::impl::cycle() {
     for (auto it = c.taken.rbegin(); it != c.taken.rend(); ++it) waiting.push_front(std::move(*it));
     try {
       throw;
+    } catch (const pqxx::broken_connection&) {
+      // The round (or its COMMIT) was sent and its answer lost, on the
+      // connection and its one retry: the outcomes may have landed, and the
+      // next round, sending them again, learns nothing from their not
+      // landing then.
+      for (const auto& out : outcomes) in_doubt.insert(out.id);
+      throw;
     } catch (const pqxx::in_doubt_error&) {
-      // The COMMIT was sent and its answer lost: the outcomes may have
-      // landed, and the next round, sending them again, learns nothing
-      // from their not landing then.
-      round_in_doubt = true;
+      for (const auto& out : outcomes) in_doubt.insert(out.id);
       throw;
     } catch (const pqxx::sql_error& e) {
       if (outcomes.empty() || !is_data_error(e)) throw;
@@ -270,8 +274,7 @@ void worker::impl::cycle() {
     amqp->sever();
   }
   if (with_hooks) outcomes = std::move(hooked);
-  completed(outcomes, landed, tries > 1 || round_in_doubt);
-  round_in_doubt = false;
+  completed(outcomes, landed, tries > 1);
   start_claimed(got, c);
   broker_check();
 }
@@ -348,6 +351,7 @@ void worker::impl::completed(const std::vector<job_outcome>& outcomes,
   std::unordered_set<std::string> recorded(landed.begin(), landed.end());
   for (const auto& out : outcomes) {
     if (!set_aside.empty()) set_aside.erase(out.id);
+    bool doubted = !in_doubt.empty() && in_doubt.erase(out.id) > 0;
     auto* j = running.find(out.id);
     if (!j) continue;
     bool lands = recorded.contains(out.id);
@@ -356,7 +360,8 @@ void worker::impl::completed(const std::vector<job_outcome>& outcomes,
     auto trace = std::move(j->job.trace_id);
     running.erase(out.id);
     if (!lands) {
-      if (retried)  // its messages, sent through the claim again, are dropped if it did land
+      if (retried ||
+          doubted)  // its messages, sent through the claim again, are dropped if it did land
         log_info("attempt's outcome unconfirmed: the round was sent again on a new connection",
                  {{"job_id", out.id}, {"trace_id", trace}, {"attempt", out.attempt}});
       else

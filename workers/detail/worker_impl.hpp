@@ -212,7 +212,8 @@ struct worker::impl {
   // The next round writes them. False when none was refused alone.
   bool set_aside_unstorable(const std::vector<job_outcome>& outcomes);
   std::unordered_set<std::string> set_aside;  // job ids whose outcome was refused once
-  bool round_in_doubt = false;                // the last round's COMMIT went unanswered
+  // Jobs whose outcome a round sent without learning whether it landed.
+  std::unordered_set<std::string> in_doubt;
   // A job whose handler the drain deadline stopped: back to `scheduled`, due
   // now (the scheduler publishes it again), its attempt not counted, as a
   // snooze; the attempt row says why.

@@ -52,6 +52,14 @@ void worker::impl::stop_overdue() {
              {{"job_id", id}, {"timeout_ms", running.find(id)->timeout.count()}});
   }
   auto overdue = running.overdue(now);
+  // A handler that returned in time has its outcome in `finished`, which a
+  // round that failed has not written yet: the next round writes it, not
+  // the timeout.
+  std::erase_if(overdue, [&](const detail::in_hand& j) {
+    return std::any_of(finished.begin(), finished.end(), [&](const detail::finished_job& f) {
+      return f.job.id == j.job.id && f.job.claim == j.job.claim;
+    });
+  });
   if (overdue.empty()) return;
   std::vector<job_outcome> outcomes;
   for (const auto& j : overdue) {
