@@ -208,8 +208,7 @@ void worker::impl::cycle() {
         out.result_json = "{\"unstorable\":";
   capped_claim got;
   std::vector<std::string> landed;
-  std::vector<job_outcome> hooked;  // the outcomes as the hooks left them
-  bool with_hooks = false;
+  std::vector<job_outcome> hooked;  // the outcomes as the hooks left them, when there are hooks
   int tries = 0;
   try {
     got = with_db([&](pqxx::connection& conn) {
@@ -229,7 +228,6 @@ void worker::impl::cycle() {
       pqxx::work tx(conn);
       // A hook that fails turns its outcome into a failed attempt; sent
       // again on a new connection, the round starts from the handlers'.
-      with_hooks = hooks;
       auto& round = hooks ? (hooked = outcomes) : outcomes;
       if (!round.empty()) {
         if (hooks) run_commit_hooks(tx, round);
@@ -243,16 +241,6 @@ void worker::impl::cycle() {
     for (auto it = c.taken.rbegin(); it != c.taken.rend(); ++it) waiting.push_front(std::move(*it));
     try {
       throw;
-    } catch (const pqxx::broken_connection&) {
-      // The round (or its COMMIT) was sent and its answer lost, on the
-      // connection and its one retry: the outcomes may have landed, and the
-      // next round, sending them again, learns nothing from their not
-      // landing then.
-      for (const auto& out : outcomes) in_doubt.insert(out.id);
-      throw;
-    } catch (const pqxx::in_doubt_error&) {
-      for (const auto& out : outcomes) in_doubt.insert(out.id);
-      throw;
     } catch (const pqxx::sql_error& e) {
       if (outcomes.empty() || !is_data_error(e)) throw;
       log_warn("the database refused a round's outcomes; finding which",
@@ -261,6 +249,12 @@ void worker::impl::cycle() {
       // database error, with the loop's backoff.
       if (!set_aside_unstorable(outcomes)) throw;
       return;
+    } catch (const pqxx::failure&) {
+      // The connection was lost (on the round's one retry too) or its
+      // COMMIT went unanswered: the outcomes may have landed, and the next
+      // round, sending them again, learns nothing from their not landing.
+      for (const auto& out : outcomes) in_doubt.insert(out.id);
+      throw;
     }
   }
   if (o().test_fault == "worker_crash_after_commit" && !outcomes.empty()) {
@@ -273,7 +267,7 @@ void worker::impl::cycle() {
     fault_done = true;
     amqp->sever();
   }
-  if (with_hooks) outcomes = std::move(hooked);
+  if (!hooked.empty()) outcomes = std::move(hooked);
   completed(outcomes, landed, tries > 1);
   start_claimed(got, c);
   broker_check();
@@ -360,8 +354,8 @@ void worker::impl::completed(const std::vector<job_outcome>& outcomes,
     auto trace = std::move(j->job.trace_id);
     running.erase(out.id);
     if (!lands) {
-      if (retried ||
-          doubted)  // its messages, sent through the claim again, are dropped if it did land
+      // Its messages, sent through the claim again, are dropped if it did land.
+      if (retried || doubted)
         log_info("attempt's outcome unconfirmed: the round was sent again on a new connection",
                  {{"job_id", out.id}, {"trace_id", trace}, {"attempt", out.attempt}});
       else
