@@ -157,9 +157,12 @@ void submitter::run() {
     // Jobs answered 503 whose withdrawal failed go before a write of keyed
     // jobs, whatever the backoff: a retry of one with its idempotency key
     // must not find the job still there and be told it was accepted.
-    bool keyed = std::any_of(batch.begin(), batch.end(),
-                             [](const queued_job& q) { return !q.first.idempotency_key.empty(); });
-    if (!withdraw_again_.empty() && (keyed || std::chrono::steady_clock::now() >= next_withdraw_)) {
+    auto keyed = [&] {
+      return std::any_of(batch.begin(), batch.end(),
+                         [](const queued_job& q) { return !q.first.idempotency_key.empty(); });
+    };
+    if (!withdraw_again_.empty() &&
+        (std::chrono::steady_clock::now() >= next_withdraw_ || keyed())) {
       auto again = std::move(withdraw_again_);
       withdraw_again_.clear();
       failed.insert(failed.end(), std::make_move_iterator(again.begin()),
