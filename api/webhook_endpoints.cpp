@@ -20,9 +20,11 @@ constexpr long max_gap_ms = 7L * 24 * 3600 * 1000;  // a week
 constexpr const char* endpoint_json_sql =
     "json_build_object('name', name, 'secret_count', cardinality(secrets), "
     "  'retry_schedule_ms', retry_schedule_ms, "
-    "  'state', CASE WHEN paused_until > now() THEN 'paused' ELSE 'active' END, "
+    "  'state', CASE WHEN paused_until > now() THEN 'paused' "
+    "    WHEN trial_until > now() THEN 'trial' ELSE 'active' END, "
     "  'consecutive_failures', consecutive_failures, "
-    "  'paused_until', paused_until, 'created_at', created_at, 'updated_at', updated_at)";
+    "  'paused_until', paused_until, 'trial_until', trial_until, "
+    "  'created_at', created_at, 'updated_at', updated_at)";
 
 // PostgreSQL's JSON text has spaces around ':'; clients get it compact.
 std::string compact(const pqxx::field& f) {

@@ -10,8 +10,8 @@
 //   GET /v1/webhook-endpoints/{name}   endpoint, or 404
 //
 // An endpoint as shown never contains its secrets:
-//   {name, secret_count, retry_schedule_ms (null: the default), state: active | paused,
-//    consecutive_failures, paused_until, created_at, updated_at}
+//   {name, secret_count, retry_schedule_ms (null: the default), state: active | paused | trial,
+//    consecutive_failures, paused_until, trial_until, created_at, updated_at}
 // Replacing an endpoint (a secret rotation) keeps its circuit-breaker state.
 //
 // Parsing is pure; the SQL functions take caller-owned transactions.

@@ -611,6 +611,67 @@ TEST_CASE("endpoints through the API; the circuit breaker pauses a failing endpo
   CHECK(sink.requests("/ok/orphan").empty());
 }
 
+TEST_CASE("after a pause one trial delivery goes out alone; its success sends the rest at once") {
+  webhook_sink sink;
+  scratch s;
+  auto env = sink_env();
+  env["JOBS_WEBHOOK_BREAKER_FAILURES"] = "2";
+  env["JOBS_WEBHOOK_BREAKER_COOLDOWN_MS"] = "1500";
+  platform p(s, {"webhooks"}, env);
+  auto key = create_key(s.pg_url, "acme");
+  put_endpoint(s.pg_url, "acme", "down", {secret_a}, "{100}");
+  http_client h(p.port);
+  auto endpoint = [&] { return h.get("/v1/webhook-endpoints/down", key).json(); };
+  auto endpoint_state = [&] { return std::string(endpoint().at("state").as_string()); };
+  sink.set_down(true);
+  // With 30 s request timeouts a trial's lease (its timeouts and a second)
+  // is 36 s, much longer than the jobs may take once the receiver is back.
+  auto job = [&](const std::string& path) {
+    return submit(h, key,
+                  {{"url", sink.base() + path}, {"endpoint", "down"}, {"timeout_ms", 30000}}, 20);
+  };
+  std::vector<std::string> ids{job("/down/first/1"), job("/down/first/2")};
+  REQUIRE(wait_until([&] { return endpoint_state() == "paused"; }, 20s));
+  for (int i = 0; i < 10; ++i) ids.push_back(job("/down/held/" + std::to_string(i)));
+  auto before = sink.requests("/down/").size();
+  std::this_thread::sleep_for(6s);  // about four pauses and their ends
+  auto during = sink.requests("/down/").size() - before;
+  CHECK(during >= 1);  // trials went out
+  CHECK(during <= 6);  // one at each pause's end, not each of the twelve jobs
+  sink.set_down(false);
+  auto back = std::chrono::steady_clock::now();
+  std::int64_t attempts = 0;
+  int waited = 0;
+  for (const auto& id : ids) {
+    auto j = wait_final(h, key, id, 60s);
+    CHECK(state(j) == "succeeded");
+    attempts += j.at("attempts").as_int64();
+    for (const auto& a : j.at("attempt_history").as_array())
+      if (a.at("error") == "endpoint down waits for its circuit breaker's trial delivery") ++waited;
+  }
+  // Made due by the successful trial, not at the end of its lease.
+  CHECK(std::chrono::steady_clock::now() - back < 20s);
+  CHECK(waited >= 1);
+  // Only the first failures and the trials used attempts; waiting used none.
+  CHECK(attempts <= static_cast<std::int64_t>(ids.size() + 2 + during + 1));
+  CHECK(endpoint_state() == "active");
+  CHECK(endpoint().at("consecutive_failures") == 0);
+
+  // A trial out shows as such, with its lease.
+  {
+    auto c = jobs::pg_connect(s.pg_url);
+    pqxx::work w(*c);
+    w.exec(
+        "UPDATE webhook_endpoints SET consecutive_failures = 2, "
+        "trial_until = now() + interval '10 seconds'");
+    w.commit();
+  }
+  auto ep = endpoint();
+  CHECK(openapi_contract().violations("WebhookEndpoint", ep).empty());
+  CHECK(ep.at("state") == "trial");
+  CHECK(ep.at("trial_until").is_string());
+}
+
 TEST_CASE_FIXTURE(delivering,
                   "a cancel, or the job's timeout, stops a delivery in flight at once") {
   auto id = submit(h, key, {{"url", sink.base() + "/slow/20000/cancel"}, {"timeout_ms", 30000}});

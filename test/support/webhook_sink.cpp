@@ -31,6 +31,7 @@ struct webhook_sink::impl {
   std::map<std::string, int> per_path;  // requests so far, by target
   std::atomic<long> accepted{0};
   std::atomic<int> in_flight{0}, peak{0};
+  std::atomic<bool> down{false};
   std::thread io;
 
   // Path segment i of "/a/b/c" (0: "a"), or "".
@@ -87,6 +88,9 @@ struct webhook_sink::impl {
     } else if (kind == "fail" && nth <= std::stoi(arg)) {
       res.result(http::status::internal_server_error);
       res.body() = "failing " + std::to_string(nth);
+    } else if (kind == "down" && down) {
+      res.result(http::status::service_unavailable);
+      res.body() = "down";
     } else if (kind == "retry-after" && nth == 1) {
       res.result(http::status::too_many_requests);
       res.set(http::field::retry_after, arg);
@@ -212,5 +216,7 @@ std::size_t webhook_sink::count() const {
 long webhook_sink::connections() const { return impl_->accepted; }
 
 int webhook_sink::peak_in_flight() const { return impl_->peak; }
+
+void webhook_sink::set_down(bool down) { impl_->down = down; }
 
 }  // namespace jobs::test

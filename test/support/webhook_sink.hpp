@@ -8,6 +8,7 @@
 //   /bytes/...             200 with a NUL, a malformed byte and 4.2 KB of UTF-8
 //   /nul/...               200 with "ok\r\n", a NUL, two malformed bytes and "line2"
 //   /fail/N/...            500 for the first N requests to this path, then 200
+//   /down/...              503 while set_down(true), else 200
 //   /retry-after/S/...     429 with Retry-After: S the first time, then 200
 //   /slow/MS/...           200 after MS milliseconds
 //   /redirect/...          301 to /ok/redirected (which must never be asked for)
@@ -58,6 +59,8 @@ class webhook_sink {
   /// Connections accepted so far (the SSRF tests expect none).
   long connections() const;
   int peak_in_flight() const;
+  /// Whether /down/... answers 503 (from now on).
+  void set_down(bool down);
 
  private:
   struct impl;

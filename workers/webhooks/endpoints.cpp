@@ -4,26 +4,117 @@
 #include "common/time.hpp"
 #include "common/webhook_signature.hpp"
 
+#include <fmt/format.h>
+#include <boost/asio/steady_timer.hpp>
+
 namespace jobs::webhooks {
 
 namespace {
+// The breaker's times as milliseconds since the epoch (whole for
+// trial_until) and as milliseconds left, both from PostgreSQL's clock; NULL
+// once passed.
 constexpr const char* find_sql =
     "SELECT secrets, retry_schedule_ms, consecutive_failures, "
-    "       extract(epoch FROM paused_until)::float8 "
+    "  CASE WHEN paused_until > now() "
+    "    THEN ceil(extract(epoch FROM paused_until) * 1000)::int8 END, "
+    "  CASE WHEN paused_until > now() "
+    "    THEN ceil(extract(epoch FROM paused_until - now()) * 1000)::int8 END, "
+    "  CASE WHEN trial_until > now() THEN (extract(epoch FROM trial_until) * 1000)::int8 END, "
+    "  CASE WHEN trial_until > now() "
+    "    THEN ceil(extract(epoch FROM trial_until - now()) * 1000)::int8 END "
     "FROM webhook_endpoints WHERE tenant_id = $1 AND name = $2";
 
-constexpr const char* failure_sql =
-    "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1, "
-    "  paused_until = CASE WHEN consecutive_failures + 1 >= $3 "
-    "    THEN now() + make_interval(secs => $4::float8 / 1000) ELSE paused_until END, "
+constexpr const char* take_trial_sql =
+    "UPDATE webhook_endpoints "
+    "SET trial_until = "
+    "    date_trunc('milliseconds', now() + make_interval(secs => $4::float8 / 1000)), "
     "  updated_at = now() "
-    "WHERE tenant_id = $1 AND name = $2";
+    "WHERE tenant_id = $1 AND name = $2 AND consecutive_failures >= $3 "
+    "  AND (paused_until IS NULL OR paused_until <= now()) "
+    "  AND (trial_until IS NULL OR trial_until <= now()) "
+    "RETURNING (extract(epoch FROM trial_until) * 1000)::int8, "
+    "  ceil(extract(epoch FROM trial_until - now()) * 1000)::int8";
 
-constexpr const char* reset_sql =
-    "UPDATE webhook_endpoints SET consecutive_failures = 0, paused_until = NULL, "
-    "  updated_at = now() "
-    "WHERE tenant_id = $1 AND name = $2 "
-    "  AND (consecutive_failures <> 0 OR paused_until IS NOT NULL)";
+// The jobs waiting for a trial: snoozed until exactly its lease's end (an
+// equality the jobs_due index answers), of this endpoint, and not yet due.
+// Rows the scheduler holds are skipped: they are being published anyway.
+constexpr const char* waiting_sql =
+    "SELECT j.id FROM jobs j "
+    "WHERE j.state = 'scheduled' AND j.run_at = {0} AND j.run_at > now() "
+    "  AND j.tenant_id = $1 AND j.queue = {1} AND j.type = 'deliver' "
+    "  AND coalesce(j.payload->>'endpoint', 'default') = $2 "
+    "ORDER BY j.priority DESC, j.id {2} FOR UPDATE OF j SKIP LOCKED";
+
+// The endpoint's row locked for the transaction, and its trial's lease in
+// milliseconds since the epoch (NULL: none).
+constexpr const char* lock_sql =
+    "SELECT (extract(epoch FROM trial_until) * 1000)::int8 FROM webhook_endpoints "
+    "WHERE tenant_id = $1 AND name = $2 FOR UPDATE";
+
+constexpr const char* lease_sql = "'epoch'::timestamptz + $4::int8 * interval '1 millisecond'";
+
+// After lock_sql. $3: the queue, $4: the lease lock_sql read.
+const std::string reset_sql = fmt::format(
+    "WITH reset AS ("
+    "  UPDATE webhook_endpoints SET consecutive_failures = 0, paused_until = NULL, "
+    "    trial_until = NULL, updated_at = now() "
+    "  WHERE tenant_id = $1 AND name = $2 "
+    "    AND (consecutive_failures <> 0 OR paused_until IS NOT NULL OR trial_until IS NOT NULL)) "
+    "UPDATE jobs SET run_at = now(), updated_at = now() WHERE id IN ({})",
+    fmt::format(waiting_sql, lease_sql, "$3", ""));
+
+// After lock_sql. $3: the queue, $4: the lease lock_sql read, $5: the
+// threshold, $6: the cooldown in ms. A failure at the threshold pauses the
+// endpoint and ends its trial: the jobs waiting for the trial now wait for
+// the pause's end.
+const std::string failure_sql = fmt::format(
+    "WITH failed AS ("
+    "  UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1, "
+    "    paused_until = CASE WHEN consecutive_failures + 1 >= $5 "
+    "      THEN now() + make_interval(secs => $6::float8 / 1000) ELSE paused_until END, "
+    "    trial_until = CASE WHEN consecutive_failures + 1 >= $5 THEN NULL ELSE trial_until END, "
+    "    updated_at = now() "
+    "  WHERE tenant_id = $1 AND name = $2 "
+    "  RETURNING paused_until, consecutive_failures >= $5 AS paused) "
+    "UPDATE jobs SET run_at = (SELECT paused_until FROM failed), updated_at = now() "
+    "WHERE (SELECT paused FROM failed) AND id IN ({})",
+    fmt::format(waiting_sql, lease_sql, "$3", ""));
+
+// The jobs whose wait for the lease $4 was committed after the trial's end:
+// due at once, or at the end of the pause the trial's failure began.
+const std::string late_sql = fmt::format(
+    "UPDATE jobs SET run_at = greatest(now(), (SELECT paused_until FROM webhook_endpoints "
+    "  WHERE tenant_id = $1 AND name = $2)), updated_at = now() "
+    "WHERE id IN ({})",
+    fmt::format(waiting_sql, lease_sql, "$3", ""));
+
+// $3: the queue, $4: the lease given back.
+const std::string release_sql = fmt::format(
+    "WITH released AS ("
+    "  UPDATE webhook_endpoints SET trial_until = NULL, updated_at = now() "
+    "  WHERE tenant_id = $1 AND name = $2 AND trial_until = {0} RETURNING 1) "
+    "UPDATE jobs SET run_at = now(), updated_at = now() "
+    "WHERE EXISTS (SELECT FROM released) AND id IN ({1})",
+    lease_sql, fmt::format(waiting_sql, lease_sql, "$3", "LIMIT 1"));
+
+// The lease of the endpoint's trial, with its row locked (nullopt: none).
+std::optional<long long> lock_endpoint(pqxx::transaction_base& tx, const std::string& tenant,
+                                       const std::string& name) {
+  auto r = tx.exec_params(lock_sql, tenant, name);
+  if (r.empty() || r[0][0].is_null()) return std::nullopt;
+  return r[0][0].as<long long>();
+}
+
+std::chrono::system_clock::time_point epoch_ms(long long ms) {
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+}
+
+std::optional<breaker_time> read_time(const pqxx::field& at_ms, const pqxx::field& left_ms,
+                                      std::chrono::steady_clock::time_point now) {
+  if (at_ms.is_null() || left_ms.is_null()) return std::nullopt;
+  return breaker_time{epoch_ms(at_ms.as<long long>()),
+                      now + std::chrono::milliseconds(left_ms.as<long long>())};
+}
 
 // A PostgreSQL array of integers or texts as text: {a,b}.
 std::vector<std::string> array_items(const pqxx::field& f) {
@@ -39,25 +130,34 @@ std::vector<std::string> array_items(const pqxx::field& f) {
 
 endpoint_store::endpoint_store(std::string pg_url, int threshold,
                                std::chrono::milliseconds cooldown,
+                               boost::asio::any_io_executor timers,
                                std::chrono::milliseconds cache_ttl)
     : url_(std::move(pg_url)),
       threshold_(threshold),
       cooldown_(cooldown),
       ttl_(cache_ttl),
+      timers_(std::move(timers)),
       writer_(url_, 1) {}
+
+breaker_gate gate(const endpoint& ep, int threshold, std::chrono::steady_clock::time_point now) {
+  if (ep.paused_until && !ep.paused_until->passed(now)) return breaker_gate::wait_pause;
+  if (ep.consecutive_failures < threshold) return breaker_gate::send;
+  if (ep.trial_until && !ep.trial_until->passed(now)) return breaker_gate::wait_trial;
+  return breaker_gate::trial;
+}
 
 std::optional<endpoint> endpoint_store::find(const std::string& tenant, const std::string& name) {
   std::lock_guard lk(mu_);
-  auto now = std::chrono::steady_clock::now();
   auto key = std::pair{tenant, name};
   if (auto it = cache_.find(key); it != cache_.end()) {
-    if (now < it->second.until) return it->second.ep;
+    if (std::chrono::steady_clock::now() < it->second.until) return it->second.ep;
     cache_.erase(it);
   }
   auto row = with_reconnect(conn_, url_, [&](pqxx::connection& c) {
     pqxx::nontransaction n(c);
     return n.exec_params(find_sql, tenant, name);
   });
+  auto now = std::chrono::steady_clock::now();
   std::optional<endpoint> ep;
   if (!row.empty()) {
     ep.emplace();
@@ -69,30 +169,45 @@ std::optional<endpoint> endpoint_store::find(const std::string& tenant, const st
       for (const auto& g : gaps) ep->schedule->gaps.emplace_back(std::stoll(g));
     }
     ep->consecutive_failures = row[0][2].as<int>();
-    if (!row[0][3].is_null()) {
-      auto secs = row[0][3].as<double>();
-      ep->paused_until = std::chrono::system_clock::time_point(
-          std::chrono::duration_cast<std::chrono::system_clock::duration>(
-              std::chrono::duration<double>(secs)));
-    }
+    ep->paused_until = read_time(row[0][3], row[0][4], now);
+    ep->trial_until = read_time(row[0][5], row[0][6], now);
   }
-  // Only endpoints found are kept: a miss must come from PostgreSQL just
-  // now, or an endpoint created a moment ago would fail the jobs meant for it.
-  if (ep) cache_[key] = {*ep, now + ttl_};
+  // A miss must come from PostgreSQL just now, or an endpoint created a
+  // moment ago would fail the jobs meant for it; a pause or a trial, or a
+  // job made due by its end would find it again in the cache.
+  if (ep && !ep->paused_until && !ep->trial_until) cache_[key] = {*ep, now + ttl_};
   return ep;
 }
 
-void endpoint_store::record_failure(const std::string& tenant, const std::string& name) {
+std::optional<breaker_time> endpoint_store::take_trial(const std::string& tenant,
+                                                       const std::string& name,
+                                                       std::chrono::milliseconds lease) {
+  std::lock_guard lk(mu_);
+  cache_.erase({tenant, name});
+  auto row = with_reconnect(conn_, url_, [&](pqxx::connection& c) {
+    pqxx::nontransaction n(c);
+    return n.exec_params(take_trial_sql, tenant, name, threshold_,
+                         static_cast<double>(lease.count()));
+  });
+  if (row.empty()) return std::nullopt;
+  return read_time(row[0][0], row[0][1], std::chrono::steady_clock::now());
+}
+
+void endpoint_store::record_failure(const std::string& tenant, const std::string& name,
+                                    const std::string& queue) {
   {
     std::lock_guard lk(mu_);
     cache_.erase({tenant, name});
   }
-  writer_.post([this, tenant, name](pqxx::connection* c) {
+  writer_.post([this, tenant, name, queue](pqxx::connection* c) {
     if (!c) return;
     try {
       pqxx::work tx(*c);
-      tx.exec_params(failure_sql, tenant, name, threshold_, static_cast<double>(cooldown_.count()));
+      auto lease = lock_endpoint(tx, tenant, name);
+      tx.exec_params(failure_sql, tenant, name, queue, lease, threshold_,
+                     static_cast<double>(cooldown_.count()));
       tx.commit();
+      if (lease) settle_later(tenant, name, queue, *lease);
     } catch (const std::exception& e) {
       log_warn("cannot record a webhook endpoint failure", {{"error", e.what()}});
     }
@@ -101,9 +216,64 @@ void endpoint_store::record_failure(const std::string& tenant, const std::string
   });
 }
 
+void endpoint_store::release_trial(const std::string& tenant, const std::string& name,
+                                   const std::string& queue, breaker_time lease) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(lease.at.time_since_epoch());
+  writer_.post([tenant, name, queue, ms](pqxx::connection* c) {
+    if (!c) return;  // the lease ends on its own
+    try {
+      pqxx::work tx(*c);
+      tx.exec_params(release_sql, tenant, name, queue, static_cast<long long>(ms.count()));
+      tx.commit();
+    } catch (const std::exception& e) {
+      log_warn("cannot end a webhook endpoint's trial: it ends with its lease",
+               {{"error", e.what()}});
+    }
+  });
+}
+
+void endpoint_store::record_answer(const std::string& tenant, const std::string& name,
+                                   const std::string& queue) {
+  writer_.post([this, tenant, name, queue](pqxx::connection* c) {
+    if (!c) return;
+    try {
+      pqxx::work tx(*c);
+      reset(tx, tenant, name, queue);
+      tx.commit();
+    } catch (const std::exception& e) {
+      log_warn("cannot close a webhook endpoint's circuit breaker", {{"error", e.what()}});
+    }
+  });
+}
+
 void endpoint_store::reset(pqxx::transaction_base& tx, const std::string& tenant,
-                           const std::string& name) {
-  tx.exec_params(reset_sql, tenant, name);
+                           const std::string& name, const std::string& queue) {
+  auto lease = lock_endpoint(tx, tenant, name);
+  tx.exec_params(reset_sql, tenant, name, queue, lease);
+  // Should this transaction not commit, the passes only wake jobs that then
+  // find the trial still out and wait again.
+  if (lease) settle_later(tenant, name, queue, *lease);
+}
+
+void endpoint_store::settle_later(const std::string& tenant, const std::string& name,
+                                  const std::string& queue, long long lease) {
+  for (auto delay : {std::chrono::seconds(1), std::chrono::seconds(5)}) {
+    auto t = std::make_shared<boost::asio::steady_timer>(timers_, delay);
+    t->async_wait([this, t, tenant, name, queue, lease](boost::system::error_code ec) {
+      if (ec) return;
+      writer_.post([tenant, name, queue, lease](pqxx::connection* c) {
+        if (!c) return;  // they wait for the lease
+        try {
+          pqxx::work tx(*c);
+          tx.exec_params(late_sql, tenant, name, queue, lease);
+          tx.commit();
+        } catch (const std::exception& e) {
+          log_warn("cannot settle the jobs that waited for a webhook endpoint's trial",
+                   {{"error", e.what()}});
+        }
+      });
+    });
+  }
 }
 
 }  // namespace jobs::webhooks

@@ -6,23 +6,46 @@
 //
 // Circuit breaker: each retryable failure of a delivery adds one to the
 // endpoint's consecutive_failures; at `threshold` the endpoint is paused
-// until now + `cooldown` (each further failure extends the pause). A
-// success resets both (in the transaction that records it). While paused,
-// its jobs are snoozed until the pause ends: they wait, their attempts not
-// counted. When the pause ends, deliveries go out again (half-open); the
-// first failures pause it again at once.
+// until now + `cooldown` (each further failure extends the pause). While
+// paused, its jobs are snoozed until the pause ends: they wait, their
+// attempts not counted. When the pause ends the breaker is half-open: one
+// delivery, the trial, takes a lease (trial_until: its request's timeouts
+// and a second) and goes out alone; the endpoint's other jobs snooze until
+// the lease ends. The trial's outcome decides:
+//   success            the breaker closes (failures 0, no pause): the
+//                      success's commit hook resets it and, in the same
+//                      transaction, makes the jobs waiting for the trial due
+//   a 4xx answer       the same (the endpoint is up), though the job is dead
+//   retryable failure  paused again for `cooldown`; the jobs that waited
+//                      for the trial now wait for the pause's end
+//   no answer          (the job cancelled or stopped, the address refused)
+//                      the lease is given back and one waiting job made due,
+//                      which becomes the next trial; the others wait for
+//                      that lease's end
+// A trial whose worker died ends with its lease. Jobs waiting for a trial
+// snooze until exactly trial_until (which is whole milliseconds), so that
+// the statements ending it find them through the jobs_due index. A job that
+// read the trial as out but commits its wait after the trial's end is not
+// there yet: the end is applied to such jobs again 1 s and 5 s later (made
+// due, or waiting for the pause); one later still waits for the lease.
+// Every time is compared in PostgreSQL's clock or converted on reading to
+// this process's steady clock: the clocks of the worker and of the database
+// may differ.
 //
 // An endpoint found is cached for `cache_ttl` per process, with no
 // invalidation: a change (a PUT's new secrets or schedule, a deletion, the
-// breaker's state from other processes) is seen within `cache_ttl`. A miss
-// is never cached: find() returns nullopt only after reading PostgreSQL in
-// that call. Failures are written by a background thread, so the I/O thread
-// never blocks on PostgreSQL.
+// breaker's state from other processes) is seen within `cache_ttl`. Neither
+// a miss nor an endpoint paused or in a trial is cached: find() returns
+// those only after reading PostgreSQL in that call, so a job made due by the
+// end of a trial never finds the trial still running. Failures and given-back
+// trials are written by a background thread.
 //
 // Thread-safety: all members may be called from any thread.
 
 #include "common/db.hpp"
 #include "workers/webhooks/policy.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
 
 #include <chrono>
 #include <map>
@@ -33,25 +56,63 @@
 
 namespace jobs::webhooks {
 
+/// A moment of the breaker read from PostgreSQL: `at` in PostgreSQL's clock
+/// (to snooze a job until then: the scheduler compares run_at with its
+/// now()), `local` the same moment by this process's steady clock.
+struct breaker_time {
+  std::chrono::system_clock::time_point at;
+  std::chrono::steady_clock::time_point local;
+  bool passed(std::chrono::steady_clock::time_point now) const { return now >= local; }
+};
+
 struct endpoint {
   std::vector<std::string> keys;  ///< decoded signing keys, 1 or 2 (rotation)
   std::optional<retry_schedule> schedule;
   int consecutive_failures = 0;
-  std::optional<std::chrono::system_clock::time_point> paused_until;
+  std::optional<breaker_time> paused_until;  ///< set only while paused when read
+  std::optional<breaker_time> trial_until;   ///< set only while a trial runs when read
 };
+
+/// What the breaker lets a delivery do.
+enum class breaker_gate {
+  send,        ///< closed
+  wait_pause,  ///< open: snooze until the pause ends
+  wait_trial,  ///< half-open with a trial out: snooze until its lease ends
+  trial,       ///< half-open, no trial out: ask to be it (endpoint_store::take_trial)
+};
+breaker_gate gate(const endpoint& ep, int threshold, std::chrono::steady_clock::time_point now);
 
 class endpoint_store {
  public:
+  /// `timers`: where the later passes over a trial's waiting jobs wait.
   endpoint_store(std::string pg_url, int threshold, std::chrono::milliseconds cooldown,
+                 boost::asio::any_io_executor timers,
                  std::chrono::milliseconds cache_ttl = std::chrono::seconds(1));
 
   /// nullopt when the tenant has no such endpoint in PostgreSQL now (read
   /// fresh, never from the cache). Throws pqxx errors.
   std::optional<endpoint> find(const std::string& tenant, const std::string& name);
-  /// Counts a retryable failure (asynchronously).
-  void record_failure(const std::string& tenant, const std::string& name);
-  /// The statement that resets the breaker, for a success's commit hook.
-  static void reset(pqxx::transaction_base& tx, const std::string& tenant, const std::string& name);
+  /// Takes the trial of a half-open endpoint for `lease` (read fresh): its
+  /// lease, or nullopt when the breaker is not half-open with no trial out
+  /// any more (call find() again). Throws pqxx errors.
+  std::optional<breaker_time> take_trial(const std::string& tenant, const std::string& name,
+                                         std::chrono::milliseconds lease);
+  /// Counts a retryable failure (asynchronously); one at the threshold ends
+  /// a trial, and the jobs of `queue` waiting for it wait for the new pause.
+  void record_failure(const std::string& tenant, const std::string& name, const std::string& queue);
+  /// A trial's answer that is no success but no failure of the endpoint
+  /// either (a 4xx: the endpoint is up): closes the breaker as reset() does
+  /// (asynchronously).
+  void record_answer(const std::string& tenant, const std::string& name, const std::string& queue);
+  /// Ends the trial holding `lease` without a verdict (asynchronously): the
+  /// lease is given back and one job waiting for it is made due.
+  void release_trial(const std::string& tenant, const std::string& name, const std::string& queue,
+                     breaker_time lease);
+  /// Closes the breaker, in a success's commit hook: the endpoint reset,
+  /// its jobs of `queue` waiting for a trial made due (and again later).
+  void reset(pqxx::transaction_base& tx, const std::string& tenant, const std::string& name,
+             const std::string& queue);
+  int threshold() const noexcept { return threshold_; }
 
  private:
   struct cached {
@@ -64,7 +125,13 @@ class endpoint_store {
   std::mutex mu_;
   std::unique_ptr<pqxx::connection> conn_;
   std::map<std::pair<std::string, std::string>, cached> cache_;
+  boost::asio::any_io_executor timers_;
   db_pool writer_;
+
+  /// The trial's end again, 1 s and 5 s on, for the jobs whose wait for
+  /// the lease (ms since the epoch) was committed after it.
+  void settle_later(const std::string& tenant, const std::string& name, const std::string& queue,
+                    long long lease);
 };
 
 }  // namespace jobs::webhooks

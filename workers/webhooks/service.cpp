@@ -38,7 +38,7 @@ struct webhook_service::impl {
                                    .response_limit = opts.response_limit,
                                    .stored_body = stored_body,
                                    .idle_per_origin = opts.idle_per_origin}),
-        endpoints(opts.pg_url, opts.breaker_failures, opts.breaker_cooldown) {
+        endpoints(opts.pg_url, opts.breaker_failures, opts.breaker_cooldown, ioc.get_executor()) {
     io = std::thread([this] { ioc.run(); });
   }
   ~impl() {
@@ -48,7 +48,8 @@ struct webhook_service::impl {
   }
 
   struct job {
-    std::string id, tenant, endpoint;
+    std::string id, tenant, endpoint, queue;
+    std::optional<breaker_time> trial;  // this delivery is the breaker's trial
     int attempt = 1;
     const std::atomic<bool>* stop = nullptr;
     retry_schedule schedule;
@@ -57,12 +58,23 @@ struct webhook_service::impl {
   };
 
   handler_result outcome(const job& j, const http_result& r) {
+    verdict v =
+        r.fail == http_result::failure::none ? classify_status(r.status)
+        : r.fail == http_result::failure::refused || r.fail == http_result::failure::cancelled
+            ? verdict::permanent
+            : verdict::retryable;
+    // A trial's end (endpoints.hpp); a success closes the breaker in its
+    // commit hook, a failure below.
+    if (j.trial && v == verdict::permanent) {
+      if (r.fail == http_result::failure::none)
+        endpoints.record_answer(j.tenant, j.endpoint, j.queue);
+      else
+        endpoints.release_trial(j.tenant, j.endpoint, j.queue, *j.trial);
+    }
     auto latency = r.latency.count();
     if (r.fail == http_result::failure::refused)
       return handler_error::permanent("destination refused: " + r.error);
     if (r.fail == http_result::failure::cancelled) return handler_error::retryable(r.error);
-    verdict v =
-        r.fail == http_result::failure::none ? classify_status(r.status) : verdict::retryable;
     if (v == verdict::success)
       return boost::json::value(boost::json::object{{"status", r.status},
                                                     {"latency_ms", latency},
@@ -75,7 +87,7 @@ struct webhook_service::impl {
                                   excerpt.empty() ? "" : ": " + excerpt)
                     : r.error;
     if (v == verdict::permanent) return handler_error::permanent(what);
-    endpoints.record_failure(j.tenant, j.endpoint);
+    endpoints.record_failure(j.tenant, j.endpoint, j.queue);
     auto now = sys_clock::now();
     std::chrono::milliseconds gap = j.schedule.after(j.attempt);
     if (!r.retry_after.empty())
@@ -121,18 +133,44 @@ void webhook_service::deliver(const job_context& ctx, completion done) {
   if (ep->keys.empty())
     return done(handler_error::retryable_at(
         "webhook endpoint " + del.endpoint + " has no usable secret", later));
-  if (ep->paused_until && *ep->paused_until > now)
-    return done(handler_error::snooze("endpoint " + del.endpoint + " paused by its circuit breaker",
-                                      *ep->paused_until));
-  if (ep->consecutive_failures > 0 || ep->paused_until)
-    ctx.on_success_commit([tenant, name = del.endpoint](pqxx::transaction_base& tx) {
-      endpoint_store::reset(tx, tenant, name);
+  // The circuit breaker (endpoints.hpp). Taking the trial can lose a race
+  // with another worker's: then the endpoint is read again, once.
+  std::optional<breaker_time> trial;
+  for (int tries = 0; !trial; ++tries) {
+    auto g = gate(*ep, impl_->endpoints.threshold(), std::chrono::steady_clock::now());
+    if (g == breaker_gate::send) break;
+    if (g == breaker_gate::wait_pause)
+      return done(handler_error::snooze(
+          "endpoint " + del.endpoint + " paused by its circuit breaker", ep->paused_until->at));
+    if (g == breaker_gate::wait_trial)
+      return done(handler_error::snooze(
+          "endpoint " + del.endpoint + " waits for its circuit breaker's trial delivery",
+          ep->trial_until->at));
+    if (tries == 2)
+      return done(handler_error::snooze(
+          "endpoint " + del.endpoint + " waits for its circuit breaker's trial delivery",
+          now + std::chrono::seconds(1)));
+    auto lease = impl_->opts.connect_timeout + del.timeout + std::chrono::seconds(1);
+    trial = impl_->endpoints.take_trial(tenant, del.endpoint, lease);
+    if (!trial) {
+      ep = impl_->endpoints.find(tenant, del.endpoint);
+      if (!ep || ep->keys.empty())
+        return done(handler_error::retryable_at(
+            "webhook endpoint " + del.endpoint + " changed while it was read: try again", later));
+    }
+  }
+  if (ep->consecutive_failures > 0 || trial)
+    ctx.on_success_commit([store = &impl_->endpoints, tenant, name = del.endpoint,
+                           queue = std::string(ctx.queue)](pqxx::transaction_base& tx) {
+      store->reset(tx, tenant, name, queue);
     });
 
   auto j = std::make_shared<impl::job>();
   j->id = std::string(ctx.id);
   j->tenant = tenant;
   j->endpoint = del.endpoint;
+  j->queue = std::string(ctx.queue);
+  j->trial = trial;
   j->attempt = ctx.attempt;
   j->stop = ctx.cancel;
   j->schedule = ep->schedule ? *ep->schedule : retry_schedule::standard();
