@@ -16,6 +16,17 @@
 
 namespace jobs {
 
+namespace {
+// A CA bundle as the HTTPS client and libcurl load it (PEM certificates).
+void check_ca_file(std::string_view setting, const std::string& path) {
+  if (path.empty()) return;
+  boost::asio::ssl::context tls(boost::asio::ssl::context::tls_client);
+  boost::system::error_code ec;
+  tls.load_verify_file(path, ec);
+  if (ec) throw config_error(fmt::format("{}={:?}: {}", setting, path, ec.message()));
+}
+}  // namespace
+
 void check_worker_settings(const config& cfg, std::string_view queue) {
   if (!is_known_queue(queue))
     throw config_error(fmt::format("unknown queue {:?} (email, processing, webhooks)", queue));
@@ -24,22 +35,17 @@ void check_worker_settings(const config& cfg, std::string_view queue) {
   } catch (const std::exception& e) {
     throw config_error(fmt::format("JOBS_AMQP_URL: {}", e.what()));
   }
-  if (queue == "email") email_options_from(cfg);
+  if (queue == "email") {
+    email_options_from(cfg);
+    check_ca_file("JOBS_SMTP_CA_FILE", cfg.smtp_ca_file);
+  }
   if (queue == "webhooks") {
     try {
       webhooks::allow_list::parse(cfg.webhook_allow);
     } catch (const std::invalid_argument& e) {
       throw config_error(fmt::format("JOBS_WEBHOOK_ALLOW: {}", e.what()));
     }
-    if (!cfg.webhook_ca_file.empty()) {
-      // As the webhook client loads it.
-      boost::asio::ssl::context tls(boost::asio::ssl::context::tls_client);
-      boost::system::error_code ec;
-      tls.load_verify_file(cfg.webhook_ca_file, ec);
-      if (ec)
-        throw config_error(
-            fmt::format("JOBS_WEBHOOK_CA_FILE={:?}: {}", cfg.webhook_ca_file, ec.message()));
-    }
+    check_ca_file("JOBS_WEBHOOK_CA_FILE", cfg.webhook_ca_file);
   }
 }
 

@@ -276,6 +276,51 @@ class structured_fields_builder final : public valijson::ConstraintBuilder {
   }
 };
 
+// x-case-insensitive-names: true: no two member names that differ only in
+// ASCII case (header names: "X-Foo" and "x-foo" are one field twice).
+class case_insensitive_names_constraint final : public PolyConstraint {
+ public:
+  bool validate(const Adapter& target, const std::vector<std::string>& context,
+                ValidationResults* results) const override {
+    if (!target.isObject()) return true;
+    std::vector<std::string> seen;
+    bool ok = true;
+    target.applyToObject([&](const std::string& name, const Adapter&) {
+      auto lower = name;
+      std::transform(lower.begin(), lower.end(), lower.begin(),
+                     [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; });
+      if (std::find(seen.begin(), seen.end(), lower) == seen.end()) {
+        seen.push_back(std::move(lower));
+        return true;
+      }
+      ok = false;
+      if (results) {
+        auto at = context;
+        at.push_back("[" + name + "]");
+        results->pushError(at, fmt::format("{} is given twice: names are case-insensitive.", name));
+      }
+      return true;
+    });
+    return ok;
+  }
+
+ private:
+  Constraint* cloneInto(void* at) const override {
+    return new (at) case_insensitive_names_constraint(*this);
+  }
+  std::size_t sizeOf() const override { return sizeof(case_insensitive_names_constraint); }
+};
+
+class case_insensitive_names_builder final : public valijson::ConstraintBuilder {
+ public:
+  Constraint* make(const Adapter& value) const override {
+    bool on = false;
+    if (!value.maybeBool() || !value.asBool(on) || !on)
+      throw std::runtime_error("x-case-insensitive-names must be true");
+    return new case_insensitive_names_constraint();
+  }
+};
+
 }  // namespace
 
 void prepare_content_keywords(json::object& schema) {
@@ -310,6 +355,9 @@ void add_keyword_builders(valijson::SchemaParser& parser) {
   auto structured = std::make_unique<structured_fields_builder>();
   parser.addConstraintBuilder("x-structured-fields", structured.get());
   structured.release();
+  auto case_insensitive = std::make_unique<case_insensitive_names_builder>();
+  parser.addConstraintBuilder("x-case-insensitive-names", case_insensitive.get());
+  case_insensitive.release();
 }
 
 }  // namespace jobs::detail

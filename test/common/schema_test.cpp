@@ -341,8 +341,8 @@ TEST_CASE("a payload problem quotes the schema's description of the place that f
   auto bcc = r.validate("email", "send", email(R"({"headers": {"Bcc": "x@y.z"}})"));
   REQUIRE(bcc);
   CHECK(bcc->pointer == "/payload/headers");
-  CHECK(bcc->detail.find("Expected: Extra headers (names in any case): List-Unsubscribe") !=
-        std::string::npos);
+  CHECK(bcc->detail.find("Expected: Extra headers (names in any case, each once): "
+                         "List-Unsubscribe") != std::string::npos);
   // A structured header: printable ASCII, words that fold into a line.
   CHECK_FALSE(r.validate("email", "send",
                          email(R"({"headers": {"rEfErEnCeS": "<a@b.example>   <)" +
@@ -558,6 +558,41 @@ TEST_CASE("email: at most 100 recipients in to, cc and bcc together, as the work
   auto cc = r.validate("email", "send", with(60, 50, 0));
   REQUIRE(cc);
   CHECK(cc->pointer == "/payload/cc");
+}
+
+TEST_CASE("email: a header named twice in two cases, a local part over 64: 400, as the worker") {
+  const schema_registry r(JOBS_SOURCE_DIR "/schemas/jobs");
+  auto email = [](json::object patch) {
+    json::object p{{"from", "a@b.example"},
+                   {"to", json::array{"a@b.example"}},
+                   {"subject", "hi"},
+                   {"text", "x"}};
+    for (const auto& [k, v] : patch) p[k] = v;
+    return json::value(p);
+  };
+  CHECK_FALSE(r.validate(
+      "email", "send", email({{"headers", {{"X-Foo", "a"}, {"X-Bar", "b"}, {"List-Id", "<a>"}}}})));
+  for (auto [first, second] : {std::pair{"X-Foo", "x-foo"}, std::pair{"List-Id", "LIST-ID"}}) {
+    CAPTURE(second);
+    auto twice = r.validate("email", "send", email({{"headers", {{first, "a"}, {second, "b"}}}}));
+    REQUIRE(twice);
+    CHECK(twice->code == "payload_invalid");
+    CHECK(twice->pointer == std::string("/payload/headers/") + second);
+    CHECK(twice->detail.starts_with(std::string(second) +
+                                    " is given twice: names are case-insensitive."));
+  }
+  CHECK(r.validate("email", "send",
+                   email({{"headers", {{"x-a", "1"}, {"X-B", "2"}, {"x-A", "3"}}}})));
+
+  auto local = [](std::size_t n) { return std::string(n, 'l') + "@example.org"; };
+  CHECK_FALSE(r.validate("email", "send", email({{"to", json::array{local(64)}}})));
+  auto long_local = r.validate("email", "send", email({{"to", json::array{local(65)}}}));
+  REQUIRE(long_local);
+  CHECK(long_local->pointer == "/payload/to/0");
+  CHECK_FALSE(r.validate("email", "send", email({{"from", local(64)}})));
+  CHECK(r.validate("email", "send", email({{"from", local(65)}})));
+  CHECK(r.validate("email", "send",
+                   email({{"cc", json::array{json::object{{"email", local(70)}}}}})));
 }
 
 TEST_CASE("the job types' schemas declare their bytes and URLs") {

@@ -156,6 +156,36 @@ std::size_t longest_line(const std::string& field) {
 }
 }  // namespace
 
+TEST_CASE("encoded-words keep their lines to 76 characters, the field's name included") {
+  std::string long_text;
+  for (int i = 0; i < 40; ++i) long_text += "Grüße, 世界! ";
+  // Lines holding encoded-words are at most 76 characters, the field's
+  // name included (RFC 2047 section 2): "Subject: " takes 9 of the first.
+  for (const auto& text : {long_text, std::string(200, 'x') + "\xc3\xa9"}) {
+    auto subject = "Subject: " + encode_unstructured(text, 9);
+    CHECK(longest_line(subject) <= 76);
+    CHECK(decode_words(subject) == text);
+  }
+  // A display name: its words, then the address on a line of its own when
+  // the last word's line would pass 76 with it.
+  auto named = [](std::string name, std::string address) {
+    return format_mailbox({std::move(address), std::move(name)});
+  };
+  for (auto box : {named(long_text.substr(0, 60), "someone@example.com"),
+                   named("Zoë", std::string(64, 'l') + "@" + std::string(60, 'd') + ".example"),
+                   named(long_text.substr(0, 43), "ada@example.org")}) {
+    CAPTURE(box);
+    auto field = "Reply-To: " + box;
+    for (std::size_t at = 0, next; at < field.size(); at = next + 2) {
+      next = std::min(field.find("\r\n", at), field.size());
+      auto line = field.substr(at, next - at);
+      if (line.find("=?UTF-8?B?") != std::string::npos) CHECK(line.size() <= 76);
+    }
+    CHECK(box.ends_with(">"));
+  }
+  CHECK(named("Zoë", std::string(70, 'l') + "@example.com").find("?=\r\n <") != std::string::npos);
+}
+
 TEST_CASE("long subjects and header values are folded into lines a relay takes") {
   // 998 characters of words: folded before spaces, each line at most 78,
   // and unfolding (removing the CRLFs) gives the text back.
@@ -267,6 +297,10 @@ TEST_CASE("payload: recipients, bodies, attachments, tags; Bcc never in the head
     "tags":["welcome","t-1"]})");
   CHECK(m.recipients() == std::vector<std::string>{"a@example.org", "b@example.net",
                                                    "c@example.org", "hidden@example.com"});
+  // An address in two lists, or twice in two cases, is one envelope recipient.
+  auto twice = parsed(R"({"from":"a@example.com","to":["dup@example.org","DUP@Example.org"],
+    "cc":["dup@example.org"],"bcc":["Dup@example.org","x@example.org"],"subject":"s","text":"t"})");
+  CHECK(twice.recipients() == std::vector<std::string>{"dup@example.org", "x@example.org"});
   CHECK(*m.text == "line 1\r\nline 2");
   REQUIRE(m.attachments.size() == 1);
   CHECK(m.attachments[0].content == "hello");

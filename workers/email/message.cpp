@@ -106,14 +106,19 @@ std::string structured_value_problem(std::string_view value) {
   return {};
 }
 
-std::string encode_words(std::string_view text) {
-  // "=?UTF-8?B?" + base64 + "?=" within 75 characters leaves 63 for base64,
-  // that is 45 bytes of text; cut before a continuation byte, never inside.
-  constexpr std::size_t max_bytes = 45;
+std::string encode_words(std::string_view text, std::size_t used) {
+  // "=?UTF-8?B?" + base64 + "?=" on a line of 76 after `used` characters:
+  // 45 bytes of text (60 of base64) after a fold's space, fewer after a
+  // field's name; cut before a continuation byte, never inside.
+  static constexpr std::size_t line = 76, wrapper = 12, max_bytes = 45;
+  auto bytes_after = [](std::size_t before) {
+    std::size_t room = before + wrapper < line ? line - before - wrapper : 0;
+    return std::clamp<std::size_t>(room / 4 * 3, 4, max_bytes);  // 4: a character, at least
+  };
   std::string out;
   std::size_t i = 0;
   while (i < text.size()) {
-    std::size_t end = std::min(text.size(), i + max_bytes);
+    std::size_t end = std::min(text.size(), i + (out.empty() ? bytes_after(used) : max_bytes));
     while (end < text.size() && end > i && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
       --end;
     if (!out.empty()) out += "\r\n ";
@@ -162,7 +167,7 @@ std::string encode_unstructured(std::string_view text, std::size_t used) {
     if (used + text.size() <= line_wanted) return std::string(text);
     if (auto folded = fold_at_spaces(text, used)) return *folded;
   }
-  return encode_words(text);
+  return encode_words(text, used);
 }
 
 std::string encode_structured(std::string_view text, std::size_t used) {
@@ -186,7 +191,14 @@ std::string format_mailbox(const mailbox& m) {
   if (m.name.empty()) return m.address;
   std::string name;
   if (!printable_ascii(m.name) || m.name.find("=?") != std::string::npos) {
-    name = encode_words(m.name);
+    // A mailbox starts a line after "Reply-To: " at the most, or a fold's
+    // space; the address goes on a line of its own when the last word's
+    // would pass 76 with it.
+    constexpr std::size_t longest_field = 10;
+    name = encode_words(m.name, longest_field);
+    auto fold = name.rfind("\r\n");
+    auto last = fold == std::string::npos ? longest_field + name.size() : name.size() - fold - 2;
+    if (last + 2 + m.address.size() + 1 > 76) return name + "\r\n <" + m.address + ">";
   } else if (std::all_of(m.name.begin(), m.name.end(),
                          [](char c) { return c == ' ' || is_atext(c); }) &&
              m.name.front() != ' ' && m.name.back() != ' ') {

@@ -63,7 +63,8 @@ struct message {
   std::vector<attachment> attachments;
   std::vector<std::string> tags;
 
-  /// Every envelope recipient: to, cc, then bcc.
+  /// Every envelope recipient: to, cc, then bcc, each address once (the
+  /// first of those that differ only in case), so none gets it twice.
   std::vector<std::string> recipients() const;
 };
 
@@ -93,8 +94,10 @@ inline constexpr std::size_t max_structured_word = 900;
 std::string structured_value_problem(std::string_view value);
 
 /// `text` as RFC 2047 "B" encoded-words of UTF-8, each at most 75 characters,
-/// never splitting a character, separated by CRLF SP (folding).
-std::string encode_words(std::string_view text);
+/// never splitting a character, separated by CRLF SP (folding). `used`: the
+/// characters before the first on its line; every line is then at most 76
+/// characters (RFC 2047 section 2).
+std::string encode_words(std::string_view text, std::size_t used = 1);
 /// An unstructured header value (Subject) for a field whose "Name: " takes
 /// `used` characters: printable ASCII as is, folded (CRLF before a space)
 /// where the line would pass 78 characters; encoded-words when it is not

@@ -196,7 +196,10 @@ bool parse_headers_and_tags(const json::object& p, message& m, std::string& erro
 std::vector<std::string> message::recipients() const {
   std::vector<std::string> out;
   for (const auto* list : {&to, &cc, &bcc})
-    for (const auto& r : *list) out.push_back(r.address);
+    for (const auto& r : *list)
+      if (std::none_of(out.begin(), out.end(),
+                       [&](const std::string& seen) { return iequals(seen, r.address); }))
+        out.push_back(r.address);
   return out;
 }
 

@@ -255,9 +255,11 @@ send_outcome relay::send(const message& m, const std::vector<std::string>& heade
   }
   pool_->release(h);
   std::string error;
-  if (rc != CURLE_OK)
-    error =
-        errbuf[0] ? fmt::format("{} ({})", errbuf, curl_easy_strerror(rc)) : curl_easy_strerror(rc);
+  if (rc != CURLE_OK) {
+    // The buffer often says no more than the code's own text: then once.
+    std::string_view said = errbuf, code = curl_easy_strerror(rc);
+    error = said.empty() || said == code ? std::string(code) : fmt::format("{} ({})", said, code);
+  }
   if (rc == CURLE_ABORTED_BY_CALLBACK) error = "stopped before the relay accepted the message";
   return st.talk.finish(rc == CURLE_OK, error);
 }
