@@ -9,7 +9,8 @@ namespace {
 
 // A job's timeline: its job_events (a scheduled submission, the scheduler,
 // cancels, retries) and, from job_attempts, each attempt's start (into
-// `running`) and end (schemas/migrations/0014_lean_events.sql), plus the
+// `running`) and end (schemas/migrations/0014_lean_events.sql), both with
+// the attempt's worker (for a lost attempt, the one that lost it), plus the
 // start of the attempt running now. An attempt's start comes from the state
 // before it. A job without a stored submission event was submitted `queued`
 // at its created_at (common/store_submit.cpp, insert_statement).
@@ -26,7 +27,7 @@ constexpr const char* events_sql = R"(
     SELECT NULL, 'running', a.attempt, a.worker_id, a.started_at, 1, a.id
     FROM job_attempts a JOIN j ON a.job_id = j.id
     UNION ALL
-    SELECT 'running', a.outcome, a.attempt, NULL, a.finished_at, 2, a.id
+    SELECT 'running', a.outcome, a.attempt, a.worker_id, a.finished_at, 2, a.id
     FROM job_attempts a JOIN j ON a.job_id = j.id
     UNION ALL
     SELECT NULL, 'running', j.attempts, j.worker_id, j.started_at, 1, 0 FROM j

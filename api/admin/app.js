@@ -262,7 +262,10 @@ function renderQueues(mine, broker) {
       cell('ready', b.ready ?? q.ready), cell('unacked', b.unacked ?? '–'),
       cell('running', q.running), cell('scheduled', q.scheduled, 'num hide-sm'),
       cell('consumers', b.consumers ?? '–', 'num hide-sm'),
-      cell('workers', w ? `${w.running}/${w.desired} (${w.min}–${w.max})` : '–', 'num hide-sm'),
+      // Without a live supervisor `running` is the broker's consumers and
+      // nobody acts on `desired` (as jobsctl queues says).
+      cell('workers', !w ? '–' : w.supervised === false ? `${w.running} (no supervisor)`
+        : `${w.running}/${w.desired} (${w.min}–${w.max})`, 'num hide-sm'),
       cell('in', q.in_per_s), cell('out', b.completed_per_s ?? q.out_per_s),
       cell('oldest', fmtAge(b.oldest_waiting_age_s ?? q.oldest_waiting_age_s)),
       cell('succeeded', q.last_5m.succeeded, 'num hide-sm'), cell('failed', q.last_5m.failed, 'num hide-sm'),

@@ -120,6 +120,9 @@ try {
   await page.waitForSelector('#queues-table tr[data-queue="processing"]', wait);
   // A healthy platform shows no banner.
   await page.waitForSelector('#health[hidden][data-broker="accepting"]', { state: 'attached', ...wait });
+  // No supervisor runs here: the workers column says so, as jobsctl queues does.
+  await page.waitForSelector(
+    '#queues-table tr[data-queue="processing"] td[data-field="workers"]:has-text("(no supervisor)")', wait);
   // The test put one message in jobs.dead.
   await page.waitForSelector('#queues-note:has-text("1 dead letter kept in jobs.dead.")', wait);
   await shot(page, '02-overview');

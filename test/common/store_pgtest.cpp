@@ -600,6 +600,15 @@ TEST_CASE("a job's timeline: job_events for the rest, job_attempts for each atte
   CHECK(timeline() == std::vector<std::string>{"->queued#0", "queued>running#1", "running>failed#1",
                                                "failed>queued#1", "queued>running#2",
                                                "running>succeeded#2"});
+  {  // An attempt's start and end both name its worker.
+    std::vector<std::string> workers;
+    auto doc = boost::json::parse(*job_events_json(*c, tenant_id{"acme"}, job_id{id}));
+    for (const auto& e : doc.at("events").as_array()) {
+      const auto& w = e.at("worker_id");
+      workers.push_back(w.is_null() ? "-" : std::string(w.as_string()));
+    }
+    CHECK(workers == std::vector<std::string>{"-", "w1", "w1", "-", "w2", "w2"});
+  }
   CHECK_FALSE(job_events_json(*c, tenant_id{"other"}, job_id{id}));
   // Only the changes outside the attempts are event rows, and the
   // submission into `queued` is none: the jobs row implies it.
