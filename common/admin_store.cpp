@@ -49,7 +49,8 @@ constexpr const char* events_sql = R"(
   " AND ($4::text = '' OR type = $4::text)"                                 \
   " AND ($5::text = '' OR created_at >= nullif($5::text, '')::timestamptz)" \
   " AND ($6::text = '' OR created_at < nullif($6::text, '')::timestamptz)"  \
-  " AND ($7::text = '' OR id::text = lower($7::text)"                       \
+  " AND ($7::text = '' OR (length($7::text) >= 8"                           \
+  "      AND starts_with(id::text, lower($7::text)))"                       \
   "      OR strpos(lower(payload::text), lower($7::text)) > 0"              \
   "      OR strpos(lower(coalesce(last_error, '')), lower($7::text)) > 0)"  \
   " AND state = ANY($8::job_state[]) "

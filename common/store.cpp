@@ -50,7 +50,7 @@ std::string make_list_jobs_sql() {
        AND ($6::text = '' OR type = $6::text)
        AND ($7::text = '' OR created_at >= nullif($7::text, '')::timestamptz)
        AND ($8::text = '' OR created_at < nullif($8::text, '')::timestamptz)
-       AND ($9::text = '' OR id::text = lower($9::text)
+       AND ($9::text = '' OR (length($9::text) >= 8 AND starts_with(id::text, lower($9::text)))
             OR strpos(lower(payload::text), lower($9::text)) > 0
             OR strpos(lower(coalesce(last_error, '')), lower($9::text)) > 0)
      ORDER BY id DESC LIMIT $5))";

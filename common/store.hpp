@@ -137,8 +137,8 @@ struct job_filter {
   std::string type;            ///< empty: any
   std::string created_after;   ///< RFC 3339, inclusive; empty: no bound
   std::string created_before;  ///< RFC 3339, exclusive; empty: no bound
-  std::string text;            ///< empty: any; else the job's id, or a substring (any case) of its
-                               ///< payload or last error
+  std::string text;  ///< empty: any; else the job's id or its first 8 or more characters, or a
+                     ///< substring (any case) of its payload or last error
 };
 /// {"jobs":[…], "next_cursor": id|null} newest first.
 std::string list_jobs_json(pqxx::connection& c, const tenant_id& t, const job_filter& f);

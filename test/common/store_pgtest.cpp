@@ -403,6 +403,18 @@ TEST_CASE("the job list merges every state newest first, reading an index, not t
   job_filter succeeded;
   succeeded.state = "succeeded";
   CHECK(page(succeeded).first == std::vector<std::string>{ids[4], ids[0]});
+  // A search finds a job by its id, or the id's first 8 or more characters
+  // in any case; fewer are searched for only in payloads and errors.
+  job_filter by_id;
+  by_id.text = ids[3];
+  CHECK(page(by_id).first == std::vector<std::string>{ids[3]});
+  by_id.text = ids[3].substr(0, 13);  // the time part of a UUIDv7: the jobs of that millisecond
+  auto near = page(by_id).first;
+  CHECK(std::find(near.begin(), near.end(), ids[3]) != near.end());
+  for (auto& ch : by_id.text) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  CHECK(page(by_id).first == near);
+  by_id.text = ids[3].substr(0, 7);
+  CHECK(page(by_id).first.empty());
 
   // 30,000 more rows: a page of 50 must come from jobs_tenant_state, in
   // order, not from reading and sorting the tenant's rows (as when the
