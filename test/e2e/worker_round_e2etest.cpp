@@ -1,0 +1,172 @@
+// ctest-labels: fault
+// A worker's round failing at an exact moment, for real: PostgreSQL refusing
+// the round's outcomes (a trigger raising an error), or a COMMIT that lands
+// while its reply is lost (a relay cutting the worker's connection). Each
+// case breaks one guard of workers/detail/worker_cycle.cpp and
+// worker_upkeep.cpp; then the jobs are checked in PostgreSQL.
+#include "common/db.hpp"
+#include "support/cutting_relay.hpp"
+#include "support/files.hpp"
+#include "support/live.hpp"
+#include "support/prom_text.hpp"
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <map>
+#include <string>
+
+using namespace jobs;
+using namespace jobs::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+void exec(const std::string& pg_url, const std::string& sql) {
+  auto c = pg_connect(pg_url);
+  pqxx::nontransaction n(*c);
+  n.exec(sql);
+}
+
+// The worker's log so far.
+std::string worker_log(const platform& p) {
+  return file_text(p.log_dir + "/worker-processing-0.log");
+}
+
+long attempts_of(const std::string& pg_url, const std::string& id) {
+  return count(pg_url, "SELECT attempts FROM jobs WHERE id = '" + id + "'");
+}
+
+long attempt_rows(const std::string& pg_url, const std::string& id, const std::string& where) {
+  return count(pg_url,
+               "SELECT count(*) FROM job_attempts WHERE job_id = '" + id + "' AND " + where);
+}
+
+const std::string cut_marker = "jobs-test: cut the connection here";
+
+// A worker whose connections to the scratch database go through `relay`,
+// with its metrics on `metrics_port`.
+void add_relayed_worker(platform& p, const scratch& s, const cutting_relay& relay, int metrics_port,
+                        std::map<std::string, std::string> env = {}) {
+  auto slash = s.pg_url.rfind('/');
+  auto colon = s.pg_url.rfind(':', slash);
+  env["JOBS_PG_URL"] = s.pg_url.substr(0, colon + 1) + std::to_string(relay.port()) +
+                       s.pg_url.substr(slash) + "?sslmode=disable";
+  env["JOBS_WORKER_METRICS_PORT"] = std::to_string(metrics_port);
+  env["JOBS_METRICS_ADDR"] = "127.0.0.1";
+  p.add_worker("processing", env);
+}
+
+// Once the worker has sent the outcome in doubt again and seen it not land:
+// an attempt unconfirmed, not one lost (its lease run out), in the log and
+// in the metrics. `text`: the log then.
+void check_unconfirmed_not_lost(const platform& p, int metrics_port, std::string& text) {
+  REQUIRE(wait_until(
+      [&] {
+        text = worker_log(p);
+        return text.find("attempt's outcome unconfirmed") != std::string::npos ||
+               text.find("attempt not recorded") != std::string::npos;
+      },
+      30s));
+  CHECK(text.find("attempt's outcome unconfirmed") != std::string::npos);
+  CHECK(text.find("attempt not recorded") == std::string::npos);
+  http_client m(metrics_port);
+  CHECK(prom_sum(parse_prom_text(m.get("/metrics", "").body), "jobs_lost_attempts_total",
+                 {{"queue", "processing"}}) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("worker round 1: an outcome whose COMMIT landed but whose reply was lost, in doubt") {
+  // The round of a job with a commit hook is a transaction. At its COMMIT a
+  // deferred trigger sends a NOTICE, and the relay between the worker and
+  // PostgreSQL closes the worker's connection there: the COMMIT lands, the
+  // worker sees its connection lost (pqxx::in_doubt_error). The next round
+  // sends the outcome again, and it does not land, being there already: the
+  // job has ended once, and the attempt is unconfirmed, not lost.
+  scratch s;
+  cutting_relay relay(std::stoi(require_env("JOBS_TEST_PG_PORT")), cut_marker);
+  platform p(s, {}, {}, true);
+  // Once: the first job's success (its row in test_cut records which).
+  exec(s.pg_url, fmt::format(R"(
+    CREATE TABLE test_cut (job_id uuid NOT NULL);
+    CREATE FUNCTION test_cut() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NOT EXISTS (SELECT 1 FROM test_cut) THEN
+        INSERT INTO test_cut VALUES (NEW.id);
+        RAISE NOTICE '{}';
+      END IF;
+      RETURN NULL;
+    END $$;
+    CREATE CONSTRAINT TRIGGER test_cut AFTER UPDATE OF state ON jobs
+      DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.state = 'succeeded')
+      EXECUTE FUNCTION test_cut())",
+                             cut_marker));
+  int metrics_port = free_port();
+  add_relayed_worker(p, s, relay, metrics_port);
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto id = submit_job(h, key, R"({"queue":"processing","type":"test.count","payload":{}})");
+  CHECK(wait_until([&] { return state_of(s.pg_url, id) == "succeeded"; }, 30s));
+  CHECK(relay.cuts() == 1);
+  CHECK(count(s.pg_url, "SELECT count(*) FROM test_cut WHERE job_id = '" + id + "'") == 1);
+  std::string text;
+  check_unconfirmed_not_lost(p, metrics_port, text);
+  CHECK(text.find("Connection lost while committing") != std::string::npos);  // in_doubt_error
+  // One attempt, recorded once, its handler's success counted once.
+  CHECK(attempts_of(s.pg_url, id) == 1);
+  CHECK(attempt_rows(s.pg_url, id, "true") == 1);
+  CHECK(handled(s.pg_url)[id] == 1);
+  // And the worker goes on, on a connection of its own again.
+  auto next = submit_job(h, key, R"({"queue":"processing","type":"test.count","payload":{}})");
+  CHECK(wait_until([&] { return state_of(s.pg_url, next) == "succeeded"; }, 30s));
+  CHECK(state_of(s.pg_url, id) == "succeeded");
+  CHECK(attempt_rows(s.pg_url, id, "true") == 1);
+  CHECK(relay.cuts() == 1);
+}
+
+TEST_CASE("worker round 1b: a round whose connection is lost twice, on its retry too, in doubt") {
+  // A job without commit hooks: its round is one statement in an implicit
+  // transaction. The relay cuts the worker's connection at the end of the
+  // statement that completes the job (which still commits), and again on
+  // the statement sent once more at once on a new connection: the round
+  // fails with a lost connection (pqxx::broken_connection), not an
+  // in_doubt_error, and its outcome is in doubt all the same.
+  scratch s;
+  cutting_relay relay(std::stoi(require_env("JOBS_TEST_PG_PORT")), cut_marker);
+  platform p(s, {}, {}, true);
+  // Only the worker's statements (its application name): the first that
+  // completes a job, then the next UPDATE of jobs, whatever it changes.
+  exec(s.pg_url, fmt::format(R"(
+    CREATE TABLE test_cut (n integer NOT NULL);
+    CREATE FUNCTION test_cut() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE cut integer := (SELECT count(*) FROM test_cut);
+    BEGIN
+      IF current_setting('application_name') = 'jobs-test-cut'
+         AND (cut = 1 OR (cut = 0 AND EXISTS (SELECT 1 FROM changed WHERE state = 'succeeded')))
+      THEN
+        INSERT INTO test_cut VALUES (cut + 1);
+        RAISE NOTICE '{}';
+      END IF;
+      RETURN NULL;
+    END $$;
+    CREATE TRIGGER test_cut AFTER UPDATE ON jobs REFERENCING NEW TABLE AS changed
+      FOR EACH STATEMENT EXECUTE FUNCTION test_cut())",
+                             cut_marker));
+  int metrics_port = free_port();
+  add_relayed_worker(p, s, relay, metrics_port, {{"PGAPPNAME", "jobs-test-cut"}});
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto id = submit_job(h, key, R"({"queue":"processing","type":"noop","payload":{}})");
+  CHECK(wait_until([&] { return state_of(s.pg_url, id) == "succeeded"; }, 30s));
+  CHECK(wait_until([&] { return relay.cuts() == 2; }, 30s));
+  std::string text;
+  check_unconfirmed_not_lost(p, metrics_port, text);
+  CHECK(text.find("Connection lost while committing") == std::string::npos);  // broken_connection
+  CHECK(attempts_of(s.pg_url, id) == 1);
+  CHECK(attempt_rows(s.pg_url, id, "true") == 1);
+  auto next = submit_job(h, key, R"({"queue":"processing","type":"noop","payload":{}})");
+  CHECK(wait_until([&] { return state_of(s.pg_url, next) == "succeeded"; }, 30s));
+  CHECK(attempt_rows(s.pg_url, id, "true") == 1);
+  CHECK(relay.cuts() == 2);
+}
