@@ -28,6 +28,22 @@ void exec(const std::string& pg_url, const std::string& sql) {
   n.exec(sql);
 }
 
+// PostgreSQL refuses every success a worker records (its attempt row), with
+// an error that is not in the data (SQLSTATE P0001): the round fails as a
+// whole and is sent again after the loop's backoff. Other outcomes land.
+constexpr const char* refusal = "refused by the test";
+void refuse_successes(const std::string& pg_url) {
+  exec(pg_url, fmt::format(R"(
+    CREATE OR REPLACE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION '{}'; END $$;
+    CREATE TRIGGER test_refuse BEFORE INSERT ON job_attempts FOR EACH ROW
+      WHEN (NEW.outcome = 'succeeded') EXECUTE FUNCTION test_refuse())",
+                           refusal));
+}
+void take_successes(const std::string& pg_url) {
+  exec(pg_url, "DROP TRIGGER test_refuse ON job_attempts");
+}
+
 // The worker's log so far.
 std::string worker_log(const platform& p) {
   return file_text(p.log_dir + "/worker-processing-0.log");
@@ -169,4 +185,45 @@ TEST_CASE("worker round 1b: a round whose connection is lost twice, on its retry
   CHECK(wait_until([&] { return state_of(s.pg_url, next) == "succeeded"; }, 30s));
   CHECK(attempt_rows(s.pg_url, id, "true") == 1);
   CHECK(relay.cuts() == 2);
+}
+
+TEST_CASE("worker round 2: rounds the database refuses do not hold back the running jobs' leases") {
+  // A long job runs while another's success is refused round after round.
+  // Each refused round is followed by the upkeep (leases, cancels,
+  // timeouts), so the long job's lease is renewed meanwhile, and the job is
+  // neither queued again nor buried by the API's rescuer as a lost worker's.
+  // The lease (6 s) outlasts the loop's longest backoff (5 s) between two
+  // renewals; the round gap is off, so every turn of the loop sends a round.
+  scratch s;
+  platform p(s, {}, {}, true);
+  p.add_worker("processing", {{"JOBS_WORKER_LEASE_MS", "6000"},
+                              {"JOBS_WORKER_ROUND_GAP_MS", "0"},
+                              {"JOBS_WORKER_CONCURRENCY", "2"}});
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  // max_attempts 1: a lease lost would make it dead at once.
+  auto longer = submit_job(
+      h, key,
+      R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":8000},"max_attempts":1})");
+  REQUIRE(wait_until([&] { return state_of(s.pg_url, longer) == "running"; }, 20s));
+  refuse_successes(s.pg_url);
+  auto refused = submit_job(h, key, R"({"queue":"processing","type":"test.count","payload":{}})");
+  REQUIRE(wait_until([&] { return worker_log(p).find(refusal) != std::string::npos; }, 20s));
+  auto lease = [&] {
+    return count(s.pg_url, fmt::format("SELECT coalesce((extract(epoch FROM lease_expires_at) * "
+                                       "1000)::bigint, 0) FROM jobs WHERE id = '{}'",
+                                       longer));
+  };
+  // Renewed while the rounds are refused (without the renewal, it never
+  // moves until the refusal ends).
+  auto first = lease();
+  CHECK(wait_until([&] { return lease() > first; }, 20s));
+  CHECK(state_of(s.pg_url, refused) == "running");
+  take_successes(s.pg_url);
+  CHECK(wait_until([&] { return state_of(s.pg_url, refused) == "succeeded"; }, 30s));
+  CHECK(wait_until([&] { return state_of(s.pg_url, longer) == "succeeded"; }, 30s));
+  CHECK(attempts_of(s.pg_url, longer) == 1);
+  CHECK(attempt_rows(s.pg_url, longer, "true") == 1);
+  CHECK(handled(s.pg_url)[longer] == 1);
+  CHECK(worker_log(p).find("lease lost") == std::string::npos);
 }
