@@ -227,3 +227,37 @@ TEST_CASE("worker round 2: rounds the database refuses do not hold back the runn
   CHECK(handled(s.pg_url)[longer] == 1);
   CHECK(worker_log(p).find("lease lost") == std::string::npos);
 }
+
+TEST_CASE("worker round 3: a success held by a refused round is not overwritten by its timeout") {
+  // The handler returns well within the job's timeout, but the rounds that
+  // would record its success are refused until past the timeout (and its
+  // grace, 0 here). The timeout's outcome would land (only successes are
+  // refused): the job would end dead, timed out, its success thrown away.
+  scratch s;
+  platform p(s, {}, {}, true);
+  p.add_worker("processing",
+               {{"JOBS_WORKER_CANCEL_GRACE_MS", "0"}, {"JOBS_WORKER_ROUND_GAP_MS", "0"}});
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  refuse_successes(s.pg_url);
+  auto id = submit_job(h, key,
+                       R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":100},)"
+                       R"("timeout_ms":1500,"max_attempts":1})");
+  // The timeout passed while the success waited, and the loop's upkeep
+  // after it ran (a refused round is logged after it).
+  REQUIRE(wait_until(
+      [&] {
+        auto text = worker_log(p);
+        auto timed_out = text.find("job timed out");
+        return timed_out != std::string::npos && text.find(refusal, timed_out) != std::string::npos;
+      },
+      30s));
+  CHECK(state_of(s.pg_url, id) == "running");
+  take_successes(s.pg_url);
+  CHECK(wait_until([&] { return state_of(s.pg_url, id) != "running"; }, 30s));
+  CHECK(state_of(s.pg_url, id) == "succeeded");
+  CHECK(attempts_of(s.pg_url, id) == 1);
+  CHECK(attempt_rows(s.pg_url, id, "true") == 1);
+  CHECK(attempt_rows(s.pg_url, id, "error LIKE 'timed out%'") == 0);
+  CHECK(handled(s.pg_url)[id] == 1);
+}
