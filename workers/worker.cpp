@@ -180,6 +180,7 @@ void worker::impl::run() {
                {{"running", static_cast<std::int64_t>(running.size())}});
       break;
     }
+    bool leases_held = false;  // the database answered this turn and keeps the leases
     try {
       if (!amqp && !stopping) try_connect();
       if (amqp && !stopping) {
@@ -204,6 +205,7 @@ void worker::impl::run() {
       take_cancel_requests();
       stop_overdue();
       renew_leases();
+      leases_held = true;
       if (round_failed) std::rethrow_exception(round_failed);
       if (db && db->is_open()) plans.tick(*db);
       gauge();
@@ -217,7 +219,12 @@ void worker::impl::run() {
     } catch (const pqxx::failure& e) {
       log_warn("database error; retrying", {{"error", e.what()}});
       drop_db();
-      if (!db_failing_since) db_failing_since = std::chrono::steady_clock::now();
+      // A round refused while the leases were renewed is no cut-off: the
+      // jobs in hand are still this worker's, and so are the messages.
+      if (leases_held)
+        db_failing_since.reset();
+      else if (!db_failing_since)
+        db_failing_since = std::chrono::steady_clock::now();
       hand_back_if_cut_off();
       pause(backoff);
     }
@@ -229,7 +236,10 @@ void worker::impl::pause(std::chrono::milliseconds& backoff) {
   struct pollfd p {
     stop_fd, POLLIN, 0
   };
-  ::poll(&p, stopping ? 0 : 1, static_cast<int>(backoff.count()));
+  // With jobs in hand, no longer than their renewals' interval: a short
+  // lease must not run out in the backoff.
+  auto wait = running.empty() ? backoff : std::min(backoff, o().lease / 3);
+  ::poll(&p, stopping ? 0 : 1, static_cast<int>(wait.count()));
   backoff = std::min(backoff * 2, max_backoff);
 }
 

@@ -15,6 +15,7 @@
 
 #include <map>
 #include <string>
+#include <thread>
 
 using namespace jobs;
 using namespace jobs::test;
@@ -226,6 +227,39 @@ TEST_CASE("worker round 2: rounds the database refuses do not hold back the runn
   CHECK(attempt_rows(s.pg_url, longer, "true") == 1);
   CHECK(handled(s.pg_url)[longer] == 1);
   CHECK(worker_log(p).find("lease lost") == std::string::npos);
+}
+
+TEST_CASE(
+    "worker round 2b: a lease shorter than the backoff holds too, and nothing is handed back") {
+  // The same with a 2 s lease: the loop backs off up to 5 s between rounds
+  // the database refuses, which once let such a lease run out; and a
+  // lease's worth of refused rounds counted as a database gone away, so the
+  // worker handed its messages back to the broker again and again (each
+  // time one more delivery towards the queue's limit). The database
+  // answers and keeps the leases: neither happens.
+  scratch s;
+  platform p(s, {}, {}, true);
+  p.add_worker("processing", {{"JOBS_WORKER_LEASE_MS", "2000"},
+                              {"JOBS_WORKER_ROUND_GAP_MS", "0"},
+                              {"JOBS_WORKER_CONCURRENCY", "2"}});
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto longer = submit_job(
+      h, key,
+      R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":9000},"max_attempts":1})");
+  REQUIRE(wait_until([&] { return state_of(s.pg_url, longer) == "running"; }, 20s));
+  refuse_successes(s.pg_url);
+  auto refused = submit_job(h, key, R"({"queue":"processing","type":"test.count","payload":{}})");
+  REQUIRE(wait_until([&] { return worker_log(p).find(refusal) != std::string::npos; }, 20s));
+  std::this_thread::sleep_for(8s);  // past the 5 s backoff, four leases long
+  take_successes(s.pg_url);
+  CHECK(wait_until([&] { return state_of(s.pg_url, refused) == "succeeded"; }, 30s));
+  CHECK(wait_until([&] { return state_of(s.pg_url, longer) == "succeeded"; }, 30s));
+  CHECK(attempts_of(s.pg_url, longer) == 1);
+  CHECK(handled(s.pg_url)[longer] == 1);
+  auto text = worker_log(p);
+  CHECK(text.find("lease lost") == std::string::npos);
+  CHECK(text.find("handing the broker's messages back") == std::string::npos);
 }
 
 TEST_CASE("worker round 3: a success held by a refused round is not overwritten by its timeout") {
