@@ -46,20 +46,23 @@ void worker::impl::take_cancel_requests() {
 
 void worker::impl::stop_overdue() {
   auto now = std::chrono::steady_clock::now();
-  for (const auto& id : running.expire(now)) {
-    ++w.stats_.timed_out;
-    log_warn("job timed out; stopping the handler",
-             {{"job_id", id}, {"timeout_ms", running.find(id)->timeout.count()}});
-  }
-  auto overdue = running.overdue(now);
   // A handler that returned in time has its outcome in `finished`, which a
   // round that failed has not written yet: the next round writes it, not
-  // the timeout.
-  std::erase_if(overdue, [&](const detail::in_hand& j) {
+  // the timeout (nor is it a timeout to report).
+  auto returned = [&](const detail::in_hand& j) {
     return std::any_of(finished.begin(), finished.end(), [&](const detail::finished_job& f) {
       return f.job.id == j.job.id && f.job.claim == j.job.claim;
     });
-  });
+  };
+  for (const auto& id : running.expire(now)) {
+    const auto* j = running.find(id);
+    if (returned(*j)) continue;
+    ++w.stats_.timed_out;
+    log_warn("job timed out; stopping the handler",
+             {{"job_id", id}, {"timeout_ms", j->timeout.count()}});
+  }
+  auto overdue = running.overdue(now);
+  std::erase_if(overdue, returned);
   if (overdue.empty()) return;
   std::vector<job_outcome> outcomes;
   for (const auto& j : overdue) {
