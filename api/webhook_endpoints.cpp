@@ -23,7 +23,8 @@ constexpr const char* endpoint_json_sql =
     "  'state', CASE WHEN paused_until > now() THEN 'paused' "
     "    WHEN trial_until > now() THEN 'trial' ELSE 'active' END, "
     "  'consecutive_failures', consecutive_failures, "
-    "  'paused_until', paused_until, 'trial_until', trial_until, "
+    "  'paused_until', paused_until, "
+    "  'trial_until', CASE WHEN trial_until > now() THEN trial_until END, "
     "  'created_at', created_at, 'updated_at', updated_at)";
 
 // PostgreSQL's JSON text has spaces around ':'; clients get it compact.

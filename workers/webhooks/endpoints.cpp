@@ -10,9 +10,9 @@
 namespace jobs::webhooks {
 
 namespace {
-// The breaker's times as milliseconds since the epoch (whole for
-// trial_until) and as milliseconds left, both from PostgreSQL's clock; NULL
-// once passed.
+// The breaker's times as milliseconds since the epoch (whole: they are
+// written so, but for a pause from before 0021) and as milliseconds left,
+// from PostgreSQL's clock; NULL once passed. Then PostgreSQL's now.
 constexpr const char* find_sql =
     "SELECT secrets, retry_schedule_ms, consecutive_failures, "
     "  CASE WHEN paused_until > now() "
@@ -21,7 +21,8 @@ constexpr const char* find_sql =
     "    THEN ceil(extract(epoch FROM paused_until - now()) * 1000)::int8 END, "
     "  CASE WHEN trial_until > now() THEN (extract(epoch FROM trial_until) * 1000)::int8 END, "
     "  CASE WHEN trial_until > now() "
-    "    THEN ceil(extract(epoch FROM trial_until - now()) * 1000)::int8 END "
+    "    THEN ceil(extract(epoch FROM trial_until - now()) * 1000)::int8 END, "
+    "  (extract(epoch FROM now()) * 1000)::int8 "
     "FROM webhook_endpoints WHERE tenant_id = $1 AND name = $2";
 
 constexpr const char* take_trial_sql =
@@ -35,25 +36,34 @@ constexpr const char* take_trial_sql =
     "RETURNING (extract(epoch FROM trial_until) * 1000)::int8, "
     "  ceil(extract(epoch FROM trial_until - now()) * 1000)::int8";
 
-// The jobs waiting for a trial: snoozed until exactly its lease's end (an
-// equality the jobs_due index answers), of this endpoint, and not yet due.
+// The jobs waiting on the breaker: snoozed until exactly the trial's lease
+// ($4) or the pause's end ($5), both whole milliseconds since the epoch (an
+// equality the jobs_due index answers), of this endpoint, not yet due.
 // Rows the scheduler holds are skipped: they are being published anyway.
 constexpr const char* waiting_sql =
     "SELECT j.id FROM jobs j "
-    "WHERE j.state = 'scheduled' AND j.run_at = {0} AND j.run_at > now() "
-    "  AND j.tenant_id = $1 AND j.queue = {1} AND j.type = 'deliver' "
+    "WHERE j.state = 'scheduled' AND j.run_at > now() AND j.run_at IN ("
+    "    'epoch'::timestamptz + $4::int8 * interval '1 millisecond', "
+    "    'epoch'::timestamptz + $5::int8 * interval '1 millisecond') "
+    "  AND j.tenant_id = $1 AND j.queue = $3 AND j.type = 'deliver' "
     "  AND coalesce(j.payload->>'endpoint', 'default') = $2 "
-    "ORDER BY j.priority DESC, j.id {2} FOR UPDATE OF j SKIP LOCKED";
+    "ORDER BY j.priority DESC, j.id {} FOR UPDATE OF j SKIP LOCKED";
 
-// The endpoint's row locked for the transaction, and its trial's lease in
-// milliseconds since the epoch (NULL: none).
+// The endpoint's row locked for the transaction, its trial's lease and its
+// pause's end (NULL: none). The commit hook's takes a row that has breaker
+// state only, and skips it when locked: a round holding one endpoint's
+// row while waiting for another's could deadlock with another round.
 constexpr const char* lock_sql =
-    "SELECT (extract(epoch FROM trial_until) * 1000)::int8 FROM webhook_endpoints "
-    "WHERE tenant_id = $1 AND name = $2 FOR UPDATE";
+    "SELECT (extract(epoch FROM trial_until) * 1000)::int8, "
+    "  ceil(extract(epoch FROM paused_until) * 1000)::int8 "
+    "FROM webhook_endpoints WHERE tenant_id = $1 AND name = $2 {}";
+const std::string lock_any_sql = fmt::format(lock_sql, "FOR UPDATE");
+const std::string lock_dirty_sql = fmt::format(
+    lock_sql,
+    "AND (consecutive_failures <> 0 OR paused_until IS NOT NULL OR trial_until IS NOT NULL) "
+    "FOR UPDATE SKIP LOCKED");
 
-constexpr const char* lease_sql = "'epoch'::timestamptz + $4::int8 * interval '1 millisecond'";
-
-// After lock_sql. $3: the queue, $4: the lease lock_sql read.
+// After a lock. $3: the queue, $4 and $5: the lease and the pause read.
 const std::string reset_sql = fmt::format(
     "WITH reset AS ("
     "  UPDATE webhook_endpoints SET consecutive_failures = 0, paused_until = NULL, "
@@ -61,48 +71,58 @@ const std::string reset_sql = fmt::format(
     "  WHERE tenant_id = $1 AND name = $2 "
     "    AND (consecutive_failures <> 0 OR paused_until IS NOT NULL OR trial_until IS NOT NULL)) "
     "UPDATE jobs SET run_at = now(), updated_at = now() WHERE id IN ({})",
-    fmt::format(waiting_sql, lease_sql, "$3", ""));
+    fmt::format(waiting_sql, ""));
 
-// After lock_sql. $3: the queue, $4: the lease lock_sql read, $5: the
-// threshold, $6: the cooldown in ms. A failure at the threshold pauses the
-// endpoint and ends its trial: the jobs waiting for the trial now wait for
-// the pause's end.
+// After a lock. $3: the queue, $4 and $5: the lease and the pause read, $6:
+// the threshold, $7: the cooldown in ms. A failure at the threshold pauses
+// the endpoint (until a whole millisecond) and ends its trial: the jobs that
+// waited for the trial or the pause before now wait for the new pause's end.
 const std::string failure_sql = fmt::format(
     "WITH failed AS ("
     "  UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1, "
-    "    paused_until = CASE WHEN consecutive_failures + 1 >= $5 "
-    "      THEN now() + make_interval(secs => $6::float8 / 1000) ELSE paused_until END, "
-    "    trial_until = CASE WHEN consecutive_failures + 1 >= $5 THEN NULL ELSE trial_until END, "
+    "    paused_until = CASE WHEN consecutive_failures + 1 >= $6 "
+    "      THEN date_trunc('milliseconds', now() + make_interval(secs => $7::float8 / 1000)) "
+    "      ELSE paused_until END, "
+    "    trial_until = CASE WHEN consecutive_failures + 1 >= $6 THEN NULL ELSE trial_until END, "
     "    updated_at = now() "
     "  WHERE tenant_id = $1 AND name = $2 "
-    "  RETURNING paused_until, consecutive_failures >= $5 AS paused) "
+    "  RETURNING paused_until, consecutive_failures >= $6 AS paused) "
     "UPDATE jobs SET run_at = (SELECT paused_until FROM failed), updated_at = now() "
     "WHERE (SELECT paused FROM failed) AND id IN ({})",
-    fmt::format(waiting_sql, lease_sql, "$3", ""));
+    fmt::format(waiting_sql, ""));
 
-// The jobs whose wait for the lease $4 was committed after the trial's end:
-// due at once, or at the end of the pause the trial's failure began.
+// The jobs whose wait was committed after the breaker's change: due at
+// once, or at the end of the pause in force. $3: the queue, $4 and $5: the
+// lease and the pause they wait for.
 const std::string late_sql = fmt::format(
     "UPDATE jobs SET run_at = greatest(now(), (SELECT paused_until FROM webhook_endpoints "
     "  WHERE tenant_id = $1 AND name = $2)), updated_at = now() "
     "WHERE id IN ({})",
-    fmt::format(waiting_sql, lease_sql, "$3", ""));
+    fmt::format(waiting_sql, ""));
 
-// $3: the queue, $4: the lease given back.
+// $3: the queue, $4: the lease given back ($5 NULL).
 const std::string release_sql = fmt::format(
     "WITH released AS ("
     "  UPDATE webhook_endpoints SET trial_until = NULL, updated_at = now() "
-    "  WHERE tenant_id = $1 AND name = $2 AND trial_until = {0} RETURNING 1) "
+    "  WHERE tenant_id = $1 AND name = $2 "
+    "    AND trial_until = 'epoch'::timestamptz + $4::int8 * interval '1 millisecond' "
+    "  RETURNING 1) "
     "UPDATE jobs SET run_at = now(), updated_at = now() "
-    "WHERE EXISTS (SELECT FROM released) AND id IN ({1})",
-    lease_sql, fmt::format(waiting_sql, lease_sql, "$3", "LIMIT 1"));
+    "WHERE EXISTS (SELECT FROM released) AND id IN ({})",
+    fmt::format(waiting_sql, "LIMIT 1"));
 
-// The lease of the endpoint's trial, with its row locked (nullopt: none).
-std::optional<long long> lock_endpoint(pqxx::transaction_base& tx, const std::string& tenant,
-                                       const std::string& name) {
-  auto r = tx.exec_params(lock_sql, tenant, name);
-  if (r.empty() || r[0][0].is_null()) return std::nullopt;
-  return r[0][0].as<long long>();
+// What a lock read: the lease and the pause, in ms since the epoch.
+struct waits {
+  std::optional<long long> lease, pause;
+};
+std::optional<waits> lock_endpoint(pqxx::transaction_base& tx, const std::string& sql,
+                                   const std::string& tenant, const std::string& name) {
+  auto r = tx.exec_params(sql, tenant, name);
+  if (r.empty()) return std::nullopt;
+  waits w;
+  if (!r[0][0].is_null()) w.lease = r[0][0].as<long long>();
+  if (!r[0][1].is_null()) w.pause = r[0][1].as<long long>();
+  return w;
 }
 
 std::chrono::system_clock::time_point epoch_ms(long long ms) {
@@ -130,14 +150,21 @@ std::vector<std::string> array_items(const pqxx::field& f) {
 
 endpoint_store::endpoint_store(std::string pg_url, int threshold,
                                std::chrono::milliseconds cooldown,
-                               boost::asio::any_io_executor timers,
                                std::chrono::milliseconds cache_ttl)
     : url_(std::move(pg_url)),
       threshold_(threshold),
       cooldown_(cooldown),
       ttl_(cache_ttl),
-      timers_(std::move(timers)),
-      writer_(url_, 1) {}
+      writer_(url_, 1),
+      timer_thread_([this] { timer_ioc_.run(); }) {}
+
+endpoint_store::~endpoint_store() {
+  // The passes not yet due are dropped (their jobs wait for their time);
+  // then the writer finishes what it was given.
+  timer_work_.reset();
+  timer_ioc_.stop();
+  timer_thread_.join();
+}
 
 breaker_gate gate(const endpoint& ep, int threshold, std::chrono::steady_clock::time_point now) {
   if (ep.paused_until && !ep.paused_until->passed(now)) return breaker_gate::wait_pause;
@@ -171,6 +198,7 @@ std::optional<endpoint> endpoint_store::find(const std::string& tenant, const st
     ep->consecutive_failures = row[0][2].as<int>();
     ep->paused_until = read_time(row[0][3], row[0][4], now);
     ep->trial_until = read_time(row[0][5], row[0][6], now);
+    ep->db_now = epoch_ms(row[0][7].as<long long>());
   }
   // A miss must come from PostgreSQL just now, or an endpoint created a
   // moment ago would fail the jobs meant for it; a pause or a trial, or a
@@ -203,11 +231,12 @@ void endpoint_store::record_failure(const std::string& tenant, const std::string
     if (!c) return;
     try {
       pqxx::work tx(*c);
-      auto lease = lock_endpoint(tx, tenant, name);
-      tx.exec_params(failure_sql, tenant, name, queue, lease, threshold_,
-                     static_cast<double>(cooldown_.count()));
-      tx.commit();
-      if (lease) settle_later(tenant, name, queue, *lease);
+      if (auto w = lock_endpoint(tx, lock_any_sql, tenant, name)) {
+        tx.exec_params(failure_sql, tenant, name, queue, w->lease, w->pause, threshold_,
+                       static_cast<double>(cooldown_.count()));
+        tx.commit();
+        settle_later(tenant, name, queue, w->lease, w->pause);
+      }
     } catch (const std::exception& e) {
       log_warn("cannot record a webhook endpoint failure", {{"error", e.what()}});
     }
@@ -223,7 +252,8 @@ void endpoint_store::release_trial(const std::string& tenant, const std::string&
     if (!c) return;  // the lease ends on its own
     try {
       pqxx::work tx(*c);
-      tx.exec_params(release_sql, tenant, name, queue, static_cast<long long>(ms.count()));
+      tx.exec_params(release_sql, tenant, name, queue, static_cast<long long>(ms.count()),
+                     std::optional<long long>());
       tx.commit();
     } catch (const std::exception& e) {
       log_warn("cannot end a webhook endpoint's trial: it ends with its lease",
@@ -232,14 +262,17 @@ void endpoint_store::release_trial(const std::string& tenant, const std::string&
   });
 }
 
-void endpoint_store::record_answer(const std::string& tenant, const std::string& name,
-                                   const std::string& queue) {
+void endpoint_store::reset_later(const std::string& tenant, const std::string& name,
+                                 const std::string& queue) {
   writer_.post([this, tenant, name, queue](pqxx::connection* c) {
     if (!c) return;
     try {
       pqxx::work tx(*c);
-      reset(tx, tenant, name, queue);
+      auto w = lock_endpoint(tx, lock_any_sql, tenant, name);
+      if (!w) return;
+      tx.exec_params(reset_sql, tenant, name, queue, w->lease, w->pause);
       tx.commit();
+      settle_later(tenant, name, queue, w->lease, w->pause);
     } catch (const std::exception& e) {
       log_warn("cannot close a webhook endpoint's circuit breaker", {{"error", e.what()}});
     }
@@ -248,27 +281,33 @@ void endpoint_store::record_answer(const std::string& tenant, const std::string&
 
 void endpoint_store::reset(pqxx::transaction_base& tx, const std::string& tenant,
                            const std::string& name, const std::string& queue) {
-  auto lease = lock_endpoint(tx, tenant, name);
-  tx.exec_params(reset_sql, tenant, name, queue, lease);
+  auto w = lock_endpoint(tx, lock_dirty_sql, tenant, name);
+  // Nothing to reset, or the row held by another transaction (a round of
+  // another worker, the writer): then by the writer, which waits for it
+  // holding nothing else.
+  if (!w) return reset_later(tenant, name, queue);
+  tx.exec_params(reset_sql, tenant, name, queue, w->lease, w->pause);
   // Should this transaction not commit, the passes only wake jobs that then
-  // find the trial still out and wait again.
-  if (lease) settle_later(tenant, name, queue, *lease);
+  // find the breaker as it was and wait again.
+  settle_later(tenant, name, queue, w->lease, w->pause);
 }
 
 void endpoint_store::settle_later(const std::string& tenant, const std::string& name,
-                                  const std::string& queue, long long lease) {
+                                  const std::string& queue, std::optional<long long> lease,
+                                  std::optional<long long> pause) {
+  if (!lease && !pause) return;
   for (auto delay : {std::chrono::seconds(1), std::chrono::seconds(5)}) {
-    auto t = std::make_shared<boost::asio::steady_timer>(timers_, delay);
-    t->async_wait([this, t, tenant, name, queue, lease](boost::system::error_code ec) {
+    auto t = std::make_shared<boost::asio::steady_timer>(timer_ioc_, delay);
+    t->async_wait([this, t, tenant, name, queue, lease, pause](boost::system::error_code ec) {
       if (ec) return;
-      writer_.post([tenant, name, queue, lease](pqxx::connection* c) {
-        if (!c) return;  // they wait for the lease
+      writer_.post([tenant, name, queue, lease, pause](pqxx::connection* c) {
+        if (!c) return;  // they wait for their time
         try {
           pqxx::work tx(*c);
-          tx.exec_params(late_sql, tenant, name, queue, lease);
+          tx.exec_params(late_sql, tenant, name, queue, lease, pause);
           tx.commit();
         } catch (const std::exception& e) {
-          log_warn("cannot settle the jobs that waited for a webhook endpoint's trial",
+          log_warn("cannot settle the jobs that waited on a webhook endpoint's breaker",
                    {{"error", e.what()}});
         }
       });

@@ -14,20 +14,22 @@
 // the lease ends. The trial's outcome decides:
 //   success            the breaker closes (failures 0, no pause): the
 //                      success's commit hook resets it and, in the same
-//                      transaction, makes the jobs waiting for the trial due
-//   a 4xx answer       the same (the endpoint is up), though the job is dead
+//                      transaction, makes due the jobs waiting for the trial
+//                      or for the pause before it
+//   a 4xx answer       the same, by the writer (the endpoint is up), though
+//                      the job is dead
 //   retryable failure  paused again for `cooldown`; the jobs that waited
-//                      for the trial now wait for the pause's end
-//   no answer          (the job cancelled or stopped, the address refused)
-//                      the lease is given back and one waiting job made due,
-//                      which becomes the next trial; the others wait for
-//                      that lease's end
-// A trial whose worker died ends with its lease. Jobs waiting for a trial
-// snooze until exactly trial_until (which is whole milliseconds), so that
-// the statements ending it find them through the jobs_due index. A job that
-// read the trial as out but commits its wait after the trial's end is not
-// there yet: the end is applied to such jobs again 1 s and 5 s later (made
-// due, or waiting for the pause); one later still waits for the lease.
+//                      for the trial or the pause now wait for the new pause
+//   never sent         (its address refused) the lease is given back and one
+//                      waiting job made due, which becomes the next trial
+//   stopped            (a cancel, the job's timeout, the worker stopping) it
+//                      ends with its lease, as a trial whose worker died
+// Jobs waiting on the breaker snooze until exactly trial_until or
+// paused_until (both whole milliseconds), so that the statements ending
+// them find them through the jobs_due index. A job that read the state but
+// commits its wait after it changed is not there yet: the change is applied
+// to such jobs again 1 s and 5 s later (made due, or waiting for the pause
+// in force); one later still waits for its time.
 // Every time is compared in PostgreSQL's clock or converted on reading to
 // this process's steady clock: the clocks of the worker and of the database
 // may differ.
@@ -45,13 +47,15 @@
 #include "common/db.hpp"
 #include "workers/webhooks/policy.hpp"
 
-#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <chrono>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace jobs::webhooks {
@@ -69,8 +73,9 @@ struct endpoint {
   std::vector<std::string> keys;  ///< decoded signing keys, 1 or 2 (rotation)
   std::optional<retry_schedule> schedule;
   int consecutive_failures = 0;
-  std::optional<breaker_time> paused_until;  ///< set only while paused when read
-  std::optional<breaker_time> trial_until;   ///< set only while a trial runs when read
+  std::optional<breaker_time> paused_until;      ///< set only while paused when read
+  std::optional<breaker_time> trial_until;       ///< set only while a trial runs when read
+  std::chrono::system_clock::time_point db_now;  ///< PostgreSQL's clock when read
 };
 
 /// What the breaker lets a delivery do.
@@ -84,10 +89,11 @@ breaker_gate gate(const endpoint& ep, int threshold, std::chrono::steady_clock::
 
 class endpoint_store {
  public:
-  /// `timers`: where the later passes over a trial's waiting jobs wait.
   endpoint_store(std::string pg_url, int threshold, std::chrono::milliseconds cooldown,
-                 boost::asio::any_io_executor timers,
                  std::chrono::milliseconds cache_ttl = std::chrono::seconds(1));
+  ~endpoint_store();
+  endpoint_store(const endpoint_store&) = delete;
+  endpoint_store& operator=(const endpoint_store&) = delete;
 
   /// nullopt when the tenant has no such endpoint in PostgreSQL now (read
   /// fresh, never from the cache). Throws pqxx errors.
@@ -100,16 +106,17 @@ class endpoint_store {
   /// Counts a retryable failure (asynchronously); one at the threshold ends
   /// a trial, and the jobs of `queue` waiting for it wait for the new pause.
   void record_failure(const std::string& tenant, const std::string& name, const std::string& queue);
-  /// A trial's answer that is no success but no failure of the endpoint
-  /// either (a 4xx: the endpoint is up): closes the breaker as reset() does
-  /// (asynchronously).
-  void record_answer(const std::string& tenant, const std::string& name, const std::string& queue);
+  /// Closes the breaker as reset() does, asynchronously: for a trial's
+  /// answer that is no success but no failure of the endpoint either (a 4xx:
+  /// the endpoint is up), and for reset() when the row is held.
+  void reset_later(const std::string& tenant, const std::string& name, const std::string& queue);
   /// Ends the trial holding `lease` without a verdict (asynchronously): the
   /// lease is given back and one job waiting for it is made due.
   void release_trial(const std::string& tenant, const std::string& name, const std::string& queue,
                      breaker_time lease);
   /// Closes the breaker, in a success's commit hook: the endpoint reset,
-  /// its jobs of `queue` waiting for a trial made due (and again later).
+  /// its jobs of `queue` waiting for a trial or a pause made due (and again
+  /// later). A row another transaction holds is left to reset_later().
   void reset(pqxx::transaction_base& tx, const std::string& tenant, const std::string& name,
              const std::string& queue);
   int threshold() const noexcept { return threshold_; }
@@ -125,13 +132,17 @@ class endpoint_store {
   std::mutex mu_;
   std::unique_ptr<pqxx::connection> conn_;
   std::map<std::pair<std::string, std::string>, cached> cache_;
-  boost::asio::any_io_executor timers_;
   db_pool writer_;
+  // The later passes' timers, on a thread of their own.
+  boost::asio::io_context timer_ioc_{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> timer_work_{
+      timer_ioc_.get_executor()};
+  std::thread timer_thread_;
 
-  /// The trial's end again, 1 s and 5 s on, for the jobs whose wait for
-  /// the lease (ms since the epoch) was committed after it.
+  /// The breaker's change again, 1 s and 5 s on, for the jobs whose wait
+  /// for the lease or the pause (ms since the epoch) was committed after it.
   void settle_later(const std::string& tenant, const std::string& name, const std::string& queue,
-                    long long lease);
+                    std::optional<long long> lease, std::optional<long long> pause);
 };
 
 }  // namespace jobs::webhooks

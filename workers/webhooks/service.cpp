@@ -38,7 +38,7 @@ struct webhook_service::impl {
                                    .response_limit = opts.response_limit,
                                    .stored_body = stored_body,
                                    .idle_per_origin = opts.idle_per_origin}),
-        endpoints(opts.pg_url, opts.breaker_failures, opts.breaker_cooldown, ioc.get_executor()) {
+        endpoints(opts.pg_url, opts.breaker_failures, opts.breaker_cooldown) {
     io = std::thread([this] { ioc.run(); });
   }
   ~impl() {
@@ -63,14 +63,16 @@ struct webhook_service::impl {
         : r.fail == http_result::failure::refused || r.fail == http_result::failure::cancelled
             ? verdict::permanent
             : verdict::retryable;
-    // A trial's end (endpoints.hpp); a success closes the breaker in its
-    // commit hook, a failure below.
-    if (j.trial && v == verdict::permanent) {
-      if (r.fail == http_result::failure::none)
-        endpoints.record_answer(j.tenant, j.endpoint, j.queue);
-      else
-        endpoints.release_trial(j.tenant, j.endpoint, j.queue, *j.trial);
-    }
+    // A trial's end (endpoints.hpp): a success closes the breaker in its
+    // commit hook, a failure pauses it below. An answer that is neither
+    // closes it too (the endpoint is up); a request never sent gives the
+    // lease back. One stopped (a cancel, the job's own timeout, the worker
+    // stopping) ends with its lease: what the endpoint would have said is
+    // not known, and a trial at once after it would be stopped the same way.
+    if (j.trial && r.fail == http_result::failure::none && v == verdict::permanent)
+      endpoints.reset_later(j.tenant, j.endpoint, j.queue);
+    if (j.trial && r.fail == http_result::failure::refused)
+      endpoints.release_trial(j.tenant, j.endpoint, j.queue, *j.trial);
     auto latency = r.latency.count();
     if (r.fail == http_result::failure::refused)
       return handler_error::permanent("destination refused: " + r.error);
@@ -134,7 +136,7 @@ void webhook_service::deliver(const job_context& ctx, completion done) {
     return done(handler_error::retryable_at(
         "webhook endpoint " + del.endpoint + " has no usable secret", later));
   // The circuit breaker (endpoints.hpp). Taking the trial can lose a race
-  // with another worker's: then the endpoint is read again, once.
+  // with another worker's: then the endpoint is read again, and once more.
   std::optional<breaker_time> trial;
   for (int tries = 0; !trial; ++tries) {
     auto g = gate(*ep, impl_->endpoints.threshold(), std::chrono::steady_clock::now());
@@ -146,10 +148,10 @@ void webhook_service::deliver(const job_context& ctx, completion done) {
       return done(handler_error::snooze(
           "endpoint " + del.endpoint + " waits for its circuit breaker's trial delivery",
           ep->trial_until->at));
-    if (tries == 2)
+    if (tries == 2)  // a second from now by PostgreSQL's clock, as the scheduler reads it
       return done(handler_error::snooze(
           "endpoint " + del.endpoint + " waits for its circuit breaker's trial delivery",
-          now + std::chrono::seconds(1)));
+          ep->db_now + std::chrono::seconds(1)));
     auto lease = impl_->opts.connect_timeout + del.timeout + std::chrono::seconds(1);
     trial = impl_->endpoints.take_trial(tenant, del.endpoint, lease);
     if (!trial) {

@@ -10,10 +10,6 @@
 #include "workers/webhooks/endpoints.hpp"
 
 #include <doctest/doctest.h>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-
-#include <thread>
 
 using namespace jobs;
 using namespace jobs::test;
@@ -77,26 +73,13 @@ std::string ms_sql(const breaker_time& t) {
          " * interval '1 millisecond'";
 }
 
-// The timers of the later passes, on a thread of their own.
-struct timers {
-  boost::asio::io_context ioc;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{ioc.get_executor()};
-  std::thread t{[this] { ioc.run(); }};
-  ~timers() {
-    work.reset();
-    ioc.stop();
-    t.join();
-  }
-};
-
 }  // namespace
 
 TEST_CASE("the breaker's trial is taken once, and only once the pause is over") {
   scratch s;
   auto c = pg_connect(s.pg_url);
   add_endpoint(*c, "acme", "ep", 0);
-  timers tm;
-  endpoint_store store(s.pg_url, 2, 60s, tm.ioc.get_executor());
+  endpoint_store store(s.pg_url, 2, 60s);
   auto ep = store.find("acme", "ep");
   REQUIRE(ep);
   CHECK(gate(*ep, 2, std::chrono::steady_clock::now()) == breaker_gate::send);
@@ -142,8 +125,7 @@ TEST_CASE("a success closes the breaker and makes due the jobs waiting for its t
   auto c = pg_connect(s.pg_url);
   add_endpoint(*c, "acme", "ep", 5);
   add_endpoint(*c, "acme", "default", 5);
-  timers tm;
-  endpoint_store store(s.pg_url, 2, 60s, tm.ioc.get_executor());
+  endpoint_store store(s.pg_url, 2, 60s);
   auto t = store.take_trial("acme", "ep", 30s);
   REQUIRE(t);
   auto at = ms_sql(*t);
@@ -187,8 +169,7 @@ TEST_CASE("a trial failing pauses again; a trial given back makes one waiting jo
   scratch s;
   auto c = pg_connect(s.pg_url);
   add_endpoint(*c, "acme", "ep", 3);
-  timers tm;
-  endpoint_store store(s.pg_url, 2, 60s, tm.ioc.get_executor());
+  endpoint_store store(s.pg_url, 2, 60s);
   auto t = store.take_trial("acme", "ep", 30s);
   REQUIRE(t);
   auto waiting = waiting_job(*c, "acme", "ep", ms_sql(*t));
@@ -225,4 +206,57 @@ TEST_CASE("a trial failing pauses again; a trial given back makes one waiting jo
   CHECK(due(*c, a) + due(*c, b) == 1);
   CHECK(column(*c, "consecutive_failures", "ep") == "4");  // no verdict
   CHECK(store.take_trial("acme", "ep", 30s));              // the next trial
+}
+
+TEST_CASE("a trial's success after a failure paused again wakes the jobs moved to the pause") {
+  // A trial is out when another delivery's failure pauses the endpoint
+  // again (one sent before the pause, with a long timeout): the trial's
+  // waiters now wait for the pause. The trial then succeeds: the breaker
+  // closes, and they must not sit out the cancelled pause.
+  scratch s;
+  auto c = pg_connect(s.pg_url);
+  add_endpoint(*c, "acme", "ep", 3);
+  endpoint_store store(s.pg_url, 2, 60s);
+  auto t = store.take_trial("acme", "ep", 30s);
+  REQUIRE(t);
+  auto waiting = waiting_job(*c, "acme", "ep", ms_sql(*t));
+  store.record_failure("acme", "ep", "webhooks");
+  REQUIRE(wait_until([&] { return column(*c, "consecutive_failures", "ep") == "4"; }, 10s));
+  // Paused until a whole millisecond, as the jobs waiting for it are.
+  CHECK(column(*c, "paused_until = date_trunc('milliseconds', paused_until)", "ep") == "true");
+  CHECK_FALSE(due(*c, waiting));
+  // A job that read the pause: it snoozes until the same millisecond.
+  auto ep = store.find("acme", "ep");
+  REQUIRE(ep);
+  REQUIRE(ep->paused_until);
+  auto read_pause = waiting_job(*c, "acme", "ep", ms_sql(*ep->paused_until));
+  {
+    pqxx::work w(*c);
+    store.reset(w, "acme", "ep", "webhooks");
+    w.commit();
+  }
+  CHECK(column(*c, "paused_until", "ep") == "null");
+  CHECK(due(*c, waiting));
+  CHECK(due(*c, read_pause));
+}
+
+TEST_CASE("a success's hook does not wait for an endpoint row another transaction holds") {
+  // Two rounds closing two endpoints in opposite orders would deadlock:
+  // the hook skips a held row, and the writer closes it once it is free.
+  scratch s;
+  auto c = pg_connect(s.pg_url);
+  add_endpoint(*c, "acme", "ep", 3);
+  endpoint_store store(s.pg_url, 2, 60s);
+  auto other = pg_connect(s.pg_url);
+  pqxx::work holder(*other);
+  holder.exec("SELECT 1 FROM webhook_endpoints WHERE name = 'ep' FOR UPDATE");
+  {
+    pqxx::work w(*c);
+    w.exec("SET LOCAL lock_timeout = '5s'");  // a wait would fail the test, not hang it
+    store.reset(w, "acme", "ep", "webhooks");
+    w.commit();
+  }
+  CHECK(column(*c, "consecutive_failures", "ep") == "3");  // not yet: the row is held
+  holder.commit();
+  CHECK(wait_until([&] { return column(*c, "consecutive_failures", "ep") == "0"; }, 10s));
 }
