@@ -23,6 +23,10 @@
 //                                   ASCII, no run without a space longer than
 //                                   maxWord (email: header fields that may
 //                                   not be encoded-words, folded at spaces)
+//   "x-case-insensitive-names": true
+//                                   on an object: no two member names that
+//                                   differ only in ASCII case (the error is
+//                                   at the second)
 //
 // The other draft-07 formats are left to valijson (it checks date, time and
 // date-time, and takes the rest unchecked). An unknown format name, any
@@ -46,8 +50,8 @@ namespace jobs::detail {
 /// Throws std::runtime_error saying what is wrong.
 void prepare_content_keywords(boost::json::object& schema);
 
-/// Gives `parser` the builders of contentEncoding, format, x-max-total-items
-/// and x-structured-fields.
+/// Gives `parser` the builders of contentEncoding, format, x-max-total-items,
+/// x-structured-fields and x-case-insensitive-names.
 void add_keyword_builders(valijson::SchemaParser& parser);
 
 }  // namespace jobs::detail

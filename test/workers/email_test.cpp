@@ -184,6 +184,36 @@ TEST_CASE("encoded-words keep their lines to 76 characters, the field's name inc
     CHECK(box.ends_with(">"));
   }
   CHECK(named("Zoë", std::string(70, 'l') + "@example.com").find("?=\r\n <") != std::string::npos);
+  // After a field name too long to leave room for a word: the first goes
+  // on the next line.
+  for (std::size_t name_length : {50, 60, 70, 76}) {
+    auto field = "X-" + std::string(name_length - 2, 'n') + ": ";
+    auto value = field + encode_unstructured("héllo wörld", field.size());
+    CAPTURE(value);
+    for (std::size_t at = 0, next; at < value.size(); at = next + 2) {
+      next = std::min(value.find("\r\n", at), value.size());
+      auto line = value.substr(at, next - at);
+      CHECK(line.size() <= (line.find("=?UTF-8?B?") != std::string::npos ? 76 : 78));
+    }
+    CHECK(decode_words(value) == "héllo wörld");
+  }
+  // In a list a mailbox is followed by ",": its line counts it, whatever
+  // the lengths of the name and the address.
+  for (std::size_t name_length = 30; name_length < 50; ++name_length)
+    for (std::size_t local = 20; local < 50; ++local) {
+      message m;
+      m.from = {"a@example.com", ""};
+      m.to = {{std::string(local, 'l') + "@example.org", std::string(name_length, 'a') + "é"},
+              {"b@example.org", ""}};
+      auto headers = top_headers(m, "<id@example.com>", "Sun, 29 Nov 2026 06:33:20 +0000");
+      const auto& to = headers[1];
+      REQUIRE(to.starts_with("To: "));
+      for (std::size_t at = 0, next; at < to.size(); at = next + 2) {
+        next = std::min(to.find("\r\n", at), to.size());
+        auto line = to.substr(at, next - at);
+        if (line.find("=?UTF-8?B?") != std::string::npos) CHECK_MESSAGE(line.size() <= 76, line);
+      }
+    }
 }
 
 TEST_CASE("long subjects and header values are folded into lines a relay takes") {
@@ -297,10 +327,12 @@ TEST_CASE("payload: recipients, bodies, attachments, tags; Bcc never in the head
     "tags":["welcome","t-1"]})");
   CHECK(m.recipients() == std::vector<std::string>{"a@example.org", "b@example.net",
                                                    "c@example.org", "hidden@example.com"});
-  // An address in two lists, or twice in two cases, is one envelope recipient.
-  auto twice = parsed(R"({"from":"a@example.com","to":["dup@example.org","DUP@Example.org"],
+  // An address in two lists, or with its domain in another case, is one
+  // envelope recipient; a local part in another case may be another mailbox.
+  auto twice = parsed(R"({"from":"a@example.com","to":["dup@example.org","dup@Example.ORG"],
     "cc":["dup@example.org"],"bcc":["Dup@example.org","x@example.org"],"subject":"s","text":"t"})");
-  CHECK(twice.recipients() == std::vector<std::string>{"dup@example.org", "x@example.org"});
+  CHECK(twice.recipients() ==
+        std::vector<std::string>{"dup@example.org", "Dup@example.org", "x@example.org"});
   CHECK(*m.text == "line 1\r\nline 2");
   REQUIRE(m.attachments.size() == 1);
   CHECK(m.attachments[0].content == "hello");

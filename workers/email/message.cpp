@@ -111,17 +111,17 @@ std::string encode_words(std::string_view text, std::size_t used) {
   // 45 bytes of text (60 of base64) after a fold's space, fewer after a
   // field's name; cut before a continuation byte, never inside.
   static constexpr std::size_t line = 76, wrapper = 12, max_bytes = 45;
-  auto bytes_after = [](std::size_t before) {
-    std::size_t room = before + wrapper < line ? line - before - wrapper : 0;
-    return std::clamp<std::size_t>(room / 4 * 3, 4, max_bytes);  // 4: a character, at least
-  };
   std::string out;
+  // No room for a character's word (4 bytes, 8 of base64) after a long
+  // field name: the first word goes on the next line.
+  bool fold_first = used + wrapper + 8 > line;
+  std::size_t first = fold_first ? max_bytes : std::min(max_bytes, (line - used - wrapper) / 4 * 3);
   std::size_t i = 0;
   while (i < text.size()) {
-    std::size_t end = std::min(text.size(), i + (out.empty() ? bytes_after(used) : max_bytes));
+    std::size_t end = std::min(text.size(), i + (i == 0 ? first : max_bytes));
     while (end < text.size() && end > i && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
       --end;
-    if (!out.empty()) out += "\r\n ";
+    if (i > 0 || fold_first) out += "\r\n ";
     out += "=?UTF-8?B?" + encode_base64(text.substr(i, end - i)) + "?=";
     i = end;
   }
@@ -193,12 +193,12 @@ std::string format_mailbox(const mailbox& m) {
   if (!printable_ascii(m.name) || m.name.find("=?") != std::string::npos) {
     // A mailbox starts a line after "Reply-To: " at the most, or a fold's
     // space; the address goes on a line of its own when the last word's
-    // would pass 76 with it.
+    // would pass 76 with it (and the "," a list puts after it).
     constexpr std::size_t longest_field = 10;
     name = encode_words(m.name, longest_field);
     auto fold = name.rfind("\r\n");
     auto last = fold == std::string::npos ? longest_field + name.size() : name.size() - fold - 2;
-    if (last + 2 + m.address.size() + 1 > 76) return name + "\r\n <" + m.address + ">";
+    if (last + 2 + m.address.size() + 2 > 76) return name + "\r\n <" + m.address + ">";
   } else if (std::all_of(m.name.begin(), m.name.end(),
                          [](char c) { return c == ' ' || is_atext(c); }) &&
              m.name.front() != ' ' && m.name.back() != ' ') {

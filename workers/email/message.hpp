@@ -63,8 +63,8 @@ struct message {
   std::vector<attachment> attachments;
   std::vector<std::string> tags;
 
-  /// Every envelope recipient: to, cc, then bcc, each address once (the
-  /// first of those that differ only in case), so none gets it twice.
+  /// Every envelope recipient: to, cc, then bcc, each mailbox once (the
+  /// same local part and the domain in any case), so none gets it twice.
   std::vector<std::string> recipients() const;
 };
 

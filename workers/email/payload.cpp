@@ -193,12 +193,22 @@ bool parse_headers_and_tags(const json::object& p, message& m, std::string& erro
 
 }  // namespace
 
+namespace {
+// One mailbox: the local part as written (RFC 5321 2.4: it may be
+// case-sensitive), the domain in any case.
+bool same_mailbox(std::string_view a, std::string_view b) {
+  auto at_a = a.rfind('@'), at_b = b.rfind('@');
+  return at_a == at_b && a.substr(0, at_a) == b.substr(0, at_b) &&
+         iequals(a.substr(at_a), b.substr(at_b));
+}
+}  // namespace
+
 std::vector<std::string> message::recipients() const {
   std::vector<std::string> out;
   for (const auto* list : {&to, &cc, &bcc})
     for (const auto& r : *list)
       if (std::none_of(out.begin(), out.end(),
-                       [&](const std::string& seen) { return iequals(seen, r.address); }))
+                       [&](const std::string& seen) { return same_mailbox(seen, r.address); }))
         out.push_back(r.address);
   return out;
 }
