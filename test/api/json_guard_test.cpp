@@ -6,6 +6,7 @@
 #include "api/submission.hpp"
 
 #include <doctest/doctest.h>
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/message.hpp>
 
 #include <string>
@@ -164,4 +165,19 @@ TEST_CASE("the request head: Transfer-Encoding is chunked alone (400 unless last
     CHECK(p->status == 501);
     CHECK(p->code == "unsupported_transfer_coding");
   }
+}
+
+TEST_CASE("a request Beast cannot parse is 400 bad_request saying which part is malformed") {
+  namespace http = boost::beast::http;
+  auto value = read_problem(http::error::bad_value, 1 << 20);
+  CHECK(value.status == 400);
+  CHECK(value.code == "bad_request");
+  CHECK(value.detail.starts_with("a header field's value is malformed"));
+  CHECK(read_problem(http::error::bad_field, 1 << 20).detail.starts_with("a header field's name"));
+  CHECK(read_problem(http::error::bad_content_length, 1 << 20).detail ==
+        "Content-Length is malformed");
+  CHECK(read_problem(http::error::body_limit, 1 << 20).code == "body_too_large");
+  // What has no words of its own keeps Beast's.
+  CHECK(read_problem(http::error::partial_message, 1 << 20).detail ==
+        boost::system::error_code(http::error::partial_message).message());
 }
