@@ -49,19 +49,22 @@ constexpr const char* waiting_sql =
     "  AND coalesce(j.payload->>'endpoint', 'default') = $2 "
     "ORDER BY j.priority DESC, j.id {} FOR UPDATE OF j SKIP LOCKED";
 
-// The endpoint's row locked for the transaction, its trial's lease and its
-// pause's end (NULL: none). The commit hook's takes a row that has breaker
-// state only, and skips it when locked: a round holding one endpoint's
-// row while waiting for another's could deadlock with another round.
+// The endpoint's row locked for the transaction: its trial's lease, its
+// pause's end (NULL: none) and when it last changed (µs since the epoch).
+// The commit hook's takes a row that has breaker state only, and skips it
+// when locked: a round holding one endpoint's row while waiting for
+// another's could deadlock with another round.
 constexpr const char* lock_sql =
     "SELECT (extract(epoch FROM trial_until) * 1000)::int8, "
-    "  ceil(extract(epoch FROM paused_until) * 1000)::int8 "
+    "  ceil(extract(epoch FROM paused_until) * 1000)::int8, "
+    "  (extract(epoch FROM updated_at) * 1000000)::int8 "
     "FROM webhook_endpoints WHERE tenant_id = $1 AND name = $2 {}";
+constexpr const char* has_state =
+    "AND (consecutive_failures <> 0 OR paused_until IS NOT NULL OR trial_until IS NOT NULL) ";
 const std::string lock_any_sql = fmt::format(lock_sql, "FOR UPDATE");
-const std::string lock_dirty_sql = fmt::format(
-    lock_sql,
-    "AND (consecutive_failures <> 0 OR paused_until IS NOT NULL OR trial_until IS NOT NULL) "
-    "FOR UPDATE SKIP LOCKED");
+const std::string lock_dirty_sql =
+    fmt::format(lock_sql, std::string(has_state) + "FOR UPDATE SKIP LOCKED");
+const std::string read_dirty_sql = fmt::format(lock_sql, has_state);
 
 // After a lock. $3: the queue, $4 and $5: the lease and the pause read.
 const std::string reset_sql = fmt::format(
@@ -111,9 +114,11 @@ const std::string release_sql = fmt::format(
     "WHERE EXISTS (SELECT FROM released) AND id IN ({})",
     fmt::format(waiting_sql, "LIMIT 1"));
 
-// What a lock read: the lease and the pause, in ms since the epoch.
+// What a lock read: the lease and the pause in ms since the epoch, the
+// last change in µs.
 struct waits {
   std::optional<long long> lease, pause;
+  long long changed = 0;
 };
 std::optional<waits> lock_endpoint(pqxx::transaction_base& tx, const std::string& sql,
                                    const std::string& tenant, const std::string& name) {
@@ -122,6 +127,7 @@ std::optional<waits> lock_endpoint(pqxx::transaction_base& tx, const std::string
   waits w;
   if (!r[0][0].is_null()) w.lease = r[0][0].as<long long>();
   if (!r[0][1].is_null()) w.pause = r[0][1].as<long long>();
+  w.changed = r[0][2].as<long long>();
   return w;
 }
 
@@ -155,12 +161,13 @@ endpoint_store::endpoint_store(std::string pg_url, int threshold,
       threshold_(threshold),
       cooldown_(cooldown),
       ttl_(cache_ttl),
-      writer_(url_, 1),
-      timer_thread_([this] { timer_ioc_.run(); }) {}
+      timer_thread_([this] { timer_ioc_.run(); }),
+      writer_(url_, 1) {}
 
 endpoint_store::~endpoint_store() {
   // The passes not yet due are dropped (their jobs wait for their time);
-  // then the writer finishes what it was given.
+  // then the writer, destroyed first of the members, finishes what it was
+  // given.
   timer_work_.reset();
   timer_ioc_.stop();
   timer_thread_.join();
@@ -263,13 +270,15 @@ void endpoint_store::release_trial(const std::string& tenant, const std::string&
 }
 
 void endpoint_store::reset_later(const std::string& tenant, const std::string& name,
-                                 const std::string& queue) {
-  writer_.post([this, tenant, name, queue](pqxx::connection* c) {
+                                 const std::string& queue,
+                                 std::optional<long long> unchanged_since) {
+  writer_.post([this, tenant, name, queue, unchanged_since](pqxx::connection* c) {
     if (!c) return;
     try {
       pqxx::work tx(*c);
       auto w = lock_endpoint(tx, lock_any_sql, tenant, name);
-      if (!w) return;
+      // Changed since (a failure elsewhere paused it again): that is newer.
+      if (!w || (unchanged_since && w->changed != *unchanged_since)) return;
       tx.exec_params(reset_sql, tenant, name, queue, w->lease, w->pause);
       tx.commit();
       settle_later(tenant, name, queue, w->lease, w->pause);
@@ -281,11 +290,19 @@ void endpoint_store::reset_later(const std::string& tenant, const std::string& n
 
 void endpoint_store::reset(pqxx::transaction_base& tx, const std::string& tenant,
                            const std::string& name, const std::string& queue) {
+  {
+    std::lock_guard lk(mu_);
+    cache_.erase({tenant, name});  // its failures: no more hooks once it is reset
+  }
   auto w = lock_endpoint(tx, lock_dirty_sql, tenant, name);
-  // Nothing to reset, or the row held by another transaction (a round of
-  // another worker, the writer): then by the writer, which waits for it
-  // holding nothing else.
-  if (!w) return reset_later(tenant, name, queue);
+  if (!w) {
+    // Nothing to reset, or the row held by another transaction (a round of
+    // another worker, the writer): then by the writer, which waits for it
+    // holding nothing else, if the row has not changed meanwhile.
+    if (auto seen = lock_endpoint(tx, read_dirty_sql, tenant, name))
+      reset_later(tenant, name, queue, seen->changed);
+    return;
+  }
   tx.exec_params(reset_sql, tenant, name, queue, w->lease, w->pause);
   // Should this transaction not commit, the passes only wake jobs that then
   // find the breaker as it was and wait again.

@@ -108,8 +108,10 @@ class endpoint_store {
   void record_failure(const std::string& tenant, const std::string& name, const std::string& queue);
   /// Closes the breaker as reset() does, asynchronously: for a trial's
   /// answer that is no success but no failure of the endpoint either (a 4xx:
-  /// the endpoint is up), and for reset() when the row is held.
-  void reset_later(const std::string& tenant, const std::string& name, const std::string& queue);
+  /// the endpoint is up), and for reset() when the row is held; then only if
+  /// the row's updated_at is still `unchanged_since` (µs since the epoch).
+  void reset_later(const std::string& tenant, const std::string& name, const std::string& queue,
+                   std::optional<long long> unchanged_since = std::nullopt);
   /// Ends the trial holding `lease` without a verdict (asynchronously): the
   /// lease is given back and one job waiting for it is made due.
   void release_trial(const std::string& tenant, const std::string& name, const std::string& queue,
@@ -132,12 +134,14 @@ class endpoint_store {
   std::mutex mu_;
   std::unique_ptr<pqxx::connection> conn_;
   std::map<std::pair<std::string, std::string>, cached> cache_;
-  db_pool writer_;
-  // The later passes' timers, on a thread of their own.
+  // The later passes' timers, on a thread of their own. Before the writer,
+  // which outlives them: destroyed first, it runs what is queued, which may
+  // set a timer (on the stopped io_context, never to fire).
   boost::asio::io_context timer_ioc_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> timer_work_{
       timer_ioc_.get_executor()};
   std::thread timer_thread_;
+  db_pool writer_;
 
   /// The breaker's change again, 1 s and 5 s on, for the jobs whose wait
   /// for the lease or the pause (ms since the epoch) was committed after it.

@@ -11,6 +11,8 @@
 
 #include <doctest/doctest.h>
 
+#include <thread>
+
 using namespace jobs;
 using namespace jobs::test;
 using namespace jobs::webhooks;
@@ -259,4 +261,22 @@ TEST_CASE("a success's hook does not wait for an endpoint row another transactio
   CHECK(column(*c, "consecutive_failures", "ep") == "3");  // not yet: the row is held
   holder.commit();
   CHECK(wait_until([&] { return column(*c, "consecutive_failures", "ep") == "0"; }, 10s));
+
+  // Unless the holder changed it (a failure elsewhere paused it again):
+  // that is newer than the success, and stays.
+  run(*c, "UPDATE webhook_endpoints SET consecutive_failures = 3");
+  pqxx::work failing(*other);
+  failing.exec(
+      "UPDATE webhook_endpoints SET consecutive_failures = 4, "
+      "paused_until = now() + interval '1 minute', updated_at = clock_timestamp()");
+  {
+    pqxx::work w(*c);
+    store.reset(w, "acme", "ep", "webhooks");
+    w.commit();
+  }
+  failing.commit();
+  // The writer's reset, if it were to come, comes at once after the commit.
+  std::this_thread::sleep_for(1s);
+  CHECK(column(*c, "consecutive_failures", "ep") == "4");
+  CHECK(column(*c, "paused_until > now()", "ep") == "true");
 }
