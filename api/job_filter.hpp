@@ -7,7 +7,8 @@
 //   type             the job type, exactly ("noop", "csv.aggregate", ...)
 //   created_after    RFC 3339, inclusive
 //   created_before   RFC 3339, exclusive
-//   q                a job id, or text found (any case) in the payload or the last error
+//   q                a job id or its first 8 characters or more, or text found (any
+//                    case) in the payload or the last error
 //   cursor, limit    paging (GET /v1/jobs only; limit from 1 to `limit_max`)
 //
 // Bad values are 400 invalid_field / unknown_queue, unknown parameters 400

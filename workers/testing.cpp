@@ -50,6 +50,10 @@ void register_test_handlers(handler_registry& r) {
   });
   r.add("processing", "test.crash", [](const job_context&) -> handler_result { std::abort(); });
   r.add("processing", "test.fail", [](const job_context& ctx) -> handler_result {
+    auto until = std::chrono::steady_clock::now() +
+                 std::chrono::milliseconds(int_member(ctx.payload, "sleep_ms"));
+    while (std::chrono::steady_clock::now() < until && !ctx.stop_requested())
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     if (ctx.attempt <= int_member(ctx.payload, "fail_times"))
       return handler_error::retryable("planned failure on attempt " + std::to_string(ctx.attempt));
     return succeed_counted(ctx);

@@ -205,7 +205,7 @@ void worker::impl::run() {
       take_cancel_requests();
       stop_overdue();
       renew_leases();
-      leases_held = true;
+      leases_held = !running.empty() && !renewal_failed;
       if (round_failed) std::rethrow_exception(round_failed);
       if (db && db->is_open()) plans.tick(*db);
       gauge();
@@ -219,8 +219,8 @@ void worker::impl::run() {
     } catch (const pqxx::failure& e) {
       log_warn("database error; retrying", {{"error", e.what()}});
       drop_db();
-      // A round refused while the leases were renewed is no cut-off: the
-      // jobs in hand are still this worker's, and so are the messages.
+      // A round refused while the last renewal of the jobs in hand landed is
+      // no cut-off: they are still this worker's, and so are the messages.
       if (leases_held)
         db_failing_since.reset();
       else if (!db_failing_since)
@@ -236,9 +236,14 @@ void worker::impl::pause(std::chrono::milliseconds& backoff) {
   struct pollfd p {
     stop_fd, POLLIN, 0
   };
-  // With jobs in hand, no longer than their renewals' interval: a short
-  // lease must not run out in the backoff.
-  auto wait = running.empty() ? backoff : std::min(backoff, o().lease / 3);
+  // With jobs in hand, no later than their next renewal (a short lease must
+  // not run out in the backoff), but never a spin: a renewal overdue because
+  // the database is unreachable waits as a round does.
+  auto wait = backoff;
+  if (!running.empty())
+    wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(
+                          next_lease_renewal - std::chrono::steady_clock::now()),
+                      std::min(backoff, std::chrono::milliseconds(100)), backoff);
   ::poll(&p, stopping ? 0 : 1, static_cast<int>(wait.count()));
   backoff = std::min(backoff * 2, max_backoff);
 }

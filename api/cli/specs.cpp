@@ -16,7 +16,9 @@ const std::vector<command_spec>& command_specs() {
          "created at or after this RFC 3339 time, or this long ago (2h, 7d)"},
         {"created-before", 0, true, "TIME",
          "created before this RFC 3339 time, or this long ago (2h, 7d)"},
-        {"search", 0, true, "TEXT", "a job id, or text in the payload or the last error"},
+        {"search", 0, true, "TEXT",
+         "a job id or its first 8 characters or more (the jobs made in that stretch: "
+         "dry-run a bulk action first), or text in the payload or the last error"},
     };
     o.insert(o.end(), more.begin(), more.end());
     return o;

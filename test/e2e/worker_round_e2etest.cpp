@@ -294,3 +294,41 @@ TEST_CASE("worker round 3: a success held by a refused round is not overwritten 
   CHECK(attempt_rows(s.pg_url, id, "error LIKE 'timed out%'") == 0);
   CHECK(handled(s.pg_url)[id] == 1);
 }
+
+TEST_CASE(
+    "worker round 3b: a failure held by a refused round keeps its own error past the timeout") {
+  // As 3, for an outcome that is not a success: a job whose handler fails
+  // (max_attempts 1: dead), held while the rounds are refused (a success
+  // finishing beside it is what the database refuses) until past its
+  // timeout. It ends dead with its handler's error, not a timeout's.
+  scratch s;
+  platform p(s, {}, {}, true);
+  p.add_worker("processing", {{"JOBS_WORKER_CANCEL_GRACE_MS", "0"},
+                              {"JOBS_WORKER_ROUND_GAP_MS", "0"},
+                              {"JOBS_WORKER_CONCURRENCY", "2"}});
+  auto key = create_key(s.pg_url, "acme");
+  http_client h(p.port);
+  auto held = submit_job(
+      h, key, R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":1500}})");
+  auto failed = submit_job(
+      h, key,
+      R"({"queue":"processing","type":"test.fail","payload":{"fail_times":1,"sleep_ms":1500},)"
+      R"("timeout_ms":3000,"max_attempts":1})");
+  REQUIRE(wait_until(
+      [&] {
+        return state_of(s.pg_url, held) == "running" && state_of(s.pg_url, failed) == "running";
+      },
+      30s));
+  refuse_successes(s.pg_url);  // before either returns
+  REQUIRE(wait_until([&] { return worker_log(p).find(refusal) != std::string::npos; }, 30s));
+  std::this_thread::sleep_for(3s);  // past the timeout
+  auto seen = worker_log(p).size();
+  REQUIRE(wait_until([&] { return worker_log(p).find(refusal, seen) != std::string::npos; }, 30s));
+  CHECK(state_of(s.pg_url, failed) == "running");
+  take_successes(s.pg_url);
+  CHECK(wait_until([&] { return state_of(s.pg_url, failed) == "dead"; }, 30s));
+  CHECK(wait_until([&] { return state_of(s.pg_url, held) == "succeeded"; }, 30s));
+  CHECK(attempt_rows(s.pg_url, failed, "error = 'planned failure on attempt 1'") == 1);
+  CHECK(attempt_rows(s.pg_url, failed, "error LIKE 'timed out%'") == 0);
+  CHECK(worker_log(p).find("job timed out") == std::string::npos);
+}

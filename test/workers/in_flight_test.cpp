@@ -54,6 +54,17 @@ TEST_CASE("a job is stopped when its timeout passes, once") {
   CHECK(f.expire(t0 + 10s).empty());  // already stopped
 }
 
+TEST_CASE("a job whose handler returned is not stopped by its timeout") {
+  in_flight f(5s);
+  auto flag = f.start(job("a", 1, 300), 1, 60s, t0);
+  f.start(job("b", 1, 300), 2, 60s, t0);
+  // "a" returned in time; its outcome waits for a round that lands.
+  auto returned = [](const jobs::detail::in_hand& j) { return j.job.id == "a"; };
+  CHECK(f.expire(t0 + 1s, returned) == std::vector<std::string>{"b"});
+  CHECK_FALSE(flag->load());
+  CHECK(f.find("a")->why == stop_reason::none);
+}
+
 TEST_CASE("a cancel stops the job's handler and no other") {
   in_flight f(5s);
   auto a = f.start(job("a"), 1, 60s, t0);

@@ -44,10 +44,11 @@ bool in_flight::lose(const std::string& id, time_point now) {
   return true;
 }
 
-std::vector<std::string> in_flight::expire(time_point now) {
+std::vector<std::string> in_flight::expire(time_point now,
+                                           const std::function<bool(const in_hand&)>& returned) {
   std::vector<std::string> out;
   for (auto& [id, j] : jobs_) {
-    if (j.why != stop_reason::none || now < j.deadline) continue;
+    if (j.why != stop_reason::none || now < j.deadline || (returned && returned(j))) continue;
     stop(j, stop_reason::timeout, now);
     out.push_back(id);
   }

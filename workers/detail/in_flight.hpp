@@ -15,6 +15,7 @@
 #include "workers/detail/handler_pool.hpp"
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <string>
 #include <unordered_map>
@@ -70,8 +71,11 @@ class in_flight {
   /// The job's lease was lost (its renewal found it taken): stops it. False
   /// when it is not in hand or already known lost.
   bool lose(const std::string& id, time_point now);
-  /// Stops the jobs whose timeout has passed at `now` and returns their ids.
-  std::vector<std::string> expire(time_point now);
+  /// Stops the jobs whose timeout has passed at `now` and returns their ids;
+  /// not those for which `returned` is true (their handler's outcome, not
+  /// yet recorded, is what they did: a timeout would replace it).
+  std::vector<std::string> expire(time_point now,
+                                  const std::function<bool(const in_hand&)>& returned = {});
   /// Stopped jobs whose grace has passed: to be recorded without their handler.
   std::vector<in_hand> overdue(time_point now) const;
   /// Forgets the job but counts its handler as busy until it returns.

@@ -171,6 +171,9 @@ struct worker::impl {
   std::uint64_t claims_made = 0;  // numbers each claim (claimed_job::claim)
   // Since when every round has failed on the database (none: it works).
   std::optional<std::chrono::steady_clock::time_point> db_failing_since;
+  // The last lease renewal tried did not land: the jobs in hand may not be
+  // this worker's any more.
+  bool renewal_failed = false;
   // Past a lease without the database, the broker's messages go back to it
   // (the connection is closed, and reopened once the database answers):
   // held here they could not run, while another worker may have it.

@@ -15,12 +15,14 @@ void worker::impl::renew_leases() {
   next_lease_renewal = now + o().lease / 3;
   std::vector<std::string> ids;
   for (auto& [id, j] : running.jobs()) ids.push_back(id);
+  renewal_failed = true;  // until it lands
   auto r = with_db([&](pqxx::connection& c) {
     pqxx::work tx(c);
     auto r = extend_leases(tx, ids, o().worker_id, o().lease);
     tx.commit();
     return r;
   });
+  renewal_failed = false;
   // Normally known from NOTIFY already; this catches the ones missed.
   cancel_requests.insert(cancel_requests.end(), r.cancel_requested.begin(),
                          r.cancel_requested.end());
@@ -54,12 +56,10 @@ void worker::impl::stop_overdue() {
       return f.job.id == j.job.id && f.job.claim == j.job.claim;
     });
   };
-  for (const auto& id : running.expire(now)) {
-    const auto* j = running.find(id);
-    if (returned(*j)) continue;
+  for (const auto& id : running.expire(now, returned)) {
     ++w.stats_.timed_out;
     log_warn("job timed out; stopping the handler",
-             {{"job_id", id}, {"timeout_ms", j->timeout.count()}});
+             {{"job_id", id}, {"timeout_ms", running.find(id)->timeout.count()}});
   }
   auto overdue = running.overdue(now);
   std::erase_if(overdue, returned);
