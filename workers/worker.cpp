@@ -201,6 +201,8 @@ void worker::impl::run() {
         cycle();
       } catch (const pqxx::sql_error&) {
         round_failed = std::current_exception();
+      } catch (const pqxx::transaction_rollback&) {  // a deadlock: not an sql_error in libpqxx 6
+        round_failed = std::current_exception();
       }
       take_cancel_requests();
       stop_overdue();

@@ -249,6 +249,10 @@ void worker::impl::cycle() {
       // database error, with the loop's backoff.
       if (!set_aside_unstorable(outcomes)) throw;
       return;
+    } catch (const pqxx::transaction_rollback&) {
+      // A deadlock or a serialization failure (in libpqxx 6 not an
+      // sql_error): the server rolled the round back, nothing landed.
+      throw;
     } catch (const pqxx::failure&) {
       // The connection was lost (on the round's one retry too) or its
       // COMMIT went unanswered: the outcomes may have landed, and the next
