@@ -108,27 +108,26 @@ problem read_problem(const boost::system::error_code& ec, std::size_t body_limit
     return make_problem(400, "bad_request",
                         "a chunk's size line, with its extensions, is too long");
   // Beast's own words for the rest are terse ("bad value"): say which part.
+  static const std::pair<http::error, const char*> parts[] = {
+      {http::error::bad_value,
+       "a header field's value is malformed: no control character (but tab) may be in it"},
+      {http::error::bad_field,
+       "a header field's name is malformed: letters, digits and !#$%&'*+-.^_`|~ only"},
+      {http::error::bad_method, "the request line's method is malformed"},
+      {http::error::bad_target, "the request line's target is malformed"},
+      {http::error::bad_version, "the request line's HTTP version is malformed"},
+      {http::error::bad_line_ending, "a line of the request head does not end in CRLF"},
+      {http::error::bad_obs_fold,
+       "a header field is folded over lines (obsolete line folding is not accepted)"},
+      {http::error::bad_content_length, "Content-Length is malformed"},
+      {http::error::bad_transfer_encoding,
+       "Transfer-Encoding is malformed (chunked must be last, once)"},
+      {http::error::bad_chunk, "the chunked body is malformed"},
+      {http::error::bad_chunk_extension, "the chunked body is malformed"},
+  };
   const char* what = nullptr;
-  if (ec == http::error::bad_value)
-    what = "a header field's value is malformed: no control character (but tab) may be in it";
-  else if (ec == http::error::bad_field)
-    what = "a header field's name is malformed: letters, digits and !#$%&'*+-.^_`|~ only";
-  else if (ec == http::error::bad_method)
-    what = "the request line's method is malformed";
-  else if (ec == http::error::bad_target)
-    what = "the request line's target is malformed";
-  else if (ec == http::error::bad_version)
-    what = "the request line's HTTP version is malformed";
-  else if (ec == http::error::bad_line_ending)
-    what = "a line of the request head does not end in CRLF";
-  else if (ec == http::error::bad_obs_fold)
-    what = "a header field is folded over lines (obsolete line folding is not accepted)";
-  else if (ec == http::error::bad_content_length)
-    what = "Content-Length is malformed";
-  else if (ec == http::error::bad_transfer_encoding)
-    what = "Transfer-Encoding is malformed (chunked must be last, once)";
-  else if (ec == http::error::bad_chunk || ec == http::error::bad_chunk_extension)
-    what = "the chunked body is malformed";
+  for (const auto& [e, text] : parts)
+    if (ec == e) what = text;
   return make_problem(400, "bad_request", what ? what : ec.message());
 }
 

@@ -34,6 +34,14 @@ std::map<std::string, std::string> sink_env() {
   return {{"JOBS_WEBHOOK_ALLOW", "127.0.0.1/32"}, {"JOBS_WEBHOOK_TIMEOUT_MS", "5000"}};
 }
 
+// sink_env() with a breaker that pauses after 2 failures for `cooldown_ms`.
+std::map<std::string, std::string> breaker_env(const std::string& cooldown_ms) {
+  auto env = sink_env();
+  env["JOBS_WEBHOOK_BREAKER_FAILURES"] = "2";
+  env["JOBS_WEBHOOK_BREAKER_COOLDOWN_MS"] = cooldown_ms;
+  return env;
+}
+
 void put_endpoint(const std::string& pg_url, const std::string& tenant, const std::string& name,
                   const std::vector<std::string>& secrets, const std::string& schedule = "{200}") {
   auto c = jobs::pg_connect(pg_url);
@@ -515,10 +523,7 @@ TEST_CASE("SSRF: loopback, private, link-local, CGNAT, multicast, unspecified ar
 TEST_CASE("endpoints through the API; the circuit breaker pauses a failing endpoint") {
   webhook_sink sink;
   scratch s;
-  auto env = sink_env();
-  env["JOBS_WEBHOOK_BREAKER_FAILURES"] = "2";
-  env["JOBS_WEBHOOK_BREAKER_COOLDOWN_MS"] = "2500";
-  platform p(s, {"webhooks"}, env);
+  platform p(s, {"webhooks"}, breaker_env("2500"));
   auto key = create_key(s.pg_url, "acme");
   std::string submitter;
   {
@@ -614,10 +619,7 @@ TEST_CASE("endpoints through the API; the circuit breaker pauses a failing endpo
 TEST_CASE("after a pause one trial delivery goes out alone; its success sends the rest at once") {
   webhook_sink sink;
   scratch s;
-  auto env = sink_env();
-  env["JOBS_WEBHOOK_BREAKER_FAILURES"] = "2";
-  env["JOBS_WEBHOOK_BREAKER_COOLDOWN_MS"] = "1500";
-  platform p(s, {"webhooks"}, env);
+  platform p(s, {"webhooks"}, breaker_env("1500"));
   auto key = create_key(s.pg_url, "acme");
   put_endpoint(s.pg_url, "acme", "down", {secret_a}, "{100}");
   http_client h(p.port);

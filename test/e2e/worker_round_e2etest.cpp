@@ -92,6 +92,18 @@ void check_unconfirmed_not_lost(const platform& p, int metrics_port, std::string
                  {{"queue", "processing"}}) == 0);
 }
 
+// A platform whose one processing worker runs with `env`, and a key of
+// tenant acme: what the refused-round cases start from.
+struct one_worker {
+  scratch s;
+  platform p{s, {}, {}, true};
+  std::string key = create_key(s.pg_url, "acme");
+  http_client h{p.port};
+  explicit one_worker(const std::map<std::string, std::string>& env) {
+    p.add_worker("processing", env);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("worker round 1: an outcome whose COMMIT landed but whose reply was lost, in doubt") {
@@ -195,38 +207,35 @@ TEST_CASE("worker round 2: rounds the database refuses do not hold back the runn
   // neither queued again nor buried by the API's rescuer as a lost worker's.
   // The lease (6 s) outlasts the loop's longest backoff (5 s) between two
   // renewals; the round gap is off, so every turn of the loop sends a round.
-  scratch s;
-  platform p(s, {}, {}, true);
-  p.add_worker("processing", {{"JOBS_WORKER_LEASE_MS", "6000"},
-                              {"JOBS_WORKER_ROUND_GAP_MS", "0"},
-                              {"JOBS_WORKER_CONCURRENCY", "2"}});
-  auto key = create_key(s.pg_url, "acme");
-  http_client h(p.port);
+  one_worker f({{"JOBS_WORKER_LEASE_MS", "6000"},
+                {"JOBS_WORKER_ROUND_GAP_MS", "0"},
+                {"JOBS_WORKER_CONCURRENCY", "2"}});
   // max_attempts 1: a lease lost would make it dead at once.
   auto longer = submit_job(
-      h, key,
+      f.h, f.key,
       R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":8000},"max_attempts":1})");
-  REQUIRE(wait_until([&] { return state_of(s.pg_url, longer) == "running"; }, 20s));
-  refuse_successes(s.pg_url);
-  auto refused = submit_job(h, key, R"({"queue":"processing","type":"test.count","payload":{}})");
-  REQUIRE(wait_until([&] { return worker_log(p).find(refusal) != std::string::npos; }, 20s));
+  REQUIRE(wait_until([&] { return state_of(f.s.pg_url, longer) == "running"; }, 20s));
+  refuse_successes(f.s.pg_url);
+  auto refused =
+      submit_job(f.h, f.key, R"({"queue":"processing","type":"test.count","payload":{}})");
+  REQUIRE(wait_until([&] { return worker_log(f.p).find(refusal) != std::string::npos; }, 20s));
   auto lease = [&] {
-    return count(s.pg_url, fmt::format("SELECT coalesce((extract(epoch FROM lease_expires_at) * "
-                                       "1000)::bigint, 0) FROM jobs WHERE id = '{}'",
-                                       longer));
+    return count(f.s.pg_url, fmt::format("SELECT coalesce((extract(epoch FROM lease_expires_at) * "
+                                         "1000)::bigint, 0) FROM jobs WHERE id = '{}'",
+                                         longer));
   };
   // Renewed while the rounds are refused (without the renewal, it never
   // moves until the refusal ends).
   auto first = lease();
   CHECK(wait_until([&] { return lease() > first; }, 20s));
-  CHECK(state_of(s.pg_url, refused) == "running");
-  take_successes(s.pg_url);
-  CHECK(wait_until([&] { return state_of(s.pg_url, refused) == "succeeded"; }, 30s));
-  CHECK(wait_until([&] { return state_of(s.pg_url, longer) == "succeeded"; }, 30s));
-  CHECK(attempts_of(s.pg_url, longer) == 1);
-  CHECK(attempt_rows(s.pg_url, longer, "true") == 1);
-  CHECK(handled(s.pg_url)[longer] == 1);
-  CHECK(worker_log(p).find("lease lost") == std::string::npos);
+  CHECK(state_of(f.s.pg_url, refused) == "running");
+  take_successes(f.s.pg_url);
+  CHECK(wait_until([&] { return state_of(f.s.pg_url, refused) == "succeeded"; }, 30s));
+  CHECK(wait_until([&] { return state_of(f.s.pg_url, longer) == "succeeded"; }, 30s));
+  CHECK(attempts_of(f.s.pg_url, longer) == 1);
+  CHECK(attempt_rows(f.s.pg_url, longer, "true") == 1);
+  CHECK(handled(f.s.pg_url)[longer] == 1);
+  CHECK(worker_log(f.p).find("lease lost") == std::string::npos);
 }
 
 TEST_CASE(
@@ -237,27 +246,24 @@ TEST_CASE(
   // worker handed its messages back to the broker again and again (each
   // time one more delivery towards the queue's limit). The database
   // answers and keeps the leases: neither happens.
-  scratch s;
-  platform p(s, {}, {}, true);
-  p.add_worker("processing", {{"JOBS_WORKER_LEASE_MS", "2000"},
-                              {"JOBS_WORKER_ROUND_GAP_MS", "0"},
-                              {"JOBS_WORKER_CONCURRENCY", "2"}});
-  auto key = create_key(s.pg_url, "acme");
-  http_client h(p.port);
+  one_worker f({{"JOBS_WORKER_LEASE_MS", "2000"},
+                {"JOBS_WORKER_ROUND_GAP_MS", "0"},
+                {"JOBS_WORKER_CONCURRENCY", "2"}});
   auto longer = submit_job(
-      h, key,
+      f.h, f.key,
       R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":9000},"max_attempts":1})");
-  REQUIRE(wait_until([&] { return state_of(s.pg_url, longer) == "running"; }, 20s));
-  refuse_successes(s.pg_url);
-  auto refused = submit_job(h, key, R"({"queue":"processing","type":"test.count","payload":{}})");
-  REQUIRE(wait_until([&] { return worker_log(p).find(refusal) != std::string::npos; }, 20s));
+  REQUIRE(wait_until([&] { return state_of(f.s.pg_url, longer) == "running"; }, 20s));
+  refuse_successes(f.s.pg_url);
+  auto refused =
+      submit_job(f.h, f.key, R"({"queue":"processing","type":"test.count","payload":{}})");
+  REQUIRE(wait_until([&] { return worker_log(f.p).find(refusal) != std::string::npos; }, 20s));
   std::this_thread::sleep_for(8s);  // past the 5 s backoff, four leases long
-  take_successes(s.pg_url);
-  CHECK(wait_until([&] { return state_of(s.pg_url, refused) == "succeeded"; }, 30s));
-  CHECK(wait_until([&] { return state_of(s.pg_url, longer) == "succeeded"; }, 30s));
-  CHECK(attempts_of(s.pg_url, longer) == 1);
-  CHECK(handled(s.pg_url)[longer] == 1);
-  auto text = worker_log(p);
+  take_successes(f.s.pg_url);
+  CHECK(wait_until([&] { return state_of(f.s.pg_url, refused) == "succeeded"; }, 30s));
+  CHECK(wait_until([&] { return state_of(f.s.pg_url, longer) == "succeeded"; }, 30s));
+  CHECK(attempts_of(f.s.pg_url, longer) == 1);
+  CHECK(handled(f.s.pg_url)[longer] == 1);
+  auto text = worker_log(f.p);
   CHECK(text.find("lease lost") == std::string::npos);
   CHECK(text.find("handing the broker's messages back") == std::string::npos);
 }
@@ -267,68 +273,62 @@ TEST_CASE("worker round 3: a success held by a refused round is not overwritten 
   // would record its success are refused until past the timeout (and its
   // grace, 0 here). The timeout's outcome would land (only successes are
   // refused): the job would end dead, timed out, its success thrown away.
-  scratch s;
-  platform p(s, {}, {}, true);
-  p.add_worker("processing",
-               {{"JOBS_WORKER_CANCEL_GRACE_MS", "0"}, {"JOBS_WORKER_ROUND_GAP_MS", "0"}});
-  auto key = create_key(s.pg_url, "acme");
-  http_client h(p.port);
-  refuse_successes(s.pg_url);
-  auto id = submit_job(h, key,
+  one_worker f({{"JOBS_WORKER_CANCEL_GRACE_MS", "0"}, {"JOBS_WORKER_ROUND_GAP_MS", "0"}});
+  refuse_successes(f.s.pg_url);
+  auto id = submit_job(f.h, f.key,
                        R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":100},)"
                        R"("timeout_ms":1500,"max_attempts":1})");
   // The timeout passed while the success waited, and the loop's upkeep
   // after it ran (a refused round is logged after it).
-  REQUIRE(wait_until([&] { return worker_log(p).find(refusal) != std::string::npos; }, 30s));
+  REQUIRE(wait_until([&] { return worker_log(f.p).find(refusal) != std::string::npos; }, 30s));
   std::this_thread::sleep_for(2500ms);  // past the timeout
-  auto seen = worker_log(p).size();
-  REQUIRE(wait_until([&] { return worker_log(p).find(refusal, seen) != std::string::npos; }, 30s));
-  CHECK(state_of(s.pg_url, id) == "running");
+  auto seen = worker_log(f.p).size();
+  REQUIRE(
+      wait_until([&] { return worker_log(f.p).find(refusal, seen) != std::string::npos; }, 30s));
+  CHECK(state_of(f.s.pg_url, id) == "running");
   // Nor is it reported as a timeout.
-  CHECK(worker_log(p).find("job timed out") == std::string::npos);
-  take_successes(s.pg_url);
-  CHECK(wait_until([&] { return state_of(s.pg_url, id) != "running"; }, 30s));
-  CHECK(state_of(s.pg_url, id) == "succeeded");
-  CHECK(attempts_of(s.pg_url, id) == 1);
-  CHECK(attempt_rows(s.pg_url, id, "true") == 1);
-  CHECK(attempt_rows(s.pg_url, id, "error LIKE 'timed out%'") == 0);
-  CHECK(handled(s.pg_url)[id] == 1);
+  CHECK(worker_log(f.p).find("job timed out") == std::string::npos);
+  take_successes(f.s.pg_url);
+  CHECK(wait_until([&] { return state_of(f.s.pg_url, id) != "running"; }, 30s));
+  CHECK(state_of(f.s.pg_url, id) == "succeeded");
+  CHECK(attempts_of(f.s.pg_url, id) == 1);
+  CHECK(attempt_rows(f.s.pg_url, id, "true") == 1);
+  CHECK(attempt_rows(f.s.pg_url, id, "error LIKE 'timed out%'") == 0);
+  CHECK(handled(f.s.pg_url)[id] == 1);
 }
 
 TEST_CASE(
     "worker round 3b: a failure held by a refused round keeps its own error past the timeout") {
   // As 3, for an outcome that is not a success: a job whose handler fails
   // (max_attempts 1: dead), held while the rounds are refused (a success
-  // finishing beside it is what the database refuses) until past its
-  // timeout. It ends dead with its handler's error, not a timeout's.
-  scratch s;
-  platform p(s, {}, {}, true);
-  p.add_worker("processing", {{"JOBS_WORKER_CANCEL_GRACE_MS", "0"},
-                              {"JOBS_WORKER_ROUND_GAP_MS", "0"},
-                              {"JOBS_WORKER_CONCURRENCY", "2"}});
-  auto key = create_key(s.pg_url, "acme");
-  http_client h(p.port);
+  // that finished before it is what the database refuses, in every round
+  // from then on) until past its timeout. It ends dead with its handler's
+  // error, not a timeout's.
+  one_worker f({{"JOBS_WORKER_CANCEL_GRACE_MS", "0"},
+                {"JOBS_WORKER_ROUND_GAP_MS", "0"},
+                {"JOBS_WORKER_CONCURRENCY", "2"}});
   auto held = submit_job(
-      h, key, R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":1500}})");
+      f.h, f.key, R"({"queue":"processing","type":"test.count","payload":{"sleep_ms":1500}})");
   auto failed = submit_job(
-      h, key,
-      R"({"queue":"processing","type":"test.fail","payload":{"fail_times":1,"sleep_ms":1500},)"
+      f.h, f.key,
+      R"({"queue":"processing","type":"test.fail","payload":{"fail_times":1,"sleep_ms":2000},)"
       R"("timeout_ms":3000,"max_attempts":1})");
   REQUIRE(wait_until(
       [&] {
-        return state_of(s.pg_url, held) == "running" && state_of(s.pg_url, failed) == "running";
+        return state_of(f.s.pg_url, held) == "running" && state_of(f.s.pg_url, failed) == "running";
       },
       30s));
-  refuse_successes(s.pg_url);  // before either returns
-  REQUIRE(wait_until([&] { return worker_log(p).find(refusal) != std::string::npos; }, 30s));
+  refuse_successes(f.s.pg_url);  // before either returns
+  REQUIRE(wait_until([&] { return worker_log(f.p).find(refusal) != std::string::npos; }, 30s));
   std::this_thread::sleep_for(3s);  // past the timeout
-  auto seen = worker_log(p).size();
-  REQUIRE(wait_until([&] { return worker_log(p).find(refusal, seen) != std::string::npos; }, 30s));
-  CHECK(state_of(s.pg_url, failed) == "running");
-  take_successes(s.pg_url);
-  CHECK(wait_until([&] { return state_of(s.pg_url, failed) == "dead"; }, 30s));
-  CHECK(wait_until([&] { return state_of(s.pg_url, held) == "succeeded"; }, 30s));
-  CHECK(attempt_rows(s.pg_url, failed, "error = 'planned failure on attempt 1'") == 1);
-  CHECK(attempt_rows(s.pg_url, failed, "error LIKE 'timed out%'") == 0);
-  CHECK(worker_log(p).find("job timed out") == std::string::npos);
+  auto seen = worker_log(f.p).size();
+  REQUIRE(
+      wait_until([&] { return worker_log(f.p).find(refusal, seen) != std::string::npos; }, 30s));
+  CHECK(state_of(f.s.pg_url, failed) == "running");
+  take_successes(f.s.pg_url);
+  CHECK(wait_until([&] { return state_of(f.s.pg_url, failed) == "dead"; }, 30s));
+  CHECK(wait_until([&] { return state_of(f.s.pg_url, held) == "succeeded"; }, 30s));
+  CHECK(attempt_rows(f.s.pg_url, failed, "error = 'planned failure on attempt 1'") == 1);
+  CHECK(attempt_rows(f.s.pg_url, failed, "error LIKE 'timed out%'") == 0);
+  CHECK(worker_log(f.p).find("job timed out") == std::string::npos);
 }

@@ -75,6 +75,25 @@ std::string ms_sql(const breaker_time& t) {
          " * interval '1 millisecond'";
 }
 
+// Closes the breaker as a success's commit hook does, in a transaction of
+// its own.
+void close_breaker(endpoint_store& store, pqxx::connection& c) {
+  pqxx::work w(c);
+  store.reset(w, "acme", "ep", "webhooks");
+  w.commit();
+}
+
+// A trial taken, a job waiting for it, then a failure: paused again (from
+// 3 failures to 4). The trial's lease and the waiting job's id.
+std::pair<breaker_time, std::string> failed_trial(endpoint_store& store, pqxx::connection& c) {
+  auto t = store.take_trial("acme", "ep", 30s);
+  REQUIRE(t);
+  auto waiting = waiting_job(c, "acme", "ep", ms_sql(*t));
+  store.record_failure("acme", "ep", "webhooks");
+  REQUIRE(wait_until([&] { return column(c, "consecutive_failures", "ep") == "4"; }, 10s));
+  return {*t, waiting};
+}
+
 }  // namespace
 
 TEST_CASE("the breaker's trial is taken once, and only once the pause is over") {
@@ -136,11 +155,7 @@ TEST_CASE("a success closes the breaker and makes due the jobs waiting for its t
   auto other_endpoint = waiting_job(*c, "acme", "", at);  // "default"
   auto other_tenant = waiting_job(*c, "zeta", "ep", at);
   auto user_scheduled = waiting_job(*c, "acme", "ep", at + " + interval '1 millisecond'");
-  {
-    pqxx::work w(*c);
-    store.reset(w, "acme", "ep", "webhooks");
-    w.commit();
-  }
+  close_breaker(store, *c);
   CHECK(column(*c, "consecutive_failures", "ep") == "0");
   CHECK(column(*c, "paused_until", "ep") == "null");
   CHECK(column(*c, "trial_until", "ep") == "null");
@@ -159,11 +174,7 @@ TEST_CASE("a success closes the breaker and makes due the jobs waiting for its t
   CHECK_FALSE(due(*c, user_scheduled));
 
   // A success while closed changes nothing, and wakes nothing.
-  {
-    pqxx::work w(*c);
-    store.reset(w, "acme", "ep", "webhooks");
-    w.commit();
-  }
+  close_breaker(store, *c);
   CHECK_FALSE(due(*c, user_scheduled));
 }
 
@@ -172,11 +183,7 @@ TEST_CASE("a trial failing pauses again; a trial given back makes one waiting jo
   auto c = pg_connect(s.pg_url);
   add_endpoint(*c, "acme", "ep", 3);
   endpoint_store store(s.pg_url, 2, 60s);
-  auto t = store.take_trial("acme", "ep", 30s);
-  REQUIRE(t);
-  auto waiting = waiting_job(*c, "acme", "ep", ms_sql(*t));
-  store.record_failure("acme", "ep", "webhooks");
-  REQUIRE(wait_until([&] { return column(*c, "consecutive_failures", "ep") == "4"; }, 10s));
+  auto [trial, waiting] = failed_trial(store, *c);
   CHECK(column(*c, "paused_until > now() + interval '50 seconds'", "ep") == "true");
   CHECK(column(*c, "trial_until", "ep") == "null");
   // It waits for the pause's end now, no longer for the trial's lease; so
@@ -191,12 +198,12 @@ TEST_CASE("a trial failing pauses again; a trial given back makes one waiting jo
         .as<bool>();
   };
   CHECK(waits_for_pause(waiting));
-  auto late = waiting_job(*c, "acme", "ep", ms_sql(*t));
+  auto late = waiting_job(*c, "acme", "ep", ms_sql(trial));
   CHECK_FALSE(waits_for_pause(late));
   CHECK(wait_until([&] { return waits_for_pause(late); }, 4s));
 
   run(*c, "UPDATE webhook_endpoints SET paused_until = NULL");
-  t = store.take_trial("acme", "ep", 30s);
+  auto t = store.take_trial("acme", "ep", 30s);
   REQUIRE(t);
   auto a = waiting_job(*c, "acme", "ep", ms_sql(*t));
   auto b = waiting_job(*c, "acme", "ep", ms_sql(*t));
@@ -219,11 +226,7 @@ TEST_CASE("a trial's success after a failure paused again wakes the jobs moved t
   auto c = pg_connect(s.pg_url);
   add_endpoint(*c, "acme", "ep", 3);
   endpoint_store store(s.pg_url, 2, 60s);
-  auto t = store.take_trial("acme", "ep", 30s);
-  REQUIRE(t);
-  auto waiting = waiting_job(*c, "acme", "ep", ms_sql(*t));
-  store.record_failure("acme", "ep", "webhooks");
-  REQUIRE(wait_until([&] { return column(*c, "consecutive_failures", "ep") == "4"; }, 10s));
+  auto [trial, waiting] = failed_trial(store, *c);
   // Paused until a whole millisecond, as the jobs waiting for it are.
   CHECK(column(*c, "paused_until = date_trunc('milliseconds', paused_until)", "ep") == "true");
   CHECK_FALSE(due(*c, waiting));
@@ -232,11 +235,7 @@ TEST_CASE("a trial's success after a failure paused again wakes the jobs moved t
   REQUIRE(ep);
   REQUIRE(ep->paused_until);
   auto read_pause = waiting_job(*c, "acme", "ep", ms_sql(*ep->paused_until));
-  {
-    pqxx::work w(*c);
-    store.reset(w, "acme", "ep", "webhooks");
-    w.commit();
-  }
+  close_breaker(store, *c);
   CHECK(column(*c, "paused_until", "ep") == "null");
   CHECK(due(*c, waiting));
   CHECK(due(*c, read_pause));
@@ -269,11 +268,7 @@ TEST_CASE("a success's hook does not wait for an endpoint row another transactio
   failing.exec(
       "UPDATE webhook_endpoints SET consecutive_failures = 4, "
       "paused_until = now() + interval '1 minute', updated_at = clock_timestamp()");
-  {
-    pqxx::work w(*c);
-    store.reset(w, "acme", "ep", "webhooks");
-    w.commit();
-  }
+  close_breaker(store, *c);
   failing.commit();
   // The writer's reset, if it were to come, comes at once after the commit.
   std::this_thread::sleep_for(1s);
