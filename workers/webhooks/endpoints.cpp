@@ -50,14 +50,13 @@ constexpr const char* waiting_sql =
     "ORDER BY j.priority DESC, j.id {} FOR UPDATE OF j SKIP LOCKED";
 
 // The endpoint's row locked for the transaction: its trial's lease, its
-// pause's end (NULL: none) and when it last changed (µs since the epoch).
+// pause's end (NULL: none) and its count of failures.
 // The commit hook's takes a row that has breaker state only, and skips it
 // when locked: a round holding one endpoint's row while waiting for
 // another's could deadlock with another round.
 constexpr const char* lock_sql =
     "SELECT (extract(epoch FROM trial_until) * 1000)::int8, "
-    "  ceil(extract(epoch FROM paused_until) * 1000)::int8, "
-    "  (extract(epoch FROM updated_at) * 1000000)::int8 "
+    "  ceil(extract(epoch FROM paused_until) * 1000)::int8, consecutive_failures "
     "FROM webhook_endpoints WHERE tenant_id = $1 AND name = $2 {}";
 constexpr const char* has_state =
     "AND (consecutive_failures <> 0 OR paused_until IS NOT NULL OR trial_until IS NOT NULL) ";
@@ -114,22 +113,21 @@ const std::string release_sql = fmt::format(
     "WHERE EXISTS (SELECT FROM released) AND id IN ({})",
     fmt::format(waiting_sql, "LIMIT 1"));
 
-// What a lock read: the lease and the pause in ms since the epoch, the
-// last change in µs.
-struct waits {
-  std::optional<long long> lease, pause;
-  long long changed = 0;
-};
-std::optional<waits> lock_endpoint(pqxx::transaction_base& tx, const std::string& sql,
-                                   const std::string& tenant, const std::string& name) {
+std::optional<breaker_state> lock_endpoint(pqxx::transaction_base& tx, const std::string& sql,
+                                           const std::string& tenant, const std::string& name) {
   auto r = tx.exec_params(sql, tenant, name);
   if (r.empty()) return std::nullopt;
-  waits w;
-  if (!r[0][0].is_null()) w.lease = r[0][0].as<long long>();
-  if (!r[0][1].is_null()) w.pause = r[0][1].as<long long>();
-  w.changed = r[0][2].as<long long>();
+  breaker_state w;
+  if (!r[0][0].is_null()) w.lease_ms = r[0][0].as<long long>();
+  if (!r[0][1].is_null()) w.pause_ms = r[0][1].as<long long>();
+  w.failures = r[0][2].as<int>();
   return w;
 }
+
+// The writer's statements wait for a row lock 5 s at the most: one thread
+// serves every endpoint, and a worker frozen holding one row must not stop
+// the rest (a task given up so is logged; its jobs wait for their time).
+void bound_lock_waits(pqxx::transaction_base& tx) { tx.exec("SET LOCAL lock_timeout = '5s'"); }
 
 std::chrono::system_clock::time_point epoch_ms(long long ms) {
   return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
@@ -238,11 +236,12 @@ void endpoint_store::record_failure(const std::string& tenant, const std::string
     if (!c) return;
     try {
       pqxx::work tx(*c);
+      bound_lock_waits(tx);
       if (auto w = lock_endpoint(tx, lock_any_sql, tenant, name)) {
-        tx.exec_params(failure_sql, tenant, name, queue, w->lease, w->pause, threshold_,
+        tx.exec_params(failure_sql, tenant, name, queue, w->lease_ms, w->pause_ms, threshold_,
                        static_cast<double>(cooldown_.count()));
         tx.commit();
-        settle_later(tenant, name, queue, w->lease, w->pause);
+        settle_later(tenant, name, queue, w->lease_ms, w->pause_ms);
       }
     } catch (const std::exception& e) {
       log_warn("cannot record a webhook endpoint failure", {{"error", e.what()}});
@@ -259,6 +258,7 @@ void endpoint_store::release_trial(const std::string& tenant, const std::string&
     if (!c) return;  // the lease ends on its own
     try {
       pqxx::work tx(*c);
+      bound_lock_waits(tx);
       tx.exec_params(release_sql, tenant, name, queue, static_cast<long long>(ms.count()),
                      std::optional<long long>());
       tx.commit();
@@ -271,17 +271,18 @@ void endpoint_store::release_trial(const std::string& tenant, const std::string&
 
 void endpoint_store::reset_later(const std::string& tenant, const std::string& name,
                                  const std::string& queue,
-                                 std::optional<long long> unchanged_since) {
+                                 std::optional<breaker_state> unchanged_since) {
   writer_.post([this, tenant, name, queue, unchanged_since](pqxx::connection* c) {
     if (!c) return;
     try {
       pqxx::work tx(*c);
+      bound_lock_waits(tx);
       auto w = lock_endpoint(tx, lock_any_sql, tenant, name);
       // Changed since (a failure elsewhere paused it again): that is newer.
-      if (!w || (unchanged_since && w->changed != *unchanged_since)) return;
-      tx.exec_params(reset_sql, tenant, name, queue, w->lease, w->pause);
+      if (!w || (unchanged_since && *w != *unchanged_since)) return;
+      tx.exec_params(reset_sql, tenant, name, queue, w->lease_ms, w->pause_ms);
       tx.commit();
-      settle_later(tenant, name, queue, w->lease, w->pause);
+      settle_later(tenant, name, queue, w->lease_ms, w->pause_ms);
     } catch (const std::exception& e) {
       log_warn("cannot close a webhook endpoint's circuit breaker", {{"error", e.what()}});
     }
@@ -298,15 +299,15 @@ void endpoint_store::reset(pqxx::transaction_base& tx, const std::string& tenant
   if (!w) {
     // Nothing to reset, or the row held by another transaction (a round of
     // another worker, the writer): then by the writer, which waits for it
-    // holding nothing else, if the row has not changed meanwhile.
+    // holding nothing else, if the breaker has not changed meanwhile.
     if (auto seen = lock_endpoint(tx, read_dirty_sql, tenant, name))
-      reset_later(tenant, name, queue, seen->changed);
+      reset_later(tenant, name, queue, *seen);
     return;
   }
-  tx.exec_params(reset_sql, tenant, name, queue, w->lease, w->pause);
+  tx.exec_params(reset_sql, tenant, name, queue, w->lease_ms, w->pause_ms);
   // Should this transaction not commit, the passes only wake jobs that then
   // find the breaker as it was and wait again.
-  settle_later(tenant, name, queue, w->lease, w->pause);
+  settle_later(tenant, name, queue, w->lease_ms, w->pause_ms);
 }
 
 void endpoint_store::settle_later(const std::string& tenant, const std::string& name,
@@ -321,6 +322,8 @@ void endpoint_store::settle_later(const std::string& tenant, const std::string& 
         if (!c) return;  // they wait for their time
         try {
           pqxx::work tx(*c);
+          bound_lock_waits(tx);
+          bound_lock_waits(tx);
           tx.exec_params(late_sql, tenant, name, queue, lease, pause);
           tx.commit();
         } catch (const std::exception& e) {

@@ -78,6 +78,14 @@ struct endpoint {
   std::chrono::system_clock::time_point db_now;  ///< PostgreSQL's clock when read
 };
 
+/// The breaker's state as the endpoint's row holds it: the trial's lease and
+/// the pause's end (ms since the epoch), the failures.
+struct breaker_state {
+  std::optional<long long> lease_ms, pause_ms;
+  int failures = 0;
+  bool operator==(const breaker_state&) const = default;
+};
+
 /// What the breaker lets a delivery do.
 enum class breaker_gate {
   send,        ///< closed
@@ -109,9 +117,10 @@ class endpoint_store {
   /// Closes the breaker as reset() does, asynchronously: for a trial's
   /// answer that is no success but no failure of the endpoint either (a 4xx:
   /// the endpoint is up), and for reset() when the row is held; then only if
-  /// the row's updated_at is still `unchanged_since` (µs since the epoch).
+  /// the breaker is still as `unchanged_since` says (another change, such as
+  /// a failure elsewhere, is newer; a PUT of secrets is none).
   void reset_later(const std::string& tenant, const std::string& name, const std::string& queue,
-                   std::optional<long long> unchanged_since = std::nullopt);
+                   std::optional<breaker_state> unchanged_since = std::nullopt);
   /// Ends the trial holding `lease` without a verdict (asynchronously): the
   /// lease is given back and one job waiting for it is made due.
   void release_trial(const std::string& tenant, const std::string& name, const std::string& queue,

@@ -261,6 +261,15 @@ TEST_CASE("a success's hook does not wait for an endpoint row another transactio
   holder.commit();
   CHECK(wait_until([&] { return column(*c, "consecutive_failures", "ep") == "0"; }, 10s));
 
+  // A PUT of new secrets while the row is held changes no breaker state:
+  // the deferred reset still applies.
+  run(*c, "UPDATE webhook_endpoints SET consecutive_failures = 3");
+  pqxx::work put(*other);
+  put.exec("UPDATE webhook_endpoints SET secrets = secrets, updated_at = clock_timestamp()");
+  close_breaker(store, *c);
+  put.commit();
+  CHECK(wait_until([&] { return column(*c, "consecutive_failures", "ep") == "0"; }, 10s));
+
   // Unless the holder changed it (a failure elsewhere paused it again):
   // that is newer than the success, and stays.
   run(*c, "UPDATE webhook_endpoints SET consecutive_failures = 3");
