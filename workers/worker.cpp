@@ -172,7 +172,8 @@ void worker::impl::run() {
       log_warn("drain deadline passed; stopping the handlers, their jobs go back to the queue",
                {{"running", static_cast<std::int64_t>(running.size())},
                 {"grace_ms", static_cast<std::int64_t>(o().cancel_grace.count())}});
-      running.stop_all(std::chrono::steady_clock::now());
+      running.stop_all(std::chrono::steady_clock::now(),
+                       [this](const detail::in_hand& j) { return returned(j); });
     }
     if (handing_back && std::chrono::steady_clock::now() > give_up) {
       // The database did not take them in time: their leases return them.
@@ -207,7 +208,7 @@ void worker::impl::run() {
       take_cancel_requests();
       stop_overdue();
       renew_leases();
-      leases_held = !running.empty() && !renewal_failed;
+      leases_held = running.empty() || !renewal_failed;
       if (round_failed) std::rethrow_exception(round_failed);
       if (db && db->is_open()) plans.tick(*db);
       gauge();
@@ -221,8 +222,9 @@ void worker::impl::run() {
     } catch (const pqxx::failure& e) {
       log_warn("database error; retrying", {{"error", e.what()}});
       drop_db();
-      // A round refused while the last renewal of the jobs in hand landed is
-      // no cut-off: they are still this worker's, and so are the messages.
+      // A round refused while the last renewal of the jobs in hand landed
+      // (or with none in hand) is no cut-off: the database answers, and the
+      // jobs and the messages are still this worker's.
       if (leases_held)
         db_failing_since.reset();
       else if (!db_failing_since)
@@ -239,13 +241,16 @@ void worker::impl::pause(std::chrono::milliseconds& backoff) {
     stop_fd, POLLIN, 0
   };
   // With jobs in hand, no later than their next renewal (a short lease must
-  // not run out in the backoff), but never a spin: a renewal overdue because
-  // the database is unreachable waits as a round does.
+  // not run out in the backoff); a renewal overdue (the database away) is
+  // tried again no sooner than the backoff, nor later than a third of a
+  // lease.
   auto wait = backoff;
-  if (!running.empty())
-    wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(
-                          next_lease_renewal - std::chrono::steady_clock::now()),
-                      std::min(backoff, std::chrono::milliseconds(100)), backoff);
+  if (!running.empty()) {
+    auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
+        next_lease_renewal - std::chrono::steady_clock::now());
+    wait = until > std::chrono::milliseconds(0) ? std::min(backoff, until)
+                                                : std::min(backoff, o().lease / 3);
+  }
   ::poll(&p, stopping ? 0 : 1, static_cast<int>(wait.count()));
   backoff = std::min(backoff * 2, max_backoff);
 }

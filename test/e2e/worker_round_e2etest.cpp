@@ -268,6 +268,26 @@ TEST_CASE(
   CHECK(text.find("handing the broker's messages back") == std::string::npos);
 }
 
+TEST_CASE("worker round 2c: claims refused with no job in hand are no database gone away") {
+  // The database answers but refuses the claims (a trigger on the move into
+  // `running`): nothing is in hand, and the worker holds its messages rather
+  // than hand them back to the broker a lease later, again and again.
+  one_worker f({{"JOBS_WORKER_LEASE_MS", "2000"}, {"JOBS_WORKER_ROUND_GAP_MS", "0"}});
+  exec(f.s.pg_url, fmt::format(R"(
+    CREATE FUNCTION test_refuse_claims() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION '{}'; END $$;
+    CREATE TRIGGER test_refuse_claims BEFORE UPDATE OF state ON jobs FOR EACH ROW
+      WHEN (NEW.state = 'running') EXECUTE FUNCTION test_refuse_claims())",
+                               refusal));
+  auto id = submit_job(f.h, f.key, R"({"queue":"processing","type":"test.count","payload":{}})");
+  REQUIRE(wait_until([&] { return worker_log(f.p).find(refusal) != std::string::npos; }, 30s));
+  std::this_thread::sleep_for(6s);  // three leases
+  CHECK(worker_log(f.p).find("handing the broker's messages back") == std::string::npos);
+  exec(f.s.pg_url, "DROP TRIGGER test_refuse_claims ON jobs");
+  CHECK(wait_until([&] { return state_of(f.s.pg_url, id) == "succeeded"; }, 30s));
+  CHECK(attempts_of(f.s.pg_url, id) == 1);
+}
+
 TEST_CASE("worker round 3: a success held by a refused round is not overwritten by its timeout") {
   // The handler returns well within the job's timeout, but the rounds that
   // would record its success are refused until past the timeout (and its

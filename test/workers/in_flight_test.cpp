@@ -63,6 +63,10 @@ TEST_CASE("a job whose handler returned is not stopped by its timeout") {
   CHECK(f.expire(t0 + 1s, returned) == std::vector<std::string>{"b"});
   CHECK_FALSE(flag->load());
   CHECK(f.find("a")->why == stop_reason::none);
+  // Nor by the drain's deadline.
+  f.stop_all(t0 + 2s, returned);
+  CHECK_FALSE(flag->load());
+  CHECK(f.find("a")->why == stop_reason::none);
 }
 
 TEST_CASE("a cancel stops the job's handler and no other") {

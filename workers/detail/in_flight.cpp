@@ -80,9 +80,10 @@ std::size_t in_flight::busy(bool async) const {
   return n;
 }
 
-void in_flight::stop_all(time_point now) {
+void in_flight::stop_all(time_point now, const std::function<bool(const in_hand&)>& returned) {
   for (auto& [id, j] : jobs_)
-    if (j.why == stop_reason::none) stop(j, stop_reason::shutdown, now);
+    if (j.why == stop_reason::none && !(returned && returned(j)))
+      stop(j, stop_reason::shutdown, now);
 }
 
 }  // namespace jobs::detail

@@ -84,8 +84,9 @@ class in_flight {
   /// off: its result is to be discarded, and its thread counts as free again.
   bool discard(const std::string& id, std::uint64_t claim);
   /// The drain deadline passed: stops every handler not stopped already
-  /// (a cancel or a timeout keeps its reason), each with its grace from `now`.
-  void stop_all(time_point now);
+  /// (a cancel or a timeout keeps its reason), each with its grace from `now`;
+  /// not those for which `returned` is true (as for expire()).
+  void stop_all(time_point now, const std::function<bool(const in_hand&)>& returned = {});
 
  private:
   void stop(in_hand& j, stop_reason why, time_point now);

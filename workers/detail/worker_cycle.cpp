@@ -239,6 +239,10 @@ void worker::impl::cycle() {
     });
   } catch (...) {
     for (auto it = c.taken.rbegin(); it != c.taken.rend(); ++it) waiting.push_front(std::move(*it));
+    // Sent again after a lost connection: the first may have landed (the
+    // one-statement round commits on its own), whatever ended the second.
+    if (tries > 1)
+      for (const auto& out : outcomes) in_doubt.insert(out.id);
     try {
       throw;
     } catch (const pqxx::sql_error& e) {

@@ -253,6 +253,9 @@ struct worker::impl {
   // Stops jobs past their timeout; records the stopped ones whose handler
   // has not returned within the grace without it, and acks them. Their
   // handler's thread stays busy until it returns; its result is discarded.
+  /// True when the job's handler returned and its outcome waits in
+  /// `finished` for a round that lands: no timeout or drain stops it.
+  bool returned(const detail::in_hand& j) const;
   void stop_overdue();
 
   // The rounds, until stop() and the drain are done (worker.hpp).

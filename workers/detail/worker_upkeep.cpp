@@ -12,7 +12,6 @@ namespace jobs {
 void worker::impl::renew_leases() {
   auto now = std::chrono::steady_clock::now();
   if (now < next_lease_renewal || running.empty()) return;
-  next_lease_renewal = now + o().lease / 3;
   std::vector<std::string> ids;
   for (auto& [id, j] : running.jobs()) ids.push_back(id);
   renewal_failed = true;  // until it lands
@@ -23,6 +22,8 @@ void worker::impl::renew_leases() {
     return r;
   });
   renewal_failed = false;
+  // After the call: a reconnect in it asks for a renewal at once.
+  next_lease_renewal = now + o().lease / 3;
   // Normally known from NOTIFY already; this catches the ones missed.
   cancel_requests.insert(cancel_requests.end(), r.cancel_requested.begin(),
                          r.cancel_requested.end());
@@ -46,16 +47,18 @@ void worker::impl::take_cancel_requests() {
   cancel_requests.clear();
 }
 
+bool worker::impl::returned(const detail::in_hand& j) const {
+  return std::any_of(finished.begin(), finished.end(), [&](const detail::finished_job& f) {
+    return f.job.id == j.job.id && f.job.claim == j.job.claim;
+  });
+}
+
 void worker::impl::stop_overdue() {
   auto now = std::chrono::steady_clock::now();
   // A handler that returned in time has its outcome in `finished`, which a
   // round that failed has not written yet: the next round writes it, not
   // the timeout (nor is it a timeout to report).
-  auto returned = [&](const detail::in_hand& j) {
-    return std::any_of(finished.begin(), finished.end(), [&](const detail::finished_job& f) {
-      return f.job.id == j.job.id && f.job.claim == j.job.claim;
-    });
-  };
+  auto returned = [this](const detail::in_hand& j) { return this->returned(j); };
   for (const auto& id : running.expire(now, returned)) {
     ++w.stats_.timed_out;
     log_warn("job timed out; stopping the handler",
