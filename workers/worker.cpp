@@ -172,6 +172,7 @@ void worker::impl::run() {
       log_warn("drain deadline passed; stopping the handlers, their jobs go back to the queue",
                {{"running", static_cast<std::int64_t>(running.size())},
                 {"grace_ms", static_cast<std::int64_t>(o().cancel_grace.count())}});
+      collect_finished();  // a handler that just returned keeps its outcome
       running.stop_all(std::chrono::steady_clock::now(),
                        [this](const detail::in_hand& j) { return returned(j); });
     }
@@ -183,7 +184,9 @@ void worker::impl::run() {
     }
     bool leases_held = false;  // the database answered this turn and keeps the leases
     try {
-      if (!amqp && !stopping) try_connect();
+      // Not while the database is failing it: messages received then would
+      // only be handed back again a lease later, one more delivery each.
+      if (!amqp && !stopping && !db_failing_since) try_connect();
       if (amqp && !stopping) {
         auto now = std::chrono::steady_clock::now();
         receive(std::min(hold.wait_ms(now, idle_poll_ms), pace.wait_ms(now, idle_poll_ms)));
@@ -208,8 +211,10 @@ void worker::impl::run() {
       take_cancel_requests();
       stop_overdue();
       renew_leases();
-      leases_held = running.empty() || !renewal_failed;
-      if (round_failed) std::rethrow_exception(round_failed);
+      if (round_failed) {
+        leases_held = running.empty() || !renewal_failed;
+        std::rethrow_exception(round_failed);
+      }
       if (db && db->is_open()) plans.tick(*db);
       gauge();
       backoff = std::chrono::milliseconds(100);
@@ -242,8 +247,7 @@ void worker::impl::pause(std::chrono::milliseconds& backoff) {
   };
   // With jobs in hand, no later than their next renewal (a short lease must
   // not run out in the backoff); a renewal overdue (the database away) is
-  // tried again no sooner than the backoff, nor later than a third of a
-  // lease.
+  // tried again after the backoff, or a third of a lease if that is sooner.
   auto wait = backoff;
   if (!running.empty()) {
     auto until = std::chrono::duration_cast<std::chrono::milliseconds>(

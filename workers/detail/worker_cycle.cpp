@@ -184,11 +184,15 @@ bool worker::impl::pace_round() {
   return pace.wait(now, jobs, slots(), busy);
 }
 
-void worker::impl::cycle() {
+void worker::impl::collect_finished() {
   pool.take_finished(finished);
   std::erase_if(finished, [&](const detail::finished_job& f) {
     return running.discard(f.job.id, f.job.claim);  // already recorded without it
   });
+}
+
+void worker::impl::cycle() {
+  collect_finished();
   if (hold_round()) {
     // Held, not paced: the loop waits for the hold, not for a gap that may
     // be over (which would make it poll without waiting until the hold ends).

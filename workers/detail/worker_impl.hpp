@@ -250,12 +250,15 @@ struct worker::impl {
   void renew_leases();
   void take_cancel_requests();
 
-  // Stops jobs past their timeout; records the stopped ones whose handler
-  // has not returned within the grace without it, and acks them. Their
-  // handler's thread stays busy until it returns; its result is discarded.
+  /// Takes the handlers' outcomes from the pool into `finished`, but those
+  /// of handlers written off (recorded without them).
+  void collect_finished();
   /// True when the job's handler returned and its outcome waits in
   /// `finished` for a round that lands: no timeout or drain stops it.
   bool returned(const detail::in_hand& j) const;
+  // Stops jobs past their timeout; records the stopped ones whose handler
+  // has not returned within the grace without it, and acks them. Their
+  // handler's thread stays busy until it returns; its result is discarded.
   void stop_overdue();
 
   // The rounds, until stop() and the drain are done (worker.hpp).

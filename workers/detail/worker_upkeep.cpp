@@ -54,6 +54,7 @@ bool worker::impl::returned(const detail::in_hand& j) const {
 }
 
 void worker::impl::stop_overdue() {
+  collect_finished();  // a handler that just returned keeps its outcome
   auto now = std::chrono::steady_clock::now();
   // A handler that returned in time has its outcome in `finished`, which a
   // round that failed has not written yet: the next round writes it, not

@@ -323,7 +323,6 @@ void endpoint_store::settle_later(const std::string& tenant, const std::string& 
         try {
           pqxx::work tx(*c);
           bound_lock_waits(tx);
-          bound_lock_waits(tx);
           tx.exec_params(late_sql, tenant, name, queue, lease, pause);
           tx.commit();
         } catch (const std::exception& e) {
