@@ -286,6 +286,14 @@ void worker::impl::cycle() {
 }
 
 bool worker::impl::set_aside_unstorable(const std::vector<job_outcome>& outcomes) {
+  // A database that refuses every write says so with some of the same
+  // codes (wraparound protection is 54000, as a value over a limit is):
+  // then nothing is the data's fault. It refuses a transaction id alone.
+  with_db([&](pqxx::connection& conn) {
+    pqxx::work probe(conn);
+    probe.exec("SELECT txid_current()");
+    probe.abort();
+  });
   // Each in a transaction of its own, rolled back: after an error a
   // transaction takes nothing more, and a savepoint's rollback is one more
   // statement that a failed one may leave unsent.
