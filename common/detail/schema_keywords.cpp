@@ -277,7 +277,8 @@ class structured_fields_builder final : public valijson::ConstraintBuilder {
 };
 
 // x-case-insensitive-names: true: no two member names that differ only in
-// ASCII case (header names: "X-Foo" and "x-foo" are one field twice).
+// ASCII case (header names: "X-Foo" and "x-foo" are one field twice). The
+// error is at the object, naming the second.
 class case_insensitive_names_constraint final : public PolyConstraint {
  public:
   bool validate(const Adapter& target, const std::vector<std::string>& context,
@@ -294,11 +295,11 @@ class case_insensitive_names_constraint final : public PolyConstraint {
         return true;
       }
       ok = false;
-      if (results) {
-        auto at = context;
-        at.push_back("[" + name + "]");
-        results->pushError(at, fmt::format("{} is given twice: names are case-insensitive.", name));
-      }
+      // At the object: its names are what is wrong, and its description
+      // (not the member's) says what it takes.
+      if (results)
+        results->pushError(context,
+                           fmt::format("{} is given twice: names are case-insensitive.", name));
       return true;
     });
     return ok;

@@ -26,7 +26,7 @@
 //   "x-case-insensitive-names": true
 //                                   on an object: no two member names that
 //                                   differ only in ASCII case (the error is
-//                                   at the second)
+//                                   at the object, naming the second)
 //
 // The other draft-07 formats are left to valijson (it checks date, time and
 // date-time, and takes the rest unchecked). An unknown format name, any

@@ -577,9 +577,10 @@ TEST_CASE("email: a header named twice in two cases, a local part over 64: 400, 
     auto twice = r.validate("email", "send", email({{"headers", {{first, "a"}, {second, "b"}}}}));
     REQUIRE(twice);
     CHECK(twice->code == "payload_invalid");
-    CHECK(twice->pointer == std::string("/payload/headers/") + second);
+    CHECK(twice->pointer == "/payload/headers");
     CHECK(twice->detail.starts_with(std::string(second) +
-                                    " is given twice: names are case-insensitive."));
+                                    " is given twice: names are case-insensitive. Expected: "
+                                    "Extra headers (names in any case, each once)"));
   }
   CHECK(r.validate("email", "send",
                    email({{"headers", {{"x-a", "1"}, {"X-B", "2"}, {"x-A", "3"}}}})));
