@@ -153,7 +153,7 @@ int serve(const config& cfg) {
   submitter writes(cfg.pg_url, pub, cfg.submit_batch_max,
                    cfg.publish_timeout + std::chrono::seconds(5), cfg.test_fault,
                    cfg.idempotency_ttl, &measures.commit_seconds, &measures.commit_jobs,
-                   cfg.submit_commit_timeout);
+                   cfg.submit_commit_timeout, cfg.submit_commit_gap);
   periodic_task sched(cfg.pg_url, cfg.scheduler_interval, "scheduler round",
                       [&pub](pqxx::connection& c) {
                         // A full batch of any kind: more is due, go again at once.

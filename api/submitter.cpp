@@ -25,12 +25,14 @@ constexpr auto settle_interval = std::chrono::seconds(1);
 submitter::submitter(std::string pg_url, publisher& pub, int batch_max,
                      std::chrono::milliseconds publish_grace, std::string test_fault,
                      std::chrono::milliseconds idempotency_ttl, metrics::histogram* commit_seconds,
-                     metrics::histogram* commit_jobs, std::chrono::milliseconds commit_timeout)
+                     metrics::histogram* commit_jobs, std::chrono::milliseconds commit_timeout,
+                     std::chrono::milliseconds commit_gap)
     : pg_url_(std::move(pg_url)),
       pub_(pub),
       batch_max_(batch_max),
       publish_grace_(publish_grace),
       commit_timeout_(commit_timeout),
+      pace_(commit_gap),
       idempotency_ttl_(idempotency_ttl),
       commit_seconds_(commit_seconds),
       commit_jobs_(commit_jobs),
@@ -39,6 +41,7 @@ submitter::submitter(std::string pg_url, publisher& pub, int batch_max,
     crash_after_batches_ = std::stoi(test_fault.substr(test_fault.find(':') + 1));
   if (test_fault.starts_with("api_commit_reply_lost:"))
     lose_replies_ = std::stoi(test_fault.substr(test_fault.find(':') + 1));
+  machine_busy_fault_ = test_fault == "api_machine_busy";
   thread_ = std::thread([this] { run(); });
   watchdog_ = std::thread([this] { watch(); });
 }
@@ -56,26 +59,28 @@ submitter::~submitter() {
 
 void submitter::submit(new_job job, done_fn done) {
   auto due = std::chrono::steady_clock::now() + commit_timeout_;
-  bool wake = false;
+  bool wake = false, notify = true;
   {
     std::lock_guard lk(mu_);
     enqueue(std::move(job), std::move(done), due);
     wake = std::exchange(watch_idle_, false);
+    notify = !holding_ || past_gap_wait();
   }
-  cv_.notify_one();
+  if (notify) cv_.notify_one();
   if (wake) watch_cv_.notify_one();
 }
 
 void submitter::submit_many(std::vector<new_job> jobs, std::vector<done_fn> done) {
   auto due = std::chrono::steady_clock::now() + commit_timeout_;
-  bool wake = false;
+  bool wake = false, notify = true;
   {
     std::lock_guard lk(mu_);
     for (std::size_t i = 0; i < jobs.size(); ++i)
       enqueue(std::move(jobs[i]), std::move(done[i]), due);
     wake = std::exchange(watch_idle_, false);
+    notify = !holding_ || past_gap_wait();
   }
-  cv_.notify_one();
+  if (notify) cv_.notify_one();
   if (wake) watch_cv_.notify_one();
 }
 
@@ -143,6 +148,16 @@ void submitter::run() {
       if (!withdraw_again_.empty()) wake = std::min(wake, next_withdraw_);
       cv_.wait_until(lk, wake,
                      [&] { return stopping_ || !queue_.empty() || !unconfirmed_.empty(); });
+      if (!stopping_ && !queue_.empty()) {
+        // /proc/stat is read at most every 100 ms.
+        auto now = std::chrono::steady_clock::now();
+        if (pace_.wait(now, queue_.size(), static_cast<std::size_t>(batch_max_),
+                       machine_busy_fault_ ? 1.0 : machine_.busy_share(now))) {
+          holding_ = true;
+          cv_.wait_until(lk, pace_.gap_end(), [&] { return stopping_ || past_gap_wait(); });
+          holding_ = false;
+        }
+      }
       last = stopping_ && queue_.empty() && unconfirmed_.empty();
       in_commit_.clear();
       while (!queue_.empty() && static_cast<int>(batch.size()) < batch_max_) {
@@ -169,7 +184,10 @@ void submitter::run() {
                     std::make_move_iterator(again.end()));
     }
     if (!failed.empty()) undo(failed);
-    if (!batch.empty()) write(batch);
+    if (!batch.empty()) {
+      pace_.began(std::chrono::steady_clock::now());
+      write(batch);
+    }
     auto now = std::chrono::steady_clock::now();
     if (now >= next_settle || last) {
       settle(settled);

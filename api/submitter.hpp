@@ -27,6 +27,14 @@
 // again (if no worker took it meanwhile) and the request gets 503: a 202 is
 // only ever given for a job that is both committed and confirmed.
 //
+// While the machine's cores are at least 75 % busy, a small group commit
+// (fewer jobs queued than a quarter of `batch_max`) begins no sooner than
+// `commit_gap` after the one before, and carries what arrived meanwhile
+// (detail::round_pace, common/detail/machine_pace.hpp): a commit of a few
+// jobs costs PostgreSQL, the broker (one publish batch, one confirm) and the
+// worker downstream about as much as one of dozens, and on busy cores that
+// cost is queueing for everyone. On an idle machine nothing waits.
+//
 // A submission not committed within `commit_timeout` of its arrival (the
 // database frozen or unreachable, with its connection still open) gets 503
 // from a watchdog thread while the writer still waits: one still queued is
@@ -38,6 +46,7 @@
 
 #include "api/submission.hpp"
 #include "common/db.hpp"
+#include "common/detail/machine_pace.hpp"
 #include "common/idempotency.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
@@ -67,12 +76,14 @@ class submitter {
   /// `test_fault` (tests only): "api_crash_after_commit:N" exits the process
   /// right after the Nth group commit, before anything is published;
   /// "api_commit_reply_lost:N" makes the first N commits fail as a connection
-  /// lost after they landed would.
+  /// lost after they landed would; "api_machine_busy" reads the machine as
+  /// fully busy (for `commit_gap`).
   submitter(std::string pg_url, publisher& pub, int batch_max,
             std::chrono::milliseconds publish_grace, std::string test_fault = {},
             std::chrono::milliseconds idempotency_ttl = idempotency_limits::default_ttl,
             metrics::histogram* commit_seconds = nullptr, metrics::histogram* commit_jobs = nullptr,
-            std::chrono::milliseconds commit_timeout = std::chrono::seconds(10));
+            std::chrono::milliseconds commit_timeout = std::chrono::seconds(10),
+            std::chrono::milliseconds commit_gap = std::chrono::milliseconds(0));
   ~submitter();  ///< finishes what is queued, then joins
 
   void submit(new_job job, done_fn done);
@@ -91,6 +102,9 @@ class submitter {
   using queued_job = std::pair<new_job, std::shared_ptr<ticket>>;
 
   void enqueue(new_job job, done_fn done, std::chrono::steady_clock::time_point due);  ///< mu_ held
+  /// Enough queued that the commit gap does not hold them (round_pace's
+  /// quarter of batch_max); mu_ held.
+  bool past_gap_wait() const { return queue_.size() * 4 >= static_cast<std::size_t>(batch_max_); }
   void run();
   void watch();
   void write(std::vector<queued_job>& taken);
@@ -143,6 +157,13 @@ class submitter {
   std::map<std::int64_t, int> pending_;  // publish batch -> confirms awaited
   std::vector<std::int64_t> settled_;    // batches all confirmed: to delete
   bool stopping_ = false;
+  // The writer waits for the commit gap: a submission wakes it only when the
+  // queue has grown past what the gap waits for.
+  bool holding_ = false;
+  bool machine_busy_fault_ = false;  // tests only
+  detail::cgroup_cpu cpu_limit_;
+  detail::machine_meter machine_{&cpu_limit_};  // the writer thread's, under mu_
+  detail::round_pace pace_;                     // the writer thread's
   std::chrono::milliseconds idempotency_ttl_;
   metrics::histogram* commit_seconds_;                // may be null
   metrics::histogram* commit_jobs_;                   // may be null

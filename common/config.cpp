@@ -120,6 +120,7 @@ config load_config(const std::map<std::string, std::string>& env) {
       {"JOBS_SUBMIT_BATCH_MAX", integer(c.submit_batch_max, 1, 100000)},
       {"JOBS_PUBLISH_TIMEOUT_MS", ms(c.publish_timeout, 100, 600000)},
       {"JOBS_SUBMIT_COMMIT_TIMEOUT_MS", ms(c.submit_commit_timeout, 100, 600000)},
+      {"JOBS_SUBMIT_COMMIT_GAP_MS", ms(c.submit_commit_gap, 0, 1000)},
       {"JOBS_SCHEDULER_INTERVAL_MS", ms(c.scheduler_interval, 10, 60000)},
       {"JOBS_AMQP_HEARTBEAT_S", integer(c.amqp_heartbeat_s, 0, 3600)},
       {"JOBS_QUEUE_DELIVERY_LIMIT", integer(c.queue_delivery_limit, 1, 1000)},

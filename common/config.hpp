@@ -40,6 +40,8 @@
 //   JOBS_SUBMIT_BATCH_MAX        1000 jobs per group commit
 //   JOBS_PUBLISH_TIMEOUT_MS      10000 (broker confirm deadline)
 //   JOBS_SUBMIT_COMMIT_TIMEOUT_MS 10000 (a submission's group commit deadline)
+//   JOBS_SUBMIT_COMMIT_GAP_MS    3 (while the machine's cores are 75 % busy, a small group
+//                                commit begins no sooner than this after the last; 0: never waits)
 //   JOBS_SCHEDULER_INTERVAL_MS   200
 //   JOBS_AMQP_HEARTBEAT_S        30
 //   JOBS_QUEUE_DELIVERY_LIMIT    10 deliveries before a message is dead-lettered
@@ -153,6 +155,7 @@ struct config {
   int submit_batch_max = 1000;
   std::chrono::milliseconds publish_timeout{10000};
   std::chrono::milliseconds submit_commit_timeout{10000};
+  std::chrono::milliseconds submit_commit_gap{3};
   std::chrono::milliseconds scheduler_interval{200};
   int amqp_heartbeat_s = 30;
   int queue_delivery_limit = 10;

@@ -50,6 +50,7 @@ TEST_CASE("load_config with an empty environment gives the documented defaults")
   CHECK(c.json_max_depth == 32);
   CHECK(c.pg_pool_size == 4);
   CHECK(c.submit_batch_max == 1000);
+  CHECK(c.submit_commit_gap == 3ms);
   CHECK(c.publish_timeout == 10000ms);
   CHECK(c.scheduler_interval == 200ms);
   CHECK(c.amqp_heartbeat_s == 30);
@@ -121,7 +122,9 @@ TEST_CASE("millisecond settings are applied") {
       {"JOBS_AUTH_CACHE_MS", "250"},
       {"JOBS_WORKER_JOB_TIMEOUT_MS", "1000"},
       {"JOBS_WORKER_CANCEL_GRACE_MS", "0"},
+      {"JOBS_SUBMIT_COMMIT_GAP_MS", "0"},
   });
+  CHECK(c.submit_commit_gap == 0ms);
   CHECK(c.http_read_timeout == 1500ms);
   CHECK(c.publish_timeout == 2500ms);
   CHECK(c.scheduler_interval == 50ms);

@@ -364,6 +364,66 @@ TEST_CASE("while the machine is busy, a worker's small rounds are spaced by its 
   CHECK(free >= 10);
 }
 
+TEST_CASE("while the machine is busy, the API's small group commits are spaced by its gap") {
+  // JOBS_TEST_FAULT=api_machine_busy makes the API read the machine as fully
+  // busy (api/submitter.hpp, round_pace). Submissions arriving 25 ms apart,
+  // each from a client of its own, then share commits at least the gap
+  // apart; with a gap of 0 the same arrivals get a commit each.
+  constexpr int total = 20;
+  // created_at is the group commit's now(): one value per commit. The first
+  // commit, a warm-up's (the submitter's connection opened), is left out.
+  constexpr auto measured =
+      "SELECT DISTINCT created_at AS c FROM jobs "
+      "WHERE created_at > (SELECT min(created_at) FROM jobs)";
+  auto commits = fmt::format("SELECT count(*) FROM ({}) x", measured);
+  auto closest_ms = fmt::format(R"(
+    SELECT coalesce(min(extract(epoch FROM d) * 1000), 0)::bigint FROM (
+      SELECT c - lag(c) OVER (ORDER BY c) AS d FROM ({}) x
+    ) y WHERE d IS NOT NULL)",
+                                measured);
+  auto run = [&](const char* gap_ms) {
+    scratch s;
+    platform p(s, {"processing"},
+               {{"JOBS_TEST_FAULT", "api_machine_busy"}, {"JOBS_SUBMIT_COMMIT_GAP_MS", gap_ms}});
+    auto key = create_key(s.pg_url, "acme");
+    http_client warm(p.port);
+    submit_noops(warm, key, 1, "{}");
+    std::this_thread::sleep_for(500ms);
+    std::atomic<int> accepted{0};
+    auto start = std::chrono::steady_clock::now();
+    std::vector<std::thread> clients;
+    for (int i = 0; i < total; ++i)
+      clients.emplace_back([&, i] {
+        http_client h(p.port);
+        std::this_thread::sleep_until(start + i * 25ms);
+        try {
+          if (h.post_json("/v1/jobs", R"({"queue":"processing","type":"noop","payload":{}})", key)
+                  .status == 202)
+            ++accepted;
+        } catch (const std::exception&) {  // not accepted: counted below
+        }
+      });
+    for (auto& c : clients) c.join();
+    auto span_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - start)
+                       .count();
+    CHECK(accepted == total);
+    REQUIRE(all_succeed(s.pg_url, total + 1, 30s));
+    return std::tuple{count(s.pg_url, commits), count(s.pg_url, closest_ms), span_ms};
+  };
+  auto [paced, paced_closest, span] = run("300");
+  MESSAGE("gap 300 ms: " << paced << " commits, the closest " << paced_closest
+                         << " ms apart, the last 202 after " << span << " ms");
+  // A commit per 300 ms of arrivals (about 500 ms of them, longer on a busy
+  // machine), the first at once.
+  CHECK(paced <= span / 300 + 2);
+  CHECK(paced_closest >= 250);
+  auto [free, free_closest, free_span] = run("0");
+  MESSAGE("gap 0: " << free << " commits, the closest " << free_closest << " ms apart, the last "
+                    << "202 after " << free_span << " ms");
+  CHECK(free >= 10);
+}
+
 TEST_CASE("kill -9 of a worker loses nothing: its jobs are rescued when their lease expires") {
   scratch s;
   platform p(s, {});

@@ -1,8 +1,8 @@
-// Unit tests of reading a container's CPU limit (workers/detail/cgroup_cpu.hpp):
+// Unit tests of reading a container's CPU limit (common/detail/cgroup_cpu.hpp):
 // the kernel's texts parsed, cgroup trees laid out in a temp dir, and, where
 // this process may create cgroups (root, a writable cgroup v1 `cpu` mount or
 // a v2 mount with the cpu controller), a child process under a real quota.
-#include "workers/detail/cgroup_cpu.hpp"
+#include "common/detail/cgroup_cpu.hpp"
 #include "workers/detail/round_hold.hpp"
 
 #include <doctest/doctest.h>

@@ -1,4 +1,4 @@
-#include "workers/detail/cgroup_cpu.hpp"
+#include "common/detail/cgroup_cpu.hpp"
 
 #include <algorithm>
 #include <charconv>

@@ -1,6 +1,7 @@
 #pragma once
 // The CPU a container's limit leaves this process, for the worker's rounds
-// (round_hold.hpp), which size themselves by cores.
+// (workers/detail/round_hold.hpp), which size themselves by cores, and for
+// how busy the machine counts as (machine_pace.hpp).
 //
 // A container's CPU limit (`docker run --cpus`, compose's `cpus`, a
 // Kubernetes CPU limit) is a quota of the kernel's CFS scheduler, not a
