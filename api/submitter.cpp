@@ -84,6 +84,14 @@ void submitter::submit_many(std::vector<new_job> jobs, std::vector<done_fn> done
   if (wake) watch_cv_.notify_one();
 }
 
+bool submitter::may_hold(std::chrono::steady_clock::time_point now) const {
+  // Not with withdrawals to make, nor past the commit deadline of the
+  // oldest submission queued (the watchdog's 503 would come first).
+  return !stopping_ && !queue_.empty() && unconfirmed_.empty() &&
+         pace_.within_gap(now, queue_.size(), static_cast<std::size_t>(batch_max_)) &&
+         queue_.front().second->due > pace_.gap_end();
+}
+
 void submitter::enqueue(new_job job, done_fn done, std::chrono::steady_clock::time_point due) {
   auto t = std::make_shared<ticket>();
   t->done = std::move(done);
@@ -148,11 +156,17 @@ void submitter::run() {
       if (!withdraw_again_.empty()) wake = std::min(wake, next_withdraw_);
       cv_.wait_until(lk, wake,
                      [&] { return stopping_ || !queue_.empty() || !unconfirmed_.empty(); });
-      if (!stopping_ && !queue_.empty()) {
-        // /proc/stat is read at most every 100 ms.
+      if (may_hold(std::chrono::steady_clock::now())) {
+        // The machine read without mu_ held (/proc/stat at most every 100 ms).
         auto now = std::chrono::steady_clock::now();
-        if (pace_.wait(now, queue_.size(), static_cast<std::size_t>(batch_max_),
-                       machine_busy_fault_ ? 1.0 : machine_.busy_share(now))) {
+        double busy = 1.0;
+        if (!machine_busy_fault_) {
+          lk.unlock();
+          busy = machine_.busy_share(now);
+          lk.lock();
+        }
+        if (may_hold(now) &&
+            pace_.wait(now, queue_.size(), static_cast<std::size_t>(batch_max_), busy)) {
           holding_ = true;
           cv_.wait_until(lk, pace_.gap_end(), [&] { return stopping_ || past_gap_wait(); });
           holding_ = false;

@@ -33,7 +33,9 @@
 // (detail::round_pace, common/detail/machine_pace.hpp): a commit of a few
 // jobs costs PostgreSQL, the broker (one publish batch, one confirm) and the
 // worker downstream about as much as one of dozens, and on busy cores that
-// cost is queueing for everyone. On an idle machine nothing waits.
+// cost is queueing for everyone. On an idle machine nothing waits, nor does
+// a commit whose oldest submission's deadline (`commit_timeout`) would pass
+// in the gap, nor one while withdrawals wait to be made.
 //
 // A submission not committed within `commit_timeout` of its arrival (the
 // database frozen or unreachable, with its connection still open) gets 503
@@ -102,6 +104,9 @@ class submitter {
   using queued_job = std::pair<new_job, std::shared_ptr<ticket>>;
 
   void enqueue(new_job job, done_fn done, std::chrono::steady_clock::time_point due);  ///< mu_ held
+  /// Whether the writer may wait for the commit gap, the machine's load
+  /// aside (mu_ held).
+  bool may_hold(std::chrono::steady_clock::time_point now) const;
   /// Enough queued that the commit gap does not hold them (round_pace's
   /// quarter of batch_max); mu_ held.
   bool past_gap_wait() const { return queue_.size() * 4 >= static_cast<std::size_t>(batch_max_); }

@@ -55,9 +55,12 @@ double machine_meter::busy_share(steady_time now) {
 }
 
 bool round_pace::wait(steady_time now, std::size_t jobs, std::size_t slots, double machine_busy) {
-  waiting_ = gap_.count() > 0 && machine_busy >= busy_share_ && jobs * 4 < slots &&
-             last_ != steady_time{} && now - last_ < gap_;
+  waiting_ = machine_busy >= busy_share_ && within_gap(now, jobs, slots);
   return waiting_;
+}
+
+bool round_pace::within_gap(steady_time now, std::size_t jobs, std::size_t slots) const {
+  return gap_.count() > 0 && jobs * 4 < slots && last_ != steady_time{} && now - last_ < gap_;
 }
 
 int round_pace::wait_ms(steady_time now, int idle_ms) const {

@@ -74,6 +74,9 @@ class round_pace {
   /// Whether a round of `jobs` out of `slots` waits, with the machine
   /// `machine_busy` busy (a share). Remembers the answer for wait_ms().
   bool wait(steady_time now, std::size_t jobs, std::size_t slots, double machine_busy);
+  /// Whether such a round would wait on a busy machine: the tests of wait()
+  /// but the machine's, for a caller whose reading of it costs more.
+  bool within_gap(steady_time now, std::size_t jobs, std::size_t slots) const;
   /// A round began now (the gap counts from here).
   void began(steady_time now) {
     last_ = now;

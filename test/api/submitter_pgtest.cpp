@@ -277,3 +277,53 @@ TEST_CASE(
   CHECK(here() == 0);
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE id = '" + third.id.value + "'") == 1);
 }
+
+TEST_CASE("a group commit held by the gap begins once a quarter of batch_max is queued") {
+  // JOBS_SUBMIT_COMMIT_GAP_MS with the machine read as busy (the fault
+  // api_machine_busy): batch_max 8, so two submissions queued end the wait.
+  scratch s;
+  pending a, b, c;  // outlive the submitter, which answers them
+  publisher pub(no_broker());
+  submitter writes(s.pg_url, pub, 8, 60s, "api_machine_busy", idempotency_limits::default_ttl,
+                   nullptr, nullptr, /*commit_timeout=*/30s, /*commit_gap=*/5s);
+  submitting submit{writes};
+  auto recorded = [&](const new_job& j) {
+    return count(s.pg_url, "SELECT count(*) FROM jobs WHERE id = '" + j.id.value + "'") == 1;
+  };
+  // The broker never answers, so each job is withdrawn again 3 s after its
+  // commit: rows are looked for in between.
+  auto first = keyed_job("", "");
+  submit(first, a);
+  // No commit before it to space from: it goes at once.
+  CHECK(wait_until([&] { return recorded(first); }, 2500ms));
+  auto held = keyed_job("", "");
+  submit(held, b);
+  std::this_thread::sleep_for(1s);
+  CHECK_FALSE(recorded(held));  // within 5 s of the first commit
+  auto second = keyed_job("", "");
+  submit(second, c);
+  CHECK(wait_until([&] { return recorded(held) && recorded(second); }, 2500ms));
+  for (auto* p : {&a, &b, &c}) refused_503(*p, 20s);  // the broker's deadline
+}
+
+TEST_CASE("a group commit is not held past its oldest submission's deadline") {
+  scratch s;
+  pending a, b;
+  publisher pub(no_broker());
+  // A gap longer than the commit deadline: waiting would be a 503.
+  submitter writes(s.pg_url, pub, 1000, 60s, "api_machine_busy", idempotency_limits::default_ttl,
+                   nullptr, nullptr, /*commit_timeout=*/2000ms, /*commit_gap=*/5s);
+  submitting submit{writes};
+  auto recorded = [&](const new_job& j) {
+    return count(s.pg_url, "SELECT count(*) FROM jobs WHERE id = '" + j.id.value + "'") == 1;
+  };
+  auto first = keyed_job("", ""), next = keyed_job("", "");
+  submit(first, a);
+  CHECK(wait_until([&] { return recorded(first); }, 1500ms));
+  submit(next, b);
+  CHECK(wait_until([&] { return recorded(next); }, 1500ms));
+  // Its answer is the broker's 503, not the commit deadline's.
+  refused_503(a, 20s);
+  auto p = refused_503(b, 20s);
+  CHECK(p.detail.find("did not record the job") == std::string::npos);
+}

@@ -417,7 +417,9 @@ TEST_CASE("while the machine is busy, the API's small group commits are spaced b
   // A commit per 300 ms of arrivals (about 500 ms of them, longer on a busy
   // machine), the first at once.
   CHECK(paced <= span / 300 + 2);
-  CHECK(paced_closest >= 250);
+  // Commits begin 300 ms apart; their statements' now() may drift by a
+  // backend's wait for a core.
+  CHECK(paced_closest >= 200);
   auto [free, free_closest, free_span] = run("0");
   MESSAGE("gap 0: " << free << " commits, the closest " << free_closest << " ms apart, the last "
                     << "202 after " << free_span << " ms");

@@ -164,5 +164,14 @@ TEST_CASE("small rounds are spaced by the gap only while the machine is busy") {
     round_pace off(0ms);
     off.began(t0);
     CHECK_FALSE(off.wait(t0, 1, 128, 1.0));
+    CHECK_FALSE(off.within_gap(t0, 1, 128));
+  }
+  SUBCASE("within the gap: every test but the machine's, and where the gap ends") {
+    CHECK(p.within_gap(t0 + 1ms, 3, 128));
+    CHECK_FALSE(p.within_gap(t0 + 4ms, 3, 128));
+    CHECK_FALSE(p.within_gap(t0 + 1ms, 32, 128));
+    CHECK(p.gap_end() == t0 + 4ms);
+    round_pace fresh(4ms);
+    CHECK_FALSE(fresh.within_gap(t0, 1, 128));
   }
 }
