@@ -58,10 +58,11 @@ submitter::~submitter() {
 }
 
 void submitter::submit(new_job job, done_fn done) {
-  auto due = std::chrono::steady_clock::now() + commit_timeout_;
   bool wake = false, notify = true;
   {
     std::lock_guard lk(mu_);
+    // Under the lock: deadlines queued in order, as the watchdog reads them.
+    auto due = std::chrono::steady_clock::now() + commit_timeout_;
     enqueue(std::move(job), std::move(done), due);
     wake = std::exchange(watch_idle_, false);
     notify = !holding_ || past_gap_wait();
@@ -71,10 +72,11 @@ void submitter::submit(new_job job, done_fn done) {
 }
 
 void submitter::submit_many(std::vector<new_job> jobs, std::vector<done_fn> done) {
-  auto due = std::chrono::steady_clock::now() + commit_timeout_;
   bool wake = false, notify = true;
   {
     std::lock_guard lk(mu_);
+    // Under the lock: deadlines queued in order, as the watchdog reads them.
+    auto due = std::chrono::steady_clock::now() + commit_timeout_;
     for (std::size_t i = 0; i < jobs.size(); ++i)
       enqueue(std::move(jobs[i]), std::move(done[i]), due);
     wake = std::exchange(watch_idle_, false);
@@ -85,11 +87,12 @@ void submitter::submit_many(std::vector<new_job> jobs, std::vector<done_fn> done
 }
 
 bool submitter::may_hold(std::chrono::steady_clock::time_point now) const {
-  // Not with withdrawals to make, nor past the commit deadline of the
-  // oldest submission queued (the watchdog's 503 would come first).
+  // Not with withdrawals to make, nor when the oldest submission queued
+  // would have less than a gap's time left to commit in after it (the
+  // watchdog's 503 would come first).
   return !stopping_ && !queue_.empty() && unconfirmed_.empty() &&
          pace_.within_gap(now, queue_.size(), static_cast<std::size_t>(batch_max_)) &&
-         queue_.front().second->due > pace_.gap_end();
+         queue_.front().second->due > pace_.gap_end() + pace_.gap();
 }
 
 void submitter::enqueue(new_job job, done_fn done, std::chrono::steady_clock::time_point due) {
@@ -168,7 +171,8 @@ void submitter::run() {
         if (may_hold(now) &&
             pace_.wait(now, queue_.size(), static_cast<std::size_t>(batch_max_), busy)) {
           holding_ = true;
-          cv_.wait_until(lk, pace_.gap_end(), [&] { return stopping_ || past_gap_wait(); });
+          cv_.wait_until(lk, pace_.gap_end(),
+                         [&] { return stopping_ || past_gap_wait() || !unconfirmed_.empty(); });
           holding_ = false;
         }
       }

@@ -34,8 +34,9 @@
 // jobs costs PostgreSQL, the broker (one publish batch, one confirm) and the
 // worker downstream about as much as one of dozens, and on busy cores that
 // cost is queueing for everyone. On an idle machine nothing waits, nor does
-// a commit whose oldest submission's deadline (`commit_timeout`) would pass
-// in the gap, nor one while withdrawals wait to be made.
+// a commit whose oldest submission's deadline (`commit_timeout`) is within
+// two gaps, nor one while withdrawals wait to be made (one arriving ends the
+// wait).
 //
 // A submission not committed within `commit_timeout` of its arrival (the
 // database frozen or unreachable, with its connection still open) gets 503
@@ -167,7 +168,7 @@ class submitter {
   bool holding_ = false;
   bool machine_busy_fault_ = false;  // tests only
   detail::cgroup_cpu cpu_limit_;
-  detail::machine_meter machine_{&cpu_limit_};  // the writer thread's, under mu_
+  detail::machine_meter machine_{&cpu_limit_};  // the writer thread's, read without mu_
   detail::round_pace pace_;                     // the writer thread's
   std::chrono::milliseconds idempotency_ttl_;
   metrics::histogram* commit_seconds_;                // may be null
