@@ -27,6 +27,7 @@ std::optional<cpu_ticks> parse_cpu_ticks(std::string_view line) {
     if (field < 8) {
       t.all += v;
       if (field != 3 && field != 4) t.busy += v;
+      if (field == 7) t.steal = v;
     }
     ++field;
   }

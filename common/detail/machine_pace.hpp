@@ -19,9 +19,10 @@ using steady_time = std::chrono::steady_clock::time_point;
 
 /// The CPU time counters of /proc/stat's first line ("cpu  user nice system
 /// idle iowait irq softirq steal ..."), in ticks: `busy` is all but idle and
-/// iowait. Nothing when the line is not one.
+/// iowait; `steal` (in `busy`) the time a hypervisor ran something else
+/// while this machine had work. Nothing when the line is not one.
 struct cpu_ticks {
-  std::uint64_t busy = 0, all = 0;
+  std::uint64_t busy = 0, all = 0, steal = 0;
 };
 std::optional<cpu_ticks> parse_cpu_ticks(std::string_view line);
 

@@ -110,9 +110,14 @@ options parse(int argc, char** argv) {
   return o;
 }
 
+// The CPU a `cpu` job's handler burns.
+constexpr int cpu_job_ms = 10;
+
 // One submission whose payload serializes to about `bytes` bytes.
 std::string job_body(const options& o) {
-  std::string head = o.workload == "cpu" ? R"({"cpu_ms":10,"pad":")" : R"({"pad":")";
+  std::string head = o.workload == "cpu"
+                         ? R"({"cpu_ms":)" + std::to_string(cpu_job_ms) + R"(,"pad":")"
+                         : std::string(R"({"pad":")");
   auto fixed = head.size() + 2;
   std::string pad(static_cast<std::size_t>(o.payload_bytes) > fixed ? o.payload_bytes - fixed : 0,
                   'x');
@@ -138,6 +143,7 @@ struct snapshot {
   std::map<std::string, double> cpu;
   std::map<std::string, long> switches;
   double own_cpu = 0;
+  std::optional<detail::cpu_ticks> machine;
   pg_counters pg;
 };
 
@@ -149,6 +155,7 @@ snapshot take(const options& o, pqxx::connection& c, bool with_pg) {
   }
   s.switches["bench"] = own_switches();
   s.own_cpu = own_cpu_seconds();
+  s.machine = machine_ticks();
   if (with_pg) s.pg = read_counters(c);
   return s;
 }
@@ -256,6 +263,27 @@ int main(int argc, char** argv) {
       }
     }
     line["cpu_s_per_1k_jobs"] = cpu;
+    // The handlers' 10 ms of a cpu job are in the worker's CPU: the rest of
+    // every process given is what the platform spent on the job.
+    if (o.workload == "cpu" && done.succeeded > 0) {
+      double ms_per_job = 0;
+      for (const auto& [name, pid] : o.pids)
+        ms_per_job += (after_cpu.cpu[name] - before.cpu[name]) * per_k;
+      line["platform_overhead_pct"] =
+          std::round((ms_per_job - cpu_job_ms) / cpu_job_ms * 1000) / 10;
+    }
+    // The whole machine over the run: the cores' time used, taken by the
+    // hypervisor (steal: this VM had work but no core), and idle.
+    if (const auto& m0 = before.machine, &m1 = after_cpu.machine; m0 && m1 && m1->all > m0->all) {
+      auto all = static_cast<double>(m1->all - m0->all);
+      auto pct = [&](std::uint64_t ticks) {
+        return std::round(static_cast<double>(ticks) / all * 1000) / 10;
+      };
+      auto busy = m1->busy - m0->busy, steal = m1->steal - m0->steal;
+      line["machine_cpu_pct"] = {{"used", pct(busy - steal)},
+                                 {"steal", pct(steal)},
+                                 {"idle", pct(m1->all - m0->all - busy)}};
+    }
     boost::json::object switches;
     for (const auto& [name, n] : after_cpu.switches)
       switches[name] = round2(static_cast<double>(n - before.switches[name]) * per_k / 1000);

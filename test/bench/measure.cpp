@@ -127,6 +127,13 @@ std::optional<submit_counters> read_submit_counters(int api_port) {
   }
 }
 
+std::optional<detail::cpu_ticks> machine_ticks() {
+  std::ifstream in("/proc/stat");
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  return detail::parse_cpu_ticks(line);
+}
+
 double cpu_seconds(int pid, bool children) {
   static const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
   auto f = stat_fields(pid);

@@ -3,6 +3,8 @@
 // and memory (/proc), and PostgreSQL's view of a run (the jobs' timestamps,
 // commits and WAL written).
 
+#include "common/detail/machine_pace.hpp"
+
 #include <pqxx/connection>
 
 #include <optional>
@@ -19,6 +21,9 @@ double cpu_seconds(int pid, bool children = false);
 /// of threads or children that ended are not counted: a delta between two
 /// readings is approximate (low) when they come and go.
 long context_switches(int pid, bool children = false);
+/// The whole machine's CPU time counters (/proc/stat), steal included:
+/// none when they cannot be read.
+std::optional<detail::cpu_ticks> machine_ticks();
 /// VmRSS and VmHWM (peak) in bytes; 0 when unknown.
 long rss_bytes(int pid);
 long peak_rss_bytes(int pid);

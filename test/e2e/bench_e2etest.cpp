@@ -65,6 +65,16 @@ void check_fields(const boost::json::object& o, int jobs) {
     CHECK(o.at(f).to_number<double>() > 0);
   }
   CHECK(o.at("jobs_per_commit").to_number<double>() <= jobs);
+  // The whole machine's CPU time over the run, split three ways.
+  const auto& m = o.at("machine_cpu_pct").as_object();
+  double used = m.at("used").to_number<double>(), steal = m.at("steal").to_number<double>(),
+         idle = m.at("idle").to_number<double>();
+  CHECK(used > 0);  // this platform ran jobs
+  CHECK(steal >= 0);
+  CHECK(idle >= 0);
+  CHECK(used + steal + idle == doctest::Approx(100).epsilon(0.005));
+  // Only a cpu run knows what its handlers spent.
+  CHECK(o.contains("platform_overhead_pct") == (o.at("workload") == "cpu"));
 }
 
 }  // namespace
@@ -92,6 +102,9 @@ TEST_CASE("jobs-bench runs single POSTs, batches and an open loop to completion"
   CHECK(open.at("mode") == "open");
   CHECK(open.at("workload") == "cpu");
   CHECK(count(s.pg_url, "SELECT count(*) FROM jobs WHERE payload ? 'cpu_ms'") == 100);
+  // The worker's CPU past its handlers' 10 ms a job, the API's and
+  // PostgreSQL's: more than nothing.
+  CHECK(open.at("platform_overhead_pct").to_number<double>() > 0);
 
   auto timed = run_bench(s, p, "--rate 100 --duration 1 --connections 2");
   check_fields(timed, 100);

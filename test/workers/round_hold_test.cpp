@@ -104,10 +104,12 @@ TEST_CASE("/proc/stat's cpu line gives busy and all ticks; idle and iowait are n
   REQUIRE(t.has_value());
   CHECK(t->busy == 100 + 2 + 30 + 7 + 1);  // guest time is in user already
   CHECK(t->all == 990);
+  CHECK(t->steal == 1);
   auto old = parse_cpu_ticks("cpu 10 0 5 100");  // an old kernel's four fields
   REQUIRE(old.has_value());
   CHECK(old->busy == 15);
   CHECK(old->all == 115);
+  CHECK(old->steal == 0);
   CHECK_FALSE(parse_cpu_ticks("cpu0 1 2 3 4 5 6 7 8").has_value());  // one core's line
   CHECK_FALSE(parse_cpu_ticks("cpu  1 2 x 4").has_value());
   CHECK_FALSE(parse_cpu_ticks("cpu  1 2").has_value());
