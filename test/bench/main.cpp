@@ -193,6 +193,9 @@ int main(int argc, char** argv) {
     if (o.rate > 0) line["rate"] = o.rate;
     line["connections"] = o.connections;
     line["jobs"] = o.jobs;
+    auto speed = probe_core_speed();
+    line["core_speed"] = {{"int_steps_per_us", round2(speed.int_steps_per_us)},
+                          {"mem_load_ns", round2(speed.mem_load_ns)}};
 
     double slower_ceiling = 0;
     if (o.ceiling_messages > 0) {

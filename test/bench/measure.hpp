@@ -24,6 +24,14 @@ long context_switches(int pid, bool children = false);
 /// The whole machine's CPU time counters (/proc/stat), steal included:
 /// none when they cannot be read.
 std::optional<detail::cpu_ticks> machine_ticks();
+/// How fast a core of this machine runs now, on this thread's CPU clock (so
+/// neither the hypervisor's steal nor waiting for a core counts): a VM's
+/// cores differ by the hour, and a run's numbers mean little without them.
+struct core_speed {
+  double int_steps_per_us = 0;  ///< dependent 64-bit multiply-adds per µs
+  double mem_load_ns = 0;       ///< a dependent load, in random order over 32 MiB
+};
+core_speed probe_core_speed();
 /// VmRSS and VmHWM (peak) in bytes; 0 when unknown.
 long rss_bytes(int pid);
 long peak_rss_bytes(int pid);

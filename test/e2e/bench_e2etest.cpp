@@ -73,6 +73,9 @@ void check_fields(const boost::json::object& o, int jobs) {
   CHECK(steal >= 0);
   CHECK(idle >= 0);
   CHECK(used + steal + idle == doctest::Approx(100).epsilon(0.005));
+  // The cores' speed, probed before the run on the bench's own CPU clock.
+  CHECK(o.at("core_speed").at("int_steps_per_us").to_number<double>() > 0);
+  CHECK(o.at("core_speed").at("mem_load_ns").to_number<double>() > 0);
   // Only a cpu run knows what its handlers spent.
   CHECK(o.contains("platform_overhead_pct") == (o.at("workload") == "cpu"));
 }
