@@ -268,7 +268,7 @@ int main(int argc, char** argv) {
     line["cpu_s_per_1k_jobs"] = cpu;
     // The handlers' 10 ms of a cpu job are in the worker's CPU: the rest of
     // every process given is what the platform spent on the job.
-    if (o.workload == "cpu" && done.succeeded > 0) {
+    if (o.workload == "cpu" && done.succeeded > 0 && o.pids.contains("worker")) {
       double ms_per_job = 0;
       for (const auto& [name, pid] : o.pids)
         ms_per_job += (after_cpu.cpu[name] - before.cpu[name]) * per_k;
@@ -277,7 +277,10 @@ int main(int argc, char** argv) {
     }
     // The whole machine over the run: the cores' time used, taken by the
     // hypervisor (steal: this VM had work but no core), and idle.
-    if (const auto& m0 = before.machine, &m1 = after_cpu.machine; m0 && m1 && m1->all > m0->all) {
+    // Counters that went back (the kernel's iowait may) leave the split out.
+    if (const auto& m0 = before.machine, &m1 = after_cpu.machine;
+        m0 && m1 && m1->all > m0->all && m1->busy >= m0->busy && m1->steal >= m0->steal &&
+        m1->all - m0->all >= m1->busy - m0->busy) {
       auto all = static_cast<double>(m1->all - m0->all);
       auto pct = [&](std::uint64_t ticks) {
         return std::round(static_cast<double>(ticks) / all * 1000) / 10;

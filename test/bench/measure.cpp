@@ -152,7 +152,10 @@ core_speed probe_core_speed() {
   auto start = thread_cpu();
   auto took = start - start;
   while (took < std::chrono::milliseconds(50)) {
-    for (int i = 0; i < 100000; ++i) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    for (int i = 0; i < 100000; ++i) {
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      asm volatile("" : "+r"(x));  // no compiler folds steps together
+    }
     steps += 100000;
     took = thread_cpu() - start;
   }
@@ -167,7 +170,10 @@ core_speed probe_core_speed() {
   std::uint32_t at = 0;
   constexpr int loads = 1 << 20;
   start = thread_cpu();
-  for (int i = 0; i < loads; ++i) at = next[at];
+  for (int i = 0; i < loads; ++i) {
+    at = next[at];
+    asm volatile("" : "+r"(at));
+  }
   out.mem_load_ns = ns(thread_cpu() - start).count() / loads;
   volatile std::uint64_t sink = x + at;  // the work is observable
   (void)sink;
