@@ -1,5 +1,7 @@
 #include "measure.hpp"
 
+#include "common/cpu_work.hpp"
+
 #include <pqxx/nontransaction>
 
 #include <boost/asio/connect.hpp>
@@ -16,7 +18,6 @@
 #include <random>
 #include <sstream>
 
-#include <time.h>
 #include <unistd.h>
 
 namespace jobs::bench {
@@ -136,28 +137,17 @@ std::optional<detail::cpu_ticks> machine_ticks() {
   return detail::parse_cpu_ticks(line);
 }
 
-namespace {
-std::chrono::nanoseconds thread_cpu() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
-}
-}  // namespace
-
 core_speed probe_core_speed() {
   using ns = std::chrono::duration<double, std::nano>;
   core_speed out;
   // Integer work: a chain where each step needs the last, for about 50 ms.
   std::uint64_t x = 0x9e3779b97f4a7c15ULL, steps = 0;
-  auto start = thread_cpu();
+  auto start = thread_cpu_time();
   auto took = start - start;
   while (took < std::chrono::milliseconds(50)) {
-    for (int i = 0; i < 100000; ++i) {
-      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-      asm volatile("" : "+r"(x));  // no compiler folds steps together
-    }
+    x = integer_chain(x, 100000);
     steps += 100000;
-    took = thread_cpu() - start;
+    took = thread_cpu_time() - start;
   }
   out.int_steps_per_us = static_cast<double>(steps) / (ns(took).count() / 1000);
   // Memory: one cycle through 32 MiB in a random order (Sattolo's shuffle),
@@ -169,12 +159,12 @@ core_speed probe_core_speed() {
     std::swap(next[i], next[std::uniform_int_distribution<std::size_t>(0, i - 1)(rng)]);
   std::uint32_t at = 0;
   constexpr int loads = 1 << 20;
-  start = thread_cpu();
+  start = thread_cpu_time();
   for (int i = 0; i < loads; ++i) {
     at = next[at];
     asm volatile("" : "+r"(at));
   }
-  out.mem_load_ns = ns(thread_cpu() - start).count() / loads;
+  out.mem_load_ns = ns(thread_cpu_time() - start).count() / loads;
   volatile std::uint64_t sink = x + at;  // the work is observable
   (void)sink;
   return out;

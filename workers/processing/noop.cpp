@@ -1,5 +1,7 @@
 #include "workers/processing/processing.hpp"
 
+#include "common/cpu_work.hpp"
+
 #include <boost/json.hpp>
 
 #include <cmath>
@@ -8,8 +10,6 @@
 #include <string>
 #include <thread>
 #include <tuple>
-
-#include <time.h>
 
 namespace jobs::processing {
 namespace {
@@ -27,13 +27,6 @@ std::optional<std::int64_t> integer_in_range(const boost::json::value& v, std::i
     }
   }
   return std::nullopt;
-}
-
-// Thread CPU time, so a busy machine stretches the step instead of shortening it.
-std::chrono::nanoseconds thread_cpu_time() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 
 handler_error stopped(const char* what) {
@@ -60,11 +53,12 @@ handler_result noop_handler(const job_context& ctx) {
   }
 
   if (cpu_ms > 0) {
+    // Thread CPU time, so a busy machine stretches the step instead of shortening it.
     const auto until = thread_cpu_time() + std::chrono::milliseconds(cpu_ms);
     std::uint64_t x = 0x9e3779b97f4a7c15ULL;
     while (thread_cpu_time() < until) {
       if (ctx.stop_requested()) return stopped("stopped while computing");
-      for (int i = 0; i < 10000; ++i) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      x = integer_chain(x, 10000);
     }
     volatile std::uint64_t sink = x;  // the loop's work is observable
     (void)sink;
