@@ -102,7 +102,23 @@ std::vector<detail::finished_job> take_on_wake(detail::handler_pool& pool, std::
   return out;
 }
 
+// Gives the pool `jobs` one at a time, or all at once as a worker's round does.
+void submit_all(detail::handler_pool& pool, std::vector<claimed_job> jobs, bool at_once) {
+  std::vector<detail::handler_pool::queued_job> queued;
+  for (auto& j : jobs) {
+    auto stop = std::make_shared<std::atomic<bool>>(false);
+    if (at_once)
+      queued.emplace_back(std::move(j), std::move(stop));
+    else
+      pool.submit(std::move(j), std::move(stop));
+  }
+  if (at_once) pool.submit(std::move(queued));
+}
+
 TEST_CASE("slow handlers get a thread each: threads are woken until the queue is empty") {
+  bool at_once = false;
+  SUBCASE("submitted one at a time") {}
+  SUBCASE("submitted at once") { at_once = true; }
   constexpr int n = 32;
   handler_registry r;
   std::atomic<int> inside{0};
@@ -117,11 +133,12 @@ TEST_CASE("slow handlers get a thread each: threads are woken until the queue is
   detail::handler_pool pool(n, r);
   for (int round = 0; round < 3; ++round) {
     inside = 0;
+    std::vector<claimed_job> jobs;
     for (int i = 0; i < n; ++i) {
-      auto j = job(std::to_string(i), "block", "{}");
-      j.queue = "processing";
-      pool.submit(std::move(j), std::make_shared<std::atomic<bool>>(false));
+      jobs.push_back(job(std::to_string(i), "block", "{}"));
+      jobs.back().queue = "processing";
     }
+    submit_all(pool, std::move(jobs), at_once);
     auto done = take_on_wake(pool, n);
     REQUIRE(done.size() == n);
     for (const auto& f : done) CHECK(std::get<boost::json::value>(f.outcome) == true);
@@ -129,6 +146,9 @@ TEST_CASE("slow handlers get a thread each: threads are woken until the queue is
 }
 
 TEST_CASE("every finished job makes the wake fd readable, however the pushes interleave") {
+  bool at_once = false;
+  SUBCASE("submitted one at a time") {}
+  SUBCASE("submitted at once") { at_once = true; }
   handler_registry r;
   r.add("processing", "quick", [](const job_context& ctx) -> handler_result {
     if (ctx.payload.at("i").as_int64() % 7 == 0) std::this_thread::sleep_for(100us);
@@ -138,12 +158,13 @@ TEST_CASE("every finished job makes the wake fd readable, however the pushes int
   std::size_t total = 0;
   for (int round = 0; round < 200; ++round) {
     int burst = 1 + round % 25;
+    std::vector<claimed_job> jobs;
     for (int i = 0; i < burst; ++i) {
-      auto j = job(std::to_string(round) + "-" + std::to_string(i), "quick",
-                   "{\"i\":" + std::to_string(i) + "}");
-      j.queue = "processing";
-      pool.submit(std::move(j), std::make_shared<std::atomic<bool>>(false));
+      jobs.push_back(job(std::to_string(round) + "-" + std::to_string(i), "quick",
+                         "{\"i\":" + std::to_string(i) + "}"));
+      jobs.back().queue = "processing";
     }
+    submit_all(pool, std::move(jobs), at_once);
     auto done = take_on_wake(pool, static_cast<std::size_t>(burst));
     REQUIRE(done.size() == static_cast<std::size_t>(burst));
     total += done.size();

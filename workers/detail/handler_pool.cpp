@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <boost/json/parse.hpp>
 
+#include <algorithm>
 #include <optional>
 
 namespace jobs::detail {
@@ -66,17 +67,30 @@ handler_pool::~handler_pool() {
 constexpr int max_waking = 2;
 constexpr auto quick_job = std::chrono::microseconds(250);
 
-void handler_pool::wake_one_locked() {
-  int limit = quick_share_ >= 0.5 ? max_waking : static_cast<int>(queue_.size());
-  if (waking_ >= limit || idle_ <= waking_) return;
-  ++waking_;
-  cv_.notify_one();
+int handler_pool::wakes_locked() {
+  // No more wakes under way than jobs queued, nor than threads waiting.
+  int limit = static_cast<int>(queue_.size());
+  if (quick_share_ >= 0.5) limit = std::min(limit, max_waking);
+  limit = std::min(limit, idle_);
+  int n = std::max(0, limit - waking_);
+  waking_ += n;
+  return n;
 }
 
 void handler_pool::submit(claimed_job j, stop_flag stop) {
-  std::lock_guard lk(mu_);
-  queue_.emplace_back(std::move(j), std::move(stop));
-  wake_one_locked();
+  std::vector<queued_job> one;
+  one.emplace_back(std::move(j), std::move(stop));
+  submit(std::move(one));
+}
+
+void handler_pool::submit(std::vector<queued_job> jobs) {
+  int wakes;
+  {
+    std::lock_guard lk(mu_);
+    for (auto& j : jobs) queue_.push_back(std::move(j));
+    wakes = wakes_locked();
+  }
+  while (wakes-- > 0) cv_.notify_one();
 }
 
 handler_result handler_pool::execute(const claimed_job& j, const std::atomic<bool>& stop,
@@ -164,7 +178,7 @@ void handler_pool::run() {
       j = std::move(queue_.front().first);
       stop = std::move(queue_.front().second);
       queue_.pop_front();
-      if (!queue_.empty()) wake_one_locked();
+      for (int n = wakes_locked(); n > 0; --n) cv_.notify_one();
     }
     auto start = std::chrono::steady_clock::now();
     if (const auto* afn = handlers_.find_async(j.queue, j.type)) {

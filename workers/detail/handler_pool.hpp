@@ -53,7 +53,12 @@ class handler_pool {
   handler_pool(int threads, const handler_registry& handlers);
   ~handler_pool();  ///< finishes queued jobs, joins
 
+  using queued_job = std::pair<claimed_job, stop_flag>;
   void submit(claimed_job j, stop_flag stop);
+  /// A round's claimed jobs at once: the queue is locked once, and the
+  /// threads are woken after it is unlocked, so that they do not contend
+  /// with the coordinator for it job after job.
+  void submit(std::vector<queued_job> jobs);
   /// Moves finished jobs into `out`.
   void take_finished(std::vector<finished_job>& out) { finished_->take(out); }
   /// Readable while finished jobs wait.
@@ -61,7 +66,9 @@ class handler_pool {
 
  private:
   void run();
-  void wake_one_locked();
+  /// The wakes the queue needs now, counted in waking_; the caller sends
+  /// them (cv_.notify_one() each), under the lock or after it.
+  int wakes_locked();
   handler_result execute(const claimed_job& j, const std::atomic<bool>& stop,
                          std::vector<commit_hook>& hooks);
   void start_async(claimed_job j, stop_flag stop, const async_handler_fn& fn);
@@ -70,7 +77,7 @@ class handler_pool {
   std::shared_ptr<finished_list> finished_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<claimed_job, stop_flag>> queue_;
+  std::deque<queued_job> queue_;
   int idle_ = 0;            ///< threads waiting on cv_
   int waking_ = 0;          ///< wakes sent and not yet taken by a waiting thread
   double quick_share_ = 1;  ///< of recent handlers, those quicker than a wake (a running average)

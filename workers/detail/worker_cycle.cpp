@@ -90,6 +90,8 @@ void worker::impl::start_claimed(capped_claim& got, claims& c) {
     ++w.stats_.deferred;
   }
   auto now = std::chrono::steady_clock::now();
+  std::vector<detail::handler_pool::queued_job> start;
+  start.reserve(got.claimed.size());
   for (auto& j : got.claimed) {
     j.claim = ++claims_made;
     bool async = w.handlers_.find_async(j.queue, j.type) != nullptr;
@@ -97,8 +99,9 @@ void worker::impl::start_claimed(capped_claim& got, claims& c) {
     tags.erase(j.id);
     if (!reclaimed.empty()) reclaimed.erase(j.id);
     ++w.stats_.claimed;
-    pool.submit(std::move(j), std::move(stop));
+    start.emplace_back(std::move(j), std::move(stop));
   }
+  if (!start.empty()) pool.submit(std::move(start));
   if (tags.empty()) return;
   // Not claimed: finished, cancelled or running elsewhere, and the message
   // goes; or the queue's pause had committed (the claim tests it), and the
