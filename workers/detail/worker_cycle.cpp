@@ -90,16 +90,23 @@ void worker::impl::start_claimed(capped_claim& got, claims& c) {
     ++w.stats_.deferred;
   }
   auto now = std::chrono::steady_clock::now();
+  // The round's jobs go to the handler threads together (one lock of their
+  // queue); a job in `running` always reaches them, even if a later one throws.
   std::vector<detail::handler_pool::queued_job> start;
   start.reserve(got.claimed.size());
-  for (auto& j : got.claimed) {
-    j.claim = ++claims_made;
-    bool async = w.handlers_.find_async(j.queue, j.type) != nullptr;
-    auto stop = running.start(j, tags.at(j.id), o().job_timeout, now, async);
-    tags.erase(j.id);
-    if (!reclaimed.empty()) reclaimed.erase(j.id);
-    ++w.stats_.claimed;
-    start.emplace_back(std::move(j), std::move(stop));
+  try {
+    for (auto& j : got.claimed) {
+      j.claim = ++claims_made;
+      bool async = w.handlers_.find_async(j.queue, j.type) != nullptr;
+      auto stop = running.start(j, tags.at(j.id), o().job_timeout, now, async);
+      tags.erase(j.id);
+      if (!reclaimed.empty()) reclaimed.erase(j.id);
+      ++w.stats_.claimed;
+      start.emplace_back(std::move(j), std::move(stop));
+    }
+  } catch (...) {
+    if (!start.empty()) pool.submit(std::move(start));
+    throw;
   }
   if (!start.empty()) pool.submit(std::move(start));
   if (tags.empty()) return;
