@@ -36,7 +36,8 @@ struct load_result {
   int accepted = 0;  ///< jobs answered 202
   int refused = 0;   ///< jobs answered otherwise (counted, never retried)
   std::string first_refusal;
-  std::vector<double> accept_ms;  ///< one per request
+  std::vector<double> accept_ms;  ///< one per request, in the order answered
+  std::vector<double> due_ms;     ///< when each of them was due (sent, closed loop), from the start
   std::chrono::steady_clock::duration took{};
   double max_send_lag_ms = 0;  ///< open loop: how late the latest request left
 };

@@ -16,7 +16,10 @@
 //     --pid NAME=PID           a process to account CPU and memory to (api, worker,
 //                              webhook_worker, rabbitmq, postgres; postgres counts its
 //                              backends too; memory is reported for all but the last two);
-//                              repeatable
+//                              repeatable, also with one NAME: several processes (two
+//                              workers) whose CPU is summed and whose largest RSS is shown
+//     --latency-trace FILE     one line a request: when it was due (ms from the start)
+//                              and its 202 latency (ms), in the order answered
 //     --timeout S              give up waiting for completion after S s (default 300)
 //
 // Each run submits under a tenant of its own, so PostgreSQL's timestamps of
@@ -37,6 +40,7 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -57,7 +61,8 @@ struct options {
   int sink_delay_ms = 0, duration_s = 0;
   double rate = 0;
   int timeout_s = 300;
-  std::map<std::string, int> pids;
+  std::map<std::string, std::vector<int>> pids;
+  std::string latency_trace;
 };
 
 options parse(int argc, char** argv) {
@@ -93,7 +98,9 @@ options parse(int argc, char** argv) {
     else if (a == "--timeout")
       o.timeout_s = std::stoi(v);
     else if (a == "--pid" && v.find('=') != std::string::npos)
-      o.pids[v.substr(0, v.find('='))] = std::stoi(v.substr(v.find('=') + 1));
+      o.pids[v.substr(0, v.find('='))].push_back(std::stoi(v.substr(v.find('=') + 1)));
+    else if (a == "--latency-trace")
+      o.latency_trace = v;
     else
       throw std::invalid_argument("unknown option " + a);
   }
@@ -149,10 +156,11 @@ struct snapshot {
 
 snapshot take(const options& o, pqxx::connection& c, bool with_pg) {
   snapshot s;
-  for (const auto& [name, pid] : o.pids) {
-    s.cpu[name] = cpu_seconds(pid, name == "postgres");
-    s.switches[name] = context_switches(pid, name == "postgres");
-  }
+  for (const auto& [name, pids] : o.pids)
+    for (int pid : pids) {
+      s.cpu[name] += cpu_seconds(pid, name == "postgres");
+      s.switches[name] += context_switches(pid, name == "postgres");
+    }
   s.switches["bench"] = own_switches();
   s.own_cpu = own_cpu_seconds();
   s.machine = machine_ticks();
@@ -161,6 +169,16 @@ snapshot take(const options& o, pqxx::connection& c, bool with_pg) {
 }
 
 double round2(double v) { return std::round(v * 100) / 100; }
+
+// --latency-trace: whether the slow 202s come together (a stall of the
+// machine or of one server) or are spread over the run.
+void write_latency_trace(const std::string& path, const load_result& load) {
+  std::ofstream out(path);
+  out << "# due_ms accept_ms\n";
+  for (std::size_t i = 0; i < load.accept_ms.size(); ++i)
+    out << fmt::format("{:.2f} {:.2f}\n", load.due_ms[i], load.accept_ms[i]);
+  if (!out.flush()) throw std::runtime_error("could not write " + path);
+}
 
 // JSON with numbers as people write them (Boost.JSON 1.81 prints 12.5 as 1.25E1).
 std::string to_text(const boost::json::value& v) {
@@ -252,6 +270,7 @@ int main(int argc, char** argv) {
     line["accept_p99_ms"] = round2(percentile(a, 99));
     line["accept_p999_ms"] = round2(percentile(a, 99.9));
     if (o.rate > 0) line["max_send_lag_ms"] = round2(load.max_send_lag_ms);
+    if (!o.latency_trace.empty()) write_latency_trace(o.latency_trace, load);
     line["e2e_p50_ms"] = round2(done.e2e_p50_ms);
     line["e2e_p95_ms"] = round2(done.e2e_p95_ms);
     line["e2e_p99_ms"] = round2(done.e2e_p99_ms);
@@ -259,16 +278,23 @@ int main(int argc, char** argv) {
     double per_k = done.succeeded > 0 ? 1000.0 / static_cast<double>(done.succeeded) : 0;
     boost::json::object cpu, peak, rss;
     double ms_per_job = 0;  // every process's CPU a job (s a 1k jobs are ms a job)
-    for (const auto& [name, pid] : o.pids) {
+    boost::json::object processes;
+    for (const auto& [name, pids] : o.pids) {
       double ms = (after_cpu.cpu[name] - before.cpu[name]) * per_k;
       ms_per_job += ms;
       cpu[name] = round2(ms);
-      if (name != "rabbitmq" && name != "postgres") {
-        peak[name] = round2(static_cast<double>(peak_rss_bytes(pid)) / (1 << 20));
-        rss[name] = round2(static_cast<double>(rss_bytes(pid)) / (1 << 20));
+      if (pids.size() > 1) processes[name] = pids.size();
+      if (name == "rabbitmq" || name == "postgres") continue;
+      long peak_bytes = 0, rss_now = 0;
+      for (int pid : pids) {
+        peak_bytes = std::max(peak_bytes, peak_rss_bytes(pid));
+        rss_now = std::max(rss_now, rss_bytes(pid));
       }
+      peak[name] = round2(static_cast<double>(peak_bytes) / (1 << 20));
+      rss[name] = round2(static_cast<double>(rss_now) / (1 << 20));
     }
     line["cpu_s_per_1k_jobs"] = cpu;
+    if (!processes.empty()) line["processes"] = processes;
     // The handlers' 10 ms of a cpu job are in the worker's CPU: the rest of
     // every process given is what the platform spent on the job.
     if (o.workload == "cpu" && done.succeeded > 0 && o.pids.contains("worker")) {

@@ -10,7 +10,9 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <fstream>
+#include <vector>
 
 using namespace jobs;
 using namespace jobs::test;
@@ -26,12 +28,14 @@ std::string postmaster_pid() {
   return pid;
 }
 
+// Every worker of the platform is accounted as `worker`.
 boost::json::object run_bench(const scratch& s, const platform& p, const std::string& args) {
+  std::string workers;
+  for (const auto& w : p.workers) workers += fmt::format(" --pid worker={}", w->pid());
   auto cmd = fmt::format(
-      "'{}' --port {} --pg-url '{}' --amqp-url '{}' --pid api={} --pid worker={} "
-      "--pid postgres={} {}",
-      binary("jobs-bench"), p.port, s.pg_url, s.amqp_url, p.api->pid(), p.workers.at(0)->pid(),
-      postmaster_pid(), args);
+      "'{}' --port {} --pg-url '{}' --amqp-url '{}' --pid api={}{} --pid postgres={} {}",
+      binary("jobs-bench"), p.port, s.pg_url, s.amqp_url, p.api->pid(), workers, postmaster_pid(),
+      args);
   auto text = command_output(cmd);
   INFO("jobs-bench printed: " << text);
   boost::system::error_code ec;
@@ -109,12 +113,40 @@ TEST_CASE("jobs-bench runs single POSTs, batches and an open loop to completion"
   // PostgreSQL's: more than nothing.
   CHECK(open.at("platform_overhead_pct").to_number<double>() > 0);
 
-  auto timed = run_bench(s, p, "--rate 100 --duration 1 --connections 2");
+  auto trace = require_env("JOBS_TEST_DIR") + "/" + s.name + "-latency.txt";
+  auto timed = run_bench(s, p, "--rate 100 --duration 1 --connections 2 --latency-trace " + trace);
   check_fields(timed, 100);
   CHECK(timed.at("mode") == "open");
+  CHECK_FALSE(timed.contains("processes"));  // one process a name
   // Paced, not sent at once: the last of 100 jobs at 100/s is due at 0.99 s,
   // so however fast the API answers, the submissions take that long.
   CHECK(timed.at("submit_per_s").to_number<double>() <= 102);
+  // One line a request: its due time (k / 100 s) and its 202 latency.
+  std::ifstream in(trace);
+  std::string header;
+  std::getline(in, header);
+  CHECK(header == "# due_ms accept_ms");
+  std::vector<double> due;
+  double d = 0, ms = 0;
+  while (in >> d >> ms) {
+    due.push_back(d);
+    CHECK(ms > 0);
+  }
+  REQUIRE(due.size() == 100);
+  std::sort(due.begin(), due.end());
+  CHECK(due.front() == doctest::Approx(0).epsilon(0.01));
+  CHECK(due.back() == doctest::Approx(990).epsilon(0.01));
+}
+
+TEST_CASE("jobs-bench accounts several processes of one name together") {
+  scratch s;
+  platform p(s, {"processing", "processing"});
+  auto two = run_bench(s, p, "--jobs 400 --batch 50 --connections 2");
+  check_fields(two, 400);
+  CHECK(two.at("processes").at("worker") == 2);
+  CHECK(two.at("cpu_s_per_1k_jobs").at("worker").to_number<double>() > 0);
+  // Both consumed: the broker spreads a queue's messages over its consumers.
+  CHECK(count(s.pg_url, "SELECT count(DISTINCT worker_id) FROM job_attempts") == 2);
 }
 
 TEST_CASE("jobs-bench's webhook workload delivers every job to its own sink") {
