@@ -3,10 +3,11 @@
 # scripts/bench --soak MINUTES: is memory flat under a steady load?
 #
 # Sourced by scripts/bench once the platform runs (it defines bench, rss_kb,
-# the pids and the idle RSS). soak_run MINUTES RATE submits noop jobs open
-# loop at RATE/s for MINUTES (jobs-bench --duration), samples the VmRSS of
-# the API and both workers every 10 s, and prints one JSON line (also
-# appended to $out) and a table:
+# workers_rss_kb, the pids and the idle RSS). soak_run MINUTES RATE submits
+# noop jobs open loop at RATE/s for MINUTES (jobs-bench --duration), samples
+# the VmRSS of the API and the workers every 10 s (of several processing
+# workers, the largest), and prints one JSON line (also appended to $out)
+# and a table:
 #   idle   before the load
 #   start  after the first minute of load (after half the run when it is
 #          2 minutes or shorter): the baseline, once caches and pools are warm
@@ -23,7 +24,7 @@ soak_run() {
   (
     t0=$(date +%s)
     while :; do
-      echo "$(($(date +%s) - t0)) $(rss_kb "$api_pid") $(rss_kb "$worker_pid") $(rss_kb "$webhook_pid")"
+      echo "$(($(date +%s) - t0)) $(rss_kb "$api_pid") $(workers_rss_kb) $(rss_kb "$webhook_pid")"
       sleep 10
     done
   ) >"$samples" &
@@ -34,7 +35,7 @@ soak_run() {
     --timeout $((seconds + 300))) || ok=0
   kill "$sampler" 2>/dev/null || true
   wait "$sampler" 2>/dev/null || true
-  echo "$seconds $(rss_kb "$api_pid") $(rss_kb "$worker_pid") $(rss_kb "$webhook_pid")" >>"$samples"
+  echo "$seconds $(rss_kb "$api_pid") $(workers_rss_kb) $(rss_kb "$webhook_pid")" >>"$samples"
   ((ok)) || say "the load run failed: ${line:-no output}"
 
   # One row per process: name idle start end max (MiB) growth flat.

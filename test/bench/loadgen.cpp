@@ -40,6 +40,7 @@ class load_run {
         timer_(ioc_) {
     out_.accept_ms.reserve(static_cast<std::size_t>(requests_));
     out_.due_ms.reserve(static_cast<std::size_t>(requests_));
+    out_.status.reserve(static_cast<std::size_t>(requests_));
     for (int i = 0; i < std::max(1, std::min(o.connections, requests_)); ++i) {
       conns_.push_back(std::make_unique<connection>(ioc_));
       open(*conns_.back());
@@ -142,6 +143,7 @@ class load_run {
     out_.accept_ms.push_back(
         std::chrono::duration<double, std::milli>(clock::now() - c.due).count());
     out_.due_ms.push_back(std::chrono::duration<double, std::milli>(c.due - start_).count());
+    out_.status.push_back(status);
     int ok = status == 202 ? (o_.batch > 0 ? accepted_in(reply) : 1) : 0;
     out_.accepted += ok;
     out_.refused += c.count - ok;

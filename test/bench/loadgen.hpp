@@ -38,6 +38,7 @@ struct load_result {
   std::string first_refusal;
   std::vector<double> accept_ms;  ///< one per request, in the order answered
   std::vector<double> due_ms;     ///< when each of them was due (sent, closed loop), from the start
+  std::vector<int> status;        ///< each one's HTTP status; 0: the connection failed
   std::chrono::steady_clock::duration took{};
   double max_send_lag_ms = 0;  ///< open loop: how late the latest request left
 };

@@ -18,8 +18,9 @@
 //                              backends too; memory is reported for all but the last two);
 //                              repeatable, also with one NAME: several processes (two
 //                              workers) whose CPU is summed and whose largest RSS is shown
-//     --latency-trace FILE     one line a request: when it was due (ms from the start)
-//                              and its 202 latency (ms), in the order answered
+//     --latency-trace FILE     one line a request, in the order answered: when it was due
+//                              (ms from the start), its HTTP status (0: no answer) and
+//                              how long the answer took from then (ms)
 //     --timeout S              give up waiting for completion after S s (default 300)
 //
 // Each run submits under a tenant of its own, so PostgreSQL's timestamps of
@@ -40,12 +41,14 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include <sys/resource.h>
 
@@ -97,9 +100,11 @@ options parse(int argc, char** argv) {
       o.ceiling_messages = std::stoi(v);
     else if (a == "--timeout")
       o.timeout_s = std::stoi(v);
-    else if (a == "--pid" && v.find('=') != std::string::npos)
-      o.pids[v.substr(0, v.find('='))].push_back(std::stoi(v.substr(v.find('=') + 1)));
-    else if (a == "--latency-trace")
+    else if (a == "--pid" && v.find('=') != std::string::npos) {
+      auto& pids = o.pids[v.substr(0, v.find('='))];
+      int pid = std::stoi(v.substr(v.find('=') + 1));
+      if (std::find(pids.begin(), pids.end(), pid) == pids.end()) pids.push_back(pid);
+    } else if (a == "--latency-trace")
       o.latency_trace = v;
     else
       throw std::invalid_argument("unknown option " + a);
@@ -171,12 +176,12 @@ snapshot take(const options& o, pqxx::connection& c, bool with_pg) {
 double round2(double v) { return std::round(v * 100) / 100; }
 
 // --latency-trace: whether the slow 202s come together (a stall of the
-// machine or of one server) or are spread over the run.
-void write_latency_trace(const std::string& path, const load_result& load) {
-  std::ofstream out(path);
-  out << "# due_ms accept_ms\n";
+// machine or of one server) or are spread over the run. Opened before the
+// run, so that a path it cannot write fails at once.
+void write_latency_trace(std::ofstream& out, const std::string& path, const load_result& load) {
+  out << "# due_ms status ms\n";
   for (std::size_t i = 0; i < load.accept_ms.size(); ++i)
-    out << fmt::format("{:.2f} {:.2f}\n", load.due_ms[i], load.accept_ms[i]);
+    out << fmt::format("{:.2f} {} {:.2f}\n", load.due_ms[i], load.status[i], load.accept_ms[i]);
   if (!out.flush()) throw std::runtime_error("could not write " + path);
 }
 
@@ -233,6 +238,11 @@ int main(int argc, char** argv) {
       line["sink_delay_ms"] = o.sink_delay_ms;
     }
     auto body = sink ? webhook_job(sink->port(), o.payload_bytes) : job_body(o);
+    std::ofstream trace;
+    if (!o.latency_trace.empty()) {
+      trace.open(o.latency_trace);
+      if (!trace) throw std::runtime_error("cannot write " + o.latency_trace);
+    }
     // The API's counters are read outside what is measured: a scrape of its
     // /metrics runs queries of its own for the gauges.
     auto api0 = read_submit_counters(o.port);
@@ -270,7 +280,7 @@ int main(int argc, char** argv) {
     line["accept_p99_ms"] = round2(percentile(a, 99));
     line["accept_p999_ms"] = round2(percentile(a, 99.9));
     if (o.rate > 0) line["max_send_lag_ms"] = round2(load.max_send_lag_ms);
-    if (!o.latency_trace.empty()) write_latency_trace(o.latency_trace, load);
+    if (trace.is_open()) write_latency_trace(trace, o.latency_trace, load);
     line["e2e_p50_ms"] = round2(done.e2e_p50_ms);
     line["e2e_p95_ms"] = round2(done.e2e_p95_ms);
     line["e2e_p99_ms"] = round2(done.e2e_p99_ms);

@@ -3,6 +3,7 @@
 // each mode must complete every job and report every field. No timing is
 // asserted (numbers are scripts/bench's business, not a test's). The
 // webhook workload must see each succeeded job's request at its sink.
+#include "support/files.hpp"
 #include "support/live.hpp"
 
 #include <doctest/doctest.h>
@@ -114,22 +115,25 @@ TEST_CASE("jobs-bench runs single POSTs, batches and an open loop to completion"
   CHECK(open.at("platform_overhead_pct").to_number<double>() > 0);
 
   auto trace = require_env("JOBS_TEST_DIR") + "/" + s.name + "-latency.txt";
-  auto timed = run_bench(s, p, "--rate 100 --duration 1 --connections 2 --latency-trace " + trace);
+  auto timed =
+      run_bench(s, p, "--rate 100 --duration 1 --connections 2 --latency-trace '" + trace + "'");
   check_fields(timed, 100);
   CHECK(timed.at("mode") == "open");
   CHECK_FALSE(timed.contains("processes"));  // one process a name
   // Paced, not sent at once: the last of 100 jobs at 100/s is due at 0.99 s,
   // so however fast the API answers, the submissions take that long.
   CHECK(timed.at("submit_per_s").to_number<double>() <= 102);
-  // One line a request: its due time (k / 100 s) and its 202 latency.
+  // One line a request: its due time (k / 100 s), its status and latency.
   std::ifstream in(trace);
   std::string header;
   std::getline(in, header);
-  CHECK(header == "# due_ms accept_ms");
+  CHECK(header == "# due_ms status ms");
   std::vector<double> due;
   double d = 0, ms = 0;
-  while (in >> d >> ms) {
+  int status = 0;
+  while (in >> d >> status >> ms) {
     due.push_back(d);
+    CHECK(status == 202);
     CHECK(ms > 0);
   }
   REQUIRE(due.size() == 100);
@@ -141,12 +145,28 @@ TEST_CASE("jobs-bench runs single POSTs, batches and an open loop to completion"
 TEST_CASE("jobs-bench accounts several processes of one name together") {
   scratch s;
   platform p(s, {"processing", "processing"});
-  auto two = run_bench(s, p, "--jobs 400 --batch 50 --connections 2");
+  // Both consuming before the jobs come, or the first could take them all.
+  for (int n : {0, 1}) {
+    auto log = p.log_dir + "/worker-processing-" + std::to_string(n) + ".log";
+    REQUIRE_MESSAGE(
+        wait_until([&] { return file_text(log).find("worker consuming") != std::string::npos; },
+                   std::chrono::seconds(30)),
+        log);
+  }
+  // The first worker also on its own: `worker` must count both.
+  auto two = run_bench(
+      s, p,
+      fmt::format("--pid first={} --jobs 400 --batch 50 --connections 2", p.workers.at(0)->pid()));
   check_fields(two, 400);
   CHECK(two.at("processes").at("worker") == 2);
-  CHECK(two.at("cpu_s_per_1k_jobs").at("worker").to_number<double>() > 0);
-  // Both consumed: the broker spreads a queue's messages over its consumers.
+  CHECK_FALSE(two.at("processes").as_object().contains("first"));
+  // The broker spread the messages over both consumers.
   CHECK(count(s.pg_url, "SELECT count(DISTINCT worker_id) FROM job_attempts") == 2);
+  // So the second worker woke for its jobs too, and the sum is larger.
+  const auto& switches = two.at("switches_per_job");
+  CHECK(switches.at("worker").to_number<double>() > switches.at("first").to_number<double>());
+  const auto& cpu = two.at("cpu_s_per_1k_jobs");
+  CHECK(cpu.at("worker").to_number<double>() >= cpu.at("first").to_number<double>());
 }
 
 TEST_CASE("jobs-bench's webhook workload delivers every job to its own sink") {
